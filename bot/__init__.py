@@ -1,0 +1,1 @@
+"""incident-desk: a Slack bot that runs a financial-services contingency plan."""

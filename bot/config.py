@@ -1,0 +1,316 @@
+"""The playbook (config.yaml) and the environment settings, validated up front.
+
+A broken playbook is rejected whole, with every error naming its field path and line, so the bot
+never runs half-configured.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+SEVERITY_RE = re.compile(r"^sev[1-9]$")
+KEY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+DURATION_RE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*([mhd])\s*$")
+DEFAULT_SLACK_API_URL = "https://slack.com/api/"
+
+
+class ConfigError(Exception):
+    """A playbook or environment problem; `problems` holds one line per error, field path first."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(f"{source}: " + "; ".join(problems))
+
+
+def parse_duration(value: object) -> timedelta:
+    """Read '30m', '24h', '2d' or a bare number of hours; negative or zero durations are refused."""
+    if isinstance(value, bool):
+        raise ValueError("expected a duration such as 30m, 24h or 2d")
+    if isinstance(value, int | float):
+        amount, unit = float(value), "h"
+    elif isinstance(value, str) and (m := DURATION_RE.match(value)):
+        amount, unit = float(m.group(1)), m.group(2)
+    else:
+        raise ValueError(f"{value!r} is not a duration; write it like 30m, 24h or 2d")
+    if amount <= 0:
+        raise ValueError(f"{value!r} must be positive; write it like 30m, 24h or 2d")
+    return timedelta(minutes=amount) if unit == "m" else timedelta(hours=amount * (24 if unit == "d" else 1))
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class RoleSpec(_Strict):
+    name: str = Field(min_length=1, max_length=60)
+    description: str = Field(min_length=1)
+    aliases: tuple[str, ...] = ()
+    default_owners: tuple[str, ...] = ()
+    usergroup: str | None = None
+
+    @field_validator("default_owners")
+    @classmethod
+    def _user_ids(cls, owners: tuple[str, ...]) -> tuple[str, ...]:
+        for owner in owners:
+            if not re.fullmatch(r"[UW][A-Z0-9]{2,}", owner):
+                raise ValueError(f"{owner!r} is not a Slack user ID (they look like U012ABCDEF)")
+        return owners
+
+
+class SeveritySpec(_Strict):
+    name: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+
+
+class DeadlineSpec(_Strict):
+    key: str
+    name: str = Field(min_length=1)
+    owner: str
+    after: timedelta
+    start: Literal["opened", "resolved"] = "opened"
+
+    @field_validator("after", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> timedelta:
+        return parse_duration(value)
+
+    @field_validator("key")
+    @classmethod
+    def _key(cls, key: str) -> str:
+        if not KEY_RE.match(key):
+            raise ValueError(f"{key!r} must be lowercase letters, digits and underscores")
+        return key
+
+
+class KindSpec(_Strict):
+    name: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    default_severity: str
+    roles: tuple[str, ...] = Field(min_length=1)
+    categories: tuple[str, ...] = ()
+    welcome_template: str
+    deadlines: tuple[DeadlineSpec, ...] = ()
+
+
+class ChannelSpec(_Strict):
+    name_pattern: str = "inc-{date}-{number}-{slug}"
+    invite_role_owners: bool = True
+
+    @field_validator("name_pattern")
+    @classmethod
+    def _pattern(cls, pattern: str) -> str:
+        try:
+            pattern.format(date="20260101", number=1, slug="x", kind="complaint", severity="sev1")
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(
+                f"unknown placeholder {exc}; use {{date}}, {{number}}, {{slug}}, {{kind}}, {{severity}}"
+            ) from None
+        if "{number}" not in pattern:
+            raise ValueError("must contain {number} so every incident gets its own channel")
+        return pattern
+
+
+class Playbook(_Strict):
+    version: str = Field(min_length=1)
+    timezone: str = "Asia/Shanghai"
+    locale: str = "en"
+    admins: tuple[str, ...] = ()
+    lead_role: str = "lead"
+    channel: ChannelSpec = ChannelSpec()
+    roles: dict[str, RoleSpec]
+    severities: dict[str, SeveritySpec]
+    kinds: dict[str, KindSpec]
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, name: str) -> str:
+        try:
+            ZoneInfo(name)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{name!r} is not a time zone name such as Asia/Shanghai") from None
+        return name
+
+    @field_validator("severities")
+    @classmethod
+    def _sev_keys(cls, sevs: dict[str, SeveritySpec]) -> dict[str, SeveritySpec]:
+        for key in sevs:
+            if not SEVERITY_RE.match(key):
+                raise ValueError(f"{key!r} must be named sev1 … sev9")
+        if not sevs:
+            raise ValueError("at least one severity is needed")
+        return sevs
+
+    @field_validator("roles", "kinds")
+    @classmethod
+    def _keys(cls, items: dict[str, Any]) -> dict[str, Any]:
+        for key in items:
+            if not KEY_RE.match(key):
+                raise ValueError(f"{key!r} must be lowercase letters, digits and underscores")
+        if not items:
+            raise ValueError("must not be empty")
+        return items
+
+    @model_validator(mode="after")
+    def _cross_refs(self) -> Playbook:
+        problems: list[str] = []
+        if self.lead_role not in self.roles:
+            problems.append(f"lead_role: {self.lead_role!r} is not one of roles ({', '.join(self.roles)})")
+        for kind_key, kind in self.kinds.items():
+            if kind.default_severity not in self.severities:
+                problems.append(
+                    f"kinds.{kind_key}.default_severity: {kind.default_severity!r} is not one of "
+                    f"severities ({', '.join(self.severities)})"
+                )
+            for i, role in enumerate(kind.roles):
+                if role not in self.roles:
+                    problems.append(f"kinds.{kind_key}.roles.{i}: unknown role {role!r} (roles: {', '.join(self.roles)})")
+            for i, deadline in enumerate(kind.deadlines):
+                if deadline.owner not in self.roles:
+                    problems.append(
+                        f"kinds.{kind_key}.deadlines.{i}.owner: unknown role {deadline.owner!r} "
+                        f"(roles: {', '.join(self.roles)})"
+                    )
+        seen: dict[str, str] = {}
+        for role_key, role in self.roles.items():
+            for name in (role_key, *role.aliases):
+                norm = normalise_word(name)
+                if norm in seen and seen[norm] != role_key:
+                    problems.append(f"roles.{role_key}.aliases: {name!r} already names role {seen[norm]!r}")
+                seen[norm] = role_key
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def role_for(self, word: str) -> str | None:
+        """The role key a user's word (key, alias, or name) refers to."""
+        norm = normalise_word(word)
+        for key, role in self.roles.items():
+            if norm in {normalise_word(key), normalise_word(role.name), *(normalise_word(a) for a in role.aliases)}:
+                return key
+        return None
+
+
+def normalise_word(word: str) -> str:
+    return re.sub(r"[\s_\-&]+", "", word.strip().lower())
+
+
+def _node_at(node: yaml.Node | None, loc: tuple[int | str, ...]) -> yaml.Node | None:
+    """Follow a pydantic error location through the composed YAML to find its line."""
+    best = node
+    for part in loc:
+        if isinstance(node, yaml.MappingNode):
+            nxt = next((v for k, v in node.value if k.value == str(part)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value):
+            nxt = node.value[part]
+        else:
+            nxt = None
+        if nxt is None:
+            break
+        node = best = nxt
+    return best
+
+
+def _format_loc(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc) or "(top level)"
+
+
+def load_playbook_text(text: str, source: str = "config.yaml") -> Playbook:
+    """Parse and validate playbook YAML; raise ConfigError listing every problem with field and line."""
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" (line {mark.line + 1})" if mark else ""
+        raise ConfigError(source, [f"(yaml){where}: {getattr(exc, 'problem', None) or exc}"]) from None
+    if not isinstance(data, dict):
+        raise ConfigError(source, ["(top level): the playbook must be a mapping with version, roles, kinds…"])
+    try:
+        return Playbook.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            if not loc:  # cross-reference errors name their own field paths, one per line
+                for line in msg.splitlines():
+                    path = tuple(int(p) if p.isdigit() else p for p in line.split(":", 1)[0].split("."))
+                    problems.append(_with_line(line, _node_at(root, path)))
+                continue
+            problems.append(_with_line(f"{_format_loc(loc)}: {msg}", _node_at(root, loc)))
+        raise ConfigError(source, problems) from None
+
+
+def _with_line(message: str, node: yaml.Node | None) -> str:
+    if node is None:
+        return message
+    path, _, rest = message.partition(":")
+    return f"{path} (line {node.start_mark.line + 1}):{rest}"
+
+
+def load_playbook(path: str | Path) -> Playbook:
+    """Load the playbook file; a missing or unreadable file is a ConfigError too."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(p), [f"(file): cannot read it ({exc.strerror}); set INCIDENT_DESK_CONFIG"]) from None
+    return load_playbook_text(text, str(p))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Runtime settings from the environment; secrets are never shown by repr."""
+
+    bot_token: str | None = field(default=None, repr=False)
+    signing_secret: str | None = field(default=None, repr=False)
+    app_token: str | None = field(default=None, repr=False)
+    slack_api_url: str = DEFAULT_SLACK_API_URL
+    database_url: str = "sqlite:///incident-desk.db"
+    config_path: Path = Path("config.yaml")
+    port: int = 3000
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        port_text = env.get("PORT", "3000")
+        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+            raise ConfigError("environment", [f"PORT: {port_text!r} is not a port number; use e.g. PORT=3000"])
+        api_url = env.get("SLACK_API_URL") or DEFAULT_SLACK_API_URL
+        if not re.match(r"^https?://", api_url):
+            raise ConfigError("environment", [f"SLACK_API_URL: {api_url!r} must start with http:// or https://"])
+        return cls(
+            bot_token=env.get("SLACK_BOT_TOKEN") or None,
+            signing_secret=env.get("SLACK_SIGNING_SECRET") or None,
+            app_token=env.get("SLACK_APP_TOKEN") or None,
+            slack_api_url=api_url if api_url.endswith("/") else api_url + "/",
+            database_url=env.get("DATABASE_URL") or "sqlite:///incident-desk.db",
+            config_path=Path(env.get("INCIDENT_DESK_CONFIG") or "config.yaml"),
+            port=int(port_text),
+        )
+
+    def require_slack(self) -> None:
+        """Refuse to start against Slack without the credentials that mode needs."""
+        missing = [name for name, value in (("SLACK_BOT_TOKEN", self.bot_token),) if not value]
+        if not self.app_token and not self.signing_secret:
+            missing.append("SLACK_SIGNING_SECRET (or SLACK_APP_TOKEN for Socket Mode)")
+        if missing:
+            raise ConfigError(
+                "environment",
+                [f"{name}: not set; export it, or run `incident-desk run --offline` to try the bot" for name in missing],
+            )

@@ -1,0 +1,570 @@
+"""A Slack-compatible Web API server for tests and the offline mode.
+
+The real `slack_sdk.WebClient` talks to it over HTTP. It keeps a small workspace (users, user groups,
+channels, members, messages, DMs, views, ephemeral replies), answers Slack-shaped JSON, rejects what
+Slack would reject, and records every call so tests can assert on what people would see.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import threading
+import time
+import urllib.parse
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+from bot.sandbox.blockkit import validate_blocks, validate_view
+
+SPEC_METHODS: dict[str, list[str]] = json.loads(
+    (Path(__file__).with_name("slack_methods.json")).read_text(encoding="utf-8")
+)["methods"]
+# Arguments newer than the 2020 spec or added by slack_sdk itself; Slack accepts them.
+EXTRA_ARGS = {"team_id", "metadata", "include_locale", "include_num_members", "force"}
+CHANNEL_NAME_RE = re.compile(r"^[a-z0-9_-]+$")
+TOPIC_MAX = 250
+MESSAGE_TEXT_MAX = 40_000
+
+
+class SlackError(Exception):
+    def __init__(self, error: str, **extra: Any) -> None:
+        super().__init__(error)
+        self.error = error
+        self.extra = extra
+
+
+@dataclass
+class Message:
+    channel: str
+    ts: str
+    user: str
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+    thread_ts: str | None = None
+    edited: bool = False
+
+
+@dataclass
+class Ephemeral:
+    channel: str
+    user: str
+    text: str
+    blocks: list[dict[str, Any]] = field(default_factory=list)
+    via: str = "chat.postEphemeral"
+
+
+@dataclass
+class Channel:
+    id: str
+    name: str
+    creator: str
+    created: int
+    is_im: bool = False
+    is_private: bool = False
+    is_archived: bool = False
+    topic: str = ""
+    members: list[str] = field(default_factory=list)
+
+
+@dataclass
+class RateLimit:
+    capacity: int
+    per_seconds: float
+    retry_after: int
+    hits: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
+
+
+@dataclass
+class Failure:
+    error: str | None
+    status: int
+    remaining: int
+
+
+class SlackSandbox:
+    """The workspace state and the HTTP server around it."""
+
+    def __init__(self, *, bot_token: str = "xoxb-sandbox-token", bot_user_id: str = "UBOTSANDBOX") -> None:
+        self.bot_token = bot_token
+        self.bot_user_id = bot_user_id
+        self.team_id = "TSANDBOX01"
+        self.latency = 0.0
+        self.lock = threading.RLock()
+        self.users: dict[str, dict[str, Any]] = {}
+        self.usergroups: dict[str, dict[str, Any]] = {}
+        self.channels: dict[str, Channel] = {}
+        self.messages: list[Message] = []
+        self.ephemerals: list[Ephemeral] = []
+        self.views: dict[str, dict[str, Any]] = {}
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+        self.unknown_args: list[tuple[str, str]] = []
+        self.rate_limits: dict[str, RateLimit] = {}
+        self.failures: dict[str, deque[Failure]] = defaultdict(deque)
+        self.response_urls: dict[str, tuple[str, str]] = {}
+        self.triggers: dict[str, str] = {}
+        self._ids = itertools.count(1)
+        self._ts = itertools.count(1)
+        self._epoch = int(time.time())
+        self.add_user(bot_user_id, "incident-desk", is_bot=True)
+        self._httpd: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # ---- the workspace, as tests and the demo set it up -------------------------------------------------
+
+    def add_user(self, user_id: str, name: str, *, real_name: str | None = None, is_bot: bool = False) -> str:
+        with self.lock:
+            self.users[user_id] = {
+                "id": user_id,
+                "team_id": self.team_id,
+                "name": name,
+                "real_name": real_name or name,
+                "is_bot": is_bot,
+                "deleted": False,
+                "profile": {"display_name": name, "real_name": real_name or name},
+            }
+        return user_id
+
+    def add_usergroup(self, group_id: str, handle: str, users: list[str]) -> str:
+        with self.lock:
+            self.usergroups[group_id] = {"id": group_id, "handle": handle, "users": list(users)}
+        return group_id
+
+    def add_channel(self, name: str, members: list[str] | None = None, *, creator: str = "UHUMAN0001") -> str:
+        with self.lock:
+            cid = self._new_id("C")
+            self.channels[cid] = Channel(cid, name, creator, self._epoch, members=list(members or []))
+        return cid
+
+    def rate_limit(self, method: str, *, capacity: int, per_seconds: float = 1.0, retry_after: int = 1) -> None:
+        """Allow `capacity` calls per channel in any `per_seconds` window; more get 429 with Retry-After."""
+        self.rate_limits[method] = RateLimit(capacity, per_seconds, retry_after)
+
+    def fail(self, method: str, *, error: str | None = "internal_error", status: int = 200, times: int = 1) -> None:
+        """Make the next `times` calls of `method` fail (an ok:false error, or an HTTP status such as 503)."""
+        self.failures[method].append(Failure(error, status, times))
+
+    def response_url(self, channel: str, user: str) -> str:
+        key = f"R{next(self._ids):08d}"
+        self.response_urls[key] = (channel, user)
+        return f"{self.base_url}response/{key}"
+
+    def new_trigger_id(self, user: str) -> str:
+        trigger = f"{next(self._ids)}.{int(time.time())}.trigger"
+        self.triggers[trigger] = user
+        return trigger
+
+    # ---- what people see --------------------------------------------------------------------------------
+
+    def channel_by_name(self, name: str) -> Channel | None:
+        with self.lock:
+            return next((c for c in self.channels.values() if c.name == name and not c.is_im), None)
+
+    def channel_messages(self, channel: str) -> list[Message]:
+        """Messages in a channel (by ID or name), oldest first."""
+        with self.lock:
+            cid = channel if channel in self.channels else getattr(self.channel_by_name(channel), "id", channel)
+            return [m for m in self.messages if m.channel == cid]
+
+    def dm_messages(self, user: str) -> list[Message]:
+        with self.lock:
+            ims = {c.id for c in self.channels.values() if c.is_im and user in c.members}
+            return [m for m in self.messages if m.channel in ims]
+
+    def ephemerals_for(self, user: str) -> list[Ephemeral]:
+        with self.lock:
+            return [e for e in self.ephemerals if e.user == user]
+
+    def calls_to(self, method: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [args for name, args in self.calls if name == method]
+
+    # ---- serving ----------------------------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        if self._httpd is None:
+            raise RuntimeError("the sandbox is not started")
+        host, port = self._httpd.server_address[:2]
+        return f"http://{host!s}:{port}/"
+
+    @property
+    def api_url(self) -> str:
+        return self.base_url + "api/"
+
+    def start(self, port: int = 0) -> SlackSandbox:
+        sandbox = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: Any) -> None:  # quiet
+                return
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                status, headers, payload = sandbox.handle_http(self.path, dict(self.headers.items()), body)
+                data = json.dumps(payload).encode()
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json; charset=utf-8")
+                self.send_header("Content-Length", str(len(data)))
+                for key, value in headers.items():
+                    self.send_header(key, value)
+                self.end_headers()
+                self.wfile.write(data)
+
+            do_GET = do_POST
+
+        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        self._httpd.daemon_threads = True
+        self._thread = threading.Thread(target=self._httpd.serve_forever, name="slack-sandbox", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        if self._httpd is not None:
+            self._httpd.shutdown()
+            self._httpd.server_close()
+            self._httpd = None
+
+    def __enter__(self) -> SlackSandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---- request handling -------------------------------------------------------------------------------
+
+    def handle_http(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, dict[str, str], Any]:
+        if self.latency:
+            time.sleep(self.latency)
+        parsed = urllib.parse.urlsplit(path)
+        if parsed.path.startswith("/response/"):
+            return self._handle_response_url(parsed.path.removeprefix("/response/"), body)
+        if not parsed.path.startswith("/api/"):
+            return 404, {}, {"ok": False, "error": "not_found"}
+        method = parsed.path.removeprefix("/api/")
+        args = self._parse_args(headers, body, parsed.query)
+        token = args.pop("token", None)
+        auth = {k.lower(): v for k, v in headers.items()}.get("authorization", "")
+        if auth.startswith("Bearer "):
+            token = auth.removeprefix("Bearer ")
+        with self.lock:
+            self.calls.append((method, dict(args)))
+        handler: Callable[[dict[str, Any]], dict[str, Any]] | None = getattr(
+            self, "m_" + method.replace(".", "_"), None
+        )
+        if method not in SPEC_METHODS and handler is None:
+            return 200, {}, {"ok": False, "error": "unknown_method", "req_method": method}
+        if not token:
+            return 200, {}, {"ok": False, "error": "not_authed"}
+        if token != self.bot_token:
+            return 200, {}, {"ok": False, "error": "invalid_auth"}
+        known = set(SPEC_METHODS.get(method, [])) | EXTRA_ARGS
+        for arg in args:
+            if arg not in known:
+                with self.lock:
+                    self.unknown_args.append((method, arg))
+        limited = self._rate_limited(method, args)
+        if limited is not None:
+            return 429, {"Retry-After": str(limited)}, {"ok": False, "error": "ratelimited"}
+        failure = self._take_failure(method)
+        if failure is not None:
+            if failure.status != 200:
+                return failure.status, {}, {"ok": False, "error": failure.error or "internal_error"}
+            return 200, {}, {"ok": False, "error": failure.error}
+        if handler is None:
+            return 200, {}, {"ok": False, "error": "not_emulated_by_sandbox", "req_method": method}
+        try:
+            with self.lock:
+                result = handler(args)
+        except SlackError as exc:
+            return 200, {}, {"ok": False, "error": exc.error, **exc.extra}
+        return 200, {}, {"ok": True, **result}
+
+    def _parse_args(self, headers: dict[str, str], body: bytes, query: str) -> dict[str, Any]:
+        ctype = {k.lower(): v for k, v in headers.items()}.get("content-type", "")
+        args: dict[str, Any] = dict(urllib.parse.parse_qsl(query))
+        if "application/json" in ctype and body:
+            args.update(json.loads(body.decode()))
+        elif body:
+            args.update(urllib.parse.parse_qsl(body.decode(), keep_blank_values=True))
+        for key in ("blocks", "view", "attachments"):
+            if isinstance(args.get(key), str) and args[key]:
+                try:
+                    args[key] = json.loads(args[key])
+                except json.JSONDecodeError:
+                    args[key] = {"__invalid_json__": True}
+        return args
+
+    def _rate_limited(self, method: str, args: dict[str, Any]) -> int | None:
+        limit = self.rate_limits.get(method)
+        if limit is None:
+            return None
+        with self.lock:
+            now = time.monotonic()
+            window = limit.hits[str(args.get("channel", ""))]
+            while window and now - window[0] >= limit.per_seconds:
+                window.popleft()
+            if len(window) >= limit.capacity:
+                return limit.retry_after
+            window.append(now)
+        return None
+
+    def _take_failure(self, method: str) -> Failure | None:
+        with self.lock:
+            queue = self.failures.get(method)
+            if not queue:
+                return None
+            failure = queue[0]
+            failure.remaining -= 1
+            if failure.remaining <= 0:
+                queue.popleft()
+            return failure
+
+    def _handle_response_url(self, key: str, body: bytes) -> tuple[int, dict[str, str], Any]:
+        target = self.response_urls.get(key)
+        if target is None:
+            return 404, {}, {"ok": False, "error": "expired_url"}
+        payload = json.loads(body.decode() or "{}")
+        blocks = payload.get("blocks") or []
+        errors = validate_blocks(blocks) if blocks else []
+        if errors:
+            return 400, {}, {"ok": False, "error": "invalid_blocks", "response_metadata": {"messages": errors}}
+        channel, user = target
+        with self.lock:
+            if payload.get("response_type") == "in_channel":
+                self._post(channel, self.bot_user_id, payload.get("text", ""), blocks)
+            else:
+                self.ephemerals.append(Ephemeral(channel, user, payload.get("text", ""), blocks, via="response_url"))
+        return 200, {}, {"ok": True}
+
+    # ---- helpers ------------------------------------------------------------------------------------------
+
+    def _new_id(self, prefix: str) -> str:
+        return f"{prefix}{next(self._ids):010d}"
+
+    def _next_ts(self) -> str:
+        return f"{self._epoch + next(self._ts)}.{next(self._ts) % 1_000_000:06d}"
+
+    def _require(self, args: dict[str, Any], *names: str) -> None:
+        for name in names:
+            if args.get(name) in (None, ""):
+                raise SlackError("invalid_arguments", response_metadata={"messages": [f"missing required field: {name}"]})
+
+    def _channel(self, args: dict[str, Any]) -> Channel:
+        self._require(args, "channel")
+        channel = self.channels.get(str(args["channel"]))
+        if channel is None:
+            raise SlackError("channel_not_found")
+        return channel
+
+    def _check_message_content(self, args: dict[str, Any]) -> list[dict[str, Any]]:
+        blocks = args.get("blocks") or []
+        if not args.get("text") and not blocks and not args.get("attachments"):
+            raise SlackError("no_text")
+        if len(str(args.get("text", ""))) > MESSAGE_TEXT_MAX:
+            raise SlackError("msg_too_long")
+        if blocks:
+            errors = validate_blocks(blocks)
+            if errors:
+                raise SlackError("invalid_blocks", response_metadata={"messages": errors})
+        return blocks
+
+    def _post(self, channel: str, user: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None = None) -> Message:
+        message = Message(channel, self._next_ts(), user, text, blocks, thread_ts)
+        self.messages.append(message)
+        return message
+
+    def _channel_json(self, c: Channel) -> dict[str, Any]:
+        return {
+            "id": c.id,
+            "name": c.name,
+            "is_channel": not c.is_im and not c.is_private,
+            "is_private": c.is_private,
+            "is_im": c.is_im,
+            "is_archived": c.is_archived,
+            "created": c.created,
+            "creator": c.creator,
+            "topic": {"value": c.topic, "creator": self.bot_user_id, "last_set": 0},
+            "num_members": len(c.members),
+            **({"user": next((m for m in c.members if m != self.bot_user_id), None)} if c.is_im else {}),
+        }
+
+    # ---- methods ------------------------------------------------------------------------------------------
+
+    def m_api_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"args": args}
+
+    def m_auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "url": "https://sandbox.slack.test/",
+            "team": "Sandbox",
+            "user": "incident-desk",
+            "team_id": self.team_id,
+            "user_id": self.bot_user_id,
+            "bot_id": "BSANDBOX01",
+        }
+
+    def m_chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args)
+        blocks = self._check_message_content(args)
+        if channel.is_archived:
+            raise SlackError("is_archived")
+        if self.bot_user_id not in channel.members:
+            raise SlackError("not_in_channel")
+        msg = self._post(channel.id, self.bot_user_id, str(args.get("text", "")), blocks, args.get("thread_ts"))
+        return {"channel": channel.id, "ts": msg.ts, "message": {"text": msg.text, "ts": msg.ts, "user": msg.user}}
+
+    def m_chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args)
+        self._require(args, "user")
+        blocks = self._check_message_content(args)
+        if args["user"] not in self.users:
+            raise SlackError("user_not_found")
+        if args["user"] not in channel.members:
+            raise SlackError("user_not_in_channel")
+        self.ephemerals.append(Ephemeral(channel.id, args["user"], str(args.get("text", "")), blocks))
+        return {"message_ts": self._next_ts()}
+
+    def m_chat_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args)
+        self._require(args, "ts")
+        msg = next((m for m in self.messages if m.channel == channel.id and m.ts == args["ts"]), None)
+        if msg is None:
+            raise SlackError("message_not_found")
+        if msg.user != self.bot_user_id:
+            raise SlackError("cant_update_message")
+        blocks = self._check_message_content(args)
+        msg.text, msg.blocks, msg.edited = str(args.get("text", "")), blocks, True
+        return {"channel": channel.id, "ts": msg.ts, "text": msg.text}
+
+    def m_conversations_create(self, args: dict[str, Any]) -> dict[str, Any]:
+        name = str(args.get("name") or "")
+        if not name:
+            raise SlackError("invalid_name_required")
+        if len(name) > 80:
+            raise SlackError("invalid_name_maxlength")
+        if not CHANNEL_NAME_RE.match(name):
+            raise SlackError("invalid_name_specials")
+        if any(c.name == name for c in self.channels.values() if not c.is_im):
+            raise SlackError("name_taken")
+        cid = self._new_id("C")
+        private = str(args.get("is_private", "")).lower() in ("1", "true")
+        channel = Channel(cid, name, self.bot_user_id, int(time.time()), is_private=private, members=[self.bot_user_id])
+        self.channels[cid] = channel
+        return {"channel": self._channel_json(channel)}
+
+    def m_conversations_setTopic(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args)
+        topic = str(args.get("topic", ""))
+        if len(topic) > TOPIC_MAX:
+            raise SlackError("too_long")
+        if self.bot_user_id not in channel.members:
+            raise SlackError("not_in_channel")
+        channel.topic = topic
+        return {"channel": self._channel_json(channel)}
+
+    def m_conversations_invite(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args)
+        self._require(args, "users")
+        users = [u.strip() for u in str(args["users"]).split(",") if u.strip()]
+        if self.bot_user_id not in channel.members:
+            raise SlackError("not_in_channel")
+        if channel.is_archived:
+            raise SlackError("is_archived")
+        for user in users:
+            if user not in self.users:
+                raise SlackError("user_not_found")
+            if user == self.bot_user_id:
+                raise SlackError("cant_invite_self")
+        new = [u for u in users if u not in channel.members]
+        if not new:
+            raise SlackError("already_in_channel")
+        channel.members.extend(new)
+        return {"channel": self._channel_json(channel)}
+
+    def m_conversations_members(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args)
+        return {"members": list(channel.members), "response_metadata": {"next_cursor": ""}}
+
+    def m_conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"channel": self._channel_json(self._channel(args))}
+
+    def m_conversations_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        limit = int(args.get("limit") or 100)
+        start = int(args.get("cursor") or 0)
+        exclude_archived = str(args.get("exclude_archived", "")).lower() in ("1", "true")
+        channels = [c for c in self.channels.values() if not c.is_im and not (exclude_archived and c.is_archived)]
+        page = channels[start : start + limit]
+        nxt = str(start + limit) if start + limit < len(channels) else ""
+        return {"channels": [self._channel_json(c) for c in page], "response_metadata": {"next_cursor": nxt}}
+
+    def m_conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._require(args, "users")
+        users = [u.strip() for u in str(args["users"]).split(",") if u.strip()]
+        for user in users:
+            if user not in self.users:
+                raise SlackError("user_not_found")
+        for c in self.channels.values():
+            if c.is_im and set(c.members) == {self.bot_user_id, *users}:
+                return {"channel": {"id": c.id}}
+        cid = self._new_id("D")
+        self.channels[cid] = Channel(cid, cid, self.bot_user_id, int(time.time()), is_im=True, members=[self.bot_user_id, *users])
+        return {"channel": {"id": cid}}
+
+    def m_conversations_archive(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args)
+        if channel.is_archived:
+            raise SlackError("already_archived")
+        channel.is_archived = True
+        return {}
+
+    def m_conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(args)
+        msgs = [m for m in self.messages if m.channel == channel.id]
+        return {"messages": [{"ts": m.ts, "user": m.user, "text": m.text, "blocks": m.blocks} for m in reversed(msgs)]}
+
+    def m_users_info(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._require(args, "user")
+        user = self.users.get(str(args["user"]))
+        if user is None:
+            raise SlackError("user_not_found")
+        return {"user": user}
+
+    def m_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {"members": list(self.users.values()), "response_metadata": {"next_cursor": ""}}
+
+    def m_usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._require(args, "usergroup")
+        group = self.usergroups.get(str(args["usergroup"]))
+        if group is None:
+            raise SlackError("no_such_subteam")
+        return {"users": list(group["users"])}
+
+    def m_views_open(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._require(args, "trigger_id", "view")
+        if args["trigger_id"] not in self.triggers:
+            raise SlackError("invalid_trigger_id")
+        errors = validate_view(args["view"])
+        if errors:
+            raise SlackError("invalid_arguments", response_metadata={"messages": errors})
+        view_id = self._new_id("V")
+        self.views[view_id] = {**args["view"], "id": view_id, "user": self.triggers.pop(args["trigger_id"])}
+        return {"view": self.views[view_id]}
+
+    def m_views_update(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._require(args, "view_id", "view")
+        if args["view_id"] not in self.views:
+            raise SlackError("not_found")
+        errors = validate_view(args["view"])
+        if errors:
+            raise SlackError("invalid_arguments", response_metadata={"messages": errors})
+        self.views[args["view_id"]] = {**self.views[args["view_id"]], **args["view"]}
+        return {"view": self.views[args["view_id"]]}

@@ -1,0 +1,87 @@
+"""Tables. All times are stored as UTC; the store keeps raw user text (masking happens on output)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Incident(Base):
+    __tablename__ = "incidents"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    severity: Mapped[str] = mapped_column(String(10))
+    category: Mapped[str | None] = mapped_column(String(60))
+    title: Mapped[str] = mapped_column(Text)
+    description: Mapped[str | None] = mapped_column(Text)
+    customer_ref: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(20), default="reported")
+    is_drill: Mapped[bool] = mapped_column(Boolean, default=False)
+    playbook_version: Mapped[str] = mapped_column(String(60))
+    reporter_id: Mapped[str] = mapped_column(String(40))
+    origin_channel_id: Mapped[str | None] = mapped_column(String(40))
+    # The channel name is claimed here (unique) before Slack is called, so two opens cannot race for it.
+    channel_name: Mapped[str | None] = mapped_column(String(80), unique=True)
+    channel_id: Mapped[str | None] = mapped_column(String(40), unique=True)
+    topic_set: Mapped[bool] = mapped_column(Boolean, default=False)
+    members_invited: Mapped[bool] = mapped_column(Boolean, default=False)
+    card_ts: Mapped[str | None] = mapped_column(String(40))
+    welcome_posted: Mapped[bool] = mapped_column(Boolean, default=False)
+    setup_error: Mapped[str | None] = mapped_column(Text)
+    resolution_summary: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    roles: Mapped[list[RoleAssignment]] = relationship(
+        back_populates="incident", cascade="all, delete-orphan", order_by="RoleAssignment.id"
+    )
+
+    __table_args__ = (Index("ix_incidents_status_created", "status", "created_at"),)
+
+
+class RoleAssignment(Base):
+    """The current owner of one role in one incident; history lives in the timeline."""
+
+    __tablename__ = "role_assignments"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(40))
+    user_id: Mapped[str | None] = mapped_column(String(40))
+    assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    assigned_by: Mapped[str | None] = mapped_column(String(40))
+
+    incident: Mapped[Incident] = relationship(back_populates="roles")
+
+    __table_args__ = (UniqueConstraint("incident_id", "role", name="uq_role_assignments_incident_role"),)
+
+
+class TimelineEvent(Base):
+    __tablename__ = "timeline_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    actor_id: Mapped[str | None] = mapped_column(String(40))
+    event: Mapped[str] = mapped_column(String(40))
+    text: Mapped[str] = mapped_column(Text, default="")
+    data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class RoleRotation(Base):
+    """Round-robin cursor per role, so default owners take turns across incidents and restarts."""
+
+    __tablename__ = "role_rotation"
+
+    role: Mapped[str] = mapped_column(String(40), primary_key=True)
+    position: Mapped[int] = mapped_column(Integer, default=0)

@@ -1,0 +1,92 @@
+"""Queries and writes. Functions here never commit: the caller's unit of work does."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, selectinload
+
+from store.models import Incident, RoleAssignment, RoleRotation, TimelineEvent
+
+OPEN_STATUSES = ("reported", "investigating", "resolved")
+
+
+def get_incident(session: Session, incident_id: int, *, for_update: bool = False) -> Incident | None:
+    stmt = select(Incident).where(Incident.id == incident_id).options(selectinload(Incident.roles))
+    if for_update:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).first()
+
+
+def get_incident_by_channel(session: Session, channel_id: str, *, for_update: bool = False) -> Incident | None:
+    stmt = select(Incident).where(Incident.channel_id == channel_id).options(selectinload(Incident.roles))
+    if for_update:
+        stmt = stmt.with_for_update()
+    return session.scalars(stmt).first()
+
+
+def get_incident_by_channel_name(session: Session, name: str) -> Incident | None:
+    return session.scalars(select(Incident).where(Incident.channel_name == name)).first()
+
+
+def list_open_incidents(session: Session, limit: int = 50) -> Sequence[Incident]:
+    stmt = (
+        select(Incident)
+        .where(Incident.status.in_(OPEN_STATUSES))
+        .order_by(Incident.created_at.desc())
+        .limit(limit)
+        .options(selectinload(Incident.roles))
+    )
+    return session.scalars(stmt).all()
+
+
+def count_open_incidents(session: Session) -> int:
+    from sqlalchemy import func
+
+    return session.scalar(select(func.count(Incident.id)).where(Incident.status.in_(OPEN_STATUSES))) or 0
+
+
+def add_incident(session: Session, incident: Incident) -> Incident:
+    session.add(incident)
+    session.flush()
+    return incident
+
+
+def add_timeline_event(
+    session: Session,
+    incident_id: int,
+    *,
+    at: datetime,
+    event: str,
+    actor_id: str | None,
+    text: str = "",
+    data: dict[str, Any] | None = None,
+) -> TimelineEvent:
+    row = TimelineEvent(incident_id=incident_id, at=at, event=event, actor_id=actor_id, text=text, data=data or {})
+    session.add(row)
+    return row
+
+
+def list_timeline(session: Session, incident_id: int) -> Sequence[TimelineEvent]:
+    stmt = select(TimelineEvent).where(TimelineEvent.incident_id == incident_id).order_by(TimelineEvent.at, TimelineEvent.id)
+    return session.scalars(stmt).all()
+
+
+def get_role_assignment(session: Session, incident_id: int, role: str) -> RoleAssignment | None:
+    stmt = select(RoleAssignment).where(RoleAssignment.incident_id == incident_id, RoleAssignment.role == role)
+    return session.scalars(stmt).first()
+
+
+def next_rotation_position(session: Session, role: str, pool_size: int) -> int:
+    """Take the next round-robin slot for a role, persisting the cursor."""
+    row = session.get(RoleRotation, role, with_for_update=True)
+    if row is None:
+        row = RoleRotation(role=role, position=0)
+        session.add(row)
+        session.flush()
+    position = row.position % pool_size
+    row.position = (row.position + 1) % max(pool_size, 1)
+    return position
