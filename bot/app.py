@@ -1,0 +1,81 @@
+"""Builds the bolt App and everything behind it. No globals: every test builds its own."""
+
+from __future__ import annotations
+
+import json
+import logging
+from concurrent.futures import Executor
+from dataclasses import dataclass
+from typing import Any
+
+from slack_bolt import App, BoltResponse
+from slack_sdk import WebClient
+from sqlalchemy.orm import Session, sessionmaker
+
+import handlers.actions
+import handlers.commands
+import handlers.views
+from bot.clock import Clock, SystemClock
+from bot.config import Playbook
+from bot.errors import BotError
+from bot.executor import TrackingExecutor
+from bot.ids import BlockId
+from bot.services import Services
+from bot.replies import error_message, tell
+from bot.slack import SlackGateway
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Bot:
+    app: App
+    services: Services
+    executor: TrackingExecutor
+
+
+def create_app(
+    playbook: Playbook,
+    session_factory: sessionmaker[Session],
+    *,
+    client: WebClient,
+    signing_secret: str | None,
+    clock: Clock | None = None,
+    executor: TrackingExecutor | None = None,
+) -> Bot:
+    """Wire the gateway, services, listeners and the one error handler."""
+    gateway = SlackGateway(client)
+    services = Services.build(playbook, session_factory, gateway, clock or SystemClock())
+    executor = executor or TrackingExecutor()
+    app = App(
+        client=client,
+        signing_secret=signing_secret,
+        request_verification_enabled=signing_secret is not None,
+        listener_executor=executor,
+        process_before_response=False,
+        logger=logging.getLogger("bolt"),
+    )
+    handlers.commands.register(app, services)
+    handlers.actions.register(app, services)
+    handlers.views.register(app, services)
+    app.error(_error_handler(services))
+    return Bot(app, services, executor)
+
+
+def _json_response(payload: dict[str, Any]) -> BoltResponse:
+    return BoltResponse(status=200, body=json.dumps(payload), headers={"content-type": "application/json"})
+
+
+def _error_handler(services: Services) -> Any:
+    def handle_error(error: Exception, body: dict[str, Any], response: BoltResponse | None) -> BoltResponse | None:
+        """Errors before the ack become the ack's answer (modal field errors, ephemeral text)."""
+        message = error_message(error, str(body.get("command") or body.get("type") or ""))
+        if response is not None and body.get("type") == "view_submission":
+            field = error.field if isinstance(error, BotError) and error.field else BlockId.TITLE
+            return _json_response({"response_action": "errors", "errors": {field: message}})
+        if response is not None and "command" in body:
+            return _json_response({"response_type": "ephemeral", "text": message})
+        tell(services.slack, body, message)
+        return BoltResponse(status=200, body="") if response is not None else None
+
+    return handle_error

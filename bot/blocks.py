@@ -1,0 +1,142 @@
+"""Block Kit builders: the incident card and the report modal. Plain dicts, within Slack's limits."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.config import Playbook
+from bot.ids import INPUT_ACTION, ActionId, BlockId, CallbackId
+from bot.render import Renderer
+from bot.text import mask_identifiers, safe_text, truncate
+from store.models import Incident
+
+Block = dict[str, Any]
+
+
+def plain(text: str, limit: int) -> dict[str, Any]:
+    """A plain_text object: never parsed for mentions, but still masked and cut to Slack's limit."""
+    return {"type": "plain_text", "text": truncate(mask_identifiers(text), limit) or " ", "emoji": True}
+
+
+def mrkdwn(text: str) -> dict[str, Any]:
+    return {"type": "mrkdwn", "text": text}
+
+
+def card_text(incident: Incident, playbook: Playbook) -> str:
+    """The notification fallback for the card (what a phone notification shows)."""
+    sev = incident.severity.upper()
+    drill = "[DRILL] " if incident.is_drill else ""
+    return truncate(f"{drill}#{incident.id} {sev} {playbook.kinds[incident.kind].name}: {safe_text(incident.title)}", 300)
+
+
+def incident_card(incident: Incident, playbook: Playbook, renderer: Renderer) -> list[Block]:
+    kind = playbook.kinds[incident.kind]
+    severity = playbook.severities.get(incident.severity)
+    sev_label = f"{incident.severity.upper()} · {severity.name}" if severity else incident.severity.upper()
+    blocks: list[Block] = [
+        {"type": "header", "text": plain(f"{'[DRILL] ' if incident.is_drill else ''}#{incident.id} {incident.title}", 150)},
+        {
+            "type": "section",
+            "fields": [
+                mrkdwn(f"*Kind*\n{safe_text(kind.name)}"),
+                mrkdwn(f"*Severity*\n{safe_text(sev_label)}"),
+                mrkdwn(f"*Category*\n{safe_text(incident.category or 'not set')}"),
+                mrkdwn(f"*Status*\n{incident.status}"),
+                mrkdwn(f"*Reporter*\n<@{incident.reporter_id}>"),
+                mrkdwn(f"*Opened*\n{renderer.local_time(incident.created_at)}"),
+            ],
+        },
+    ]
+    if incident.description:
+        blocks.append({"type": "section", "text": mrkdwn(truncate(safe_text(incident.description), 2900))})
+    if incident.customer_ref:
+        blocks.append({"type": "context", "elements": [mrkdwn(f"Customer ref: {truncate(safe_text(incident.customer_ref), 200)}")]})
+    if incident.resolution_summary:
+        blocks.append({"type": "section", "text": mrkdwn(f"*Resolution*\n{truncate(safe_text(incident.resolution_summary), 2900)}")})
+    lines, unowned = [], []
+    for assignment in incident.roles:
+        role = playbook.roles.get(assignment.role)
+        name = role.name if role else assignment.role
+        owner = f"<@{assignment.user_id}>" if assignment.user_id else "_unassigned_"
+        lines.append(f"*{safe_text(name)}*: {owner}")
+        if not assignment.user_id:
+            unowned.append((assignment.role, name))
+    blocks.append({"type": "section", "block_id": BlockId.ROLES, "text": mrkdwn(truncate("\n".join(lines) or "_no roles_", 3000))})
+    if unowned and incident.status in ("reported", "investigating"):
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": BlockId.ROLE_ACTIONS,
+                "elements": [
+                    {
+                        "type": "button",
+                        "action_id": f"{ActionId.TAKE_ROLE}:{role}",
+                        "text": plain(f"Take: {name}", 75),
+                        "value": f"{incident.id}:{role}",
+                    }
+                    for role, name in unowned[:25]
+                ],
+            }
+        )
+    footer = f"Playbook {safe_text(incident.playbook_version)} · `/incident help` for commands"
+    if incident.is_drill:
+        footer = "*DRILL* — not a real incident, kept out of the KPIs · " + footer
+    blocks.append({"type": "context", "elements": [mrkdwn(footer)]})
+    return blocks
+
+
+def _option(value: str, label: str) -> dict[str, Any]:
+    return {"text": plain(label, 75), "value": value}
+
+
+def report_modal(playbook: Playbook, *, origin_channel: str, kind: str | None = None) -> dict[str, Any]:
+    """The form behind `/incident open` with no arguments."""
+    kinds = [_option(k, spec.name) for k, spec in playbook.kinds.items()]
+    sevs = [_option(k, f"{k.upper()} · {spec.name}") for k, spec in playbook.severities.items()]
+    initial_kind = kinds[0] if kind is None else next(o for o in kinds if o["value"] == kind)
+    categories = sorted({c for spec in playbook.kinds.values() for c in spec.categories})
+
+    def text_input(block_id: str, label: str, *, optional: bool, multiline: bool = False, max_length: int = 2000,
+                   hint: str | None = None) -> Block:
+        block: Block = {
+            "type": "input",
+            "block_id": block_id,
+            "optional": optional,
+            "label": plain(label, 2000),
+            "element": {"type": "plain_text_input", "action_id": INPUT_ACTION, "multiline": multiline,
+                        "max_length": max_length},
+        }
+        if hint:
+            block["hint"] = plain(hint, 2000)
+        return block
+
+    return {
+        "type": "modal",
+        "callback_id": CallbackId.OPEN_INCIDENT,
+        "private_metadata": origin_channel,
+        "title": plain("Report an incident", 24),
+        "submit": plain("Open incident", 24),
+        "close": plain("Cancel", 24),
+        "blocks": [
+            {
+                "type": "input",
+                "block_id": BlockId.KIND,
+                "label": plain("Kind", 2000),
+                "element": {"type": "static_select", "action_id": INPUT_ACTION, "options": kinds,
+                            "initial_option": initial_kind},
+            },
+            {
+                "type": "input",
+                "block_id": BlockId.SEVERITY,
+                "optional": True,
+                "label": plain("Severity (blank: the kind's default)", 2000),
+                "element": {"type": "static_select", "action_id": INPUT_ACTION, "options": sevs},
+            },
+            text_input(BlockId.TITLE, "Title", optional=False, max_length=2000),
+            text_input(BlockId.CATEGORY, "Category", optional=True, max_length=60,
+                       hint="One of: " + ", ".join(categories) if categories else None),
+            text_input(BlockId.DESCRIPTION, "What happened", optional=True, multiline=True, max_length=3000),
+            text_input(BlockId.CUSTOMER_REF, "Customer reference (masked wherever the bot writes it)", optional=True,
+                       max_length=200),
+        ],
+    }

@@ -1,0 +1,178 @@
+"""Parse slash-command text into a typed command, or raise UserInputError saying what to type.
+
+Pure: no I/O, so every input can be checked by property tests and answered inside the ack.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+
+from bot.config import Playbook
+from bot.errors import UserInputError
+from bot.text import escape_mrkdwn, truncate
+
+MENTION_RE = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
+HANDLE_RE = re.compile(r"^@([\w.\-]{1,80})$")
+SEV_TOKEN_RE = re.compile(r"^sev\d*$", re.IGNORECASE)
+NUMBER_RE = re.compile(r"^#?(\d{1,9})$")
+TITLE_MAX = 2000
+TEXT_MAX = 3000
+
+SUBCOMMANDS = (
+    "open",
+    "assign",
+    "sev",
+    "update",
+    "resolve",
+    "close",
+    "status",
+    "timeline",
+    "list",
+    "repair",
+    "help",
+)
+
+
+def _q(word: str) -> str:
+    """A user's word quoted back in an error: escaped, backticks removed, kept short."""
+    return escape_mrkdwn(truncate(word.replace("`", "'"), 40))
+
+
+@dataclass(frozen=True)
+class UserRef:
+    """Who a command names: a Slack user ID from an escaped mention, a bare @handle, or `me`."""
+
+    user_id: str | None = None
+    handle: str | None = None
+    is_me: bool = False
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    kind: str | None = None
+    severity: str | None = None
+    category: str | None = None
+    title: str | None = None
+    role: str | None = None
+    user: UserRef | None = None
+    text: str | None = None
+    number: int | None = None
+
+
+def parse_severity(token: str, playbook: Playbook) -> str:
+    """'2', 'sev2', 'SEV2' → 'sev2', if the playbook has it."""
+    t = token.strip().lower()
+    sev = f"sev{t}" if t.isdigit() else t
+    if sev not in playbook.severities:
+        allowed = ", ".join(playbook.severities)
+        raise UserInputError(f"Unknown severity `{_q(token)}`. Use one of {allowed} (or just the number), e.g. `sev2`.")
+    return sev
+
+
+def parse_user_ref(token: str) -> UserRef:
+    if token.lower() in ("me", "myself"):
+        return UserRef(is_me=True)
+    if m := MENTION_RE.match(token):
+        return UserRef(user_id=m.group(1))
+    if m := HANDLE_RE.match(token):
+        return UserRef(handle=m.group(1))
+    raise UserInputError(f"`{_q(token)}` is not a person. Mention them with @, e.g. `/incident assign lead @alice`, or say `me`.")
+
+
+def _optional_number(rest: str, name: str) -> Command:
+    if not rest:
+        return Command(name)
+    if m := NUMBER_RE.match(rest):
+        return Command(name, number=int(m.group(1)))
+    raise UserInputError(f"`/incident {name}` takes an incident number or nothing, e.g. `/incident {name} 42`.")
+
+
+def _require_text(rest: str, name: str, example: str) -> str:
+    if not rest:
+        raise UserInputError(f"Say what to {name}: `/incident {name} {example}`.")
+    if len(rest) > TEXT_MAX:
+        raise UserInputError(f"That text is {len(rest)} characters; keep it under {TEXT_MAX} (put details in the channel).")
+    return rest
+
+
+def parse_open(words: list[str], playbook: Playbook, *, kind: str | None = None) -> Command:
+    """`[kind] [sevN] [cat:<category>] <title>`; with `kind` given (an alias command) the kind is fixed."""
+    rest = list(words)
+    if kind is None:
+        if not rest:
+            return Command("open_modal")
+        word = rest.pop(0)
+        kind = word.lower()
+        if kind not in playbook.kinds:
+            hint = difflib.get_close_matches(kind, list(playbook.kinds), n=1)
+            suggestion = f" Did you mean `{hint[0]}`?" if hint else ""
+            raise UserInputError(
+                f"Unknown kind `{_q(word)}`.{suggestion} Kinds: {', '.join(playbook.kinds)}. "
+                f"Example: `/incident open complaint sev2 Card payments failing`."
+            )
+    severity = None
+    if rest and SEV_TOKEN_RE.match(rest[0]):
+        severity = parse_severity(rest.pop(0), playbook)
+    category = None
+    if rest and rest[0].lower().startswith(("cat:", "category:")):
+        category = rest.pop(0).split(":", 1)[1].lower()
+        categories = playbook.kinds[kind].categories
+        if category not in categories:
+            allowed = ", ".join(categories) or "none for this kind"
+            raise UserInputError(f"Unknown category `{_q(category)}` for {kind}. Categories: {allowed}.")
+    title = " ".join(rest).strip()
+    if not title:
+        raise UserInputError(
+            f"Give the incident a title: `/incident open {kind} {severity or 'sev3'} Card payments failing`."
+        )
+    return Command("open", kind=kind, severity=severity, category=category, title=title[:TITLE_MAX])
+
+
+def parse_command(text: str, playbook: Playbook, *, command: str = "/incident") -> Command:
+    """Parse the text of `/incident`, `/complaint` or `/outage`."""
+    text = (text or "").strip()
+    words = text.split()
+    if command in ("/complaint", "/outage"):
+        kind = command.lstrip("/")
+        if kind not in playbook.kinds:
+            raise UserInputError(f"This playbook has no `{kind}` kind; use `/incident open <kind> <title>`.")
+        if not words:
+            raise UserInputError(f"Give a title: `{command} sev2 Card payments failing`.")
+        return parse_open(words, playbook, kind=kind)
+    if not words:
+        return Command("help")
+    name = words[0].lower()
+    rest_words = words[1:]
+    rest = text[len(words[0]) :].strip()
+    if name == "open":
+        return parse_open(rest_words, playbook)
+    if name == "assign":
+        if len(rest_words) < 2:
+            raise UserInputError("Say which role and who: `/incident assign tech @alice` (or `me`).")
+        user = parse_user_ref(rest_words[-1])
+        role_word = " ".join(rest_words[:-1])
+        role = playbook.role_for(role_word)
+        if role is None:
+            roles = ", ".join(playbook.roles)
+            raise UserInputError(f"Unknown role `{_q(role_word)}`. Roles: {roles}. Example: `/incident assign tech @alice`.")
+        return Command("assign", role=role, user=user)
+    if name == "sev":
+        if len(rest_words) != 1:
+            raise UserInputError("Give one severity: `/incident sev 2` (1 is the most severe).")
+        return Command("sev", severity=parse_severity(rest_words[0], playbook))
+    if name == "update":
+        return Command("update", text=_require_text(rest, "update", "Gateway restarted, watching error rates"))
+    if name == "resolve":
+        return Command("resolve", text=_require_text(rest, "resolve", "Rolled back the 10:05 release"))
+    if name in ("close", "list", "help"):
+        if rest:
+            raise UserInputError(f"`/incident {name}` takes nothing after it.")
+        return Command(name)
+    if name in ("status", "timeline", "repair"):
+        return _optional_number(rest, name)
+    hint = difflib.get_close_matches(name, SUBCOMMANDS, n=1)
+    suggestion = f"Did you mean `/incident {hint[0]}`? " if hint else ""
+    raise UserInputError(f"I don't know `{_q(words[0])}`. {suggestion}Type `/incident help` for every command.")

@@ -1,0 +1,47 @@
+"""Reading the report modal's submitted values into an IncidentCreate, with per-field errors."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bot.config import Playbook
+from bot.errors import UserInputError
+from bot.ids import INPUT_ACTION, BlockId
+from bot.incidents import IncidentCreate
+
+
+def _value(values: dict[str, Any], block: str) -> str | None:
+    element = values.get(block, {}).get(INPUT_ACTION, {})
+    if element.get("type") == "static_select":
+        option = element.get("selected_option") or {}
+        return option.get("value")
+    value = element.get("value")
+    return value.strip() if isinstance(value, str) and value.strip() else None
+
+
+def incident_from_view(values: dict[str, Any], playbook: Playbook) -> IncidentCreate:
+    """Validate the modal; a UserInputError names the block the error belongs to."""
+    kind = _value(values, BlockId.KIND)
+    if kind not in playbook.kinds:
+        raise UserInputError("Pick a kind.", field=BlockId.KIND)
+    severity = _value(values, BlockId.SEVERITY)
+    if severity is not None and severity not in playbook.severities:
+        raise UserInputError("Pick a severity from the list.", field=BlockId.SEVERITY)
+    title = _value(values, BlockId.TITLE)
+    if not title:
+        raise UserInputError("Give the incident a title, e.g. Card payments failing.", field=BlockId.TITLE)
+    category = _value(values, BlockId.CATEGORY)
+    if category is not None:
+        category = category.lower()
+        allowed = playbook.kinds[kind].categories
+        if category not in allowed:
+            listed = ", ".join(allowed) if allowed else f"none for {kind}; leave it blank"
+            raise UserInputError(f"Unknown category. Categories: {listed}.", field=BlockId.CATEGORY)
+    return IncidentCreate(
+        kind=kind,
+        title=title,
+        severity=severity,
+        category=category,
+        description=_value(values, BlockId.DESCRIPTION),
+        customer_ref=_value(values, BlockId.CUSTOMER_REF),
+    )

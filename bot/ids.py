@@ -1,0 +1,25 @@
+"""Every action_id, callback_id and block_id the bot uses, in one place."""
+
+from enum import StrEnum
+
+
+class ActionId(StrEnum):
+    TAKE_ROLE = "take_role"  # suffixed with ":<role>" so each button in a block is unique
+
+
+class CallbackId(StrEnum):
+    OPEN_INCIDENT = "open_incident"
+
+
+class BlockId(StrEnum):
+    KIND = "kind"
+    SEVERITY = "severity"
+    CATEGORY = "category"
+    TITLE = "title"
+    DESCRIPTION = "description"
+    CUSTOMER_REF = "customer_ref"
+    ROLES = "roles"
+    ROLE_ACTIONS = "role_actions"
+
+
+INPUT_ACTION = "value"  # the action_id of the single element inside each modal input block

@@ -1,0 +1,517 @@
+"""Incident lifecycle: open, set up the channel, staff roles, change severity, update, resolve, close.
+
+Every service method is one unit of work: it commits what it decided before it talks to Slack, so a
+Slack failure can never lose the record, and Slack steps are idempotent so `repair` can finish them.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.blocks import card_text, incident_card
+from bot.clock import Clock
+from bot.commands import UserRef
+from bot.config import Playbook
+from bot.errors import ConflictError, NotFoundError, PermissionDeniedError, UserInputError
+from bot.render import Renderer, SlackMarkup, user_mention
+from bot.slack import SlackCallError, SlackGateway
+from bot.text import build_channel_name, safe_text, truncate
+from store import queries
+from store.models import Incident, RoleAssignment
+
+log = logging.getLogger(__name__)
+
+TOPIC_MAX = 250
+STATUS_FLOW = ("reported", "investigating", "resolved", "closed")
+NAME_ATTEMPTS = 10
+
+
+@dataclass(frozen=True)
+class IncidentCreate:
+    """What a reporter gives us, from the command line or the modal."""
+
+    kind: str
+    title: str
+    severity: str | None = None
+    category: str | None = None
+    description: str | None = None
+    customer_ref: str | None = None
+    is_drill: bool = False
+
+
+@dataclass(frozen=True)
+class SetupOutcome:
+    incident: Incident
+    failed_step: str | None = None
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+
+class IncidentService:
+    def __init__(
+        self,
+        *,
+        playbook: Playbook,
+        db: sessionmaker[Session],
+        slack: SlackGateway,
+        clock: Clock,
+        renderer: Renderer,
+    ) -> None:
+        self.playbook = playbook
+        self.db = db
+        self.slack = slack
+        self.clock = clock
+        self.renderer = renderer
+
+    @contextmanager
+    def _uow(self) -> Iterator[Session]:
+        with self.db.begin() as session:
+            yield session
+
+    # ---- opening ----------------------------------------------------------------------------------------
+
+    def open_incident(self, incident_in: IncidentCreate, *, reporter: str, origin_channel: str | None = None) -> Incident:
+        """Record the incident and its default role owners, and claim its channel name."""
+        kind = self.playbook.kinds.get(incident_in.kind)
+        if kind is None:
+            raise UserInputError(f"Unknown kind. Kinds: {', '.join(self.playbook.kinds)}.", field="kind")
+        severity = incident_in.severity or kind.default_severity
+        if severity not in self.playbook.severities:
+            raise UserInputError(f"Unknown severity. Use one of {', '.join(self.playbook.severities)}.", field="severity")
+        if incident_in.category and incident_in.category not in kind.categories:
+            allowed = ", ".join(kind.categories) or "none for this kind"
+            raise UserInputError(f"Unknown category for {incident_in.kind}. Categories: {allowed}.", field="category")
+        title = " ".join(incident_in.title.split())
+        if not title:
+            raise UserInputError("Give the incident a title.", field="title")
+        pools = {role: self._owner_pool(role) for role in kind.roles}
+        now = self.clock.now()
+        with self._uow() as s:
+            incident = queries.add_incident(
+                s,
+                Incident(
+                    kind=incident_in.kind,
+                    severity=severity,
+                    category=incident_in.category,
+                    title=title,
+                    description=(incident_in.description or "").strip() or None,
+                    customer_ref=(incident_in.customer_ref or "").strip() or None,
+                    status="reported",
+                    is_drill=incident_in.is_drill,
+                    playbook_version=self.playbook.version,
+                    reporter_id=reporter,
+                    origin_channel_id=origin_channel,
+                    created_at=now,
+                    updated_at=now,
+                    topic_set=False,
+                    members_invited=False,
+                    welcome_posted=False,
+                ),
+            )
+            incident.channel_name = self._channel_name(incident)
+            for role in kind.roles:
+                pool = pools[role]
+                owner = pool[queries.next_rotation_position(s, role, len(pool))] if pool else None
+                incident.roles.append(
+                    RoleAssignment(role=role, user_id=owner, assigned_at=now if owner else None, assigned_by=None)
+                )
+            queries.add_timeline_event(
+                s, incident.id, at=now, event="opened", actor_id=reporter, text=title,
+                data={"kind": incident.kind, "severity": severity, "category": incident.category,
+                      "playbook_version": self.playbook.version, "drill": incident.is_drill},
+            )
+        return incident
+
+    def _owner_pool(self, role: str) -> list[str]:
+        spec = self.playbook.roles[role]
+        if spec.default_owners:
+            return list(spec.default_owners)
+        if spec.usergroup:
+            try:
+                return self.slack.usergroup_members(spec.usergroup)
+            except SlackCallError as exc:
+                log.warning("could not read user group %s for role %s: %s", spec.usergroup, role, exc.error)
+        return []
+
+    def _channel_name(self, incident: Incident, suffix: str = "") -> str:
+        date = incident.created_at.astimezone(self.playbook.tz).strftime("%Y%m%d")
+        return build_channel_name(
+            self.playbook.channel.name_pattern, date=date, number=incident.id, title=incident.title,
+            kind=incident.kind, severity=incident.severity, suffix=suffix,
+        )
+
+    def setup_channel(self, incident_id: int) -> SetupOutcome:
+        """Create the channel, set the topic, invite people, post the card and the plan; each step once."""
+        step = "creating the channel"
+        try:
+            incident = self._get(incident_id)
+            if incident.channel_id is None:
+                self._create_channel(incident)
+            incident = self._get(incident_id)
+            assert incident.channel_id is not None
+            if not incident.topic_set:
+                step = "setting the channel topic"
+                self.slack.set_topic(incident.channel_id, self._topic(incident))
+                self._mark(incident_id, "topic_set", "topic_set")
+            if not incident.members_invited:
+                step = "inviting people"
+                self.slack.invite(incident.channel_id, self._invitees(incident))
+                self._mark(incident_id, "members_invited", "members_invited")
+            if incident.card_ts is None:
+                step = "posting the incident card"
+                ts = self.slack.post(incident.channel_id, card_text(incident, self.playbook),
+                                     incident_card(incident, self.playbook, self.renderer))
+                with self._uow() as s:
+                    row = self._row(s, incident_id)
+                    row.card_ts = ts
+                    queries.add_timeline_event(s, incident_id, at=self.clock.now(), event="card_posted", actor_id=None)
+            if not incident.welcome_posted:
+                step = "posting the plan"
+                kind = self.playbook.kinds[incident.kind]
+                text = self.renderer.render(kind.welcome_template, playbook_version=incident.playbook_version,
+                                            incident=incident)
+                self.slack.post(incident.channel_id, text)
+                self._mark(incident_id, "welcome_posted", "plan_posted")
+        except SlackCallError as exc:
+            with self._uow() as s:
+                row = self._row(s, incident_id)
+                row.setup_error = f"{step}: {exc.error}"
+                queries.add_timeline_event(s, incident_id, at=self.clock.now(), event="setup_failed", actor_id=None,
+                                           text=f"Slack failed while {step}", data={"error": exc.error})
+            log.warning("incident %s set-up failed while %s: %s", incident_id, step, exc.error)
+            return SetupOutcome(self._get(incident_id), failed_step=step, error=exc.error)
+        with self._uow() as s:
+            row = self._row(s, incident_id)
+            row.setup_error = None
+        return SetupOutcome(self._get(incident_id))
+
+    def _create_channel(self, incident: Incident) -> None:
+        """Create the channel under the claimed name; on name_taken, adopt our own half-made channel or rename."""
+        name = incident.channel_name or self._channel_name(incident)
+        for attempt in range(1, NAME_ATTEMPTS + 1):
+            try:
+                channel = self.slack.create_channel(name)
+                break
+            except SlackCallError as exc:
+                if exc.error != "name_taken":
+                    raise
+                existing = self.slack.find_channel(name)
+                if existing and self._is_ours_unclaimed(existing):
+                    channel = existing  # an earlier attempt created it, then died before recording it
+                    break
+                name = self._claim_name(incident.id, self._channel_name(incident, suffix=f"-{attempt + 1}"))
+        else:
+            raise SlackCallError("conversations.create", "name_taken")
+        with self._uow() as s:
+            row = self._row(s, incident.id)
+            row.channel_id = str(channel["id"])
+            row.channel_name = str(channel["name"])
+            queries.add_timeline_event(s, incident.id, at=self.clock.now(), event="channel_created", actor_id=None,
+                                       text=str(channel["name"]), data={"channel_id": channel["id"]})
+
+    def _is_ours_unclaimed(self, channel: dict[str, Any]) -> bool:
+        if channel.get("creator") != self.slack.bot_user_id or channel.get("is_archived"):
+            return False
+        with self._uow() as s:
+            return queries.get_incident_by_channel(s, str(channel["id"])) is None
+
+    def _claim_name(self, incident_id: int, name: str) -> str:
+        try:
+            with self._uow() as s:
+                self._row(s, incident_id).channel_name = name
+        except IntegrityError:
+            raise SlackCallError("conversations.create", "name_taken") from None
+        return name
+
+    def _invitees(self, incident: Incident) -> list[str]:
+        users = [incident.reporter_id]
+        if self.playbook.channel.invite_role_owners:
+            users += [a.user_id for a in incident.roles if a.user_id]
+        return users
+
+    def _topic(self, incident: Incident) -> str:
+        text = self.renderer.render(
+            "slack/topic.j2", severity=incident.severity, kind_name=self.playbook.kinds[incident.kind].name,
+            title=incident.title, status=incident.status, is_drill=incident.is_drill,
+        )
+        return truncate(text, TOPIC_MAX)
+
+    def _mark(self, incident_id: int, flag: str, event: str) -> None:
+        with self._uow() as s:
+            setattr(self._row(s, incident_id), flag, True)
+            queries.add_timeline_event(s, incident_id, at=self.clock.now(), event=event, actor_id=None)
+
+    def opened_message(self, outcome: SetupOutcome) -> str:
+        """What the reporter is told once the channel is (or is not) ready."""
+        return self.renderer.render(
+            "slack/opened.j2", number=outcome.incident.id, channel_id=outcome.incident.channel_id,
+            setup_error=outcome.error, failed_step=outcome.failed_step,
+        )
+
+    def repair(self, *, channel_id: str | None, number: int | None) -> str:
+        incident = self.find(channel_id=channel_id, number=number)
+        if incident.status == "closed":
+            raise ConflictError(f"#{incident.id} is closed; there is nothing to repair.")
+        complete = incident.channel_id and incident.topic_set and incident.members_invited and incident.card_ts
+        if complete and incident.welcome_posted:
+            return f"#{incident.id} is fully set up in <#{incident.channel_id}>; nothing to repair."
+        outcome = self.setup_channel(incident.id)
+        if outcome.ok:
+            self._record(outcome.incident.id, "repaired", None)
+        return self.opened_message(outcome)
+
+    # ---- finding ----------------------------------------------------------------------------------------
+
+    def _row(self, s: Session, incident_id: int) -> Incident:
+        row = queries.get_incident(s, incident_id)
+        if row is None:
+            raise NotFoundError(f"There is no incident #{incident_id}. `/incident list` shows the open ones.")
+        return row
+
+    def _get(self, incident_id: int) -> Incident:
+        with self._uow() as s:
+            return self._row(s, incident_id)
+
+    def find(self, *, channel_id: str | None, number: int | None = None) -> Incident:
+        """The incident named by number, or else the one whose channel the command ran in."""
+        if number is not None:
+            return self._get(number)
+        with self._uow() as s:
+            incident = queries.get_incident_by_channel(s, channel_id) if channel_id else None
+        if incident is None:
+            raise NotFoundError(
+                "This isn't an incident channel. Run the command in the incident's channel "
+                "(`/incident list` shows them), or give its number, e.g. `/incident status 42`."
+            )
+        return incident
+
+    # ---- people and permissions -------------------------------------------------------------------------
+
+    def responders(self, incident: Incident) -> set[str]:
+        return {a.user_id for a in incident.roles if a.user_id} | set(self.playbook.admins)
+
+    def _lead(self, incident: Incident) -> str | None:
+        return next((a.user_id for a in incident.roles if a.role == self.playbook.lead_role), None)
+
+    def _require_responder(self, incident: Incident, actor: str, action: str) -> None:
+        if actor in self.responders(incident):
+            return
+        lead = self._lead(incident)
+        owners = sorted({a.user_id for a in incident.roles if a.user_id and a.user_id != lead})
+        who = [f"the lead (<@{lead}>)" if lead else "the lead (nobody yet)"]
+        if owners:
+            who.append("role owners (" + ", ".join(f"<@{u}>" for u in owners) + ")")
+        who.append("a playbook admin")
+        raise PermissionDeniedError(
+            f"Only {', '.join(who[:-1])} or {who[-1]} can {action} #{incident.id}. "
+            "Ask one of them, or take an open role with `/incident assign <role> me`."
+        )
+
+    def resolve_user(self, ref: UserRef, actor: str) -> str:
+        if ref.is_me:
+            return actor
+        user = self.slack.user_info(ref.user_id) if ref.user_id else self.slack.find_user(ref.handle or "")
+        shown = f"<@{ref.user_id}>" if ref.user_id else f"@{safe_text(ref.handle or '')}"
+        if user is None or user.get("deleted"):
+            raise NotFoundError(f"I can't find {shown} in this workspace. Mention them with @ so Slack completes the name.")
+        if user.get("is_bot"):
+            raise UserInputError(f"{shown} is a bot; give the role to a person.")
+        return str(user["id"])
+
+    # ---- changes ----------------------------------------------------------------------------------------
+
+    def assign_role(self, *, channel_id: str, role: str, user: UserRef, actor: str, command: str = "") -> str | None:
+        target = self.resolve_user(user, actor)
+        return self._assign(self.find(channel_id=channel_id).id, role, target, actor, command=command)
+
+    def take_role(self, *, incident_id: int, role: str, actor: str) -> str | None:
+        return self._assign(incident_id, role, actor, actor, command="button: take role")
+
+    def _assign(self, incident_id: int, role: str, target: str, actor: str, *, command: str) -> str | None:
+        if role not in self.playbook.roles:
+            raise NotFoundError(f"Unknown role `{safe_text(role)}`. Roles: {', '.join(self.playbook.roles)}.")
+        role_name = self.playbook.roles[role].name
+        with self._uow() as s:
+            incident = self._row(s, incident_id)
+            self._require_open(incident, "change roles in")
+            assignment = next((a for a in incident.roles if a.role == role), None)
+            self_take = target == actor and (assignment is None or assignment.user_id is None)
+            if not self_take:
+                self._require_responder(incident, actor, "assign roles in")
+            previous = assignment.user_id if assignment else None
+            if previous == target:
+                raise ConflictError(f"<@{target}> already holds *{safe_text(role_name)}* in #{incident.id}.")
+            now = self.clock.now()
+            if assignment is None:
+                assignment = RoleAssignment(role=role)
+                incident.roles.append(assignment)
+            assignment.user_id, assignment.assigned_at, assignment.assigned_by = target, now, actor
+            event = "role_taken" if self_take else "assigned"
+            self._advance(s, incident, actor)
+            queries.add_timeline_event(s, incident.id, at=now, event=event, actor_id=actor, text=role_name,
+                                       data={"role": role, "user": target, "previous": previous, "command": command})
+            incident.updated_at = now
+        warning = self._try_slack(incident.id, lambda inc: self.slack.invite(inc.channel_id or "", [target]))
+        self._announce(incident.id, event=event, actor=actor, user_id=target, role_name=role_name, previous=previous)
+        return warning or self._refresh(incident.id)
+
+    def change_severity(self, *, channel_id: str, severity: str, actor: str, command: str = "") -> str | None:
+        with self._uow() as s:
+            incident = self._row(s, self.find(channel_id=channel_id).id)
+            self._require_open(incident, "change the severity of")
+            self._require_responder(incident, actor, "change the severity of")
+            if incident.severity == severity:
+                raise ConflictError(f"#{incident.id} is already {severity.upper()}.")
+            old, incident.severity, incident.updated_at = incident.severity, severity, self.clock.now()
+            queries.add_timeline_event(s, incident.id, at=incident.updated_at, event="severity_changed", actor_id=actor,
+                                       text=f"{old} → {severity}", data={"old": old, "new": severity, "command": command})
+        self._announce(incident.id, event="severity_changed", actor=actor, old=old, new=severity)
+        return self._refresh(incident.id, topic=True)
+
+    def post_update(self, *, channel_id: str, text: str, actor: str, command: str = "") -> str | None:
+        with self._uow() as s:
+            incident = self._row(s, self.find(channel_id=channel_id).id)
+            if incident.status == "closed":
+                raise ConflictError(f"#{incident.id} is closed; updates are no longer recorded.")
+            incident.updated_at = self.clock.now()
+            queries.add_timeline_event(s, incident.id, at=incident.updated_at, event="update", actor_id=actor,
+                                       text=text, data={"command": command})
+            moved = self._advance(s, incident, actor)
+        self._announce(incident.id, event="update", actor=actor, text=text)
+        return self._refresh(incident.id, topic=True) if moved else None
+
+    def resolve(self, *, channel_id: str, summary: str, actor: str, command: str = "") -> str | None:
+        with self._uow() as s:
+            incident = self._row(s, self.find(channel_id=channel_id).id)
+            self._require_responder(incident, actor, "resolve")
+            if incident.status not in ("reported", "investigating"):
+                raise ConflictError(
+                    f"#{incident.id} is already {incident.status}; only a reported or investigating incident "
+                    "can be resolved."
+                )
+            now = self.clock.now()
+            incident.status, incident.resolved_at, incident.updated_at = "resolved", now, now
+            incident.resolution_summary = summary
+            queries.add_timeline_event(s, incident.id, at=now, event="resolved", actor_id=actor, text=summary,
+                                       data={"command": command})
+        self._announce(incident.id, event="resolved", actor=actor, text=summary)
+        return self._refresh(incident.id, topic=True)
+
+    def close(self, *, channel_id: str, actor: str, command: str = "") -> str | None:
+        with self._uow() as s:
+            incident = self._row(s, self.find(channel_id=channel_id).id)
+            self._require_responder(incident, actor, "close")
+            if incident.status == "closed":
+                raise ConflictError(f"#{incident.id} is already closed.")
+            if incident.status != "resolved":
+                raise ConflictError(
+                    f"#{incident.id} is {incident.status}; resolve it first with "
+                    "`/incident resolve <summary>`, then close it."
+                )
+            now = self.clock.now()
+            incident.status, incident.closed_at, incident.updated_at = "closed", now, now
+            queries.add_timeline_event(s, incident.id, at=now, event="closed", actor_id=actor, data={"command": command})
+        self._announce(incident.id, event="closed", actor=actor)
+        return self._refresh(incident.id, topic=True)
+
+    def _require_open(self, incident: Incident, action: str) -> None:
+        if incident.status in ("resolved", "closed"):
+            raise ConflictError(f"#{incident.id} is {incident.status}; you can no longer {action} it.")
+
+    def _advance(self, s: Session, incident: Incident, actor: str) -> bool:
+        """A human acting on a reported incident means it is being investigated."""
+        if incident.status != "reported":
+            return False
+        incident.status = "investigating"
+        queries.add_timeline_event(s, incident.id, at=self.clock.now(), event="status_changed", actor_id=actor,
+                                   text="reported → investigating", data={"old": "reported", "new": "investigating"})
+        return True
+
+    def _record(self, incident_id: int, event: str, actor: str | None, text: str = "") -> None:
+        with self._uow() as s:
+            queries.add_timeline_event(s, incident_id, at=self.clock.now(), event=event, actor_id=actor, text=text)
+
+    # ---- keeping Slack in step --------------------------------------------------------------------------
+
+    def _try_slack(self, incident_id: int, step: Any) -> str | None:
+        """Run a Slack step for a committed change; a failure is reported, never undoes the record."""
+        incident = self._get(incident_id)
+        if incident.channel_id is None:
+            return f"Saved. #{incident.id} has no channel yet; `/incident repair {incident.id}` will create it."
+        try:
+            step(incident)
+        except SlackCallError as exc:
+            log.warning("incident %s: Slack step failed: %s", incident_id, exc)
+            return f"Saved, but Slack refused to update the channel (`{exc.error}`). `/incident repair {incident.id}` retries."
+        return None
+
+    def _announce(self, incident_id: int, **context: Any) -> None:
+        text = self.renderer.render("slack/announce.j2", **context)
+        self._try_slack(incident_id, lambda inc: self.slack.post(inc.channel_id, text))
+
+    def _refresh(self, incident_id: int, *, topic: bool = False) -> str | None:
+        def step(incident: Incident) -> None:
+            if incident.card_ts:
+                self.slack.update(incident.channel_id or "", incident.card_ts, card_text(incident, self.playbook),
+                                  incident_card(incident, self.playbook, self.renderer))
+            if topic and incident.topic_set:
+                self.slack.set_topic(incident.channel_id or "", self._topic(incident))
+
+        return self._try_slack(incident_id, step)
+
+    # ---- views ------------------------------------------------------------------------------------------
+
+    def status_blocks(self, *, channel_id: str | None, number: int | None) -> tuple[str, list[dict[str, Any]]]:
+        incident = self.find(channel_id=channel_id, number=number)
+        return card_text(incident, self.playbook), incident_card(incident, self.playbook, self.renderer)
+
+    def timeline_text(self, *, channel_id: str | None, number: int | None) -> str:
+        incident = self.find(channel_id=channel_id, number=number)
+        with self._uow() as s:
+            events = [
+                {"at": e.at, "actor_id": e.actor_id or self.slack.bot_user_id, "summary": self._summary(e.event, e.text, e.data)}
+                for e in queries.list_timeline(s, incident.id)
+            ]
+        text = self.renderer.render("slack/timeline.j2", number=incident.id, events=events)
+        return truncate(text, 39_000)
+
+    def _summary(self, event: str, text: str, data: dict[str, Any]) -> SlackMarkup:
+        t = safe_text(truncate(text, 300))
+        role = safe_text(text)
+        summaries = {
+            "opened": f"opened it ({str(data.get('severity', '')).upper()} {data.get('kind', '')}): {t}",
+            "assigned": f"assigned {user_mention(data.get('user'))} as *{role}*",
+            "role_taken": f"took the role *{role}*",
+            "severity_changed": f"changed the severity {t}",
+            "status_changed": f"status {t}",
+            "update": f"update: {t}",
+            "resolved": f"resolved it: {t}",
+            "closed": "closed it",
+            "channel_created": f"created the channel #{t}",
+            "setup_failed": f":warning: {t} (`{safe_text(str(data.get('error', '')))}`)",
+            "repaired": "repaired the set-up",
+        }
+        return SlackMarkup(summaries.get(event, event.replace("_", " ") + (f": {t}" if t else "")))
+
+    def list_text(self) -> str:
+        with self._uow() as s:
+            incidents = [
+                {"id": i.id, "severity": i.severity, "kind": i.kind, "title": i.title, "status": i.status,
+                 "channel_id": i.channel_id, "lead": self._lead(i)}
+                for i in queries.list_open_incidents(s)
+            ]
+        return self.renderer.render("slack/list.j2", incidents=incidents)
+
+    def help_text(self) -> str:
+        return self.renderer.render("slack/help.j2", kinds=", ".join(self.playbook.kinds),
+                                    roles=", ".join(self.playbook.roles))

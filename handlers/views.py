@@ -1,0 +1,26 @@
+"""Modal submissions: the report form behind `/incident open`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App
+
+from bot.forms import incident_from_view
+from bot.ids import CallbackId
+from bot.replies import reporting_errors
+from bot.services import Services
+
+
+def register(app: App, services: Services) -> None:
+    def handle_open_incident_view(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        incident_in = incident_from_view(view["state"]["values"], services.playbook)
+        ack()
+        user = body["user"]["id"]
+        with reporting_errors(services.slack, body):
+            incident = services.incidents.open_incident(incident_in, reporter=user,
+                                                        origin_channel=view.get("private_metadata") or None)
+            outcome = services.incidents.setup_channel(incident.id)
+            services.slack.dm(user, services.incidents.opened_message(outcome))
+
+    app.view(CallbackId.OPEN_INCIDENT)(handle_open_incident_view)
