@@ -6,6 +6,7 @@ import re
 import unicodedata
 
 CHANNEL_NAME_MAX = 80
+SLUG_MAX = 40  # long enough to recognise, short enough to read in the sidebar
 CHANNEL_NAME_RE = re.compile(r"^[a-z0-9_-]{1,80}$")
 
 _EMAIL = re.compile(r"(?<![\w.+-])([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})")
@@ -72,7 +73,7 @@ def build_channel_name(
 ) -> str:
     """The incident channel's name from the playbook pattern; the slug absorbs all the truncation."""
     fixed = pattern.format(date=date, number=number, slug="", kind=kind, severity=severity) + suffix
-    budget = max(0, CHANNEL_NAME_MAX - len(sanitize_channel_name(fixed)) - 1)
+    budget = min(SLUG_MAX, max(0, CHANNEL_NAME_MAX - len(sanitize_channel_name(fixed)) - 1))
     slug = slugify(title)[:budget].strip("-") or kind
     slug = slug[:budget].strip("-")
     name = sanitize_channel_name(

@@ -25,11 +25,16 @@ class Reply:
 
     @property
     def json(self) -> dict[str, Any]:
-        return json.loads(self.body) if self.body.startswith("{") else {}
+        try:
+            data = json.loads(self.body)
+        except ValueError:
+            return {}
+        return data if isinstance(data, dict) else {}
 
     @property
     def text(self) -> str:
-        return str(self.json.get("text", ""))
+        """What Slack shows for an ack: a JSON body's text, or a plain-text body as it is."""
+        return str(self.json.get("text", "")) if self.json else self.body
 
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:

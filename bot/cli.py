@@ -1,0 +1,125 @@
+"""The command line: run the bot (or its offline demo), check a playbook, upgrade the database."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot.config import ConfigError, Playbook, Settings, load_playbook
+from bot.render import Renderer
+
+log = logging.getLogger("incident-desk")
+
+
+def check_playbook(playbook: Playbook) -> list[str]:
+    """Problems that pydantic cannot see: templates that are missing or do not render."""
+    renderer = Renderer(playbook.timezone)
+    problems = []
+    for key, kind in playbook.kinds.items():
+        problem = renderer.check(kind.welcome_template, playbook_version=playbook.version, incident=None)
+        if problem:
+            problems.append(f"kinds.{key}.welcome_template: {kind.welcome_template!r}: {problem}")
+    return problems
+
+
+def load_checked_playbook(path: Path) -> Playbook:
+    playbook = load_playbook(path)
+    problems = check_playbook(playbook)
+    if problems:
+        raise ConfigError(str(path), problems)
+    return playbook
+
+
+def _print_config_error(exc: ConfigError) -> int:
+    print(f"{exc.source}: {len(exc.problems)} problem(s):", file=sys.stderr)
+    for problem in exc.problems:
+        print(f"  - {problem}", file=sys.stderr)
+    return 2
+
+
+def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
+    path = Path(args.path) if args.path else settings.config_path
+    playbook = load_checked_playbook(path)
+    print(f"{path}: OK — playbook {playbook.version}, {len(playbook.kinds)} kinds, {len(playbook.roles)} roles, "
+          f"{len(playbook.severities)} severities")
+    return 0
+
+
+def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
+    from store.db import current_revision, make_engine, upgrade
+
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    print(f"database at revision {current_revision(engine)}")
+    return 0
+
+
+def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
+    playbook = load_checked_playbook(settings.config_path)
+    if args.offline:
+        from bot.offline import run_demo
+
+        return run_demo(playbook, sys.stdout, database_url=args.database)
+    settings.require_slack()
+    assert settings.bot_token is not None
+    from bot.app import create_app
+    from bot.slack import make_web_client
+    from bot.web import HttpServer, make_wsgi
+    from store.db import make_engine, make_session_factory, upgrade
+
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    bot = create_app(playbook, make_session_factory(engine),
+                     client=make_web_client(settings.bot_token, settings.slack_api_url),
+                     signing_secret=settings.signing_secret)
+    if settings.app_token:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        log.info("incident-desk %s: Socket Mode, playbook %s", "running", playbook.version)
+        SocketModeHandler(bot.app, settings.app_token).start()
+        return 0
+    server = HttpServer(make_wsgi(bot.app, bot.services.db), host=args.host, port=settings.port)
+    log.info("incident-desk: HTTP mode on %s:%s (/slack/events, /healthz), playbook %s",
+             args.host, settings.port, playbook.version)
+    server.serve_forever()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="incident-desk", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run the bot (Socket Mode if SLACK_APP_TOKEN is set, else HTTP on $PORT)")
+    run.add_argument("--offline", action="store_true", help="no Slack workspace: play a scripted incident")
+    run.add_argument("--host", default="0.0.0.0", help="HTTP mode: the address to listen on (default 0.0.0.0)")
+    run.add_argument("--database", help="offline: a database URL to keep (default: a throwaway SQLite file)")
+    run.set_defaults(func=cmd_run)
+    check = sub.add_parser("check-config", help="validate a playbook and print every error with its field")
+    check.add_argument("path", nargs="?", help="the playbook (default: $INCIDENT_DESK_CONFIG or ./config.yaml)")
+    check.set_defaults(func=cmd_check_config)
+    db = sub.add_parser("db", help="database maintenance")
+    db_sub = db.add_subparsers(dest="db_command", required=True)
+    db_sub.add_parser("upgrade", help="apply the Alembic migrations (the bot also does this at start-up)").set_defaults(
+        func=cmd_db
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("bolt", "alembic"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+        return int(args.func(args, settings))
+    except ConfigError as exc:
+        return _print_config_error(exc)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

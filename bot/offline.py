@@ -1,0 +1,198 @@
+"""Offline mode: the whole bot against the in-process Slack sandbox, playing a scripted complaint.
+
+Nothing here is faked past Slack itself: commands are signed HTTP requests verified by bolt, the bot
+calls the sandbox through slack_sdk over HTTP, and the store is a real SQLite database.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import secrets
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from bot.app import Bot, create_app
+from bot.clock import Clock, SystemClock
+from bot.config import Playbook
+from bot.sandbox.driver import SlackDriver, click_button
+from bot.sandbox.server import Ephemeral, Message, SlackSandbox
+from bot.slack import make_web_client
+from bot.web import HttpServer, make_wsgi
+from store.db import make_engine, make_session_factory, upgrade
+
+DEMO_USERS = {
+    "UMEICHEN001": ("mei.chen", "Mei Chen (customer service)"),
+    "ULIWEI00001": ("li.wei", "Li Wei (duty manager)"),
+    "UZHANGTAO01": ("zhang.tao", "Zhang Tao (payments engineer)"),
+    "UWANGFANG01": ("wang.fang", "Wang Fang (customer comms)"),
+    "ULIUYANG001": ("liu.yang", "Liu Yang (legal & compliance)"),
+}
+
+
+@dataclass
+class OfflineStack:
+    sandbox: SlackSandbox
+    bot: Bot
+    http: HttpServer
+    driver: SlackDriver
+
+
+@contextmanager
+def offline_stack(playbook: Playbook, database_url: str, *, clock: Clock | None = None) -> Iterator[OfflineStack]:
+    """Sandbox + database + bot over HTTP, all on loopback; torn down on exit."""
+    sandbox = SlackSandbox().start()
+    engine = make_engine(database_url)
+    http: HttpServer | None = None
+    try:
+        upgrade(engine)
+        secret = secrets.token_hex(16)
+        bot = create_app(playbook, make_session_factory(engine), client=make_web_client(sandbox.bot_token, sandbox.api_url),
+                         signing_secret=secret, clock=clock or SystemClock())
+        http = HttpServer(make_wsgi(bot.app, bot.services.db)).start()
+        yield OfflineStack(sandbox, bot, http, SlackDriver(sandbox, http.url, secret, wait_idle=bot.executor.wait_idle))
+    finally:
+        if http is not None:
+            http.stop()
+        sandbox.stop()
+        engine.dispose()
+
+
+class Transcript:
+    """Turns what landed in the sandbox into text a person reads: names instead of IDs, no escapes."""
+
+    def __init__(self, sandbox: SlackSandbox, out: TextIO) -> None:
+        self.sandbox = sandbox
+        self.out = out
+        self.seen_messages = 0
+        self.seen_ephemerals = 0
+
+    def name(self, user_id: str) -> str:
+        user = self.sandbox.users.get(user_id)
+        return str(user["real_name"]).split(" (")[0] if user else user_id
+
+    def channel(self, channel_id: str) -> str:
+        channel = self.sandbox.channels.get(channel_id)
+        if channel is None:
+            return channel_id
+        if channel.is_im:
+            other = next((m for m in channel.members if m != self.sandbox.bot_user_id), "?")
+            return f"DM with {self.name(other)}"
+        return "#" + channel.name
+
+    def plain(self, text: str) -> str:
+        text = re.sub(r"<@([A-Z0-9]+)(?:\|[^>]*)?>", lambda m: "@" + self.name(m.group(1)), text)
+        text = re.sub(r"<#([A-Z0-9]+)(?:\|[^>]*)?>", lambda m: self.channel(m.group(1)), text)
+        return html.unescape(text)
+
+    def blocks(self, blocks: list[dict[str, Any]]) -> list[str]:
+        lines: list[str] = []
+        for block in blocks:
+            kind = block.get("type")
+            if kind == "header":
+                lines.append("== " + block["text"]["text"] + " ==")
+            elif kind == "section":
+                if "text" in block:
+                    lines.extend(self.plain(block["text"]["text"]).splitlines())
+                fields = [self.plain(f["text"]).replace("\n", ": ", 1) for f in block.get("fields", [])]
+                lines.extend("  ".join(fields[i : i + 3]) for i in range(0, len(fields), 3))
+            elif kind == "context":
+                lines.append("(" + " ".join(self.plain(e.get("text", "")) for e in block["elements"]) + ")")
+            elif kind == "actions":
+                lines.append(" ".join(f"[{e['text']['text']}]" for e in block["elements"] if "text" in e))
+        return lines
+
+    def render(self, item: Message | Ephemeral) -> list[str]:
+        body = self.blocks(item.blocks) if item.blocks else self.plain(item.text).splitlines()
+        return body or [""]
+
+    def say(self, line: str = "") -> None:
+        print(line, file=self.out)
+
+    def command(self, user: str, channel: str, text: str) -> None:
+        self.say(f"\n> {self.name(user)} in {self.channel(channel)}: {text}")
+
+    def flush(self) -> None:
+        """Print what arrived since the last flush: messages per channel, ephemeral replies per person."""
+        with self.sandbox.lock:
+            messages = self.sandbox.messages[self.seen_messages :]
+            ephemerals = self.sandbox.ephemerals[self.seen_ephemerals :]
+            self.seen_messages += len(messages)
+            self.seen_ephemerals += len(ephemerals)
+        for e in ephemerals:
+            lines = self.render(e)
+            self.say(f"    (only {self.name(e.user)} sees) {lines[0]}")
+            for line in lines[1:]:
+                self.say(f"        {line}")
+        for m in messages:
+            lines = self.render(m)
+            edited = " (edited)" if m.edited else ""
+            self.say(f"    [{self.channel(m.channel)}] {self.name(m.user)}{edited}: {lines[0]}")
+            for line in lines[1:]:
+                self.say(f"        {line}")
+
+    def channel_by_channel(self) -> None:
+        self.say("\n" + "=" * 78 + "\nThe channels as they read now\n" + "=" * 78)
+        with self.sandbox.lock:
+            channels = [c for c in self.sandbox.channels.values() if any(m.channel == c.id for m in self.sandbox.messages)]
+        for channel in channels:
+            members = ", ".join(self.name(u) for u in channel.members if u != self.sandbox.bot_user_id)
+            archived = " (archived)" if channel.is_archived else ""
+            self.say(f"\n--- {self.channel(channel.id)}{archived} — topic: {self.plain(channel.topic) or '(none)'}")
+            self.say(f"    members: {members or '(none)'}")
+            for m in self.sandbox.channel_messages(channel.id):
+                lines = self.render(m)
+                self.say(f"  {self.name(m.user)}: {lines[0]}")
+                for line in lines[1:]:
+                    self.say(f"      {line}")
+
+
+def run_demo(playbook: Playbook, out: TextIO, database_url: str | None = None) -> int:
+    """Play a complaint from report to close and print the conversation. Returns a process exit code."""
+    with tempfile.TemporaryDirectory() as tmp:
+        url = database_url or f"sqlite:///{Path(tmp) / 'offline.db'}"
+        with offline_stack(playbook, url) as stack:
+            return _play(stack, out)
+
+
+def _play(stack: OfflineStack, out: TextIO) -> int:
+    sandbox, driver = stack.sandbox, stack.driver
+    for user_id, (handle, real_name) in DEMO_USERS.items():
+        sandbox.add_user(user_id, handle, real_name=real_name)
+    mei, li, zhang, wang, _liu = DEMO_USERS
+    service_desk = sandbox.add_channel("customer-service", list(DEMO_USERS))
+    t = Transcript(sandbox, out)
+    t.say("incident-desk offline demo: a Slack sandbox on loopback, the bot over HTTP, a SQLite store.")
+    t.say("Every command below is a signed slash command verified by bolt; every reply went through slack_sdk.")
+
+    def slash(user: str, channel: str, text: str, command: str = "/incident") -> None:
+        t.command(user, channel, f"{command} {text}".strip())
+        driver.slash(user, channel, text, command=command)
+        t.flush()
+
+    slash(mei, service_desk, "sev2 Customer card 6222021234567890 debited twice for one transfer, phone 13812345678",
+          command="/complaint")
+    incident_channel = next((c for c in sandbox.channels.values() if c.name.startswith("inc-")), None)
+    if incident_channel is None:
+        t.say("\nThe incident channel was not created; see the messages above.")
+        return 1
+    card = sandbox.channel_messages(incident_channel.id)[0]
+    t.command(li, incident_channel.id, "clicks [Take: Incident lead] on the card")
+    click_button(driver, li, incident_channel.id, card.ts, "Take: Incident lead")
+    t.flush()
+    slash(li, incident_channel.id, f"assign tech <@{zhang}|zhang.tao>")
+    slash(li, incident_channel.id, f"assign comms <@{wang}|wang.fang>")
+    slash(mei, incident_channel.id, "close")
+    slash(zhang, incident_channel.id, "update Duplicate debit traced to a retry in the clearing job; refund queued")
+    slash(li, incident_channel.id, "sev 3")
+    slash(li, incident_channel.id, "close")
+    slash(li, incident_channel.id, "resolve Refund posted to the customer; clearing-job retry fixed")
+    slash(li, incident_channel.id, "close")
+    slash(li, incident_channel.id, "timeline")
+    t.channel_by_channel()
+    t.say("\nDone. Run `incident-desk run` with SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to use a real workspace.")
+    return 0
