@@ -74,8 +74,11 @@ def build_channel_name(
     """The incident channel's name from the playbook pattern; the slug absorbs all the truncation."""
     fixed = pattern.format(date=date, number=number, slug="", kind=kind, severity=severity) + suffix
     budget = min(SLUG_MAX, max(0, CHANNEL_NAME_MAX - len(sanitize_channel_name(fixed)) - 1))
-    slug = slugify(title)[:budget].strip("-") or kind
-    slug = slug[:budget].strip("-")
+    slug = slugify(title)
+    if len(slug) > budget:
+        cut = slug[: budget + 1].rfind("-")
+        slug = slug[: cut if cut > budget * 0.6 else budget]
+    slug = (slug.strip("-") or kind)[:budget].strip("-")
     name = sanitize_channel_name(
         pattern.format(date=date, number=number, slug=slug, kind=kind, severity=severity) + suffix
     )

@@ -55,7 +55,7 @@ def register(app: App, services: Services) -> None:
             answer_read_only(ack, command, channel)
             return
         if command.name == "open":
-            ack(text=f"Opening a {command.kind} incident…")
+            ack(text=f"Opening a new {command.kind} incident…")
         else:
             ack()
         with reporting_errors(services.slack, body):

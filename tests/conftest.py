@@ -1,0 +1,197 @@
+"""Fixtures: a Slack sandbox on a free loopback port, a fresh database per test, a clock that only moves
+when told, and the bot itself served over HTTP so tests drive it with signed requests."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy import Engine
+
+from bot.app import Bot, create_app
+from bot.clock import FixedClock
+from bot.config import Playbook, load_playbook_text
+from bot.sandbox.driver import SlackDriver
+from bot.sandbox.server import Channel, SlackSandbox
+from bot.slack import make_web_client
+from bot.web import HttpServer, make_wsgi
+from store.db import make_engine, make_session_factory, upgrade
+
+ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = os.environ.get("INCIDENT_DESK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
+
+# People in the sandbox workspace.
+REPORTER = "UREPORTER01"
+LEAD = "ULEAD000001"
+TECH = "UTECH000001"
+COMMS = "UCOMMS00001"
+LEGAL = "ULEGAL00001"
+OUTSIDER = "UOUTSIDER01"
+ADMIN = "UADMIN00001"
+PEOPLE = {
+    REPORTER: "rita.reporter",
+    LEAD: "lee.lead",
+    TECH: "tom.tech",
+    COMMS: "cora.comms",
+    LEGAL: "lena.legal",
+    OUTSIDER: "oscar.outsider",
+    ADMIN: "ada.admin",
+}
+SIGNING_SECRET = "test-signing-secret"
+
+
+def playbook_text(**overrides: str) -> str:
+    """The shipped config.yaml with some lines replaced (a simple, visible way to vary it per test)."""
+    text = (ROOT / "config.yaml").read_text(encoding="utf-8")
+    for old, new in overrides.items():
+        assert old in text, f"{old!r} is not in config.yaml"
+        text = text.replace(old, new, 1)
+    return text
+
+
+def test_playbook() -> Playbook:
+    """The shipped playbook with default owners for the lead, tech support and customer comms, and an admin."""
+    text = playbook_text(
+        **{
+            "admins: []": f"admins: [{ADMIN}]",
+            "aliases: [commander, ic, 组长, 指挥长]\n    default_owners: []": (
+                f"aliases: [commander, ic, 组长, 指挥长]\n    default_owners: [{LEAD}]"
+            ),
+            "aliases: [tech, technical, engineering, 技术支持]\n    default_owners: []": (
+                f"aliases: [tech, technical, engineering, 技术支持]\n    default_owners: [{TECH}]"
+            ),
+        }
+    )
+    return load_playbook_text(text)
+
+
+test_playbook.__test__ = False  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def playbook() -> Playbook:
+    return test_playbook()
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SlackSandbox]:
+    with SlackSandbox() as sb:
+        for user_id, name in PEOPLE.items():
+            sb.add_user(user_id, name, real_name=name.replace(".", " ").title())
+        yield sb
+        assert not sb.unknown_args, f"the bot sent arguments Slack does not know: {sb.unknown_args}"
+
+
+@pytest.fixture
+def general(sandbox: SlackSandbox) -> str:
+    """A public channel everyone is in, where people report from."""
+    return sandbox.add_channel("general", list(PEOPLE))
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'incident-desk.db'}"
+
+
+def postgres_available() -> str | None:
+    try:
+        with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
+            return None
+    except psycopg.Error as exc:
+        return f"no PostgreSQL server reachable at {PG_ADMIN_URL} ({type(exc).__name__})"
+
+
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """A database of its own on the local PostgreSQL server, dropped afterwards."""
+    reason = postgres_available()
+    if reason:
+        pytest.skip(reason)
+    name = f"idesk_test_{secrets.token_hex(6)}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    base = PG_ADMIN_URL.rsplit("/", 1)[0]
+    try:
+        yield f"{base}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"
+    return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    return FixedClock(datetime(2026, 11, 24, 2, 0, tzinfo=UTC))  # 10:00 in Shanghai
+
+
+@dataclass
+class Stack:
+    """The running bot and the workspace around it, as a test sees them."""
+
+    sandbox: SlackSandbox
+    bot: Bot
+    driver: SlackDriver
+    http: HttpServer
+    engine: Engine
+    clock: FixedClock
+
+    def incident_channel(self, number: int = 1) -> Channel:
+        with self.bot.services.db() as s:
+            from store.queries import get_incident
+
+            incident = get_incident(s, number)
+            assert incident is not None and incident.channel_id, f"incident #{number} has no channel"
+            return self.sandbox.channels[incident.channel_id]
+
+    def texts(self, channel: str) -> list[str]:
+        return [m.text for m in self.sandbox.channel_messages(channel)]
+
+    def ephemeral_texts(self, user: str) -> list[str]:
+        return [e.text for e in self.sandbox.ephemerals_for(user)]
+
+    def open(self, text: str = "complaint sev2 Card payments failing", user: str = REPORTER) -> Channel:
+        general = self.sandbox.channel_by_name("general")
+        assert general is not None
+        reply = self.driver.slash(user, general.id, f"open {text}")
+        assert reply.status == 200, reply.body
+        with self.bot.services.db() as s:
+            from sqlalchemy import func, select
+
+            from store.models import Incident
+
+            newest = s.scalar(select(func.max(Incident.id)))
+        return self.incident_channel(int(newest or 0))
+
+
+def build_stack(sandbox: SlackSandbox, playbook: Playbook, db_url: str, clock: FixedClock) -> tuple[Bot, HttpServer, Engine]:
+    engine = make_engine(db_url)
+    upgrade(engine)
+    bot = create_app(playbook, make_session_factory(engine), client=make_web_client(sandbox.bot_token, sandbox.api_url),
+                     signing_secret=SIGNING_SECRET, clock=clock)
+    http = HttpServer(make_wsgi(bot.app, bot.services.db)).start()
+    return bot, http, engine
+
+
+@pytest.fixture
+def stack(sandbox: SlackSandbox, general: str, playbook: Playbook, sqlite_url: str, clock: FixedClock) -> Iterator[Stack]:
+    bot, http, engine = build_stack(sandbox, playbook, sqlite_url, clock)
+    driver = SlackDriver(sandbox, http.url, SIGNING_SECRET, wait_idle=bot.executor.wait_idle)
+    try:
+        yield Stack(sandbox, bot, driver, http, engine, clock)
+    finally:
+        bot.executor.wait_idle()
+        http.stop()
+        bot.executor.shutdown(wait=True)
+        engine.dispose()
