@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,8 +19,8 @@ from bot.config import Playbook
 from bot.errors import BotError
 from bot.executor import TrackingExecutor
 from bot.ids import BlockId
-from bot.services import Services
 from bot.replies import error_message, tell
+from bot.services import Services
 from bot.slack import SlackGateway
 
 log = logging.getLogger(__name__)

@@ -26,7 +26,9 @@ def card_text(incident: Incident, playbook: Playbook) -> str:
     """The notification fallback for the card (what a phone notification shows)."""
     sev = incident.severity.upper()
     drill = "[DRILL] " if incident.is_drill else ""
-    return truncate(f"{drill}#{incident.id} {sev} {playbook.kinds[incident.kind].name}: {safe_text(incident.title)}", 300)
+    return truncate(
+        f"{drill}#{incident.id} {sev} {playbook.kinds[incident.kind].name}: {safe_text(incident.title)}", 300
+    )
 
 
 def incident_card(incident: Incident, playbook: Playbook, renderer: Renderer) -> list[Block]:
@@ -34,7 +36,10 @@ def incident_card(incident: Incident, playbook: Playbook, renderer: Renderer) ->
     severity = playbook.severities.get(incident.severity)
     sev_label = f"{incident.severity.upper()} · {severity.name}" if severity else incident.severity.upper()
     blocks: list[Block] = [
-        {"type": "header", "text": plain(f"{'[DRILL] ' if incident.is_drill else ''}#{incident.id} {incident.title}", 150)},
+        {
+            "type": "header",
+            "text": plain(f"{'[DRILL] ' if incident.is_drill else ''}#{incident.id} {incident.title}", 150),
+        },
         {
             "type": "section",
             "fields": [
@@ -50,9 +55,19 @@ def incident_card(incident: Incident, playbook: Playbook, renderer: Renderer) ->
     if incident.description:
         blocks.append({"type": "section", "text": mrkdwn(truncate(safe_text(incident.description), 2900))})
     if incident.customer_ref:
-        blocks.append({"type": "context", "elements": [mrkdwn(f"Customer ref: {truncate(safe_text(incident.customer_ref), 200)}")]})
+        blocks.append(
+            {
+                "type": "context",
+                "elements": [mrkdwn(f"Customer ref: {truncate(safe_text(incident.customer_ref), 200)}")],
+            }
+        )
     if incident.resolution_summary:
-        blocks.append({"type": "section", "text": mrkdwn(f"*Resolution*\n{truncate(safe_text(incident.resolution_summary), 2900)}")})
+        blocks.append(
+            {
+                "type": "section",
+                "text": mrkdwn(f"*Resolution*\n{truncate(safe_text(incident.resolution_summary), 2900)}"),
+            }
+        )
     lines, unowned = [], []
     for assignment in incident.roles:
         role = playbook.roles.get(assignment.role)
@@ -61,7 +76,9 @@ def incident_card(incident: Incident, playbook: Playbook, renderer: Renderer) ->
         lines.append(f"*{safe_text(name)}*: {owner}")
         if not assignment.user_id:
             unowned.append((assignment.role, name))
-    blocks.append({"type": "section", "block_id": BlockId.ROLES, "text": mrkdwn(truncate("\n".join(lines) or "_no roles_", 3000))})
+    blocks.append(
+        {"type": "section", "block_id": BlockId.ROLES, "text": mrkdwn(truncate("\n".join(lines) or "_no roles_", 3000))}
+    )
     if unowned and incident.status in ("reported", "investigating"):
         blocks.append(
             {
@@ -96,15 +113,26 @@ def report_modal(playbook: Playbook, *, origin_channel: str, kind: str | None = 
     initial_kind = kinds[0] if kind is None else next(o for o in kinds if o["value"] == kind)
     categories = sorted({c for spec in playbook.kinds.values() for c in spec.categories})
 
-    def text_input(block_id: str, label: str, *, optional: bool, multiline: bool = False, max_length: int = 2000,
-                   hint: str | None = None) -> Block:
+    def text_input(
+        block_id: str,
+        label: str,
+        *,
+        optional: bool,
+        multiline: bool = False,
+        max_length: int = 2000,
+        hint: str | None = None,
+    ) -> Block:
         block: Block = {
             "type": "input",
             "block_id": block_id,
             "optional": optional,
             "label": plain(label, 2000),
-            "element": {"type": "plain_text_input", "action_id": INPUT_ACTION, "multiline": multiline,
-                        "max_length": max_length},
+            "element": {
+                "type": "plain_text_input",
+                "action_id": INPUT_ACTION,
+                "multiline": multiline,
+                "max_length": max_length,
+            },
         }
         if hint:
             block["hint"] = plain(hint, 2000)
@@ -122,8 +150,12 @@ def report_modal(playbook: Playbook, *, origin_channel: str, kind: str | None = 
                 "type": "input",
                 "block_id": BlockId.KIND,
                 "label": plain("Kind", 2000),
-                "element": {"type": "static_select", "action_id": INPUT_ACTION, "options": kinds,
-                            "initial_option": initial_kind},
+                "element": {
+                    "type": "static_select",
+                    "action_id": INPUT_ACTION,
+                    "options": kinds,
+                    "initial_option": initial_kind,
+                },
             },
             {
                 "type": "input",
@@ -133,10 +165,19 @@ def report_modal(playbook: Playbook, *, origin_channel: str, kind: str | None = 
                 "element": {"type": "static_select", "action_id": INPUT_ACTION, "options": sevs},
             },
             text_input(BlockId.TITLE, "Title", optional=False, max_length=2000),
-            text_input(BlockId.CATEGORY, "Category", optional=True, max_length=60,
-                       hint="One of: " + ", ".join(categories) if categories else None),
+            text_input(
+                BlockId.CATEGORY,
+                "Category",
+                optional=True,
+                max_length=60,
+                hint="One of: " + ", ".join(categories) if categories else None,
+            ),
             text_input(BlockId.DESCRIPTION, "What happened", optional=True, multiline=True, max_length=3000),
-            text_input(BlockId.CUSTOMER_REF, "Customer reference (masked wherever the bot writes it)", optional=True,
-                       max_length=200),
+            text_input(
+                BlockId.CUSTOMER_REF,
+                "Customer reference (masked wherever the bot writes it)",
+                optional=True,
+                max_length=200,
+            ),
         ],
     }

@@ -43,8 +43,10 @@ def _print_config_error(exc: ConfigError) -> int:
 def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
     path = Path(args.path) if args.path else settings.config_path
     playbook = load_checked_playbook(path)
-    print(f"{path}: OK — playbook {playbook.version}, {len(playbook.kinds)} kinds, {len(playbook.roles)} roles, "
-          f"{len(playbook.severities)} severities")
+    print(
+        f"{path}: OK — playbook {playbook.version}, {len(playbook.kinds)} kinds, {len(playbook.roles)} roles, "
+        f"{len(playbook.severities)} severities"
+    )
     return 0
 
 
@@ -72,9 +74,12 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
     engine = make_engine(settings.database_url)
     upgrade(engine)
-    bot = create_app(playbook, make_session_factory(engine),
-                     client=make_web_client(settings.bot_token, settings.slack_api_url),
-                     signing_secret=settings.signing_secret)
+    bot = create_app(
+        playbook,
+        make_session_factory(engine),
+        client=make_web_client(settings.bot_token, settings.slack_api_url),
+        signing_secret=settings.signing_secret,
+    )
     if settings.app_token:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
@@ -82,8 +87,12 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         SocketModeHandler(bot.app, settings.app_token).start()
         return 0
     server = HttpServer(make_wsgi(bot.app, bot.services.db), host=args.host, port=settings.port)
-    log.info("incident-desk: HTTP mode on %s:%s (/slack/events, /healthz), playbook %s",
-             args.host, settings.port, playbook.version)
+    log.info(
+        "incident-desk: HTTP mode on %s:%s (/slack/events, /healthz), playbook %s",
+        args.host,
+        settings.port,
+        playbook.version,
+    )
     server.serve_forever()
     return 0
 

@@ -79,7 +79,9 @@ def parse_user_ref(token: str) -> UserRef:
         return UserRef(user_id=m.group(1))
     if m := HANDLE_RE.match(token):
         return UserRef(handle=m.group(1))
-    raise UserInputError(f"`{_q(token)}` is not a person. Mention them with @, e.g. `/incident assign lead @alice`, or say `me`.")
+    raise UserInputError(
+        f"`{_q(token)}` is not a person. Mention them with @, e.g. `/incident assign lead @alice`, or say `me`."
+    )
 
 
 def _optional_number(rest: str, name: str) -> Command:
@@ -94,7 +96,9 @@ def _require_text(rest: str, name: str, example: str) -> str:
     if not rest:
         raise UserInputError(f"Say what to {name}: `/incident {name} {example}`.")
     if len(rest) > TEXT_MAX:
-        raise UserInputError(f"That text is {len(rest)} characters; keep it under {TEXT_MAX} (put details in the channel).")
+        raise UserInputError(
+            f"That text is {len(rest)} characters; keep it under {TEXT_MAX} (put details in the channel)."
+        )
     return rest
 
 
@@ -157,7 +161,9 @@ def parse_command(text: str, playbook: Playbook, *, command: str = "/incident") 
         role = playbook.role_for(role_word)
         if role is None:
             roles = ", ".join(playbook.roles)
-            raise UserInputError(f"Unknown role `{_q(role_word)}`. Roles: {roles}. Example: `/incident assign tech @alice`.")
+            raise UserInputError(
+                f"Unknown role `{_q(role_word)}`. Roles: {roles}. Example: `/incident assign tech @alice`."
+            )
         return Command("assign", role=role, user=user)
     if name == "sev":
         if len(rest_words) != 1:

@@ -174,7 +174,9 @@ class Playbook(_Strict):
                 )
             for i, role in enumerate(kind.roles):
                 if role not in self.roles:
-                    problems.append(f"kinds.{kind_key}.roles.{i}: unknown role {role!r} (roles: {', '.join(self.roles)})")
+                    problems.append(
+                        f"kinds.{kind_key}.roles.{i}: unknown role {role!r} (roles: {', '.join(self.roles)})"
+                    )
             for i, deadline in enumerate(kind.deadlines):
                 if deadline.owner not in self.roles:
                     problems.append(
@@ -182,8 +184,8 @@ class Playbook(_Strict):
                         f"(roles: {', '.join(self.roles)})"
                     )
         seen: dict[str, str] = {}
-        for role_key, role in self.roles.items():
-            for name in (role_key, *role.aliases):
+        for role_key, role_spec in self.roles.items():
+            for name in (role_key, *role_spec.aliases):
                 norm = normalise_word(name)
                 if norm in seen and seen[norm] != role_key:
                     problems.append(f"roles.{role_key}.aliases: {name!r} already names role {seen[norm]!r}")
@@ -312,5 +314,8 @@ class Settings:
         if missing:
             raise ConfigError(
                 "environment",
-                [f"{name}: not set; export it, or run `incident-desk run --offline` to try the bot" for name in missing],
+                [
+                    f"{name}: not set; export it, or run `incident-desk run --offline` to try the bot"
+                    for name in missing
+                ],
             )

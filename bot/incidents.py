@@ -80,14 +80,18 @@ class IncidentService:
 
     # ---- opening ----------------------------------------------------------------------------------------
 
-    def open_incident(self, incident_in: IncidentCreate, *, reporter: str, origin_channel: str | None = None) -> Incident:
+    def open_incident(
+        self, incident_in: IncidentCreate, *, reporter: str, origin_channel: str | None = None
+    ) -> Incident:
         """Record the incident and its default role owners, and claim its channel name."""
         kind = self.playbook.kinds.get(incident_in.kind)
         if kind is None:
             raise UserInputError(f"Unknown kind. Kinds: {', '.join(self.playbook.kinds)}.", field="kind")
         severity = incident_in.severity or kind.default_severity
         if severity not in self.playbook.severities:
-            raise UserInputError(f"Unknown severity. Use one of {', '.join(self.playbook.severities)}.", field="severity")
+            raise UserInputError(
+                f"Unknown severity. Use one of {', '.join(self.playbook.severities)}.", field="severity"
+            )
         if incident_in.category and incident_in.category not in kind.categories:
             allowed = ", ".join(kind.categories) or "none for this kind"
             raise UserInputError(f"Unknown category for {incident_in.kind}. Categories: {allowed}.", field="category")
@@ -126,9 +130,19 @@ class IncidentService:
                     RoleAssignment(role=role, user_id=owner, assigned_at=now if owner else None, assigned_by=None)
                 )
             queries.add_timeline_event(
-                s, incident.id, at=now, event="opened", actor_id=reporter, text=title,
-                data={"kind": incident.kind, "severity": severity, "category": incident.category,
-                      "playbook_version": self.playbook.version, "drill": incident.is_drill},
+                s,
+                incident.id,
+                at=now,
+                event="opened",
+                actor_id=reporter,
+                text=title,
+                data={
+                    "kind": incident.kind,
+                    "severity": severity,
+                    "category": incident.category,
+                    "playbook_version": self.playbook.version,
+                    "drill": incident.is_drill,
+                },
             )
         return incident
 
@@ -146,8 +160,13 @@ class IncidentService:
     def _channel_name(self, incident: Incident, suffix: str = "") -> str:
         date = incident.created_at.astimezone(self.playbook.tz).strftime("%Y%m%d")
         return build_channel_name(
-            self.playbook.channel.name_pattern, date=date, number=incident.id, title=incident.title,
-            kind=incident.kind, severity=incident.severity, suffix=suffix,
+            self.playbook.channel.name_pattern,
+            date=date,
+            number=incident.id,
+            title=incident.title,
+            kind=incident.kind,
+            severity=incident.severity,
+            suffix=suffix,
         )
 
     def setup_channel(self, incident_id: int) -> SetupOutcome:
@@ -169,8 +188,11 @@ class IncidentService:
                 self._mark(incident_id, "members_invited", "members_invited")
             if incident.card_ts is None:
                 step = "posting the incident card"
-                ts = self.slack.post(incident.channel_id, card_text(incident, self.playbook),
-                                     incident_card(incident, self.playbook, self.renderer))
+                ts = self.slack.post(
+                    incident.channel_id,
+                    card_text(incident, self.playbook),
+                    incident_card(incident, self.playbook, self.renderer),
+                )
                 with self._uow() as s:
                     row = self._row(s, incident_id)
                     row.card_ts = ts
@@ -178,16 +200,24 @@ class IncidentService:
             if not incident.welcome_posted:
                 step = "posting the plan"
                 kind = self.playbook.kinds[incident.kind]
-                text = self.renderer.render(kind.welcome_template, playbook_version=incident.playbook_version,
-                                            incident=incident)
+                text = self.renderer.render(
+                    kind.welcome_template, playbook_version=incident.playbook_version, incident=incident
+                )
                 self.slack.post(incident.channel_id, text)
                 self._mark(incident_id, "welcome_posted", "plan_posted")
         except SlackCallError as exc:
             with self._uow() as s:
                 row = self._row(s, incident_id)
                 row.setup_error = f"{step}: {exc.error}"
-                queries.add_timeline_event(s, incident_id, at=self.clock.now(), event="setup_failed", actor_id=None,
-                                           text=f"Slack failed while {step}", data={"error": exc.error})
+                queries.add_timeline_event(
+                    s,
+                    incident_id,
+                    at=self.clock.now(),
+                    event="setup_failed",
+                    actor_id=None,
+                    text=f"Slack failed while {step}",
+                    data={"error": exc.error},
+                )
             log.warning("incident %s set-up failed while %s: %s", incident_id, step, exc.error)
             return SetupOutcome(self._get(incident_id), failed_step=step, error=exc.error)
         with self._uow() as s:
@@ -216,8 +246,15 @@ class IncidentService:
             row = self._row(s, incident.id)
             row.channel_id = str(channel["id"])
             row.channel_name = str(channel["name"])
-            queries.add_timeline_event(s, incident.id, at=self.clock.now(), event="channel_created", actor_id=None,
-                                       text=str(channel["name"]), data={"channel_id": channel["id"]})
+            queries.add_timeline_event(
+                s,
+                incident.id,
+                at=self.clock.now(),
+                event="channel_created",
+                actor_id=None,
+                text=str(channel["name"]),
+                data={"channel_id": channel["id"]},
+            )
 
     def _is_ours_unclaimed(self, channel: dict[str, Any]) -> bool:
         if channel.get("creator") != self.slack.bot_user_id or channel.get("is_archived"):
@@ -241,8 +278,12 @@ class IncidentService:
 
     def _topic(self, incident: Incident) -> str:
         text = self.renderer.render(
-            "slack/topic.j2", severity=incident.severity, kind_name=self.playbook.kinds[incident.kind].name,
-            title=incident.title, status=incident.status, is_drill=incident.is_drill,
+            "slack/topic.j2",
+            severity=incident.severity,
+            kind_name=self.playbook.kinds[incident.kind].name,
+            title=incident.title,
+            status=incident.status,
+            is_drill=incident.is_drill,
         )
         return truncate(text, TOPIC_MAX)
 
@@ -254,8 +295,11 @@ class IncidentService:
     def opened_message(self, outcome: SetupOutcome) -> str:
         """What the reporter is told once the channel is (or is not) ready."""
         return self.renderer.render(
-            "slack/opened.j2", number=outcome.incident.id, channel_id=outcome.incident.channel_id,
-            setup_error=outcome.error, failed_step=outcome.failed_step,
+            "slack/opened.j2",
+            number=outcome.incident.id,
+            channel_id=outcome.incident.channel_id,
+            setup_error=outcome.error,
+            failed_step=outcome.failed_step,
         )
 
     def repair(self, *, channel_id: str | None, number: int | None) -> str:
@@ -264,7 +308,11 @@ class IncidentService:
             raise ConflictError(f"#{incident.id} is closed; there is nothing to repair.")
         complete = incident.channel_id and incident.topic_set and incident.members_invited and incident.card_ts
         if complete and incident.welcome_posted:
-            return f"#{incident.id} is fully set up in <#{incident.channel_id}>; nothing to repair."
+            warning = self._try_slack(
+                incident.id, lambda inc: self.slack.invite(inc.channel_id or "", self._invitees(inc))
+            )
+            warning = warning or self._refresh(incident.id, topic=True)
+            return warning or f"#{incident.id} is fully set up in <#{incident.channel_id}>; card and topic refreshed."
         outcome = self.setup_channel(incident.id)
         if outcome.ok:
             self._record(outcome.incident.id, "repaired", None)
@@ -323,7 +371,9 @@ class IncidentService:
         user = self.slack.user_info(ref.user_id) if ref.user_id else self.slack.find_user(ref.handle or "")
         shown = f"<@{ref.user_id}>" if ref.user_id else f"@{safe_text(ref.handle or '')}"
         if user is None or user.get("deleted"):
-            raise NotFoundError(f"I can't find {shown} in this workspace. Mention them with @ so Slack completes the name.")
+            raise NotFoundError(
+                f"I can't find {shown} in this workspace. Mention them with @ so Slack completes the name."
+            )
         if user.get("is_bot"):
             raise UserInputError(f"{shown} is a bot; give the role to a person.")
         return str(user["id"])
@@ -358,8 +408,15 @@ class IncidentService:
             assignment.user_id, assignment.assigned_at, assignment.assigned_by = target, now, actor
             event = "role_taken" if self_take else "assigned"
             self._advance(s, incident, actor)
-            queries.add_timeline_event(s, incident.id, at=now, event=event, actor_id=actor, text=role_name,
-                                       data={"role": role, "user": target, "previous": previous, "command": command})
+            queries.add_timeline_event(
+                s,
+                incident.id,
+                at=now,
+                event=event,
+                actor_id=actor,
+                text=role_name,
+                data={"role": role, "user": target, "previous": previous, "command": command},
+            )
             incident.updated_at = now
         warning = self._try_slack(incident.id, lambda inc: self.slack.invite(inc.channel_id or "", [target]))
         self._announce(incident.id, event=event, actor=actor, user_id=target, role_name=role_name, previous=previous)
@@ -373,8 +430,15 @@ class IncidentService:
             if incident.severity == severity:
                 raise ConflictError(f"#{incident.id} is already {severity.upper()}.")
             old, incident.severity, incident.updated_at = incident.severity, severity, self.clock.now()
-            queries.add_timeline_event(s, incident.id, at=incident.updated_at, event="severity_changed", actor_id=actor,
-                                       text=f"{old} → {severity}", data={"old": old, "new": severity, "command": command})
+            queries.add_timeline_event(
+                s,
+                incident.id,
+                at=incident.updated_at,
+                event="severity_changed",
+                actor_id=actor,
+                text=f"{old} → {severity}",
+                data={"old": old, "new": severity, "command": command},
+            )
         self._announce(incident.id, event="severity_changed", actor=actor, old=old, new=severity)
         return self._refresh(incident.id, topic=True)
 
@@ -384,8 +448,15 @@ class IncidentService:
             if incident.status == "closed":
                 raise ConflictError(f"#{incident.id} is closed; updates are no longer recorded.")
             incident.updated_at = self.clock.now()
-            queries.add_timeline_event(s, incident.id, at=incident.updated_at, event="update", actor_id=actor,
-                                       text=text, data={"command": command})
+            queries.add_timeline_event(
+                s,
+                incident.id,
+                at=incident.updated_at,
+                event="update",
+                actor_id=actor,
+                text=text,
+                data={"command": command},
+            )
             moved = self._advance(s, incident, actor)
         self._announce(incident.id, event="update", actor=actor, text=text)
         return self._refresh(incident.id, topic=True) if moved else None
@@ -402,8 +473,9 @@ class IncidentService:
             now = self.clock.now()
             incident.status, incident.resolved_at, incident.updated_at = "resolved", now, now
             incident.resolution_summary = summary
-            queries.add_timeline_event(s, incident.id, at=now, event="resolved", actor_id=actor, text=summary,
-                                       data={"command": command})
+            queries.add_timeline_event(
+                s, incident.id, at=now, event="resolved", actor_id=actor, text=summary, data={"command": command}
+            )
         self._announce(incident.id, event="resolved", actor=actor, text=summary)
         return self._refresh(incident.id, topic=True)
 
@@ -420,7 +492,9 @@ class IncidentService:
                 )
             now = self.clock.now()
             incident.status, incident.closed_at, incident.updated_at = "closed", now, now
-            queries.add_timeline_event(s, incident.id, at=now, event="closed", actor_id=actor, data={"command": command})
+            queries.add_timeline_event(
+                s, incident.id, at=now, event="closed", actor_id=actor, data={"command": command}
+            )
         self._announce(incident.id, event="closed", actor=actor)
         return self._refresh(incident.id, topic=True)
 
@@ -433,8 +507,15 @@ class IncidentService:
         if incident.status != "reported":
             return False
         incident.status = "investigating"
-        queries.add_timeline_event(s, incident.id, at=self.clock.now(), event="status_changed", actor_id=actor,
-                                   text="reported → investigating", data={"old": "reported", "new": "investigating"})
+        queries.add_timeline_event(
+            s,
+            incident.id,
+            at=self.clock.now(),
+            event="status_changed",
+            actor_id=actor,
+            text="reported → investigating",
+            data={"old": "reported", "new": "investigating"},
+        )
         return True
 
     def _record(self, incident_id: int, event: str, actor: str | None, text: str = "") -> None:
@@ -452,7 +533,10 @@ class IncidentService:
             step(incident)
         except SlackCallError as exc:
             log.warning("incident %s: Slack step failed: %s", incident_id, exc)
-            return f"Saved, but Slack refused to update the channel (`{exc.error}`). `/incident repair {incident.id}` retries."
+            return (
+                f"Saved, but Slack refused to update the channel (`{exc.error}`). "
+                f"`/incident repair {incident.id}` retries."
+            )
         return None
 
     def _announce(self, incident_id: int, **context: Any) -> None:
@@ -462,8 +546,12 @@ class IncidentService:
     def _refresh(self, incident_id: int, *, topic: bool = False) -> str | None:
         def step(incident: Incident) -> None:
             if incident.card_ts:
-                self.slack.update(incident.channel_id or "", incident.card_ts, card_text(incident, self.playbook),
-                                  incident_card(incident, self.playbook, self.renderer))
+                self.slack.update(
+                    incident.channel_id or "",
+                    incident.card_ts,
+                    card_text(incident, self.playbook),
+                    incident_card(incident, self.playbook, self.renderer),
+                )
             if topic and incident.topic_set:
                 self.slack.set_topic(incident.channel_id or "", self._topic(incident))
 
@@ -479,7 +567,11 @@ class IncidentService:
         incident = self.find(channel_id=channel_id, number=number)
         with self._uow() as s:
             events = [
-                {"at": e.at, "actor_id": e.actor_id or self.slack.bot_user_id, "summary": self._summary(e.event, e.text, e.data)}
+                {
+                    "at": e.at,
+                    "actor_id": e.actor_id or self.slack.bot_user_id,
+                    "summary": self._summary(e.event, e.text, e.data),
+                }
                 for e in queries.list_timeline(s, incident.id)
             ]
         text = self.renderer.render("slack/timeline.j2", number=incident.id, events=events)
@@ -506,12 +598,20 @@ class IncidentService:
     def list_text(self) -> str:
         with self._uow() as s:
             incidents = [
-                {"id": i.id, "severity": i.severity, "kind": i.kind, "title": i.title, "status": i.status,
-                 "channel_id": i.channel_id, "lead": self._lead(i)}
+                {
+                    "id": i.id,
+                    "severity": i.severity,
+                    "kind": i.kind,
+                    "title": i.title,
+                    "status": i.status,
+                    "channel_id": i.channel_id,
+                    "lead": self._lead(i),
+                }
                 for i in queries.list_open_incidents(s)
             ]
         return self.renderer.render("slack/list.j2", incidents=incidents)
 
     def help_text(self) -> str:
-        return self.renderer.render("slack/help.j2", kinds=", ".join(self.playbook.kinds),
-                                    roles=", ".join(self.playbook.roles))
+        return self.renderer.render(
+            "slack/help.j2", kinds=", ".join(self.playbook.kinds), roles=", ".join(self.playbook.roles)
+        )

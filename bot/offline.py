@@ -51,8 +51,13 @@ def offline_stack(playbook: Playbook, database_url: str, *, clock: Clock | None 
     try:
         upgrade(engine)
         secret = secrets.token_hex(16)
-        bot = create_app(playbook, make_session_factory(engine), client=make_web_client(sandbox.bot_token, sandbox.api_url),
-                         signing_secret=secret, clock=clock or SystemClock())
+        bot = create_app(
+            playbook,
+            make_session_factory(engine),
+            client=make_web_client(sandbox.bot_token, sandbox.api_url),
+            signing_secret=secret,
+            clock=clock or SystemClock(),
+        )
         http = HttpServer(make_wsgi(bot.app, bot.services.db)).start()
         yield OfflineStack(sandbox, bot, http, SlackDriver(sandbox, http.url, secret, wait_idle=bot.executor.wait_idle))
     finally:
@@ -138,7 +143,9 @@ class Transcript:
     def channel_by_channel(self) -> None:
         self.say("\n" + "=" * 78 + "\nThe channels as they read now\n" + "=" * 78)
         with self.sandbox.lock:
-            channels = [c for c in self.sandbox.channels.values() if any(m.channel == c.id for m in self.sandbox.messages)]
+            channels = [
+                c for c in self.sandbox.channels.values() if any(m.channel == c.id for m in self.sandbox.messages)
+            ]
         for channel in channels:
             members = ", ".join(self.name(u) for u in channel.members if u != self.sandbox.bot_user_id)
             archived = " (archived)" if channel.is_archived else ""
@@ -174,8 +181,12 @@ def _play(stack: OfflineStack, out: TextIO) -> int:
         driver.slash(user, channel, text, command=command)
         t.flush()
 
-    slash(mei, service_desk, "sev2 Customer card 6222021234567890 debited twice for one transfer, phone 13812345678",
-          command="/complaint")
+    slash(
+        mei,
+        service_desk,
+        "sev2 Customer card 6222021234567890 debited twice for one transfer, phone 13812345678",
+        command="/complaint",
+    )
     incident_channel = next((c for c in sandbox.channels.values() if c.name.startswith("inc-")), None)
     if incident_channel is None:
         t.say("\nThe incident channel was not created; see the messages above.")

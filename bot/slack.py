@@ -196,7 +196,7 @@ class SlackGateway:
             if result is not None and result.status_code == 429:
                 self.sleep(_retry_after(result.headers))
                 continue
-            if result is not None and result.status_code < 500 or attempt == self.max_attempts:
+            if (result is not None and result.status_code < 500) or attempt == self.max_attempts:
                 status = result.status_code if result is not None else "connection_error"
                 raise SlackCallError("response_url", f"http_{status}")
             self.sleep(delay)

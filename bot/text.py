@@ -9,7 +9,9 @@ CHANNEL_NAME_MAX = 80
 SLUG_MAX = 40  # long enough to recognise, short enough to read in the sidebar
 CHANNEL_NAME_RE = re.compile(r"^[a-z0-9_-]{1,80}$")
 
-_EMAIL = re.compile(r"(?<![\w.+-])([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})")
+_EMAIL = re.compile(
+    r"(?<![\w.+-])([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})"
+)
 # Mainland China resident ID: 17 digits and a check digit or X.
 _CN_ID = re.compile(r"(?<![\w])(\d{17}[\dXx])(?![\w])")
 # Mainland mobile numbers, with or without +86.

@@ -35,11 +35,13 @@ def register(app: App, services: Services) -> None:
     def change(command: Command, channel: str, user: str, said: str) -> str | None:
         if command.name == "assign":
             assert command.role is not None and command.user is not None
-            return incidents.assign_role(channel_id=channel, role=command.role, user=command.user, actor=user,
-                                         command=said)
+            return incidents.assign_role(
+                channel_id=channel, role=command.role, user=command.user, actor=user, command=said
+            )
         if command.name == "sev":
-            return incidents.change_severity(channel_id=channel, severity=command.severity or "", actor=user,
-                                             command=said)
+            return incidents.change_severity(
+                channel_id=channel, severity=command.severity or "", actor=user, command=said
+            )
         if command.name == "update":
             return incidents.post_update(channel_id=channel, text=command.text or "", actor=user, command=said)
         if command.name == "resolve":
@@ -65,8 +67,9 @@ def register(app: App, services: Services) -> None:
             if command.name == "open":
                 assert command.kind is not None and command.title is not None
                 incident = incidents.open_incident(
-                    IncidentCreate(kind=command.kind, title=command.title, severity=command.severity,
-                                   category=command.category),
+                    IncidentCreate(
+                        kind=command.kind, title=command.title, severity=command.severity, category=command.category
+                    ),
                     reporter=user,
                     origin_channel=channel,
                 )

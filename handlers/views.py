@@ -18,8 +18,9 @@ def register(app: App, services: Services) -> None:
         ack()
         user = body["user"]["id"]
         with reporting_errors(services.slack, body):
-            incident = services.incidents.open_incident(incident_in, reporter=user,
-                                                        origin_channel=view.get("private_metadata") or None)
+            incident = services.incidents.open_incident(
+                incident_in, reporter=user, origin_channel=view.get("private_metadata") or None
+            )
             outcome = services.incidents.setup_channel(incident.id)
             services.slack.dm(user, services.incidents.opened_message(outcome))
 

@@ -71,7 +71,11 @@ def add_timeline_event(
 
 
 def list_timeline(session: Session, incident_id: int) -> Sequence[TimelineEvent]:
-    stmt = select(TimelineEvent).where(TimelineEvent.incident_id == incident_id).order_by(TimelineEvent.at, TimelineEvent.id)
+    stmt = (
+        select(TimelineEvent)
+        .where(TimelineEvent.incident_id == incident_id)
+        .order_by(TimelineEvent.at, TimelineEvent.id)
+    )
     return session.scalars(stmt).all()
 
 

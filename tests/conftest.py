@@ -75,8 +75,12 @@ test_playbook.__test__ = False  # type: ignore[attr-defined]
 
 
 @pytest.fixture
-def playbook() -> Playbook:
-    return test_playbook()
+def playbook(request: pytest.FixtureRequest) -> Playbook:
+    """The test playbook; `@pytest.mark.playbook({"old line": "new line"})` edits config.yaml text first."""
+    marker = request.node.get_closest_marker("playbook")
+    if marker is None:
+        return test_playbook()
+    return load_playbook_text(playbook_text(**marker.args[0]))
 
 
 @pytest.fixture
@@ -175,17 +179,26 @@ class Stack:
         return self.incident_channel(int(newest or 0))
 
 
-def build_stack(sandbox: SlackSandbox, playbook: Playbook, db_url: str, clock: FixedClock) -> tuple[Bot, HttpServer, Engine]:
+def build_stack(
+    sandbox: SlackSandbox, playbook: Playbook, db_url: str, clock: FixedClock
+) -> tuple[Bot, HttpServer, Engine]:
     engine = make_engine(db_url)
     upgrade(engine)
-    bot = create_app(playbook, make_session_factory(engine), client=make_web_client(sandbox.bot_token, sandbox.api_url),
-                     signing_secret=SIGNING_SECRET, clock=clock)
+    bot = create_app(
+        playbook,
+        make_session_factory(engine),
+        client=make_web_client(sandbox.bot_token, sandbox.api_url),
+        signing_secret=SIGNING_SECRET,
+        clock=clock,
+    )
     http = HttpServer(make_wsgi(bot.app, bot.services.db)).start()
     return bot, http, engine
 
 
 @pytest.fixture
-def stack(sandbox: SlackSandbox, general: str, playbook: Playbook, sqlite_url: str, clock: FixedClock) -> Iterator[Stack]:
+def stack(
+    sandbox: SlackSandbox, general: str, playbook: Playbook, sqlite_url: str, clock: FixedClock
+) -> Iterator[Stack]:
     bot, http, engine = build_stack(sandbox, playbook, sqlite_url, clock)
     driver = SlackDriver(sandbox, http.url, SIGNING_SECRET, wait_idle=bot.executor.wait_idle)
     try:

@@ -24,7 +24,10 @@ def test_assign_announces_invites_and_updates_the_card(stack: Stack) -> None:
     channel = stack.open()
     stack.driver.slash(LEAD, channel.id, f"assign legal <@{LEGAL}|lena.legal>")
 
-    assert stack.texts(channel.id)[-1] == f":bust_in_silhouette: <@{LEAD}> assigned <@{LEGAL}> as *Legal &amp; compliance*."
+    assert (
+        stack.texts(channel.id)[-1]
+        == f":bust_in_silhouette: <@{LEAD}> assigned <@{LEGAL}> as *Legal &amp; compliance*."
+    )
     assert LEGAL in channel.members
     assert f"*Legal &amp; compliance*: <@{LEGAL}>" in roles_text(stack, channel.id)
     assert stack.sandbox.channel_messages(channel.id)[0].edited
@@ -195,7 +198,10 @@ def test_a_user_who_is_not_a_responder_is_refused_and_told_who_can(stack: Stack)
 def test_illegal_transitions_are_refused_with_a_reason(stack: Stack) -> None:
     channel = stack.open()
     stack.driver.slash(LEAD, channel.id, "close")
-    assert last_ephemeral(stack, LEAD) == "#1 is reported; resolve it first with `/incident resolve <summary>`, then close it."
+    assert (
+        last_ephemeral(stack, LEAD)
+        == "#1 is reported; resolve it first with `/incident resolve <summary>`, then close it."
+    )
     stack.driver.slash(LEAD, channel.id, "resolve Fixed")
     stack.driver.slash(LEAD, channel.id, "resolve Fixed again")
     assert last_ephemeral(stack, LEAD) == (

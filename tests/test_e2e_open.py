@@ -5,10 +5,12 @@ from __future__ import annotations
 import time
 import urllib.parse
 
+import pytest
+
 from bot.ids import INPUT_ACTION, BlockId
 from bot.sandbox.blockkit import validate_blocks
 from bot.text import CHANNEL_NAME_RE
-from tests.conftest import LEAD, REPORTER, SIGNING_SECRET, TECH, Stack
+from tests.conftest import COMMS, LEAD, LEGAL, REPORTER, SIGNING_SECRET, TECH, Stack
 
 
 def test_open_creates_channel_with_topic_members_card_and_plan(stack: Stack) -> None:
@@ -23,9 +25,17 @@ def test_open_creates_channel_with_topic_members_card_and_plan(stack: Stack) -> 
     assert channel.topic == "SEV2 Customer complaint | Card payments failing | Status: reported"
     assert set(channel.members) == {stack.sandbox.bot_user_id, REPORTER, LEAD, TECH}
     card, plan = stack.sandbox.channel_messages(channel.id)
-    assert card.blocks[0] == {"type": "header", "text": {"type": "plain_text", "text": "#1 Card payments failing", "emoji": True}}
+    assert card.blocks[0] == {
+        "type": "header",
+        "text": {"type": "plain_text", "text": "#1 Card payments failing", "emoji": True},
+    }
     fields = [f["text"] for f in card.blocks[1]["fields"]]
-    assert fields[:4] == ["*Kind*\nCustomer complaint", "*Severity*\nSEV2 · Major", "*Category*\ntechnical", "*Status*\nreported"]
+    assert fields[:4] == [
+        "*Kind*\nCustomer complaint",
+        "*Severity*\nSEV2 · Major",
+        "*Category*\ntechnical",
+        "*Status*\nreported",
+    ]
     assert f"*Reporter*\n<@{REPORTER}>" in fields
     assert "*Opened*\n2026-11-24 10:00 CST" in fields
     roles = next(b for b in card.blocks if b.get("block_id") == BlockId.ROLES)["text"]["text"]
@@ -39,7 +49,10 @@ def test_open_creates_channel_with_topic_members_card_and_plan(stack: Stack) -> 
     assert buttons == ["Take: Customer comms", "Take: Legal & compliance"]
     assert plan.text.startswith("*How we handle this complaint*")
     told = stack.ephemeral_texts(REPORTER)
-    assert told[-1] == f":rotating_light: Opened incident *#1* in <#{channel.id}>. You are invited; the card there shows the roles."
+    assert (
+        told[-1]
+        == f":rotating_light: Opened incident *#1* in <#{channel.id}>. You are invited; the card there shows the roles."
+    )
 
 
 def test_shortcut_commands_open_their_kind_with_default_severity(stack: Stack) -> None:
@@ -54,19 +67,21 @@ def test_shortcut_commands_open_their_kind_with_default_severity(stack: Stack) -
     assert outage.name.endswith("-1-mobile-banking-login-down")
 
 
+LEGAL_GROUP = "S0LEGALTEAM"
+
+
+@pytest.mark.playbook(
+    {
+        "aliases: [legal, compliance, 法律合规]\n    default_owners: []": (
+            f"aliases: [legal, compliance, 法律合规]\n    default_owners: []\n    usergroup: {LEGAL_GROUP}"
+        ),
+        "aliases: [comms, customer_service, cs, 客户沟通, 客服]\n    default_owners: []": (
+            f"aliases: [comms, customer_service, cs, 客户沟通, 客服]\n    default_owners: [{COMMS}, {LEAD}]"
+        ),
+    }
+)
 def test_default_owners_rotate_round_robin_and_come_from_user_groups(stack: Stack) -> None:
-    from bot.config import load_playbook_text
-    from tests.conftest import COMMS, LEGAL, playbook_text
-
-    stack.sandbox.add_usergroup("S0LEGALTEAM", "legal-team", [LEGAL, COMMS])
-    text = playbook_text(**{
-        "aliases: [legal, compliance, 法律合规]\n    default_owners: []":
-            "aliases: [legal, compliance, 法律合规]\n    default_owners: []\n    usergroup: S0LEGALTEAM",
-        "aliases: [comms, customer_service, cs, 客户沟通, 客服]\n    default_owners: []":
-            f"aliases: [comms, customer_service, cs, 客户沟通, 客服]\n    default_owners: [{COMMS}, {LEAD}]",
-    })
-    stack.bot.services.incidents.playbook = load_playbook_text(text)
-
+    stack.sandbox.add_usergroup(LEGAL_GROUP, "legal-team", [LEGAL, COMMS])
     owners = []
     for n in range(1, 4):
         stack.open(f"complaint Case {n}")
@@ -84,9 +99,16 @@ def test_open_with_no_arguments_opens_the_modal_and_submitting_it_opens_the_inci
     general = stack.sandbox.channel_by_name("general")
     assert general is not None
     stack.driver.slash(REPORTER, general.id, "open")
-    (view_id, view), = stack.sandbox.views.items()
+    ((view_id, view),) = stack.sandbox.views.items()
     assert view["title"]["text"] == "Report an incident"
-    assert [b["block_id"] for b in view["blocks"]] == ["kind", "severity", "title", "category", "description", "customer_ref"]
+    assert [b["block_id"] for b in view["blocks"]] == [
+        "kind",
+        "severity",
+        "title",
+        "category",
+        "description",
+        "customer_ref",
+    ]
 
     def values(title: str, category: str | None = None) -> dict[str, object]:
         return {
@@ -100,8 +122,10 @@ def test_open_with_no_arguments_opens_the_modal_and_submitting_it_opens_the_inci
 
     empty = stack.driver.submit_view(REPORTER, view_id, values("   "))
     assert empty.status == 200
-    assert empty.json == {"response_action": "errors",
-                          "errors": {"title": "Give the incident a title, e.g. Card payments failing."}}
+    assert empty.json == {
+        "response_action": "errors",
+        "errors": {"title": "Give the incident a title, e.g. Card payments failing."},
+    }
     bad_category = stack.driver.submit_view(REPORTER, view_id, values("Card declined", "weather"))
     assert bad_category.json["errors"]["category"].startswith("Unknown category. Categories: technical")
     assert not any(c.name.startswith("inc-") for c in stack.sandbox.channels.values())
@@ -178,8 +202,9 @@ def test_name_taken_picks_another_name(stack: Stack) -> None:
 
 def test_name_taken_by_our_own_half_made_channel_adopts_it(stack: Stack) -> None:
     """A crash between conversations.create and recording the channel must not leave two channels."""
-    orphan = stack.sandbox.add_channel("inc-20261124-1-card-payments-failing", [stack.sandbox.bot_user_id],
-                                       creator=stack.sandbox.bot_user_id)
+    orphan = stack.sandbox.add_channel(
+        "inc-20261124-1-card-payments-failing", [stack.sandbox.bot_user_id], creator=stack.sandbox.bot_user_id
+    )
     channel = stack.open("complaint Card payments failing")
     assert channel.id == orphan
     assert len([c for c in stack.sandbox.channels.values() if c.name.startswith("inc-")]) == 1
@@ -192,8 +217,10 @@ def test_slack_failing_half_way_is_recorded_shown_and_repaired_without_a_second_
     stack.driver.slash(REPORTER, general.id, "open complaint sev2 Card payments failing")
 
     told = stack.ephemeral_texts(REPORTER)[-1]
-    assert told == (":warning: Incident *#1* is recorded, but Slack failed while inviting people (`fatal_error`). "
-                    "Type `/incident repair 1` to finish setting it up; nothing will be duplicated.")
+    assert told == (
+        ":warning: Incident *#1* is recorded, but Slack failed while inviting people (`fatal_error`). "
+        "Type `/incident repair 1` to finish setting it up; nothing will be duplicated."
+    )
     channel = stack.incident_channel(1)
     assert channel.members == [stack.sandbox.bot_user_id]
     assert stack.sandbox.channel_messages(channel.id) == []
@@ -206,7 +233,7 @@ def test_slack_failing_half_way_is_recorded_shown_and_repaired_without_a_second_
     assert len(stack.sandbox.channel_messages(channel.id)) == 2  # the card and the plan, once each
     assert len(stack.sandbox.calls_to("conversations.create")) == 1
     stack.driver.slash(REPORTER, general.id, "repair 1")
-    assert stack.ephemeral_texts(REPORTER)[-1] == f"#1 is fully set up in <#{channel.id}>; nothing to repair."
+    assert stack.ephemeral_texts(REPORTER)[-1] == f"#1 is fully set up in <#{channel.id}>; card and topic refreshed."
 
 
 def test_every_command_is_acked_within_slacks_limit_even_when_slack_is_slow(stack: Stack) -> None:
@@ -226,14 +253,23 @@ def test_every_command_is_acked_within_slacks_limit_even_when_slack_is_slow(stac
 
 
 def test_requests_with_a_bad_signature_or_a_stale_timestamp_are_refused(stack: Stack) -> None:
-    body = urllib.parse.urlencode({"command": "/incident", "text": "open complaint x", "user_id": REPORTER,
-                                   "channel_id": "C1", "response_url": "http://127.0.0.1:9/x", "trigger_id": "t"}).encode()
+    body = urllib.parse.urlencode(
+        {
+            "command": "/incident",
+            "text": "open complaint x",
+            "user_id": REPORTER,
+            "channel_id": "C1",
+            "response_url": "http://127.0.0.1:9/x",
+            "trigger_id": "t",
+        }
+    ).encode()
     bad = stack.driver.post(body, "application/x-www-form-urlencoded", signature="v0=" + "0" * 64)
     from bot.sandbox.driver import sign
 
     old = int(time.time()) - 60 * 10
-    stale = stack.driver.post(body, "application/x-www-form-urlencoded", timestamp=old,
-                              signature=sign(SIGNING_SECRET, body, old))
+    stale = stack.driver.post(
+        body, "application/x-www-form-urlencoded", timestamp=old, signature=sign(SIGNING_SECRET, body, old)
+    )
     assert bad.status == 401
     assert stale.status == 401
     assert not any(c.name.startswith("inc-") for c in stack.sandbox.channels.values())

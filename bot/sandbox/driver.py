@@ -56,7 +56,9 @@ class SlackDriver:
         self.signing_secret = signing_secret
         self.wait_idle = wait_idle
 
-    def post(self, body: bytes, content_type: str, *, timestamp: int | None = None, signature: str | None = None) -> Reply:
+    def post(
+        self, body: bytes, content_type: str, *, timestamp: int | None = None, signature: str | None = None
+    ) -> Reply:
         ts = int(time.time()) if timestamp is None else timestamp
         headers = {
             "Content-Type": content_type,
@@ -108,7 +110,9 @@ class SlackDriver:
             self._settle()
         return reply
 
-    def click(self, user: str, channel: str, message_ts: str, action_id: str, value: str, *, wait: bool = True) -> Reply:
+    def click(
+        self, user: str, channel: str, message_ts: str, action_id: str, value: str, *, wait: bool = True
+    ) -> Reply:
         """Click a button on a message."""
         payload = {
             "type": "block_actions",
@@ -120,8 +124,15 @@ class SlackDriver:
             "container": {"type": "message", "message_ts": message_ts, "channel_id": channel},
             "message": {"ts": message_ts},
             "response_url": self.sandbox.response_url(channel, user),
-            "actions": [{"type": "button", "action_id": action_id, "block_id": "b", "value": value,
-                         "action_ts": str(time.time())}],
+            "actions": [
+                {
+                    "type": "button",
+                    "action_id": action_id,
+                    "block_id": "b",
+                    "value": value,
+                    "action_ts": str(time.time()),
+                }
+            ],
         }
         return self._interactive(payload, wait=wait)
 

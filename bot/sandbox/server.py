@@ -356,7 +356,9 @@ class SlackSandbox:
     def _require(self, args: dict[str, Any], *names: str) -> None:
         for name in names:
             if args.get(name) in (None, ""):
-                raise SlackError("invalid_arguments", response_metadata={"messages": [f"missing required field: {name}"]})
+                raise SlackError(
+                    "invalid_arguments", response_metadata={"messages": [f"missing required field: {name}"]}
+                )
 
     def _channel(self, args: dict[str, Any]) -> Channel:
         self._require(args, "channel")
@@ -377,7 +379,9 @@ class SlackSandbox:
                 raise SlackError("invalid_blocks", response_metadata={"messages": errors})
         return blocks
 
-    def _post(self, channel: str, user: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None = None) -> Message:
+    def _post(
+        self, channel: str, user: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None = None
+    ) -> Message:
         message = Message(channel, self._next_ts(), user, text, blocks, thread_ts)
         self.messages.append(message)
         return message
@@ -516,7 +520,9 @@ class SlackSandbox:
             if c.is_im and set(c.members) == {self.bot_user_id, *users}:
                 return {"channel": {"id": c.id}}
         cid = self._new_id("D")
-        self.channels[cid] = Channel(cid, cid, self.bot_user_id, int(time.time()), is_im=True, members=[self.bot_user_id, *users])
+        self.channels[cid] = Channel(
+            cid, cid, self.bot_user_id, int(time.time()), is_im=True, members=[self.bot_user_id, *users]
+        )
         return {"channel": {"id": cid}}
 
     def m_conversations_archive(self, args: dict[str, Any]) -> dict[str, Any]:
