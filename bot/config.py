@@ -163,33 +163,7 @@ class Playbook(_Strict):
 
     @model_validator(mode="after")
     def _cross_refs(self) -> Playbook:
-        problems: list[str] = []
-        if self.lead_role not in self.roles:
-            problems.append(f"lead_role: {self.lead_role!r} is not one of roles ({', '.join(self.roles)})")
-        for kind_key, kind in self.kinds.items():
-            if kind.default_severity not in self.severities:
-                problems.append(
-                    f"kinds.{kind_key}.default_severity: {kind.default_severity!r} is not one of "
-                    f"severities ({', '.join(self.severities)})"
-                )
-            for i, role in enumerate(kind.roles):
-                if role not in self.roles:
-                    problems.append(
-                        f"kinds.{kind_key}.roles.{i}: unknown role {role!r} (roles: {', '.join(self.roles)})"
-                    )
-            for i, deadline in enumerate(kind.deadlines):
-                if deadline.owner not in self.roles:
-                    problems.append(
-                        f"kinds.{kind_key}.deadlines.{i}.owner: unknown role {deadline.owner!r} "
-                        f"(roles: {', '.join(self.roles)})"
-                    )
-        seen: dict[str, str] = {}
-        for role_key, role_spec in self.roles.items():
-            for name in (role_key, *role_spec.aliases):
-                norm = normalise_word(name)
-                if norm in seen and seen[norm] != role_key:
-                    problems.append(f"roles.{role_key}.aliases: {name!r} already names role {seen[norm]!r}")
-                seen[norm] = role_key
+        problems = cross_reference_problems(self.model_dump())
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -205,6 +179,46 @@ class Playbook(_Strict):
             if norm in {normalise_word(key), normalise_word(role.name), *(normalise_word(a) for a in role.aliases)}:
                 return key
         return None
+
+
+def cross_reference_problems(data: dict[str, Any]) -> list[str]:
+    """Checks between sections (a kind naming an unknown role…), on raw data so they run even when a
+    field elsewhere is invalid and every problem is reported at once."""
+    def section(name: str) -> dict[str, Any]:
+        value = data.get(name)
+        return value if isinstance(value, dict) else {}
+
+    roles, severities, kinds = section("roles"), section("severities"), section("kinds")
+    problems: list[str] = []
+    lead_role = data.get("lead_role", "lead")
+    if roles and lead_role not in roles:
+        problems.append(f"lead_role: {lead_role!r} is not one of roles ({', '.join(roles)})")
+    for kind_key, kind in kinds.items():
+        if not isinstance(kind, dict):
+            continue
+        sev = kind.get("default_severity")
+        if severities and sev is not None and sev not in severities:
+            problems.append(
+                f"kinds.{kind_key}.default_severity: {sev!r} is not one of severities ({', '.join(severities)})"
+            )
+        for i, role in enumerate(kind.get("roles") or ()):
+            if roles and role not in roles:
+                problems.append(f"kinds.{kind_key}.roles.{i}: unknown role {role!r} (roles: {', '.join(roles)})")
+        for i, deadline in enumerate(kind.get("deadlines") or ()):
+            owner = deadline.get("owner") if isinstance(deadline, dict) else None
+            if roles and owner is not None and owner not in roles:
+                problems.append(
+                    f"kinds.{kind_key}.deadlines.{i}.owner: unknown role {owner!r} (roles: {', '.join(roles)})"
+                )
+    seen: dict[str, str] = {}
+    for role_key, role in roles.items():
+        aliases = role.get("aliases") or () if isinstance(role, dict) else ()
+        for name in (role_key, *aliases):
+            norm = normalise_word(str(name))
+            if norm in seen and seen[norm] != role_key:
+                problems.append(f"roles.{role_key}.aliases: {name!r} already names role {seen[norm]!r}")
+            seen[norm] = role_key
+    return problems
 
 
 def normalise_word(word: str) -> str:
@@ -227,6 +241,11 @@ def _node_at(node: yaml.Node | None, loc: tuple[int | str, ...]) -> yaml.Node | 
     return best
 
 
+def _path(problem: str) -> tuple[int | str, ...]:
+    """The field path a 'a.b.0: message' problem line starts with."""
+    return tuple(int(p) if p.isdigit() else p for p in problem.split(":", 1)[0].split("."))
+
+
 def _format_loc(loc: tuple[int | str, ...]) -> str:
     return ".".join(str(p) for p in loc) or "(top level)"
 
@@ -245,16 +264,18 @@ def load_playbook_text(text: str, source: str = "config.yaml") -> Playbook:
     try:
         return Playbook.model_validate(data)
     except ValidationError as exc:
-        problems = []
+        problems: list[str] = []
         for err in exc.errors():
             loc = tuple(err["loc"])
             msg = str(err["msg"]).removeprefix("Value error, ")
             if not loc:  # cross-reference errors name their own field paths, one per line
-                for line in msg.splitlines():
-                    path = tuple(int(p) if p.isdigit() else p for p in line.split(":", 1)[0].split("."))
-                    problems.append(_with_line(line, _node_at(root, path)))
+                problems.extend(_with_line(line, _node_at(root, _path(line))) for line in msg.splitlines())
                 continue
             problems.append(_with_line(f"{_format_loc(loc)}: {msg}", _node_at(root, loc)))
+        for line in cross_reference_problems(data):
+            located = _with_line(line, _node_at(root, _path(line)))
+            if located not in problems:
+                problems.append(located)
         raise ConfigError(source, problems) from None
 
 

@@ -1,0 +1,120 @@
+"""The playbook and the environment: what passes, and the errors a broken one gets."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from bot.config import ConfigError, Settings, load_playbook_text, parse_duration
+from tests.conftest import ROOT, playbook_text
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_the_shipped_playbook_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", str(ROOT / "config.yaml")]) == 0
+    assert "OK — playbook 2026.11-1, 4 kinds, 6 roles, 4 severities" in capsys.readouterr().out
+
+
+def test_check_config_names_the_field_and_line_of_an_unknown_role(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(
+        tmp_path, playbook_text(**{"roles: [lead, tech_support, customer_comms, pr]": "roles: [lead, wizard, pr]"})
+    )
+    assert main(["check-config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "kinds.outage.roles.1 (line 78): unknown role 'wizard'" in err
+
+
+def test_check_config_refuses_a_negative_deadline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, playbook_text(**{"owner: tech_support, after: 48h": "owner: tech_support, after: -48h"}))
+    assert main(["check-config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "kinds.complaint.deadlines.1.after (line 71): '-48h' must be positive" in err
+
+
+def test_check_config_reports_a_missing_template(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(
+        tmp_path, playbook_text(**{"welcome_template: slack/welcome_surge.j2": "welcome_template: slack/nope.j2"})
+    )
+    assert main(["check-config", str(path)]) == 2
+    assert "kinds.surge.welcome_template: 'slack/nope.j2': TemplateNotFound" in capsys.readouterr().err
+
+
+def test_check_config_lists_every_problem_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    text = playbook_text(
+        **{"timezone: Asia/Shanghai": "timezone: Mars/Olympus", "default_severity: sev3": "default_severity: sev9"}
+    )
+    assert main(["check-config", str(write(tmp_path, text))]) == 2
+    err = capsys.readouterr().err
+    assert "timezone (line 4): 'Mars/Olympus' is not a time zone name" in err
+    assert "kinds.complaint.default_severity (line 65): 'sev9' is not one of severities" in err
+
+
+def test_yaml_syntax_errors_and_missing_files_are_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["check-config", str(write(tmp_path, "version: [unclosed\n"))]) == 2
+    assert "(yaml) (line 2)" in capsys.readouterr().err
+    assert main(["check-config", str(tmp_path / "missing.yaml")]) == 2
+    assert "cannot read it" in capsys.readouterr().err
+
+
+def test_the_bot_refuses_to_start_with_a_broken_playbook(tmp_path: Path) -> None:
+    path = write(tmp_path, playbook_text(**{"lead_role: lead": "lead_role: boss"}))
+    result = subprocess.run(
+        [sys.executable, "-m", "bot", "run", "--offline"],
+        env={"INCIDENT_DESK_CONFIG": str(path), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "lead_role (line 8): 'boss' is not one of roles" in result.stderr
+    assert "offline demo" not in result.stdout
+
+
+def test_unknown_keys_are_refused_rather_than_ignored() -> None:
+    with pytest.raises(ConfigError) as exc:
+        load_playbook_text(playbook_text(**{"locale: en": "locale: en\nlocael: zh-CN"}))
+    assert any(p.startswith("locael (line 6): Extra inputs are not permitted") for p in exc.value.problems)
+
+
+@pytest.mark.parametrize(("text", "hours"), [("30m", 0.5), ("24h", 24), ("2d", 48), (72, 72), ("1.5h", 1.5)])
+def test_durations(text: str | int, hours: float) -> None:
+    assert parse_duration(text).total_seconds() == hours * 3600
+
+
+def test_settings_come_from_the_environment_and_hide_secrets() -> None:
+    settings = Settings.from_env(
+        {
+            "SLACK_BOT_TOKEN": "xoxb-secret-value",
+            "SLACK_SIGNING_SECRET": "sig-secret",
+            "SLACK_API_URL": "http://127.0.0.1:9999/api",
+            "PORT": "8080",
+        }
+    )
+    assert settings.port == 8080 and settings.slack_api_url == "http://127.0.0.1:9999/api/"
+    assert "xoxb-secret-value" not in repr(settings) and "sig-secret" not in repr(settings)
+    with pytest.raises(ConfigError, match="PORT: 'eighty' is not a port number"):
+        Settings.from_env({"PORT": "eighty"})
+
+
+def test_running_against_slack_without_credentials_names_the_variables(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("SLACK_BOT_TOKEN", "SLACK_SIGNING_SECRET", "SLACK_APP_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("INCIDENT_DESK_CONFIG", str(ROOT / "config.yaml"))
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert "SLACK_BOT_TOKEN: not set" in err and "incident-desk run --offline" in err
