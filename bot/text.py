@@ -18,8 +18,9 @@ _CN_ID = re.compile(r"(?<![\w])(\d{17}[\dXx])(?![\w])")
 _CN_MOBILE = re.compile(r"(?<![\w+])((?:\+?86[ -]?)?)(1[3-9]\d)(\d{4})(\d{4})(?![\w])")
 # International numbers written with a plus sign.
 _INTL_PHONE = re.compile(r"(?<![\w])\+(?:\d[ -]?){7,14}\d(?![\w])")
-# Bank card and account numbers: 10 to 23 digits, optionally grouped by spaces or dashes.
-_ACCOUNT = re.compile(r"(?<![\w])\d(?:[ -]?\d){9,22}(?![\w])")
+# Bank card and account numbers: 10 to 23 digits in a row, or card-style groups of four
+# (so dates and times such as 2026-11-24 10:00 are left alone).
+_ACCOUNT = re.compile(r"(?<![\w])(?:\d{10,23}|\d{4}(?:[ -]\d{4}){2,4}(?:[ -]\d{1,4})?)(?![\w])")
 
 
 def escape_mrkdwn(text: str) -> str:
