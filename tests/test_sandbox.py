@@ -28,7 +28,7 @@ def section(text: str) -> dict[str, object]:
 def test_unknown_methods_bad_tokens_and_missing_arguments(sandbox: SlackSandbox, client: WebClient) -> None:
     assert error_of(lambda: client.api_call("chat.postMesage")) == "unknown_method"
     bad = WebClient(token="xoxb-wrong", base_url=sandbox.api_url, retry_handlers=[])
-    assert error_of(lambda: bad.auth_test()) == "invalid_auth"
+    assert error_of(bad.auth_test) == "invalid_auth"
     assert error_of(lambda: client.api_call("users.info")) == "invalid_arguments"
     assert error_of(lambda: client.chat_postMessage(channel="C404", text="hi")) == "channel_not_found"
 
