@@ -184,6 +184,7 @@ class Playbook(_Strict):
 def cross_reference_problems(data: dict[str, Any]) -> list[str]:
     """Checks between sections (a kind naming an unknown role…), on raw data so they run even when a
     field elsewhere is invalid and every problem is reported at once."""
+
     def section(name: str) -> dict[str, Any]:
         value = data.get(name)
         return value if isinstance(value, dict) else {}

@@ -184,8 +184,10 @@ class IncidentService:
                 self._mark(incident_id, "topic_set", "topic_set")
             if not incident.members_invited:
                 step = "inviting people"
-                self.slack.invite(incident.channel_id, self._invitees(incident))
+                skipped = self.slack.invite(incident.channel_id, self._invitees(incident))
                 self._mark(incident_id, "members_invited", "members_invited")
+                if skipped:
+                    self.slack.post(incident.channel_id, self._skipped_text(skipped))
             if incident.card_ts is None:
                 step = "posting the incident card"
                 ts = self.slack.post(
@@ -275,6 +277,10 @@ class IncidentService:
         if self.playbook.channel.invite_role_owners:
             users += [a.user_id for a in incident.roles if a.user_id]
         return users
+
+    def _skipped_text(self, skipped: dict[str, str]) -> str:
+        people = ", ".join(f"<@{user}> (`{error}`)" for user, error in skipped.items())
+        return f":warning: I could not invite {people}. Check the playbook's default owners, or invite them by hand."
 
     def _topic(self, incident: Incident) -> str:
         text = self.renderer.render(
@@ -418,9 +424,14 @@ class IncidentService:
                 data={"role": role, "user": target, "previous": previous, "command": command},
             )
             incident.updated_at = now
-        warning = self._try_slack(incident.id, lambda inc: self.slack.invite(inc.channel_id or "", [target]))
+        warning = self._try_slack(incident.id, lambda inc: self._invite_or_fail(inc, target))
         self._announce(incident.id, event=event, actor=actor, user_id=target, role_name=role_name, previous=previous)
         return warning or self._refresh(incident.id)
+
+    def _invite_or_fail(self, incident: Incident, user: str) -> None:
+        skipped = self.slack.invite(incident.channel_id or "", [user])
+        if skipped:
+            raise SlackCallError("conversations.invite", skipped[user])
 
     def change_severity(self, *, channel_id: str, severity: str, actor: str, command: str = "") -> str | None:
         with self._uow() as s:

@@ -21,6 +21,14 @@ from slack_sdk.webhook import WebhookClient
 
 log = logging.getLogger(__name__)
 
+PER_USER_INVITE_ERRORS = {
+    "user_not_found",
+    "cant_invite",
+    "user_is_restricted",
+    "user_is_ultra_restricted",
+    "user_disabled",
+    "already_in_channel",
+}
 TRANSIENT_ERRORS = {"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"}
 
 
@@ -121,16 +129,33 @@ class SlackGateway:
     def set_topic(self, channel: str, topic: str) -> None:
         self.call("conversations.setTopic", channel=channel, topic=topic)
 
-    def invite(self, channel: str, users: list[str]) -> list[str]:
-        """Invite the users not yet in the channel; returns who was added."""
+    def invite(self, channel: str, users: list[str]) -> dict[str, str]:
+        """Invite the users not yet in the channel. Slack refuses a whole batch for one bad user, so on a
+        per-user error each is invited alone; returns the users skipped, with Slack's reason."""
         wanted = [u for u in dict.fromkeys(users) if u and u != self.bot_user_id]
         if not wanted:
-            return []
+            return {}
         members = set(self.call("conversations.members", channel=channel, limit=1000).get("members", []))
         missing = [u for u in wanted if u not in members]
-        if missing:
+        if not missing:
+            return {}
+        try:
             self.call("conversations.invite", channel=channel, users=",".join(missing))
-        return missing
+            return {}
+        except SlackCallError as exc:
+            if exc.error not in PER_USER_INVITE_ERRORS:
+                raise
+            if len(missing) == 1:
+                return {missing[0]: exc.error}
+        skipped: dict[str, str] = {}
+        for user in missing:
+            try:
+                self.call("conversations.invite", channel=channel, users=user)
+            except SlackCallError as exc:
+                if exc.error not in PER_USER_INVITE_ERRORS:
+                    raise
+                skipped[user] = exc.error
+        return skipped
 
     def post(self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None) -> str:
         """Post a message; returns its ts. Posts to one channel keep their order, retries included."""

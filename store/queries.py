@@ -6,7 +6,9 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
 
 from store.models import Incident, RoleAssignment, RoleRotation, TimelineEvent
@@ -44,8 +46,6 @@ def list_open_incidents(session: Session, limit: int = 50) -> Sequence[Incident]
 
 
 def count_open_incidents(session: Session) -> int:
-    from sqlalchemy import func
-
     return session.scalar(select(func.count(Incident.id)).where(Incident.status.in_(OPEN_STATUSES))) or 0
 
 
@@ -85,12 +85,14 @@ def get_role_assignment(session: Session, incident_id: int, role: str) -> RoleAs
 
 
 def next_rotation_position(session: Session, role: str, pool_size: int) -> int:
-    """Take the next round-robin slot for a role, persisting the cursor."""
-    row = session.get(RoleRotation, role, with_for_update=True)
-    if row is None:
-        row = RoleRotation(role=role, position=0)
-        session.add(row)
-        session.flush()
-    position = row.position % pool_size
-    row.position = (row.position + 1) % max(pool_size, 1)
-    return position
+    """Take the next round-robin slot for a role, atomically, so concurrent opens never share a turn."""
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(insert(RoleRotation).values(role=role, position=0).on_conflict_do_nothing(index_elements=["role"]))
+    taken = session.execute(
+        update(RoleRotation)
+        .where(RoleRotation.role == role)
+        .values(position=RoleRotation.position + 1)
+        .returning(RoleRotation.position)
+    ).scalar_one()
+    return (taken - 1) % max(pool_size, 1)

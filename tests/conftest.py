@@ -55,20 +55,20 @@ def playbook_text(**overrides: str) -> str:
     return text
 
 
-def test_playbook() -> Playbook:
-    """The shipped playbook with default owners for the lead, tech support and customer comms, and an admin."""
-    text = playbook_text(
-        **{
-            "admins: []": f"admins: [{ADMIN}]",
-            "aliases: [commander, ic, 组长, 指挥长]\n    default_owners: []": (
-                f"aliases: [commander, ic, 组长, 指挥长]\n    default_owners: [{LEAD}]"
-            ),
-            "aliases: [tech, technical, engineering, 技术支持]\n    default_owners: []": (
-                f"aliases: [tech, technical, engineering, 技术支持]\n    default_owners: [{TECH}]"
-            ),
-        }
-    )
-    return load_playbook_text(text)
+TEST_EDITS = {
+    "admins: []": f"admins: [{ADMIN}]",
+    "aliases: [commander, ic, 组长, 指挥长]\n    default_owners: []": (
+        f"aliases: [commander, ic, 组长, 指挥长]\n    default_owners: [{LEAD}]"
+    ),
+    "aliases: [tech, technical, engineering, 技术支持]\n    default_owners: []": (
+        f"aliases: [tech, technical, engineering, 技术支持]\n    default_owners: [{TECH}]"
+    ),
+}
+
+
+def test_playbook(edits: dict[str, str] | None = None) -> Playbook:
+    """The shipped playbook with an admin and default owners for the lead and tech support, plus `edits`."""
+    return load_playbook_text(playbook_text(**{**TEST_EDITS, **(edits or {})}))
 
 
 test_playbook.__test__ = False  # type: ignore[attr-defined]
@@ -78,9 +78,7 @@ test_playbook.__test__ = False  # type: ignore[attr-defined]
 def playbook(request: pytest.FixtureRequest) -> Playbook:
     """The test playbook; `@pytest.mark.playbook({"old line": "new line"})` edits config.yaml text first."""
     marker = request.node.get_closest_marker("playbook")
-    if marker is None:
-        return test_playbook()
-    return load_playbook_text(playbook_text(**marker.args[0]))
+    return test_playbook(marker.args[0] if marker else None)
 
 
 @pytest.fixture

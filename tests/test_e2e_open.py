@@ -273,3 +273,20 @@ def test_requests_with_a_bad_signature_or_a_stale_timestamp_are_refused(stack: S
     assert bad.status == 401
     assert stale.status == 401
     assert not any(c.name.startswith("inc-") for c in stack.sandbox.channels.values())
+
+
+@pytest.mark.playbook(
+    {
+        "aliases: [legal, compliance, 法律合规]\n    default_owners: []": (
+            "aliases: [legal, compliance, 法律合规]\n    default_owners: [ULEFTCOMPANY]"
+        )
+    }
+)
+def test_a_default_owner_who_left_the_workspace_does_not_block_the_others(stack: Stack) -> None:
+    channel = stack.open("complaint sev2 Card payments failing")
+    assert set(channel.members) == {stack.sandbox.bot_user_id, REPORTER, LEAD, TECH}
+    assert stack.texts(channel.id)[-1] == (
+        ":warning: I could not invite <@ULEFTCOMPANY> (`user_not_found`). "
+        "Check the playbook's default owners, or invite them by hand."
+    )
+    assert stack.ephemeral_texts(REPORTER)[-1].startswith(":rotating_light: Opened incident *#1*")

@@ -1,0 +1,32 @@
+"""The README's main command without a workspace: the offline demo plays a whole incident."""
+
+from __future__ import annotations
+
+import io
+import json
+import urllib.request
+
+from bot.config import load_playbook
+from bot.offline import run_demo
+from tests.conftest import ROOT, Stack
+
+
+def test_the_offline_demo_plays_a_complaint_from_report_to_close() -> None:
+    out = io.StringIO()
+    assert run_demo(load_playbook(ROOT / "config.yaml"), out) == 0
+    transcript = out.getvalue()
+    assert "> Mei Chen in #customer-service: /complaint sev2 Customer card 6222021234567890" in transcript
+    assert "(only Mei Chen sees) :rotating_light: Opened incident *#1* in #inc-" in transcript
+    assert "@Li Wei took the role *Incident lead*." in transcript
+    assert "(only Mei Chen sees) Only the lead (@Li Wei)" in transcript
+    assert "(only Li Wei sees) #1 is investigating; resolve it first" in transcript
+    assert "@Li Wei closed the incident." in transcript
+    assert "*Timeline of #1*" in transcript
+    assert "topic: SEV3 Customer complaint | Customer card ****7890" in transcript
+    assert "6222021234567890 debited" not in transcript.split("The channels as they read now")[1]
+
+
+def test_healthz_answers_in_http_mode(stack: Stack) -> None:
+    with urllib.request.urlopen(stack.http.url + "/healthz", timeout=5) as response:
+        assert response.status == 200
+        assert json.loads(response.read()) == {"ok": True, "database": "ok"}

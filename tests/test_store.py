@@ -1,0 +1,100 @@
+"""The store on both backends: migrations, constraints, and the services on top of them."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import inspect
+from sqlalchemy.exc import IntegrityError
+
+from bot.clock import FixedClock
+from bot.incidents import IncidentCreate, IncidentService
+from bot.render import Renderer
+from bot.sandbox.server import SlackSandbox
+from bot.slack import SlackGateway, make_web_client
+from store import queries
+from store.db import current_revision, make_engine, make_session_factory, upgrade
+from store.models import Incident
+from tests.conftest import LEAD, REPORTER, test_playbook
+
+NOW = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+
+
+def test_migrations_create_the_schema(any_db_url: str) -> None:
+    engine = make_engine(any_db_url)
+    upgrade(engine)
+    upgrade(engine)  # idempotent
+    assert current_revision(engine) == "0001"
+    tables = set(inspect(engine).get_table_names())
+    assert {"incidents", "role_assignments", "timeline_events", "role_rotation", "alembic_version"} <= tables
+    engine.dispose()
+
+
+def test_a_channel_name_can_be_claimed_once(any_db_url: str) -> None:
+    engine = make_engine(any_db_url)
+    upgrade(engine)
+    db = make_session_factory(engine)
+
+    def incident(name: str) -> Incident:
+        return Incident(
+            kind="complaint",
+            severity="sev2",
+            title="t",
+            status="reported",
+            is_drill=False,
+            playbook_version="1",
+            reporter_id=REPORTER,
+            channel_name=name,
+            created_at=NOW,
+            updated_at=NOW,
+            topic_set=False,
+            members_invited=False,
+            welcome_posted=False,
+        )
+
+    with db.begin() as s:
+        queries.add_incident(s, incident("inc-1"))
+    with pytest.raises(IntegrityError), db.begin() as s:
+        queries.add_incident(s, incident("inc-1"))
+    with db() as s:
+        assert [i.channel_name for i in queries.list_open_incidents(s)] == ["inc-1"]
+    engine.dispose()
+
+
+def test_concurrent_opens_get_distinct_numbers_channels_and_rotation(any_db_url: str, sandbox: SlackSandbox) -> None:
+    engine = make_engine(any_db_url)
+    upgrade(engine)
+    playbook = test_playbook()
+    service = IncidentService(
+        playbook=playbook,
+        db=make_session_factory(engine),
+        slack=SlackGateway(make_web_client(sandbox.bot_token, sandbox.api_url)),
+        clock=FixedClock(NOW),
+        renderer=Renderer(playbook.timezone),
+    )
+    opened: list[Incident] = []
+    errors: list[BaseException] = []
+
+    def open_one(n: int) -> None:
+        try:
+            incident = service.open_incident(IncidentCreate(kind="complaint", title="Same title"), reporter=REPORTER)
+            service.setup_channel(incident.id)
+            opened.append(incident)
+        except BaseException as exc:  # collected and asserted on below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    names = sorted(c.name for c in sandbox.channels.values() if c.name.startswith("inc-"))
+    assert names == sorted(f"inc-20261124-{i.id}-same-title" for i in opened)
+    assert len({i.id for i in opened}) == 8
+    with service.db() as s:
+        leads = {a.user_id for i in opened for a in queries.get_incident(s, i.id).roles if a.role == "lead"}  # type: ignore[union-attr]
+    assert leads == {LEAD}
+    engine.dispose()
