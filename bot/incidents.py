@@ -172,6 +172,7 @@ class IncidentService:
     def setup_channel(self, incident_id: int) -> SetupOutcome:
         """Create the channel, set the topic, invite people, post the card and the plan; each step once."""
         step = "creating the channel"
+        skipped: dict[str, str] = {}
         try:
             incident = self._get(incident_id)
             if incident.channel_id is None:
@@ -186,8 +187,6 @@ class IncidentService:
                 step = "inviting people"
                 skipped = self.slack.invite(incident.channel_id, self._invitees(incident))
                 self._mark(incident_id, "members_invited", "members_invited")
-                if skipped:
-                    self.slack.post(incident.channel_id, self._skipped_text(skipped))
             if incident.card_ts is None:
                 step = "posting the incident card"
                 ts = self.slack.post(
@@ -207,6 +206,9 @@ class IncidentService:
                 )
                 self.slack.post(incident.channel_id, text)
                 self._mark(incident_id, "welcome_posted", "plan_posted")
+            if skipped:
+                step = "reporting who could not be invited"
+                self.slack.post(incident.channel_id, self._skipped_text(skipped))
         except SlackCallError as exc:
             with self._uow() as s:
                 row = self._row(s, incident_id)
