@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.commands import Command, parse_command
+from bot.commands import SUBCOMMANDS, Command, parse_command
 from bot.config import Playbook
 from bot.errors import UserInputError
 from bot.text import CHANNEL_NAME_RE, build_channel_name, escape_mrkdwn, mask_identifiers, truncate
@@ -15,17 +15,7 @@ from tests.conftest import test_playbook
 PLAYBOOK: Playbook = test_playbook()
 WORDS = st.sampled_from(
     [
-        "open",
-        "assign",
-        "sev",
-        "update",
-        "resolve",
-        "close",
-        "status",
-        "timeline",
-        "list",
-        "repair",
-        "help",
+        *SUBCOMMANDS,
         "complaint",
         "outage",
         "surge",
