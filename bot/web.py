@@ -55,4 +55,6 @@ class HttpServer:
         self.server.run()
 
     def stop(self) -> None:
+        """Let in-flight requests finish, then close the socket (the loop thread then ends by itself)."""
+        self.server.task_dispatcher.shutdown(cancel_pending=False, timeout=10)
         self.server.close()
