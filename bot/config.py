@@ -74,16 +74,33 @@ class SeveritySpec(_Strict):
 
 
 class DeadlineSpec(_Strict):
+    """One time limit of the plan: who owns it, how long it is, what happens to it on resolve."""
+
     key: str
     name: str = Field(min_length=1)
     owner: str
     after: timedelta
+    by_severity: dict[str, timedelta] = {}
     start: Literal["opened", "resolved"] = "opened"
+    # a cadence (e.g. status updates) is met by each update and re-armed from the moment it is posted
+    cadence: bool = False
+    # investigation deadlines go to the role the complaint's category routes to
+    route_by_category: bool = False
+    only_severities: tuple[str, ...] = ()
+    on_resolve: Literal["keep", "met", "cancel"] = "cancel"
+    escalate: bool = True
 
     @field_validator("after", mode="before")
     @classmethod
     def _duration(cls, value: object) -> timedelta:
         return parse_duration(value)
+
+    @field_validator("by_severity", mode="before")
+    @classmethod
+    def _durations(cls, value: object) -> dict[str, timedelta]:
+        if not isinstance(value, dict):
+            raise ValueError("must map severities to durations, e.g. {sev1: 30m}")
+        return {str(k): parse_duration(v) for k, v in value.items()}
 
     @field_validator("key")
     @classmethod
@@ -91,6 +108,66 @@ class DeadlineSpec(_Strict):
         if not KEY_RE.match(key):
             raise ValueError(f"{key!r} must be lowercase letters, digits and underscores")
         return key
+
+    def duration_for(self, severity: str) -> timedelta:
+        return self.by_severity.get(severity, self.after)
+
+    def applies_to(self, severity: str) -> bool:
+        return not self.only_severities or severity in self.only_severities
+
+
+def parse_offset(value: object) -> float | timedelta:
+    """A reminder offset: '50%' of the time allowed, or a duration before the deadline ('2h', '0m')."""
+    if isinstance(value, str) and value.strip().endswith("%"):
+        number = float(value.strip()[:-1])
+        if not 0 < number < 100:
+            raise ValueError(f"{value!r}: a percentage must be between 0 and 100")
+        return number / 100
+    if value in (0, "0", "0m", "0h"):
+        return timedelta(0)
+    return parse_duration(value)
+
+
+class ReminderSpec(_Strict):
+    """When owners are nudged before a deadline, and how far they may push it off."""
+
+    offsets: tuple[str, ...] = ("50%", "2h", "0m")
+    snooze: timedelta = timedelta(hours=1)
+    max_snoozes: int = Field(default=3, ge=0, le=20)
+
+    @field_validator("offsets")
+    @classmethod
+    def _offsets(cls, offsets: tuple[str, ...]) -> tuple[str, ...]:
+        for offset in offsets:
+            parse_offset(offset)
+        return offsets
+
+    @field_validator("snooze", mode="before")
+    @classmethod
+    def _snooze(cls, value: object) -> timedelta:
+        return parse_duration(value)
+
+
+class EscalationLevel(_Strict):
+    """One level of the paging chain: who is paged and how long they have to acknowledge."""
+
+    name: str = Field(min_length=1)
+    # `owner` pages the owner of the missed deadline (or the lead for a severe opening)
+    owner: bool = False
+    role: str | None = None
+    users: tuple[str, ...] = ()
+    usergroup: str | None = None
+    ack_timeout: timedelta
+
+    @field_validator("ack_timeout", mode="before")
+    @classmethod
+    def _timeout(cls, value: object) -> timedelta:
+        return parse_duration(value)
+
+
+class EscalationSpec(_Strict):
+    levels: tuple[EscalationLevel, ...] = Field(min_length=1)
+    page_on_open: tuple[str, ...] = ("sev1", "sev2")
 
 
 class KindSpec(_Strict):
@@ -100,6 +177,7 @@ class KindSpec(_Strict):
     roles: tuple[str, ...] = Field(min_length=1)
     categories: tuple[str, ...] = ()
     welcome_template: str
+    category_routes: dict[str, str] = {}
     deadlines: tuple[DeadlineSpec, ...] = ()
 
 
@@ -121,6 +199,10 @@ class ChannelSpec(_Strict):
         return pattern
 
 
+def _default_escalation() -> EscalationSpec:
+    return EscalationSpec(levels=(EscalationLevel(name="Owner", owner=True, ack_timeout=timedelta(minutes=15)),))
+
+
 class Playbook(_Strict):
     version: str = Field(min_length=1)
     timezone: str = "Asia/Shanghai"
@@ -131,6 +213,8 @@ class Playbook(_Strict):
     roles: dict[str, RoleSpec]
     severities: dict[str, SeveritySpec]
     kinds: dict[str, KindSpec]
+    reminders: ReminderSpec = ReminderSpec()
+    escalation: EscalationSpec = Field(default_factory=_default_escalation)
 
     @field_validator("timezone")
     @classmethod
@@ -205,12 +289,26 @@ def cross_reference_problems(data: dict[str, Any]) -> list[str]:
         for i, role in enumerate(kind.get("roles") or ()):
             if roles and role not in roles:
                 problems.append(f"kinds.{kind_key}.roles.{i}: unknown role {role!r} (roles: {', '.join(roles)})")
+        for category, role in (kind.get("category_routes") or {}).items():
+            if roles and role not in roles:
+                problems.append(f"kinds.{kind_key}.category_routes.{category}: unknown role {role!r}")
         for i, deadline in enumerate(kind.get("deadlines") or ()):
-            owner = deadline.get("owner") if isinstance(deadline, dict) else None
+            if not isinstance(deadline, dict):
+                continue
+            owner = deadline.get("owner")
             if roles and owner is not None and owner not in roles:
                 problems.append(
                     f"kinds.{kind_key}.deadlines.{i}.owner: unknown role {owner!r} (roles: {', '.join(roles)})"
                 )
+            named = [*(deadline.get("by_severity") or {}), *(deadline.get("only_severities") or ())]
+            for sev in named:
+                if severities and sev not in severities:
+                    problems.append(f"kinds.{kind_key}.deadlines.{i}: unknown severity {sev!r}")
+    escalation = section("escalation")
+    for i, level in enumerate(escalation.get("levels") or ()):
+        role = level.get("role") if isinstance(level, dict) else None
+        if roles and role is not None and role not in roles:
+            problems.append(f"escalation.levels.{i}.role: unknown role {role!r} (roles: {', '.join(roles)})")
     seen: dict[str, str] = {}
     for role_key, role in roles.items():
         aliases = role.get("aliases") or () if isinstance(role, dict) else ()

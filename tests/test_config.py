@@ -21,7 +21,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 def test_the_shipped_playbook_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check-config", str(ROOT / "config.yaml")]) == 0
-    assert "OK — playbook 2026.11-1, 4 kinds, 6 roles, 4 severities" in capsys.readouterr().out
+    assert "OK — playbook 2026.11-2, 4 kinds, 7 roles, 4 severities" in capsys.readouterr().out
 
 
 def test_check_config_names_the_field_and_line_of_an_unknown_role(
@@ -32,14 +32,14 @@ def test_check_config_names_the_field_and_line_of_an_unknown_role(
     )
     assert main(["check-config", str(path)]) == 2
     err = capsys.readouterr().err
-    assert "kinds.outage.roles.1 (line 78): unknown role 'wizard'" in err
+    assert "kinds.outage.roles.1 (line 88): unknown role 'wizard'" in err
 
 
 def test_check_config_refuses_a_negative_deadline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path, playbook_text(**{"owner: tech_support, after: 48h": "owner: tech_support, after: -48h"}))
     assert main(["check-config", str(path)]) == 2
     err = capsys.readouterr().err
-    assert "kinds.complaint.deadlines.1.after (line 71): '-48h' must be positive" in err
+    assert "kinds.complaint.deadlines.1.after (line 80): '-48h' must be positive" in err
 
 
 def test_check_config_reports_a_missing_template(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -57,7 +57,7 @@ def test_check_config_lists_every_problem_at_once(tmp_path: Path, capsys: pytest
     assert main(["check-config", str(write(tmp_path, text))]) == 2
     err = capsys.readouterr().err
     assert "timezone (line 4): 'Mars/Olympus' is not a time zone name" in err
-    assert "kinds.complaint.default_severity (line 65): 'sev9' is not one of severities" in err
+    assert "kinds.complaint.default_severity (line 70): 'sev9' is not one of severities" in err
 
 
 def test_yaml_syntax_errors_and_missing_files_are_reported(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
