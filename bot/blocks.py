@@ -181,3 +181,32 @@ def report_modal(playbook: Playbook, *, origin_channel: str, kind: str | None = 
             ),
         ],
     }
+
+
+def _button(action_id: str, text: str, value: str, style: str | None = None) -> dict[str, Any]:
+    button: dict[str, Any] = {"type": "button", "action_id": action_id, "text": plain(text, 75), "value": value}
+    if style:
+        button["style"] = style
+    return button
+
+
+def reminder_blocks(text: str, deadline_id: int, snooze_label: str) -> list[Block]:
+    """A reminder DM: the text, then Mark done and Snooze."""
+    return [
+        {"type": "section", "text": mrkdwn(truncate(text, 3000))},
+        {
+            "type": "actions",
+            "elements": [
+                _button(ActionId.MARK_DONE, "Mark done", str(deadline_id), "primary"),
+                _button(ActionId.SNOOZE, snooze_label, str(deadline_id)),
+            ],
+        },
+    ]
+
+
+def page_blocks(text: str, escalation_id: int) -> list[Block]:
+    """A page DM: the text and one Acknowledge button."""
+    return [
+        {"type": "section", "text": mrkdwn(truncate(text, 3000))},
+        {"type": "actions", "elements": [_button(ActionId.ACKNOWLEDGE, "Acknowledge", str(escalation_id), "danger")]},
+    ]

@@ -5,6 +5,9 @@ from enum import StrEnum
 
 class ActionId(StrEnum):
     TAKE_ROLE = "take_role"  # suffixed with ":<role>" so each button in a block is unique
+    MARK_DONE = "mark_done"
+    SNOOZE = "snooze"
+    ACKNOWLEDGE = "acknowledge"
 
 
 class CallbackId(StrEnum):

@@ -7,9 +7,10 @@ Slack failure can never lose the record, and Slack steps are idempotent so `repa
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -19,7 +20,9 @@ from bot.blocks import card_text, incident_card
 from bot.clock import Clock
 from bot.commands import UserRef
 from bot.config import Playbook
+from bot.deadlines import Deadlines
 from bot.errors import ConflictError, NotFoundError, PermissionDeniedError, UserInputError
+from bot.escalation import Escalations
 from bot.render import Renderer, SlackMarkup, user_mention
 from bot.slack import SlackCallError, SlackGateway
 from bot.text import build_channel_name, safe_text, truncate
@@ -66,12 +69,18 @@ class IncidentService:
         slack: SlackGateway,
         clock: Clock,
         renderer: Renderer,
+        deadlines: Deadlines,
+        escalations: Escalations,
+        schedule_changed: Callable[[], None] = lambda: None,
     ) -> None:
         self.playbook = playbook
         self.db = db
         self.slack = slack
         self.clock = clock
         self.renderer = renderer
+        self.deadlines = deadlines
+        self.escalations = escalations
+        self.schedule_changed = schedule_changed
 
     @contextmanager
     def _uow(self) -> Iterator[Session]:
@@ -144,7 +153,15 @@ class IncidentService:
                     "drill": incident.is_drill,
                 },
             )
+            self.deadlines.create(s, incident, start="opened", now=now, actor=reporter)
+            if severity in self.playbook.escalation.page_on_open:
+                self._page_severe(s, incident, f"{severity.upper()} {kind.name.lower()} opened", now)
+        self.schedule_changed()
         return incident
+
+    def _page_severe(self, s: Session, incident: Incident, reason: str, now: datetime) -> None:
+        """A severe incident pages its lead (then the team lead, then leadership) until acknowledged."""
+        self.escalations.start(s, incident, reason=reason, owner=self._lead(incident), now=now)
 
     def _owner_pool(self, role: str) -> list[str]:
         spec = self.playbook.roles[role]
@@ -195,7 +212,7 @@ class IncidentService:
                     incident_card(incident, self.playbook, self.renderer),
                 )
                 with self._uow() as s:
-                    row = self._row(s, incident_id)
+                    row = self.row(s, incident_id)
                     row.card_ts = ts
                     queries.add_timeline_event(s, incident_id, at=self.clock.now(), event="card_posted", actor_id=None)
             if not incident.welcome_posted:
@@ -211,7 +228,7 @@ class IncidentService:
                 self.slack.post(incident.channel_id, self._skipped_text(skipped))
         except SlackCallError as exc:
             with self._uow() as s:
-                row = self._row(s, incident_id)
+                row = self.row(s, incident_id)
                 row.setup_error = f"{step}: {exc.error}"
                 queries.add_timeline_event(
                     s,
@@ -225,7 +242,7 @@ class IncidentService:
             log.warning("incident %s set-up failed while %s: %s", incident_id, step, exc.error)
             return SetupOutcome(self._get(incident_id), failed_step=step, error=exc.error)
         with self._uow() as s:
-            row = self._row(s, incident_id)
+            row = self.row(s, incident_id)
             row.setup_error = None
         return SetupOutcome(self._get(incident_id))
 
@@ -247,7 +264,7 @@ class IncidentService:
         else:
             raise SlackCallError("conversations.create", "name_taken")
         with self._uow() as s:
-            row = self._row(s, incident.id)
+            row = self.row(s, incident.id)
             row.channel_id = str(channel["id"])
             row.channel_name = str(channel["name"])
             queries.add_timeline_event(
@@ -269,7 +286,7 @@ class IncidentService:
     def _claim_name(self, incident_id: int, name: str) -> str:
         try:
             with self._uow() as s:
-                self._row(s, incident_id).channel_name = name
+                self.row(s, incident_id).channel_name = name
         except IntegrityError:
             raise SlackCallError("conversations.create", "name_taken") from None
         return name
@@ -297,7 +314,7 @@ class IncidentService:
 
     def _mark(self, incident_id: int, flag: str, event: str) -> None:
         with self._uow() as s:
-            setattr(self._row(s, incident_id), flag, True)
+            setattr(self.row(s, incident_id), flag, True)
             queries.add_timeline_event(s, incident_id, at=self.clock.now(), event=event, actor_id=None)
 
     def opened_message(self, outcome: SetupOutcome) -> str:
@@ -328,7 +345,7 @@ class IncidentService:
 
     # ---- finding ----------------------------------------------------------------------------------------
 
-    def _row(self, s: Session, incident_id: int) -> Incident:
+    def row(self, s: Session, incident_id: int) -> Incident:
         row = queries.get_incident(s, incident_id)
         if row is None:
             raise NotFoundError(f"There is no incident #{incident_id}. `/incident list` shows the open ones.")
@@ -336,7 +353,7 @@ class IncidentService:
 
     def _get(self, incident_id: int) -> Incident:
         with self._uow() as s:
-            return self._row(s, incident_id)
+            return self.row(s, incident_id)
 
     def find(self, *, channel_id: str | None, number: int | None = None) -> Incident:
         """The incident named by number, or else the one whose channel the command ran in."""
@@ -359,7 +376,7 @@ class IncidentService:
     def _lead(self, incident: Incident) -> str | None:
         return next((a.user_id for a in incident.roles if a.role == self.playbook.lead_role), None)
 
-    def _require_responder(self, incident: Incident, actor: str, action: str) -> None:
+    def require_responder(self, incident: Incident, actor: str, action: str) -> None:
         if actor in self.responders(incident):
             return
         lead = self._lead(incident)
@@ -400,12 +417,12 @@ class IncidentService:
             raise NotFoundError(f"Unknown role `{safe_text(role)}`. Roles: {', '.join(self.playbook.roles)}.")
         role_name = self.playbook.roles[role].name
         with self._uow() as s:
-            incident = self._row(s, incident_id)
+            incident = self.row(s, incident_id)
             self._require_open(incident, "change roles in")
             assignment = next((a for a in incident.roles if a.role == role), None)
             self_take = target == actor and (assignment is None or assignment.user_id is None)
             if not self_take:
-                self._require_responder(incident, actor, "assign roles in")
+                self.require_responder(incident, actor, "assign roles in")
             previous = assignment.user_id if assignment else None
             if previous == target:
                 raise ConflictError(f"<@{target}> already holds *{safe_text(role_name)}* in #{incident.id}.")
@@ -437,9 +454,9 @@ class IncidentService:
 
     def change_severity(self, *, channel_id: str, severity: str, actor: str, command: str = "") -> str | None:
         with self._uow() as s:
-            incident = self._row(s, self.find(channel_id=channel_id).id)
+            incident = self.row(s, self.find(channel_id=channel_id).id)
             self._require_open(incident, "change the severity of")
-            self._require_responder(incident, actor, "change the severity of")
+            self.require_responder(incident, actor, "change the severity of")
             if incident.severity == severity:
                 raise ConflictError(f"#{incident.id} is already {severity.upper()}.")
             old, incident.severity, incident.updated_at = incident.severity, severity, self.clock.now()
@@ -452,12 +469,16 @@ class IncidentService:
                 text=f"{old} → {severity}",
                 data={"old": old, "new": severity, "command": command},
             )
+            page_on = self.playbook.escalation.page_on_open
+            if severity in page_on and old not in page_on:
+                self._page_severe(s, incident, f"severity raised to {severity.upper()}", incident.updated_at)
+        self.schedule_changed()
         self._announce(incident.id, event="severity_changed", actor=actor, old=old, new=severity)
         return self._refresh(incident.id, topic=True)
 
     def post_update(self, *, channel_id: str, text: str, actor: str, command: str = "") -> str | None:
         with self._uow() as s:
-            incident = self._row(s, self.find(channel_id=channel_id).id)
+            incident = self.row(s, self.find(channel_id=channel_id).id)
             if incident.status == "closed":
                 raise ConflictError(f"#{incident.id} is closed; updates are no longer recorded.")
             incident.updated_at = self.clock.now()
@@ -471,13 +492,15 @@ class IncidentService:
                 data={"command": command},
             )
             moved = self._advance(s, incident, actor)
+            self.deadlines.on_update(s, incident, now=incident.updated_at, actor=actor)
+        self.schedule_changed()
         self._announce(incident.id, event="update", actor=actor, text=text)
         return self._refresh(incident.id, topic=True) if moved else None
 
     def resolve(self, *, channel_id: str, summary: str, actor: str, command: str = "") -> str | None:
         with self._uow() as s:
-            incident = self._row(s, self.find(channel_id=channel_id).id)
-            self._require_responder(incident, actor, "resolve")
+            incident = self.row(s, self.find(channel_id=channel_id).id)
+            self.require_responder(incident, actor, "resolve")
             if incident.status not in ("reported", "investigating"):
                 raise ConflictError(
                     f"#{incident.id} is already {incident.status}; only a reported or investigating incident "
@@ -489,13 +512,15 @@ class IncidentService:
             queries.add_timeline_event(
                 s, incident.id, at=now, event="resolved", actor_id=actor, text=summary, data={"command": command}
             )
+            self.deadlines.on_resolve(s, incident, now=now, actor=actor)
+        self.schedule_changed()
         self._announce(incident.id, event="resolved", actor=actor, text=summary)
         return self._refresh(incident.id, topic=True)
 
     def close(self, *, channel_id: str, actor: str, command: str = "") -> str | None:
         with self._uow() as s:
-            incident = self._row(s, self.find(channel_id=channel_id).id)
-            self._require_responder(incident, actor, "close")
+            incident = self.row(s, self.find(channel_id=channel_id).id)
+            self.require_responder(incident, actor, "close")
             if incident.status == "closed":
                 raise ConflictError(f"#{incident.id} is already closed.")
             if incident.status != "resolved":
@@ -508,6 +533,8 @@ class IncidentService:
             queries.add_timeline_event(
                 s, incident.id, at=now, event="closed", actor_id=actor, data={"command": command}
             )
+            self.deadlines.on_close(s, incident, now=now, actor=actor)
+        self.schedule_changed()
         self._announce(incident.id, event="closed", actor=actor)
         return self._refresh(incident.id, topic=True)
 
@@ -551,6 +578,13 @@ class IncidentService:
                 f"`/incident repair {incident.id}` retries."
             )
         return None
+
+    def try_post(self, channel_id: str, text: str) -> None:
+        """Post to a channel; a Slack failure is logged, never undoes what was already recorded."""
+        try:
+            self.slack.post(channel_id, text)
+        except SlackCallError as exc:
+            log.warning("could not post to %s: %s", channel_id, exc.error)
 
     def _announce(self, incident_id: int, **context: Any) -> None:
         text = self.renderer.render("slack/announce.j2", **context)

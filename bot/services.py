@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.clock import Clock
 from bot.config import Playbook
+from bot.deadlines import Deadlines
+from bot.escalation import Escalations
 from bot.incidents import IncidentService
 from bot.render import Renderer
 from bot.slack import SlackGateway
+from bot.timekeeping import TimekeepingService
 
 
 @dataclass
@@ -20,10 +24,34 @@ class Services:
     slack: SlackGateway
     clock: Clock
     renderer: Renderer
+    deadlines: Deadlines
+    escalations: Escalations
     incidents: IncidentService
+    timekeeping: TimekeepingService
+    # called after a change that moves a deadline or a page, so the scheduler can plan its next wake-up
+    schedule_changed: list[Callable[[], None]] = field(default_factory=list)
 
     @classmethod
     def build(cls, playbook: Playbook, db: sessionmaker[Session], slack: SlackGateway, clock: Clock) -> Services:
         renderer = Renderer(playbook.timezone)
-        incidents = IncidentService(playbook=playbook, db=db, slack=slack, clock=clock, renderer=renderer)
-        return cls(playbook, db, slack, clock, renderer, incidents)
+        deadlines, escalations = Deadlines(playbook), Escalations(playbook)
+        listeners: list[Callable[[], None]] = []
+
+        def changed() -> None:
+            for listener in listeners:
+                listener()
+
+        incidents = IncidentService(
+            playbook=playbook,
+            db=db,
+            slack=slack,
+            clock=clock,
+            renderer=renderer,
+            deadlines=deadlines,
+            escalations=escalations,
+            schedule_changed=changed,
+        )
+        timekeeping = TimekeepingService(
+            incidents=incidents, deadlines=deadlines, escalations=escalations, schedule_changed=changed
+        )
+        return cls(playbook, db, slack, clock, renderer, deadlines, escalations, incidents, timekeeping, listeners)

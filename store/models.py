@@ -85,3 +85,63 @@ class RoleRotation(Base):
 
     role: Mapped[str] = mapped_column(String(40), primary_key=True)
     position: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Deadline(Base):
+    """One time limit of the plan for one incident. `next_action_at` is when the scheduler must look at it
+    next (a reminder or the deadline itself); null once it needs nothing more."""
+
+    __tablename__ = "deadlines"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    key: Mapped[str] = mapped_column(String(40))
+    name: Mapped[str] = mapped_column(String(200))
+    owner_role: Mapped[str] = mapped_column(String(40))
+    start_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    state: Mapped[str] = mapped_column(String(20), default="pending")  # pending, met, missed, cancelled
+    cadence: Mapped[bool] = mapped_column(Boolean, default=False)
+    escalate: Mapped[bool] = mapped_column(Boolean, default=True)
+    on_resolve: Mapped[str] = mapped_column(String(10), default="cancel")
+    reminders_done: Mapped[int] = mapped_column(Integer, default=0)  # reminder offsets handled so far
+    snoozed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    snoozes: Mapped[int] = mapped_column(Integer, default=0)
+    next_action_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_by: Mapped[str | None] = mapped_column(String(40))
+
+    __table_args__ = (Index("ix_deadlines_next_action", "next_action_at"),)
+
+
+class Escalation(Base):
+    """A paging chain: levels frozen when it starts, paged one after another until someone acknowledges."""
+
+    __tablename__ = "escalations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    deadline_id: Mapped[int | None] = mapped_column(ForeignKey("deadlines.id", ondelete="CASCADE"))
+    reason: Mapped[str] = mapped_column(Text)
+    levels: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    level: Mapped[int] = mapped_column(Integer, default=0)  # the next level to page
+    state: Mapped[str] = mapped_column(String(20), default="active")  # active, acknowledged, exhausted, cancelled
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    next_action_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    acked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    acked_by: Mapped[str | None] = mapped_column(String(40))
+
+    __table_args__ = (Index("ix_escalations_next_action", "next_action_at"),)
+
+
+class SentNotification(Base):
+    """Written before a reminder or page goes out: its unique key makes a second send impossible."""
+
+    __tablename__ = "sent_notifications"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(120), unique=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    recipients: Mapped[list[str]] = mapped_column(JSON)
+    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str] = mapped_column(String(40), default="claimed")  # claimed, sent, failed: <error>

@@ -11,7 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
 
-from store.models import Incident, RoleAssignment, RoleRotation, TimelineEvent
+from store.models import Deadline, Escalation, Incident, RoleAssignment, RoleRotation, SentNotification, TimelineEvent
 
 OPEN_STATUSES = ("reported", "investigating", "resolved")
 
@@ -86,9 +86,9 @@ def get_role_assignment(session: Session, incident_id: int, role: str) -> RoleAs
 
 def next_rotation_position(session: Session, role: str, pool_size: int) -> int:
     """Take the next round-robin slot for a role, atomically, so concurrent opens never share a turn."""
-    dialect = session.get_bind().dialect.name
-    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
-    session.execute(insert(RoleRotation).values(role=role, position=0).on_conflict_do_nothing(index_elements=["role"]))
+    session.execute(
+        _insert_for(session)(RoleRotation).values(role=role, position=0).on_conflict_do_nothing(index_elements=["role"])
+    )
     taken = session.execute(
         update(RoleRotation)
         .where(RoleRotation.role == role)
@@ -96,3 +96,53 @@ def next_rotation_position(session: Session, role: str, pool_size: int) -> int:
         .returning(RoleRotation.position)
     ).scalar_one()
     return (taken - 1) % max(pool_size, 1)
+
+
+def _insert_for(session: Session) -> Any:
+    return postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+
+
+def claim_notification(session: Session, key: str, *, incident_id: int, recipients: list[str], at: datetime) -> bool:
+    """Record a notification before it is sent; False if it was claimed already (so never send twice)."""
+    stmt = (
+        _insert_for(session)(SentNotification)
+        .values(key=key, incident_id=incident_id, recipients=recipients, sent_at=at, outcome="claimed")
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(SentNotification.id)
+    )
+    return session.execute(stmt).scalar_one_or_none() is not None
+
+
+def set_notification_outcome(session: Session, key: str, outcome: str) -> None:
+    session.execute(update(SentNotification).where(SentNotification.key == key).values(outcome=outcome[:40]))
+
+
+def list_notifications(
+    session: Session, *, prefix: str = "", incident_id: int | None = None
+) -> Sequence[SentNotification]:
+    stmt = select(SentNotification).where(SentNotification.key.startswith(prefix))
+    if incident_id is not None:
+        stmt = stmt.where(SentNotification.incident_id == incident_id)
+    return session.scalars(stmt.order_by(SentNotification.id)).all()
+
+
+def due_deadline_ids(session: Session, now: datetime, limit: int) -> list[int]:
+    stmt = select(Deadline.id).where(Deadline.next_action_at <= now).order_by(Deadline.next_action_at).limit(limit)
+    return list(session.scalars(stmt))
+
+
+def due_escalation_ids(session: Session, now: datetime, limit: int) -> list[int]:
+    stmt = (
+        select(Escalation.id).where(Escalation.next_action_at <= now).order_by(Escalation.next_action_at).limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def next_wakeup(session: Session) -> datetime | None:
+    """The earliest moment any deadline or chain needs the scheduler."""
+    times = [
+        session.scalar(select(func.min(Deadline.next_action_at))),
+        session.scalar(select(func.min(Escalation.next_action_at))),
+    ]
+    present = [t for t in times if t is not None]
+    return min(present) if present else None

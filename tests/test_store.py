@@ -10,8 +10,8 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError
 
 from bot.clock import FixedClock
-from bot.incidents import IncidentCreate, IncidentService
-from bot.render import Renderer
+from bot.incidents import IncidentCreate
+from bot.services import Services
 from bot.sandbox.server import SlackSandbox
 from bot.slack import SlackGateway, make_web_client
 from store import queries
@@ -26,9 +26,18 @@ def test_migrations_create_the_schema(any_db_url: str) -> None:
     engine = make_engine(any_db_url)
     upgrade(engine)
     upgrade(engine)  # idempotent
-    assert current_revision(engine) == "0001"
+    assert current_revision(engine) == "0002"
     tables = set(inspect(engine).get_table_names())
-    assert {"incidents", "role_assignments", "timeline_events", "role_rotation", "alembic_version"} <= tables
+    assert {
+        "incidents",
+        "role_assignments",
+        "timeline_events",
+        "role_rotation",
+        "deadlines",
+        "escalations",
+        "sent_notifications",
+        "alembic_version",
+    } <= tables
     engine.dispose()
 
 
@@ -67,13 +76,13 @@ def test_concurrent_opens_get_distinct_numbers_channels_and_rotation(any_db_url:
     engine = make_engine(any_db_url)
     upgrade(engine)
     playbook = test_playbook()
-    service = IncidentService(
-        playbook=playbook,
-        db=make_session_factory(engine),
-        slack=SlackGateway(make_web_client(sandbox.bot_token, sandbox.api_url)),
-        clock=FixedClock(NOW),
-        renderer=Renderer(playbook.timezone),
+    services = Services.build(
+        playbook,
+        make_session_factory(engine),
+        SlackGateway(make_web_client(sandbox.bot_token, sandbox.api_url)),
+        FixedClock(NOW),
     )
+    service = services.incidents
     opened: list[Incident] = []
     errors: list[BaseException] = []
 

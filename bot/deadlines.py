@@ -1,0 +1,250 @@
+"""Deadlines of the plan: created from the playbook, met by people or by the bot, snoozed, listed.
+
+Every change here is a row change in the store plus a timeline event; the scheduler (bot/scheduler.py)
+only ever acts on what these rows say.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.clock import utc
+from bot.config import DeadlineSpec, Playbook, parse_offset
+from bot.errors import ConflictError, NotFoundError, UserInputError
+from bot.text import safe_text
+from store import queries
+from store.models import Deadline, Escalation, Incident
+
+
+def reminder_times(start: datetime, due: datetime, offsets: Sequence[str]) -> list[datetime]:
+    """When to remind, strictly between start and due (at the deadline itself the miss is announced)."""
+    start, due = utc(start), utc(due)
+    total = due - start
+    times = set()
+    for raw in offsets:
+        offset = parse_offset(raw)
+        at = start + total * offset if isinstance(offset, float) else due - offset
+        if start < at < due:
+            times.add(at)
+    return sorted(times)
+
+
+def next_action(deadline: Deadline, offsets: Sequence[str]) -> datetime | None:
+    """The next moment the scheduler must look at a pending deadline."""
+    if deadline.state != "pending":
+        return None
+    candidates = [utc(deadline.due_at)]
+    times = reminder_times(deadline.start_at, deadline.due_at, offsets)
+    if deadline.reminders_done < len(times):
+        candidates.append(times[deadline.reminders_done])
+    if deadline.snoozed_until is not None:
+        candidates.append(utc(deadline.snoozed_until))
+    return min(candidates)
+
+
+def owner_for(incident: Incident, role: str, lead_role: str) -> str | None:
+    """Who a deadline's reminders go to: the role's owner, else the lead, else nobody (channel only)."""
+    owners = {a.role: a.user_id for a in incident.roles if a.user_id}
+    return owners.get(role) or owners.get(lead_role)
+
+
+@dataclass(frozen=True)
+class DeadlineView:
+    name: str
+    key: str
+    owner_role: str
+    owner: str | None
+    due_at: datetime
+    state: str
+    closed_at: datetime | None
+
+
+class Deadlines:
+    """Deadline rules used inside other services' units of work (they never commit)."""
+
+    def __init__(self, playbook: Playbook) -> None:
+        self.playbook = playbook
+
+    def _owner_role(self, spec: DeadlineSpec, incident: Incident) -> str:
+        kind = self.playbook.kinds[incident.kind]
+        if spec.route_by_category and incident.category and incident.category in kind.category_routes:
+            return kind.category_routes[incident.category]
+        return spec.owner
+
+    def create(
+        self, s: Session, incident: Incident, *, start: str, now: datetime, actor: str | None = None
+    ) -> list[Deadline]:
+        """The playbook's deadlines for this incident that start at `start` (opened or resolved)."""
+        created = []
+        for spec in self.playbook.kinds[incident.kind].deadlines:
+            if spec.start != start or not spec.applies_to(incident.severity):
+                continue
+            created.append(self._add(s, incident, spec, now))
+        for deadline in created:
+            queries.add_timeline_event(
+                s,
+                incident.id,
+                at=now,
+                event="deadline_set",
+                actor_id=actor,
+                text=deadline.name,
+                data={"deadline_id": deadline.id, "key": deadline.key, "due_at": deadline.due_at.isoformat()},
+            )
+        return created
+
+    def _add(self, s: Session, incident: Incident, spec: DeadlineSpec, start_at: datetime) -> Deadline:
+        deadline = Deadline(
+            incident_id=incident.id,
+            key=spec.key,
+            name=spec.name,
+            owner_role=self._owner_role(spec, incident),
+            start_at=start_at,
+            due_at=start_at + spec.duration_for(incident.severity),
+            state="pending",
+            cadence=spec.cadence,
+            escalate=spec.escalate,
+            on_resolve=spec.on_resolve,
+            reminders_done=0,
+            snoozes=0,
+        )
+        deadline.next_action_at = next_action(deadline, self.playbook.reminders.offsets)
+        s.add(deadline)
+        s.flush()
+        return deadline
+
+    def close(self, s: Session, deadline: Deadline, state: str, *, now: datetime, actor: str | None) -> None:
+        """Mark a deadline met or cancelled, and stop whatever was paging for it."""
+        deadline.state, deadline.closed_at, deadline.closed_by = state, now, actor
+        deadline.next_action_at = None
+        for chain in s.scalars(
+            select(Escalation).where(Escalation.deadline_id == deadline.id, Escalation.state == "active")
+        ):
+            chain.state, chain.next_action_at = "cancelled", None
+        event = "deadline_met" if state == "met" else "deadline_cancelled"
+        late = now - utc(deadline.due_at)
+        queries.add_timeline_event(
+            s,
+            deadline.incident_id,
+            at=now,
+            event=event,
+            actor_id=actor,
+            text=deadline.name,
+            data={"deadline_id": deadline.id, "key": deadline.key, "late_seconds": int(late.total_seconds())},
+        )
+
+    def pending(self, s: Session, incident_id: int) -> list[Deadline]:
+        stmt = select(Deadline).where(Deadline.incident_id == incident_id, Deadline.state == "pending")
+        return list(s.scalars(stmt.order_by(Deadline.due_at, Deadline.id)))
+
+    def all(self, s: Session, incident_id: int) -> list[Deadline]:
+        stmt = select(Deadline).where(Deadline.incident_id == incident_id).order_by(Deadline.due_at, Deadline.id)
+        return list(s.scalars(stmt))
+
+    def on_update(self, s: Session, incident: Incident, *, now: datetime, actor: str) -> Deadline | None:
+        """A status update meets the cadence and re-arms it from now (not from the old due time)."""
+        specs = [
+            d
+            for d in self.playbook.kinds[incident.kind].deadlines
+            if d.cadence and d.start == "opened" and d.applies_to(incident.severity)
+        ]
+        if not specs or incident.status in ("resolved", "closed"):
+            return None
+        spec = specs[0]
+        for deadline in self.all(s, incident.id):
+            if deadline.key != spec.key:
+                continue
+            if deadline.state == "pending":
+                self.close(s, deadline, "met", now=now, actor=actor)
+            elif deadline.state == "missed":  # the late update still stops the paging
+                for chain in s.scalars(
+                    select(Escalation).where(Escalation.deadline_id == deadline.id, Escalation.state == "active")
+                ):
+                    chain.state, chain.next_action_at = "cancelled", None
+        return self._add(s, incident, spec, now)
+
+    def on_resolve(self, s: Session, incident: Incident, *, now: datetime, actor: str) -> None:
+        """Resolving meets or cancels what no longer applies, per the playbook, and starts what begins now."""
+        for deadline in self.pending(s, incident.id):
+            if deadline.cadence or deadline.on_resolve == "cancel":
+                self.close(s, deadline, "cancelled", now=now, actor=actor)
+            elif deadline.on_resolve == "met":
+                self.close(s, deadline, "met", now=now, actor=actor)
+        for chain in s.scalars(
+            select(Escalation).where(
+                Escalation.incident_id == incident.id, Escalation.deadline_id.is_(None), Escalation.state == "active"
+            )
+        ):
+            chain.state, chain.next_action_at = "cancelled", None
+        self.create(s, incident, start="resolved", now=now, actor=actor)
+
+    def on_close(self, s: Session, incident: Incident, *, now: datetime, actor: str) -> None:
+        """Nothing is ever sent for a closed incident."""
+        for deadline in self.pending(s, incident.id):
+            self.close(s, deadline, "cancelled", now=now, actor=actor)
+        for chain in s.scalars(
+            select(Escalation).where(Escalation.incident_id == incident.id, Escalation.state == "active")
+        ):
+            chain.state, chain.next_action_at = "cancelled", None
+
+    def find(self, s: Session, incident: Incident, word: str) -> Deadline:
+        """The pending deadline a user named by key, name or number in the list."""
+        pending = self.pending(s, incident.id)
+        word_norm = word.strip().lower().replace(" ", "_")
+        for deadline in pending:
+            if word_norm in (deadline.key, deadline.name.lower().replace(" ", "_"), str(deadline.id)):
+                return deadline
+        if not pending:
+            raise ConflictError(f"#{incident.id} has no pending deadlines.")
+        keys = ", ".join(f"`{d.key}`" for d in pending)
+        raise NotFoundError(f"No pending deadline `{safe_text(word)}` in #{incident.id}. Pending: {keys}.")
+
+    def snooze(self, s: Session, deadline: Deadline, *, now: datetime, actor: str) -> datetime:
+        spec = self.playbook.reminders
+        if deadline.state != "pending":
+            raise ConflictError(
+                f"*{safe_text(deadline.name)}* is already {deadline.state}; there is nothing to snooze."
+            )
+        if deadline.snoozes >= spec.max_snoozes:
+            raise ConflictError(
+                f"*{safe_text(deadline.name)}* was snoozed {deadline.snoozes} times already (the playbook's limit); "
+                "mark it done or ask the lead for help."
+            )
+        until = min(now + spec.snooze, utc(deadline.due_at))
+        deadline.snoozed_until, deadline.snoozes = until, deadline.snoozes + 1
+        times = reminder_times(deadline.start_at, deadline.due_at, self.playbook.reminders.offsets)
+        while deadline.reminders_done < len(times) and times[deadline.reminders_done] <= until:
+            deadline.reminders_done += 1  # reminders inside the snooze are skipped
+        deadline.next_action_at = next_action(deadline, self.playbook.reminders.offsets)
+        queries.add_timeline_event(
+            s,
+            deadline.incident_id,
+            at=now,
+            event="snoozed",
+            actor_id=actor,
+            text=deadline.name,
+            data={"deadline_id": deadline.id, "until": until.isoformat()},
+        )
+        return until
+
+
+def parse_snooze_or_done(word: str) -> str:
+    if not word.strip():
+        raise UserInputError("Say which deadline: `/incident done first_response` (`/incident deadlines` lists them).")
+    return word.strip()
+
+
+def humanize(delta: timedelta) -> str:
+    """'3h 20m', '2d 4h', '45m' — how people read time left."""
+    minutes = int(abs(delta).total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {mins}m"
+    return f"{mins}m"

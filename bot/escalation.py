@@ -1,0 +1,90 @@
+"""Escalation chains: who is paged, level by level, until someone acknowledges."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.clock import utc
+from bot.config import Playbook
+from store import queries
+from store.models import Escalation, Incident
+
+
+class Escalations:
+    """Chain rules used inside other services' units of work (they never commit)."""
+
+    def __init__(self, playbook: Playbook) -> None:
+        self.playbook = playbook
+
+    def start(
+        self,
+        s: Session,
+        incident: Incident,
+        *,
+        reason: str,
+        owner: str | None,
+        now: datetime,
+        deadline_id: int | None = None,
+    ) -> Escalation:
+        """Start a chain with the playbook's levels frozen as they are now; the first page goes out at once."""
+        levels: list[dict[str, Any]] = [
+            {
+                "name": level.name,
+                "owner": owner if level.owner else None,
+                "role": level.role,
+                "users": list(level.users),
+                "usergroup": level.usergroup,
+                "ack_timeout": int(level.ack_timeout.total_seconds()),
+            }
+            for level in self.playbook.escalation.levels
+        ]
+        chain = Escalation(
+            incident_id=incident.id,
+            deadline_id=deadline_id,
+            reason=reason,
+            levels=levels,
+            level=0,
+            state="active",
+            started_at=now,
+            next_action_at=now,
+        )
+        s.add(chain)
+        s.flush()
+        queries.add_timeline_event(
+            s,
+            incident.id,
+            at=now,
+            event="escalation_started",
+            actor_id=None,
+            text=reason,
+            data={"escalation_id": chain.id, "levels": [lvl["name"] for lvl in levels]},
+        )
+        return chain
+
+    def active(self, s: Session, incident_id: int) -> list[Escalation]:
+        stmt = select(Escalation).where(Escalation.incident_id == incident_id, Escalation.state == "active")
+        return list(s.scalars(stmt.order_by(Escalation.id)))
+
+    def acknowledge(self, s: Session, chain: Escalation, *, actor: str, now: datetime) -> timedelta:
+        """Stop the chain: every page it still had pending is cancelled. Returns the time to acknowledge."""
+        chain.state, chain.acked_at, chain.acked_by, chain.next_action_at = "acknowledged", now, actor, None
+        took = now - utc(chain.started_at)
+        queries.add_timeline_event(
+            s,
+            chain.incident_id,
+            at=now,
+            event="acknowledged",
+            actor_id=actor,
+            text=chain.reason,
+            data={"escalation_id": chain.id, "seconds_to_ack": int(took.total_seconds()), "level": chain.level},
+        )
+        return took
+
+    def paged_users(self, s: Session, chain: Escalation) -> set[str]:
+        """Everyone a chain has paged so far (they may acknowledge it)."""
+        rows = queries.list_notifications(s, prefix=f"page:{chain.id}:")
+        return {user for row in rows for user in row.recipients}

@@ -1,0 +1,454 @@
+"""The clockwork: finds deadline and escalation rows that are due, acts on each once, and sends.
+
+The store is the source of truth. Each due row is handled in its own transaction that decides what to
+send, claims a unique sent-notification key for it, and moves the row's `next_action_at` on; the sends
+happen after the commit, in parallel. A claimed key is never sent again, so a crash or a second process
+cannot double-page anyone (at worst a send that crashed mid-way is lost, never repeated).
+
+APScheduler is only the timer: one job that wakes the sweep at the earliest `next_action_at` (and at a
+fixed interval as a safety net). With PostgreSQL, only the process holding an advisory lock sweeps.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, text
+from sqlalchemy.orm import Session
+
+from bot.blocks import page_blocks, reminder_blocks
+from bot.clock import utc
+from bot.deadlines import humanize, next_action, owner_for, reminder_times
+from bot.render import user_mention
+from bot.services import Services
+from bot.slack import SlackCallError
+from store import queries
+from store.models import Deadline, Escalation, Incident
+
+log = logging.getLogger(__name__)
+ADVISORY_LOCK_ID = 0x1DE5C  # "incident-desk scheduler"
+
+
+@dataclass
+class Send:
+    """One message decided in a transaction and sent after it committed."""
+
+    key: str
+    incident_id: int
+    channel: str | None = None  # a channel ID, or None for a DM to `user`
+    user: str | None = None
+    text: str = ""
+    blocks: list[dict[str, Any]] | None = None
+
+
+@dataclass
+class SweepResult:
+    handled: int = 0
+    sent: int = 0
+    failed: int = 0
+    sends: list[Send] = field(default_factory=list)
+
+
+class Clockwork:
+    """Acts on due rows. `sweep()` is what the timer calls; tests call it after moving the clock."""
+
+    def __init__(self, services: Services, *, send_workers: int = 8, batch: int = 500) -> None:
+        self.services = services
+        self.playbook = services.playbook
+        self.batch = batch
+        self.pool = ThreadPoolExecutor(max_workers=send_workers, thread_name_prefix="send")
+        self._sweep_lock = threading.Lock()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+    def sweep(self) -> SweepResult:
+        """Handle everything due now; repeat while handling made more work due (a chain's first page)."""
+        with self._sweep_lock:
+            result = SweepResult()
+            now = self.services.clock.now()
+            for _ in range(100):  # bounded: each pass moves every handled row past `now`
+                with self.services.db() as s:
+                    deadline_ids = queries.due_deadline_ids(s, now, self.batch)
+                    escalation_ids = queries.due_escalation_ids(s, now, self.batch)
+                if not deadline_ids and not escalation_ids:
+                    break
+                sends: list[Send] = []
+                for deadline_id in deadline_ids:
+                    sends += self._deadline(deadline_id, now)
+                for escalation_id in escalation_ids:
+                    sends += self._escalation(escalation_id, now)
+                result.handled += len(deadline_ids) + len(escalation_ids)
+                self._send_all(sends, result)
+            return result
+
+    # ---- deciding, one row per transaction ---------------------------------------------------------------
+
+    def _lock_row(self, s: Session, model: type[Deadline] | type[Escalation], row_id: int, now: datetime) -> Any:
+        row: Any = s.get(model, row_id, with_for_update={"skip_locked": True})
+        if row is None or row.next_action_at is None or utc(row.next_action_at) > now:
+            return None  # another process has it, or it was handled meanwhile
+        return row
+
+    def _deadline(self, deadline_id: int, now: datetime) -> list[Send]:
+        with self.services.db.begin() as s:
+            deadline: Deadline | None = self._lock_row(s, Deadline, deadline_id, now)
+            if deadline is None:
+                return []
+            incident = queries.get_incident(s, deadline.incident_id)
+            if incident is None or incident.status == "closed" or deadline.state != "pending":
+                deadline.next_action_at = None
+                return []
+            owner = owner_for(incident, deadline.owner_role, self.playbook.lead_role)
+            if now >= utc(deadline.due_at):
+                return self._missed(s, incident, deadline, owner, now)
+            return self._remind(s, incident, deadline, owner, now)
+
+    def _context(self, incident: Incident, deadline: Deadline, owner: str | None, now: datetime) -> dict[str, Any]:
+        return {
+            "number": incident.id,
+            "title": incident.title,
+            "deadline_name": deadline.name,
+            "due_at": deadline.due_at,
+            "owner": owner,
+            "left": humanize(utc(deadline.due_at) - now),
+        }
+
+    def _remind(
+        self, s: Session, incident: Incident, deadline: Deadline, owner: str | None, now: datetime
+    ) -> list[Send]:
+        offsets = self.playbook.reminders.offsets
+        times = reminder_times(deadline.start_at, deadline.due_at, offsets)
+        fired: list[int] = []
+        while deadline.reminders_done < len(times) and times[deadline.reminders_done] <= now:
+            fired.append(deadline.reminders_done)
+            deadline.reminders_done += 1
+        key = None
+        if deadline.snoozed_until is not None and utc(deadline.snoozed_until) <= now:
+            key, deadline.snoozed_until = f"reminder:{deadline.id}:snooze{deadline.snoozes}", None
+        elif fired:
+            key = f"reminder:{deadline.id}:{fired[-1]}"  # only the latest: earlier ones fell due while we were down
+        deadline.next_action_at = next_action(deadline, offsets)
+        if key is None:
+            return []
+        recipients = [owner] if owner else []
+        if not queries.claim_notification(s, key, incident_id=incident.id, recipients=recipients, at=now):
+            return []
+        context = self._context(incident, deadline, owner, now)
+        render = self.services.renderer.render
+        queries.add_timeline_event(
+            s,
+            incident.id,
+            at=now,
+            event="reminder_sent",
+            actor_id=None,
+            text=deadline.name,
+            data={"deadline_id": deadline.id, "to": owner, "key": key},
+        )
+        sends = []
+        if owner:
+            text = render("slack/clock.j2", event="reminder_dm", skipped=max(0, len(fired) - 1), **context)
+            snooze = f"Snooze {humanize(self.playbook.reminders.snooze)}"
+            sends.append(
+                Send(key, incident.id, user=owner, text=text, blocks=reminder_blocks(text, deadline.id, snooze))
+            )
+        if incident.channel_id:
+            sends.append(
+                Send(
+                    key,
+                    incident.id,
+                    channel=incident.channel_id,
+                    text=render("slack/clock.j2", event="reminder_channel", **context),
+                )
+            )
+        return sends
+
+    def _missed(
+        self, s: Session, incident: Incident, deadline: Deadline, owner: str | None, now: datetime
+    ) -> list[Send]:
+        deadline.state, deadline.closed_at, deadline.next_action_at = "missed", utc(deadline.due_at), None
+        late = now - utc(deadline.due_at)
+        queries.add_timeline_event(
+            s,
+            incident.id,
+            at=now,
+            event="deadline_missed",
+            actor_id=None,
+            text=deadline.name,
+            data={
+                "deadline_id": deadline.id,
+                "key": deadline.key,
+                "owner": owner,
+                "noticed_late_seconds": int(late.total_seconds()),
+            },
+        )
+        escalate = deadline.escalate
+        if escalate:
+            self.services.escalations.start(
+                s, incident, reason=f"{deadline.name} missed", owner=owner, now=now, deadline_id=deadline.id
+            )
+        key = f"missed:{deadline.id}"
+        if not queries.claim_notification(s, key, incident_id=incident.id, recipients=[owner] if owner else [], at=now):
+            return []
+        context = self._context(incident, deadline, owner, now)
+        render = self.services.renderer.render
+        sends = []
+        if incident.channel_id:
+            sends.append(
+                Send(
+                    key,
+                    incident.id,
+                    channel=incident.channel_id,
+                    text=render("slack/clock.j2", event="missed_channel", escalate=escalate, **context),
+                )
+            )
+        if owner and not escalate:  # when escalating, the owner's page is the DM
+            sends.append(
+                Send(key, incident.id, user=owner, text=render("slack/clock.j2", event="missed_dm", **context))
+            )
+        return sends
+
+    def _escalation(self, escalation_id: int, now: datetime) -> list[Send]:
+        with self.services.db.begin() as s:
+            chain: Escalation | None = self._lock_row(s, Escalation, escalation_id, now)
+            if chain is None:
+                return []
+            incident = queries.get_incident(s, chain.incident_id)
+            if incident is None or incident.status == "closed" or chain.state != "active":
+                chain.next_action_at = None
+                return []
+            return self._page_next(s, incident, chain, now)
+
+    def _recipients(self, level: dict[str, Any], incident: Incident) -> list[str]:
+        users: list[str] = []
+        if level.get("owner"):
+            users.append(level["owner"])
+        if level.get("role"):
+            users += [a.user_id for a in incident.roles if a.role == level["role"] and a.user_id]
+        users += list(level.get("users") or [])
+        if level.get("usergroup"):
+            try:
+                users += self.services.slack.usergroup_members(level["usergroup"])
+            except SlackCallError as exc:
+                log.warning("escalation: user group %s unreadable: %s", level["usergroup"], exc.error)
+        return list(dict.fromkeys(users))
+
+    def _page_next(self, s: Session, incident: Incident, chain: Escalation, now: datetime) -> list[Send]:
+        render = self.services.renderer.render
+        sends: list[Send] = []
+        levels = chain.levels
+        while chain.level < len(levels):
+            index, level = chain.level, levels[chain.level]
+            chain.level += 1
+            recipients = self._recipients(level, incident)
+            if not recipients:
+                queries.add_timeline_event(
+                    s,
+                    incident.id,
+                    at=now,
+                    event="page_skipped",
+                    actor_id=None,
+                    text=level["name"],
+                    data={"escalation_id": chain.id, "level": index},
+                )
+                if incident.channel_id and queries.claim_notification(
+                    s, f"page:{chain.id}:{index}:nobody", incident_id=incident.id, recipients=[], at=now
+                ):
+                    sends.append(
+                        Send(
+                            f"page:{chain.id}:{index}:nobody",
+                            incident.id,
+                            channel=incident.channel_id,
+                            text=render("slack/clock.j2", event="page_nobody", level_name=level["name"]),
+                        )
+                    )
+                continue
+            timeout = timedelta(seconds=level["ack_timeout"])
+            chain.next_action_at = now + timeout
+            key = f"page:{chain.id}:{index}"
+            if not queries.claim_notification(s, key, incident_id=incident.id, recipients=recipients, at=now):
+                return sends
+            queries.add_timeline_event(
+                s,
+                incident.id,
+                at=now,
+                event="paged",
+                actor_id=None,
+                text=level["name"],
+                data={"escalation_id": chain.id, "level": index, "users": recipients},
+            )
+            next_level = levels[chain.level]["name"] if chain.level < len(levels) else None
+            text = render(
+                "slack/clock.j2",
+                event="page_dm",
+                number=incident.id,
+                title=incident.title,
+                reason=chain.reason,
+                level_name=level["name"],
+                next_level=next_level,
+                timeout=humanize(timeout),
+            )
+            sends += [Send(key, incident.id, user=u, text=text, blocks=page_blocks(text, chain.id)) for u in recipients]
+            if incident.channel_id:
+                mentions = ", ".join(user_mention(u) for u in recipients)
+                sends.append(
+                    Send(
+                        key,
+                        incident.id,
+                        channel=incident.channel_id,
+                        text=render(
+                            "slack/clock.j2",
+                            event="page_channel",
+                            recipients=mentions,
+                            level_name=level["name"],
+                            reason=chain.reason,
+                        ),
+                    )
+                )
+            return sends
+        chain.state, chain.next_action_at = "exhausted", None
+        queries.add_timeline_event(
+            s,
+            incident.id,
+            at=now,
+            event="escalation_exhausted",
+            actor_id=None,
+            text=chain.reason,
+            data={"escalation_id": chain.id},
+        )
+        key = f"exhausted:{chain.id}"
+        if incident.channel_id and queries.claim_notification(s, key, incident_id=incident.id, recipients=[], at=now):
+            sends.append(
+                Send(
+                    key,
+                    incident.id,
+                    channel=incident.channel_id,
+                    text=render("slack/clock.j2", event="exhausted", reason=chain.reason),
+                )
+            )
+        return sends
+
+    # ---- sending, after the commit ----------------------------------------------------------------------
+
+    def _send_one(self, send: Send) -> str | None:
+        try:
+            if send.channel:
+                self.services.slack.post(send.channel, send.text, send.blocks)
+            elif send.user:
+                self.services.slack.dm(send.user, send.text, send.blocks)
+        except SlackCallError as exc:
+            log.warning("could not send %s: %s", send.key, exc.error)
+            return exc.error
+        return None
+
+    def _send_all(self, sends: list[Send], result: SweepResult) -> None:
+        errors = list(self.pool.map(self._send_one, sends))
+        outcomes: dict[str, str] = {}
+        for send, error in zip(sends, errors, strict=True):
+            outcomes[send.key] = f"failed: {error}" if error else outcomes.get(send.key, "sent")
+        with self.services.db.begin() as s:
+            for key, outcome in outcomes.items():
+                queries.set_notification_outcome(s, key, outcome)
+        result.sends += sends
+        result.sent += sum(1 for e in errors if e is None)
+        result.failed += sum(1 for e in errors if e is not None)
+
+
+class LeaderLock:
+    """Exactly one active scheduler per PostgreSQL database: a session-level advisory lock on a dedicated
+    connection. SQLite runs one process, so there it is always held."""
+
+    def __init__(self, services: Services) -> None:
+        self.engine = services.db.kw["bind"]
+        self._conn: Connection | None = None
+
+    @property
+    def postgres(self) -> bool:
+        return bool(self.engine.dialect.name == "postgresql")
+
+    def acquire(self) -> bool:
+        if not self.postgres:
+            return True
+        if self._conn is not None:
+            try:
+                self._conn.execute(text("SELECT 1"))
+                return True
+            except Exception:  # the connection died: the lock died with it
+                self._conn = None
+        conn = self.engine.connect()
+        got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:id)"), {"id": ADVISORY_LOCK_ID}).scalar())
+        conn.commit()
+        if got:
+            self._conn = conn
+        else:
+            conn.close()
+        return got
+
+    def release(self) -> None:
+        if self._conn is not None:
+            self._conn.close()  # closing the session releases the advisory lock
+            self._conn = None
+
+
+class Scheduler:
+    """The timer around Clockwork: APScheduler wakes the sweep at the next due moment, or every `interval`."""
+
+    def __init__(self, services: Services, *, interval: timedelta = timedelta(seconds=15)) -> None:
+        from apscheduler.schedulers.background import BackgroundScheduler
+
+        self.services = services
+        self.clockwork = Clockwork(services)
+        self.leader = LeaderLock(services)
+        self.interval = interval
+        self.aps = BackgroundScheduler(timezone=UTC)
+        services.schedule_changed.append(self.poke)
+
+    def start(self) -> None:
+        self.aps.start()
+        self.aps.add_job(
+            self.tick,
+            "interval",
+            seconds=self.interval.total_seconds(),
+            id="sweep-interval",
+            replace_existing=True,
+            misfire_grace_time=None,
+            coalesce=True,
+            max_instances=1,
+            next_run_time=datetime.now(UTC),
+        )
+
+    def stop(self) -> None:
+        self.aps.shutdown(wait=True)
+        self.clockwork.close()
+        self.leader.release()
+
+    def tick(self) -> None:
+        if not self.leader.acquire():
+            return  # standing by: another process is the active scheduler
+        self.clockwork.sweep()
+        self.poke()
+
+    def poke(self) -> None:
+        """Plan the next wake-up at the earliest due moment (called when rows change)."""
+        if not self.aps.running:
+            return
+        with self.services.db() as s:
+            wake = queries.next_wakeup(s)
+        if wake is None:
+            return
+        delay = max(timedelta(0), utc(wake) - self.services.clock.now())
+        run_at = datetime.now(UTC) + delay
+        self.aps.add_job(
+            self.tick,
+            "date",
+            run_date=run_at,
+            id="sweep-next",
+            replace_existing=True,
+            misfire_grace_time=None,
+            coalesce=True,
+        )

@@ -1,0 +1,166 @@
+"""What people do with deadlines and pages: list them, mark one done, snooze a reminder, acknowledge."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from bot.clock import utc
+from bot.deadlines import Deadlines, humanize, owner_for
+from bot.errors import ConflictError, NotFoundError, PermissionDeniedError
+from bot.escalation import Escalations
+from bot.text import safe_text
+from store.models import Deadline, Escalation
+
+if TYPE_CHECKING:
+    from bot.incidents import IncidentService
+
+STATE_ICONS = {
+    "pending": ":hourglass:",
+    "met": ":white_check_mark:",
+    "missed": ":red_circle:",
+    "cancelled": ":heavy_minus_sign:",
+}
+
+
+class TimekeepingService:
+    def __init__(
+        self,
+        *,
+        incidents: IncidentService,
+        deadlines: Deadlines,
+        escalations: Escalations,
+        schedule_changed: Callable[[], None],
+    ) -> None:
+        self.incidents = incidents
+        self.deadlines = deadlines
+        self.escalations = escalations
+        self.schedule_changed = schedule_changed
+
+    def deadlines_text(self, *, channel_id: str | None, number: int | None) -> str:
+        """Every deadline with owner, due time in the playbook's timezone, time left, and state."""
+        incident = self.incidents.find(channel_id=channel_id, number=number)
+        now = self.incidents.clock.now()
+        playbook = self.incidents.playbook
+        rows = []
+        with self.incidents.db() as s:
+            for d in self.deadlines.all(s, incident.id):
+                due = utc(d.due_at)
+                if d.state == "pending":
+                    when = f"in {humanize(due - now)}" if due > now else f"overdue by {humanize(now - due)}"
+                elif d.state == "met" and d.closed_at is not None:
+                    closed = utc(d.closed_at)
+                    when = (
+                        f"met {humanize(due - closed)} early" if closed <= due else f"met {humanize(closed - due)} late"
+                    )
+                elif d.state == "missed":
+                    when = "missed"
+                else:
+                    when = "no longer applies"
+                rows.append(
+                    {
+                        "icon": STATE_ICONS.get(d.state, ""),
+                        "name": d.name,
+                        "key": d.key,
+                        "due_at": d.due_at,
+                        "owner": owner_for(incident, d.owner_role, playbook.lead_role),
+                        "role_name": playbook.roles[d.owner_role].name
+                        if d.owner_role in playbook.roles
+                        else d.owner_role,
+                        "when": when,
+                        "state": d.state,
+                    }
+                )
+        pending = any(r["state"] == "pending" for r in rows)
+        return self.incidents.renderer.render("slack/deadlines.j2", number=incident.id, deadlines=rows, pending=pending)
+
+    def _announce(self, channel_id: str | None, text: str) -> None:
+        if channel_id:
+            self.incidents.try_post(channel_id, text)
+
+    def mark_done(
+        self, *, actor: str, channel_id: str | None = None, word: str | None = None, deadline_id: int | None = None
+    ) -> str | None:
+        """Mark a deadline met (the command names it; the button carries its id)."""
+        now = self.incidents.clock.now()
+        with self.incidents.db.begin() as s:
+            if deadline_id is not None:
+                deadline = s.get(Deadline, deadline_id)
+                if deadline is None:
+                    raise NotFoundError("That deadline no longer exists.")
+                incident = self.incidents.row(s, deadline.incident_id)
+                if deadline.state != "pending":
+                    raise ConflictError(f"*{safe_text(deadline.name)}* is already {deadline.state}.")
+            else:
+                incident = self.incidents.row(s, self.incidents.find(channel_id=channel_id).id)
+                deadline = self.deadlines.find(s, incident, word or "")
+            self.incidents.require_responder(incident, actor, "mark deadlines done in")
+            self.deadlines.close(s, deadline, "met", now=now, actor=actor)
+            due = utc(deadline.due_at)
+            text = self.incidents.renderer.render(
+                "slack/clock.j2",
+                event="deadline_met",
+                actor=actor,
+                deadline_name=deadline.name,
+                late=humanize(now - due) if now > due else "",
+                spare=humanize(due - now),
+            )
+            channel = incident.channel_id
+        self.schedule_changed()
+        self._announce(channel, text)
+        return None
+
+    def snooze(self, *, deadline_id: int, actor: str) -> str:
+        now = self.incidents.clock.now()
+        with self.incidents.db.begin() as s:
+            deadline = s.get(Deadline, deadline_id)
+            if deadline is None:
+                raise NotFoundError("That deadline no longer exists.")
+            incident = self.incidents.row(s, deadline.incident_id)
+            if incident.status == "closed":
+                raise ConflictError(f"#{incident.id} is closed; nothing more will be sent for it.")
+            until = self.deadlines.snooze(s, deadline, now=now, actor=actor)
+            name = deadline.name
+        self.schedule_changed()
+        return self.incidents.renderer.render(
+            "slack/clock.j2", event="snoozed", actor=actor, deadline_name=name, until=until
+        )
+
+    def acknowledge(self, *, actor: str, channel_id: str | None = None, escalation_id: int | None = None) -> str | None:
+        """Stop paging: the button acknowledges its chain, `/incident ack` every active chain of the incident."""
+        now = self.incidents.clock.now()
+        with self.incidents.db.begin() as s:
+            if escalation_id is not None:
+                chain = s.get(Escalation, escalation_id)
+                if chain is None:
+                    raise NotFoundError("That page no longer exists.")
+                incident = self.incidents.row(s, chain.incident_id)
+                if chain.state != "active":
+                    by = f" by <@{chain.acked_by}>" if chain.acked_by else ""
+                    raise ConflictError(f"This page was already {chain.state}{by}; nothing more will be sent for it.")
+                chains = [chain]
+            else:
+                incident = self.incidents.row(s, self.incidents.find(channel_id=channel_id).id)
+                chains = self.escalations.active(s, incident.id)
+                if not chains:
+                    raise ConflictError(f"Nothing is paging for #{incident.id}.")
+            allowed = self.incidents.responders(incident)
+            for chain in chains:
+                allowed |= self.escalations.paged_users(s, chain)
+            if actor not in allowed:
+                raise PermissionDeniedError(
+                    f"Only the people paged, the role owners of #{incident.id} or an admin can acknowledge."
+                )
+            texts = []
+            for chain in chains:
+                took = self.escalations.acknowledge(s, chain, actor=actor, now=now)
+                texts.append(
+                    self.incidents.renderer.render(
+                        "slack/clock.j2", event="acknowledged", actor=actor, reason=chain.reason, took=humanize(took)
+                    )
+                )
+            channel = incident.channel_id
+        self.schedule_changed()
+        for text in texts:
+            self._announce(channel, text)
+        return None
