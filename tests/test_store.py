@@ -11,8 +11,8 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.clock import FixedClock
 from bot.incidents import IncidentCreate
-from bot.services import Services
 from bot.sandbox.server import SlackSandbox
+from bot.services import Services
 from bot.slack import SlackGateway, make_web_client
 from store import queries
 from store.db import current_revision, make_engine, make_session_factory, upgrade
