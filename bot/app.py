@@ -20,6 +20,7 @@ from bot.errors import BotError
 from bot.executor import TrackingExecutor
 from bot.ids import BlockId
 from bot.replies import error_message, tell
+from bot.scheduler import Clockwork
 from bot.services import Services
 from bot.slack import SlackGateway
 
@@ -31,6 +32,7 @@ class Bot:
     app: App
     services: Services
     executor: TrackingExecutor
+    clockwork: Clockwork
 
 
 def create_app(
@@ -58,7 +60,7 @@ def create_app(
     handlers.actions.register(app, services)
     handlers.views.register(app, services)
     app.error(_error_handler(services))
-    return Bot(app, services, executor)
+    return Bot(app, services, executor, Clockwork(services))
 
 
 def _json_response(payload: dict[str, Any]) -> BoltResponse:

@@ -80,6 +80,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         client=make_web_client(settings.bot_token, settings.slack_api_url),
         signing_secret=settings.signing_secret,
     )
+    from bot.scheduler import Scheduler
+
+    scheduler = Scheduler(bot.clockwork)
+    scheduler.start()  # with PostgreSQL, only the process holding the advisory lock sends
     if settings.app_token:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 

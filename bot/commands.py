@@ -31,6 +31,9 @@ SUBCOMMANDS = (
     "timeline",
     "list",
     "repair",
+    "deadlines",
+    "done",
+    "ack",
     "help",
 )
 
@@ -173,11 +176,17 @@ def parse_command(text: str, playbook: Playbook, *, command: str = "/incident") 
         return Command("update", text=_require_text(rest, "update", "Gateway restarted, watching error rates"))
     if name == "resolve":
         return Command("resolve", text=_require_text(rest, "resolve", "Rolled back the 10:05 release"))
-    if name in ("close", "list", "help"):
+    if name == "done":
+        if not rest:
+            raise UserInputError(
+                "Say which deadline: `/incident done first_response` (`/incident deadlines` lists them)."
+            )
+        return Command("done", text=rest)
+    if name in ("close", "list", "help", "ack"):
         if rest:
             raise UserInputError(f"`/incident {name}` takes nothing after it.")
         return Command(name)
-    if name in ("status", "timeline", "repair"):
+    if name in ("status", "timeline", "repair", "deadlines"):
         return _optional_number(rest, name)
     hint = difflib.get_close_matches(name, SUBCOMMANDS, n=1)
     suggestion = f"Did you mean `/incident {hint[0]}`? " if hint else ""

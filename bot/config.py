@@ -89,6 +89,8 @@ class DeadlineSpec(_Strict):
     only_severities: tuple[str, ...] = ()
     on_resolve: Literal["keep", "met", "cancel"] = "cancel"
     escalate: bool = True
+    # events that meet this deadline by themselves (an acknowledged page meets "the lead acknowledges")
+    met_by: tuple[Literal["ack"], ...] = ()
 
     @field_validator("after", mode="before")
     @classmethod

@@ -191,6 +191,13 @@ class Deadlines:
         ):
             chain.state, chain.next_action_at = "cancelled", None
 
+    def on_event(self, s: Session, incident: Incident, event: str, *, now: datetime, actor: str) -> None:
+        """Meet the pending deadlines the playbook says this event meets (e.g. an acknowledged page)."""
+        keys = {d.key for d in self.playbook.kinds[incident.kind].deadlines if event in d.met_by}
+        for deadline in self.pending(s, incident.id):
+            if deadline.key in keys:
+                self.close(s, deadline, "met", now=now, actor=actor)
+
     def find(self, s: Session, incident: Incident, word: str) -> Deadline:
         """The pending deadline a user named by key, name or number in the list."""
         pending = self.pending(s, incident.id)

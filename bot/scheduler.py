@@ -242,10 +242,23 @@ class Clockwork:
         render = self.services.renderer.render
         sends: list[Send] = []
         levels = chain.levels
+        already = self.services.escalations.paged_users(s, chain)
         while chain.level < len(levels):
             index, level = chain.level, levels[chain.level]
             chain.level += 1
-            recipients = self._recipients(level, incident)
+            configured = self._recipients(level, incident)
+            recipients = [u for u in configured if u not in already]
+            if configured and not recipients:  # e.g. the owner is also the team lead: do not page twice
+                queries.add_timeline_event(
+                    s,
+                    incident.id,
+                    at=now,
+                    event="page_skipped",
+                    actor_id=None,
+                    text=level["name"],
+                    data={"escalation_id": chain.id, "level": index, "why": "already paged"},
+                )
+                continue
             if not recipients:
                 queries.add_timeline_event(
                     s,
@@ -398,11 +411,12 @@ class LeaderLock:
 class Scheduler:
     """The timer around Clockwork: APScheduler wakes the sweep at the next due moment, or every `interval`."""
 
-    def __init__(self, services: Services, *, interval: timedelta = timedelta(seconds=15)) -> None:
+    def __init__(self, clockwork: Clockwork, *, interval: timedelta = timedelta(seconds=15)) -> None:
         from apscheduler.schedulers.background import BackgroundScheduler
 
+        services = clockwork.services
         self.services = services
-        self.clockwork = Clockwork(services)
+        self.clockwork = clockwork
         self.leader = LeaderLock(services)
         self.interval = interval
         self.aps = BackgroundScheduler(timezone=UTC)

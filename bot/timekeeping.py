@@ -151,6 +151,7 @@ class TimekeepingService:
                 raise PermissionDeniedError(
                     f"Only the people paged, the role owners of #{incident.id} or an admin can acknowledge."
                 )
+            self.deadlines.on_event(s, incident, "ack", now=now, actor=actor)
             texts = []
             for chain in chains:
                 took = self.escalations.acknowledge(s, chain, actor=actor, now=now)

@@ -15,7 +15,7 @@ from bot.services import Services
 
 COMMANDS = re.compile(r"^/(incident|complaint|outage)$")
 # Read-only commands answer inside the ack; the rest ack first and do their Slack work after.
-READ_ONLY = {"help", "list", "status", "timeline"}
+READ_ONLY = {"help", "list", "status", "timeline", "deadlines"}
 
 
 def register(app: App, services: Services) -> None:
@@ -29,6 +29,8 @@ def register(app: App, services: Services) -> None:
         elif command.name == "status":
             text, blocks = incidents.status_blocks(channel_id=channel, number=command.number)
             ack(text=text, blocks=blocks)
+        elif command.name == "deadlines":
+            ack(text=services.timekeeping.deadlines_text(channel_id=channel, number=command.number))
         else:
             ack(text=incidents.timeline_text(channel_id=channel, number=command.number))
 
@@ -48,6 +50,10 @@ def register(app: App, services: Services) -> None:
             return incidents.resolve(channel_id=channel, summary=command.text or "", actor=user, command=said)
         if command.name == "close":
             return incidents.close(channel_id=channel, actor=user, command=said)
+        if command.name == "done":
+            return services.timekeeping.mark_done(actor=user, channel_id=channel, word=command.text or "")
+        if command.name == "ack":
+            return services.timekeeping.acknowledge(actor=user, channel_id=channel)
         return incidents.repair(channel_id=channel, number=command.number)
 
     def handle_incident_command(ack: Ack, body: dict[str, Any]) -> None:

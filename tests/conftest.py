@@ -157,6 +157,28 @@ class Stack:
             assert incident is not None and incident.channel_id, f"incident #{number} has no channel"
             return self.sandbox.channels[incident.channel_id]
 
+    def advance(self, **delta: float) -> None:
+        """Move the clock, stopping at every moment the scheduler's timer would wake, and sweep there
+        (no sleeping: time is the injected clock's)."""
+        from datetime import timedelta
+
+        from bot.clock import utc
+        from store.queries import next_wakeup
+
+        target = self.clock.now() + timedelta(**delta)
+        while True:
+            with self.bot.services.db() as s:
+                wake = next_wakeup(s)
+            if wake is None or utc(wake) > target:
+                break
+            self.clock.set(max(utc(wake), self.clock.now()))
+            self.bot.clockwork.sweep()
+        self.clock.set(target)
+        self.bot.clockwork.sweep()
+
+    def dm_texts(self, user: str) -> list[str]:
+        return [m.text for m in self.sandbox.dm_messages(user)]
+
     def texts(self, channel: str) -> list[str]:
         return [m.text for m in self.sandbox.channel_messages(channel)]
 
@@ -205,4 +227,5 @@ def stack(
         bot.executor.wait_idle()
         http.stop()
         bot.executor.shutdown(wait=True)
+        bot.clockwork.close()
         engine.dispose()

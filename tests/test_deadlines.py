@@ -1,0 +1,277 @@
+"""Deadlines on a clock: reminders, misses, escalation and acknowledgement, driven by moving time."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from bot.sandbox.driver import click_button
+from bot.sandbox.server import Message
+from store.models import Deadline, Escalation, SentNotification, TimelineEvent
+from tests.conftest import ADMIN, COMMS, LEAD, REPORTER, TECH, Stack
+
+OPENED = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai
+LEADERSHIP_AND_COMMS = {
+    "aliases: [comms, customer_service, cs, 客户沟通, 客服]\n    default_owners: []": (
+        f"aliases: [comms, customer_service, cs, 客户沟通, 客服]\n    default_owners: [{COMMS}]"
+    ),
+    "{name: Leadership group (预案领导小组), users: [], ack_timeout: 1h}": (
+        f"{{name: Leadership group (预案领导小组), users: [{ADMIN}], ack_timeout: 1h}}"
+    ),
+}
+
+
+def events(stack: Stack, kind: str) -> list[TimelineEvent]:
+    with stack.bot.services.db() as s:
+        from sqlalchemy import select
+
+        return list(s.scalars(select(TimelineEvent).where(TimelineEvent.event == kind).order_by(TimelineEvent.id)))
+
+
+def hours_after_open(when: datetime) -> float:
+    return (when.replace(tzinfo=UTC) - OPENED).total_seconds() / 3600
+
+
+def button(message: Message, label: str) -> bool:
+    return any(e.get("text", {}).get("text") == label for b in message.blocks for e in b.get("elements", []))
+
+
+@pytest.mark.playbook(LEADERSHIP_AND_COMMS)
+def test_the_seed_complaint_case_walked_through_time(stack: Stack) -> None:
+    channel = stack.open("complaint sev3 cat:technical Customer charged twice for one transfer")
+    listing = stack.driver.slash(REPORTER, channel.id, "deadlines").text
+    assert (
+        "*First response to the customer* (`first_response`) — <@UCOMMS00001> (Customer comms) — "
+        "due 11-25 10:00 CST — in 1d 0h — pending"
+    ) in listing
+    assert "*Investigation finished* (`investigation`) — <@UTECH000001> (Tech support) — due 11-26 10:00 CST" in listing
+
+    stack.advance(hours=11, minutes=59)
+    assert stack.dm_texts(COMMS) == []  # nothing before the 50 % mark
+
+    stack.advance(minutes=1)  # 12 h: half the first-response time
+    (reminder,) = stack.sandbox.dm_messages(COMMS)
+    assert reminder.text.startswith(":alarm_clock: Reminder: *First response to the customer* for #1")
+    assert "is due 2026-11-25 10:00 CST — 12h 0m left." in reminder.text
+    assert button(reminder, "Mark done") and button(reminder, "Snooze 1h 0m")
+    assert (
+        stack.texts(channel.id)[-1]
+        == f":alarm_clock: <@{COMMS}>: *First response to the customer* is due in 12h 0m (11-25 10:00)."
+    )
+
+    stack.advance(hours=1)  # 13 h: customer comms replies to the customer and marks it done
+    click_button(stack.driver, COMMS, reminder.channel, reminder.ts, "Mark done")
+    assert (
+        stack.texts(channel.id)[-1]
+        == f":white_check_mark: <@{COMMS}> marked *First response to the customer* done (11h 0m to spare)."
+    )
+
+    stack.advance(hours=9)  # 22 h: the 2-hours-before reminder must not come for a met deadline
+    assert len(stack.dm_texts(COMMS)) == 1
+
+    stack.advance(hours=2)  # 24 h: half of the 48 h deadlines
+    assert [t.split(" for #1")[0] for t in stack.dm_texts(TECH)] == [":alarm_clock: Reminder: *Investigation finished*"]
+    assert stack.dm_texts(COMMS)[-1].startswith(":alarm_clock: Reminder: *Solution communicated to the customer*")
+    stack.driver.slash(COMMS, channel.id, "done solution")
+
+    stack.advance(hours=22)  # 46 h: two hours left on the investigation
+    assert stack.dm_texts(TECH)[-1].startswith(":alarm_clock: Reminder: *Investigation finished*")
+    assert "2h 0m left" in stack.dm_texts(TECH)[-1]
+
+    stack.advance(hours=2)  # 48 h: missed → the owner is paged first
+    assert stack.texts(channel.id)[-2] == (
+        f":red_circle: *Investigation finished* is overdue (was due 11-26 10:00; owner <@{TECH}>). Escalating."
+    )
+    page = stack.sandbox.dm_messages(TECH)[-1]
+    assert page.text.startswith(":rotating_light: *Page for #1*: Investigation finished missed")
+    assert "You are paged as *Owner*. If nobody acknowledges within 15m, *Team lead* is paged next." in page.text
+    assert button(page, "Acknowledge")
+    assert stack.dm_texts(LEAD) == []
+
+    stack.advance(minutes=14)
+    assert stack.dm_texts(LEAD) == []
+    stack.advance(minutes=1)  # 48 h 15 m: the owner did not acknowledge → the team lead
+    assert stack.dm_texts(LEAD)[-1].startswith(":rotating_light: *Page for #1*")
+    assert (
+        "paged as *Team lead*. If nobody acknowledges within 30m, *Leadership group (预案领导小组)*"
+        in stack.dm_texts(LEAD)[-1]
+    )
+
+    stack.advance(minutes=30)  # 48 h 45 m: → the leadership group
+    leadership_page = stack.sandbox.dm_messages(ADMIN)[-1]
+    assert "paged as *Leadership group (预案领导小组)*." in leadership_page.text
+
+    stack.advance(minutes=15)  # 49 h: the leadership group acknowledges
+    click_button(stack.driver, ADMIN, leadership_page.channel, leadership_page.ts, "Acknowledge")
+    assert stack.texts(channel.id)[-1] == (
+        f":white_check_mark: <@{ADMIN}> acknowledged *Investigation finished missed* after 1h 0m; paging stopped."
+    )
+
+    stack.advance(hours=5)  # nothing more is sent once acknowledged
+    assert len(stack.dm_texts(ADMIN)) == 1 and len(stack.dm_texts(LEAD)) == 1
+
+    reminders = [(e.text, hours_after_open(e.at)) for e in events(stack, "reminder_sent")]
+    assert reminders == [
+        ("First response to the customer", 12.0),
+        ("Investigation finished", 24.0),
+        ("Solution communicated to the customer", 24.0),
+        ("Investigation finished", 46.0),
+    ]
+    pages = [(e.text, round(hours_after_open(e.at), 2)) for e in events(stack, "paged")]
+    assert pages == [("Owner", 48.0), ("Team lead", 48.25), ("Leadership group (预案领导小组)", 48.75)]
+    (ack,) = events(stack, "acknowledged")
+    assert ack.actor_id == ADMIN and ack.data["seconds_to_ack"] == 3600
+    listing = stack.driver.slash(REPORTER, channel.id, "deadlines").text
+    assert ":white_check_mark: *First response to the customer*" in listing and "met 11h 0m early" in listing
+    assert ":red_circle: *Investigation finished*" in listing and "— missed" in listing
+
+
+def test_a_restart_sends_each_due_reminder_once_and_escalates_what_passed_while_down(stack: Stack) -> None:
+    from tests.conftest import build_stack
+
+    channel = stack.open("complaint sev3 Fee charged twice")
+    url = str(stack.engine.url)
+    # the bot process stops; 25 hours pass; a new process starts on the same database
+    stack.http.stop()
+    stack.bot.executor.shutdown(wait=True)
+    stack.clock.advance(timedelta(hours=25))
+    bot, http, engine = build_stack(stack.sandbox, stack.bot.services.playbook, url, stack.clock)
+    try:
+        first = bot.clockwork.sweep()
+        second = bot.clockwork.sweep()
+
+        with bot.services.db() as s:
+            from sqlalchemy import select
+
+            states = {d.key: d.state for d in s.scalars(select(Deadline))}
+            keys = [n.key for n in s.scalars(select(SentNotification).order_by(SentNotification.id))]
+        assert states == {"first_response": "missed", "investigation": "pending", "solution": "pending"}
+        # the 12 h first-response reminder no longer made sense: its deadline passed, so it escalated instead;
+        # the two 24 h reminders (investigation, solution) arrive once each
+        reminder_keys = [k for k in keys if k.startswith("reminder:")]
+        assert len(reminder_keys) == 2 and len(set(reminder_keys)) == 2
+        assert any(k.startswith("missed:") for k in keys) and any(k.startswith("page:") for k in keys)
+        assert second.sent == 0
+        lead_dms = stack.sandbox.dm_messages(LEAD)
+        assert [m.text.split(" for #1")[0] for m in lead_dms].count(
+            ":alarm_clock: Reminder: *Solution communicated to the customer*"
+        ) == 1
+        assert first.failed == 0
+        assert any("First response to the customer* is overdue" in t for t in stack.texts(channel.id))
+    finally:
+        http.stop()
+        bot.executor.shutdown(wait=True)
+        bot.clockwork.close()
+        engine.dispose()
+
+
+def test_two_sweeps_never_send_the_same_reminder_twice(stack: Stack) -> None:
+    stack.open("complaint sev3 Fee charged twice")
+    stack.clock.advance(timedelta(hours=12))
+    stack.bot.clockwork.sweep()
+    with stack.bot.services.db.begin() as s:  # as if another process had read the rows before they moved on
+        from sqlalchemy import update
+
+        s.execute(update(Deadline).values(next_action_at=OPENED + timedelta(hours=12), reminders_done=0))
+    again = stack.bot.clockwork.sweep()
+    assert again.sent == 0
+    assert len([m for m in stack.sandbox.messages if "Reminder: *First response" in m.text]) == 1
+
+
+def test_snooze_delays_the_next_reminder_and_is_capped(stack: Stack) -> None:
+    stack.open("complaint sev3 Fee charged twice")
+    stack.advance(hours=12)
+    reminder = stack.sandbox.dm_messages(LEAD)[-1]  # customer comms has no owner: the lead gets it
+    click_button(stack.driver, LEAD, reminder.channel, reminder.ts, "Snooze 1h 0m")
+    assert (
+        stack.ephemeral_texts(LEAD)[-1]
+        == f":zzz: <@{LEAD}> snoozed *First response to the customer* until 11-24 23:00."
+    )
+    stack.advance(minutes=59)
+    assert len([t for t in stack.dm_texts(LEAD) if "First response" in t]) == 1
+    stack.advance(minutes=1)
+    assert len([t for t in stack.dm_texts(LEAD) if "First response" in t]) == 2
+    for _ in range(2):
+        latest = [m for m in stack.sandbox.dm_messages(LEAD) if "First response" in m.text][-1]
+        click_button(stack.driver, LEAD, latest.channel, latest.ts, "Snooze 1h 0m")
+        stack.advance(hours=1)
+    latest = [m for m in stack.sandbox.dm_messages(LEAD) if "First response" in m.text][-1]
+    click_button(stack.driver, LEAD, latest.channel, latest.ts, "Snooze 1h 0m")
+    assert stack.ephemeral_texts(LEAD)[-1].startswith("*First response to the customer* was snoozed 3 times already")
+    assert len(events(stack, "snoozed")) == 3
+
+
+def test_a_status_update_meets_the_cadence_and_re_arms_it_from_the_update(stack: Stack) -> None:
+    channel = stack.open("outage sev3 Statement downloads slow")  # sev3: a 2 h cadence, no page on open
+    stack.advance(minutes=90)
+    stack.driver.slash(LEAD, channel.id, "update Cache rebuilt; downloads recovering")
+    with stack.bot.services.db() as s:
+        from sqlalchemy import select
+
+        rows = list(s.scalars(select(Deadline).where(Deadline.key == "status_update").order_by(Deadline.id)))
+    assert [r.state for r in rows] == ["met", "pending"]
+    assert rows[1].due_at.replace(tzinfo=UTC) == OPENED + timedelta(minutes=90) + timedelta(hours=2)
+    stack.advance(minutes=30)  # the old due time passes: nothing is missed
+    assert not any("overdue" in t for t in stack.texts(channel.id))
+
+
+def test_a_severe_opening_pages_the_lead_and_ack_from_the_channel_stops_it(stack: Stack) -> None:
+    channel = stack.open("outage sev1 Core banking down")
+    stack.bot.clockwork.sweep()
+    assert stack.dm_texts(LEAD)[-1].startswith(":rotating_light: *Page for #1*: SEV1 service outage opened")
+    stack.advance(minutes=3)
+    stack.driver.slash(LEAD, channel.id, "ack")
+    assert stack.texts(channel.id)[-1] == (
+        f":white_check_mark: <@{LEAD}> acknowledged *SEV1 service outage opened* after 3m; paging stopped."
+    )
+    with stack.bot.services.db() as s:
+        from sqlalchemy import select
+
+        ack_deadline = s.scalars(select(Deadline).where(Deadline.key == "acknowledge")).one()
+        chain = s.scalars(select(Escalation)).one()
+    assert ack_deadline.state == "met" and chain.state == "acknowledged" and chain.acked_by == LEAD
+    stack.advance(hours=3)
+    pages = [t.split(" — ")[0] for t in stack.dm_texts(LEAD) if "Page for #1" in t]
+    # the acknowledged chain never pages again; the missed 30-minute status update is a chain of its own
+    assert pages == [
+        ":rotating_light: *Page for #1*: SEV1 service outage opened",
+        ":rotating_light: *Page for #1*: Status update missed",
+    ]
+    with stack.bot.services.db() as s:
+        from sqlalchemy import select
+
+        chains = {c.reason: c.state for c in s.scalars(select(Escalation))}
+    # nobody acknowledged the missed update: owner and team lead were paged, the leadership level is empty
+    assert chains == {"SEV1 service outage opened": "acknowledged", "Status update missed": "exhausted"}
+    assert ":warning: Nobody is configured for escalation level *Leadership group (预案领导小组)*" in " ".join(
+        stack.texts(channel.id)
+    )
+    stack.driver.slash(LEAD, channel.id, "ack")
+    assert stack.ephemeral_texts(LEAD)[-1] == "Nothing is paging for #1."
+
+
+def test_only_people_paged_or_responders_may_acknowledge(stack: Stack) -> None:
+    channel = stack.open("outage sev1 Core banking down")
+    stack.bot.clockwork.sweep()
+    from tests.conftest import OUTSIDER
+
+    stack.driver.slash(OUTSIDER, channel.id, "ack")
+    assert (
+        stack.ephemeral_texts(OUTSIDER)[-1]
+        == "Only the people paged, the role owners of #1 or an admin can acknowledge."
+    )
+
+
+def test_nothing_is_sent_for_a_closed_incident(stack: Stack) -> None:
+    channel = stack.open("outage sev1 Core banking down")
+    stack.driver.slash(LEAD, channel.id, "resolve Failover completed")
+    stack.driver.slash(LEAD, channel.id, "close")
+    before = len(stack.sandbox.messages)
+    stack.advance(hours=30)
+    assert len(stack.sandbox.messages) == before
+    with stack.bot.services.db() as s:
+        from sqlalchemy import select
+
+        assert {d.state for d in s.scalars(select(Deadline))} <= {"met", "cancelled"}
+        assert {c.state for c in s.scalars(select(Escalation))} == {"cancelled"}
