@@ -1,0 +1,49 @@
+"""A scheduler process for the two-process test: sweeps only while it holds the leader lock.
+
+Its clock is read from a file the test writes, so the test moves time for every process at once.
+Run: python -m tests.scheduler_worker DB_URL SLACK_API_URL CLOCK_FILE STATUS_FILE
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from datetime import datetime
+from pathlib import Path
+
+from bot.scheduler import Clockwork, LeaderLock
+from bot.services import Services
+from bot.slack import SlackGateway, make_web_client
+from store.db import make_engine, make_session_factory
+from tests.conftest import test_playbook
+
+
+class FileClock:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def now(self) -> datetime:
+        return datetime.fromisoformat(self.path.read_text().strip())
+
+
+def main() -> None:
+    db_url, api_url, clock_file, status_file = sys.argv[1:5]
+    engine = make_engine(db_url)
+    services = Services.build(
+        test_playbook(),
+        make_session_factory(engine),
+        SlackGateway(make_web_client("xoxb-sandbox-token", api_url)),
+        FileClock(Path(clock_file)),
+    )
+    clockwork, leader = Clockwork(services), LeaderLock(services)
+    status = Path(status_file)
+    status.write_text("standby")
+    while True:
+        if leader.acquire():
+            status.write_text("leader")
+            clockwork.sweep()
+        time.sleep(0.05)  # the worker's polling interval
+
+
+if __name__ == "__main__":
+    main()
