@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, select, text
 from sqlalchemy.orm import Session
 
 from bot.blocks import page_blocks, reminder_blocks
@@ -57,10 +57,11 @@ class SweepResult:
 class Clockwork:
     """Acts on due rows. `sweep()` is what the timer calls; tests call it after moving the clock."""
 
-    def __init__(self, services: Services, *, send_workers: int = 8, batch: int = 500) -> None:
+    def __init__(self, services: Services, *, send_workers: int = 8, batch: int = 1000, chunk: int = 50) -> None:
         self.services = services
         self.playbook = services.playbook
         self.batch = batch
+        self.chunk = chunk
         self.pool = ThreadPoolExecutor(max_workers=send_workers, thread_name_prefix="send")
         self._sweep_lock = threading.Lock()
 
@@ -68,46 +69,77 @@ class Clockwork:
         self.pool.shutdown(wait=True)
 
     def sweep(self) -> SweepResult:
-        """Handle everything due now; repeat while handling made more work due (a chain's first page)."""
+        """Handle everything due now; repeat while handling made more work due (a chain's first page).
+        Rows are decided in chunks (one transaction each, a savepoint per row) and each chunk's messages
+        start going out as soon as it commits."""
         with self._sweep_lock:
             result = SweepResult()
             now = self.services.clock.now()
             for _ in range(100):  # bounded: each pass moves every handled row past `now`
                 with self.services.db() as s:
-                    deadline_ids = queries.due_deadline_ids(s, now, self.batch)
-                    escalation_ids = queries.due_escalation_ids(s, now, self.batch)
-                if not deadline_ids and not escalation_ids:
+                    due: list[tuple[type[Deadline] | type[Escalation], int]]
+                    due = [(Deadline, i) for i in queries.due_deadline_ids(s, now, self.batch)]
+                    due += [(Escalation, i) for i in queries.due_escalation_ids(s, now, self.batch)]
+                if not due:
                     break
-                sends: list[Send] = []
-                for deadline_id in deadline_ids:
-                    sends += self._deadline(deadline_id, now)
-                for escalation_id in escalation_ids:
-                    sends += self._escalation(escalation_id, now)
-                result.handled += len(deadline_ids) + len(escalation_ids)
-                self._send_all(sends, result)
+                pending: list[tuple[Send, Future[str | None]]] = []
+                for start in range(0, len(due), self.chunk):
+                    sends = self._decide_chunk(due[start : start + self.chunk], now)
+                    pending += [(send, self.pool.submit(self._send_one, send)) for send in sends]
+                result.handled += len(due)
+                self._record(pending, result)
             return result
 
-    # ---- deciding, one row per transaction ---------------------------------------------------------------
-
-    def _lock_row(self, s: Session, model: type[Deadline] | type[Escalation], row_id: int, now: datetime) -> Any:
-        row: Any = s.get(model, row_id, with_for_update={"skip_locked": True})
-        if row is None or row.next_action_at is None or utc(row.next_action_at) > now:
-            return None  # another process has it, or it was handled meanwhile
-        return row
-
-    def _deadline(self, deadline_id: int, now: datetime) -> list[Send]:
-        with self.services.db.begin() as s:
-            deadline: Deadline | None = self._lock_row(s, Deadline, deadline_id, now)
-            if deadline is None:
+    def _decide_chunk(self, rows: list[tuple[type[Deadline] | type[Escalation], int]], now: datetime) -> list[Send]:
+        """Decide a chunk in one transaction; if anything in it fails, redo it row by row so one broken row
+        cannot hold back every other reminder."""
+        try:
+            with self.services.db.begin() as s:
+                return self._decide(s, rows, now)
+        except Exception:
+            if len(rows) == 1:
+                log.exception("scheduler: could not handle %s %s; it will be retried", rows[0][0].__name__, rows[0][1])
                 return []
-            incident = queries.get_incident(s, deadline.incident_id)
-            if incident is None or incident.status == "closed" or deadline.state != "pending":
-                deadline.next_action_at = None
-                return []
-            owner = owner_for(incident, deadline.owner_role, self.playbook.lead_role)
-            if now >= utc(deadline.due_at):
-                return self._missed(s, incident, deadline, owner, now)
-            return self._remind(s, incident, deadline, owner, now)
+        sends: list[Send] = []
+        for row in rows:
+            sends += self._decide_chunk([row], now)
+        return sends
+
+    # ---- deciding: rows locked per chunk, so a second process skips them --------------------------------
+
+    def _decide(
+        self, s: Session, rows: list[tuple[type[Deadline] | type[Escalation], int]], now: datetime
+    ) -> list[Send]:
+        locked: list[Any] = []
+        for model in (Deadline, Escalation):
+            ids = [row_id for m, row_id in rows if m is model]
+            if ids:
+                stmt = (
+                    select(model)
+                    .where(model.id.in_(ids), model.next_action_at <= now)
+                    .order_by(model.next_action_at)
+                    .with_for_update(skip_locked=True)  # another process has the rest
+                )
+                locked += list(s.scalars(stmt))
+        # every incident of the chunk in one query, before anything changes (no autoflush per row)
+        incidents = queries.get_incidents(s, {row.incident_id for row in locked})
+        sends: list[Send] = []
+        for row in locked:
+            incident = incidents.get(row.incident_id)
+            if isinstance(row, Deadline):
+                sends += self._deadline(s, incident, row, now)
+            else:
+                sends += self._escalation(s, incident, row, now)
+        return sends
+
+    def _deadline(self, s: Session, incident: Incident | None, deadline: Deadline, now: datetime) -> list[Send]:
+        if incident is None or incident.status == "closed" or deadline.state != "pending":
+            deadline.next_action_at = None
+            return []
+        owner = owner_for(incident, deadline.owner_role, self.playbook.lead_role)
+        if now >= utc(deadline.due_at):
+            return self._missed(s, incident, deadline, owner, now)
+        return self._remind(s, incident, deadline, owner, now)
 
     def _context(self, incident: Incident, deadline: Deadline, owner: str | None, now: datetime) -> dict[str, Any]:
         return {
@@ -213,16 +245,11 @@ class Clockwork:
             )
         return sends
 
-    def _escalation(self, escalation_id: int, now: datetime) -> list[Send]:
-        with self.services.db.begin() as s:
-            chain: Escalation | None = self._lock_row(s, Escalation, escalation_id, now)
-            if chain is None:
-                return []
-            incident = queries.get_incident(s, chain.incident_id)
-            if incident is None or incident.status == "closed" or chain.state != "active":
-                chain.next_action_at = None
-                return []
-            return self._page_next(s, incident, chain, now)
+    def _escalation(self, s: Session, incident: Incident | None, chain: Escalation, now: datetime) -> list[Send]:
+        if incident is None or incident.status == "closed" or chain.state != "active":
+            chain.next_action_at = None
+            return []
+        return self._page_next(s, incident, chain, now)
 
     def _recipients(self, level: dict[str, Any], incident: Incident) -> list[str]:
         users: list[str] = []
@@ -359,17 +386,19 @@ class Clockwork:
             return exc.error
         return None
 
-    def _send_all(self, sends: list[Send], result: SweepResult) -> None:
-        errors = list(self.pool.map(self._send_one, sends))
+    def _record(self, pending: list[tuple[Send, Future[str | None]]], result: SweepResult) -> None:
+        """Wait for the sends and store each notification's outcome."""
         outcomes: dict[str, str] = {}
-        for send, error in zip(sends, errors, strict=True):
+        for send, future in pending:
+            error = future.result()
             outcomes[send.key] = f"failed: {error}" if error else outcomes.get(send.key, "sent")
-        with self.services.db.begin() as s:
-            for key, outcome in outcomes.items():
-                queries.set_notification_outcome(s, key, outcome)
-        result.sends += sends
-        result.sent += sum(1 for e in errors if e is None)
-        result.failed += sum(1 for e in errors if e is not None)
+            result.sends.append(send)
+            result.sent += error is None
+            result.failed += error is not None
+        if outcomes:
+            with self.services.db.begin() as s:
+                for key, outcome in outcomes.items():
+                    queries.set_notification_outcome(s, key, outcome)
 
 
 class LeaderLock:

@@ -59,6 +59,7 @@ class SlackGateway:
         self._channel_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._locks_guard = threading.Lock()
         self._bot_user_id: str | None = None
+        self._dm_channels: dict[str, str] = {}
 
     @classmethod
     def connect(cls, token: str, base_url: str, **kwargs: Any) -> SlackGateway:
@@ -172,7 +173,11 @@ class SlackGateway:
         self.call("chat.update", **kwargs)
 
     def dm(self, user: str, text: str, blocks: list[dict[str, Any]] | None = None) -> str:
-        channel = str(self.call("conversations.open", users=user)["channel"]["id"])
+        """Post to a person's DM; the DM channel is opened once per person and remembered."""
+        channel = self._dm_channels.get(user)
+        if channel is None:
+            channel = str(self.call("conversations.open", users=user)["channel"]["id"])
+            self._dm_channels[user] = channel
         return self.post(channel, text, blocks)
 
     def user_info(self, user: str) -> dict[str, Any] | None:

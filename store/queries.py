@@ -23,6 +23,14 @@ def get_incident(session: Session, incident_id: int, *, for_update: bool = False
     return session.scalars(stmt).first()
 
 
+def get_incidents(session: Session, ids: set[int]) -> dict[int, Incident]:
+    """Several incidents with their roles, in one round trip."""
+    if not ids:
+        return {}
+    stmt = select(Incident).where(Incident.id.in_(ids)).options(selectinload(Incident.roles))
+    return {incident.id: incident for incident in session.scalars(stmt)}
+
+
 def get_incident_by_channel(session: Session, channel_id: str, *, for_update: bool = False) -> Incident | None:
     stmt = select(Incident).where(Incident.channel_id == channel_id).options(selectinload(Incident.roles))
     if for_update:
@@ -110,7 +118,8 @@ def claim_notification(session: Session, key: str, *, incident_id: int, recipien
         .on_conflict_do_nothing(index_elements=["key"])
         .returning(SentNotification.id)
     )
-    return session.execute(stmt).scalar_one_or_none() is not None
+    # on the transaction's connection: a plain insert that needs no ORM autoflush of pending rows
+    return session.connection().execute(stmt).scalar_one_or_none() is not None
 
 
 def set_notification_outcome(session: Session, key: str, outcome: str) -> None:

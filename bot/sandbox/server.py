@@ -48,6 +48,7 @@ class Message:
     blocks: list[dict[str, Any]] = field(default_factory=list)
     thread_ts: str | None = None
     edited: bool = False
+    received: float = field(default_factory=time.time)  # wall-clock arrival, for lateness benchmarks
 
 
 @dataclass
@@ -247,6 +248,22 @@ class SlackSandbox:
         parsed = urllib.parse.urlsplit(path)
         if parsed.path.startswith("/response/"):
             return self._handle_response_url(parsed.path.removeprefix("/response/"), body)
+        if parsed.path == "/_sandbox/messages":  # for tools in another process (benchmarks)
+            with self.lock:
+                return (
+                    200,
+                    {},
+                    {
+                        "messages": [
+                            {"channel": m.channel, "user": m.user, "text": m.text, "ts": m.ts, "received": m.received}
+                            for m in self.messages
+                        ]
+                    },
+                )
+        if parsed.path == "/_sandbox/users" and body:  # seed users from another process
+            for user in json.loads(body.decode()):
+                self.add_user(user["id"], user["name"])
+            return 200, {}, {"ok": True}
         if not parsed.path.startswith("/api/"):
             return 404, {}, {"ok": False, "error": "not_found"}
         method = parsed.path.removeprefix("/api/")

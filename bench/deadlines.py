@@ -1,0 +1,182 @@
+"""100,000 pending deadlines: time to schedule, start-up reconcile, resident memory, and how late
+reminders arrive when 1,000 fall due at the same moment (targets: reconcile ≤ 5 s, RSS ≤ 300 MB,
+p99 lateness ≤ 1 s).
+
+The database is loaded in bulk (the per-incident open path is measured by bench/open_ready.py); the
+bot then starts as it would after a restart, and the real APScheduler timer fires the reminders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+
+import psutil
+from sqlalchemy import insert
+
+from bench.common import ROOT, percentile
+from bot.clock import SystemClock
+from bot.config import load_playbook
+from bot.deadlines import next_action
+from bot.scheduler import Clockwork, Scheduler
+from bot.services import Services
+from bot.slack import SlackGateway, make_web_client
+from store import queries
+from store.db import make_engine, make_session_factory, upgrade
+from store.models import Deadline, Incident, RoleAssignment
+
+OWNER = "UBENCHOWNER"
+
+
+def load(engine_url: str, total: int, due_now: int, fire_at: datetime, playbook_offsets: tuple[str, ...]) -> float:
+    """Insert `total` pending deadlines on total/4 incidents; `due_now` of them remind at `fire_at`."""
+    engine = make_engine(engine_url)
+    upgrade(engine)
+    now = datetime.now(UTC)
+    per_incident = 4
+    incidents = total // per_incident
+    started = time.perf_counter()
+    with engine.begin() as conn:
+        for chunk in range(0, incidents, 5000):
+            ids = range(chunk + 1, min(incidents, chunk + 5000) + 1)
+            conn.execute(
+                insert(Incident),
+                [
+                    {
+                        "id": i,
+                        "kind": "complaint",
+                        "severity": "sev3",
+                        "title": f"Bench case {i}",
+                        "status": "investigating",
+                        "is_drill": False,
+                        "playbook_version": "bench",
+                        "reporter_id": OWNER,
+                        "created_at": now,
+                        "updated_at": now,
+                        "topic_set": True,
+                        "members_invited": True,
+                        "welcome_posted": True,
+                    }
+                    for i in ids
+                ],
+            )
+            conn.execute(
+                insert(RoleAssignment),
+                [{"incident_id": i, "role": "customer_comms", "user_id": OWNER, "assigned_at": now} for i in ids],
+            )
+            rows = []
+            for i in ids:
+                for k in range(per_incident):
+                    n = (i - 1) * per_incident + k
+                    if n < due_now:  # 50 % of the time allowed is exactly `fire_at`
+                        start, due = fire_at - timedelta(hours=1), fire_at + timedelta(hours=1)
+                    else:
+                        start, due = now, now + timedelta(hours=24 + n % 48)
+                    d = Deadline(start_at=start, due_at=due, state="pending", reminders_done=0, snoozed_until=None)
+                    rows.append(
+                        {
+                            "incident_id": i,
+                            "key": f"d{k}",
+                            "name": f"Deadline {k}",
+                            "owner_role": "customer_comms",
+                            "start_at": start,
+                            "due_at": due,
+                            "state": "pending",
+                            "cadence": False,
+                            "escalate": True,
+                            "on_resolve": "keep",
+                            "reminders_done": 0,
+                            "snoozes": 0,
+                            "next_action_at": next_action(d, playbook_offsets),
+                        }
+                    )
+            conn.execute(insert(Deadline), rows)
+    engine.dispose()
+    return time.perf_counter() - started
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--deadlines", type=int, default=100_000)
+    parser.add_argument("--due", type=int, default=1_000)
+    parser.add_argument("--database", help="a database URL (default: a fresh SQLite file)")
+    parser.add_argument("--lead-seconds", type=float, default=8.0, help="how far ahead the 1,000 fall due")
+    args = parser.parse_args()
+    playbook = load_playbook(ROOT / "config.yaml")
+    # Slack is another machine: the sandbox runs in its own process so it does not share the bot's GIL
+    sandbox_proc = subprocess.Popen([sys.executable, "-m", "bot.sandbox"], stdout=subprocess.PIPE, text=True)
+    assert sandbox_proc.stdout is not None
+    api_url = sandbox_proc.stdout.readline().strip()
+    base = api_url.removesuffix("api/")
+    seed = urllib.request.Request(
+        base + "_sandbox/users", data=json.dumps([{"id": OWNER, "name": "bench.owner"}]).encode()
+    )
+    urllib.request.urlopen(seed, timeout=10).close()
+
+    def received() -> list[dict[str, object]]:
+        with urllib.request.urlopen(base + "_sandbox/messages", timeout=30) as response:
+            return list(json.load(response)["messages"])
+
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            url = args.database or f"sqlite:///{tmp}/deadlines.db"
+            fire_at = datetime.now(UTC) + timedelta(seconds=args.lead_seconds + 30)
+            took = load(url, args.deadlines, args.due, fire_at, playbook.reminders.offsets)
+            print(
+                f"scheduled {args.deadlines:,} pending deadlines in {took:.2f} s ({args.deadlines / took:,.0f}/s, bulk)"
+            )
+
+            rss_before = psutil.Process(os.getpid()).memory_info().rss
+            started = time.perf_counter()
+            engine = make_engine(url)
+            upgrade(engine)
+            services = Services.build(
+                playbook,
+                make_session_factory(engine),
+                SlackGateway(make_web_client("xoxb-sandbox-token", api_url)),
+                SystemClock(),
+            )
+            clockwork = Clockwork(services, send_workers=16)
+            clockwork.sweep()  # reconcile: anything due while we were down
+            with services.db() as s:
+                wake = queries.next_wakeup(s)
+            scheduler = Scheduler(clockwork, interval=timedelta(seconds=30))
+            scheduler.start()
+            scheduler.poke()
+            reconcile = time.perf_counter() - started
+            rss = psutil.Process(os.getpid()).memory_info().rss
+            print(f"start-up reconcile: {reconcile:.2f} s (next wake-up {wake:%H:%M:%S} UTC)")
+            grew = (rss - rss_before) / 2**20
+            print(
+                f"resident memory after start-up: {rss / 2**20:.0f} MB "
+                f"(whole process; the start-up added {grew:.0f} MB)"
+            )
+
+            wait = (fire_at - datetime.now(UTC)).total_seconds()
+            time.sleep(max(0.0, wait))  # the benchmark waits for real time: it measures the real timer
+            deadline = time.time() + 60
+            while time.time() < deadline and sum("Reminder" in str(m["text"]) for m in received()) < args.due:
+                time.sleep(0.2)
+            fired = fire_at.timestamp()
+            lateness = [float(m["received"]) - fired for m in received() if "Reminder" in str(m["text"])]  # type: ignore[arg-type]
+            scheduler.stop()
+            print(
+                f"reminders sent when {args.due:,} fell due at once: {len(lateness)} "
+                f"(lateness p50 {percentile(lateness, 50) * 1000:.0f} ms, "
+                f"p99 {percentile(lateness, 99) * 1000:.0f} ms, "
+                f"max {max(lateness) * 1000:.0f} ms)"
+            )
+            engine.dispose()
+    finally:
+        sandbox_proc.kill()
+
+
+if __name__ == "__main__":
+    main()
