@@ -34,6 +34,10 @@ log = logging.getLogger(__name__)
 ADVISORY_LOCK_ID = 0x1DE5C  # "incident-desk scheduler"
 
 
+class ClaimTakenError(Exception):
+    """Some notification of a chunk was claimed already (another process, or a replayed row)."""
+
+
 @dataclass
 class Send:
     """One message decided in a transaction and sent after it committed."""
@@ -63,6 +67,7 @@ class Clockwork:
         self.batch = batch
         self.chunk = chunk
         self.pool = ThreadPoolExecutor(max_workers=send_workers, thread_name_prefix="send")
+        self._pending_claims: list[tuple[str, int, list[str]]] | None = None
         self._sweep_lock = threading.Lock()
 
     def close(self) -> None:
@@ -91,19 +96,37 @@ class Clockwork:
             return result
 
     def _decide_chunk(self, rows: list[tuple[type[Deadline] | type[Escalation], int]], now: datetime) -> list[Send]:
-        """Decide a chunk in one transaction; if anything in it fails, redo it row by row so one broken row
-        cannot hold back every other reminder."""
+        """Decide a chunk in one transaction, claiming its notifications in one statement. If anything in
+        it fails, or a claim was taken already, redo it row by row (claims then made one at a time) so one
+        broken row cannot hold back every other reminder."""
         try:
             with self.services.db.begin() as s:
-                return self._decide(s, rows, now)
+                self._pending_claims = [] if len(rows) > 1 else None
+                sends = self._decide(s, rows, now)
+                if self._pending_claims:
+                    won = queries.claim_notifications(s, self._pending_claims, at=now)
+                    if len(won) != len(self._pending_claims):
+                        raise ClaimTakenError(len(self._pending_claims) - len(won))
+                return sends
+        except ClaimTakenError:
+            log.info("scheduler: a notification of this chunk was already claimed; deciding row by row")
         except Exception:
             if len(rows) == 1:
                 log.exception("scheduler: could not handle %s %s; it will be retried", rows[0][0].__name__, rows[0][1])
                 return []
-        sends: list[Send] = []
+        finally:
+            self._pending_claims = None
+        sends = []
         for row in rows:
             sends += self._decide_chunk([row], now)
         return sends
+
+    def _claim(self, s: Session, key: str, *, incident_id: int, recipients: list[str], at: datetime) -> bool:
+        """Claim a notification key: at once for a single row, or at the end of the chunk in one statement."""
+        if self._pending_claims is None:
+            return queries.claim_notification(s, key, incident_id=incident_id, recipients=recipients, at=at)
+        self._pending_claims.append((key, incident_id, recipients))
+        return True
 
     # ---- deciding: rows locked per chunk, so a second process skips them --------------------------------
 
@@ -169,7 +192,7 @@ class Clockwork:
         if key is None:
             return []
         recipients = [owner] if owner else []
-        if not queries.claim_notification(s, key, incident_id=incident.id, recipients=recipients, at=now):
+        if not self._claim(s, key, incident_id=incident.id, recipients=recipients, at=now):
             return []
         context = self._context(incident, deadline, owner, now)
         render = self.services.renderer.render
@@ -225,7 +248,7 @@ class Clockwork:
                 s, incident, reason=f"{deadline.name} missed", owner=owner, now=now, deadline_id=deadline.id
             )
         key = f"missed:{deadline.id}"
-        if not queries.claim_notification(s, key, incident_id=incident.id, recipients=[owner] if owner else [], at=now):
+        if not self._claim(s, key, incident_id=incident.id, recipients=[owner] if owner else [], at=now):
             return []
         context = self._context(incident, deadline, owner, now)
         render = self.services.renderer.render
@@ -296,7 +319,7 @@ class Clockwork:
                     text=level["name"],
                     data={"escalation_id": chain.id, "level": index},
                 )
-                if incident.channel_id and queries.claim_notification(
+                if incident.channel_id and self._claim(
                     s, f"page:{chain.id}:{index}:nobody", incident_id=incident.id, recipients=[], at=now
                 ):
                     sends.append(
@@ -311,7 +334,7 @@ class Clockwork:
             timeout = timedelta(seconds=level["ack_timeout"])
             chain.next_action_at = now + timeout
             key = f"page:{chain.id}:{index}"
-            if not queries.claim_notification(s, key, incident_id=incident.id, recipients=recipients, at=now):
+            if not self._claim(s, key, incident_id=incident.id, recipients=recipients, at=now):
                 return sends
             queries.add_timeline_event(
                 s,
@@ -362,7 +385,7 @@ class Clockwork:
             data={"escalation_id": chain.id},
         )
         key = f"exhausted:{chain.id}"
-        if incident.channel_id and queries.claim_notification(s, key, incident_id=incident.id, recipients=[], at=now):
+        if incident.channel_id and self._claim(s, key, incident_id=incident.id, recipients=[], at=now):
             sends.append(
                 Send(
                     key,

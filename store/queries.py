@@ -122,6 +122,22 @@ def claim_notification(session: Session, key: str, *, incident_id: int, recipien
     return session.connection().execute(stmt).scalar_one_or_none() is not None
 
 
+def claim_notifications(session: Session, claims: list[tuple[str, int, list[str]]], *, at: datetime) -> set[str]:
+    """Claim many notification keys in one statement; returns the keys won (the others were taken)."""
+    stmt = (
+        _insert_for(session)(SentNotification)
+        .values(
+            [
+                {"key": key, "incident_id": incident_id, "recipients": recipients, "sent_at": at, "outcome": "claimed"}
+                for key, incident_id, recipients in claims
+            ]
+        )
+        .on_conflict_do_nothing(index_elements=["key"])
+        .returning(SentNotification.key)
+    )
+    return set(session.connection().execute(stmt).scalars())
+
+
 def set_notification_outcome(session: Session, key: str, outcome: str) -> None:
     session.execute(update(SentNotification).where(SentNotification.key == key).values(outcome=outcome[:40]))
 
