@@ -32,7 +32,7 @@ from store import queries
 from store.db import make_engine, make_session_factory, upgrade
 from store.models import Deadline, Incident, RoleAssignment
 
-OWNER = "UBENCHOWNER"
+OWNERS = [f"UBENCH{n:05d}" for n in range(200)]  # a realistic spread: 200 people own the deadlines
 
 
 def load(engine_url: str, total: int, due_now: int, fire_at: datetime, playbook_offsets: tuple[str, ...]) -> float:
@@ -57,7 +57,7 @@ def load(engine_url: str, total: int, due_now: int, fire_at: datetime, playbook_
                         "status": "investigating",
                         "is_drill": False,
                         "playbook_version": "bench",
-                        "reporter_id": OWNER,
+                        "reporter_id": OWNERS[0],
                         "created_at": now,
                         "updated_at": now,
                         "topic_set": True,
@@ -69,7 +69,10 @@ def load(engine_url: str, total: int, due_now: int, fire_at: datetime, playbook_
             )
             conn.execute(
                 insert(RoleAssignment),
-                [{"incident_id": i, "role": "customer_comms", "user_id": OWNER, "assigned_at": now} for i in ids],
+                [
+                    {"incident_id": i, "role": "customer_comms", "user_id": OWNERS[i % len(OWNERS)], "assigned_at": now}
+                    for i in ids
+                ],
             )
             rows = []
             for i in ids:
@@ -116,7 +119,7 @@ def main() -> None:
     api_url = sandbox_proc.stdout.readline().strip()
     base = api_url.removesuffix("api/")
     seed = urllib.request.Request(
-        base + "_sandbox/users", data=json.dumps([{"id": OWNER, "name": "bench.owner"}]).encode()
+        base + "_sandbox/users", data=json.dumps([{"id": u, "name": u.lower()} for u in OWNERS]).encode()
     )
     urllib.request.urlopen(seed, timeout=10).close()
 

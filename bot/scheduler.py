@@ -48,6 +48,8 @@ class Send:
     user: str | None = None
     text: str = ""
     blocks: list[dict[str, Any]] | None = None
+    digestible: bool = False  # a reminder DM that may be merged with the same person's others
+    also: list[str] = field(default_factory=list)  # further notification keys a digest delivers
 
 
 @dataclass
@@ -87,10 +89,10 @@ class Clockwork:
                     due += [(Escalation, i) for i in queries.due_escalation_ids(s, now, self.batch)]
                 if not due:
                     break
-                pending: list[tuple[Send, Future[str | None]]] = []
+                sends: list[Send] = []
                 for start in range(0, len(due), self.chunk):
-                    sends = self._decide_chunk(due[start : start + self.chunk], now)
-                    pending += [(send, self.pool.submit(self._send_one, send)) for send in sends]
+                    sends += self._decide_chunk(due[start : start + self.chunk], now)
+                pending = [(send, self.pool.submit(self._send_one, send)) for send in digest(sends)]
                 result.handled += len(due)
                 self._record(pending, result)
             return result
@@ -210,7 +212,14 @@ class Clockwork:
             text = render("slack/clock.j2", event="reminder_dm", skipped=max(0, len(fired) - 1), **context)
             snooze = f"Snooze {humanize(self.playbook.reminders.snooze)}"
             sends.append(
-                Send(key, incident.id, user=owner, text=text, blocks=reminder_blocks(text, deadline.id, snooze))
+                Send(
+                    key,
+                    incident.id,
+                    user=owner,
+                    text=text,
+                    blocks=reminder_blocks(text, deadline.id, snooze),
+                    digestible=True,
+                )
             )
         if incident.channel_id:
             sends.append(
@@ -414,7 +423,8 @@ class Clockwork:
         outcomes: dict[str, str] = {}
         for send, future in pending:
             error = future.result()
-            outcomes[send.key] = f"failed: {error}" if error else outcomes.get(send.key, "sent")
+            for key in (send.key, *send.also):
+                outcomes[key] = f"failed: {error}" if error else outcomes.get(key, "sent")
             result.sends.append(send)
             result.sent += error is None
             result.failed += error is not None
@@ -422,6 +432,43 @@ class Clockwork:
             with self.services.db.begin() as s:
                 for key, outcome in outcomes.items():
                     queries.set_notification_outcome(s, key, outcome)
+
+
+DIGEST_MAX = 24  # two blocks a reminder and a header: within Slack's 50 blocks a message
+
+
+def digest(sends: list[Send]) -> list[Send]:
+    """Merge a person's reminder DMs that fall due together into one message (each keeps its buttons):
+    one ping instead of a burst, and far fewer calls against Slack's per-channel rate limit."""
+    out: list[Send] = []
+    by_user: dict[str, list[Send]] = {}
+    for send in sends:
+        if send.digestible and send.user:
+            by_user.setdefault(send.user, []).append(send)
+        else:
+            out.append(send)
+    for user, group in by_user.items():
+        if len(group) == 1:
+            out += group
+            continue
+        for start in range(0, len(group), DIGEST_MAX):
+            part = group[start : start + DIGEST_MAX]
+            header = f":alarm_clock: {len(part)} of your deadlines need attention:"
+            blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": header}}]
+            for send in part:
+                blocks += send.blocks or []
+            text = header + "\n" + "\n".join(send.text for send in part)
+            out.append(
+                Send(
+                    part[0].key,
+                    part[0].incident_id,
+                    user=user,
+                    text=text[:3900],
+                    blocks=blocks,
+                    also=[send.key for send in part[1:]],
+                )
+            )
+    return out
 
 
 class LeaderLock:

@@ -88,7 +88,8 @@ def test_only_one_process_sends_and_the_other_takes_over(
     assert wait_for(lambda: sorted(p.read_text() for p in statuses) == ["leader", "standby"])
 
     def reminders() -> list[str]:
-        return [m.text for m in sandbox.messages if m.text.startswith(":alarm_clock: Reminder")]
+        """Every reminder line delivered, whether alone or in a digest DM."""
+        return [line for m in sandbox.messages for line in m.text.splitlines() if ":alarm_clock: Reminder" in line]
 
     clock_file.write_text((OPENED + timedelta(hours=12)).isoformat())
     assert wait_for(lambda: len(reminders()) == 3)  # three first-response reminders, DM'd to the lead

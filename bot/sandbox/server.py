@@ -222,7 +222,10 @@ class SlackSandbox:
 
             do_GET = do_POST
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 256  # Slack takes bursts; the default backlog of 5 resets connections
+
+        self._httpd = Server(("127.0.0.1", port), Handler)
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="slack-sandbox", daemon=True)
         self._thread.start()
