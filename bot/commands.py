@@ -34,6 +34,8 @@ SUBCOMMANDS = (
     "deadlines",
     "done",
     "ack",
+    "pause",
+    "resume",
     "help",
 )
 
@@ -182,7 +184,9 @@ def parse_command(text: str, playbook: Playbook, *, command: str = "/incident") 
                 "Say which deadline: `/incident done first_response` (`/incident deadlines` lists them)."
             )
         return Command("done", text=rest)
-    if name in ("close", "list", "help", "ack"):
+    if name == "pause":
+        return Command("pause", text=_require_text(rest, "pause", "Waiting for the customer's bank statement"))
+    if name in ("close", "list", "help", "ack", "resume"):
         if rest:
             raise UserInputError(f"`/incident {name}` takes nothing after it.")
         return Command(name)

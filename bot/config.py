@@ -10,13 +10,15 @@ import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bot.business_hours import WorkingHours
 
 SEVERITY_RE = re.compile(r"^sev[1-9]$")
 KEY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -91,6 +93,8 @@ class DeadlineSpec(_Strict):
     escalate: bool = True
     # events that meet this deadline by themselves (an acknowledged page meets "the lead acknowledges")
     met_by: tuple[Literal["ack"], ...] = ()
+    # calendar time, or working time per the playbook's working_hours
+    clock: Literal["calendar", "business"] = "calendar"
 
     @field_validator("after", mode="before")
     @classmethod
@@ -201,6 +205,26 @@ class ChannelSpec(_Strict):
         return pattern
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+
+
+class WorkingHoursSpec(_Strict):
+    """When business-hours deadlines run: days, hours (in the playbook's timezone) and holidays."""
+
+    days: tuple[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"], ...] = ("mon", "tue", "wed", "thu", "fri")
+    start: time = time(9, 0)
+    end: time = time(18, 0)
+    holidays: tuple[date, ...] = ()
+
+    @model_validator(mode="after")
+    def _sane(self) -> WorkingHoursSpec:
+        if not self.days:
+            raise ValueError("days: name at least one working day")
+        if self.start >= self.end:
+            raise ValueError("start must be before end, e.g. start: '09:00', end: '18:00'")
+        return self
+
+
 def _default_escalation() -> EscalationSpec:
     return EscalationSpec(levels=(EscalationLevel(name="Owner", owner=True, ack_timeout=timedelta(minutes=15)),))
 
@@ -216,6 +240,7 @@ class Playbook(_Strict):
     severities: dict[str, SeveritySpec]
     kinds: dict[str, KindSpec]
     reminders: ReminderSpec = ReminderSpec()
+    working_hours: WorkingHoursSpec = WorkingHoursSpec()
     escalation: EscalationSpec = Field(default_factory=_default_escalation)
 
     @field_validator("timezone")
@@ -257,6 +282,11 @@ class Playbook(_Strict):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
+
+    def working_hours_calendar(self) -> WorkingHours:
+        spec = self.working_hours
+        days = {WEEKDAYS.index(d) for d in spec.days}
+        return WorkingHours(self.timezone, days, spec.start, spec.end, set(spec.holidays))
 
     def role_for(self, word: str) -> str | None:
         """The role key a user's word (key, alias, or name) refers to."""

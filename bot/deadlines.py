@@ -69,6 +69,11 @@ class Deadlines:
 
     def __init__(self, playbook: Playbook) -> None:
         self.playbook = playbook
+        self.working_hours = playbook.working_hours_calendar()
+
+    def due(self, clock: str, start: datetime, duration: timedelta) -> datetime:
+        """When a deadline of `duration` started at `start` falls due, in calendar or working time."""
+        return self.working_hours.add(start, duration) if clock == "business" else utc(start) + duration
 
     def _owner_role(self, spec: DeadlineSpec, incident: Incident) -> str:
         kind = self.playbook.kinds[incident.kind]
@@ -104,8 +109,9 @@ class Deadlines:
             name=spec.name,
             owner_role=self._owner_role(spec, incident),
             start_at=start_at,
-            due_at=start_at + spec.duration_for(incident.severity),
+            due_at=self.due(spec.clock, start_at, spec.duration_for(incident.severity)),
             state="pending",
+            clock=spec.clock,
             cadence=spec.cadence,
             escalate=spec.escalate,
             on_resolve=spec.on_resolve,
@@ -197,6 +203,26 @@ class Deadlines:
         for deadline in self.pending(s, incident.id):
             if deadline.key in keys:
                 self.close(s, deadline, "met", now=now, actor=actor)
+
+    def pause(self, s: Session, incident: Incident) -> None:
+        """Stop every pending clock of the incident (waiting on the customer)."""
+        for deadline in self.pending(s, incident.id):
+            deadline.next_action_at = None
+
+    def resume(self, s: Session, incident: Incident, *, paused_at: datetime, now: datetime) -> timedelta:
+        """Restart the clocks, each extended by the time it stood still. Returns the paused time."""
+        paused = now - utc(paused_at)
+        for deadline in self.pending(s, incident.id):
+            if deadline.clock == "business":
+                left = self.working_hours.measure(paused_at, deadline.due_at)
+                deadline.due_at = self.working_hours.add(now, left)
+            else:
+                deadline.due_at = utc(deadline.due_at) + paused
+            deadline.start_at = utc(deadline.start_at) + paused
+            if deadline.snoozed_until is not None:
+                deadline.snoozed_until = utc(deadline.snoozed_until) + paused
+            deadline.next_action_at = next_action(deadline, self.playbook.reminders.offsets)
+        return paused
 
     def find(self, s: Session, incident: Incident, word: str) -> Deadline:
         """The pending deadline a user named by key, name or number in the list."""

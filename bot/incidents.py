@@ -20,7 +20,7 @@ from bot.blocks import card_text, incident_card
 from bot.clock import Clock
 from bot.commands import UserRef
 from bot.config import Playbook
-from bot.deadlines import Deadlines
+from bot.deadlines import Deadlines, humanize
 from bot.errors import ConflictError, NotFoundError, PermissionDeniedError, UserInputError
 from bot.escalation import Escalations
 from bot.render import Renderer, SlackMarkup, user_mention
@@ -508,6 +508,7 @@ class IncidentService:
                 )
             now = self.clock.now()
             incident.status, incident.resolved_at, incident.updated_at = "resolved", now, now
+            incident.paused_at = None
             incident.resolution_summary = summary
             queries.add_timeline_event(
                 s, incident.id, at=now, event="resolved", actor_id=actor, text=summary, data={"command": command}
@@ -537,6 +538,45 @@ class IncidentService:
         self.schedule_changed()
         self._announce(incident.id, event="closed", actor=actor)
         return self._refresh(incident.id, topic=True)
+
+    def pause(self, *, channel_id: str, reason: str, actor: str, command: str = "") -> str | None:
+        """Stop the incident's clocks while waiting on the customer; deadlines move out on resume."""
+        with self._uow() as s:
+            incident = self.row(s, self.find(channel_id=channel_id).id)
+            self.require_responder(incident, actor, "pause")
+            self._require_open(incident, "pause")
+            if incident.paused_at is not None:
+                raise ConflictError(f"#{incident.id} is already paused; `/incident resume` restarts its clocks.")
+            now = self.clock.now()
+            incident.paused_at = now
+            self.deadlines.pause(s, incident)
+            queries.add_timeline_event(
+                s, incident.id, at=now, event="paused", actor_id=actor, text=reason, data={"command": command}
+            )
+        self.schedule_changed()
+        self._announce(incident.id, event="paused", actor=actor, text=reason)
+        return None
+
+    def resume(self, *, channel_id: str, actor: str, command: str = "") -> str | None:
+        with self._uow() as s:
+            incident = self.row(s, self.find(channel_id=channel_id).id)
+            self.require_responder(incident, actor, "resume")
+            if incident.paused_at is None:
+                raise ConflictError(f"#{incident.id} is not paused.")
+            now = self.clock.now()
+            paused = self.deadlines.resume(s, incident, paused_at=incident.paused_at, now=now)
+            incident.paused_at = None
+            queries.add_timeline_event(
+                s,
+                incident.id,
+                at=now,
+                event="resumed",
+                actor_id=actor,
+                data={"paused_seconds": int(paused.total_seconds()), "command": command},
+            )
+        self.schedule_changed()
+        self._announce(incident.id, event="resumed", actor=actor, took=humanize(paused))
+        return None
 
     def _require_open(self, incident: Incident, action: str) -> None:
         if incident.status in ("resolved", "closed"):

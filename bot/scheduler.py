@@ -158,8 +158,8 @@ class Clockwork:
         return sends
 
     def _deadline(self, s: Session, incident: Incident | None, deadline: Deadline, now: datetime) -> list[Send]:
-        if incident is None or incident.status == "closed" or deadline.state != "pending":
-            deadline.next_action_at = None
+        if incident is None or incident.status == "closed" or deadline.state != "pending" or incident.paused_at:
+            deadline.next_action_at = None  # a paused incident's clocks restart (and re-plan) on resume
             return []
         owner = owner_for(incident, deadline.owner_role, self.playbook.lead_role)
         if now >= utc(deadline.due_at):

@@ -54,6 +54,10 @@ def register(app: App, services: Services) -> None:
             return services.timekeeping.mark_done(actor=user, channel_id=channel, word=command.text or "")
         if command.name == "ack":
             return services.timekeeping.acknowledge(actor=user, channel_id=channel)
+        if command.name == "pause":
+            return incidents.pause(channel_id=channel, reason=command.text or "", actor=user, command=said)
+        if command.name == "resume":
+            return incidents.resume(channel_id=channel, actor=user, command=said)
         return incidents.repair(channel_id=channel, number=command.number)
 
     def handle_incident_command(ack: Ack, body: dict[str, Any]) -> None:

@@ -41,6 +41,8 @@ class Incident(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # waiting on the customer: the incident's clocks stand still while this is set
+    paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     roles: Mapped[list[RoleAssignment]] = relationship(
         back_populates="incident", cascade="all, delete-orphan", order_by="RoleAssignment.id"
@@ -102,6 +104,7 @@ class Deadline(Base):
     due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     state: Mapped[str] = mapped_column(String(20), default="pending")  # pending, met, missed, cancelled
     cadence: Mapped[bool] = mapped_column(Boolean, default=False)
+    clock: Mapped[str] = mapped_column(String(10), default="calendar")  # calendar or business
     escalate: Mapped[bool] = mapped_column(Boolean, default=True)
     on_resolve: Mapped[str] = mapped_column(String(10), default="cancel")
     reminders_done: Mapped[int] = mapped_column(Integer, default=0)  # reminder offsets handled so far

@@ -26,7 +26,7 @@ def test_migrations_create_the_schema(any_db_url: str) -> None:
     engine = make_engine(any_db_url)
     upgrade(engine)
     upgrade(engine)  # idempotent
-    assert current_revision(engine) == "0002"
+    assert current_revision(engine) == "0003"
     tables = set(inspect(engine).get_table_names())
     assert {
         "incidents",
@@ -106,4 +106,17 @@ def test_concurrent_opens_get_distinct_numbers_channels_and_rotation(any_db_url:
     with service.db() as s:
         leads = {a.user_id for i in opened for a in queries.get_incident(s, i.id).roles if a.role == "lead"}  # type: ignore[union-attr]
     assert leads == {LEAD}
+    engine.dispose()
+
+
+def test_the_migrations_match_the_models(any_db_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from store.models import Base
+
+    engine = make_engine(any_db_url)
+    upgrade(engine)
+    with engine.connect() as conn:
+        assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
     engine.dispose()

@@ -1,0 +1,61 @@
+"""Working-hours arithmetic: add a duration of working time to a moment, and measure working time
+between two moments, in the playbook's timezone with its working days, hours and holidays."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+MAX_DAYS = 3 * 366  # a deadline further than this in working time is a playbook mistake
+
+
+class WorkingHours:
+    def __init__(self, tz: str, days: set[int], start: time, end: time, holidays: set[date]) -> None:
+        if not days or start >= end:
+            raise ValueError("working hours need at least one working day and start before end")
+        self.tz = ZoneInfo(tz)
+        self.days, self.start, self.end, self.holidays = days, start, end, holidays
+
+    def _intervals(self, since: datetime) -> Iterator[tuple[datetime, datetime]]:
+        """Working intervals (UTC) from the day of `since` on, in order."""
+        day = since.astimezone(self.tz).date()
+        for _ in range(MAX_DAYS):
+            if day.weekday() in self.days and day not in self.holidays:
+                opens = datetime.combine(day, self.start, self.tz).astimezone(UTC)
+                closes = datetime.combine(day, self.end, self.tz).astimezone(UTC)
+                yield opens, closes
+            day += timedelta(days=1)
+
+    def add(self, start: datetime, duration: timedelta) -> datetime:
+        """The moment `duration` of working time after `start` (UTC)."""
+        cursor, remaining = start.astimezone(UTC), duration
+        for opens, closes in self._intervals(cursor):
+            if closes <= cursor:
+                continue
+            cursor = max(cursor, opens)
+            available = closes - cursor
+            if remaining <= available:
+                return cursor + remaining
+            remaining -= available
+        raise ValueError(f"{duration} of working time does not fit in {MAX_DAYS} days")
+
+    def measure(self, start: datetime, end: datetime) -> timedelta:
+        """Working time between two moments (zero if end is not after start)."""
+        start, end = start.astimezone(UTC), end.astimezone(UTC)
+        total = timedelta(0)
+        for opens, closes in self._intervals(start):
+            if opens >= end:
+                break
+            overlap = min(closes, end) - max(opens, start)
+            if overlap > timedelta(0):
+                total += overlap
+        return total
+
+    def is_working(self, moment: datetime) -> bool:
+        """Inside working time (the closing instant counts: a deadline may fall due at closing time)."""
+        moment = moment.astimezone(UTC)
+        opens, closes = next(self._intervals(moment))
+        local_day = moment.astimezone(self.tz).date()
+        same_day = opens.astimezone(self.tz).date() == local_day
+        return same_day and opens <= moment <= closes
