@@ -275,3 +275,72 @@ def test_nothing_is_sent_for_a_closed_incident(stack: Stack) -> None:
 
         assert {d.state for d in s.scalars(select(Deadline))} <= {"met", "cancelled"}
         assert {c.state for c in s.scalars(select(Escalation))} == {"cancelled"}
+
+
+def test_pausing_stops_the_clocks_and_resuming_moves_every_deadline_out(stack: Stack) -> None:
+    channel = stack.open("complaint sev3 Fee charged twice")
+    stack.advance(hours=2)
+    stack.driver.slash(LEAD, channel.id, "pause Waiting for the customer's bank statement")
+    assert stack.texts(channel.id)[-1] == (
+        f":double_vertical_bar: <@{LEAD}> paused the clocks: Waiting for the customer's bank statement. "
+        "No reminders until `/incident resume`."
+    )
+    stack.advance(hours=30)  # the 12 h reminder and the 24 h deadline would both have passed
+    assert not any("Reminder" in t for t in stack.dm_texts(LEAD))
+    assert not any("overdue" in t for t in stack.texts(channel.id))
+    stack.driver.slash(LEAD, channel.id, "resume")
+    assert stack.texts(channel.id)[-1] == (
+        f":arrow_forward: <@{LEAD}> resumed the clocks after 1d 6h; every pending deadline moved out by that time."
+    )
+    with stack.bot.services.db() as s:
+        from sqlalchemy import select
+
+        first = s.scalars(select(Deadline).where(Deadline.key == "first_response")).one()
+    assert first.due_at.replace(tzinfo=UTC) == OPENED + timedelta(hours=24 + 30)
+    stack.advance(hours=10)  # 12 h of running time since the opening: the 50 % reminder, 30 h late
+    assert any("Reminder: *First response to the customer*" in t for t in stack.dm_texts(LEAD))
+
+
+def test_pause_is_refused_twice_and_resume_when_not_paused(stack: Stack) -> None:
+    channel = stack.open("complaint sev3 Fee charged twice")
+    stack.driver.slash(LEAD, channel.id, "resume")
+    assert stack.ephemeral_texts(LEAD)[-1] == "#1 is not paused."
+    stack.driver.slash(LEAD, channel.id, "pause customer on holiday")
+    stack.driver.slash(LEAD, channel.id, "pause again")
+    assert stack.ephemeral_texts(LEAD)[-1] == "#1 is already paused; `/incident resume` restarts its clocks."
+
+
+@pytest.mark.playbook(
+    {
+        "{key: first_response, name: First response to the customer, owner: customer_comms, after: 24h, "
+        "on_resolve: keep}": (
+            "{key: first_response, name: First response to the customer, owner: customer_comms, after: 9h, "
+            "on_resolve: keep, clock: business}"
+        )
+    }
+)
+def test_a_business_hours_deadline_skips_the_night_and_the_weekend(stack: Stack) -> None:
+    stack.clock.set(datetime(2026, 11, 27, 8, 0, tzinfo=UTC))  # Friday 16:00 in Shanghai
+    channel = stack.open("complaint sev3 Card declined abroad")
+    listing = stack.driver.slash(REPORTER, channel.id, "deadlines").text
+    # two working hours on Friday, seven on Monday: due Monday 16:00
+    assert (
+        "*First response to the customer* (`first_response`) — <@ULEAD000001> (Customer comms) — due 11-30 16:00 CST"
+        in listing
+    )
+
+
+def test_reminders_falling_due_together_reach_a_person_as_one_digest(stack: Stack) -> None:
+    stack.open("complaint sev3 Fee charged twice")
+    stack.open("complaint sev3 Card declined abroad")
+    stack.advance(hours=12)  # both first-response reminders go to the lead (customer comms has no owner)
+    (message,) = [m for m in stack.sandbox.dm_messages(LEAD) if "need attention" in m.text]
+    assert message.text.startswith(":alarm_clock: 2 of your deadlines need attention:")
+    buttons = [e for b in message.blocks for e in b.get("elements", []) if e.get("text", {}).get("text") == "Mark done"]
+    assert len(buttons) == 2
+    stack.driver.click(LEAD, message.channel, message.ts, buttons[1]["action_id"], buttons[1]["value"])
+    with stack.bot.services.db() as s:
+        from sqlalchemy import select
+
+        states = {(d.incident_id, d.key): d.state for d in s.scalars(select(Deadline))}
+    assert states[(2, "first_response")] == "met" and states[(1, "first_response")] == "pending"
