@@ -25,6 +25,7 @@ test: install
 bench: install
 	$(BIN)/python -m bench.ack_latency
 	$(BIN)/python -m bench.open_ready
+	$(BIN)/python -m bench.deadlines
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

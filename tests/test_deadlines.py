@@ -344,3 +344,22 @@ def test_reminders_falling_due_together_reach_a_person_as_one_digest(stack: Stac
 
         states = {(d.incident_id, d.key): d.state for d in s.scalars(select(Deadline))}
     assert states[(2, "first_response")] == "met" and states[(1, "first_response")] == "pending"
+
+
+def test_the_timer_sweeps_by_itself_once_started(stack: Stack) -> None:
+    """`incident-desk run` starts APScheduler around the clockwork: due work goes out without a test's sweep."""
+    import time as wall
+
+    from bot.scheduler import Scheduler
+
+    stack.open("complaint sev3 Fee charged twice")
+    stack.clock.advance(timedelta(hours=12))  # the reminder is due now; nobody calls sweep()
+    scheduler = Scheduler(stack.bot.clockwork)
+    scheduler.start()
+    try:
+        deadline = wall.monotonic() + 10
+        while wall.monotonic() < deadline and not stack.dm_texts(LEAD):
+            wall.sleep(0.02)  # waiting for the timer's thread, bounded
+    finally:
+        scheduler.aps.shutdown(wait=True)
+    assert stack.dm_texts(LEAD)[0].startswith(":alarm_clock: Reminder: *First response to the customer*")
