@@ -35,6 +35,7 @@ class Escalations:
             {
                 "name": level.name,
                 "owner": owner if level.owner else None,
+                "owner_level": level.owner,  # with no owner known yet, page whoever leads at page time
                 "role": level.role,
                 "users": list(level.users),
                 "usergroup": level.usergroup,

@@ -13,11 +13,12 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
 from bot.app import Bot, create_app
-from bot.clock import Clock, SystemClock
+from bot.clock import Clock, FixedClock, SystemClock
 from bot.config import Playbook
 from bot.sandbox.driver import SlackDriver, click_button
 from bot.sandbox.server import Ephemeral, Message, SlackSandbox
@@ -119,7 +120,8 @@ class Transcript:
         print(line, file=self.out)
 
     def command(self, user: str, channel: str, text: str) -> None:
-        self.say(f"\n> {self.name(user)} in {self.channel(channel)}: {text}")
+        where = "their DM from the bot" if self.sandbox.channels[channel].is_im else self.channel(channel)
+        self.say(f"\n> {self.name(user)} in {where}: {text}")
 
     def flush(self) -> None:
         """Print what arrived since the last flush: messages per channel, ephemeral replies per person."""
@@ -162,11 +164,13 @@ def run_demo(playbook: Playbook, out: TextIO, database_url: str | None = None) -
     """Play a complaint from report to close and print the conversation. Returns a process exit code."""
     with tempfile.TemporaryDirectory() as tmp:
         url = database_url or f"sqlite:///{Path(tmp) / 'offline.db'}"
-        with offline_stack(playbook, url) as stack:
-            return _play(stack, out)
+        # the demo's own clock, so it can skip ahead twelve hours to show reminders
+        clock = FixedClock(datetime.now(UTC).replace(second=0, microsecond=0))
+        with offline_stack(playbook, url, clock=clock) as stack:
+            return _play(stack, clock, out)
 
 
-def _play(stack: OfflineStack, out: TextIO) -> int:
+def _play(stack: OfflineStack, clock: FixedClock, out: TextIO) -> int:
     sandbox, driver = stack.sandbox, stack.driver
     for user_id, (handle, real_name) in DEMO_USERS.items():
         sandbox.add_user(user_id, handle, real_name=real_name)
@@ -179,12 +183,21 @@ def _play(stack: OfflineStack, out: TextIO) -> int:
     def slash(user: str, channel: str, text: str, command: str = "/incident") -> None:
         t.command(user, channel, f"{command} {text}".strip())
         driver.slash(user, channel, text, command=command)
+        stack.bot.clockwork.sweep()
         t.flush()
+
+    def click(user: str, channel: str, ts: str, label: str) -> None:
+        t.command(user, channel, f"clicks [{label}]")
+        click_button(driver, user, channel, ts, label)
+        t.flush()
+
+    def last_dm(user: str) -> Message:
+        return sandbox.dm_messages(user)[-1]
 
     slash(
         mei,
         service_desk,
-        "sev2 Customer card 6222021234567890 debited twice for one transfer, phone 13812345678",
+        "Customer card 6222021234567890 debited twice for one transfer, phone 13812345678",
         command="/complaint",
     )
     incident_channel = next((c for c in sandbox.channels.values() if c.name.startswith("inc-")), None)
@@ -192,14 +205,19 @@ def _play(stack: OfflineStack, out: TextIO) -> int:
         t.say("\nThe incident channel was not created; see the messages above.")
         return 1
     card = sandbox.channel_messages(incident_channel.id)[0]
-    t.command(li, incident_channel.id, "clicks [Take: Incident lead] on the card")
-    click_button(driver, li, incident_channel.id, card.ts, "Take: Incident lead")
-    t.flush()
+    click(li, incident_channel.id, card.ts, "Take: Incident lead")
     slash(li, incident_channel.id, f"assign tech <@{zhang}|zhang.tao>")
     slash(li, incident_channel.id, f"assign comms <@{wang}|wang.fang>")
     slash(mei, incident_channel.id, "close")
+    slash(li, incident_channel.id, "sev 2")  # a severe incident pages its lead until acknowledged
+    click(li, last_dm(li).channel, last_dm(li).ts, "Acknowledge")
+    slash(li, incident_channel.id, "deadlines")
+    t.say("\n... twelve hours later (the demo moves its clock; the bot's scheduler sweeps what fell due) ...")
+    clock.advance(timedelta(hours=12))
+    stack.bot.clockwork.sweep()
+    t.flush()
+    click(wang, last_dm(wang).channel, last_dm(wang).ts, "Mark done")
     slash(zhang, incident_channel.id, "update Duplicate debit traced to a retry in the clearing job; refund queued")
-    slash(li, incident_channel.id, "sev 3")
     slash(li, incident_channel.id, "close")
     slash(li, incident_channel.id, "resolve Refund posted to the customer; clearing-job retry fixed")
     slash(li, incident_channel.id, "close")

@@ -287,6 +287,8 @@ class Clockwork:
         users: list[str] = []
         if level.get("owner"):
             users.append(level["owner"])
+        elif level.get("owner_level"):
+            users += [a.user_id for a in incident.roles if a.role == self.playbook.lead_role and a.user_id]
         if level.get("role"):
             users += [a.user_id for a in incident.roles if a.role == level["role"] and a.user_id]
         users += list(level.get("users") or [])
@@ -400,7 +402,9 @@ class Clockwork:
                     key,
                     incident.id,
                     channel=incident.channel_id,
-                    text=render("slack/clock.j2", event="exhausted", reason=chain.reason),
+                    text=render(
+                        "slack/clock.j2", event="exhausted" if already else "nobody_paged", reason=chain.reason
+                    ),
                 )
             )
         return sends

@@ -363,3 +363,16 @@ def test_the_timer_sweeps_by_itself_once_started(stack: Stack) -> None:
     finally:
         scheduler.aps.shutdown(wait=True)
     assert stack.dm_texts(LEAD)[0].startswith(":alarm_clock: Reminder: *First response to the customer*")
+
+
+NO_LEAD = "aliases: [commander, ic, 组长, 指挥长]\n    default_owners: []"
+
+
+@pytest.mark.playbook({NO_LEAD: NO_LEAD})  # undo the test playbook's default lead
+def test_a_severe_opening_with_nobody_to_page_says_so_and_what_to_do(stack: Stack) -> None:
+    channel = stack.open("outage sev1 Core banking down")
+    stack.bot.clockwork.sweep()
+    assert stack.texts(channel.id)[-1] == (
+        ":sos: Nobody could be paged for *SEV1 service outage opened*: no one holds the roles the escalation levels "
+        "name. Take the lead with `/incident assign lead me`, and fill in the playbook's `escalation.levels`."
+    )
