@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import handlers.actions
 import handlers.commands
+import handlers.notices
 import handlers.views
 from bot.clock import Clock, SystemClock
 from bot.config import Playbook
@@ -59,6 +60,7 @@ def create_app(
     handlers.commands.register(app, services)
     handlers.actions.register(app, services)
     handlers.views.register(app, services)
+    handlers.notices.register(app, services)
     app.error(_error_handler(services))
     return Bot(app, services, executor, Clockwork(services))
 

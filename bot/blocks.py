@@ -8,7 +8,7 @@ from bot.config import Playbook
 from bot.ids import INPUT_ACTION, ActionId, BlockId, CallbackId
 from bot.render import Renderer
 from bot.text import mask_identifiers, safe_text, truncate
-from store.models import Incident
+from store.models import Incident, Notice
 
 Block = dict[str, Any]
 
@@ -210,3 +210,69 @@ def page_blocks(text: str, escalation_id: int) -> list[Block]:
         {"type": "section", "text": mrkdwn(truncate(text, 3000))},
         {"type": "actions", "elements": [_button(ActionId.ACKNOWLEDGE, "Acknowledge", str(escalation_id), "danger")]},
     ]
+
+
+NOTICE_TEXT_MAX = 3000  # what one notice text may hold: a section's limit, and the edit box's
+
+
+def notice_preview_blocks(notice: Notice, *, channel_names: dict[str, str], status: str) -> list[Block]:
+    """The draft as customers will read it, per channel and locale, with Edit, Approve and Publish."""
+    number, stage, texts = notice.incident_id, notice.stage, notice.texts
+    blocks: list[Block] = [{"type": "header", "text": plain(f"Customer notice for #{number}: {stage}", 150)}]
+    for channel, localized in list(texts.items())[:5]:
+        for locale, text in localized.items():
+            label = f"*{safe_text(channel_names.get(channel, channel))}* · {safe_text(locale)}"
+            body = truncate(safe_text(text), NOTICE_TEXT_MAX - len(label) - 10)
+            blocks.append({"type": "section", "text": mrkdwn(f"{label}\n>{body.replace(chr(10), chr(10) + '>')}")})
+    blocks.append({"type": "context", "elements": [mrkdwn(truncate(status, 3000))]})
+    if notice.state != "published":
+        value = str(notice.id)
+        blocks.append(
+            {
+                "type": "actions",
+                "block_id": BlockId.NOTICE_ACTIONS,
+                "elements": [
+                    _button(ActionId.EDIT_NOTICE, "Edit", value),
+                    _button(ActionId.APPROVE_NOTICE, "Approve", value),
+                    _button(ActionId.PUBLISH_NOTICE, "Publish", value, "primary"),
+                ],
+            }
+        )
+    return blocks
+
+
+def notice_edit_modal(
+    notice_id: int, number: int, stage: str, texts: dict[str, dict[str, str]], channel_names: dict[str, str]
+) -> dict[str, Any]:
+    """One text box per channel and locale; saving clears any approval."""
+    blocks: list[Block] = [
+        {
+            "type": "context",
+            "elements": [mrkdwn("Customer identifiers are masked when published. Saving clears any approval.")],
+        }
+    ]
+    for channel, localized in texts.items():
+        for locale, text in localized.items():
+            blocks.append(
+                {
+                    "type": "input",
+                    "block_id": f"{BlockId.NOTICE_TEXT}:{channel}:{locale}",
+                    "label": plain(f"{channel_names.get(channel, channel)} · {locale}", 2000),
+                    "element": {
+                        "type": "plain_text_input",
+                        "action_id": INPUT_ACTION,
+                        "multiline": True,
+                        "max_length": NOTICE_TEXT_MAX,
+                        "initial_value": text[:NOTICE_TEXT_MAX],
+                    },
+                }
+            )
+    return {
+        "type": "modal",
+        "callback_id": CallbackId.EDIT_NOTICE,
+        "private_metadata": str(notice_id),
+        "title": plain(f"Notice #{number} {stage}", 24),
+        "submit": plain("Save", 24),
+        "close": plain("Cancel", 24),
+        "blocks": blocks,
+    }

@@ -16,12 +16,22 @@ log = logging.getLogger("incident-desk")
 
 def check_playbook(playbook: Playbook) -> list[str]:
     """Problems that pydantic cannot see: templates that are missing or do not render."""
-    renderer = Renderer(playbook.timezone)
+    renderer = Renderer(playbook.timezone, playbook.template_folder)
     problems = []
     for key, kind in playbook.kinds.items():
         problem = renderer.check(kind.welcome_template, playbook_version=playbook.version, incident=None)
         if problem:
             problems.append(f"kinds.{key}.welcome_template: {kind.welcome_template!r}: {problem}")
+    from bot.notices import NOTICE_SAMPLE, notice_stages
+
+    notices = playbook.notices
+    for channel in notices.channels:
+        for locale in notices.locales:
+            for stage in notice_stages():
+                name = notices.template(locale, stage, channel)
+                problem = renderer.check(name, plain=True, **NOTICE_SAMPLE)
+                if problem:
+                    problems.append(f"notices.channels.{channel} ({locale}, {stage}): {name!r}: {problem}")
     return problems
 
 
@@ -90,7 +100,9 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         log.info("incident-desk %s: Socket Mode, playbook %s", "running", playbook.version)
         SocketModeHandler(bot.app, settings.app_token).start()
         return 0
-    server = HttpServer(make_wsgi(bot.app, bot.services.db), host=args.host, port=settings.port)
+    server = HttpServer(
+        make_wsgi(bot.app, bot.services.db, bot.services.status_page), host=args.host, port=settings.port
+    )
     log.info(
         "incident-desk: HTTP mode on %s:%s (/slack/events, /healthz), playbook %s",
         args.host,

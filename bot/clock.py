@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
@@ -12,12 +13,19 @@ class Clock(Protocol):
         """The current time, timezone-aware UTC."""
         ...
 
+    def sleep(self, seconds: float) -> None:
+        """Wait between retries of an outbound call; a test clock moves itself instead of waiting."""
+        ...
+
 
 class SystemClock:
     """Wall-clock time."""
 
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
 
 
 class FixedClock:
@@ -37,6 +45,9 @@ class FixedClock:
         with self._lock:
             self._now += delta
             return self._now
+
+    def sleep(self, seconds: float) -> None:
+        self.advance(timedelta(seconds=seconds))
 
     def set(self, when: datetime) -> None:
         with self._lock:

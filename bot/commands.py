@@ -9,7 +9,7 @@ import difflib
 import re
 from dataclasses import dataclass
 
-from bot.config import Playbook
+from bot.config import NOTICE_STAGES, Playbook
 from bot.errors import UserInputError
 from bot.text import escape_mrkdwn, truncate
 
@@ -36,8 +36,17 @@ SUBCOMMANDS = (
     "ack",
     "pause",
     "resume",
+    "notice",
     "help",
 )
+CHANNEL_ALIASES = {
+    "status": "status_page",
+    "status-page": "status_page",
+    "statuspage": "status_page",
+    "e-mail": "email",
+    "mail": "email",
+    "broadcast": "internal",
+}
 
 
 def _q(word: str) -> str:
@@ -65,6 +74,9 @@ class Command:
     user: UserRef | None = None
     text: str | None = None
     number: int | None = None
+    stage: str | None = None
+    channels: tuple[str, ...] = ()  # notice channels; empty means every channel the playbook configures
+    locales: tuple[str, ...] = ()
 
 
 def parse_severity(token: str, playbook: Playbook) -> str:
@@ -140,6 +152,41 @@ def parse_open(words: list[str], playbook: Playbook, *, kind: str | None = None)
     return Command("open", kind=kind, severity=severity, category=category, title=title[:TITLE_MAX])
 
 
+def parse_notice(words: list[str], playbook: Playbook) -> Command:
+    """`notice <stage> [channel…] [locale…]`."""
+    example = "Example: `/incident notice initial status_page email zh-CN`."
+    if not words:
+        raise UserInputError(
+            f"Say which notice: `/incident notice <{'|'.join(NOTICE_STAGES)}> [channels] [locales]`. {example}"
+        )
+    stage = words[0].lower()
+    if stage not in NOTICE_STAGES:
+        hint = difflib.get_close_matches(stage, NOTICE_STAGES, n=1)
+        suggestion = f" Did you mean `{hint[0]}`?" if hint else ""
+        raise UserInputError(
+            f"Unknown stage `{_q(words[0])}`.{suggestion} Stages: {', '.join(NOTICE_STAGES)}. {example}"
+        )
+    spec = playbook.notices
+    locales_by_lower = {loc.lower(): loc for loc in spec.locales}
+    channels: list[str] = []
+    locales: list[str] = []
+    for word in words[1:]:
+        lower = word.lower()
+        channel = CHANNEL_ALIASES.get(lower, lower)
+        if channel in spec.channels:
+            channels.append(channel)
+        elif lower in locales_by_lower:
+            locales.append(locales_by_lower[lower])
+        else:
+            raise UserInputError(
+                f"`{_q(word)}` is neither a notice channel ({', '.join(spec.channels)}) nor a locale "
+                f"({', '.join(spec.locales)}). {example}"
+            )
+    return Command(
+        "notice", stage=stage, channels=tuple(dict.fromkeys(channels)), locales=tuple(dict.fromkeys(locales))
+    )
+
+
 def parse_command(text: str, playbook: Playbook, *, command: str = "/incident") -> Command:
     """Parse the text of `/incident`, `/complaint` or `/outage`."""
     text = (text or "").strip()
@@ -186,6 +233,8 @@ def parse_command(text: str, playbook: Playbook, *, command: str = "/incident") 
         return Command("done", text=rest)
     if name == "pause":
         return Command("pause", text=_require_text(rest, "pause", "Waiting for the customer's bank statement"))
+    if name == "notice":
+        return parse_notice(rest_words, playbook)
     if name in ("close", "list", "help", "ack", "resume"):
         if rest:
             raise UserInputError(f"`/incident {name}` takes nothing after it.")

@@ -91,8 +91,9 @@ class DeadlineSpec(_Strict):
     only_severities: tuple[str, ...] = ()
     on_resolve: Literal["keep", "met", "cancel"] = "cancel"
     escalate: bool = True
-    # events that meet this deadline by themselves (an acknowledged page meets "the lead acknowledges")
-    met_by: tuple[Literal["ack"], ...] = ()
+    # events that meet this deadline by themselves (an acknowledged page meets "the lead acknowledges",
+    # the first published customer notice meets "first response")
+    met_by: tuple[Literal["ack", "notice"], ...] = ()
     # calendar time, or working time per the playbook's working_hours
     clock: Literal["calendar", "business"] = "calendar"
 
@@ -178,6 +179,7 @@ class EscalationSpec(_Strict):
 
 class KindSpec(_Strict):
     name: str = Field(min_length=1)
+    names: dict[str, str] = {}  # the kind's name in each notice locale, e.g. {zh-CN: 客户投诉}
     description: str = Field(min_length=1)
     default_severity: str
     roles: tuple[str, ...] = Field(min_length=1)
@@ -225,6 +227,44 @@ class WorkingHoursSpec(_Strict):
         return self
 
 
+NOTICE_STAGES = ("initial", "update", "resolved")
+NOTICE_CHANNELS = ("status_page", "social", "hotline", "email", "internal")
+
+
+class NoticeChannelSpec(_Strict):
+    """Where one notice channel publishes: the bot's status page, a webhook, e-mail, or a Slack channel."""
+
+    webhook_url_env: str | None = None  # the URL comes from this environment variable (never the playbook)
+    recipients: tuple[str, ...] = ()
+    sender: str | None = None
+    slack_channel: str | None = None
+
+
+class NoticeApprovalSpec(_Strict):
+    severities: tuple[str, ...] = ("sev1", "sev2")
+    roles: tuple[str, ...] = ("legal_compliance", "pr")
+
+
+class NoticesSpec(_Strict):
+    bank_name: dict[str, str] = {"en": "Example Bank", "zh-CN": "示例银行"}
+    locales: tuple[str, ...] = ("zh-CN", "en")
+    channels: dict[Literal["status_page", "social", "hotline", "email", "internal"], NoticeChannelSpec] = {
+        "status_page": NoticeChannelSpec()
+    }
+    approval: NoticeApprovalSpec = NoticeApprovalSpec()
+    webhook_secret_env: str = "INCIDENT_DESK_WEBHOOK_SECRET"
+
+    @field_validator("locales")
+    @classmethod
+    def _locales(cls, locales: tuple[str, ...]) -> tuple[str, ...]:
+        if not locales:
+            raise ValueError("name at least one locale, e.g. [zh-CN, en]")
+        return locales
+
+    def template(self, locale: str, stage: str, channel: str) -> str:
+        return f"notices/{locale}/{stage}/{channel}.j2"
+
+
 def _default_escalation() -> EscalationSpec:
     return EscalationSpec(levels=(EscalationLevel(name="Owner", owner=True, ack_timeout=timedelta(minutes=15)),))
 
@@ -232,6 +272,8 @@ def _default_escalation() -> EscalationSpec:
 class Playbook(_Strict):
     version: str = Field(min_length=1)
     timezone: str = "Asia/Shanghai"
+    # a folder of the bank's own templates, searched before the shipped templates/ (relative to the working dir)
+    template_folder: Path | None = None
     locale: str = "en"
     admins: tuple[str, ...] = ()
     lead_role: str = "lead"
@@ -241,7 +283,17 @@ class Playbook(_Strict):
     kinds: dict[str, KindSpec]
     reminders: ReminderSpec = ReminderSpec()
     working_hours: WorkingHoursSpec = WorkingHoursSpec()
+    notices: NoticesSpec = NoticesSpec()
     escalation: EscalationSpec = Field(default_factory=_default_escalation)
+
+    @field_validator("template_folder")
+    @classmethod
+    def _templates(cls, folder: Path | None) -> Path | None:
+        if folder is not None and not folder.is_dir():
+            raise ValueError(
+                f"{str(folder)!r} is not a folder; create it, or remove `template_folder:` to use the shipped ones"
+            )
+        return folder
 
     @field_validator("timezone")
     @classmethod
@@ -336,6 +388,10 @@ def cross_reference_problems(data: dict[str, Any]) -> list[str]:
             for sev in named:
                 if severities and sev not in severities:
                     problems.append(f"kinds.{kind_key}.deadlines.{i}: unknown severity {sev!r}")
+    approval = section("notices").get("approval") or {}
+    for i, role in enumerate(approval.get("roles") or ()):
+        if roles and role not in roles:
+            problems.append(f"notices.approval.roles.{i}: unknown role {role!r} (roles: {', '.join(roles)})")
     escalation = section("escalation")
     for i, level in enumerate(escalation.get("levels") or ()):
         role = level.get("role") if isinstance(level, dict) else None

@@ -45,3 +45,16 @@ def incident_from_view(values: dict[str, Any], playbook: Playbook) -> IncidentCr
         description=_value(values, BlockId.DESCRIPTION),
         customer_ref=_value(values, BlockId.CUSTOMER_REF),
     )
+
+
+def notice_texts_from_view(values: dict[str, Any]) -> dict[tuple[str, str], str]:
+    """The notice editor's boxes, keyed by (channel, locale) from their block ids."""
+    texts = {}
+    for block_id, elements in values.items():
+        prefix, _, rest = block_id.partition(":")
+        channel, _, locale = rest.partition(":")
+        if prefix != BlockId.NOTICE_TEXT or not channel or not locale:
+            continue
+        value = elements.get(INPUT_ACTION, {}).get("value")
+        texts[(channel, locale)] = value if isinstance(value, str) else ""
+    return texts

@@ -8,10 +8,14 @@ class ActionId(StrEnum):
     MARK_DONE = "mark_done"
     SNOOZE = "snooze"
     ACKNOWLEDGE = "acknowledge"
+    EDIT_NOTICE = "edit_notice"
+    APPROVE_NOTICE = "approve_notice"
+    PUBLISH_NOTICE = "publish_notice"
 
 
 class CallbackId(StrEnum):
     OPEN_INCIDENT = "open_incident"
+    EDIT_NOTICE = "edit_notice"
 
 
 class BlockId(StrEnum):
@@ -23,6 +27,8 @@ class BlockId(StrEnum):
     CUSTOMER_REF = "customer_ref"
     ROLES = "roles"
     ROLE_ACTIONS = "role_actions"
+    NOTICE_ACTIONS = "notice_actions"
+    NOTICE_TEXT = "notice"  # suffixed with ":<channel>:<locale>" in the edit modal
 
 
 INPUT_ACTION = "value"  # the action_id of the single element inside each modal input block

@@ -700,5 +700,9 @@ class IncidentService:
 
     def help_text(self) -> str:
         return self.renderer.render(
-            "slack/help.j2", kinds=", ".join(self.playbook.kinds), roles=", ".join(self.playbook.roles)
+            "slack/help.j2",
+            kinds=", ".join(self.playbook.kinds),
+            roles=", ".join(self.playbook.roles),
+            notice_channels=", ".join(self.playbook.notices.channels),
+            notice_locales=", ".join(self.playbook.notices.locales),
         )

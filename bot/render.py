@@ -43,11 +43,37 @@ def _finalize(value: Any) -> Any:
     return safe_text(str(value))
 
 
+def _finalize_plain(value: Any) -> Any:
+    return "" if value is None else mask_identifiers(str(value))
+
+
 class Renderer:
-    def __init__(self, timezone: str = "UTC", templates_dir: Path = TEMPLATES_DIR) -> None:
+    """Three outputs from one template tree: Slack mrkdwn (escaped), plain text (customer notices,
+    webhooks, e-mail text) and HTML (status page, e-mail HTML, autoescaped). All mask identifiers."""
+
+    def __init__(self, timezone: str = "UTC", templates_dir: Path | None = None) -> None:
+        """`templates_dir` (the playbook's `template_folder:`) is searched first, then the shipped templates,
+        so a bank adds or overrides templates without touching code."""
         self.tz = ZoneInfo(timezone)
+        dirs = [str(templates_dir)] if templates_dir else []
+        loader = FileSystemLoader([*dirs, str(TEMPLATES_DIR)])
+        self.plain_env = SandboxedEnvironment(
+            loader=loader,
+            undefined=StrictUndefined,
+            autoescape=False,
+            finalize=_finalize_plain,
+            keep_trailing_newline=False,
+        )
+        self.html_env = SandboxedEnvironment(
+            loader=loader,
+            undefined=StrictUndefined,
+            autoescape=True,
+            finalize=_finalize_plain,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
         self.env = SandboxedEnvironment(
-            loader=FileSystemLoader(str(templates_dir)),
+            loader=loader,
             undefined=StrictUndefined,
             autoescape=False,
             finalize=_finalize,
@@ -55,6 +81,8 @@ class Renderer:
             lstrip_blocks=True,
             keep_trailing_newline=False,
         )
+        for env in (self.plain_env, self.html_env):
+            env.filters.update(local_time=self.local_time, mask=mask_identifiers)
         self.env.filters.update(
             user=user_mention,
             channel=channel_link,
@@ -74,10 +102,18 @@ class Renderer:
         """Render templates/<name> for Slack."""
         return self.env.get_template(name).render(**context).strip()
 
-    def check(self, name: str, **context: Any) -> str | None:
+    def render_plain(self, name: str, **context: Any) -> str:
+        """Render a plain-text template (a customer notice): masked, not escaped."""
+        return self.plain_env.get_template(name).render(**context).strip()
+
+    def render_html(self, name: str, **context: Any) -> str:
+        """Render an HTML template with autoescaping (the status page, e-mail HTML)."""
+        return self.html_env.get_template(name).render(**context)
+
+    def check(self, name: str, *, plain: bool = False, **context: Any) -> str | None:
         """Render once to prove a template exists and fills; returns the problem, or None."""
         try:
-            self.render(name, **context)
+            (self.render_plain if plain else self.render)(name, **context)
         except TemplateError as exc:
             return f"{type(exc).__name__}: {exc}"
         return None

@@ -12,8 +12,10 @@ from bot.config import Playbook
 from bot.deadlines import Deadlines
 from bot.escalation import Escalations
 from bot.incidents import IncidentService
+from bot.notices import NoticeService
 from bot.render import Renderer
 from bot.slack import SlackGateway
+from bot.status_page import StatusPage
 from bot.timekeeping import TimekeepingService
 
 
@@ -28,12 +30,14 @@ class Services:
     escalations: Escalations
     incidents: IncidentService
     timekeeping: TimekeepingService
+    notices: NoticeService
+    status_page: StatusPage
     # called after a change that moves a deadline or a page, so the scheduler can plan its next wake-up
     schedule_changed: list[Callable[[], None]] = field(default_factory=list)
 
     @classmethod
     def build(cls, playbook: Playbook, db: sessionmaker[Session], slack: SlackGateway, clock: Clock) -> Services:
-        renderer = Renderer(playbook.timezone)
+        renderer = Renderer(playbook.timezone, playbook.template_folder)
         deadlines, escalations = Deadlines(playbook), Escalations(playbook)
         listeners: list[Callable[[], None]] = []
 
@@ -54,4 +58,19 @@ class Services:
         timekeeping = TimekeepingService(
             incidents=incidents, deadlines=deadlines, escalations=escalations, schedule_changed=changed
         )
-        return cls(playbook, db, slack, clock, renderer, deadlines, escalations, incidents, timekeeping, listeners)
+        notices = NoticeService(incidents=incidents, deadlines=deadlines)
+        status_page = StatusPage(playbook, db, renderer, clock, notices.published)
+        return cls(
+            playbook,
+            db,
+            slack,
+            clock,
+            renderer,
+            deadlines,
+            escalations,
+            incidents,
+            timekeeping,
+            notices,
+            status_page,
+            listeners,
+        )

@@ -1,4 +1,4 @@
-"""Button clicks on the incident card."""
+"""Button clicks on the incident card and on reminder and page DMs."""
 
 from __future__ import annotations
 

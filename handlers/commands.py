@@ -56,6 +56,11 @@ def register(app: App, services: Services) -> None:
             return services.timekeeping.acknowledge(actor=user, channel_id=channel)
         if command.name == "pause":
             return incidents.pause(channel_id=channel, reason=command.text or "", actor=user, command=said)
+        if command.name == "notice":
+            assert command.stage is not None
+            return services.notices.draft(
+                channel_id=channel, stage=command.stage, actor=user, channels=command.channels, locales=command.locales
+            )
         if command.name == "resume":
             return incidents.resume(channel_id=channel, actor=user, command=said)
         return incidents.repair(channel_id=channel, number=command.number)

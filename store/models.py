@@ -148,3 +148,38 @@ class SentNotification(Base):
     recipients: Mapped[list[str]] = mapped_column(JSON)
     sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     outcome: Mapped[str] = mapped_column(String(40), default="claimed")  # claimed, sent, failed: <error>
+
+
+class Notice(Base):
+    """A customer notice for one stage: its text per channel and locale, who approved which text, and
+    when it was published. Editing after approval clears the approval."""
+
+    __tablename__ = "notices"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    stage: Mapped[str] = mapped_column(String(20))
+    texts: Mapped[dict[str, dict[str, str]]] = mapped_column(JSON)  # channel -> locale -> text
+    state: Mapped[str] = mapped_column(String(20), default="draft")  # draft, approved, published
+    created_by: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    approved_by: Mapped[str | None] = mapped_column(String(40))
+    approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    approved_digest: Mapped[str | None] = mapped_column(String(64))  # sha256 of the texts approved
+    published_by: Mapped[str | None] = mapped_column(String(40))
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    preview_ts: Mapped[str | None] = mapped_column(String(40))
+
+
+class NoticeDelivery(Base):
+    """What happened when a notice went to one target (a channel of the plan)."""
+
+    __tablename__ = "notice_deliveries"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    notice_id: Mapped[int] = mapped_column(ForeignKey("notices.id", ondelete="CASCADE"), index=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    outcome: Mapped[str] = mapped_column(String(20))  # delivered, failed, skipped
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    detail: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))

@@ -25,6 +25,9 @@ class FileClock:
     def now(self) -> datetime:
         return datetime.fromisoformat(self.path.read_text().strip())
 
+    def sleep(self, seconds: float) -> None:
+        time.sleep(seconds)
+
 
 def main() -> None:
     db_url, api_url, clock_file, status_file = sys.argv[1:5]

@@ -312,10 +312,8 @@ def test_pause_is_refused_twice_and_resume_when_not_paused(stack: Stack) -> None
 
 @pytest.mark.playbook(
     {
-        "{key: first_response, name: First response to the customer, owner: customer_comms, after: 24h, "
-        "on_resolve: keep}": (
-            "{key: first_response, name: First response to the customer, owner: customer_comms, after: 9h, "
-            "on_resolve: keep, clock: business}"
+        "owner: customer_comms, after: 24h, on_resolve: keep,": (
+            "owner: customer_comms, after: 9h, on_resolve: keep, clock: business,"
         )
     }
 )

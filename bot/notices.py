@@ -1,0 +1,465 @@
+"""Customer notices: drafted from templates per channel and locale, approved when the incident is severe,
+published to every channel of the plan, each target's outcome shown in the incident channel."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from bot.blocks import NOTICE_TEXT_MAX, mrkdwn, notice_edit_modal, notice_preview_blocks
+from bot.clock import utc
+from bot.config import NOTICE_STAGES
+from bot.deadlines import Deadlines
+from bot.errors import ConflictError, NotFoundError, PermissionDeniedError, UserInputError
+from bot.mailer import Mailer, SmtpSettings, build_message
+from bot.slack import SlackCallError
+from bot.text import mask_identifiers, safe_text
+from bot.webhooks import Delivery, WebhookSender
+from store import queries
+from store.models import Incident, Notice, NoticeDelivery, TimelineEvent
+
+if TYPE_CHECKING:
+    from bot.incidents import IncidentService
+
+log = logging.getLogger(__name__)
+
+CHANNEL_NAMES = {
+    "status_page": "Status page",
+    "social": "Social media",
+    "hotline": "Hotline script",
+    "email": "E-mail",
+    "internal": "Internal broadcast",
+}
+# what check-config renders every notice template with
+NOTICE_SAMPLE: dict[str, Any] = {
+    "number": 1,
+    "title": "Card payments failing",
+    "kind_name": "Customer complaint",
+    "severity_label": "SEV2",
+    "bank_name": "Example Bank",
+    "opened_at": "2026-11-24 10:00",
+    "updated_at": "2026-11-24 11:00",
+    "resolved_at": "2026-11-24 12:00",
+    "update": "Payments recovering",
+    "summary": "Gateway restarted",
+}
+
+
+def notice_stages() -> tuple[str, ...]:
+    return NOTICE_STAGES
+
+
+def digest(texts: Mapping[str, Mapping[str, str]]) -> str:
+    """A fingerprint of exactly the text approved: any edit changes it."""
+    return hashlib.sha256(json.dumps(texts, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+class NoticeService:
+    """Draft, edit, approve and publish. Webhook URLs, the signing secret and SMTP settings are read from
+    the environment when a notice is published, so they are never stored or shown."""
+
+    def __init__(
+        self, *, incidents: IncidentService, deadlines: Deadlines, environ: Mapping[str, str] | None = None
+    ) -> None:
+        self.incidents = incidents
+        self.deadlines = deadlines
+        self.playbook = incidents.playbook
+        self.spec = incidents.playbook.notices
+        self.webhooks = WebhookSender(sleep=incidents.clock.sleep)
+        self.mailer = Mailer(sleep=incidents.clock.sleep)
+        self.environ = os.environ if environ is None else environ
+        self._slack_channels: dict[str, str] = {}
+
+    # ---- drafting ---------------------------------------------------------------------------------------
+
+    def context(self, s: Any, incident: Incident, locale: str) -> dict[str, Any]:
+        """The fields a notice template may use, from the incident's own record."""
+        kind = self.playbook.kinds[incident.kind]
+        updates = [e for e in queries.list_timeline(s, incident.id) if e.event == "update"]
+        local = self.incidents.renderer.local_time
+        return {
+            "number": incident.id,
+            "title": incident.title,
+            "kind_name": kind.names.get(locale, kind.name),
+            "severity_label": incident.severity.upper(),
+            "bank_name": self.spec.bank_name.get(locale, next(iter(self.spec.bank_name.values()), "")),
+            "opened_at": local(incident.created_at, "%Y-%m-%d %H:%M"),
+            "updated_at": local(updates[-1].at, "%Y-%m-%d %H:%M") if updates else "",
+            "update": updates[-1].text if updates else "",
+            "resolved_at": local(incident.resolved_at, "%Y-%m-%d %H:%M") if incident.resolved_at else "",
+            "summary": incident.resolution_summary or "",
+        }
+
+    def draft(
+        self, *, channel_id: str, stage: str, actor: str, channels: Sequence[str] = (), locales: Sequence[str] = ()
+    ) -> str | None:
+        """Render the templates for the channels and locales named (all configured when none) and preview them."""
+        if stage not in NOTICE_STAGES:
+            raise UserInputError(f"Unknown stage `{safe_text(stage)}`. Stages: {', '.join(NOTICE_STAGES)}.")
+        channels = [c for c in channels if c in self.spec.channels] or list(self.spec.channels)
+        locales = [loc for loc in locales if loc in self.spec.locales] or list(self.spec.locales)
+        now = self.incidents.clock.now()
+        with self.incidents.db.begin() as s:
+            incident = self.incidents.row(s, self.incidents.find(channel_id=channel_id).id)
+            self.incidents.require_responder(incident, actor, "draft notices for")
+            if stage == "update" and not any(e.event == "update" for e in queries.list_timeline(s, incident.id)):
+                raise ConflictError("There is no progress to report yet: post one with `/incident update <text>`.")
+            if stage == "resolved" and incident.status not in ("resolved", "closed"):
+                raise ConflictError(f"#{incident.id} is not resolved yet; draft the `update` notice instead.")
+            texts = {
+                channel: {
+                    locale: self.incidents.renderer.render_plain(
+                        self.spec.template(locale, stage, channel), **self.context(s, incident, locale)
+                    )[:NOTICE_TEXT_MAX]
+                    for locale in locales
+                }
+                for channel in channels
+            }
+            notice = Notice(
+                incident_id=incident.id, stage=stage, texts=texts, state="draft", created_by=actor, created_at=now
+            )
+            s.add(notice)
+            s.flush()
+            queries.add_timeline_event(
+                s,
+                incident.id,
+                at=now,
+                event="notice_drafted",
+                actor_id=actor,
+                text=stage,
+                data={"notice_id": notice.id, "channels": channels, "locales": locales},
+            )
+            status = self._status_line(notice, incident)
+            notice_id, number, incident_channel = notice.id, incident.id, incident.channel_id
+        if not incident_channel:
+            return f"Drafted notice {notice_id}, but #{number} has no channel to preview it in; run `/incident repair`."
+        blocks = notice_preview_blocks(notice, channel_names=CHANNEL_NAMES, status=status)
+        try:
+            ts = self.incidents.slack.post(incident_channel, f"Customer notice for #{number} ({stage})", blocks)
+        except SlackCallError as exc:
+            raise ConflictError(f"Slack refused the notice preview (`{exc.error}`); nothing was published.") from None
+        with self.incidents.db.begin() as s:
+            row = s.get(Notice, notice_id)
+            assert row is not None
+            row.preview_ts = ts
+        return None
+
+    def needs_approval(self, incident: Incident) -> bool:
+        return incident.severity in self.spec.approval.severities
+
+    def approvers(self, incident: Incident) -> set[str]:
+        roles = set(self.spec.approval.roles)
+        return {a.user_id for a in incident.roles if a.role in roles and a.user_id} | set(self.playbook.admins)
+
+    def _who_approves(self, incident: Incident) -> str:
+        names = []
+        for role in self.spec.approval.roles:
+            owner = next((a.user_id for a in incident.roles if a.role == role and a.user_id), None)
+            label = self.playbook.roles[role].name if role in self.playbook.roles else role
+            names.append(f"{safe_text(label)} (<@{owner}>)" if owner else f"{safe_text(label)} (nobody yet)")
+        return " or ".join(names)
+
+    def _status_line(self, notice: Notice, incident: Incident) -> str:
+        local = self.incidents.renderer.local_time
+        if notice.state == "published" and notice.published_at:
+            return f":loudspeaker: Published by <@{notice.published_by}> at {local(notice.published_at)}."
+        if notice.state == "approved" and notice.approved_at:
+            return f":white_check_mark: Approved by <@{notice.approved_by}> at {local(notice.approved_at)}; ready."
+        if self.needs_approval(incident):
+            return (
+                f":hourglass: Draft. {incident.severity.upper()} notices need an approval by "
+                f"{self._who_approves(incident)} before they are published."
+            )
+        return "Draft; any responder may publish it."
+
+    def _refresh_preview(self, notice: Notice, incident: Incident) -> None:
+        if not (notice.preview_ts and incident.channel_id):
+            return
+        blocks = notice_preview_blocks(notice, channel_names=CHANNEL_NAMES, status=self._status_line(notice, incident))
+        with contextlib.suppress(SlackCallError):  # the preview is a convenience; the record is in the store
+            self.incidents.slack.update(
+                incident.channel_id, notice.preview_ts, f"Customer notice for #{incident.id} ({notice.stage})", blocks
+            )
+
+    # ---- editing and approving --------------------------------------------------------------------------
+
+    def _load(self, s: Any, notice_id: int) -> tuple[Notice, Incident]:
+        notice = s.get(Notice, notice_id)
+        if notice is None:
+            raise NotFoundError("That notice no longer exists; draft a new one with `/incident notice <stage>`.")
+        return notice, self.incidents.row(s, notice.incident_id)
+
+    def editor(self, *, notice_id: int, actor: str) -> dict[str, Any]:
+        """The Edit modal, for a responder, while the notice is not yet published."""
+        with self.incidents.db.begin() as s:
+            notice, incident = self._load(s, notice_id)
+            self.incidents.require_responder(incident, actor, "edit notices for")
+            if notice.state == "published":
+                raise ConflictError("This notice is already published; draft a new one to say more.")
+            return notice_edit_modal(notice.id, incident.id, notice.stage, notice.texts, CHANNEL_NAMES)
+
+    def edit(self, *, notice_id: int, texts: Mapping[tuple[str, str], str], actor: str) -> None:
+        """Save edited texts (masked); a change after approval needs a new approval."""
+        now = self.incidents.clock.now()
+        with self.incidents.db.begin() as s:
+            notice, incident = self._load(s, notice_id)
+            self.incidents.require_responder(incident, actor, "edit notices for")
+            if notice.state == "published":
+                raise ConflictError("This notice is already published; draft a new one to say more.")
+            new = {channel: dict(localized) for channel, localized in notice.texts.items()}
+            for (channel, locale), text in texts.items():
+                if channel in new and locale in new[channel]:
+                    if not text.strip():
+                        raise UserInputError("A notice text cannot be empty.", field=f"notice:{channel}:{locale}")
+                    new[channel][locale] = mask_identifiers(text.strip())[:NOTICE_TEXT_MAX]
+            if new == notice.texts:
+                return
+            notice.texts = new
+            was_approved = notice.state == "approved"
+            notice.state, notice.approved_by, notice.approved_at, notice.approved_digest = "draft", None, None, None
+            queries.add_timeline_event(
+                s,
+                incident.id,
+                at=now,
+                event="notice_edited",
+                actor_id=actor,
+                text=notice.stage,
+                data={"notice_id": notice.id, "cleared_approval": was_approved},
+            )
+            self._refresh_preview(notice, incident)
+            channel_id = incident.channel_id
+        if channel_id and was_approved:
+            self.incidents.try_post(
+                channel_id, f":pencil2: <@{actor}> edited the approved {notice.stage} notice; it needs a new approval."
+            )
+
+    def approve(self, *, notice_id: int, actor: str) -> None:
+        now = self.incidents.clock.now()
+        with self.incidents.db.begin() as s:
+            notice, incident = self._load(s, notice_id)
+            if notice.state == "published":
+                raise ConflictError("This notice is already published.")
+            if actor not in self.approvers(incident):
+                raise PermissionDeniedError(
+                    f"Only {self._who_approves(incident)} or a playbook admin can approve notices for #{incident.id}."
+                )
+            notice.state, notice.approved_by, notice.approved_at = "approved", actor, now
+            notice.approved_digest = digest(notice.texts)
+            queries.add_timeline_event(
+                s,
+                incident.id,
+                at=now,
+                event="notice_approved",
+                actor_id=actor,
+                text=notice.stage,
+                data={"notice_id": notice.id, "digest": notice.approved_digest, "texts": notice.texts},
+            )
+            self._refresh_preview(notice, incident)
+
+    # ---- publishing -------------------------------------------------------------------------------------
+
+    def publish(self, *, notice_id: int, actor: str) -> None:
+        now = self.incidents.clock.now()
+        with self.incidents.db.begin() as s:
+            notice, incident = self._load(s, notice_id)
+            self.incidents.require_responder(incident, actor, "publish notices for")
+            if notice.state in ("publishing", "published"):
+                raise ConflictError("This notice is already published (or being published).")
+            if self.needs_approval(incident) and notice.approved_digest != digest(notice.texts):
+                raise PermissionDeniedError(
+                    f"#{incident.id} is {incident.severity.upper()}: its notices need an approval by "
+                    f"{self._who_approves(incident)} or a playbook admin before they are published."
+                )
+            notice.state = "publishing"  # a second click while targets are being called is refused
+            texts, stage, number = notice.texts, notice.stage, incident.id
+            context = {locale: self.context(s, incident, locale) for locale in self.spec.locales}
+        outcomes = {
+            channel: self._deliver_safely(channel, number=number, stage=stage, texts=texts, context=context, now=now)
+            for channel in texts
+        }
+        with self.incidents.db.begin() as s:
+            notice, incident = self._load(s, notice_id)
+            notice.state, notice.published_by, notice.published_at = "published", actor, now
+            for channel, delivery in outcomes.items():
+                s.add(
+                    NoticeDelivery(
+                        notice_id=notice.id,
+                        channel=channel,
+                        attempts=delivery.attempts,
+                        outcome="delivered" if delivery.ok else "failed",
+                        detail=delivery.detail,
+                        at=now,
+                    )
+                )
+            queries.add_timeline_event(
+                s,
+                incident.id,
+                at=now,
+                event="notice_published",
+                actor_id=actor,
+                text=stage,
+                data={
+                    "notice_id": notice.id,
+                    "outcomes": {c: d.detail for c, d in outcomes.items()},
+                    "delivered": [c for c, d in outcomes.items() if d.ok],
+                },
+            )
+            if any(d.ok for c, d in outcomes.items() if c != "internal"):
+                self.deadlines.on_event(s, incident, "notice", now=now, actor=actor)
+            self._refresh_preview(notice, incident)
+            channel_id = incident.channel_id
+        self.incidents.schedule_changed()
+        if channel_id:
+            self.incidents.try_post(channel_id, self._outcome_text(actor, stage, outcomes))
+
+    def _outcome_text(self, actor: str, stage: str, outcomes: dict[str, Delivery]) -> str:
+        lines = []
+        for channel, delivery in outcomes.items():
+            name = CHANNEL_NAMES.get(channel, channel)
+            tries = f" after {delivery.attempts} attempts" if delivery.attempts > 1 else ""
+            mark = ":white_check_mark:" if delivery.ok else ":x:"
+            lines.append(f"{mark} {name}: {safe_text(delivery.detail)}{tries}")
+        failed = [c for c, d in outcomes.items() if not d.ok]
+        tail = (
+            "\nFix the failed targets and draft the notice again for them, e.g. "
+            f"`/incident notice {stage} {' '.join(failed)}`."
+            if failed
+            else ""
+        )
+        return f":loudspeaker: <@{actor}> published the *{stage}* notice:\n" + "\n".join(lines) + tail
+
+    def _deliver_safely(self, channel: str, **kwargs: Any) -> Delivery:
+        try:
+            return self._deliver(channel, **kwargs)
+        except Exception as exc:  # one broken target must not stop the others or lose the record
+            log.exception("notice delivery to %s failed", channel)
+            return Delivery(False, 0, f"internal error ({type(exc).__name__})")
+
+    def _deliver(
+        self,
+        channel: str,
+        *,
+        number: int,
+        stage: str,
+        texts: dict[str, dict[str, str]],
+        context: dict[str, dict[str, Any]],
+        now: Any,
+    ) -> Delivery:
+        """Send one channel's texts to its target. A failure here never stops the other channels."""
+        spec = self.spec.channels.get(channel)  # type: ignore[call-overload]
+        localized = texts[channel]
+        if channel == "status_page":
+            return Delivery(True, 1, "on the status page")  # served from the store by /status
+        if channel == "internal":
+            return self._to_slack(spec.slack_channel if spec else None, localized)
+        if channel == "email":
+            return self._email(spec, localized, context)
+        if spec is not None and spec.webhook_url_env:
+            url = self.environ.get(spec.webhook_url_env)
+            if not url:
+                return Delivery(False, 0, f"{spec.webhook_url_env} is not set")
+            secret = self.environ.get(self.spec.webhook_secret_env, "")
+            if not secret:
+                return Delivery(False, 0, f"{self.spec.webhook_secret_env} is not set")
+            payload = {
+                "incident": number,
+                "stage": stage,
+                "channel": channel,
+                "texts": localized,
+                "published_at": utc(now).isoformat(),
+            }
+            return self.webhooks.send(url, payload, secret)
+        return Delivery(False, 0, f"no target is configured for {channel}")
+
+    def _email(self, spec: Any, localized: dict[str, str], context: dict[str, dict[str, Any]]) -> Delivery:
+        """One bilingual message: the first line of each locale's text is its subject, the rest its body."""
+        if spec is None or not spec.recipients or not spec.sender:
+            return Delivery(False, 0, "notices.channels.email needs recipients and a sender")
+        settings = SmtpSettings.from_env(self.environ)
+        if isinstance(settings, str):
+            return Delivery(False, 0, settings)
+        parts = {locale: split_subject(text) for locale, text in localized.items()}
+        subject = " / ".join(subject for subject, _ in parts.values())
+        text = "\n\n----------\n\n".join(body for _, body in parts.values())
+        html = self.incidents.renderer.render_html(
+            "html/email.html.j2",
+            subject=subject,
+            parts=[
+                {"locale": locale, "subject": sub, "paragraphs": [p for p in body.split("\n\n") if p.strip()]}
+                for locale, (sub, body) in parts.items()
+            ],
+            bank_name=next(iter(context.values()), {}).get("bank_name", ""),
+        )
+        message = build_message(sender=spec.sender, recipients=spec.recipients, subject=subject, text=text, html=html)
+        return self.mailer.send(settings, message)
+
+    def _to_slack(self, name: str | None, localized: dict[str, str]) -> Delivery:
+        if not name:
+            return Delivery(False, 0, "notices.channels.internal.slack_channel is not set")
+        try:
+            channel_id = self._slack_channels.get(name)
+            if channel_id is None:
+                found = self.incidents.slack.find_channel(name.lstrip("#"))
+                if found is None:
+                    return Delivery(False, 1, f"no Slack channel #{safe_text(name.lstrip('#'))}")
+                channel_id = self._slack_channels[name] = str(found["id"])
+            text = "\n\n".join(safe_text(t) for t in localized.values())
+            self.incidents.slack.post(channel_id, text[:3000], [{"type": "section", "text": mrkdwn(text[:3000])}])
+        except SlackCallError as exc:
+            return Delivery(False, 1, exc.error)
+        return Delivery(True, 1, f"posted in #{safe_text(name.lstrip('#'))}")
+
+    # ---- what the status page shows -------------------------------------------------------------------------
+
+    def published(self, s: Any) -> list[dict[str, Any]]:
+        """Incidents with published status-page notices, newest first; drills never appear."""
+        rows = s.execute(
+            select(Notice, Incident)
+            .join(Incident, Incident.id == Notice.incident_id)
+            .where(Notice.state == "published", Incident.is_drill.is_(False))
+            .order_by(Notice.published_at.desc())
+            .limit(200)
+        ).all()
+        by_incident: dict[int, dict[str, Any]] = {}
+        for notice, incident in rows:
+            if "status_page" not in notice.texts:
+                continue
+            entry = by_incident.setdefault(
+                incident.id,
+                {
+                    "number": incident.id,
+                    "status": incident.status,
+                    "severity": incident.severity,
+                    "kind": incident.kind,
+                    "opened_at": utc(incident.created_at),
+                    "resolved_at": utc(incident.resolved_at) if incident.resolved_at else None,
+                    "notices": [],
+                },
+            )
+            entry["notices"].append(
+                {
+                    "id": notice.id,
+                    "stage": notice.stage,
+                    "published_at": utc(notice.published_at),
+                    "texts": notice.texts["status_page"],
+                }
+            )
+        return list(by_incident.values())
+
+
+def split_subject(text: str) -> tuple[str, str]:
+    """An e-mail template's first line is the subject; the rest, after blank lines, is the body."""
+    first, _, rest = text.strip().partition("\n")
+    return first.strip()[:200], rest.strip()
+
+
+def timeline_notices(s: Any, incident_id: int) -> list[TimelineEvent]:
+    """The notice events of an incident (for the review, later)."""
+    return [e for e in queries.list_timeline(s, incident_id) if e.event.startswith("notice_")]

@@ -1,0 +1,66 @@
+"""Signed JSON webhooks for the social-media and hotline systems, retried with backoff."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+SIGNATURE_HEADER = "X-Incident-Desk-Signature"
+TIMESTAMP_HEADER = "X-Incident-Desk-Timestamp"
+
+
+def signature(secret: str, timestamp: str, body: bytes) -> str:
+    """HMAC-SHA256 over 'timestamp.body', so a receiver can check both origin and freshness."""
+    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+    return f"sha256={digest}"
+
+
+@dataclass(frozen=True)
+class Delivery:
+    ok: bool
+    attempts: int
+    detail: str
+
+
+class WebhookSender:
+    def __init__(
+        self, *, sleep: Callable[[float], None], attempts: int = 3, backoff: float = 0.5, timeout: float = 10.0
+    ) -> None:
+        self.attempts, self.backoff, self.timeout, self.sleep = attempts, backoff, timeout, sleep
+
+    def send(self, url: str, payload: dict[str, Any], secret: str) -> Delivery:
+        """POST the payload; retry 5xx, 429 and connection errors; never raise."""
+        body = json.dumps(payload, ensure_ascii=False).encode()
+        delay, detail = self.backoff, ""
+        for attempt in range(1, self.attempts + 1):
+            timestamp = str(int(time.time()))
+            request = urllib.request.Request(
+                url,
+                data=body,
+                method="POST",
+                headers={
+                    "Content-Type": "application/json; charset=utf-8",
+                    TIMESTAMP_HEADER: timestamp,
+                    SIGNATURE_HEADER: signature(secret, timestamp, body),
+                },
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    return Delivery(True, attempt, f"http {response.status}")
+            except urllib.error.HTTPError as exc:
+                detail = f"http {exc.code}"
+                if exc.code < 500 and exc.code != 429:
+                    return Delivery(False, attempt, detail)
+            except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
+                detail = f"connection error ({type(exc).__name__})"
+            if attempt < self.attempts:
+                self.sleep(delay)
+                delay *= 2
+        return Delivery(False, self.attempts, detail)

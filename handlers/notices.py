@@ -1,0 +1,55 @@
+"""Customer notices: the preview's Edit, Approve and Publish buttons, and the edit modal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from slack_bolt import Ack, App
+
+from bot.errors import BotError, UserInputError
+from bot.forms import notice_texts_from_view
+from bot.ids import ActionId, CallbackId
+from bot.replies import reporting_errors
+from bot.services import Services
+
+
+def register(app: App, services: Services) -> None:
+    def handle_edit_notice_button(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        ack()
+        with reporting_errors(services.slack, body):
+            view = services.notices.editor(notice_id=_notice_id(action), actor=body["user"]["id"])
+            services.slack.open_view(body["trigger_id"], view)
+
+    def handle_approve_notice_button(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        ack()
+        with reporting_errors(services.slack, body):
+            services.notices.approve(notice_id=_notice_id(action), actor=body["user"]["id"])
+
+    def handle_publish_notice_button(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        ack()
+        with reporting_errors(services.slack, body):
+            services.notices.publish(notice_id=_notice_id(action), actor=body["user"]["id"])
+
+    def _notice_id(action: dict[str, Any]) -> int:
+        value = str(action.get("value", ""))
+        if not value.isdigit():
+            raise UserInputError("That button is out of date; draft the notice again with `/incident notice`.")
+        return int(value)
+
+    def handle_edit_notice_view(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
+        values = view["state"]["values"]
+        try:
+            services.notices.edit(
+                notice_id=int(view.get("private_metadata") or 0),
+                texts=notice_texts_from_view(values),
+                actor=body["user"]["id"],
+            )
+        except BotError as exc:
+            exc.field = exc.field or next(iter(values), None)  # shown under the first box of the modal
+            raise
+        ack()
+
+    app.action(ActionId.EDIT_NOTICE.value)(handle_edit_notice_button)
+    app.action(ActionId.APPROVE_NOTICE.value)(handle_approve_notice_button)
+    app.action(ActionId.PUBLISH_NOTICE.value)(handle_publish_notice_button)
+    app.view(CallbackId.EDIT_NOTICE)(handle_edit_notice_view)
