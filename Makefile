@@ -3,7 +3,7 @@ PY ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test install lint bench clean
+.PHONY: run test install browser lint bench clean
 
 $(BIN)/incident-desk: pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -17,7 +17,17 @@ install: $(BIN)/incident-desk
 run: install
 	@if [ -n "$$SLACK_BOT_TOKEN" ]; then $(BIN)/incident-desk run; else $(BIN)/incident-desk run --offline; fi
 
-test: install
+# The status-page test drives Debian's chromium (with a CJK font); installed here when apt-get can.
+BROWSER_PACKAGES := chromium fonts-wqy-microhei
+browser:
+	@if dpkg -s $(BROWSER_PACKAGES) >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null 2>&1 || \
+		{ apt-get update -qq && apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null; }; \
+	else echo "note: install $(BROWSER_PACKAGES) for the status-page browser test (it is skipped without them)"; fi
+
+test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/pytest

@@ -159,8 +159,11 @@ class NoticeService:
         return {a.user_id for a in incident.roles if a.role in roles and a.user_id} | set(self.playbook.admins)
 
     def _who_approves(self, incident: Incident) -> str:
+        """The approving roles this incident has (all of them if it has none), with their owners."""
+        present = {a.role for a in incident.roles}
+        roles = [r for r in self.spec.approval.roles if r in present] or list(self.spec.approval.roles)
         names = []
-        for role in self.spec.approval.roles:
+        for role in roles:
             owner = next((a.user_id for a in incident.roles if a.role == role and a.user_id), None)
             label = self.playbook.roles[role].name if role in self.playbook.roles else role
             names.append(f"{safe_text(label)} (<@{owner}>)" if owner else f"{safe_text(label)} (nobody yet)")
@@ -413,7 +416,8 @@ class NoticeService:
             text = "\n\n".join(safe_text(t) for t in localized.values())
             self.incidents.slack.post(channel_id, text[:3000], [{"type": "section", "text": mrkdwn(text[:3000])}])
         except SlackCallError as exc:
-            return Delivery(False, 1, exc.error)
+            hint = f" (invite the bot to #{safe_text(name.lstrip('#'))})" if exc.error == "not_in_channel" else ""
+            return Delivery(False, 1, exc.error + hint)
         return Delivery(True, 1, f"posted in #{safe_text(name.lstrip('#'))}")
 
     # ---- what the status page shows -------------------------------------------------------------------------
