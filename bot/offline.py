@@ -7,9 +7,11 @@ calls the sandbox through slack_sdk over HTTP, and the store is a real SQLite da
 from __future__ import annotations
 
 import html
+import json
 import re
 import secrets
 import tempfile
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -170,12 +172,22 @@ def run_demo(playbook: Playbook, out: TextIO, database_url: str | None = None) -
             return _play(stack, clock, out)
 
 
+def _show_status_page(stack: OfflineStack, t: Transcript) -> None:
+    """What a customer now reads on the bot's own status page (fetched over HTTP, as a browser would)."""
+    with urllib.request.urlopen(stack.http.url + "/status.json", timeout=10) as response:
+        published = json.loads(response.read())
+    t.say(f"\n    The status page ({stack.http.url}/status, also /status.json and /status/feed.atom) now shows:")
+    for text in published["incidents"][0]["notices"][0]["texts"].values():
+        t.say("        " + text.replace("\n", "\n        "))
+
+
 def _play(stack: OfflineStack, clock: FixedClock, out: TextIO) -> int:
     sandbox, driver = stack.sandbox, stack.driver
     for user_id, (handle, real_name) in DEMO_USERS.items():
         sandbox.add_user(user_id, handle, real_name=real_name)
-    mei, li, zhang, wang, _liu = DEMO_USERS
+    mei, li, zhang, wang, liu = DEMO_USERS
     service_desk = sandbox.add_channel("customer-service", list(DEMO_USERS))
+    sandbox.add_channel("announcements", [sandbox.bot_user_id, *DEMO_USERS])  # where internal notices go
     t = Transcript(sandbox, out)
     t.say("incident-desk offline demo: a Slack sandbox on loopback, the bot over HTTP, a SQLite store.")
     t.say("Every command below is a signed slash command verified by bolt; every reply went through slack_sdk.")
@@ -218,6 +230,14 @@ def _play(stack: OfflineStack, clock: FixedClock, out: TextIO) -> int:
     t.flush()
     click(wang, last_dm(wang).channel, last_dm(wang).ts, "Mark done")
     slash(zhang, incident_channel.id, "update Duplicate debit traced to a retry in the clearing job; refund queued")
+    # a customer notice: SEV2 needs legal's approval before it goes out; the status page is served by the bot
+    slash(wang, incident_channel.id, "notice update status_page internal")
+    notice = sandbox.channel_messages(incident_channel.id)[-1]
+    click(wang, incident_channel.id, notice.ts, "Publish")
+    slash(li, incident_channel.id, f"assign legal <@{liu}|liu.yang>")
+    click(liu, incident_channel.id, notice.ts, "Approve")
+    click(wang, incident_channel.id, notice.ts, "Publish")
+    _show_status_page(stack, t)
     slash(li, incident_channel.id, "close")
     slash(li, incident_channel.id, "resolve Refund posted to the customer; clearing-job retry fixed")
     slash(li, incident_channel.id, "close")

@@ -27,6 +27,9 @@ def test_the_offline_demo_plays_a_complaint_from_report_to_close() -> None:
     assert "@Li Wei acknowledged *severity raised to SEV2* after 0m; paging stopped." in transcript
     assert "[DM with Wang Fang] incident-desk: :alarm_clock: Reminder: *First response to the customer*" in transcript
     assert "@Wang Fang marked *First response to the customer* done (12h 0m to spare)." in transcript
+    assert "(only Wang Fang sees) #1 is SEV2: its notices need an approval by Legal & compliance" in transcript
+    assert ":white_check_mark: Internal broadcast: posted in #announcements" in transcript
+    assert "        【处理进展】" in transcript.split("The status page (http://127.0.0.1:")[1]
     assert "6222021234567890 debited" not in transcript.split("The channels as they read now")[1]
 
 
