@@ -12,6 +12,7 @@ from slack_sdk import WebClient
 from sqlalchemy.orm import Session, sessionmaker
 
 import handlers.actions
+import handlers.aftercare
 import handlers.commands
 import handlers.notices
 import handlers.views
@@ -61,6 +62,7 @@ def create_app(
     handlers.actions.register(app, services)
     handlers.views.register(app, services)
     handlers.notices.register(app, services)
+    handlers.aftercare.register(app, services)
     app.error(_error_handler(services))
     return Bot(app, services, executor, Clockwork(services))
 

@@ -204,6 +204,17 @@ def reminder_blocks(text: str, deadline_id: int, snooze_label: str) -> list[Bloc
     ]
 
 
+def rating_blocks(text: str, incident_id: int, action: str) -> list[Block]:
+    """A question and a row of 1-5 buttons (each action_id unique in its block)."""
+    return [
+        {"type": "section", "text": mrkdwn(truncate(text, 3000))},
+        {
+            "type": "actions",
+            "elements": [_button(f"{action}:{score}", str(score), f"{incident_id}:{score}") for score in range(1, 6)],
+        },
+    ]
+
+
 def page_blocks(text: str, escalation_id: int) -> list[Block]:
     """A page DM: the text and one Acknowledge button."""
     return [

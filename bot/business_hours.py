@@ -27,6 +27,15 @@ class WorkingHours:
                 yield opens, closes
             day += timedelta(days=1)
 
+    def next_working_day_at(self, moment: datetime, at: time) -> datetime:
+        """`at` o'clock (local) on the first working day after the day of `moment` (UTC)."""
+        day = moment.astimezone(self.tz).date() + timedelta(days=1)
+        for _ in range(MAX_DAYS):
+            if day.weekday() in self.days and day not in self.holidays:
+                return datetime.combine(day, at, self.tz).astimezone(UTC)
+            day += timedelta(days=1)
+        raise ValueError("no working day within three years")
+
     def add(self, start: datetime, duration: timedelta) -> datetime:
         """The moment `duration` of working time after `start` (UTC)."""
         cursor, remaining = start.astimezone(UTC), duration

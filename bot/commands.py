@@ -37,8 +37,14 @@ SUBCOMMANDS = (
     "pause",
     "resume",
     "notice",
+    "satisfaction",
+    "action",
+    "review",
+    "report",
     "help",
 )
+REVIEW_VERBS = ("post", "export", "done")
+ACTION_TEXT_MAX = 200
 CHANNEL_ALIASES = {
     "status": "status_page",
     "status-page": "status_page",
@@ -77,6 +83,7 @@ class Command:
     stage: str | None = None
     channels: tuple[str, ...] = ()  # notice channels; empty means every channel the playbook configures
     locales: tuple[str, ...] = ()
+    due: str | None = None  # an action item's due time, as typed
 
 
 def parse_severity(token: str, playbook: Playbook) -> str:
@@ -187,6 +194,28 @@ def parse_notice(words: list[str], playbook: Playbook) -> Command:
     )
 
 
+def parse_satisfaction(words: list[str]) -> Command:
+    """`satisfaction <1-5> [comment]`."""
+    if not words or not words[0].isdigit() or not 1 <= int(words[0]) <= 5:
+        raise UserInputError(
+            "Give the customer's rating from 1 to 5, then any comment: "
+            "`/incident satisfaction 4 Refund was quick, wanted an earlier call`."
+        )
+    return Command("satisfaction", number=int(words[0]), text=" ".join(words[1:])[:TEXT_MAX])
+
+
+def parse_action(words: list[str]) -> Command:
+    """`action <text> @owner <due>`; the due time is checked by the service (it needs the clock)."""
+    example = "Example: `/incident action Add an alert on clearing retries @zhang.tao 5d`."
+    if len(words) < 3:
+        raise UserInputError(f"Say what, who and by when: `/incident action <text> @owner <due>`. {example}")
+    user = parse_user_ref(words[-2])
+    text = " ".join(words[:-2]).strip()
+    if len(text) > ACTION_TEXT_MAX:
+        raise UserInputError(f"Keep an action item under {ACTION_TEXT_MAX} characters (it is {len(text)}). {example}")
+    return Command("action", text=text, user=user, due=words[-1])
+
+
 def parse_command(text: str, playbook: Playbook, *, command: str = "/incident") -> Command:
     """Parse the text of `/incident`, `/complaint` or `/outage`."""
     text = (text or "").strip()
@@ -235,6 +264,18 @@ def parse_command(text: str, playbook: Playbook, *, command: str = "/incident") 
         return Command("pause", text=_require_text(rest, "pause", "Waiting for the customer's bank statement"))
     if name == "notice":
         return parse_notice(rest_words, playbook)
+    if name in ("satisfaction", "csat"):
+        return parse_satisfaction(rest_words)
+    if name == "action":
+        return parse_action(rest_words)
+    if name == "review":
+        verb = rest_words[0].lower() if len(rest_words) == 1 else ""
+        if verb not in REVIEW_VERBS:
+            raise UserInputError(
+                "`/incident review post` posts the draft now, `/incident review export` shares it as a Markdown "
+                "file, `/incident review done` (the lead) marks the review complete."
+            )
+        return Command("review", text=verb)
     if name in ("close", "list", "help", "ack", "resume"):
         if rest:
             raise UserInputError(f"`/incident {name}` takes nothing after it.")

@@ -93,7 +93,7 @@ class DeadlineSpec(_Strict):
     escalate: bool = True
     # events that meet this deadline by themselves (an acknowledged page meets "the lead acknowledges",
     # the first published customer notice meets "first response")
-    met_by: tuple[Literal["ack", "notice"], ...] = ()
+    met_by: tuple[Literal["ack", "notice", "satisfaction"], ...] = ()
     # calendar time, or working time per the playbook's working_hours
     clock: Literal["calendar", "business"] = "calendar"
 
@@ -192,6 +192,7 @@ class KindSpec(_Strict):
 class ChannelSpec(_Strict):
     name_pattern: str = "inc-{date}-{number}-{slug}"
     invite_role_owners: bool = True
+    archive_on_close: bool = True  # after the final summary is posted
 
     @field_validator("name_pattern")
     @classmethod
@@ -225,6 +226,37 @@ class WorkingHoursSpec(_Strict):
         if self.start >= self.end:
             raise ValueError("start must be before end, e.g. start: '09:00', end: '18:00'")
         return self
+
+
+class ReviewSpec(_Strict):
+    """The post-incident review: when its draft is posted after resolution, and whether close waits for it."""
+
+    day: Literal["next_working_day", "same_day"] = "next_working_day"
+    at: time = time(10, 0)
+    template: str = "review/draft.md.j2"
+    required_before_close: bool = True
+
+
+class SatisfactionSpec(_Strict):
+    good_at_least: int = Field(default=4, ge=1, le=5)  # a rating this high or higher counts as satisfied
+    target: float = Field(default=0.9, gt=0, le=1)
+    ask_participants: bool = True  # DM every role owner for a 1-5 rating of the response itself
+
+
+class WeeklyReportSpec(_Strict):
+    cron: str = "0 9 * * mon"  # crontab fields in the playbook's timezone
+    channel: str | None = "incident-reports"  # None: no weekly report
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, expression: str) -> str:
+        from apscheduler.triggers.cron import CronTrigger
+
+        try:
+            CronTrigger.from_crontab(expression)
+        except ValueError as exc:
+            raise ValueError(f"{expression!r} is not a crontab line ({exc}); e.g. '0 9 * * mon'") from None
+        return expression
 
 
 NOTICE_STAGES = ("initial", "update", "resolved")
@@ -284,6 +316,9 @@ class Playbook(_Strict):
     reminders: ReminderSpec = ReminderSpec()
     working_hours: WorkingHoursSpec = WorkingHoursSpec()
     notices: NoticesSpec = NoticesSpec()
+    review: ReviewSpec = ReviewSpec()
+    satisfaction: SatisfactionSpec = SatisfactionSpec()
+    weekly_report: WeeklyReportSpec = WeeklyReportSpec()
     escalation: EscalationSpec = Field(default_factory=_default_escalation)
 
     @field_validator("template_folder")

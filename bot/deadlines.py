@@ -47,8 +47,19 @@ def next_action(deadline: Deadline, offsets: Sequence[str]) -> datetime | None:
     return min(candidates)
 
 
-def owner_for(incident: Incident, role: str, lead_role: str) -> str | None:
-    """Who a deadline's reminders go to: the role's owner, else the lead, else nobody (channel only)."""
+ACTION_PREFIX = "action-"
+
+
+def is_action_item(deadline: Deadline) -> bool:
+    """Action items from the review outlive the incident: they keep reminding after it is closed."""
+    return deadline.key.startswith(ACTION_PREFIX)
+
+
+def owner_for(incident: Incident, role: str, lead_role: str, user: str | None = None) -> str | None:
+    """Who a deadline's reminders go to: the person it names (action items), else the role's owner,
+    else the lead, else nobody (channel only)."""
+    if user:
+        return user
     owners = {a.role: a.user_id for a in incident.roles if a.user_id}
     return owners.get(role) or owners.get(lead_role)
 
@@ -189,9 +200,10 @@ class Deadlines:
         self.create(s, incident, start="resolved", now=now, actor=actor)
 
     def on_close(self, s: Session, incident: Incident, *, now: datetime, actor: str) -> None:
-        """Nothing is ever sent for a closed incident."""
+        """Nothing is sent for a closed incident, but for its action items (follow-up work outlives it)."""
         for deadline in self.pending(s, incident.id):
-            self.close(s, deadline, "cancelled", now=now, actor=actor)
+            if not is_action_item(deadline):
+                self.close(s, deadline, "cancelled", now=now, actor=actor)
         for chain in s.scalars(
             select(Escalation).where(Escalation.incident_id == incident.id, Escalation.state == "active")
         ):

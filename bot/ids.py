@@ -9,6 +9,8 @@ class ActionId(StrEnum):
     SNOOZE = "snooze"
     ACKNOWLEDGE = "acknowledge"
     EDIT_NOTICE = "edit_notice"
+    RATE_CUSTOMER = "rate_customer"  # suffixed with ":<score>", like TAKE_ROLE
+    RATE_RESPONSE = "rate_response"
     APPROVE_NOTICE = "approve_notice"
     PUBLISH_NOTICE = "publish_notice"
 

@@ -17,10 +17,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.blocks import card_text, incident_card
-from bot.clock import Clock
+from bot.clock import Clock, utc
 from bot.commands import UserRef
 from bot.config import Playbook
-from bot.deadlines import Deadlines, humanize
+from bot.deadlines import Deadlines, humanize, is_action_item
 from bot.errors import ConflictError, NotFoundError, PermissionDeniedError, UserInputError
 from bot.escalation import Escalations
 from bot.render import Renderer, SlackMarkup, user_mention
@@ -81,6 +81,7 @@ class IncidentService:
         self.deadlines = deadlines
         self.escalations = escalations
         self.schedule_changed = schedule_changed
+        self.after_resolve: list[Callable[[int], None]] = []  # e.g. ask for satisfaction ratings
 
     @contextmanager
     def _uow(self) -> Iterator[Session]:
@@ -161,7 +162,7 @@ class IncidentService:
 
     def _page_severe(self, s: Session, incident: Incident, reason: str, now: datetime) -> None:
         """A severe incident pages its lead (then the team lead, then leadership) until acknowledged."""
-        self.escalations.start(s, incident, reason=reason, owner=self._lead(incident), now=now)
+        self.escalations.start(s, incident, reason=reason, owner=self.lead_of(incident), now=now)
 
     def _owner_pool(self, role: str) -> list[str]:
         spec = self.playbook.roles[role]
@@ -373,13 +374,13 @@ class IncidentService:
     def responders(self, incident: Incident) -> set[str]:
         return {a.user_id for a in incident.roles if a.user_id} | set(self.playbook.admins)
 
-    def _lead(self, incident: Incident) -> str | None:
+    def lead_of(self, incident: Incident) -> str | None:
         return next((a.user_id for a in incident.roles if a.role == self.playbook.lead_role), None)
 
     def require_responder(self, incident: Incident, actor: str, action: str) -> None:
         if actor in self.responders(incident):
             return
-        lead = self._lead(incident)
+        lead = self.lead_of(incident)
         owners = sorted({a.user_id for a in incident.roles if a.user_id and a.user_id != lead})
         who = [f"the lead (<@{lead}>)" if lead else "the lead (nobody yet)"]
         if owners:
@@ -514,9 +515,21 @@ class IncidentService:
                 s, incident.id, at=now, event="resolved", actor_id=actor, text=summary, data={"command": command}
             )
             self.deadlines.on_resolve(s, incident, now=now, actor=actor)
+            incident.review_at = self._review_time(now)
         self.schedule_changed()
         self._announce(incident.id, event="resolved", actor=actor, text=summary)
-        return self._refresh(incident.id, topic=True)
+        warning = self._refresh(incident.id, topic=True)
+        for listener in self.after_resolve:
+            listener(incident.id)
+        return warning
+
+    def _review_time(self, resolved: datetime) -> datetime:
+        """When the review draft is posted: the playbook's hour on the next working day (or today)."""
+        spec = self.playbook.review
+        if spec.day == "next_working_day":
+            return self.deadlines.working_hours.next_working_day_at(resolved, spec.at)
+        today = datetime.combine(resolved.astimezone(self.renderer.tz).date(), spec.at, self.renderer.tz)
+        return max(today.astimezone(resolved.tzinfo), resolved)
 
     def close(self, *, channel_id: str, actor: str, command: str = "") -> str | None:
         with self._uow() as s:
@@ -529,15 +542,55 @@ class IncidentService:
                     f"#{incident.id} is {incident.status}; resolve it first with "
                     "`/incident resolve <summary>`, then close it."
                 )
+            unreviewed = self.playbook.review.required_before_close and incident.review_completed_at is None
+            if unreviewed and actor not in self.playbook.admins:
+                raise PermissionDeniedError(
+                    f"The review of #{incident.id} is not complete: the lead marks it done with "
+                    "`/incident review done` (`/incident review post` shows the draft now). "
+                    "Only a playbook admin may close it before that, and that is recorded."
+                )
             now = self.clock.now()
             incident.status, incident.closed_at, incident.updated_at = "closed", now, now
             queries.add_timeline_event(
                 s, incident.id, at=now, event="closed", actor_id=actor, data={"command": command}
             )
+            if unreviewed:
+                queries.add_timeline_event(s, incident.id, at=now, event="closed_without_review", actor_id=actor)
+            if incident.review_posted_at is None:
+                incident.review_at = None  # a closed incident's channel is archived: no draft is posted there
             self.deadlines.on_close(s, incident, now=now, actor=actor)
+            summary = self._final_summary(s, incident, actor, reviewed=not unreviewed)
         self.schedule_changed()
         self._announce(incident.id, event="closed", actor=actor)
-        return self._refresh(incident.id, topic=True)
+        warning = self._refresh(incident.id, topic=True)
+        self._try_slack(incident.id, lambda inc: self.slack.post(inc.channel_id, summary))
+        if self.playbook.channel.archive_on_close:
+            warning = self._try_slack(incident.id, lambda inc: self.slack.archive(inc.channel_id)) or warning
+        return warning
+
+    def _final_summary(self, s: Session, incident: Incident, actor: str, *, reviewed: bool) -> str:
+        """What the channel says last, before it is archived: time open, deadlines, ratings, open work."""
+        deadlines = queries.list_deadlines(s, incident.id)
+        ratings = queries.list_ratings(s, incident.id)
+        customer = next((r.score for r in ratings if r.source == "customer"), None)
+        team = [r.score for r in ratings if r.source == "internal"]
+        return self.renderer.render(
+            "slack/final_summary.j2",
+            number=incident.id,
+            severity=incident.severity.upper(),
+            kind=self.playbook.kinds[incident.kind].name,
+            title=incident.title,
+            open_for=humanize(utc(incident.closed_at or incident.updated_at) - utc(incident.created_at)),
+            met=sum(d.state == "met" for d in deadlines),
+            missed=sum(d.state == "missed" for d in deadlines),
+            open_actions=sum(is_action_item(d) and d.state == "pending" for d in deadlines),
+            customer=f"{customer}/5" if customer else "not recorded",
+            team=f"{sum(team) / len(team):.1f}/5 ({len(team)})" if team else "no ratings",
+            reviewed=reviewed,
+            reviewer=incident.review_completed_by,
+            actor=actor,
+            archive=self.playbook.channel.archive_on_close,
+        )
 
     def pause(self, *, channel_id: str, reason: str, actor: str, command: str = "") -> str | None:
         """Stop the incident's clocks while waiting on the customer; deadlines move out on resume."""
@@ -692,7 +745,7 @@ class IncidentService:
                     "title": i.title,
                     "status": i.status,
                     "channel_id": i.channel_id,
-                    "lead": self._lead(i),
+                    "lead": self.lead_of(i),
                 }
                 for i in queries.list_open_incidents(s)
             ]

@@ -110,6 +110,8 @@ class Transcript:
                 lines.extend("  ".join(fields[i : i + 3]) for i in range(0, len(fields), 3))
             elif kind == "context":
                 lines.append("(" + " ".join(self.plain(e.get("text", "")) for e in block["elements"]) + ")")
+            elif kind == "markdown":
+                lines.extend(self.plain(block["text"]).splitlines())
             elif kind == "actions":
                 lines.append(" ".join(f"[{e['text']['text']}]" for e in block["elements"] if "text" in e))
         return lines
@@ -240,7 +242,15 @@ def _play(stack: OfflineStack, clock: FixedClock, out: TextIO) -> int:
     _show_status_page(stack, t)
     slash(li, incident_channel.id, "close")
     slash(li, incident_channel.id, "resolve Refund posted to the customer; clearing-job retry fixed")
-    slash(li, incident_channel.id, "close")
+    # after the incident: the customer's rating, an action item, the review, then close (and archive)
+    for user, text in (
+        (wang, "satisfaction 5 Customer thanked us for the quick refund"),
+        (li, f"action Alert on clearing-job retries <@{zhang}|zhang.tao> 5d"),
+        (li, "review post"),
+        (li, "review done"),
+        (li, "close"),
+    ):
+        slash(user, incident_channel.id, text)
     slash(li, incident_channel.id, "timeline")
     t.channel_by_channel()
     t.say("\nDone. Run `incident-desk run` with SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to use a real workspace.")

@@ -7,6 +7,7 @@ cannot forget to escape a title.
 
 from __future__ import annotations
 
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -41,6 +42,22 @@ def _finalize(value: Any) -> Any:
     if isinstance(value, SlackMarkup):
         return value
     return safe_text(str(value))
+
+
+MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~#])")
+
+
+def escape_markdown(text: str) -> str:
+    """Backslash-escape what Markdown (and Slack's markdown block) would read as markup or a mention."""
+    return MARKDOWN_SPECIAL.sub(r"\\\1", text)
+
+
+def _finalize_markdown(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, SlackMarkup):
+        return value
+    return escape_markdown(mask_identifiers(str(value)))
 
 
 def _finalize_plain(value: Any) -> Any:
@@ -81,6 +98,15 @@ class Renderer:
             lstrip_blocks=True,
             keep_trailing_newline=False,
         )
+        self.markdown_env = SandboxedEnvironment(
+            loader=loader,
+            undefined=StrictUndefined,
+            autoescape=False,
+            finalize=_finalize_markdown,
+            trim_blocks=True,
+            lstrip_blocks=True,
+        )
+        self.markdown_env.filters.update(user=user_mention, local_time=self.local_time)
         for env in (self.plain_env, self.html_env):
             env.filters.update(local_time=self.local_time, mask=mask_identifiers)
         self.env.filters.update(
@@ -109,6 +135,10 @@ class Renderer:
     def render_html(self, name: str, **context: Any) -> str:
         """Render an HTML template with autoescaping (the status page, e-mail HTML)."""
         return self.html_env.get_template(name).render(**context)
+
+    def render_markdown(self, name: str, **context: Any) -> str:
+        """Render a Markdown document (the review draft): values masked and Markdown-escaped."""
+        return self.markdown_env.get_template(name).render(**context).strip() + "\n"
 
     def check(self, name: str, *, plain: bool = False, **context: Any) -> str | None:
         """Render once to prove a template exists and fills; returns the problem, or None."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -23,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from bot.blocks import page_blocks, reminder_blocks
 from bot.clock import utc
-from bot.deadlines import humanize, next_action, owner_for, reminder_times
+from bot.deadlines import humanize, is_action_item, next_action, owner_for, reminder_times
 from bot.render import user_mention
 from bot.services import Services
 from bot.slack import SlackCallError
@@ -71,6 +72,7 @@ class Clockwork:
         self.pool = ThreadPoolExecutor(max_workers=send_workers, thread_name_prefix="send")
         self._pending_claims: list[tuple[str, int, list[str]]] | None = None
         self._sweep_lock = threading.Lock()
+        self.jobs: list[Callable[[datetime], object]] = [services.aftercare.post_due_reviews]
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
@@ -95,7 +97,16 @@ class Clockwork:
                 pending = [(send, self.pool.submit(self._send_one, send)) for send in digest(sends)]
                 result.handled += len(due)
                 self._record(pending, result)
+            self._run_jobs(now)
             return result
+
+    def _run_jobs(self, now: datetime) -> None:
+        """Work that is due at a moment but is not a deadline or a page: review drafts, scheduled reports."""
+        for job in self.jobs:
+            try:
+                job(now)
+            except Exception:  # one failing job must not stop the clock
+                log.exception("scheduler: job %s failed; it runs again at the next sweep", job)
 
     def _decide_chunk(self, rows: list[tuple[type[Deadline] | type[Escalation], int]], now: datetime) -> list[Send]:
         """Decide a chunk in one transaction, claiming its notifications in one statement. If anything in
@@ -157,11 +168,17 @@ class Clockwork:
                 sends += self._escalation(s, incident, row, now)
         return sends
 
+    @staticmethod
+    def _open_channel(incident: Incident) -> str | None:
+        """The incident channel while it is open; a closed (archived) incident's follow-ups go by DM only."""
+        return incident.channel_id if incident.status != "closed" else None
+
     def _deadline(self, s: Session, incident: Incident | None, deadline: Deadline, now: datetime) -> list[Send]:
-        if incident is None or incident.status == "closed" or deadline.state != "pending" or incident.paused_at:
+        closed = incident is not None and incident.status == "closed" and not is_action_item(deadline)
+        if incident is None or closed or deadline.state != "pending" or incident.paused_at:
             deadline.next_action_at = None  # a paused incident's clocks restart (and re-plan) on resume
             return []
-        owner = owner_for(incident, deadline.owner_role, self.playbook.lead_role)
+        owner = owner_for(incident, deadline.owner_role, self.playbook.lead_role, deadline.owner_user)
         if now >= utc(deadline.due_at):
             return self._missed(s, incident, deadline, owner, now)
         return self._remind(s, incident, deadline, owner, now)
@@ -221,7 +238,7 @@ class Clockwork:
                     digestible=True,
                 )
             )
-        if incident.channel_id:
+        if self._open_channel(incident):
             sends.append(
                 Send(
                     key,
@@ -262,7 +279,7 @@ class Clockwork:
         context = self._context(incident, deadline, owner, now)
         render = self.services.renderer.render
         sends = []
-        if incident.channel_id:
+        if self._open_channel(incident):
             sends.append(
                 Send(
                     key,
@@ -278,7 +295,9 @@ class Clockwork:
         return sends
 
     def _escalation(self, s: Session, incident: Incident | None, chain: Escalation, now: datetime) -> list[Send]:
-        if incident is None or incident.status == "closed" or chain.state != "active":
+        deadline = s.get(Deadline, chain.deadline_id) if chain.deadline_id else None
+        closed = incident is not None and incident.status == "closed" and not (deadline and is_action_item(deadline))
+        if incident is None or closed or chain.state != "active":
             chain.next_action_at = None
             return []
         return self._page_next(s, incident, chain, now)
@@ -330,7 +349,7 @@ class Clockwork:
                     text=level["name"],
                     data={"escalation_id": chain.id, "level": index},
                 )
-                if incident.channel_id and self._claim(
+                if self._open_channel(incident) and self._claim(
                     s, f"page:{chain.id}:{index}:nobody", incident_id=incident.id, recipients=[], at=now
                 ):
                     sends.append(
@@ -368,7 +387,7 @@ class Clockwork:
                 timeout=humanize(timeout),
             )
             sends += [Send(key, incident.id, user=u, text=text, blocks=page_blocks(text, chain.id)) for u in recipients]
-            if incident.channel_id:
+            if self._open_channel(incident):
                 mentions = ", ".join(user_mention(u) for u in recipients)
                 sends.append(
                     Send(
@@ -396,7 +415,7 @@ class Clockwork:
             data={"escalation_id": chain.id},
         )
         key = f"exhausted:{chain.id}"
-        if incident.channel_id and self._claim(s, key, incident_id=incident.id, recipients=[], at=now):
+        if self._open_channel(incident) and self._claim(s, key, incident_id=incident.id, recipients=[], at=now):
             sends.append(
                 Send(
                     key,

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from bot.aftercare import AftercareService
 from bot.clock import Clock
 from bot.config import Playbook
 from bot.deadlines import Deadlines
@@ -32,6 +33,7 @@ class Services:
     timekeeping: TimekeepingService
     notices: NoticeService
     status_page: StatusPage
+    aftercare: AftercareService
     # called after a change that moves a deadline or a page, so the scheduler can plan its next wake-up
     schedule_changed: list[Callable[[], None]] = field(default_factory=list)
 
@@ -60,6 +62,8 @@ class Services:
         )
         notices = NoticeService(incidents=incidents, deadlines=deadlines)
         status_page = StatusPage(playbook, db, renderer, clock, notices.published)
+        aftercare = AftercareService(incidents=incidents, deadlines=deadlines)
+        incidents.after_resolve.append(aftercare.on_resolved)
         return cls(
             playbook,
             db,
@@ -72,5 +76,6 @@ class Services:
             timekeeping,
             notices,
             status_page,
+            aftercare,
             listeners,
         )

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from slack_sdk import WebClient
-from slack_sdk.errors import SlackApiError
+from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.webhook import WebhookClient
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,8 @@ class SlackGateway:
                     delay = min(delay * 2, self.max_backoff)
                     continue
                 raise SlackCallError(method, error or f"http_{status}") from None
+            except SlackRequestError as exc:  # a file upload's middle step was refused
+                raise SlackCallError(method, "upload_failed") from exc
             except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
                 if last:
                     raise SlackCallError(method, "connection_error") from exc
@@ -208,6 +210,13 @@ class SlackGateway:
 
     def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
         self.call("views.open", trigger_id=trigger_id, view=view)
+
+    def upload(self, channel: str, filename: str, data: bytes, *, title: str, comment: str = "") -> None:
+        """Share a file in a channel (files_upload_v2: upload URL, the bytes, then completion)."""
+        with self._channel_lock(channel):
+            self.call(
+                "files.upload_v2", channel=channel, file=data, filename=filename, title=title, initial_comment=comment
+            )
 
     def archive(self, channel: str) -> None:
         self.call("conversations.archive", channel=channel)

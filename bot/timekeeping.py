@@ -63,7 +63,7 @@ class TimekeepingService:
                         "name": d.name,
                         "key": d.key,
                         "due_at": d.due_at,
-                        "owner": owner_for(incident, d.owner_role, playbook.lead_role),
+                        "owner": owner_for(incident, d.owner_role, playbook.lead_role, d.owner_user),
                         "role_name": playbook.roles[d.owner_role].name
                         if d.owner_role in playbook.roles
                         else d.owner_role,

@@ -7,6 +7,7 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
+import handlers.aftercare
 from bot.blocks import report_modal
 from bot.commands import Command, parse_command
 from bot.incidents import IncidentCreate
@@ -61,6 +62,8 @@ def register(app: App, services: Services) -> None:
             return services.notices.draft(
                 channel_id=channel, stage=command.stage, actor=user, channels=command.channels, locales=command.locales
             )
+        if command.name in handlers.aftercare.COMMANDS:
+            return handlers.aftercare.run_command(services, command, channel, user)
         if command.name == "resume":
             return incidents.resume(channel_id=channel, actor=user, command=said)
         return incidents.repair(channel_id=channel, number=command.number)

@@ -43,6 +43,11 @@ class Incident(Base):
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     # waiting on the customer: the incident's clocks stand still while this is set
     paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # the post-incident review: when its draft is due, when it was posted, when the lead completed it
+    review_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
+    review_posted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    review_completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    review_completed_by: Mapped[str | None] = mapped_column(String(40))
 
     roles: Mapped[list[RoleAssignment]] = relationship(
         back_populates="incident", cascade="all, delete-orphan", order_by="RoleAssignment.id"
@@ -112,6 +117,7 @@ class Deadline(Base):
     snoozes: Mapped[int] = mapped_column(Integer, default=0)
     next_action_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    owner_user: Mapped[str | None] = mapped_column(String(40))  # action items name a person, not a role
     closed_by: Mapped[str | None] = mapped_column(String(40))
 
     __table_args__ = (Index("ix_deadlines_next_action", "next_action_at"),)
@@ -183,3 +189,31 @@ class NoticeDelivery(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     detail: Mapped[str] = mapped_column(Text, default="")
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class SatisfactionRating(Base):
+    """A 1-5 rating: the customer's (recorded by customer comms), or a participant's of the response itself."""
+
+    __tablename__ = "satisfaction_ratings"
+    __table_args__ = (UniqueConstraint("incident_id", "source", "rater_id", name="uq_rating_per_rater"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    source: Mapped[str] = mapped_column(String(20))  # customer, internal
+    rater_id: Mapped[str] = mapped_column(String(40))  # who recorded it (customer) or who rated (internal)
+    score: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class ReportRun(Base):
+    """One run of a scheduled report (the weekly one): claimed before it is posted, so it posts once."""
+
+    __tablename__ = "report_runs"
+    __table_args__ = (UniqueConstraint("kind", "due_at", name="uq_report_run"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    posted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str] = mapped_column(Text, default="")

@@ -11,7 +11,17 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
 
-from store.models import Deadline, Escalation, Incident, RoleAssignment, RoleRotation, SentNotification, TimelineEvent
+from store.models import (
+    Deadline,
+    Escalation,
+    Incident,
+    ReportRun,
+    RoleAssignment,
+    RoleRotation,
+    SatisfactionRating,
+    SentNotification,
+    TimelineEvent,
+)
 
 OPEN_STATUSES = ("reported", "investigating", "resolved")
 
@@ -76,6 +86,16 @@ def add_timeline_event(
     row = TimelineEvent(incident_id=incident_id, at=at, event=event, actor_id=actor_id, text=text, data=data or {})
     session.add(row)
     return row
+
+
+def list_deadlines(session: Session, incident_id: int) -> Sequence[Deadline]:
+    return session.scalars(select(Deadline).where(Deadline.incident_id == incident_id).order_by(Deadline.id)).all()
+
+
+def list_ratings(session: Session, incident_id: int) -> Sequence[SatisfactionRating]:
+    return session.scalars(
+        select(SatisfactionRating).where(SatisfactionRating.incident_id == incident_id).order_by(SatisfactionRating.id)
+    ).all()
 
 
 def list_timeline(session: Session, incident_id: int) -> Sequence[TimelineEvent]:
@@ -164,10 +184,12 @@ def due_escalation_ids(session: Session, now: datetime, limit: int) -> list[int]
 
 
 def next_wakeup(session: Session) -> datetime | None:
-    """The earliest moment any deadline or chain needs the scheduler."""
+    """The earliest moment any deadline, chain, review draft or scheduled report needs the scheduler."""
     times = [
         session.scalar(select(func.min(Deadline.next_action_at))),
         session.scalar(select(func.min(Escalation.next_action_at))),
+        session.scalar(select(func.min(Incident.review_at)).where(Incident.review_posted_at.is_(None))),
+        session.scalar(select(func.min(ReportRun.due_at)).where(ReportRun.posted_at.is_(None))),
     ]
     present = [t for t in times if t is not None]
     return min(present) if present else None

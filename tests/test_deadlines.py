@@ -266,6 +266,7 @@ def test_only_people_paged_or_responders_may_acknowledge(stack: Stack) -> None:
 def test_nothing_is_sent_for_a_closed_incident(stack: Stack) -> None:
     channel = stack.open("outage sev1 Core banking down")
     stack.driver.slash(LEAD, channel.id, "resolve Failover completed")
+    stack.driver.slash(LEAD, channel.id, "review done")
     stack.driver.slash(LEAD, channel.id, "close")
     before = len(stack.sandbox.messages)
     stack.advance(hours=30)

@@ -73,14 +73,24 @@ def test_severity_update_resolve_close_walk_the_states(stack: Stack) -> None:
     stack.driver.slash(TECH, channel.id, "sev 1")
     stack.driver.slash(TECH, channel.id, "update Queue drained; watching")
     stack.driver.slash(LEAD, channel.id, "resolve Consumer restarted")
+    stack.driver.slash(LEAD, channel.id, "review done")
     stack.driver.slash(LEAD, channel.id, "close")
 
     assert stack.texts(channel.id)[2:] == [
         f":rotating_light: <@{TECH}> changed the severity from *SEV3* to *SEV1*.",
         f":mega: *Update* from <@{TECH}>: Queue drained; watching",
         f":white_check_mark: <@{LEAD}> resolved the incident: Consumer restarted",
+        "When customer comms has called the customer back (满意度回访), record their rating for #1: click below, "
+        "or `/incident satisfaction <1-5> [comment]`.",
+        f":memo: <@{LEAD}> marked the review of #1 complete. `/incident close` may follow.",
         f":lock: <@{LEAD}> closed the incident.",
+        f":checkered_flag: *Final summary of #1* — SEV1 Service outage: Transfers delayed\n"
+        "• Open for 0m; deadlines: 1 met, 0 missed\n"
+        "• Customer satisfaction: not recorded · the team's rating of the response: no ratings\n"
+        f"• Review completed by <@{LEAD}>\n"
+        "This channel is archived now; the record stays in incident-desk (`/incident timeline 1`).",
     ]
+    assert channel.is_archived
     assert channel.topic == "SEV1 Service outage | Transfers delayed | Status: closed"
     with stack.bot.services.db() as s:
         incident = get_incident(s, 1)
@@ -210,6 +220,9 @@ def test_illegal_transitions_are_refused_with_a_reason(stack: Stack) -> None:
     )
     stack.driver.slash(LEAD, channel.id, "sev 1")
     assert last_ephemeral(stack, LEAD) == "#1 is resolved; you can no longer change the severity of it."
+    stack.driver.slash(LEAD, channel.id, "close")
+    assert last_ephemeral(stack, LEAD).startswith("The review of #1 is not complete: the lead marks it done with")
+    stack.driver.slash(LEAD, channel.id, "review done")
     stack.driver.slash(LEAD, channel.id, "close")
     stack.driver.slash(LEAD, channel.id, "close")
     assert last_ephemeral(stack, LEAD) == "#1 is already closed."

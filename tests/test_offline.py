@@ -30,6 +30,10 @@ def test_the_offline_demo_plays_a_complaint_from_report_to_close() -> None:
     assert "(only Wang Fang sees) #1 is SEV2: its notices need an approval by Legal & compliance" in transcript
     assert ":white_check_mark: Internal broadcast: posted in #announcements" in transcript
     assert "        【处理进展】" in transcript.split("The status page (http://127.0.0.1:")[1]
+    assert "@Wang Fang recorded the customer's satisfaction: *5/5*" in transcript
+    assert "# Post-incident review: #1 Customer card \\*\\*\\*\\*7890 debited twice" in transcript
+    assert "| Satisfaction follow-up | @Wang Fang | " in transcript
+    assert "*Final summary of #1*" in transcript and "#inc-20" in transcript.split("(archived)")[0][-80:]
     assert "6222021234567890 debited" not in transcript.split("The channels as they read now")[1]
 
 

@@ -23,7 +23,8 @@ OPTIONS_MAX = 100
 LABEL_MAX = 2000
 PLACEHOLDER_MAX = 150
 
-BLOCK_TYPES = {"section", "header", "divider", "actions", "context", "input", "image", "rich_text"}
+BLOCK_TYPES = {"section", "header", "divider", "actions", "context", "input", "image", "rich_text", "markdown"}
+MARKDOWN_TEXT_MAX = 12_000  # per markdown block, and for all markdown blocks of a message together
 ELEMENT_TYPES = {
     "button",
     "static_select",
@@ -120,6 +121,12 @@ class _Checker:
                 self.element(block["accessory"], ptr + "/accessory")
         elif kind == "header":
             self.text(block.get("text"), ptr + "/text", limit=HEADER_TEXT_MAX, plain_only=True)
+        elif kind == "markdown":
+            text = block.get("text")
+            if not isinstance(text, str) or not text:
+                self.err("must provide a non-empty string", ptr + "/text")
+            elif len(text) > MARKDOWN_TEXT_MAX:
+                self.err(f"must be less than {MARKDOWN_TEXT_MAX + 1} characters", ptr + "/text")
         elif kind == "actions":
             els = block.get("elements")
             if not isinstance(els, list) or not els or len(els) > ACTIONS_ELEMENTS_MAX:
@@ -156,6 +163,9 @@ def validate_blocks(blocks: Any, surface: str = "message") -> list[str]:
     else:
         for i, block in enumerate(blocks):
             checker.block(block, f"/blocks/{i}", surface)
+        markdown = sum(len(b.get("text") or "") for b in blocks if isinstance(b, dict) and b.get("type") == "markdown")
+        if markdown > MARKDOWN_TEXT_MAX:
+            checker.err(f"markdown blocks must total less than {MARKDOWN_TEXT_MAX + 1} characters", "/blocks")
     return checker.errors
 
 

@@ -25,6 +25,13 @@ from bot.sandbox.blockkit import validate_blocks, validate_view
 SPEC_METHODS: dict[str, list[str]] = json.loads(
     (Path(__file__).with_name("slack_methods.json")).read_text(encoding="utf-8")
 )["methods"]
+# Methods newer than the 2020 spec (files_upload_v2's three steps), with their arguments.
+SPEC_METHODS.update(
+    {
+        "files.getUploadURLExternal": ["filename", "length", "alt_txt", "snippet_type"],
+        "files.completeUploadExternal": ["files", "channel_id", "channels", "initial_comment", "thread_ts"],
+    }
+)
 # Arguments newer than the 2020 spec or added by slack_sdk itself; Slack accepts them.
 EXTRA_ARGS = {"team_id", "metadata", "include_locale", "include_num_members", "force"}
 CHANNEL_NAME_RE = re.compile(r"^[a-z0-9_-]+$")
@@ -49,6 +56,17 @@ class Message:
     thread_ts: str | None = None
     edited: bool = False
     received: float = field(default_factory=time.time)  # wall-clock arrival, for lateness benchmarks
+    files: list[str] = field(default_factory=list)  # IDs of files shared with this message
+
+
+@dataclass
+class SharedFile:
+    id: str
+    filename: str
+    length: int
+    data: bytes | None = None  # None until the upload step put the bytes
+    title: str = ""
+    channel: str | None = None
 
 
 @dataclass
@@ -109,6 +127,7 @@ class SlackSandbox:
         self.failures: dict[str, deque[Failure]] = defaultdict(deque)
         self.response_urls: dict[str, tuple[str, str]] = {}
         self.triggers: dict[str, str] = {}
+        self.files: dict[str, SharedFile] = {}
         self._ids = itertools.count(1)
         self._ts = itertools.count(1)
         self._epoch = int(time.time())
@@ -267,6 +286,8 @@ class SlackSandbox:
             for user in json.loads(body.decode()):
                 self.add_user(user["id"], user["name"])
             return 200, {}, {"ok": True}
+        if parsed.path.startswith("/upload/"):  # step 2 of files_upload_v2: the bytes, to the URL given
+            return self._handle_upload(parsed.path.removeprefix("/upload/"), body)
         if not parsed.path.startswith("/api/"):
             return 404, {}, {"ok": False, "error": "not_found"}
         method = parsed.path.removeprefix("/api/")
@@ -307,6 +328,16 @@ class SlackSandbox:
         except SlackError as exc:
             return 200, {}, {"ok": False, "error": exc.error, **exc.extra}
         return 200, {}, {"ok": True, **result}
+
+    def _handle_upload(self, file_id: str, body: bytes) -> tuple[int, dict[str, str], Any]:
+        with self.lock:
+            upload = self.files.get(file_id)
+            if upload is None or upload.data is not None:
+                return 404, {}, {"ok": False, "error": "invalid_upload_url"}
+            if len(body) != upload.length:
+                return 400, {}, {"ok": False, "error": f"expected {upload.length} bytes, got {len(body)}"}
+            upload.data = body
+        return 200, {}, {"ok": True}
 
     def _parse_args(self, headers: dict[str, str], body: bytes, query: str) -> dict[str, Any]:
         ctype = {k.lower(): v for k, v in headers.items()}.get("content-type", "")
@@ -573,6 +604,43 @@ class SlackSandbox:
         if group is None:
             raise SlackError("no_such_subteam")
         return {"users": list(group["users"])}
+
+    def m_files_getUploadURLExternal(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._require(args, "filename", "length")
+        length = str(args["length"])
+        if not length.isdigit() or int(length) < 1:
+            raise SlackError("invalid_arguments")
+        file_id = self._new_id("F")
+        self.files[file_id] = SharedFile(file_id, str(args["filename"]), int(length))
+        return {"upload_url": f"{self.base_url}upload/{file_id}", "file_id": file_id}
+
+    def m_files_completeUploadExternal(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._require(args, "files")
+        try:
+            entries = json.loads(args["files"]) if isinstance(args["files"], str) else args["files"]
+        except json.JSONDecodeError:
+            raise SlackError("invalid_arguments") from None
+        shared = []
+        for entry in entries:
+            upload = self.files.get(str(entry.get("id")))
+            if upload is None:
+                raise SlackError("file_not_found")
+            if upload.data is None:
+                raise SlackError("file_upload_not_finalized")
+            upload.title = str(entry.get("title") or upload.filename)
+            shared.append(upload)
+        channel_id = args.get("channel_id")
+        if channel_id:
+            channel = self._channel({"channel": channel_id})
+            if self.bot_user_id not in channel.members:
+                raise SlackError("not_in_channel")
+            if channel.is_archived:
+                raise SlackError("is_archived")
+            for upload in shared:
+                upload.channel = channel.id
+            message = self._post(channel.id, self.bot_user_id, str(args.get("initial_comment") or ""), [])
+            message.files = [u.id for u in shared]
+        return {"files": [{"id": u.id, "title": u.title, "name": u.filename} for u in shared]}
 
     def m_views_open(self, args: dict[str, Any]) -> dict[str, Any]:
         self._require(args, "trigger_id", "view")

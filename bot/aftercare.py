@@ -1,0 +1,469 @@
+"""After the incident: the customer's satisfaction and the team's own rating, action items, and the
+post-incident review (scheduled, drafted from the record, exported as Markdown, completed by the lead)."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from statistics import mean
+from typing import TYPE_CHECKING, Any, cast
+
+from sqlalchemy import CursorResult, func, select, update
+from sqlalchemy.orm import Session
+
+from bot.blocks import rating_blocks
+from bot.clock import utc
+from bot.commands import UserRef
+from bot.deadlines import ACTION_PREFIX, Deadlines, humanize, is_action_item, next_action, owner_for
+from bot.errors import ConflictError, PermissionDeniedError, UserInputError
+from bot.ids import ActionId
+from bot.render import SlackMarkup
+from bot.slack import SlackCallError
+from bot.text import safe_text, truncate
+from store import queries
+from store.models import Deadline, Escalation, Incident, Notice, NoticeDelivery, SatisfactionRating
+
+if TYPE_CHECKING:
+    from bot.incidents import IncidentService
+
+log = logging.getLogger(__name__)
+
+CUSTOMER = "customer"  # the rater_id of the one customer rating per incident
+INTERNAL = "internal"
+SLACK_DRAFT_MAX = 11_000  # under the markdown block's 12,000 characters, with room for the footer
+DUE_RE = re.compile(r"^(\d{1,4})([mhdw])$")
+DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+
+
+@dataclass(frozen=True)
+class Due:
+    """When an action item is due, as the user typed it: a duration from now, or a calendar date."""
+
+    after: timedelta | None = None
+    on: datetime | None = None  # a naive date at midnight, local to the playbook
+
+
+def parse_due(word: str) -> Due:
+    """`3d`, `12h`, `90m`, `2w`, or `2026-12-01` (due at the end of that working day)."""
+    if m := DUE_RE.match(word.lower()):
+        unit = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[m.group(2)]
+        return Due(after=timedelta(**{unit: int(m.group(1))}))
+    if m := DATE_RE.match(word):
+        try:
+            return Due(on=datetime(int(m.group(1)), int(m.group(2)), int(m.group(3))))
+        except ValueError:
+            pass
+    raise UserInputError(
+        f"`{safe_text(word)}` is not a due time. Use a duration like `3d`, `12h` or `2w`, or a date like "
+        "`2026-12-01`. Example: `/incident action Add an alert on clearing retries @zhang.tao 5d`."
+    )
+
+
+class AftercareService:
+    def __init__(self, *, incidents: IncidentService, deadlines: Deadlines) -> None:
+        self.incidents = incidents
+        self.deadlines = deadlines
+        self.playbook = incidents.playbook
+        self.renderer = incidents.renderer
+        self.slack = incidents.slack
+        self.clock = incidents.clock
+        self.db = incidents.db
+
+    # ---- satisfaction -----------------------------------------------------------------------------------
+
+    def on_resolved(self, incident_id: int) -> None:
+        """Ask for the customer's rating in the channel, and each participant for theirs of the response."""
+        with self.db() as s:
+            incident = self.incidents.row(s, incident_id)
+            participants = sorted({a.user_id for a in incident.roles if a.user_id})
+            channel = incident.channel_id
+        if channel:
+            text = (
+                f"When customer comms has called the customer back (满意度回访), record their rating for "
+                f"#{incident_id}: click below, or `/incident satisfaction <1-5> [comment]`."
+            )
+            self._try(lambda: self.slack.post(channel, text, rating_blocks(text, incident_id, ActionId.RATE_CUSTOMER)))
+        if not self.playbook.satisfaction.ask_participants:
+            return
+        for user in participants:
+            text = f"#{incident_id} is resolved. How well did the response go, 1 (badly) to 5 (very well)?"
+            self._try(lambda u=user, t=text: self.slack.dm(u, t, rating_blocks(t, incident_id, ActionId.RATE_RESPONSE)))
+
+    def _try(self, step: Any) -> None:
+        try:
+            step()
+        except SlackCallError as exc:
+            log.warning("aftercare: Slack refused a message: %s", exc.error)
+
+    def record_customer(
+        self,
+        *,
+        actor: str,
+        score: int,
+        comment: str = "",
+        channel_id: str | None = None,
+        incident_id: int | None = None,
+    ) -> str | None:
+        """The customer's rating (one per incident; recording again replaces it). Meets the follow-up deadline."""
+        number = incident_id if incident_id is not None else self.incidents.find(channel_id=channel_id).id
+        now = self.clock.now()
+        with self.db.begin() as s:
+            incident = self.incidents.row(s, number)
+            self.incidents.require_responder(incident, actor, "record satisfaction for")
+            if incident.status not in ("resolved", "closed"):
+                raise ConflictError(
+                    f"#{incident.id} is {incident.status}; the satisfaction follow-up comes after it is resolved."
+                )
+            self._upsert(s, incident.id, source=CUSTOMER, rater=CUSTOMER, score=score, comment=comment, now=now)
+            queries.add_timeline_event(
+                s,
+                incident.id,
+                at=now,
+                event="satisfaction",
+                actor_id=actor,
+                text=f"{score}/5 {comment}".strip(),
+                data={"score": score, "source": CUSTOMER},
+            )
+            self.deadlines.on_event(s, incident, "satisfaction", now=now, actor=actor)
+            channel = incident.channel_id if incident.status != "closed" else None
+        self.incidents.schedule_changed()
+        said = f" — {safe_text(truncate(comment, 500))}" if comment else ""
+        if channel:
+            self.incidents.try_post(
+                channel, f":star: <@{actor}> recorded the customer's satisfaction: *{score}/5*{said}"
+            )
+            return None
+        return f"Recorded the customer's satisfaction for #{number}: {score}/5."
+
+    def rate_response(self, *, incident_id: int, score: int, actor: str) -> str:
+        """A participant's own 1-5 rating of how the response went."""
+        now = self.clock.now()
+        with self.db.begin() as s:
+            incident = self.incidents.row(s, incident_id)
+            if actor not in self.incidents.responders(incident):
+                raise PermissionDeniedError(f"Only the people who worked on #{incident_id} rate its response.")
+            self._upsert(s, incident_id, source=INTERNAL, rater=actor, score=score, comment="", now=now)
+            queries.add_timeline_event(
+                s,
+                incident_id,
+                at=now,
+                event="response_rated",
+                actor_id=actor,
+                text=f"{score}/5",
+                data={"score": score, "source": INTERNAL},
+            )
+        return f":white_check_mark: Thank you: you rated the response to #{incident_id} {score}/5."
+
+    def _upsert(
+        self, s: Session, incident_id: int, *, source: str, rater: str, score: int, comment: str, now: datetime
+    ) -> None:
+        if not 1 <= score <= 5:
+            raise UserInputError("A rating is a whole number from 1 to 5, e.g. `/incident satisfaction 4`.")
+        row = s.scalar(
+            select(SatisfactionRating).where(
+                SatisfactionRating.incident_id == incident_id,
+                SatisfactionRating.source == source,
+                SatisfactionRating.rater_id == rater,
+            )
+        )
+        if row is None:
+            s.add(
+                SatisfactionRating(
+                    incident_id=incident_id, source=source, rater_id=rater, score=score, comment=comment, at=now
+                )
+            )
+        else:
+            row.score, row.comment, row.at = score, comment, now
+
+    # ---- action items -----------------------------------------------------------------------------------
+
+    def add_action(self, *, channel_id: str, text: str, owner: UserRef, due: Due, actor: str) -> str | None:
+        """An action item is a deadline owned by one person: reminded, and escalated when missed."""
+        incident = self.incidents.find(channel_id=channel_id)
+        self.incidents.require_responder(incident, actor, "add action items to")
+        user = self.incidents.resolve_user(owner, actor)
+        now = self.clock.now()
+        due_at = self._due_at(due, now)
+        if due_at <= now:
+            raise UserInputError("That due time has already passed; give a later one, e.g. `5d`.")
+        with self.db.begin() as s:
+            incident = self.incidents.row(s, incident.id)
+            count = s.scalar(
+                select(func.count())
+                .select_from(Deadline)
+                .where(Deadline.incident_id == incident.id, Deadline.key.like(f"{ACTION_PREFIX}%"))
+            )
+            deadline = Deadline(
+                incident_id=incident.id,
+                key=f"{ACTION_PREFIX}{(count or 0) + 1}",
+                name=text,
+                owner_role=self.playbook.lead_role,
+                owner_user=user,
+                start_at=now,
+                due_at=due_at,
+                state="pending",
+                clock="calendar",
+                cadence=False,
+                escalate=True,
+                on_resolve="keep",
+                reminders_done=0,
+                snoozes=0,
+            )
+            deadline.next_action_at = next_action(deadline, self.playbook.reminders.offsets)
+            s.add(deadline)
+            s.flush()
+            queries.add_timeline_event(
+                s,
+                incident.id,
+                at=now,
+                event="action_added",
+                actor_id=actor,
+                text=text,
+                data={"deadline_id": deadline.id, "key": deadline.key, "owner": user, "due_at": due_at.isoformat()},
+            )
+            key, channel = deadline.key, incident.channel_id
+        self.incidents.schedule_changed()
+        message = (
+            f":pushpin: <@{actor}> added action item `{key}` for <@{user}>, due {self.renderer.local_time(due_at)}: "
+            f"{safe_text(text)}"
+        )
+        if channel and incident.status != "closed":
+            self.incidents.try_post(channel, message)
+            return None
+        return message
+
+    def _due_at(self, due: Due, now: datetime) -> datetime:
+        if due.after is not None:
+            return now + due.after
+        assert due.on is not None
+        end = self.playbook.working_hours.end
+        return due.on.replace(hour=end.hour, minute=end.minute, tzinfo=self.renderer.tz).astimezone(now.tzinfo)
+
+    # ---- the review -------------------------------------------------------------------------------------
+
+    def post_due_reviews(self, now: datetime) -> int:
+        """Post every review draft whose time has come; each is claimed first, so it posts once."""
+        with self.db() as s:
+            due = list(
+                s.scalars(
+                    select(Incident.id)
+                    .where(Incident.review_at <= now, Incident.review_posted_at.is_(None))
+                    .order_by(Incident.review_at)
+                    .limit(100)
+                )
+            )
+        posted = 0
+        for incident_id in due:
+            with self.db.begin() as s:
+                result = s.execute(
+                    update(Incident)
+                    .where(Incident.id == incident_id, Incident.review_posted_at.is_(None))
+                    .values(review_posted_at=now)
+                )
+                claimed = cast(CursorResult[Any], result).rowcount
+            if claimed:
+                self._post_review(incident_id)
+                posted += 1
+        return posted
+
+    def post_review_now(self, *, channel_id: str, actor: str) -> str | None:
+        incident = self.incidents.find(channel_id=channel_id)
+        self.incidents.require_responder(incident, actor, "post the review of")
+        if incident.status not in ("resolved", "closed"):
+            raise ConflictError(f"#{incident.id} is {incident.status}; the review comes after it is resolved.")
+        with self.db.begin() as s:
+            s.execute(update(Incident).where(Incident.id == incident.id).values(review_posted_at=self.clock.now()))
+        self._post_review(incident.id)
+        return None
+
+    def _post_review(self, incident_id: int) -> None:
+        markdown = self.review_markdown(incident_id)
+        with self.db() as s:
+            incident = self.incidents.row(s, incident_id)
+            channel, lead = incident.channel_id, self.incidents.lead_of(incident)
+            queries.add_timeline_event(s, incident_id, at=self.clock.now(), event="review_posted", actor_id=None)
+            s.commit()
+        shown = markdown if len(markdown) <= SLACK_DRAFT_MAX else markdown[:SLACK_DRAFT_MAX] + "\n\n…"
+        footer = (
+            "Add action items with `/incident action <text> @owner <due>`, get the whole draft as a file with "
+            "`/incident review export`, and mark the review complete with `/incident review done`."
+        )
+        blocks: list[dict[str, Any]] = [
+            {"type": "markdown", "text": shown},
+            {"type": "context", "elements": [{"type": "mrkdwn", "text": footer}]},
+        ]
+        if channel:
+            self._try(lambda: self.slack.post(channel, f"Review draft for #{incident_id}", blocks))
+        if lead:
+            where = f" in <#{channel}>" if channel else ""
+            self._try(
+                lambda: self.slack.dm(
+                    lead, f":memo: The post-incident review draft for #{incident_id} is ready{where}. {footer}"
+                )
+            )
+
+    def export_review(self, *, channel_id: str, actor: str) -> str | None:
+        incident = self.incidents.find(channel_id=channel_id)
+        self.incidents.require_responder(incident, actor, "export the review of")
+        markdown = self.review_markdown(incident.id)
+        filename = f"incident-{incident.id}-review.md"
+        try:
+            self.slack.upload(
+                channel_id,
+                filename,
+                markdown.encode(),
+                title=f"Review of #{incident.id}",
+                comment=f"<@{actor}> exported the review draft of #{incident.id}.",
+            )
+        except SlackCallError as exc:
+            raise ConflictError(f"Slack refused the file (`{exc.error}`); try again in a moment.") from None
+        return None
+
+    def complete_review(self, *, channel_id: str, actor: str) -> str | None:
+        now = self.clock.now()
+        with self.db.begin() as s:
+            incident = self.incidents.row(s, self.incidents.find(channel_id=channel_id).id)
+            lead = self.incidents.lead_of(incident)
+            if actor != lead and actor not in self.playbook.admins:
+                who = f"the lead (<@{lead}>)" if lead else "the lead (nobody yet)"
+                raise PermissionDeniedError(
+                    f"Only {who} or a playbook admin marks the review of #{incident.id} complete."
+                )
+            if incident.status not in ("resolved", "closed"):
+                raise ConflictError(f"#{incident.id} is {incident.status}; resolve it before completing its review.")
+            if incident.review_completed_at is not None:
+                raise ConflictError(f"The review of #{incident.id} is already complete.")
+            incident.review_completed_at, incident.review_completed_by = now, actor
+            if incident.review_posted_at is None:
+                incident.review_at = None  # completed before the draft was due: nothing left to post
+            queries.add_timeline_event(s, incident.id, at=now, event="review_completed", actor_id=actor)
+            channel, number, status = incident.channel_id, incident.id, incident.status
+        if channel and status != "closed":
+            self.incidents.try_post(
+                channel, f":memo: <@{actor}> marked the review of #{number} complete. `/incident close` may follow."
+            )
+            return None
+        return f"The review of #{number} is complete."
+
+    # ---- the review draft, from the record ----------------------------------------------------------------
+
+    def review_markdown(self, incident_id: int) -> str:
+        with self.db() as s:
+            context = self._review_context(s, self.incidents.row(s, incident_id))
+        return self.renderer.render_markdown(self.playbook.review.template, **context)
+
+    def _review_context(self, s: Session, incident: Incident) -> dict[str, Any]:
+        local = self.renderer.local_time
+        playbook = self.playbook
+        kind = playbook.kinds[incident.kind]
+        timeline = queries.list_timeline(s, incident.id)
+        deadlines = list(s.scalars(select(Deadline).where(Deadline.incident_id == incident.id).order_by(Deadline.id)))
+        chains = list(
+            s.scalars(select(Escalation).where(Escalation.incident_id == incident.id).order_by(Escalation.id))
+        )
+        notices = list(
+            s.scalars(
+                select(Notice)
+                .where(Notice.incident_id == incident.id, Notice.state == "published")
+                .order_by(Notice.published_at)
+            )
+        )
+        deliveries = {
+            n.id: list(s.scalars(select(NoticeDelivery).where(NoticeDelivery.notice_id == n.id))) for n in notices
+        }
+        ratings = list(s.scalars(select(SatisfactionRating).where(SatisfactionRating.incident_id == incident.id)))
+        customer = next((r for r in ratings if r.source == CUSTOMER), None)
+        internal = [r.score for r in ratings if r.source == INTERNAL]
+
+        def outcome(d: Deadline) -> str:
+            if d.state == "met" and d.closed_at is not None:
+                margin = utc(d.due_at) - utc(d.closed_at)
+                return f"met, {humanize(margin)} early" if margin >= timedelta(0) else f"met, {humanize(-margin)} late"
+            if d.state == "missed":
+                return "missed"
+            return d.state
+
+        def duration(start: datetime | None, end: datetime | None) -> str:
+            return humanize(utc(end) - utc(start)) if start and end else "—"
+
+        return {
+            "number": incident.id,
+            "title": incident.title,
+            "kind": kind.name,
+            "severity": incident.severity.upper(),
+            "category": incident.category or "—",
+            "opened": local(incident.created_at),
+            "resolved": local(incident.resolved_at),
+            "time_to_resolve": duration(incident.created_at, incident.resolved_at),
+            "summary": incident.resolution_summary or "—",
+            "description": incident.description or "",
+            "playbook_version": incident.playbook_version,
+            "roles": [
+                {
+                    "name": playbook.roles[a.role].name if a.role in playbook.roles else a.role,
+                    "owner": SlackMarkup(f"<@{a.user_id}>") if a.user_id else "nobody",
+                }
+                for a in incident.roles
+            ],
+            "timeline": [
+                {
+                    "at": local(e.at, "%m-%d %H:%M"),
+                    "actor": SlackMarkup(f"<@{e.actor_id}>") if e.actor_id else "bot",
+                    "event": e.event.replace("_", " "),
+                    "text": truncate(e.text.replace("\n", " "), 200),
+                }
+                for e in timeline
+            ],
+            "deadlines": [
+                {
+                    "name": d.name,
+                    "owner": SlackMarkup(f"<@{u}>")
+                    if (u := owner_for(incident, d.owner_role, playbook.lead_role, d.owner_user))
+                    else "nobody",
+                    "due": local(d.due_at),
+                    "outcome": outcome(d),
+                }
+                for d in deadlines
+                if not is_action_item(d)
+            ],
+            "escalations": [
+                {
+                    "reason": c.reason,
+                    "started": local(c.started_at),
+                    "state": c.state,
+                    "levels_paged": c.level,
+                    "time_to_ack": duration(c.started_at, c.acked_at) if c.acked_at else "—",
+                    "acked_by": SlackMarkup(f"<@{c.acked_by}>") if c.acked_by else "—",
+                }
+                for c in chains
+            ],
+            "notices": [
+                {
+                    "stage": n.stage,
+                    "published": local(n.published_at),
+                    "delivered": ", ".join(d.channel for d in deliveries[n.id] if d.outcome == "delivered") or "none",
+                    "failed": ", ".join(
+                        f"{d.channel} ({d.detail})" for d in deliveries[n.id] if d.outcome != "delivered"
+                    ),
+                }
+                for n in notices
+            ],
+            "customer_rating": f"{customer.score}/5" if customer else "not recorded yet",
+            "customer_comment": customer.comment if customer else "",
+            "internal_rating": f"{mean(internal):.1f}/5 from {len(internal)} participant(s)"
+            if internal
+            else "no ratings yet",
+            "actions": [
+                {
+                    "key": d.key,
+                    "text": d.name,
+                    "owner": SlackMarkup(f"<@{d.owner_user}>") if d.owner_user else "nobody",
+                    "due": local(d.due_at),
+                    "state": d.state,
+                }
+                for d in deadlines
+                if is_action_item(d)
+            ],
+        }

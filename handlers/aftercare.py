@@ -1,0 +1,59 @@
+"""After the incident: satisfaction ratings (command and buttons), action items and the review."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from slack_bolt import Ack, App
+
+from bot.aftercare import parse_due
+from bot.commands import Command
+from bot.errors import UserInputError
+from bot.ids import ActionId
+from bot.replies import reporting_errors
+from bot.services import Services
+
+COMMANDS = {"satisfaction", "action", "review"}
+
+
+def run_command(services: Services, command: Command, channel: str, user: str) -> str | None:
+    aftercare = services.aftercare
+    if command.name == "satisfaction":
+        assert command.number is not None
+        return aftercare.record_customer(
+            actor=user, score=command.number, comment=command.text or "", channel_id=channel
+        )
+    if command.name == "action":
+        assert command.user is not None and command.due is not None
+        return aftercare.add_action(
+            channel_id=channel, text=command.text or "", owner=command.user, due=parse_due(command.due), actor=user
+        )
+    review = {"post": aftercare.post_review_now, "export": aftercare.export_review, "done": aftercare.complete_review}
+    return review[command.text or ""](channel_id=channel, actor=user)
+
+
+def register(app: App, services: Services) -> None:
+    def _rating(action: dict[str, Any]) -> tuple[int, int]:
+        number, _, score = str(action.get("value", "")).partition(":")
+        if not number.isdigit() or not score.isdigit():
+            raise UserInputError("That button is out of date; use `/incident satisfaction <1-5>` instead.")
+        return int(number), int(score)
+
+    def handle_rate_customer_button(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        ack()
+        with reporting_errors(services.slack, body):
+            number, score = _rating(action)
+            message = services.aftercare.record_customer(actor=body["user"]["id"], score=score, incident_id=number)
+            if message:
+                services.slack.respond(body["response_url"], message)
+
+    def handle_rate_response_button(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
+        ack()
+        with reporting_errors(services.slack, body):
+            number, score = _rating(action)
+            message = services.aftercare.rate_response(incident_id=number, score=score, actor=body["user"]["id"])
+            services.slack.respond(body["response_url"], message)
+
+    app.action(re.compile(rf"^{ActionId.RATE_CUSTOMER}:"))(handle_rate_customer_button)
+    app.action(re.compile(rf"^{ActionId.RATE_RESPONSE}:"))(handle_rate_response_button)
