@@ -7,6 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from bot.config import ConfigError, Playbook, Settings, load_playbook
 from bot.render import Renderer
@@ -113,6 +114,37 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
+    """The KPI report over local days (both included), as text or CSV, straight from the store."""
+    from datetime import UTC, date, datetime
+
+    from bot.kpi import as_csv, as_text, kpi_report
+    from bot.reports import period
+    from store.db import make_engine, make_session_factory, upgrade
+
+    days = []
+    for flag, value in (("--from", args.start), ("--to", args.end)):
+        if value is None:
+            continue
+        try:
+            days.append(date.fromisoformat(value))
+        except ValueError:
+            raise ConfigError("command line", [f"{flag}: {value!r} is not a date; use YYYY-MM-DD"]) from None
+    if args.start is None and args.end is not None:
+        raise ConfigError("command line", ["--to needs --from (the first day of the report)"])
+    playbook = load_checked_playbook(settings.config_path)
+    start, end, label = period(tuple(days), ZoneInfo(playbook.timezone), datetime.now(UTC))
+    engine = make_engine(args.database or settings.database_url)
+    upgrade(engine)
+    with make_session_factory(engine)() as session:
+        report = kpi_report(
+            session, start, end, good_at_least=playbook.satisfaction.good_at_least, target=playbook.satisfaction.target
+        )
+    engine.dispose()
+    print(as_csv(report) if args.format == "csv" else as_text(report, label), end="" if args.format == "csv" else "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="incident-desk", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -124,6 +156,14 @@ def build_parser() -> argparse.ArgumentParser:
     check = sub.add_parser("check-config", help="validate a playbook and print every error with its field")
     check.add_argument("path", nargs="?", help="the playbook (default: $INCIDENT_DESK_CONFIG or ./config.yaml)")
     check.set_defaults(func=cmd_check_config)
+    report = sub.add_parser("report", help="the plan's KPIs over a period (drills excluded), as text or CSV")
+    report.add_argument(
+        "--from", dest="start", help="first day, YYYY-MM-DD in the playbook's timezone (default: 30 days ago)"
+    )
+    report.add_argument("--to", dest="end", help="last day, included (default: today)")
+    report.add_argument("--format", choices=("text", "csv"), default="text")
+    report.add_argument("--database", help="a database URL (default: $DATABASE_URL or sqlite:///incident-desk.db)")
+    report.set_defaults(func=cmd_report)
     db = sub.add_parser("db", help="database maintenance")
     db_sub = db.add_subparsers(dest="db_command", required=True)
     db_sub.add_parser("upgrade", help="apply the Alembic migrations (the bot also does this at start-up)").set_defaults(

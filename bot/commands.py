@@ -8,6 +8,7 @@ from __future__ import annotations
 import difflib
 import re
 from dataclasses import dataclass
+from datetime import date
 
 from bot.config import NOTICE_STAGES, Playbook
 from bot.errors import UserInputError
@@ -84,6 +85,7 @@ class Command:
     channels: tuple[str, ...] = ()  # notice channels; empty means every channel the playbook configures
     locales: tuple[str, ...] = ()
     due: str | None = None  # an action item's due time, as typed
+    dates: tuple[date, ...] = ()  # a report's first and last day
 
 
 def parse_severity(token: str, playbook: Playbook) -> str:
@@ -216,6 +218,25 @@ def parse_action(words: list[str]) -> Command:
     return Command("action", text=text, user=user, due=words[-1])
 
 
+def parse_report(words: list[str]) -> Command:
+    """`report [from] [to]`: days as YYYY-MM-DD in the playbook's timezone, both included."""
+    if len(words) > 2:
+        raise UserInputError(
+            "`/incident report [from] [to]` takes at most two dates, e.g. `/incident report 2026-11-01`."
+        )
+    days = []
+    for word in words:
+        try:
+            days.append(date.fromisoformat(word))
+        except ValueError:
+            raise UserInputError(
+                f"`{_q(word)}` is not a date. Use `/incident report 2026-11-01 2026-11-30` (from, to; both included)."
+            ) from None
+    if len(days) == 2 and days[1] < days[0]:
+        raise UserInputError("The report's end is before its start; give the earlier date first.")
+    return Command("report", dates=tuple(days))
+
+
 def parse_command(text: str, playbook: Playbook, *, command: str = "/incident") -> Command:
     """Parse the text of `/incident`, `/complaint` or `/outage`."""
     text = (text or "").strip()
@@ -268,6 +289,8 @@ def parse_command(text: str, playbook: Playbook, *, command: str = "/incident") 
         return parse_satisfaction(rest_words)
     if name == "action":
         return parse_action(rest_words)
+    if name == "report":
+        return parse_report(rest_words)
     if name == "review":
         verb = rest_words[0].lower() if len(rest_words) == 1 else ""
         if verb not in REVIEW_VERBS:

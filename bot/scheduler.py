@@ -72,7 +72,10 @@ class Clockwork:
         self.pool = ThreadPoolExecutor(max_workers=send_workers, thread_name_prefix="send")
         self._pending_claims: list[tuple[str, int, list[str]]] | None = None
         self._sweep_lock = threading.Lock()
-        self.jobs: list[Callable[[datetime], object]] = [services.aftercare.post_due_reviews]
+        self.jobs: list[Callable[[datetime], object]] = [
+            services.aftercare.post_due_reviews,
+            services.reports.run_weekly,
+        ]
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)

@@ -15,6 +15,7 @@ from bot.escalation import Escalations
 from bot.incidents import IncidentService
 from bot.notices import NoticeService
 from bot.render import Renderer
+from bot.reports import ReportService
 from bot.slack import SlackGateway
 from bot.status_page import StatusPage
 from bot.timekeeping import TimekeepingService
@@ -34,6 +35,7 @@ class Services:
     notices: NoticeService
     status_page: StatusPage
     aftercare: AftercareService
+    reports: ReportService
     # called after a change that moves a deadline or a page, so the scheduler can plan its next wake-up
     schedule_changed: list[Callable[[], None]] = field(default_factory=list)
 
@@ -77,5 +79,6 @@ class Services:
             notices,
             status_page,
             aftercare,
+            ReportService(playbook, db, slack, clock, renderer),
             listeners,
         )

@@ -16,7 +16,7 @@ from bot.services import Services
 
 COMMANDS = re.compile(r"^/(incident|complaint|outage)$")
 # Read-only commands answer inside the ack; the rest ack first and do their Slack work after.
-READ_ONLY = {"help", "list", "status", "timeline", "deadlines"}
+READ_ONLY = {"help", "list", "status", "timeline", "deadlines", "report"}
 
 
 def register(app: App, services: Services) -> None:
@@ -30,6 +30,8 @@ def register(app: App, services: Services) -> None:
         elif command.name == "status":
             text, blocks = incidents.status_blocks(channel_id=channel, number=command.number)
             ack(text=text, blocks=blocks)
+        elif command.name == "report":
+            ack(text=services.reports.kpi_text(command.dates))
         elif command.name == "deadlines":
             ack(text=services.timekeeping.deadlines_text(channel_id=channel, number=command.number))
         else:

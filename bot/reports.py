@@ -1,0 +1,146 @@
+"""KPI reports on demand (`/incident report`, `incident-desk report`) and the weekly report with its chart,
+posted on the playbook's cron by the scheduler (claimed in `report_runs`, so it posts once)."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from datetime import date, datetime, timedelta
+from typing import Any, cast
+from zoneinfo import ZoneInfo
+
+from apscheduler.triggers.cron import CronTrigger
+from sqlalchemy import CursorResult, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.charts import weekly_chart
+from bot.clock import Clock, utc
+from bot.config import Playbook
+from bot.kpi import Report, as_text, kpi_report
+from bot.render import Renderer
+from bot.slack import SlackCallError, SlackGateway
+from store.models import Incident, ReportRun
+
+log = logging.getLogger(__name__)
+
+WEEKLY = "weekly"
+DEFAULT_DAYS = 30
+
+
+def period(days: tuple[date, ...], tz: ZoneInfo, now: datetime) -> tuple[datetime, datetime, str]:
+    """Local days, both included, as a UTC [start, end) range; by default the last 30 days."""
+    today = utc(now).astimezone(tz).date()
+    first = days[0] if days else today - timedelta(days=DEFAULT_DAYS - 1)
+    last = days[1] if len(days) > 1 else today
+    start = datetime.combine(first, datetime.min.time(), tz)
+    end = datetime.combine(last + timedelta(days=1), datetime.min.time(), tz)
+    return utc(start), utc(end), f"{first.isoformat()} – {last.isoformat()}"
+
+
+class ReportService:
+    def __init__(
+        self, playbook: Playbook, db: sessionmaker[Session], slack: SlackGateway, clock: Clock, renderer: Renderer
+    ) -> None:
+        self.playbook, self.db, self.slack, self.clock, self.renderer = playbook, db, slack, clock, renderer
+        self.tz = renderer.tz
+
+    # ---- on demand ----------------------------------------------------------------------------------------
+
+    def period(self, days: tuple[date, ...] = ()) -> tuple[datetime, datetime, str]:
+        return period(days, self.tz, self.clock.now())
+
+    def report(self, start: datetime, end: datetime) -> Report:
+        spec = self.playbook.satisfaction
+        with self.db() as s:
+            return kpi_report(s, start, end, good_at_least=spec.good_at_least, target=spec.target)
+
+    def kpi_text(self, days: tuple[date, ...] = ()) -> str:
+        start, end, label = self.period(days)
+        return as_text(self.report(start, end), label)
+
+    # ---- the weekly report --------------------------------------------------------------------------------
+
+    def next_fire(self, after: datetime) -> datetime:
+        trigger = CronTrigger.from_crontab(self.playbook.weekly_report.cron, timezone=self.tz)
+        fire = trigger.get_next_fire_time(None, utc(after) + timedelta(seconds=1))
+        assert fire is not None
+        return utc(fire)
+
+    def run_weekly(self, now: datetime) -> bool:
+        """Called by every sweep: plan the first run, or claim and post the one that fell due."""
+        if not self.playbook.weekly_report.channel:
+            return False
+        with self.db.begin() as s:
+            pending = s.scalar(
+                select(ReportRun)
+                .where(ReportRun.kind == WEEKLY, ReportRun.posted_at.is_(None))
+                .order_by(ReportRun.due_at)
+            )
+            if pending is None:
+                self._plan(s, self.next_fire(now))
+                return False
+            due = utc(pending.due_at)
+            if due > now:
+                return False
+            result = s.execute(
+                update(ReportRun).where(ReportRun.id == pending.id, ReportRun.posted_at.is_(None)).values(posted_at=now)
+            )
+            if not cast(CursorResult[Any], result).rowcount:
+                return False  # another process took it
+            run_id = pending.id
+            self._plan(s, self.next_fire(max(now, due)))  # a run missed while down is not repeated
+        outcome = self.post_weekly(due)
+        with self.db.begin() as s:
+            run = s.get(ReportRun, run_id)
+            if run is not None:
+                run.outcome = outcome
+        return True
+
+    def _plan(self, s: Session, due: datetime) -> None:
+        try:
+            with s.begin_nested():
+                s.add(ReportRun(kind=WEEKLY, due_at=due, outcome=""))
+        except IntegrityError:
+            pass  # another process planned the same run
+
+    def post_weekly(self, due: datetime) -> str:
+        """The seven local days before the run's day, as text and a chart, in the configured channel."""
+        last = utc(due).astimezone(self.tz).date() - timedelta(days=1)
+        first = last - timedelta(days=6)
+        start, end, label = self.period((first, last))
+        report = self.report(start, end)
+        name = (self.playbook.weekly_report.channel or "").lstrip("#")
+        try:
+            found = self.slack.find_channel(name)
+            if found is None:
+                log.warning("weekly report: no channel #%s", name)
+                return f"no channel #{name}"
+            channel = str(found["id"])
+            self.slack.post(channel, ":bar_chart: Weekly incident report\n" + as_text(report, label))
+            chart_title = f"Incidents {first.isoformat()} to {last.isoformat()}"  # the chart's font has no dashes
+            png = weekly_chart(self.daily_counts(start, end), report, title=chart_title)
+            self.slack.upload(channel, f"incidents-{first.isoformat()}.png", png, title=f"Incidents {label}")
+        except SlackCallError as exc:
+            log.warning("weekly report: Slack refused it: %s", exc.error)
+            return f"failed: {exc.error}"
+        return "posted"
+
+    def daily_counts(self, start: datetime, end: datetime) -> dict[date, Counter[str]]:
+        """Incidents opened per local day, by severity (drills excluded)."""
+        days: dict[date, Counter[str]] = {}
+        day = utc(start).astimezone(self.tz).date()
+        while datetime.combine(day, datetime.min.time(), self.tz) < end:
+            days[day] = Counter()
+            day += timedelta(days=1)
+        with self.db() as s:
+            rows = s.execute(
+                select(Incident.created_at, Incident.severity).where(
+                    Incident.is_drill.is_(False), Incident.created_at >= start, Incident.created_at < end
+                )
+            )
+            for created, severity in rows:
+                local = utc(created).astimezone(self.tz).date()
+                if local in days:
+                    days[local][severity] += 1
+        return days
