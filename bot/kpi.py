@@ -5,11 +5,14 @@ Definitions (the same on both stores; drills are excluded; an incident belongs t
 - first response: from opening to when the `first_response` deadline was met;
 - time to acknowledge: from an escalation's start to its acknowledgement;
 - time to resolve: from opening to resolution;
-- percentiles are nearest-rank (the value at rank ceil(p x n)), which PostgreSQL's percentile_disc computes;
+- means are exact; medians and p90 are nearest-rank (the value at rank ceil(p x n)) over durations in whole
+  minutes (truncated), which is the precision the report shows;
 - satisfied: a customer rating of at least `satisfaction.good_at_least` (default 4 of 5).
 
-PostgreSQL aggregates in one pass per measure with GROUPING SETS; SQLite returns the per-incident values
-and Python aggregates them with the same definitions.
+Why histograms: the database returns, per measure, counts per (kind, severity, category, minute) — a
+parallel hash aggregate, a few thousand rows — and the roll-ups and percentiles are computed here. Exact
+percentiles in SQL (percentile_disc over GROUPING SETS) sort a million rows eight times and took 6.5 s at
+a million incidents; this takes a fraction of that, with the same code on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -17,8 +20,8 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -72,46 +75,39 @@ class Report:
         return next((g for g in self.groups if g.dimension == dimension and g.value == value), None)
 
 
-def nearest_rank(values: Sequence[float], p: float) -> float | None:
-    if not values:
+class Histogram:
+    """Counts per whole minute, and the exact sum of seconds (for the mean)."""
+
+    def __init__(self) -> None:
+        self.minutes: Counter[int] = Counter()
+        self.n = 0
+        self.total = 0.0
+
+    def add(self, minute: int, n: int, total: float) -> None:
+        self.minutes[minute] += n
+        self.n += n
+        self.total += total
+
+    def rank(self, p: float) -> float | None:
+        if not self.n:
+            return None
+        wanted, seen = max(math.ceil(p * self.n), 1), 0
+        for minute in sorted(self.minutes):
+            seen += self.minutes[minute]
+            if seen >= wanted:
+                return minute * 60.0
         return None
-    ordered = sorted(values)
-    return ordered[max(math.ceil(p * len(ordered)), 1) - 1]
 
-
-def stats(values: Sequence[float]) -> Stats:
-    if not values:
-        return Stats()
-    return Stats(len(values), sum(values) / len(values), nearest_rank(values, 0.5), nearest_rank(values, 0.9))
+    def stats(self) -> Stats:
+        if not self.n:
+            return Stats()
+        return Stats(self.n, self.total / self.n, self.rank(0.5), self.rank(0.9))
 
 
 def _seconds(dialect: str, end: str, start: str) -> str:
     if dialect == "postgresql":
-        return f"EXTRACT(EPOCH FROM ({end} - {start}))"
+        return f"date_part('epoch', {end} - {start})"
     return f"((julianday({end}) - julianday({start})) * 86400.0)"
-
-
-def _incident_measures_sql(dialect: str) -> str:
-    """One row per incident of the period: its groups and measures (NULL where it has none)."""
-    return f"""
-        SELECT i.kind AS kind, i.severity AS severity, COALESCE(i.category, '-') AS category,
-               {_seconds(dialect, "fr.closed_at", "i.created_at")} AS first_response,
-               {_seconds(dialect, "i.resolved_at", "i.created_at")} AS resolve,
-               r.score AS score
-        FROM incidents i
-        LEFT JOIN deadlines fr ON fr.incident_id = i.id AND fr.key = 'first_response' AND fr.state = 'met'
-        LEFT JOIN satisfaction_ratings r ON r.incident_id = i.id AND r.source = 'customer'
-        WHERE i.is_drill = :false AND i.created_at >= :start AND i.created_at < :end
-    """
-
-
-def _ack_sql(dialect: str) -> str:
-    return f"""
-        SELECT i.kind AS kind, i.severity AS severity, COALESCE(i.category, '-') AS category,
-               {_seconds(dialect, "e.acked_at", "e.started_at")} AS ack
-        FROM escalations e JOIN incidents i ON i.id = e.incident_id
-        WHERE e.acked_at IS NOT NULL AND i.is_drill = :false AND i.created_at >= :start AND i.created_at < :end
-    """
 
 
 class KpiQuery:
@@ -126,101 +122,83 @@ class KpiQuery:
         self.good = good_at_least
 
     def run(self, target: float) -> Report:
+        if self.dialect == "postgresql":
+            self.s.execute(text("SET LOCAL jit = off"))  # compiling these plans costs more than running them
         report = Report(self.start, self.end, satisfaction_target=target, good_at_least=self.good)
-        report.groups = self._groups_postgres() if self.dialect == "postgresql" else self._groups_python()
+        report.groups = self._groups()
         report.deadlines = self._deadlines()
         report.hot_spots = self._hot_spots()
         report.open_actions = self._open_actions()
         return report
 
-    # ---- PostgreSQL: aggregate in the database -------------------------------------------------------------
-
-    def _grouped(self, inner: str, measures: str) -> list[Any]:
+    def _histogram(self, measure: str, source: str, where: str = "") -> list[Any]:
+        """Counts and summed seconds per (kind, severity, category, whole minute of `measure`)."""
+        seconds = measure
+        minute = (
+            f"FLOOR(({seconds}) / 60)"
+            if self.dialect == "postgresql"
+            else f"CAST(({seconds}) / 60.0 + 0.000001 AS INTEGER)"  # julianday arithmetic is off by microseconds
+        )
         sql = f"""
-            SELECT GROUPING(kind) AS gk, GROUPING(severity) AS gs, GROUPING(category) AS gc,
-                   kind, severity, category, {measures}
-            FROM ({inner}) m
-            GROUP BY GROUPING SETS ((), (kind), (severity), (category))
+            SELECT i.kind AS kind, i.severity AS severity, COALESCE(i.category, '-') AS category,
+                   {minute} AS minute, COUNT(*) AS n, SUM({seconds}) AS total
+            FROM {source}
+            WHERE i.is_drill = :false AND i.created_at >= :start AND i.created_at < :end {where}
+            GROUP BY 1, 2, 3, 4
         """
         return list(self.s.execute(text(sql), self.params))
 
-    @staticmethod
-    def _key(row: Any) -> tuple[str, str]:
-        if not row.gk:
-            return "kind", row.kind
-        if not row.gs:
-            return "severity", row.severity
-        if not row.gc:
-            return "category", row.category
-        return "all", "all"
-
-    @staticmethod
-    def _pg_stats(prefix: str) -> str:
-        return (
-            f"count({prefix}) AS {prefix}_n, avg({prefix}) AS {prefix}_mean, "
-            f"percentile_disc(0.5) WITHIN GROUP (ORDER BY {prefix}) AS {prefix}_median, "
-            f"percentile_disc(0.9) WITHIN GROUP (ORDER BY {prefix}) AS {prefix}_p90"
+    def _groups(self) -> list[Group]:
+        d = self.dialect
+        resolve = self._histogram(_seconds(d, "i.resolved_at", "i.created_at"), "incidents i")
+        first = self._histogram(
+            _seconds(d, "fr.closed_at", "i.created_at"),
+            "incidents i JOIN deadlines fr ON fr.incident_id = i.id",
+            "AND fr.key = 'first_response' AND fr.state = 'met'",
         )
-
-    @staticmethod
-    def _row_stats(row: Any, prefix: str) -> Stats:
-        n = int(getattr(row, f"{prefix}_n") or 0)
-        if not n:
-            return Stats()
-        values = [getattr(row, f"{prefix}_{k}") for k in ("mean", "median", "p90")]
-        return Stats(n, *(float(v) for v in values))
-
-    def _groups_postgres(self) -> list[Group]:
-        groups: dict[tuple[str, str], Group] = {}
-        measures = (
-            f"count(*) AS incidents, {self._pg_stats('first_response')}, {self._pg_stats('resolve')}, "
-            "count(score) AS rated, count(*) FILTER (WHERE score >= :good) AS satisfied"
+        ack = self._histogram(
+            _seconds(d, "e.acked_at", "e.started_at"),
+            "escalations e JOIN incidents i ON i.id = e.incident_id",
+            "AND e.acked_at IS NOT NULL",
         )
-        for row in self._grouped(_incident_measures_sql(self.dialect), measures):
-            key = self._key(row)
-            groups[key] = Group(
-                *key,
-                incidents=int(row.incidents),
-                first_response=self._row_stats(row, "first_response"),
-                resolve=self._row_stats(row, "resolve"),
-                rated=int(row.rated),
-                satisfied=int(row.satisfied),
-            )
-        for row in self._grouped(_ack_sql(self.dialect), self._pg_stats("ack")):
-            key = self._key(row)
-            groups.setdefault(key, Group(*key)).acknowledge = self._row_stats(row, "ack")
-        return _ordered(groups)
-
-    # ---- SQLite: per-incident values, aggregated here --------------------------------------------------------
-
-    def _groups_python(self) -> list[Group]:
-        values: dict[tuple[str, str], dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+        scores_sql = """
+            SELECT i.kind AS kind, i.severity AS severity, COALESCE(i.category, '-') AS category, r.score AS score,
+                   COUNT(*) AS n
+            FROM incidents i JOIN satisfaction_ratings r ON r.incident_id = i.id AND r.source = 'customer'
+            WHERE i.is_drill = :false AND i.created_at >= :start AND i.created_at < :end
+            GROUP BY 1, 2, 3, 4
+        """
         counts: Counter[tuple[str, str]] = Counter()
-        for row in self.s.execute(text(_incident_measures_sql(self.dialect)), self.params):
+        measures: dict[str, dict[tuple[str, str], Histogram]] = {"resolve": {}, "first": {}, "ack": {}}
+        for row in resolve:
             for key in _keys(row):
-                counts[key] += 1
-                bucket = values[key]
-                if row.first_response is not None:
-                    bucket["first_response"].append(float(row.first_response))
-                if row.resolve is not None:
-                    bucket["resolve"].append(float(row.resolve))
-                if row.score is not None:
-                    bucket["score"].append(float(row.score))
-        for row in self.s.execute(text(_ack_sql(self.dialect)), self.params):
+                counts[key] += int(row.n)
+        for name, rows in (("resolve", resolve), ("first", first), ("ack", ack)):
+            for row in rows:
+                if row.minute is None:
+                    continue  # not resolved (yet)
+                for key in _keys(row):
+                    measures[name].setdefault(key, Histogram()).add(int(row.minute), int(row.n), float(row.total))
+        rated: Counter[tuple[str, str]] = Counter()
+        satisfied: Counter[tuple[str, str]] = Counter()
+        for row in self.s.execute(text(scores_sql), self.params):
             for key in _keys(row):
-                values[key]["ack"].append(float(row.ack))
-        groups = {}
-        for key in set(counts) | set(values):
-            bucket = values[key]
-            groups[key] = Group(
+                rated[key] += int(row.n)
+                if row.score >= self.good:
+                    satisfied[key] += int(row.n)
+        empty = Histogram()
+        groups = {
+            key: Group(
                 *key,
                 incidents=counts[key],
-                first_response=stats(bucket["first_response"]),
-                acknowledge=stats(bucket["ack"]),
-                resolve=stats(bucket["resolve"]),
-                rated=len(bucket["score"]),
-                satisfied=sum(1 for s in bucket["score"] if s >= self.good),
+                first_response=measures["first"].get(key, empty).stats(),
+                acknowledge=measures["ack"].get(key, empty).stats(),
+                resolve=measures["resolve"].get(key, empty).stats(),
+                rated=rated[key],
+                satisfied=satisfied[key],
             )
+            for key in set(counts) | {k for m in measures.values() for k in m}
+        }
         return _ordered(groups)
 
     # ---- the same SQL on both ------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 
@@ -53,7 +53,10 @@ class Incident(Base):
         back_populates="incident", cascade="all, delete-orphan", order_by="RoleAssignment.id"
     )
 
-    __table_args__ = (Index("ix_incidents_status_created", "status", "created_at"),)
+    __table_args__ = (
+        Index("ix_incidents_status_created", "status", "created_at"),
+        Index("ix_incidents_created_at", "created_at"),  # KPI reports select a period
+    )
 
 
 class RoleAssignment(Base):
@@ -100,6 +103,18 @@ class Deadline(Base):
 
     __tablename__ = "deadlines"
 
+    __table_args__ = (
+        Index("ix_deadlines_next_action", "next_action_at"),
+        # the KPI report's first-response times: only met first responses, with when they were met
+        Index(
+            "ix_deadlines_first_response_met",
+            "incident_id",
+            "closed_at",
+            postgresql_where=text("key = 'first_response' AND state = 'met'"),
+            sqlite_where=text("key = 'first_response' AND state = 'met'"),
+        ),
+    )
+
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
     key: Mapped[str] = mapped_column(String(40))
@@ -119,8 +134,6 @@ class Deadline(Base):
     closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     owner_user: Mapped[str | None] = mapped_column(String(40))  # action items name a person, not a role
     closed_by: Mapped[str | None] = mapped_column(String(40))
-
-    __table_args__ = (Index("ix_deadlines_next_action", "next_action_at"),)
 
 
 class Escalation(Base):
