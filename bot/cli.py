@@ -9,6 +9,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from jinja2 import TemplateError
+
 from bot.config import ConfigError, Playbook, Settings, load_playbook
 from bot.render import Renderer
 
@@ -33,6 +35,10 @@ def check_playbook(playbook: Playbook) -> list[str]:
                 problem = renderer.check(name, plain=True, **NOTICE_SAMPLE)
                 if problem:
                     problems.append(f"notices.channels.{channel} ({locale}, {stage}): {name!r}: {problem}")
+    try:  # the review draft is filled from a live record; here it must at least exist and compile
+        renderer.markdown_env.get_template(playbook.review.template)
+    except TemplateError as exc:
+        problems.append(f"review.template: {playbook.review.template!r}: {type(exc).__name__}: {exc}")
     return problems
 
 

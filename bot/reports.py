@@ -71,6 +71,8 @@ class ReportService:
         """Called by every sweep: plan the first run, or claim and post the one that fell due."""
         if not self.playbook.weekly_report.channel:
             return False
+        plan: datetime | None = None
+        claimed = False
         with self.db.begin() as s:
             pending = s.scalar(
                 select(ReportRun)
@@ -78,18 +80,18 @@ class ReportService:
                 .order_by(ReportRun.due_at)
             )
             if pending is None:
-                self._plan(s, self.next_fire(now))
-                return False
-            due = utc(pending.due_at)
-            if due > now:
-                return False
-            result = s.execute(
-                update(ReportRun).where(ReportRun.id == pending.id, ReportRun.posted_at.is_(None)).values(posted_at=now)
-            )
-            if not cast(CursorResult[Any], result).rowcount:
-                return False  # another process took it
-            run_id = pending.id
-            self._plan(s, self.next_fire(max(now, due)))  # a run missed while down is not repeated
+                plan = self.next_fire(now)
+            elif utc(pending.due_at) <= now:
+                due, run_id = utc(pending.due_at), pending.id
+                result = s.execute(
+                    update(ReportRun).where(ReportRun.id == run_id, ReportRun.posted_at.is_(None)).values(posted_at=now)
+                )
+                claimed = bool(cast(CursorResult[Any], result).rowcount)  # else another process took it
+                plan = self.next_fire(max(now, due)) if claimed else None  # a run missed while down is not repeated
+        if plan is not None:
+            self._plan(plan)
+        if not claimed:
+            return False
         outcome = self.post_weekly(due)
         with self.db.begin() as s:
             run = s.get(ReportRun, run_id)
@@ -97,12 +99,13 @@ class ReportService:
                 run.outcome = outcome
         return True
 
-    def _plan(self, s: Session, due: datetime) -> None:
+    def _plan(self, due: datetime) -> None:
+        """Its own transaction: the unique (kind, due_at) makes a second process's plan a no-op."""
         try:
-            with s.begin_nested():
+            with self.db.begin() as s:
                 s.add(ReportRun(kind=WEEKLY, due_at=due, outcome=""))
         except IntegrityError:
-            pass  # another process planned the same run
+            pass
 
     def post_weekly(self, due: datetime) -> str:
         """The seven local days before the run's day, as text and a chart, in the configured channel."""

@@ -58,6 +58,12 @@ def test_check_config_reports_a_missing_template(tmp_path: Path, capsys: pytest.
     assert "kinds.surge.welcome_template: 'slack/nope.j2': TemplateNotFound" in capsys.readouterr().err
 
 
+def test_check_config_reports_a_missing_review_template(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, playbook_text(**{'  at: "10:00"': '  at: "10:00"\n  template: review/nope.md.j2'}))
+    assert main(["check-config", str(path)]) == 2
+    assert "review.template: 'review/nope.md.j2': TemplateNotFound" in capsys.readouterr().err
+
+
 def test_check_config_lists_every_problem_at_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     text = playbook_text(
         **{"timezone: Asia/Shanghai": "timezone: Mars/Olympus", "default_severity: sev3": "default_severity: sev9"}
