@@ -101,22 +101,25 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
     scheduler = Scheduler(bot.clockwork)
     scheduler.start()  # with PostgreSQL, only the process holding the advisory lock sends
-    if settings.app_token:
-        from slack_bolt.adapter.socket_mode import SocketModeHandler
+    try:
+        if settings.app_token:
+            from slack_bolt.adapter.socket_mode import SocketModeHandler
 
-        log.info("incident-desk %s: Socket Mode, playbook %s", "running", playbook.version)
-        SocketModeHandler(bot.app, settings.app_token).start()
-        return 0
-    server = HttpServer(
-        make_wsgi(bot.app, bot.services.db, bot.services.status_page), host=args.host, port=settings.port
-    )
-    log.info(
-        "incident-desk: HTTP mode on %s:%s (/slack/events, /healthz), playbook %s",
-        args.host,
-        settings.port,
-        playbook.version,
-    )
-    server.serve_forever()
+            log.info("incident-desk %s: Socket Mode, playbook %s", "running", playbook.version)
+            SocketModeHandler(bot.app, settings.app_token).start()
+            return 0
+        server = HttpServer(
+            make_wsgi(bot.app, bot.services.db, bot.services.status_page), host=args.host, port=settings.port
+        )
+        log.info(
+            "incident-desk: HTTP mode on %s:%s (/slack/events, /healthz, /status), playbook %s",
+            args.host,
+            settings.port,
+            playbook.version,
+        )
+        server.serve_forever()
+    finally:
+        scheduler.stop()  # a sweep in progress finishes; the advisory lock is released for a standby
     return 0
 
 

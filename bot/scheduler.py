@@ -80,6 +80,11 @@ class Clockwork:
     def close(self) -> None:
         self.pool.shutdown(wait=True)
 
+    def wait_idle(self) -> None:
+        """Return once no sweep is running (a sweep in progress finishes first)."""
+        with self._sweep_lock:
+            pass
+
     def sweep(self) -> SweepResult:
         """Handle everything due now; repeat while handling made more work due (a chain's first page).
         Rows are decided in chunks (one transaction each, a savepoint per row) and each chunk's messages
@@ -545,6 +550,7 @@ class Scheduler:
         self.leader = LeaderLock(services)
         self.interval = interval
         self.aps = BackgroundScheduler(timezone=UTC)
+        self._stopping = False
         services.schedule_changed.append(self.poke)
 
     def start(self) -> None:
@@ -562,7 +568,14 @@ class Scheduler:
         )
 
     def stop(self) -> None:
-        self.aps.shutdown(wait=True)
+        """Stop the timer, let a sweep in progress finish, then release the leadership.
+
+        APScheduler 3 holds its job-store lock while it waits for running jobs, and a running tick plans
+        its next wake-up with add_job (which needs that lock): shutdown(wait=True) would deadlock. So the
+        timer is stopped without waiting, and the sweep is waited for here."""
+        self._stopping = True
+        self.aps.shutdown(wait=False)
+        self.clockwork.wait_idle()
         self.clockwork.close()
         self.leader.release()
 
@@ -574,7 +587,7 @@ class Scheduler:
 
     def poke(self) -> None:
         """Plan the next wake-up at the earliest due moment (called when rows change)."""
-        if not self.aps.running:
+        if self._stopping or not self.aps.running:
             return
         with self.services.db() as s:
             wake = queries.next_wakeup(s)
