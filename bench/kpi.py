@@ -65,12 +65,13 @@ def generate(engine: Engine, n: int) -> None:
                 CASE WHEN n % 10 = 0 THEN NULL ELSE {at(d, resolved + " + 60")} END
             FROM {numbers(d)}""",
         f"""INSERT INTO deadlines (incident_id, key, name, owner_role, start_at, due_at, state, cadence, clock,
-                escalate, on_resolve, reminders_done, snoozes, closed_at)
+                escalate, on_resolve, reminders_done, snoozes, closed_at, incident_created_at, incident_is_drill)
             SELECT n, CASE k WHEN 1 THEN 'first_response' WHEN 2 THEN 'investigation' ELSE 'status_update' END,
                 'bench deadline', 'lead', {at(d, created)}, {at(d, created + " + 1440")},
                 CASE WHEN (n * k) % 20 < 17 THEN 'met' WHEN (n * k) % 20 < 19 THEN 'missed' ELSE 'cancelled' END,
                 FALSE, 'calendar', TRUE, 'keep', 0, 0,
-                {at(d, created + " + (n * k * 7) % 1440")}
+                {at(d, created + " + (n * k * 7) % 1440")}, {at(d, created)},
+                CASE WHEN n % 50 = 0 THEN TRUE ELSE FALSE END
             FROM {numbers(d)} CROSS JOIN (SELECT 1 AS k UNION ALL SELECT 2 UNION ALL SELECT 3) ks""",
         f"""INSERT INTO timeline_events (incident_id, at, event, actor_id, text, data)
             SELECT n, {at(d, created + " + e")}, CASE e WHEN 0 THEN 'opened' WHEN 1 THEN 'update' WHEN 2 THEN 'resolved'
@@ -83,15 +84,21 @@ def generate(engine: Engine, n: int) -> None:
         f"""INSERT INTO satisfaction_ratings (incident_id, source, rater_id, score, comment, at)
             SELECT n, 'customer', 'customer', 1 + (n * 7) % 5, '', {at(d, resolved)}
             FROM {numbers(d)} WHERE n % 2 = 0 AND n % 10 <> 0""",
+        # the KPI copies the app keeps on the incident row
+        """UPDATE incidents SET
+            first_response_at = (SELECT d.closed_at FROM deadlines d WHERE d.incident_id = incidents.id
+                AND d.key = 'first_response' AND d.state = 'met'),
+            satisfaction_score = (SELECT r.score FROM satisfaction_ratings r WHERE r.incident_id = incidents.id
+                AND r.source = 'customer')""",
     ]
     with engine.begin() as conn:
         for statement in statements:
             conn.execute(text(statement), {"n": n})
         if d == "postgresql":
             conn.execute(text("SELECT setval('incidents_id_seq', :n)"), {"n": n})
-    with engine.connect() as conn:  # fresh statistics, as a production database would have
-        conn.execute(text("ANALYZE"))
-        conn.commit()
+    # fresh statistics and visibility maps, as autovacuum keeps them in production
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("VACUUM ANALYZE" if d == "postgresql" else "ANALYZE"))
 
 
 @contextmanager

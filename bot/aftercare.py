@@ -117,6 +117,7 @@ class AftercareService:
                     f"#{incident.id} is {incident.status}; the satisfaction follow-up comes after it is resolved."
                 )
             self._upsert(s, incident.id, source=CUSTOMER, rater=CUSTOMER, score=score, comment=comment, now=now)
+            incident.satisfaction_score = score  # the KPI report's copy
             queries.add_timeline_event(
                 s,
                 incident.id,
@@ -210,6 +211,8 @@ class AftercareService:
                 on_resolve="keep",
                 reminders_done=0,
                 snoozes=0,
+                incident_created_at=incident.created_at,
+                incident_is_drill=incident.is_drill,
             )
             deadline.next_action_at = next_action(deadline, self.playbook.reminders.offsets)
             s.add(deadline)

@@ -48,6 +48,7 @@ def next_action(deadline: Deadline, offsets: Sequence[str]) -> datetime | None:
 
 
 ACTION_PREFIX = "action-"
+FIRST_RESPONSE = "first_response"  # the deadline whose meeting is the KPI's first response
 
 
 def is_action_item(deadline: Deadline) -> bool:
@@ -128,6 +129,8 @@ class Deadlines:
             on_resolve=spec.on_resolve,
             reminders_done=0,
             snoozes=0,
+            incident_created_at=incident.created_at,
+            incident_is_drill=incident.is_drill,
         )
         deadline.next_action_at = next_action(deadline, self.playbook.reminders.offsets)
         s.add(deadline)
@@ -138,6 +141,10 @@ class Deadlines:
         """Mark a deadline met or cancelled, and stop whatever was paging for it."""
         deadline.state, deadline.closed_at, deadline.closed_by = state, now, actor
         deadline.next_action_at = None
+        if state == "met" and deadline.key == FIRST_RESPONSE:
+            incident = s.get(Incident, deadline.incident_id)
+            if incident is not None and incident.first_response_at is None:
+                incident.first_response_at = now  # the KPI report's copy
         for chain in s.scalars(
             select(Escalation).where(Escalation.deadline_id == deadline.id, Escalation.state == "active")
         ):

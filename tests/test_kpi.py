@@ -80,6 +80,7 @@ def generate(session: Session, n: int, seed: int = 7, start: datetime = START, e
             if state == "met":
                 assert closed is not None
                 facts["first_response"] = (closed - created).total_seconds()
+                incident.first_response_at = closed  # as the app keeps it when the deadline is met
         if resolved and rng.random() < 0.6:
             score = rng.randint(1, 5)
             session.add(
@@ -93,6 +94,7 @@ def generate(session: Session, n: int, seed: int = 7, start: datetime = START, e
                 )
             )
             facts["score"] = score
+            incident.satisfaction_score = score  # as the app keeps it when the rating is recorded
             if rng.random() < 0.5:  # a participant's own rating is not the customer's
                 session.add(
                     SatisfactionRating(
@@ -145,6 +147,8 @@ def _deadline(incident: Incident, key: str, state: str, start: datetime, closed:
         due_at=start + timedelta(hours=24),
         state=state,
         closed_at=closed or (start + timedelta(hours=24) if state == "missed" else None),
+        incident_created_at=incident.created_at,
+        incident_is_drill=incident.is_drill,
     )
 
 
