@@ -16,7 +16,7 @@ from bot.services import Services
 
 COMMANDS = re.compile(r"^/(incident|complaint|outage)$")
 # Read-only commands answer inside the ack; the rest ack first and do their Slack work after.
-READ_ONLY = {"help", "list", "status", "timeline", "deadlines", "report"}
+READ_ONLY = {"help", "list", "status", "timeline", "deadlines"}
 
 
 def register(app: App, services: Services) -> None:
@@ -30,8 +30,6 @@ def register(app: App, services: Services) -> None:
         elif command.name == "status":
             text, blocks = incidents.status_blocks(channel_id=channel, number=command.number)
             ack(text=text, blocks=blocks)
-        elif command.name == "report":
-            ack(text=services.reports.kpi_text(command.dates))
         elif command.name == "deadlines":
             ack(text=services.timekeeping.deadlines_text(channel_id=channel, number=command.number))
         else:
@@ -59,6 +57,8 @@ def register(app: App, services: Services) -> None:
             return services.timekeeping.acknowledge(actor=user, channel_id=channel)
         if command.name == "pause":
             return incidents.pause(channel_id=channel, reason=command.text or "", actor=user, command=said)
+        if command.name == "report":  # over a large store this can take longer than Slack waits for an ack
+            return services.reports.kpi_text(command.dates)
         if command.name == "notice":
             assert command.stage is not None
             return services.notices.draft(

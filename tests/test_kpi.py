@@ -209,7 +209,8 @@ def test_kpis_match_what_the_generated_history_says(any_db_url: str) -> None:
 def test_the_report_command_answers_only_the_asker(stack: Stack) -> None:
     channel = stack.open("complaint sev2 cat:technical Card payments failing").id
     stack.driver.slash(LEAD, channel, "done first_response")
-    reply = stack.driver.slash(LEAD, channel, "report 2026-11-01 2026-11-30")
+    stack.driver.slash(LEAD, channel, "report 2026-11-01 2026-11-30")  # acked at once, answered after
+    reply = stack.sandbox.ephemerals_for(LEAD)[-1]
     assert reply.text.startswith("*Incident KPIs, 2026-11-01 – 2026-11-30*: 1 incident(s), drills excluded")
     assert "First response: mean 0m, median 0m (target ≤ 24h; 1 responded)" in reply.text
     assert "Hot spots: technical (1)" in reply.text
