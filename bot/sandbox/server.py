@@ -246,7 +246,9 @@ class SlackSandbox:
 
         self._httpd = Server(("127.0.0.1", port), Handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, name="slack-sandbox", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, name="slack-sandbox", daemon=True
+        )
         self._thread.start()
         return self
 
