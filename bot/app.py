@@ -47,8 +47,9 @@ def create_app(
     executor: TrackingExecutor | None = None,
 ) -> Bot:
     """Wire the gateway, services, listeners and the one error handler."""
-    gateway = SlackGateway(client)
-    services = Services.build(playbook, session_factory, gateway, clock or SystemClock())
+    clock = clock or SystemClock()
+    gateway = SlackGateway(client, sleep=clock.sleep)  # retry waits are time too: a test clock moves instead
+    services = Services.build(playbook, session_factory, gateway, clock)
     executor = executor or TrackingExecutor()
     app = App(
         client=client,

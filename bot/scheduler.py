@@ -102,7 +102,7 @@ class Clockwork:
                 sends: list[Send] = []
                 for start in range(0, len(due), self.chunk):
                     sends += self._decide_chunk(due[start : start + self.chunk], now)
-                pending = [(send, self.pool.submit(self._send_one, send)) for send in digest(sends)]
+                pending = self._dispatch(digest(sends))
                 result.handled += len(due)
                 self._record(pending, result)
             self._run_jobs(now)
@@ -437,6 +437,23 @@ class Clockwork:
         return sends
 
     # ---- sending, after the commit ----------------------------------------------------------------------
+
+    def _dispatch(self, sends: list[Send]) -> list[tuple[Send, Future[str | None]]]:
+        """Send in parallel across channels and people, but in decision order within each one."""
+        pending: list[tuple[Send, Future[str | None]]] = [(send, Future()) for send in sends]
+        groups: dict[str, list[tuple[Send, Future[str | None]]]] = {}
+        for send, future in pending:
+            groups.setdefault(send.channel or send.user or "", []).append((send, future))
+        for group in groups.values():
+            self.pool.submit(self._send_group, group)
+        return pending
+
+    def _send_group(self, group: list[tuple[Send, Future[str | None]]]) -> None:
+        for send, future in group:
+            try:
+                future.set_result(self._send_one(send))
+            except Exception as exc:  # handed to _record, which owns the outcome
+                future.set_exception(exc)
 
     def _send_one(self, send: Send) -> str | None:
         try:

@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 import urllib.error
+import uuid
 from collections import defaultdict
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +30,11 @@ PER_USER_INVITE_ERRORS = {
     "user_disabled",
     "already_in_channel",
 }
+# A trigger can be exchanged once: after an ambiguous first attempt, these mean the modal did open.
+USED_TRIGGER_ERRORS = {"invalid_trigger_id", "expired_trigger_id", "exchanged_trigger_id"}
+# Every message the bot posts carries its key here, so a retry can find a post that Slack already took.
+POST_EVENT_TYPE = "incident_desk_post"
+HISTORY_LOOKBACK = 50
 TRANSIENT_ERRORS = {"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"}
 
 
@@ -68,11 +74,29 @@ class SlackGateway:
 
     # ---- the retrying core ---------------------------------------------------------------------------
 
-    def call(self, method: str, **kwargs: Any) -> dict[str, Any]:
-        """Call a Web API method; retry what is worth retrying; raise SlackCallError otherwise."""
+    def call(
+        self,
+        method: str,
+        *,
+        recover: Callable[[], dict[str, Any] | None] | None = None,
+        benign_after_retry: frozenset[str] = frozenset(),
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """Call a Web API method; retry what is worth retrying; raise SlackCallError otherwise.
+
+        A 5xx or a dropped connection is ambiguous: Slack may have done the work. Before such a call is
+        sent again, `recover` may find the result of the earlier attempt (a post found by its key); and
+        an error in `benign_after_retry` after an ambiguous attempt means that attempt succeeded.
+        """
         delay = self.backoff
+        ambiguous = False
         for attempt in range(1, self.max_attempts + 1):
             last = attempt == self.max_attempts
+            if ambiguous and recover is not None:
+                found = recover()
+                if found is not None:
+                    log.info("Slack %s: the earlier attempt had succeeded; not sent again", method)
+                    return found
             try:
                 response = getattr(self.client, method.replace(".", "_"))(**kwargs)
                 return dict(response.data) if isinstance(response.data, dict) else {}
@@ -88,9 +112,13 @@ class SlackGateway:
                     continue
                 if (status >= 500 or error in TRANSIENT_ERRORS) and not last:
                     log.warning("Slack %s failed transiently (%s %s); retrying", method, status, error)
+                    ambiguous = ambiguous or status >= 500 or error in ("internal_error", "fatal_error")
                     self.sleep(delay)
                     delay = min(delay * 2, self.max_backoff)
                     continue
+                if ambiguous and error in benign_after_retry:
+                    log.info("Slack %s answered %s after an ambiguous attempt: taken as done", method, error)
+                    return {}
                 raise SlackCallError(method, error or f"http_{status}") from None
             except SlackRequestError as exc:  # a file upload's middle step was refused
                 raise SlackCallError(method, "upload_failed") from exc
@@ -98,6 +126,7 @@ class SlackGateway:
                 if last:
                     raise SlackCallError(method, "connection_error") from exc
                 log.warning("Slack %s: connection problem (%s); retrying", method, type(exc).__name__)
+                ambiguous = True
                 self.sleep(delay)
                 delay = min(delay * 2, self.max_backoff)
         raise SlackCallError(method, "ratelimited")
@@ -149,7 +178,7 @@ class SlackGateway:
             if exc.error not in PER_USER_INVITE_ERRORS:
                 raise
             if len(missing) == 1:
-                return {missing[0]: exc.error}
+                return {} if exc.error == "already_in_channel" else {missing[0]: exc.error}
         skipped: dict[str, str] = {}
         for user in missing:
             try:
@@ -157,16 +186,43 @@ class SlackGateway:
             except SlackCallError as exc:
                 if exc.error not in PER_USER_INVITE_ERRORS:
                     raise
-                skipped[user] = exc.error
+                if exc.error != "already_in_channel":  # a retried invite that had worked: they are in
+                    skipped[user] = exc.error
         return skipped
 
-    def post(self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None) -> str:
-        """Post a message; returns its ts. Posts to one channel keep their order, retries included."""
+    def post(self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None, *, key: str = "") -> str:
+        """Post a message once; returns its ts. Posts to one channel keep their order, retries included.
+
+        The message carries `key` (a fresh one when none is given) in its metadata; when an attempt fails
+        ambiguously, the channel's recent history is read for that key before the post is sent again.
+        """
+        key = key or uuid.uuid4().hex
         with self._channel_lock(channel):
-            kwargs: dict[str, Any] = {"channel": channel, "text": text}
+            kwargs: dict[str, Any] = {
+                "channel": channel,
+                "text": text,
+                "metadata": {"event_type": POST_EVENT_TYPE, "event_payload": {"key": key}},
+            }
             if blocks:
                 kwargs["blocks"] = blocks
-            return str(self.call("chat.postMessage", **kwargs)["ts"])
+            result = self.call("chat.postMessage", recover=lambda: self._find_post(channel, key), **kwargs)
+            return str(result["ts"])
+
+    def _find_post(self, channel: str, key: str) -> dict[str, Any] | None:
+        """The bot's own recent message in `channel` carrying `key`, if an earlier attempt posted it."""
+        try:
+            page = self.call(
+                "conversations.history", channel=channel, limit=HISTORY_LOOKBACK, include_all_metadata=True
+            )
+        except SlackCallError as exc:
+            log.warning("could not read %s to check for an earlier post: %s", channel, exc.error)
+            return None
+        for message in page.get("messages", []):
+            metadata = message.get("metadata") or {}
+            payload = metadata.get("event_payload") or {}
+            if metadata.get("event_type") == POST_EVENT_TYPE and payload.get("key") == key:
+                return {"ts": message["ts"], "channel": channel}
+        return None
 
     def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
         kwargs: dict[str, Any] = {"channel": channel, "ts": ts, "text": text}
@@ -209,7 +265,7 @@ class SlackGateway:
         return [str(u) for u in self.call("usergroups.users.list", usergroup=usergroup).get("users", [])]
 
     def open_view(self, trigger_id: str, view: dict[str, Any]) -> None:
-        self.call("views.open", trigger_id=trigger_id, view=view)
+        self.call("views.open", trigger_id=trigger_id, view=view, benign_after_retry=frozenset(USED_TRIGGER_ERRORS))
 
     def upload(self, channel: str, filename: str, data: bytes, *, title: str, comment: str = "") -> None:
         """Share a file in a channel (files_upload_v2: upload URL, the bytes, then completion)."""
@@ -219,7 +275,12 @@ class SlackGateway:
             )
 
     def archive(self, channel: str) -> None:
-        self.call("conversations.archive", channel=channel)
+        """Archive a channel; one that is archived already (a retry of ours, or by hand) is done."""
+        try:
+            self.call("conversations.archive", channel=channel)
+        except SlackCallError as exc:
+            if exc.error != "already_archived":
+                raise
 
     def respond(self, response_url: str, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
         """Reply through a command's response_url (ephemeral by default), with the same retry rules."""

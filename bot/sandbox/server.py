@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import random
 import re
 import threading
 import time
@@ -33,7 +34,8 @@ SPEC_METHODS.update(
     }
 )
 # Arguments newer than the 2020 spec or added by slack_sdk itself; Slack accepts them.
-EXTRA_ARGS = {"team_id", "metadata", "include_locale", "include_num_members", "force"}
+EXTRA_ARGS = {"team_id", "metadata", "include_locale", "include_num_members", "force", "include_all_metadata"}
+DROP = 0  # a status that makes the server close the connection without answering (a timeout, to the client)
 CHANNEL_NAME_RE = re.compile(r"^[a-z0-9_-]+$")
 TOPIC_MAX = 250
 MESSAGE_TEXT_MAX = 40_000
@@ -57,6 +59,7 @@ class Message:
     edited: bool = False
     received: float = field(default_factory=time.time)  # wall-clock arrival, for lateness benchmarks
     files: list[str] = field(default_factory=list)  # IDs of files shared with this message
+    metadata: dict[str, Any] | None = None  # the app's message metadata (event_type, event_payload)
 
 
 @dataclass
@@ -104,6 +107,27 @@ class Failure:
     error: str | None
     status: int
     remaining: int
+    after: bool = False  # the call is carried out first, then answered with the failure
+
+
+FAULTS = ("ratelimited", "5xx_before", "5xx_after", "drop_before", "drop_after")
+
+
+@dataclass
+class Chaos:
+    """Random faults on a share of Web API calls, as a flaky network and a busy Slack produce them:
+    429 (not carried out), 503 or a dropped connection before or after the call was carried out."""
+
+    rate: float
+    rng: random.Random
+    counts: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+
+    def draw(self) -> str | None:
+        if self.rng.random() >= self.rate:
+            return None
+        fault = self.rng.choice(FAULTS)
+        self.counts[fault] += 1
+        return fault
 
 
 class SlackSandbox:
@@ -125,6 +149,7 @@ class SlackSandbox:
         self.unknown_args: list[tuple[str, str]] = []
         self.rate_limits: dict[str, RateLimit] = {}
         self.failures: dict[str, deque[Failure]] = defaultdict(deque)
+        self.faults: Chaos | None = None
         self.response_urls: dict[str, tuple[str, str]] = {}
         self.triggers: dict[str, str] = {}
         self.files: dict[str, SharedFile] = {}
@@ -165,9 +190,25 @@ class SlackSandbox:
         """Allow `capacity` calls per channel in any `per_seconds` window; more get 429 with Retry-After."""
         self.rate_limits[method] = RateLimit(capacity, per_seconds, retry_after)
 
-    def fail(self, method: str, *, error: str | None = "internal_error", status: int = 200, times: int = 1) -> None:
-        """Make the next `times` calls of `method` fail (an ok:false error, or an HTTP status such as 503)."""
-        self.failures[method].append(Failure(error, status, times))
+    def fail(
+        self,
+        method: str,
+        *,
+        error: str | None = "internal_error",
+        status: int = 200,
+        times: int = 1,
+        after: bool = False,
+    ) -> None:
+        """Make the next `times` calls of `method` fail (an ok:false error, an HTTP status such as 503, or
+        DROP: no answer at all). With `after`, the call is carried out first, as when Slack did the work but
+        the answer was lost."""
+        self.failures[method].append(Failure(error, status, times, after))
+
+    def chaos(self, rate: float, *, seed: int = 0) -> Chaos:
+        """Fail about `rate` of all Web API calls from now on with a random fault (see Chaos); rate 0 stops."""
+        with self.lock:
+            self.faults = Chaos(rate, random.Random(seed)) if rate > 0 else None
+            return self.faults or Chaos(0, random.Random(seed))
 
     def response_url(self, channel: str, user: str) -> str:
         key = f"R{next(self._ids):08d}"
@@ -230,6 +271,9 @@ class SlackSandbox:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
                 status, headers, payload = sandbox.handle_http(self.path, dict(self.headers.items()), body)
+                if status == DROP:  # the answer is lost on the way back
+                    self.close_connection = True
+                    return
                 data = json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json; charset=utf-8")
@@ -317,11 +361,9 @@ class SlackSandbox:
         limited = self._rate_limited(method, args)
         if limited is not None:
             return 429, {"Retry-After": str(limited)}, {"ok": False, "error": "ratelimited"}
-        failure = self._take_failure(method)
-        if failure is not None:
-            if failure.status != 200:
-                return failure.status, {}, {"ok": False, "error": failure.error or "internal_error"}
-            return 200, {}, {"ok": False, "error": failure.error}
+        failure = self._take_failure(method) or self._draw_fault()
+        if failure is not None and not failure.after:
+            return self._failure_answer(failure)
         if handler is None:
             return 200, {}, {"ok": False, "error": "not_emulated_by_sandbox", "req_method": method}
         try:
@@ -329,7 +371,27 @@ class SlackSandbox:
                 result = handler(args)
         except SlackError as exc:
             return 200, {}, {"ok": False, "error": exc.error, **exc.extra}
+        if failure is not None:
+            return self._failure_answer(failure)
         return 200, {}, {"ok": True, **result}
+
+    def _draw_fault(self) -> Failure | None:
+        with self.lock:
+            fault = self.faults.draw() if self.faults is not None else None
+        if fault is None:
+            return None
+        if fault == "ratelimited":
+            return Failure("ratelimited", 429, 1)
+        status = 503 if fault.startswith("5xx") else DROP
+        return Failure("service_unavailable", status, 1, after=fault.endswith("_after"))
+
+    @staticmethod
+    def _failure_answer(failure: Failure) -> tuple[int, dict[str, str], Any]:
+        if failure.status == 429:
+            return 429, {"Retry-After": "1"}, {"ok": False, "error": "ratelimited"}
+        if failure.status != 200:
+            return failure.status, {}, {"ok": False, "error": failure.error or "internal_error"}
+        return 200, {}, {"ok": False, "error": failure.error}
 
     def _handle_upload(self, file_id: str, body: bytes) -> tuple[int, dict[str, str], Any]:
         with self.lock:
@@ -477,7 +539,25 @@ class SlackSandbox:
         if self.bot_user_id not in channel.members:
             raise SlackError("not_in_channel")
         msg = self._post(channel.id, self.bot_user_id, str(args.get("text", "")), blocks, args.get("thread_ts"))
+        msg.metadata = self._metadata(args.get("metadata"))
         return {"channel": channel.id, "ts": msg.ts, "message": {"text": msg.text, "ts": msg.ts, "user": msg.user}}
+
+    @staticmethod
+    def _metadata(raw: Any) -> dict[str, Any] | None:
+        """Message metadata as Slack takes it: an object (or its JSON) with event_type and event_payload."""
+        if raw in (None, ""):
+            return None
+        try:
+            value = json.loads(raw) if isinstance(raw, str) else raw
+        except json.JSONDecodeError:
+            raise SlackError("invalid_metadata_format") from None
+        if (
+            not isinstance(value, dict)
+            or not value.get("event_type")
+            or not isinstance(value.get("event_payload"), dict)
+        ):
+            raise SlackError("invalid_metadata_schema")
+        return value
 
     def m_chat_postEphemeral(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(args)
@@ -587,8 +667,27 @@ class SlackSandbox:
 
     def m_conversations_history(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(args)
-        msgs = [m for m in self.messages if m.channel == channel.id]
-        return {"messages": [{"ts": m.ts, "user": m.user, "text": m.text, "blocks": m.blocks} for m in reversed(msgs)]}
+        if self.bot_user_id not in channel.members:
+            raise SlackError("not_in_channel")
+        limit = min(int(args.get("limit") or 100), 999)
+        with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
+        msgs = [m for m in reversed(self.messages) if m.channel == channel.id]
+        page = msgs[:limit]
+        return {
+            "messages": [
+                {
+                    "ts": m.ts,
+                    "user": m.user,
+                    "text": m.text,
+                    "blocks": m.blocks,
+                    **({"metadata": m.metadata} if with_metadata and m.metadata else {}),
+                }
+                for m in page
+            ],
+            "has_more": len(msgs) > limit,
+            "pin_count": 0,
+            "response_metadata": {"next_cursor": ""},
+        }
 
     def m_users_info(self, args: dict[str, Any]) -> dict[str, Any]:
         self._require(args, "user")
