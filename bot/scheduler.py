@@ -1,9 +1,12 @@
 """The clockwork: finds deadline and escalation rows that are due, acts on each once, and sends.
 
-The store is the source of truth. Each due row is handled in its own transaction that decides what to
-send, claims a unique sent-notification key for it, and moves the row's `next_action_at` on; the sends
-happen after the commit, in parallel. A claimed key is never sent again, so a crash or a second process
-cannot double-page anyone (at worst a send that crashed mid-way is lost, never repeated).
+The store is the source of truth. Due rows are decided in chunks, one transaction each, which claims a
+unique sent-notification key per reminder or page (so no decision is taken twice), moves each row's
+`next_action_at` on, and writes every message it decided to the outbox. The messages go out after the
+commit, in parallel across people and channels and in order within each. A sender that dies leaves its
+messages leased; once the lease runs out the next sweep sends them, first looking in Slack for the
+message's key in case it had arrived. A message Slack refuses is tried again a bounded number of times;
+a page that finally cannot be delivered is told in the channel and the next level is paged at once.
 
 APScheduler is only the timer: one job that wakes the sweep at the earliest `next_action_at` (and at a
 fixed interval as a safety net). With PostgreSQL, only the process holding an advisory lock sweeps.
@@ -33,6 +36,12 @@ from store.models import Deadline, Escalation, Incident
 
 log = logging.getLogger(__name__)
 ADVISORY_LOCK_ID = 0x1DE5C  # "incident-desk scheduler"
+# A message being sent is leased for this long; a sender that died leaves it to the next sweep after.
+LEASE = timedelta(minutes=2)
+# How often a message Slack refuses is tried (gateway retries included in each), and how long between.
+PAGE_ATTEMPTS = 4
+SEND_ATTEMPTS = 3
+RETRY_BACKOFF = timedelta(seconds=30)
 
 
 class ClaimTakenError(Exception):
@@ -51,6 +60,9 @@ class Send:
     blocks: list[dict[str, Any]] | None = None
     digestible: bool = False  # a reminder DM that may be merged with the same person's others
     also: list[str] = field(default_factory=list)  # further notification keys a digest delivers
+    escalation_id: int | None = None  # a page DM: if it cannot be delivered, the chain moves on at once
+    box: list[str] = field(default_factory=list)  # the outbox rows this message delivers
+    resumed: bool = False  # taken from the outbox again (after a crash or a failure): check Slack first
 
 
 @dataclass
@@ -97,12 +109,13 @@ class Clockwork:
                     due: list[tuple[type[Deadline] | type[Escalation], int]]
                     due = [(Deadline, i) for i in queries.due_deadline_ids(s, now, self.batch)]
                     due += [(Escalation, i) for i in queries.due_escalation_ids(s, now, self.batch)]
-                if not due:
+                resumed = self._take_outbox(now)
+                if not due and not resumed:
                     break
                 sends: list[Send] = []
                 for start in range(0, len(due), self.chunk):
                     sends += self._decide_chunk(due[start : start + self.chunk], now)
-                pending = self._dispatch(digest(sends))
+                pending = self._dispatch(digest(resumed + sends))  # older messages first
                 result.handled += len(due)
                 self._record(pending, result)
             self._run_jobs(now)
@@ -128,6 +141,7 @@ class Clockwork:
                     won = queries.claim_notifications(s, self._pending_claims, at=now)
                     if len(won) != len(self._pending_claims):
                         raise ClaimTakenError(len(self._pending_claims) - len(won))
+                self._write_outbox(s, sends, now)
                 return sends
         except ClaimTakenError:
             log.info("scheduler: a notification of this chunk was already claimed; deciding row by row")
@@ -141,6 +155,54 @@ class Clockwork:
         for row in rows:
             sends += self._decide_chunk([row], now)
         return sends
+
+    @staticmethod
+    def _write_outbox(s: Session, sends: list[Send], now: datetime) -> None:
+        """Every decided message is written with its decision, leased to this sweep while it sends."""
+        rows = []
+        for send in sends:
+            key = f"{send.key}>{send.user or send.channel}"
+            send.box = [key]
+            rows.append(
+                {
+                    "key": key,
+                    "notification_key": send.key,
+                    "incident_id": send.incident_id,
+                    "channel_id": send.channel,
+                    "user_id": send.user,
+                    "text": send.text,
+                    "blocks": send.blocks,
+                    "digestible": send.digestible,
+                    "escalation_id": send.escalation_id,
+                    "state": "pending",
+                    "attempts": 0,
+                    "due_at": now,
+                    "lease_until": now + LEASE,
+                    "error": None,
+                    "ts": None,
+                }
+            )
+        queries.add_outbox(s, rows)
+
+    def _take_outbox(self, now: datetime) -> list[Send]:
+        """Messages to send again: a retry that is due, or one whose sender died (its lease ran out)."""
+        with self.services.db.begin() as s:
+            rows = queries.take_due_outbox(s, now, lease_until=now + LEASE, limit=self.batch)
+            return [
+                Send(
+                    row.notification_key,
+                    row.incident_id,
+                    channel=row.channel_id,
+                    user=row.user_id,
+                    text=row.text,
+                    blocks=row.blocks,
+                    digestible=row.digestible,
+                    escalation_id=row.escalation_id,
+                    box=[row.key],
+                    resumed=True,
+                )
+                for row in rows
+            ]
 
     def _claim(self, s: Session, key: str, *, incident_id: int, recipients: list[str], at: datetime) -> bool:
         """Claim a notification key: at once for a single row, or at the end of the chunk in one statement."""
@@ -394,7 +456,10 @@ class Clockwork:
                 next_level=next_level,
                 timeout=humanize(timeout),
             )
-            sends += [Send(key, incident.id, user=u, text=text, blocks=page_blocks(text, chain.id)) for u in recipients]
+            sends += [
+                Send(key, incident.id, user=u, text=text, blocks=page_blocks(text, chain.id), escalation_id=chain.id)
+                for u in recipients
+            ]
             if self._open_channel(incident):
                 mentions = ", ".join(user_mention(u) for u in recipients)
                 sends.append(
@@ -457,10 +522,11 @@ class Clockwork:
 
     def _send_one(self, send: Send) -> str | None:
         try:
+            key = send.box[0] if send.box else ""
             if send.channel:
-                self.services.slack.post(send.channel, send.text, send.blocks)
+                self.services.slack.post(send.channel, send.text, send.blocks, key=key, check_first=send.resumed)
             elif send.user:
-                self.services.slack.dm(send.user, send.text, send.blocks)
+                self.services.slack.dm(send.user, send.text, send.blocks, key=key, check_first=send.resumed)
         except SlackCallError as exc:
             log.warning("could not send %s: %s", send.key, exc.error)
             return exc.error
@@ -469,17 +535,86 @@ class Clockwork:
     def _record(self, pending: list[tuple[Send, Future[str | None]]], result: SweepResult) -> None:
         """Wait for the sends and store each notification's outcome."""
         outcomes: dict[str, str] = {}
+        delivered: list[str] = []
+        refused: list[tuple[str, str]] = []
         for send, future in pending:
             error = future.result()
             for key in (send.key, *send.also):
                 outcomes[key] = f"failed: {error}" if error else outcomes.get(key, "sent")
+            if error is None:
+                delivered += send.box
+            else:
+                refused += [(key, error) for key in send.box]
             result.sends.append(send)
             result.sent += error is None
             result.failed += error is not None
-        if outcomes:
+        if outcomes or delivered or refused:
+            now = self.services.clock.now()
             with self.services.db.begin() as s:
                 for key, outcome in outcomes.items():
                     queries.set_notification_outcome(s, key, outcome)
+                queries.mark_outbox_sent(s, delivered)
+                for key, error in refused:
+                    self._refused(s, key, error, now)
+
+    def _refused(self, s: Session, key: str, error: str, now: datetime) -> None:
+        """Slack refused a message even after the gateway's retries: try it again later, a bounded number of
+        times; a page that finally cannot be delivered is told in the channel and the next level is paged."""
+        row = queries.finish_outbox(s, key, error=error[:80], lease_until=None)
+        if row is None:
+            return
+        row.attempts += 1
+        bound = PAGE_ATTEMPTS if row.escalation_id else SEND_ATTEMPTS
+        if row.attempts < bound:
+            row.due_at = now + RETRY_BACKOFF * 2 ** (row.attempts - 1)
+            log.warning("could not send %s (%s); trying again at %s", key, error, row.due_at)
+            return
+        row.state = "failed"
+        log.error("gave up sending %s after %d attempts: %s", key, row.attempts, error)
+        if row.escalation_id is None or row.user_id is None:
+            return
+        chain = s.get(Escalation, row.escalation_id)
+        incident = queries.get_incident(s, row.incident_id)
+        if chain is None or incident is None:
+            return
+        moving_on = chain.state == "active"
+        if moving_on:
+            chain.next_action_at = now  # the next level is paged at once, not after this level's timeout
+        queries.add_timeline_event(
+            s,
+            incident.id,
+            at=now,
+            event="page_failed",
+            actor_id=None,
+            text=error,
+            data={"escalation_id": chain.id, "user": row.user_id, "attempts": row.attempts},
+        )
+        if self._open_channel(incident):
+            note = self.services.renderer.render(
+                "slack/clock.j2", event="page_failed", user=row.user_id, error=error, moving_on=moving_on
+            )
+            queries.add_outbox(
+                s,
+                [
+                    {
+                        "key": f"{row.key}>failed",
+                        "notification_key": row.notification_key,
+                        "incident_id": incident.id,
+                        "channel_id": incident.channel_id,
+                        "user_id": None,
+                        "text": note,
+                        "blocks": None,
+                        "digestible": False,
+                        "escalation_id": None,
+                        "state": "pending",
+                        "attempts": 0,
+                        "due_at": now,
+                        "lease_until": None,
+                        "error": None,
+                        "ts": None,
+                    }
+                ],
+            )
 
 
 DIGEST_MAX = 24  # two blocks a reminder and a header: within Slack's 50 blocks a message
@@ -514,6 +649,8 @@ def digest(sends: list[Send]) -> list[Send]:
                     text=text[:3900],
                     blocks=blocks,
                     also=[send.key for send in part[1:]],
+                    box=[key for send in part for key in send.box],
+                    resumed=any(send.resumed for send in part),
                 )
             )
     return out

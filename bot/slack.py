@@ -190,14 +190,27 @@ class SlackGateway:
                     skipped[user] = exc.error
         return skipped
 
-    def post(self, channel: str, text: str, blocks: list[dict[str, Any]] | None = None, *, key: str = "") -> str:
+    def post(
+        self,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+        *,
+        key: str = "",
+        check_first: bool = False,
+    ) -> str:
         """Post a message once; returns its ts. Posts to one channel keep their order, retries included.
 
         The message carries `key` (a fresh one when none is given) in its metadata; when an attempt fails
         ambiguously, the channel's recent history is read for that key before the post is sent again.
+        `check_first` reads it before the first attempt too: a send resumed after a crash may have gone out.
         """
         key = key or uuid.uuid4().hex
         with self._channel_lock(channel):
+            if check_first:
+                found = self._find_post(channel, key)
+                if found is not None:
+                    return str(found["ts"])
             kwargs: dict[str, Any] = {
                 "channel": channel,
                 "text": text,
@@ -230,13 +243,21 @@ class SlackGateway:
             kwargs["blocks"] = blocks
         self.call("chat.update", **kwargs)
 
-    def dm(self, user: str, text: str, blocks: list[dict[str, Any]] | None = None) -> str:
+    def dm(
+        self,
+        user: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+        *,
+        key: str = "",
+        check_first: bool = False,
+    ) -> str:
         """Post to a person's DM; the DM channel is opened once per person and remembered."""
         channel = self._dm_channels.get(user)
         if channel is None:
             channel = str(self.call("conversations.open", users=user)["channel"]["id"])
             self._dm_channels[user] = channel
-        return self.post(channel, text, blocks)
+        return self.post(channel, text, blocks, key=key, check_first=check_first)
 
     def user_info(self, user: str) -> dict[str, Any] | None:
         try:

@@ -183,6 +183,34 @@ class SentNotification(Base):
     outcome: Mapped[str] = mapped_column(String(40), default="claimed")  # claimed, sent, failed: <error>
 
 
+class OutboxMessage(Base):
+    """A message the clockwork decided to send, written in the same transaction as the decision.
+
+    A crash between the commit and the send loses nothing: once `lease_until` has passed, the next sweep
+    sends what is still pending (looking in the channel for its key first, in case Slack had it). A send
+    that Slack refuses is tried again at `due_at`, a bounded number of times."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_pending", "state", "due_at"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    notification_key: Mapped[str] = mapped_column(String(120))
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    channel_id: Mapped[str | None] = mapped_column(String(40))
+    user_id: Mapped[str | None] = mapped_column(String(40))
+    text: Mapped[str] = mapped_column(Text)
+    blocks: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    digestible: Mapped[bool] = mapped_column(Boolean, default=False)
+    escalation_id: Mapped[int | None] = mapped_column(Integer)  # a page: its chain moves on if it cannot go out
+    state: Mapped[str] = mapped_column(String(12), default="pending")  # pending, sent, failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    error: Mapped[str | None] = mapped_column(String(80))
+    ts: Mapped[str | None] = mapped_column(String(40))
+
+
 class Notice(Base):
     """A customer notice for one stage: its text per channel and locale, who approved which text, and
     when it was published. Editing after approval clears the approval."""

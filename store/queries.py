@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
@@ -15,6 +15,7 @@ from store.models import (
     Deadline,
     Escalation,
     Incident,
+    OutboxMessage,
     ReportRun,
     RoleAssignment,
     RoleRotation,
@@ -158,6 +159,48 @@ def claim_notifications(session: Session, claims: list[tuple[str, int, list[str]
     return set(session.connection().execute(stmt).scalars())
 
 
+def add_outbox(session: Session, rows: list[dict[str, Any]]) -> None:
+    """Write messages to send, in the deciding transaction (one statement for a chunk)."""
+    if rows:
+        session.connection().execute(insert(OutboxMessage), rows)
+
+
+def take_due_outbox(session: Session, now: datetime, *, lease_until: datetime, limit: int) -> list[OutboxMessage]:
+    """Lease the pending messages whose time has come and whose earlier lease (a crashed sender's) ran out."""
+    leased = or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now)
+    stmt = (
+        select(OutboxMessage)
+        .where(OutboxMessage.state == "pending", OutboxMessage.due_at <= now, leased)
+        .order_by(OutboxMessage.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        stmt = stmt.with_for_update(skip_locked=True)
+    rows = list(session.scalars(stmt))
+    for row in rows:
+        row.lease_until = lease_until
+    return rows
+
+
+def finish_outbox(session: Session, key: str, **values: Any) -> OutboxMessage | None:
+    """Record what became of one outbox message (sent, retry later, failed)."""
+    row = session.scalar(select(OutboxMessage).where(OutboxMessage.key == key))
+    if row is not None:
+        for name, value in values.items():
+            setattr(row, name, value)
+    return row
+
+
+def mark_outbox_sent(session: Session, keys: list[str]) -> None:
+    """Mark delivered messages in bulk (the hot path when a thousand reminders go out at once)."""
+    for start in range(0, len(keys), 500):
+        session.execute(
+            update(OutboxMessage)
+            .where(OutboxMessage.key.in_(keys[start : start + 500]))
+            .values(state="sent", lease_until=None, attempts=OutboxMessage.attempts + 1)
+        )
+
+
 def set_notification_outcome(session: Session, key: str, outcome: str) -> None:
     session.execute(update(SentNotification).where(SentNotification.key == key).values(outcome=outcome[:40]))
 
@@ -190,6 +233,16 @@ def next_wakeup(session: Session) -> datetime | None:
         session.scalar(select(func.min(Escalation.next_action_at))),
         session.scalar(select(func.min(Incident.review_at)).where(Incident.review_posted_at.is_(None))),
         session.scalar(select(func.min(ReportRun.due_at)).where(ReportRun.posted_at.is_(None))),
+        session.scalar(
+            select(
+                func.min(
+                    case(
+                        (OutboxMessage.lease_until > OutboxMessage.due_at, OutboxMessage.lease_until),
+                        else_=OutboxMessage.due_at,
+                    )
+                )
+            ).where(OutboxMessage.state == "pending")
+        ),
     ]
     present = [t for t in times if t is not None]
     return min(present) if present else None

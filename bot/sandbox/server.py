@@ -114,6 +114,16 @@ FAULTS = ("ratelimited", "5xx_before", "5xx_after", "drop_before", "drop_after")
 
 
 @dataclass
+class Hold:
+    then: str
+    arrived: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+
+    def release(self) -> None:
+        self.released.set()
+
+
+@dataclass
 class Chaos:
     """Random faults on a share of Web API calls, as a flaky network and a busy Slack produce them:
     429 (not carried out), 503 or a dropped connection before or after the call was carried out."""
@@ -150,6 +160,7 @@ class SlackSandbox:
         self.rate_limits: dict[str, RateLimit] = {}
         self.failures: dict[str, deque[Failure]] = defaultdict(deque)
         self.faults: Chaos | None = None
+        self.holds: dict[str, Hold] = {}
         self.response_urls: dict[str, tuple[str, str]] = {}
         self.triggers: dict[str, str] = {}
         self.files: dict[str, SharedFile] = {}
@@ -203,6 +214,13 @@ class SlackSandbox:
         DROP: no answer at all). With `after`, the call is carried out first, as when Slack did the work but
         the answer was lost."""
         self.failures[method].append(Failure(error, status, times, after))
+
+    def hold(self, method: str, *, then: str = "process") -> Hold:
+        """Keep calls of `method` waiting (the caller's request in flight) until `release()`; then carry
+        them out (`then="process"`, Slack took it) or answer nothing (`then="drop"`, lost on the way)."""
+        hold = Hold(then)
+        self.holds[method] = hold
+        return hold
 
     def chaos(self, rate: float, *, seed: int = 0) -> Chaos:
         """Fail about `rate` of all Web API calls from now on with a random fault (see Chaos); rate 0 stops."""
@@ -361,6 +379,13 @@ class SlackSandbox:
         limited = self._rate_limited(method, args)
         if limited is not None:
             return 429, {"Retry-After": str(limited)}, {"ok": False, "error": "ratelimited"}
+        hold = self.holds.get(method)
+        if hold is not None:
+            hold.arrived.set()
+            hold.released.wait(timeout=30)
+            self.holds.pop(method, None)
+            if hold.then == "drop":
+                return DROP, {}, {}
         failure = self._take_failure(method) or self._draw_fault()
         if failure is not None and not failure.after:
             return self._failure_answer(failure)
@@ -649,6 +674,8 @@ class SlackSandbox:
         for user in users:
             if user not in self.users:
                 raise SlackError("user_not_found")
+            if self.users[user].get("deleted"):
+                raise SlackError("user_disabled")
         for c in self.channels.values():
             if c.is_im and set(c.members) == {self.bot_user_id, *users}:
                 return {"channel": {"id": c.id}}

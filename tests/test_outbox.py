@@ -1,0 +1,136 @@
+"""A page is never lost: what the clockwork decides is written before it is sent, so a sender killed
+mid-send, or a Slack that refuses, leaves work that is finished later — once, never twice."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from bot.clock import FixedClock
+from bot.incidents import IncidentCreate
+from bot.sandbox.server import SlackSandbox
+from bot.scheduler import Clockwork
+from bot.services import Services
+from bot.slack import SlackGateway, make_web_client
+from store.db import make_engine, make_session_factory, upgrade
+from store.models import Escalation, OutboxMessage
+from tests.conftest import ADMIN, LEAD, REPORTER, ROOT, Stack, test_playbook
+from tests.test_leader import wait_for
+
+OPENED = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
+LEADERSHIP = {
+    "- {name: Leadership group (预案领导小组), users: [], ack_timeout: 1h}": (
+        f"- {{name: Leadership group (预案领导小组), users: [{ADMIN}], ack_timeout: 1h}}"
+    )
+}
+
+
+def pages(sandbox: SlackSandbox, user: str) -> list[str]:
+    return [m.text for m in sandbox.dm_messages(user) if "Page for #" in m.text]
+
+
+@pytest.mark.playbook(LEADERSHIP)
+def test_a_page_slack_refuses_is_retried_then_told_and_the_next_level_is_paged_at_once(stack: Stack) -> None:
+    channel = stack.open("outage sev1 核心系统中断，客户电话13812345678无法转账")
+    stack.sandbox.users[LEAD]["deleted"] = True  # the lead's account was just deactivated: no DM can reach him
+    stack.bot.clockwork.sweep()
+    assert pages(stack.sandbox, LEAD) == []
+
+    stack.advance(seconds=29)
+    with stack.bot.services.db() as s:
+        row = s.scalars(
+            select(OutboxMessage).where(OutboxMessage.user_id == LEAD, OutboxMessage.escalation_id.is_not(None))
+        ).one()
+        assert (row.state, row.attempts, row.error) == ("pending", 1, "user_disabled")
+    assert pages(stack.sandbox, ADMIN) == []  # still this level's turn
+
+    stack.advance(minutes=4)  # tried again after 30 s, 1 min and 2 min: then given up
+    with stack.bot.services.db() as s:
+        row = s.scalars(
+            select(OutboxMessage).where(OutboxMessage.user_id == LEAD, OutboxMessage.escalation_id.is_not(None))
+        ).one()
+        assert (row.state, row.attempts) == ("failed", 4)
+        chain = s.scalars(select(Escalation)).one()
+        assert chain.level == 3  # the team-lead level (the same person) was skipped; leadership paged
+    texts = stack.texts(channel.id)
+    assert (
+        f":warning: The page to <@{LEAD}> could not be delivered (`user_disabled`, after several tries). "
+        "Paging the next level now." in texts
+    )
+    assert texts[-1].startswith(f":pager: Paging <@{ADMIN}> (*Leadership group (预案领导小组)*)")
+    assert [t.split(" — ")[0] for t in pages(stack.sandbox, ADMIN)] == [
+        ":rotating_light: *Page for #1*: SEV1 service outage opened"
+    ]
+    # well before the owner level's 15-minute timeout would have moved it on
+    assert stack.clock.now() - OPENED < timedelta(minutes=5)
+
+
+@pytest.fixture
+def worker(sandbox: SlackSandbox, tmp_path: Path) -> Iterator[tuple[str, Path, subprocess.Popen[bytes]]]:
+    """A scheduler process over a SQLite file, with its clock in a file the test writes."""
+    db_url = f"sqlite:///{tmp_path / 'store.db'}"
+    upgrade(make_engine(db_url))
+    clock_file, status = tmp_path / "clock", tmp_path / "worker.status"
+    clock_file.write_text(OPENED.isoformat())
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.scheduler_worker", db_url, sandbox.api_url, str(clock_file), str(status)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield db_url, clock_file, proc
+    finally:
+        proc.kill()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.parametrize("slack_took_it", [True, False], ids=["slack-took-it", "lost-on-the-way"])
+def test_a_page_in_flight_when_the_scheduler_is_killed_arrives_exactly_once(
+    sandbox: SlackSandbox, worker: tuple[str, Path, subprocess.Popen[bytes]], slack_took_it: bool
+) -> None:
+    db_url, _clock_file, proc = worker
+    engine = make_engine(db_url)
+    services = Services.build(
+        test_playbook(),
+        make_session_factory(engine),
+        SlackGateway(make_web_client(sandbox.bot_token, sandbox.api_url), sleep=lambda _s: None),
+        FixedClock(OPENED),
+    )
+    hold = sandbox.hold("chat.postMessage", then="process" if slack_took_it else "drop")
+    services.incidents.open_incident(
+        IncidentCreate(kind="outage", severity="sev1", title="核心系统中断"), reporter=REPORTER
+    )
+    assert wait_for(hold.arrived.is_set)  # the worker decided the page and is sending it: kill it now
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    hold.release()
+    assert wait_for(lambda: "chat.postMessage" not in sandbox.holds)
+    assert len(pages(sandbox, LEAD)) == (1 if slack_took_it else 0)
+
+    restarted = Clockwork(services)
+    services.clock.set(OPENED + timedelta(minutes=1))  # type: ignore[attr-defined]
+    restarted.sweep()
+    assert len(pages(sandbox, LEAD)) == (1 if slack_took_it else 0)  # still leased to the dead sender
+
+    services.clock.set(OPENED + timedelta(minutes=2))  # type: ignore[attr-defined]
+    restarted.sweep()
+    assert [t.split(" — ")[0] for t in pages(sandbox, LEAD)] == [
+        ":rotating_light: *Page for #1*: SEV1 service outage opened"
+    ]
+    with services.db() as s:
+        row = s.scalars(
+            select(OutboxMessage).where(OutboxMessage.user_id == LEAD, OutboxMessage.escalation_id.is_not(None))
+        ).one()
+        assert row.state == "sent"
+    restarted.close()
+    engine.dispose()
