@@ -28,7 +28,6 @@ from bot.deadlines import next_action
 from bot.scheduler import Clockwork, Scheduler
 from bot.services import Services
 from bot.slack import SlackGateway, make_web_client
-from store import queries
 from store.db import make_engine, make_session_factory, upgrade
 from store.models import Deadline, Incident, RoleAssignment
 
@@ -105,80 +104,106 @@ def load(engine_url: str, total: int, due_now: int, fire_at: datetime, playbook_
     return time.perf_counter() - started
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--deadlines", type=int, default=100_000)
-    parser.add_argument("--due", type=int, default=1_000)
-    parser.add_argument("--database", help="a database URL (default: a fresh SQLite file)")
-    parser.add_argument("--lead-seconds", type=float, default=8.0, help="how far ahead the 1,000 fall due")
-    args = parser.parse_args()
-    playbook = load_playbook(ROOT / "config.yaml")
-    # Slack is another machine: the sandbox runs in its own process so it does not share the bot's GIL
-    sandbox_proc = subprocess.Popen([sys.executable, "-m", "bot.sandbox"], stdout=subprocess.PIPE, text=True)
-    assert sandbox_proc.stdout is not None
-    api_url = sandbox_proc.stdout.readline().strip()
+def post(base: str, path: str, payload: object) -> dict[str, object]:
+    request = urllib.request.Request(base + path, data=json.dumps(payload).encode())
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return dict(json.load(response))
+
+
+def run_round(args: argparse.Namespace, api_url: str, fault_rate: float, tmp: str) -> dict[str, float]:
+    """Load, start as after a restart, let `args.due` reminders fall due at once; returns the figures."""
     base = api_url.removesuffix("api/")
-    seed = urllib.request.Request(
-        base + "_sandbox/users", data=json.dumps([{"id": u, "name": u.lower()} for u in OWNERS]).encode()
-    )
-    urllib.request.urlopen(seed, timeout=10).close()
+    playbook = load_playbook(ROOT / "config.yaml")
+    post(base, "_sandbox/reset", {})
+    post(base, "_sandbox/chaos", {"rate": 0.0})
 
     def received() -> list[dict[str, object]]:
         with urllib.request.urlopen(base + "_sandbox/messages", timeout=30) as response:
             return list(json.load(response)["messages"])
 
+    url = args.database or f"sqlite:///{tmp}/deadlines-{int(fault_rate * 100)}.db"
+    fire_at = datetime.now(UTC) + timedelta(seconds=args.lead_seconds + 30)
+    took = load(url, args.deadlines, args.due, fire_at, playbook.reminders.offsets)
+    rss_before = psutil.Process(os.getpid()).memory_info().rss
+    started = time.perf_counter()
+    engine = make_engine(url)
+    upgrade(engine)
+    services = Services.build(
+        playbook,
+        make_session_factory(engine),
+        SlackGateway(make_web_client("xoxb-sandbox-token", api_url)),
+        SystemClock(),
+    )
+    clockwork = Clockwork(services, send_workers=16)
+    clockwork.sweep()  # reconcile: anything due while we were down
+    scheduler = Scheduler(clockwork, interval=timedelta(seconds=30))
+    scheduler.start()
+    scheduler.poke()
+    reconcile = time.perf_counter() - started
+    rss = psutil.Process(os.getpid()).memory_info().rss
+    post(base, "_sandbox/chaos", {"rate": fault_rate, "seed": 20261128})
+
+    wait = (fire_at - datetime.now(UTC)).total_seconds()
+    time.sleep(max(0.0, wait))  # the benchmark waits for real time: it measures the real timer
+
+    def reminders() -> list[dict[str, object]]:
+        return [m for m in received() if "Reminder" in str(m["text"])]
+
+    deadline = time.time() + 120
+    while time.time() < deadline and len({m["key"] for m in reminders()}) < args.due:
+        time.sleep(0.2)
+    faults = post(base, "_sandbox/chaos", {"rate": 0.0})
+    got = reminders()
+    lateness = [float(m["received"]) - fire_at.timestamp() for m in got]  # type: ignore[arg-type]
+    scheduler.stop()
+    clockwork.close()
+    engine.dispose()
+    return {
+        "load": took,
+        "reconcile": reconcile,
+        "rss": rss / 2**20,
+        "grew": (rss - rss_before) / 2**20,
+        "sent": len({m["key"] for m in got}),
+        "duplicates": len(got) - len({m["key"] for m in got}),
+        "p50": percentile(lateness, 50),
+        "p99": percentile(lateness, 99),
+        "max": max(lateness) if lateness else float("nan"),
+        "faults": float(sum(int(v) for v in dict(faults.get("counts") or {}).values())),  # type: ignore[call-overload]
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--deadlines", type=int, default=100_000)
+    parser.add_argument("--due", type=int, default=1_000)
+    parser.add_argument("--database", help="a database URL (default: a fresh SQLite file per round)")
+    parser.add_argument("--lead-seconds", type=float, default=8.0, help="how far ahead the 1,000 fall due")
+    parser.add_argument("--fault-rate", type=float, default=0.2, help="share of Slack calls failing in round two")
+    args = parser.parse_args()
+    # Slack is another machine: the sandbox runs in its own process so it does not share the bot's GIL
+    sandbox_proc = subprocess.Popen([sys.executable, "-m", "bot.sandbox"], stdout=subprocess.PIPE, text=True)
+    assert sandbox_proc.stdout is not None
+    api_url = sandbox_proc.stdout.readline().strip()
+    post(api_url.removesuffix("api/"), "_sandbox/users", [{"id": u, "name": u.lower()} for u in OWNERS])
     try:
         with tempfile.TemporaryDirectory() as tmp:
-            url = args.database or f"sqlite:///{tmp}/deadlines.db"
-            fire_at = datetime.now(UTC) + timedelta(seconds=args.lead_seconds + 30)
-            took = load(url, args.deadlines, args.due, fire_at, playbook.reminders.offsets)
-            print(
-                f"scheduled {args.deadlines:,} pending deadlines in {took:.2f} s ({args.deadlines / took:,.0f}/s, bulk)"
-            )
-
-            rss_before = psutil.Process(os.getpid()).memory_info().rss
-            started = time.perf_counter()
-            engine = make_engine(url)
-            upgrade(engine)
-            services = Services.build(
-                playbook,
-                make_session_factory(engine),
-                SlackGateway(make_web_client("xoxb-sandbox-token", api_url)),
-                SystemClock(),
-            )
-            clockwork = Clockwork(services, send_workers=16)
-            clockwork.sweep()  # reconcile: anything due while we were down
-            with services.db() as s:
-                wake = queries.next_wakeup(s)
-            scheduler = Scheduler(clockwork, interval=timedelta(seconds=30))
-            scheduler.start()
-            scheduler.poke()
-            reconcile = time.perf_counter() - started
-            rss = psutil.Process(os.getpid()).memory_info().rss
-            print(f"start-up reconcile: {reconcile:.2f} s (next wake-up {wake:%H:%M:%S} UTC)")
-            grew = (rss - rss_before) / 2**20
-            print(
-                f"resident memory after start-up: {rss / 2**20:.0f} MB "
-                f"(whole process; the start-up added {grew:.0f} MB)"
-            )
-
-            wait = (fire_at - datetime.now(UTC)).total_seconds()
-            time.sleep(max(0.0, wait))  # the benchmark waits for real time: it measures the real timer
-            deadline = time.time() + 60
-            while time.time() < deadline and sum("Reminder" in str(m["text"]) for m in received()) < args.due:
-                time.sleep(0.2)
-            fired = fire_at.timestamp()
-            lateness = [float(m["received"]) - fired for m in received() if "Reminder" in str(m["text"])]  # type: ignore[arg-type]
-            scheduler.stop()
-            print(
-                f"reminders sent when {args.due:,} fell due at once: {len(lateness)} "
-                f"(lateness p50 {percentile(lateness, 50) * 1000:.0f} ms, "
-                f"p99 {percentile(lateness, 99) * 1000:.0f} ms, "
-                f"max {max(lateness) * 1000:.0f} ms)"
-            )
-            engine.dispose()
+            rounds = [(0.0, run_round(args, api_url, 0.0, tmp))]
+            if not args.database:
+                rounds.append((args.fault_rate, run_round(args, api_url, args.fault_rate, tmp)))
     finally:
         sandbox_proc.kill()
+    clean = rounds[0][1]
+    print(f"scheduled {args.deadlines:,} pending deadlines in {clean['load']:.2f} s (bulk)")
+    print(f"start-up reconcile: {clean['reconcile']:.2f} s")
+    print(f"resident memory after start-up: {clean['rss']:.0f} MB (the start-up added {clean['grew']:.0f} MB)")
+    print(f"{args.due:,} reminders falling due at once:")
+    print("  Slack faults       | sent  | duplicates | lateness p50 | p99      | max")
+    for rate, r in rounds:
+        label = f"{rate:.0%} ({r['faults']:.0f} injected)" if rate else "none"
+        print(
+            f"  {label:<18} | {r['sent']:>5.0f} | {r['duplicates']:>10.0f} | {r['p50'] * 1000:>9.0f} ms "
+            f"| {r['p99'] * 1000:>5.0f} ms | {r['max'] * 1000:.0f} ms"
+        )
 
 
 if __name__ == "__main__":

@@ -341,11 +341,28 @@ class SlackSandbox:
                     {},
                     {
                         "messages": [
-                            {"channel": m.channel, "user": m.user, "text": m.text, "ts": m.ts, "received": m.received}
+                            {
+                                "channel": m.channel,
+                                "user": m.user,
+                                "text": m.text,
+                                "ts": m.ts,
+                                "received": m.received,
+                                "key": (m.metadata or {}).get("event_payload", {}).get("key"),
+                            }
                             for m in self.messages
                         ]
                     },
                 )
+        if parsed.path == "/_sandbox/chaos" and body:  # faults on a share of calls, from another process
+            settings = json.loads(body.decode())
+            before = dict(self.faults.counts) if self.faults else {}
+            self.chaos(float(settings["rate"]), seed=int(settings.get("seed", 0)))
+            return 200, {}, {"ok": True, "counts": before}  # what the faults so far were
+        if parsed.path == "/_sandbox/reset":  # forget the messages (a benchmark's second round)
+            with self.lock:
+                self.messages.clear()
+                counts = dict(self.faults.counts) if self.faults else {}
+            return 200, {}, {"ok": True, "fault_counts": counts}
         if parsed.path == "/_sandbox/users" and body:  # seed users from another process
             for user in json.loads(body.decode()):
                 self.add_user(user["id"], user["name"])
