@@ -106,6 +106,18 @@ class Failure:
     remaining: int
 
 
+@dataclass
+class Hold:
+    """Calls of one method wait here until the test releases them (to hold the bot inside a call)."""
+
+    reached: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+    timeout: float = 30.0
+
+    def release(self) -> None:
+        self.released.set()
+
+
 class SlackSandbox:
     """The workspace state and the HTTP server around it."""
 
@@ -125,6 +137,7 @@ class SlackSandbox:
         self.unknown_args: list[tuple[str, str]] = []
         self.rate_limits: dict[str, RateLimit] = {}
         self.failures: dict[str, deque[Failure]] = defaultdict(deque)
+        self.holds: dict[str, Hold] = {}
         self.response_urls: dict[str, tuple[str, str]] = {}
         self.triggers: dict[str, str] = {}
         self.files: dict[str, SharedFile] = {}
@@ -168,6 +181,12 @@ class SlackSandbox:
     def fail(self, method: str, *, error: str | None = "internal_error", status: int = 200, times: int = 1) -> None:
         """Make the next `times` calls of `method` fail (an ok:false error, or an HTTP status such as 503)."""
         self.failures[method].append(Failure(error, status, times))
+
+    def hold(self, method: str, *, timeout: float = 30.0) -> Hold:
+        """Make calls of `method` wait until `release()` (bounded by `timeout`); `reached` is set by the first."""
+        hold = Hold(timeout=timeout)
+        self.holds[method] = hold
+        return hold
 
     def response_url(self, channel: str, user: str) -> str:
         key = f"R{next(self._ids):08d}"
@@ -300,6 +319,10 @@ class SlackSandbox:
             token = auth.removeprefix("Bearer ")
         with self.lock:
             self.calls.append((method, dict(args)))
+        hold = self.holds.get(method)
+        if hold is not None:  # outside the lock: the rest of the workspace keeps answering
+            hold.reached.set()
+            hold.released.wait(hold.timeout)
         handler: Callable[[dict[str, Any]], dict[str, Any]] | None = getattr(
             self, "m_" + method.replace(".", "_"), None
         )
