@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -102,9 +102,8 @@ class Clockwork:
                 sends: list[Send] = []
                 for start in range(0, len(due), self.chunk):
                     sends += self._decide_chunk(due[start : start + self.chunk], now)
-                pending = [(send, self.pool.submit(self._send_one, send)) for send in digest(sends)]
                 result.handled += len(due)
-                self._record(pending, result)
+                self._record(self._send_all(digest(sends)), result)
             self._run_jobs(now)
             return result
 
@@ -449,11 +448,22 @@ class Clockwork:
             return exc.error
         return None
 
-    def _record(self, pending: list[tuple[Send, Future[str | None]]], result: SweepResult) -> None:
+    def _send_all(self, sends: list[Send]) -> list[tuple[Send, str | None]]:
+        """Send in parallel across destinations, in order within one (a channel reads "level 1 skipped"
+        before "nobody could be paged")."""
+        lanes: dict[str, list[Send]] = {}
+        for send in sends:
+            lanes.setdefault(send.channel or f"dm:{send.user}", []).append(send)
+        futures = [self.pool.submit(self._send_lane, lane) for lane in lanes.values()]
+        return [outcome for future in futures for outcome in future.result()]
+
+    def _send_lane(self, lane: list[Send]) -> list[tuple[Send, str | None]]:
+        return [(send, self._send_one(send)) for send in lane]
+
+    def _record(self, pending: list[tuple[Send, str | None]], result: SweepResult) -> None:
         """Wait for the sends and store each notification's outcome."""
         outcomes: dict[str, str] = {}
-        for send, future in pending:
-            error = future.result()
+        for send, error in pending:
             for key in (send.key, *send.also):
                 outcomes[key] = f"failed: {error}" if error else outcomes.get(key, "sent")
             result.sends.append(send)
