@@ -34,6 +34,7 @@ SUBCOMMANDS = (
     "repair",
     "deadlines",
     "done",
+    "solution",
     "ack",
     "pause",
     "resume",
@@ -283,6 +284,12 @@ def parse_command(text: str, playbook: Playbook, *, command: str = "/incident") 
         return Command("done", text=rest)
     if name == "pause":
         return Command("pause", text=_require_text(rest, "pause", "Waiting for the customer's bank statement"))
+    if name == "solution":
+        if not rest:
+            raise UserInputError(
+                "Say what solution the customer was given: `/incident solution Refunded the double debit`."
+            )
+        return Command("solution", text=_require_text(rest, "solution", "Refunded the double debit"))
     if name == "notice":
         return parse_notice(rest_words, playbook)
     if name in ("satisfaction", "csat"):
