@@ -29,7 +29,8 @@ browser:
 
 # Time must not depend on the host's zone: the deadline, working-hours and review tests run again in
 # Shanghai (UTC+8), where a naive datetime read as local time would move a deadline by hours.
-TZ_TESTS := tests/test_deadlines.py tests/test_business_hours.py tests/test_aftercare.py tests/test_timer.py
+TZ_TESTS := tests/test_deadlines.py tests/test_business_hours.py tests/test_aftercare.py tests/test_timer.py \
+	tests/test_late_work.py
 
 test: install browser
 	$(BIN)/ruff check .
