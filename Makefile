@@ -27,10 +27,16 @@ browser:
 		{ apt-get update -qq && apt-get install -y -qq $(BROWSER_PACKAGES) >/dev/null; }; \
 	else echo "note: install $(BROWSER_PACKAGES) for the status-page browser test (it is skipped without them)"; fi
 
+# Time must not depend on the host's zone: the deadline, working-hours and review tests run again in
+# Shanghai (UTC+8), where a naive datetime read as local time would move a deadline by hours.
+TZ_TESTS := tests/test_deadlines.py tests/test_business_hours.py tests/test_aftercare.py tests/test_timer.py \
+	tests/test_late_work.py
+
 test: install browser
 	$(BIN)/ruff check .
 	$(BIN)/mypy
-	$(BIN)/pytest
+	TZ=UTC $(BIN)/pytest
+	TZ=Asia/Shanghai $(BIN)/pytest -q -p no:cacheprovider $(TZ_TESTS)
 
 bench: install
 	$(BIN)/python -m bench.ack_latency

@@ -19,6 +19,7 @@ from bot.commands import UserRef
 from bot.deadlines import ACTION_PREFIX, Deadlines, humanize, is_action_item, next_action, owner_for
 from bot.errors import ConflictError, PermissionDeniedError, UserInputError
 from bot.ids import ActionId
+from bot.inputs import day_in_range
 from bot.render import SlackMarkup
 from bot.slack import SlackCallError
 from bot.text import safe_text, truncate
@@ -52,9 +53,11 @@ def parse_due(word: str) -> Due:
         return Due(after=timedelta(**{unit: int(m.group(1))}))
     if m := DATE_RE.match(word):
         try:
-            return Due(on=datetime(int(m.group(1)), int(m.group(2)), int(m.group(3))))
+            on = datetime(int(m.group(1)), int(m.group(2)), int(m.group(3)))
         except ValueError:
-            pass
+            on = None
+        if on is not None and day_in_range(on.date()):  # 0001-01-01 or 9999-12-31 is no due date
+            return Due(on=on)
     raise UserInputError(
         f"`{safe_text(word)}` is not a due time. Use a duration like `3d`, `12h` or `2w`, or a date like "
         "`2026-12-01`. Example: `/incident action Add an alert on clearing retries @zhang.tao 5d`."

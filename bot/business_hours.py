@@ -1,11 +1,14 @@
 """Working-hours arithmetic: add a duration of working time to a moment, and measure working time
-between two moments, in the playbook's timezone with its working days, hours and holidays."""
+between two moments, in the playbook's timezone with its working days, hours and holidays. Naive moments
+are refused (bot.clock.utc): read in the host's zone they would move a deadline by hours."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
+
+from bot.clock import utc
 
 MAX_DAYS = 3 * 366  # a deadline further than this in working time is a playbook mistake
 
@@ -19,7 +22,7 @@ class WorkingHours:
 
     def _intervals(self, since: datetime) -> Iterator[tuple[datetime, datetime]]:
         """Working intervals (UTC) from the day of `since` on, in order."""
-        day = since.astimezone(self.tz).date()
+        day = utc(since).astimezone(self.tz).date()
         for _ in range(MAX_DAYS):
             if day.weekday() in self.days and day not in self.holidays:
                 opens = datetime.combine(day, self.start, self.tz).astimezone(UTC)
@@ -29,7 +32,7 @@ class WorkingHours:
 
     def next_working_day_at(self, moment: datetime, at: time) -> datetime:
         """`at` o'clock (local) on the first working day after the day of `moment` (UTC)."""
-        day = moment.astimezone(self.tz).date() + timedelta(days=1)
+        day = utc(moment).astimezone(self.tz).date() + timedelta(days=1)
         for _ in range(MAX_DAYS):
             if day.weekday() in self.days and day not in self.holidays:
                 return datetime.combine(day, at, self.tz).astimezone(UTC)
@@ -38,7 +41,7 @@ class WorkingHours:
 
     def add(self, start: datetime, duration: timedelta) -> datetime:
         """The moment `duration` of working time after `start` (UTC)."""
-        cursor, remaining = start.astimezone(UTC), duration
+        cursor, remaining = utc(start), duration
         for opens, closes in self._intervals(cursor):
             if closes <= cursor:
                 continue
@@ -51,7 +54,7 @@ class WorkingHours:
 
     def measure(self, start: datetime, end: datetime) -> timedelta:
         """Working time between two moments (zero if end is not after start)."""
-        start, end = start.astimezone(UTC), end.astimezone(UTC)
+        start, end = utc(start), utc(end)
         total = timedelta(0)
         for opens, closes in self._intervals(start):
             if opens >= end:
@@ -63,7 +66,7 @@ class WorkingHours:
 
     def is_working(self, moment: datetime) -> bool:
         """Inside working time (the closing instant counts: a deadline may fall due at closing time)."""
-        moment = moment.astimezone(UTC)
+        moment = utc(moment)
         opens, closes = next(self._intervals(moment))
         local_day = moment.astimezone(self.tz).date()
         same_day = opens.astimezone(self.tz).date() == local_day

@@ -62,7 +62,7 @@ def _days(draw: ImageDraw.ImageDraw, days: dict[date, Counter[str]], box: tuple[
 
 def _compliance(draw: ImageDraw.ImageDraw, report: Report, box: tuple[int, int, int, int]) -> None:
     left, top, right, bottom = box
-    draw.text((left, top), "Deadlines met (share)", fill=INK, font=_font(18))
+    draw.text((left, top), "Deadlines met on time (share)", fill=INK, font=_font(18))
     top += 40
     rows = report.deadlines[:10]
     if not rows:

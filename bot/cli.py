@@ -127,6 +127,7 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     """The KPI report over local days (both included), as text or CSV, straight from the store."""
     from datetime import UTC, date, datetime
 
+    from bot.inputs import FIRST_DAY, LAST_DAY, day_in_range
     from bot.kpi import as_csv, as_text, kpi_report
     from bot.reports import period
     from store.db import make_engine, make_session_factory, upgrade
@@ -139,6 +140,10 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
             days.append(date.fromisoformat(value))
         except ValueError:
             raise ConfigError("command line", [f"{flag}: {value!r} is not a date; use YYYY-MM-DD"]) from None
+        if not day_in_range(days[-1]):
+            raise ConfigError(
+                "command line", [f"{flag}: {value!r} is out of range; give a day from {FIRST_DAY} to {LAST_DAY}"]
+            )
     if args.start is None and args.end is not None:
         raise ConfigError("command line", ["--to needs --from (the first day of the report)"])
     playbook = load_checked_playbook(settings.config_path)

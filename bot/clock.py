@@ -7,6 +7,10 @@ import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from store.types import NaiveDatetimeError
+
+__all__ = ["Clock", "FixedClock", "NaiveDatetimeError", "SystemClock", "utc"]
+
 
 class Clock(Protocol):
     def now(self) -> datetime:
@@ -55,5 +59,8 @@ class FixedClock:
 
 
 def utc(dt: datetime) -> datetime:
-    """Treat naive datetimes read back from SQLite as UTC."""
-    return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+    """The same moment in UTC. A naive datetime is refused: the store returns aware values on every backend,
+    so a naive one is a bug (read in the host's zone it would move a deadline by hours)."""
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise NaiveDatetimeError(f"naive datetime {dt.isoformat()}: give it a time zone (UTC)")
+    return dt.astimezone(UTC)

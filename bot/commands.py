@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import difflib
 import re
+import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
 from bot.config import NOTICE_STAGES, Playbook
 from bot.errors import UserInputError
+from bot.inputs import FIRST_DAY, LAST_DAY, check_text, day_in_range
 from bot.text import escape_mrkdwn, truncate
 
 MENTION_RE = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
@@ -34,6 +36,7 @@ SUBCOMMANDS = (
     "repair",
     "deadlines",
     "done",
+    "solution",
     "ack",
     "pause",
     "resume",
@@ -198,12 +201,13 @@ def parse_notice(words: list[str], playbook: Playbook) -> Command:
 
 def parse_satisfaction(words: list[str]) -> Command:
     """`satisfaction <1-5> [comment]`."""
-    if not words or not words[0].isdigit() or not 1 <= int(words[0]) <= 5:
+    score = unicodedata.normalize("NFKC", words[0]) if words else ""  # full-width ４ is a 4
+    if score not in ("1", "2", "3", "4", "5"):
         raise UserInputError(
             "Give the customer's rating from 1 to 5, then any comment: "
             "`/incident satisfaction 4 Refund was quick, wanted an earlier call`."
         )
-    return Command("satisfaction", number=int(words[0]), text=" ".join(words[1:])[:TEXT_MAX])
+    return Command("satisfaction", number=int(score), text=" ".join(words[1:])[:TEXT_MAX])
 
 
 def parse_action(words: list[str]) -> Command:
@@ -232,6 +236,11 @@ def parse_report(words: list[str]) -> Command:
             raise UserInputError(
                 f"`{_q(word)}` is not a date. Use `/incident report 2026-11-01 2026-11-30` (from, to; both included)."
             ) from None
+        if not day_in_range(days[-1]):
+            raise UserInputError(
+                f"Give days between {FIRST_DAY.isoformat()} and {LAST_DAY.isoformat()}, "
+                "e.g. `/incident report 2026-11-01 2026-11-30`."
+            )
     if len(days) == 2 and days[1] < days[0]:
         raise UserInputError("The report's end is before its start; give the earlier date first.")
     return Command("report", dates=tuple(days))
@@ -239,7 +248,7 @@ def parse_report(words: list[str]) -> Command:
 
 def parse_command(text: str, playbook: Playbook, *, command: str = "/incident") -> Command:
     """Parse the text of `/incident`, `/complaint` or `/outage`."""
-    text = (text or "").strip()
+    text = check_text((text or "").strip())
     words = text.split()
     if command in ("/complaint", "/outage"):
         kind = command.lstrip("/")
@@ -283,6 +292,12 @@ def parse_command(text: str, playbook: Playbook, *, command: str = "/incident") 
         return Command("done", text=rest)
     if name == "pause":
         return Command("pause", text=_require_text(rest, "pause", "Waiting for the customer's bank statement"))
+    if name == "solution":
+        if not rest:
+            raise UserInputError(
+                "Say what solution the customer was given: `/incident solution Refunded the double debit`."
+            )
+        return Command("solution", text=_require_text(rest, "solution", "Refunded the double debit"))
     if name == "notice":
         return parse_notice(rest_words, playbook)
     if name in ("satisfaction", "csat"):

@@ -92,8 +92,11 @@ class DeadlineSpec(_Strict):
     on_resolve: Literal["keep", "met", "cancel"] = "cancel"
     escalate: bool = True
     # events that meet this deadline by themselves (an acknowledged page meets "the lead acknowledges",
-    # the first published customer notice meets "first response")
-    met_by: tuple[Literal["ack", "notice", "satisfaction"], ...] = ()
+    # the first published customer notice meets "first response", the published resolved notice or
+    # `/incident solution` meets "solution communicated"); late, they still meet it ("met late")
+    met_by: tuple[
+        Literal["ack", "notice", "notice_initial", "notice_update", "notice_resolved", "solution", "satisfaction"], ...
+    ] = ()
     # calendar time, or working time per the playbook's working_hours
     clock: Literal["calendar", "business"] = "calendar"
 

@@ -165,6 +165,13 @@ class Deadlines:
         stmt = select(Deadline).where(Deadline.incident_id == incident_id, Deadline.state == "pending")
         return list(s.scalars(stmt.order_by(Deadline.due_at, Deadline.id)))
 
+    def missed(self, s: Session, incident_id: int) -> list[Deadline]:
+        """Missed deadlines whose work can still be done late (not cadences: the next update re-arms those)."""
+        stmt = select(Deadline).where(
+            Deadline.incident_id == incident_id, Deadline.state == "missed", Deadline.cadence.is_(False)
+        )
+        return list(s.scalars(stmt.order_by(Deadline.due_at, Deadline.id)))
+
     def all(self, s: Session, incident_id: int) -> list[Deadline]:
         stmt = select(Deadline).where(Deadline.incident_id == incident_id).order_by(Deadline.due_at, Deadline.id)
         return list(s.scalars(stmt))
@@ -217,9 +224,10 @@ class Deadlines:
             chain.state, chain.next_action_at = "cancelled", None
 
     def on_event(self, s: Session, incident: Incident, event: str, *, now: datetime, actor: str) -> None:
-        """Meet the pending deadlines the playbook says this event meets (e.g. an acknowledged page)."""
+        """Meet the deadlines the playbook says this event meets (e.g. an acknowledged page): pending ones,
+        and missed ones too — the work was done, late, and the record and the KPIs say so."""
         keys = {d.key for d in self.playbook.kinds[incident.kind].deadlines if event in d.met_by}
-        for deadline in self.pending(s, incident.id):
+        for deadline in self.pending(s, incident.id) + self.missed(s, incident.id):
             if deadline.key in keys:
                 self.close(s, deadline, "met", now=now, actor=actor)
 
@@ -244,10 +252,11 @@ class Deadlines:
         return paused
 
     def find(self, s: Session, incident: Incident, word: str) -> Deadline:
-        """The pending deadline a user named by key, name or number in the list."""
+        """The deadline a user named by key, name or number in the list: a pending one, else a missed one
+        (done late, it is recorded as met late)."""
         pending = self.pending(s, incident.id)
         word_norm = word.strip().lower().replace(" ", "_")
-        for deadline in pending:
+        for deadline in pending + self.missed(s, incident.id):
             if word_norm in (deadline.key, deadline.name.lower().replace(" ", "_"), str(deadline.id)):
                 return deadline
         if not pending:

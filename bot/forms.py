@@ -8,6 +8,7 @@ from bot.config import Playbook
 from bot.errors import UserInputError
 from bot.ids import INPUT_ACTION, BlockId
 from bot.incidents import IncidentCreate
+from bot.inputs import check_text
 
 
 def _value(values: dict[str, Any], block: str) -> str | None:
@@ -21,6 +22,8 @@ def _value(values: dict[str, Any], block: str) -> str | None:
 
 def incident_from_view(values: dict[str, Any], playbook: Playbook) -> IncidentCreate:
     """Validate the modal; a UserInputError names the block the error belongs to."""
+    for block in (BlockId.TITLE, BlockId.DESCRIPTION, BlockId.CUSTOMER_REF):
+        check_text(_value(values, block) or "", field=block)
     kind = _value(values, BlockId.KIND)
     if kind not in playbook.kinds:
         raise UserInputError("Pick a kind.", field=BlockId.KIND)
@@ -56,5 +59,5 @@ def notice_texts_from_view(values: dict[str, Any]) -> dict[tuple[str, str], str]
         if prefix != BlockId.NOTICE_TEXT or not channel or not locale:
             continue
         value = elements.get(INPUT_ACTION, {}).get("value")
-        texts[(channel, locale)] = value if isinstance(value, str) else ""
+        texts[(channel, locale)] = check_text(value, field=block_id) if isinstance(value, str) else ""
     return texts

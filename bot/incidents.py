@@ -582,6 +582,7 @@ class IncidentService:
             title=incident.title,
             open_for=humanize(utc(incident.closed_at or incident.updated_at) - utc(incident.created_at)),
             met=sum(d.state == "met" for d in deadlines),
+            met_late=sum(d.state == "met" and d.closed_at is not None and d.closed_at > d.due_at for d in deadlines),
             missed=sum(d.state == "missed" for d in deadlines),
             open_actions=sum(is_action_item(d) and d.state == "pending" for d in deadlines),
             customer=f"{customer}/5" if customer else "not recorded",

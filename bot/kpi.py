@@ -2,7 +2,9 @@
 p90), deadline compliance, satisfaction against its target, hot spots and open action items.
 
 Definitions (the same on both stores; drills are excluded; an incident belongs to the period it was opened in):
-- first response: from opening to when the `first_response` deadline was met;
+- first response: from opening to when the `first_response` deadline was met, on time or late;
+- deadlines met: the share met on time; a deadline met after it was due counts as not on time (and is
+  listed as met late);
 - time to acknowledge: from an escalation's start to its acknowledgement;
 - time to resolve: from opening to resolution;
 - means are exact; medians and p90 are nearest-rank (the value at rank ceil(p x n)) over durations in whole
@@ -66,7 +68,9 @@ class Report:
     start: datetime
     end: datetime
     groups: list[Group] = field(default_factory=list)
-    deadlines: list[tuple[str, int, int]] = field(default_factory=list)  # key, met, missed
+    # key, met on time, not on time (missed, or met late); a late first response is still a first response
+    deadlines: list[tuple[str, int, int]] = field(default_factory=list)
+    met_late: dict[str, int] = field(default_factory=dict)  # key -> met, but after the deadline
     hot_spots: list[tuple[str, int]] = field(default_factory=list)
     open_actions: int = 0
     satisfaction_target: float = 0.9
@@ -132,7 +136,7 @@ class KpiQuery:
             key=lambda kv: (-kv[1], kv[0]),
         )
         report.hot_spots = category[:5]
-        report.deadlines, report.open_actions = self._deadlines()
+        report.deadlines, report.met_late, report.open_actions = self._deadlines()
         return report
 
     def _minute(self, seconds: str) -> str:
@@ -199,11 +203,12 @@ class KpiQuery:
         }
         return _ordered(groups)
 
-    def _deadlines(self) -> tuple[list[tuple[str, int, int]], int]:
-        """Met and missed per deadline type, and open action items: deadlines only (they carry their
-        incident's opening time), no join."""
+    def _deadlines(self) -> tuple[list[tuple[str, int, int]], dict[str, int], int]:
+        """Met on time and not (missed, or met late) per deadline type, and open action items: deadlines only
+        (they carry their incident's opening time), no join."""
         sql = """
-            SELECT CASE WHEN d.key LIKE 'action-%' THEN 'action items' ELSE d.key END AS k, d.state AS state,
+            SELECT CASE WHEN d.key LIKE 'action-%' THEN 'action items' ELSE d.key END AS k,
+                   CASE WHEN d.state = 'met' AND d.closed_at > d.due_at THEN 'late' ELSE d.state END AS state,
                    COUNT(*) AS n
             FROM deadlines d
             WHERE d.incident_is_drill = :false AND d.incident_created_at >= :start AND d.incident_created_at < :end
@@ -212,8 +217,11 @@ class KpiQuery:
         tally: dict[str, Counter[str]] = {}
         for row in self.s.execute(text(sql), self.params):
             tally.setdefault(row.k, Counter())[row.state] += int(row.n)
-        compliance = sorted((k, c["met"], c["missed"]) for k, c in tally.items() if c["met"] or c["missed"])
-        return compliance, tally.get("action items", Counter())["pending"]
+        compliance = sorted(
+            (k, c["met"], c["missed"] + c["late"]) for k, c in tally.items() if c["met"] or c["missed"] or c["late"]
+        )
+        late = {k: c["late"] for k, c in tally.items() if c["late"]}
+        return compliance, late, tally.get("action items", Counter())["pending"]
 
 
 def _keys(row: Any) -> Iterable[tuple[str, str]]:
@@ -267,9 +275,10 @@ def as_text(report: Report, period: str) -> str:
     )
     if report.deadlines:
         lines.append(
-            "Deadlines met: "
+            "Deadlines met on time: "
             + ", ".join(
-                f"{key} {percent(met / (met + missed) if met + missed else None)} ({met}/{met + missed})"
+                f"{key} {percent(met / (met + missed) if met + missed else None)} ({met}/{met + missed}"
+                + (f"; {report.met_late[key]} met late)" if report.met_late.get(key) else ")")
                 for key, met, missed in report.deadlines
             )
         )
@@ -312,6 +321,7 @@ CSV_FIELDS = (
     "satisfaction_share",
     "deadlines_met",
     "deadlines_missed",
+    "deadlines_met_late",
 )
 
 
@@ -338,9 +348,10 @@ def as_csv(report: Report) -> str:
                 share,
                 "",
                 "",
+                "",
             ]
         )
-    blank = [""] * (len(CSV_FIELDS) - 4)
+    blank = [""] * (len(CSV_FIELDS) - 5)
     for key, met, missed in report.deadlines:
-        writer.writerow(["deadline", key, *blank, met, missed])
+        writer.writerow(["deadline", key, *blank, met, missed, report.met_late.get(key, 0)])
     return out.getvalue()

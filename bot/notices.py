@@ -315,7 +315,8 @@ class NoticeService:
                 },
             )
             if any(d.ok for c, d in outcomes.items() if c != "internal"):
-                self.deadlines.on_event(s, incident, "notice", now=now, actor=actor)
+                for event in ("notice", f"notice_{stage}"):  # any notice; the resolved one tells the solution
+                    self.deadlines.on_event(s, incident, event, now=now, actor=actor)
             self._refresh_preview(notice, incident)
             channel_id = incident.channel_id
         self.incidents.schedule_changed()

@@ -12,7 +12,7 @@ import re
 import secrets
 import tempfile
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -183,6 +183,13 @@ def _show_status_page(stack: OfflineStack, t: Transcript) -> None:
         t.say("        " + text.replace("\n", "\n        "))
 
 
+def _approve_and_publish(
+    click: Callable[[str, str, str, str], None], preview: Message, *, approver: str, publisher: str
+) -> None:
+    click(approver, preview.channel, preview.ts, "Approve")
+    click(publisher, preview.channel, preview.ts, "Publish")
+
+
 def _play(stack: OfflineStack, clock: FixedClock, out: TextIO) -> int:
     sandbox, driver = stack.sandbox, stack.driver
     for user_id, (handle, real_name) in DEMO_USERS.items():
@@ -237,11 +244,13 @@ def _play(stack: OfflineStack, clock: FixedClock, out: TextIO) -> int:
     notice = sandbox.channel_messages(incident_channel.id)[-1]
     click(wang, incident_channel.id, notice.ts, "Publish")
     slash(li, incident_channel.id, f"assign legal <@{liu}|liu.yang>")
-    click(liu, incident_channel.id, notice.ts, "Approve")
-    click(wang, incident_channel.id, notice.ts, "Publish")
+    _approve_and_publish(click, notice, approver=liu, publisher=wang)
     _show_status_page(stack, t)
     slash(li, incident_channel.id, "close")
     slash(li, incident_channel.id, "resolve Refund posted to the customer; clearing-job retry fixed")
+    # telling the customer the solution (the resolved notice, approved and published) meets its 48 h deadline
+    slash(wang, incident_channel.id, "notice resolved status_page internal")
+    _approve_and_publish(click, sandbox.channel_messages(incident_channel.id)[-1], approver=liu, publisher=wang)
     # after the incident: the customer's rating, an action item, the review, then close (and archive)
     for user, text in (
         (wang, "satisfaction 5 Customer thanked us for the quick refund"),

@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -115,9 +115,8 @@ class Clockwork:
                 sends: list[Send] = []
                 for start in range(0, len(due), self.chunk):
                     sends += self._decide_chunk(due[start : start + self.chunk], now)
-                pending = self._dispatch(digest(resumed + sends))  # older messages first
                 result.handled += len(due)
-                self._record(pending, result)
+                self._record(self._send_all(digest(resumed + sends)), result)  # older messages first
             self._run_jobs(now)
             return result
 
@@ -503,23 +502,6 @@ class Clockwork:
 
     # ---- sending, after the commit ----------------------------------------------------------------------
 
-    def _dispatch(self, sends: list[Send]) -> list[tuple[Send, Future[str | None]]]:
-        """Send in parallel across channels and people, but in decision order within each one."""
-        pending: list[tuple[Send, Future[str | None]]] = [(send, Future()) for send in sends]
-        groups: dict[str, list[tuple[Send, Future[str | None]]]] = {}
-        for send, future in pending:
-            groups.setdefault(send.channel or send.user or "", []).append((send, future))
-        for group in groups.values():
-            self.pool.submit(self._send_group, group)
-        return pending
-
-    def _send_group(self, group: list[tuple[Send, Future[str | None]]]) -> None:
-        for send, future in group:
-            try:
-                future.set_result(self._send_one(send))
-            except Exception as exc:  # handed to _record, which owns the outcome
-                future.set_exception(exc)
-
     def _send_one(self, send: Send) -> str | None:
         try:
             key = send.box[0] if send.box else ""
@@ -532,13 +514,24 @@ class Clockwork:
             return exc.error
         return None
 
-    def _record(self, pending: list[tuple[Send, Future[str | None]]], result: SweepResult) -> None:
+    def _send_all(self, sends: list[Send]) -> list[tuple[Send, str | None]]:
+        """Send in parallel across destinations, in order within one (a channel reads "level 1 skipped"
+        before "nobody could be paged")."""
+        lanes: dict[str, list[Send]] = {}
+        for send in sends:
+            lanes.setdefault(send.channel or f"dm:{send.user}", []).append(send)
+        futures = [self.pool.submit(self._send_lane, lane) for lane in lanes.values()]
+        return [outcome for future in futures for outcome in future.result()]
+
+    def _send_lane(self, lane: list[Send]) -> list[tuple[Send, str | None]]:
+        return [(send, self._send_one(send)) for send in lane]
+
+    def _record(self, pending: list[tuple[Send, str | None]], result: SweepResult) -> None:
         """Wait for the sends and store each notification's outcome."""
         outcomes: dict[str, str] = {}
         delivered: list[str] = []
         refused: list[tuple[str, str]] = []
-        for send, future in pending:
-            error = future.result()
+        for send, error in pending:
             for key in (send.key, *send.also):
                 outcomes[key] = f"failed: {error}" if error else outcomes.get(key, "sent")
             if error is None:
@@ -693,7 +686,17 @@ class LeaderLock:
 
 
 class Scheduler:
-    """The timer around Clockwork: APScheduler wakes the sweep at the next due moment, or every `interval`."""
+    """The timer around Clockwork: APScheduler wakes the sweep at the next due moment, or every `interval`.
+
+    Wake-ups coalesce, never drop: a tick that finds a sweep running returns at once (the running one looks
+    again when it ends), and a sweep that ends with work already due sweeps again in the same tick instead of
+    planning a wake-up for "now" while it is itself still running (APScheduler would skip that run as a
+    second instance and delete the date job). The next wake-up is read and planned under one lock, so a poke
+    from a request and the end of a sweep cannot overwrite each other with a stale moment."""
+
+    PASSES = 5  # sweeps in a row while work stays due; then a short pause (a row that keeps failing)
+    RETRY = timedelta(seconds=1)
+    INSTANCES = 10  # APScheduler skips a run beyond this many live instances; ours return at once
 
     def __init__(self, clockwork: Clockwork, *, interval: timedelta = timedelta(seconds=15)) -> None:
         from apscheduler.schedulers.background import BackgroundScheduler
@@ -705,6 +708,8 @@ class Scheduler:
         self.interval = interval
         self.aps = BackgroundScheduler(timezone=UTC)
         self._stopping = False
+        self._state = threading.Lock()  # guards _sweeping and the planning of the next wake-up
+        self._sweeping = False
         services.schedule_changed.append(self.poke)
 
     def start(self) -> None:
@@ -717,7 +722,7 @@ class Scheduler:
             replace_existing=True,
             misfire_grace_time=None,
             coalesce=True,
-            max_instances=1,
+            max_instances=self.INSTANCES,  # a second instance returns at once (see tick): never "skipped"
             next_run_time=datetime.now(UTC),
         )
 
@@ -734,27 +739,57 @@ class Scheduler:
         self.leader.release()
 
     def tick(self) -> None:
-        if not self.leader.acquire():
-            return  # standing by: another process is the active scheduler
-        self.clockwork.sweep()
-        self.poke()
+        """One wake-up: sweep until nothing is due, then plan the next one."""
+        with self._state:
+            if self._sweeping:
+                return  # coalesced: the running sweep reads the rows again when it ends
+            self._sweeping = True
+        try:
+            if not self.leader.acquire():
+                with self._state:
+                    self._sweeping = False
+                return  # standing by: another process is the active scheduler
+            passes = 0
+            while True:
+                self.clockwork.sweep()
+                passes += 1
+                with self._state:
+                    wake = self._next_wakeup()
+                    due = wake is not None and wake <= self.services.clock.now()
+                    if due and passes < self.PASSES and not self._stopping:
+                        continue  # what fell due while sweeping goes now, in this run
+                    self._sweeping = False
+                    self._plan(wake, at_least=self.RETRY if due else timedelta(0))
+                    return
+        except BaseException:
+            with self._state:
+                self._sweeping = False
+            raise
 
     def poke(self) -> None:
-        """Plan the next wake-up at the earliest due moment (called when rows change)."""
-        if self._stopping or not self.aps.running:
-            return
+        """Plan the next wake-up at the earliest due moment (called when rows change). While a sweep runs
+        nothing is planned: it reads the rows again when it ends."""
+        with self._state:
+            if self._sweeping:
+                return
+            self._plan(self._next_wakeup())
+
+    def _next_wakeup(self) -> datetime | None:
         with self.services.db() as s:
             wake = queries.next_wakeup(s)
-        if wake is None:
+        return utc(wake) if wake is not None else None
+
+    def _plan(self, wake: datetime | None, *, at_least: timedelta = timedelta(0)) -> None:
+        if wake is None or self._stopping or not self.aps.running:
             return
-        delay = max(timedelta(0), utc(wake) - self.services.clock.now())
-        run_at = datetime.now(UTC) + delay
+        delay = max(at_least, wake - self.services.clock.now())
         self.aps.add_job(
             self.tick,
             "date",
-            run_date=run_at,
+            run_date=datetime.now(UTC) + delay,
             id="sweep-next",
             replace_existing=True,
             misfire_grace_time=None,
             coalesce=True,
+            max_instances=self.INSTANCES,  # may fire while the tick that planned it is returning: tick coalesces
         )

@@ -10,6 +10,7 @@ from bot.deadlines import Deadlines, humanize, owner_for
 from bot.errors import ConflictError, NotFoundError, PermissionDeniedError
 from bot.escalation import Escalations
 from bot.text import safe_text
+from store import queries
 from store.models import Deadline, Escalation
 
 if TYPE_CHECKING:
@@ -81,7 +82,8 @@ class TimekeepingService:
     def mark_done(
         self, *, actor: str, channel_id: str | None = None, word: str | None = None, deadline_id: int | None = None
     ) -> str | None:
-        """Mark a deadline met (the command names it; the button carries its id)."""
+        """Mark a deadline met (the command names it; the button carries its id). A missed one is met late:
+        the first response is recorded whenever it happens, with its lateness."""
         now = self.incidents.clock.now()
         with self.incidents.db.begin() as s:
             if deadline_id is not None:
@@ -89,7 +91,7 @@ class TimekeepingService:
                 if deadline is None:
                     raise NotFoundError("That deadline no longer exists.")
                 incident = self.incidents.row(s, deadline.incident_id)
-                if deadline.state != "pending":
+                if deadline.state not in ("pending", "missed") or (deadline.state == "missed" and deadline.cadence):
                     raise ConflictError(f"*{safe_text(deadline.name)}* is already {deadline.state}.")
             else:
                 incident = self.incidents.row(s, self.incidents.find(channel_id=channel_id).id)
@@ -108,6 +110,31 @@ class TimekeepingService:
             channel = incident.channel_id
         self.schedule_changed()
         self._announce(channel, text)
+        return None
+
+    def record_solution(self, *, channel_id: str, text: str, actor: str) -> str | None:
+        """The solution given to the customer, on the record; it meets the deadlines whose `met_by` names
+        `solution` (late ones are met late)."""
+        now = self.incidents.clock.now()
+        with self.incidents.db.begin() as s:
+            incident = self.incidents.row(s, self.incidents.find(channel_id=channel_id).id)
+            self.incidents.require_responder(incident, actor, "record the solution of")
+            if incident.status == "closed":
+                raise ConflictError(f"#{incident.id} is closed; its record can no longer change.")
+            queries.add_timeline_event(
+                s, incident.id, at=now, event="solution_communicated", actor_id=actor, text=text, data={}
+            )
+            before = {d.id for d in self.deadlines.all(s, incident.id) if d.state == "met"}
+            self.deadlines.on_event(s, incident, "solution", now=now, actor=actor)
+            met = [
+                (d.name, humanize(now - utc(d.due_at)) if now > utc(d.due_at) else "")
+                for d in self.deadlines.all(s, incident.id)
+                if d.state == "met" and d.id not in before
+            ]
+            channel = incident.channel_id
+        self.schedule_changed()
+        message = self.incidents.renderer.render("slack/clock.j2", event="solution", actor=actor, text=text, met=met)
+        self._announce(channel, message)
         return None
 
     def snooze(self, *, deadline_id: int, actor: str) -> str:

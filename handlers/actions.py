@@ -9,6 +9,7 @@ from slack_bolt import Ack, App
 
 from bot.errors import UserInputError
 from bot.ids import ActionId
+from bot.inputs import parse_row_id
 from bot.replies import reporting_errors
 from bot.services import Services
 
@@ -17,18 +18,18 @@ def register(app: App, services: Services) -> None:
     def handle_take_role_button(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
         with reporting_errors(services.slack, body):
+            stale = "That button is out of date; run `/incident status` for a fresh card."
             number, _, role = str(action.get("value", "")).partition(":")
-            if not number.isdigit() or not role:
-                raise UserInputError("That button is out of date; run `/incident status` for a fresh card.")
-            warning = services.incidents.take_role(incident_id=int(number), role=role, actor=body["user"]["id"])
+            if role not in services.playbook.roles:
+                raise UserInputError(stale)
+            incident_id = parse_row_id(number, stale=stale)
+            warning = services.incidents.take_role(incident_id=incident_id, role=role, actor=body["user"]["id"])
             if warning:
                 services.slack.respond(body["response_url"], warning)
 
     def _row_id(action: dict[str, Any]) -> int:
-        value = str(action.get("value", ""))
-        if not value.isdigit():
-            raise UserInputError("That button is out of date; run `/incident deadlines` in the incident's channel.")
-        return int(value)
+        stale = "That button is out of date; run `/incident deadlines` in the incident's channel."
+        return parse_row_id(action.get("value"), stale=stale)
 
     def handle_mark_done_button(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()

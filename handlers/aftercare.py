@@ -11,6 +11,7 @@ from bot.aftercare import parse_due
 from bot.commands import Command
 from bot.errors import UserInputError
 from bot.ids import ActionId
+from bot.inputs import parse_row_id
 from bot.replies import reporting_errors
 from bot.services import Services
 
@@ -35,10 +36,11 @@ def run_command(services: Services, command: Command, channel: str, user: str) -
 
 def register(app: App, services: Services) -> None:
     def _rating(action: dict[str, Any]) -> tuple[int, int]:
+        stale = "That button is out of date; use `/incident satisfaction <1-5>` instead."
         number, _, score = str(action.get("value", "")).partition(":")
-        if not number.isdigit() or not score.isdigit():
-            raise UserInputError("That button is out of date; use `/incident satisfaction <1-5>` instead.")
-        return int(number), int(score)
+        if score not in ("1", "2", "3", "4", "5"):
+            raise UserInputError(stale)
+        return parse_row_id(number, stale=stale), int(score)
 
     def handle_rate_customer_button(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()

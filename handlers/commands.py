@@ -53,6 +53,8 @@ def register(app: App, services: Services) -> None:
             return incidents.close(channel_id=channel, actor=user, command=said)
         if command.name == "done":
             return services.timekeeping.mark_done(actor=user, channel_id=channel, word=command.text or "")
+        if command.name == "solution":
+            return services.timekeeping.record_solution(channel_id=channel, text=command.text or "", actor=user)
         if command.name == "ack":
             return services.timekeeping.acknowledge(actor=user, channel_id=channel)
         if command.name == "pause":

@@ -6,11 +6,14 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot.errors import BotError, UserInputError
+from bot.errors import BotError
 from bot.forms import notice_texts_from_view
 from bot.ids import ActionId, CallbackId
+from bot.inputs import parse_row_id
 from bot.replies import reporting_errors
 from bot.services import Services
+
+STALE = "That button is out of date; draft the notice again with `/incident notice`."
 
 
 def register(app: App, services: Services) -> None:
@@ -31,16 +34,13 @@ def register(app: App, services: Services) -> None:
             services.notices.publish(notice_id=_notice_id(action), actor=body["user"]["id"])
 
     def _notice_id(action: dict[str, Any]) -> int:
-        value = str(action.get("value", ""))
-        if not value.isdigit():
-            raise UserInputError("That button is out of date; draft the notice again with `/incident notice`.")
-        return int(value)
+        return parse_row_id(action.get("value"), stale=STALE)
 
     def handle_edit_notice_view(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         values = view["state"]["values"]
         try:
             services.notices.edit(
-                notice_id=int(view.get("private_metadata") or 0),
+                notice_id=parse_row_id(view.get("private_metadata"), stale=STALE),
                 texts=notice_texts_from_view(values),
                 actor=body["user"]["id"],
             )

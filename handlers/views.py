@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from slack_bolt import Ack, App
@@ -11,6 +12,13 @@ from bot.ids import CallbackId
 from bot.replies import reporting_errors
 from bot.services import Services
 
+CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,39}")
+
+
+def channel_id(value: object) -> str | None:
+    """The channel the form was opened from, if the modal still carries a real channel id."""
+    return value if isinstance(value, str) and CHANNEL_ID.fullmatch(value) else None
+
 
 def register(app: App, services: Services) -> None:
     def handle_open_incident_view(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
@@ -19,7 +27,7 @@ def register(app: App, services: Services) -> None:
         user = body["user"]["id"]
         with reporting_errors(services.slack, body):
             incident = services.incidents.open_incident(
-                incident_in, reporter=user, origin_channel=view.get("private_metadata") or None
+                incident_in, reporter=user, origin_channel=channel_id(view.get("private_metadata"))
             )
             outcome = services.incidents.setup_channel(incident.id)
             services.slack.dm(user, services.incidents.opened_message(outcome))

@@ -5,8 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
+from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from store.types import UTCDateTime
 
 
 class Base(DeclarativeBase):
@@ -37,20 +39,20 @@ class Incident(Base):
     welcome_posted: Mapped[bool] = mapped_column(Boolean, default=False)
     setup_error: Mapped[str | None] = mapped_column(Text)
     resolution_summary: Mapped[str | None] = mapped_column(Text)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    resolved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # waiting on the customer: the incident's clocks stand still while this is set
-    paused_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    paused_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # the post-incident review: when its draft is due, when it was posted, when the lead completed it
-    review_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
-    review_posted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    review_completed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    review_at: Mapped[datetime | None] = mapped_column(UTCDateTime(), index=True)
+    review_posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    review_completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     review_completed_by: Mapped[str | None] = mapped_column(String(40))
     # kept here for the KPI report (the record stays in deadlines and satisfaction_ratings): when the first
     # response deadline was met, and the customer's rating
-    first_response_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    first_response_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     satisfaction_score: Mapped[int | None] = mapped_column(Integer)
 
     roles: Mapped[list[RoleAssignment]] = relationship(
@@ -85,7 +87,7 @@ class RoleAssignment(Base):
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
     role: Mapped[str] = mapped_column(String(40))
     user_id: Mapped[str | None] = mapped_column(String(40))
-    assigned_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    assigned_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     assigned_by: Mapped[str | None] = mapped_column(String(40))
 
     incident: Mapped[Incident] = relationship(back_populates="roles")
@@ -98,7 +100,7 @@ class TimelineEvent(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
     actor_id: Mapped[str | None] = mapped_column(String(40))
     event: Mapped[str] = mapped_column(String(40))
     text: Mapped[str] = mapped_column(Text, default="")
@@ -131,21 +133,21 @@ class Deadline(Base):
     key: Mapped[str] = mapped_column(String(40))
     name: Mapped[str] = mapped_column(String(200))
     owner_role: Mapped[str] = mapped_column(String(40))
-    start_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    start_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
     state: Mapped[str] = mapped_column(String(20), default="pending")  # pending, met, missed, cancelled
     cadence: Mapped[bool] = mapped_column(Boolean, default=False)
     clock: Mapped[str] = mapped_column(String(10), default="calendar")  # calendar or business
     escalate: Mapped[bool] = mapped_column(Boolean, default=True)
     on_resolve: Mapped[str] = mapped_column(String(10), default="cancel")
     reminders_done: Mapped[int] = mapped_column(Integer, default=0)  # reminder offsets handled so far
-    snoozed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    snoozed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     snoozes: Mapped[int] = mapped_column(Integer, default=0)
-    next_action_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    closed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_action_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     owner_user: Mapped[str | None] = mapped_column(String(40))  # action items name a person, not a role
     # copied from the incident (neither ever changes), so the KPI report need not join incidents
-    incident_created_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    incident_created_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     incident_is_drill: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     closed_by: Mapped[str | None] = mapped_column(String(40))
 
@@ -162,9 +164,9 @@ class Escalation(Base):
     levels: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
     level: Mapped[int] = mapped_column(Integer, default=0)  # the next level to page
     state: Mapped[str] = mapped_column(String(20), default="active")  # active, acknowledged, exhausted, cancelled
-    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    next_action_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    acked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_action_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    acked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     acked_by: Mapped[str | None] = mapped_column(String(40))
 
     __table_args__ = (Index("ix_escalations_next_action", "next_action_at"),)
@@ -179,7 +181,7 @@ class SentNotification(Base):
     key: Mapped[str] = mapped_column(String(120), unique=True)
     incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
     recipients: Mapped[list[str]] = mapped_column(JSON)
-    sent_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    sent_at: Mapped[datetime] = mapped_column(UTCDateTime())
     outcome: Mapped[str] = mapped_column(String(40), default="claimed")  # claimed, sent, failed: <error>
 
 
@@ -205,8 +207,8 @@ class OutboxMessage(Base):
     escalation_id: Mapped[int | None] = mapped_column(Integer)  # a page: its chain moves on if it cannot go out
     state: Mapped[str] = mapped_column(String(12), default="pending")  # pending, sent, failed
     attempts: Mapped[int] = mapped_column(Integer, default=0)
-    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    lease_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     error: Mapped[str | None] = mapped_column(String(80))
     ts: Mapped[str | None] = mapped_column(String(40))
 
@@ -223,12 +225,12 @@ class Notice(Base):
     texts: Mapped[dict[str, dict[str, str]]] = mapped_column(JSON)  # channel -> locale -> text
     state: Mapped[str] = mapped_column(String(20), default="draft")  # draft, approved, published
     created_by: Mapped[str] = mapped_column(String(40))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     approved_by: Mapped[str | None] = mapped_column(String(40))
-    approved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     approved_digest: Mapped[str | None] = mapped_column(String(64))  # sha256 of the texts approved
     published_by: Mapped[str | None] = mapped_column(String(40))
-    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    published_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     preview_ts: Mapped[str | None] = mapped_column(String(40))
 
 
@@ -243,7 +245,7 @@ class NoticeDelivery(Base):
     outcome: Mapped[str] = mapped_column(String(20))  # delivered, failed, skipped
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     detail: Mapped[str] = mapped_column(Text, default="")
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class SatisfactionRating(Base):
@@ -258,7 +260,7 @@ class SatisfactionRating(Base):
     rater_id: Mapped[str] = mapped_column(String(40))  # who recorded it (customer) or who rated (internal)
     score: Mapped[int] = mapped_column(Integer)
     comment: Mapped[str] = mapped_column(Text, default="")
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class ReportRun(Base):
@@ -269,6 +271,6 @@ class ReportRun(Base):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(20))
-    due_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    posted_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     outcome: Mapped[str] = mapped_column(Text, default="")

@@ -62,3 +62,21 @@ def test_a_calendar_without_working_days_is_refused() -> None:
     with pytest.raises(ValueError, match="at least one working day"):
         WorkingHours("Asia/Shanghai", set(), time(9), time(18), set())
     assert date(2026, 10, 1) in PLAYBOOK.working_hours.holidays
+
+
+def test_arithmetic_refuses_naive_moments() -> None:
+    """A naive moment means different instants on different hosts (Python reads it in the host's zone), so
+    working-time arithmetic and the clock helpers refuse it instead of guessing."""
+    from bot.clock import NaiveDatetimeError, utc
+
+    naive = datetime(2026, 11, 24, 10, 0)
+    with pytest.raises(NaiveDatetimeError):
+        HOURS.add(naive, timedelta(hours=1))
+    with pytest.raises(NaiveDatetimeError):
+        HOURS.measure(naive, datetime(2026, 11, 25, 10, 0, tzinfo=UTC))
+    with pytest.raises(NaiveDatetimeError):
+        HOURS.is_working(naive)
+    with pytest.raises(NaiveDatetimeError):
+        utc(naive)
+    shanghai_ten = datetime(2026, 11, 24, 10, 0, tzinfo=SHANGHAI)
+    assert utc(shanghai_ten) == datetime(2026, 11, 24, 2, 0, tzinfo=UTC) and utc(shanghai_ten).tzinfo is UTC

@@ -302,6 +302,33 @@ def test_pausing_stops_the_clocks_and_resuming_moves_every_deadline_out(stack: S
     assert any("Reminder: *First response to the customer*" in t for t in stack.dm_texts(LEAD))
 
 
+BUSINESS_FIRST_RESPONSE = {
+    "owner: customer_comms, after: 24h, on_resolve: keep,": (
+        "owner: customer_comms, after: 9h, on_resolve: keep, clock: business,"
+    )
+}
+
+
+@pytest.mark.playbook(BUSINESS_FIRST_RESPONSE)
+def test_resuming_a_business_hours_deadline_keeps_the_working_time_it_had_left(stack: Stack) -> None:
+    """Whatever the host's time zone (CI runs this under TZ=Asia/Shanghai too): 9 working hours from Tuesday
+    10:00 are due Wednesday 10:00; paused at Tuesday 12:00 with 7 working hours left and resumed Wednesday
+    18:00, it falls due Thursday 16:00 (Shanghai)."""
+    channel = stack.open("complaint sev3 客户卡号6222021234567890123被重复扣款")
+    assert "due 11-25 10:00 CST" in stack.driver.slash(LEAD, channel.id, "deadlines").text
+    stack.advance(hours=2)
+    stack.driver.slash(LEAD, channel.id, "pause 等客户提供流水")
+    stack.advance(hours=30)
+    stack.driver.slash(LEAD, channel.id, "resume")
+    listing = stack.driver.slash(LEAD, channel.id, "deadlines").text
+    assert "(`first_response`) — <@ULEAD000001> (Customer comms) — due 11-26 16:00 CST — in 22h 0m" in listing
+    with stack.bot.services.db() as s:
+        from sqlalchemy import select
+
+        first = s.scalars(select(Deadline).where(Deadline.key == "first_response")).one()
+    assert first.due_at == datetime(2026, 11, 26, 8, 0, tzinfo=UTC)  # aware UTC from the store
+
+
 def test_pause_is_refused_twice_and_resume_when_not_paused(stack: Stack) -> None:
     channel = stack.open("complaint sev3 Fee charged twice")
     stack.driver.slash(LEAD, channel.id, "resume")

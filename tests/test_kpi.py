@@ -76,7 +76,8 @@ def generate(session: Session, n: int, seed: int = 7, start: datetime = START, e
             state = rng.choice(("met", "met", "met", "missed", "pending"))
             closed = created + duration(rng, 300, 120_000) if state == "met" else None
             session.add(_deadline(incident, "first_response", state, created, closed))
-            states.append(("first_response", state))
+            late = closed is not None and closed > created + timedelta(hours=24)  # met, but after the deadline
+            states.append(("first_response", "late" if late else state))
             if state == "met":
                 assert closed is not None
                 facts["first_response"] = (closed - created).total_seconds()
@@ -195,9 +196,13 @@ def test_kpis_match_what_the_generated_history_says(any_db_url: str) -> None:
         member_ids = {id(f) for f in members}
         expect_stats([secs for facts, secs in truth.acks if id(facts) in member_ids], group.acknowledge)
 
-    assert report.deadlines == sorted(
-        (key, states.count("met"), states.count("missed")) for key, states in truth.deadline_states.items()
+    assert report.deadlines == sorted(  # met on time; not on time = missed or met late
+        (key, states.count("met"), states.count("missed") + states.count("late"))
+        for key, states in truth.deadline_states.items()
     )
+    assert report.met_late == {
+        key: states.count("late") for key, states in truth.deadline_states.items() if "late" in states
+    }
     categories: dict[str, int] = {}
     for facts in truth.incidents:
         if facts["category"] != "-":

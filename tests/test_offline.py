@@ -33,6 +33,7 @@ def test_the_offline_demo_plays_a_complaint_from_report_to_close() -> None:
     assert "@Wang Fang recorded the customer's satisfaction: *5/5*" in transcript
     assert "# Post-incident review: #1 Customer card \\*\\*\\*\\*7890 debited twice" in transcript
     assert "| Satisfaction follow-up | @Wang Fang | " in transcript
+    assert "deadlines: 4 met, 0 missed" in transcript  # solution communicated by the resolved notice
     assert "*Final summary of #1*" in transcript and "#inc-20" in transcript.split("(archived)")[0][-80:]
     assert "6222021234567890 debited" not in transcript.split("The channels as they read now")[1]
 

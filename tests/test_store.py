@@ -73,6 +73,51 @@ def test_a_channel_name_can_be_claimed_once(any_db_url: str) -> None:
     engine.dispose()
 
 
+def test_datetimes_come_back_aware_utc_and_naive_ones_are_refused(any_db_url: str) -> None:
+    """One column type for every datetime: a moment written in any zone reads back as the same moment in
+    UTC, aware, on both backends; a naive value is refused rather than stored as a guess."""
+    from datetime import timedelta, timezone
+
+    from sqlalchemy import select
+
+    from store.models import Base
+    from store.types import NaiveDatetimeError, UTCDateTime
+
+    columns = [c for table in Base.metadata.tables.values() for c in table.columns if "DateTime" in repr(c.type)]
+    assert columns and all(isinstance(c.type, UTCDateTime) for c in columns), [
+        c for c in columns if not isinstance(c.type, UTCDateTime)
+    ]
+    engine = make_engine(any_db_url)
+    upgrade(engine)
+    db = make_session_factory(engine)
+    shanghai = timezone(timedelta(hours=8))
+    opened = datetime(2026, 11, 24, 10, 0, tzinfo=shanghai)  # 02:00 UTC
+    row = Incident(
+        kind="complaint",
+        severity="sev3",
+        title="客户卡号6222021234567890123被重复扣款",
+        playbook_version="1",
+        reporter_id=REPORTER,
+        created_at=opened,
+        updated_at=NOW,
+    )
+    with db.begin() as s:
+        queries.add_incident(s, row)
+    with db() as s:
+        back = s.scalars(select(Incident)).one()
+        assert back.created_at == NOW and back.created_at.tzinfo is UTC
+        assert back.updated_at.utcoffset() == timedelta(0)
+        assert s.scalar(select(Incident.id).where(Incident.created_at == NOW)) == back.id  # compared as moments
+        assert queries.next_wakeup(s) is None
+    with pytest.raises(Exception) as raised, db.begin() as s:
+        back = s.scalars(select(Incident)).one()
+        back.resolved_at = datetime(2026, 11, 24, 12, 0)  # naive: which zone?
+    assert isinstance(raised.value, NaiveDatetimeError) or isinstance(raised.value.__cause__, NaiveDatetimeError)
+    with db() as s:
+        assert s.scalars(select(Incident)).one().resolved_at is None  # nothing was written
+    engine.dispose()
+
+
 def test_concurrent_opens_get_distinct_numbers_channels_and_rotation(any_db_url: str, sandbox: SlackSandbox) -> None:
     engine = make_engine(any_db_url)
     upgrade(engine)

@@ -114,16 +114,6 @@ FAULTS = ("ratelimited", "5xx_before", "5xx_after", "drop_before", "drop_after")
 
 
 @dataclass
-class Hold:
-    then: str
-    arrived: threading.Event = field(default_factory=threading.Event)
-    released: threading.Event = field(default_factory=threading.Event)
-
-    def release(self) -> None:
-        self.released.set()
-
-
-@dataclass
 class Chaos:
     """Random faults on a share of Web API calls, as a flaky network and a busy Slack produce them:
     429 (not carried out), 503 or a dropped connection before or after the call was carried out."""
@@ -138,6 +128,20 @@ class Chaos:
         fault = self.rng.choice(FAULTS)
         self.counts[fault] += 1
         return fault
+
+
+@dataclass
+class Hold:
+    """Calls of one method wait here until the test releases them (to hold the bot inside a call)."""
+
+    reached: threading.Event = field(default_factory=threading.Event)
+    released: threading.Event = field(default_factory=threading.Event)
+    passed: threading.Event = field(default_factory=threading.Event)  # a held call went on (or was dropped)
+    timeout: float = 30.0
+    then: str = "process"  # after release: carry the call out, or "drop" it unanswered (lost on the way)
+
+    def release(self) -> None:
+        self.released.set()
 
 
 class SlackSandbox:
@@ -215,18 +219,19 @@ class SlackSandbox:
         the answer was lost."""
         self.failures[method].append(Failure(error, status, times, after))
 
-    def hold(self, method: str, *, then: str = "process") -> Hold:
-        """Keep calls of `method` waiting (the caller's request in flight) until `release()`; then carry
-        them out (`then="process"`, Slack took it) or answer nothing (`then="drop"`, lost on the way)."""
-        hold = Hold(then)
-        self.holds[method] = hold
-        return hold
-
     def chaos(self, rate: float, *, seed: int = 0) -> Chaos:
         """Fail about `rate` of all Web API calls from now on with a random fault (see Chaos); rate 0 stops."""
         with self.lock:
             self.faults = Chaos(rate, random.Random(seed)) if rate > 0 else None
             return self.faults or Chaos(0, random.Random(seed))
+
+    def hold(self, method: str, *, timeout: float = 30.0, then: str = "process") -> Hold:
+        """Make calls of `method` wait until `release()` (bounded by `timeout`); `reached` is set by the first.
+        Then they are carried out (`then="process"`: Slack took it) or the first is dropped unanswered
+        (`then="drop"`: lost on the way) and the hold is lifted."""
+        hold = Hold(timeout=timeout, then=then)
+        self.holds[method] = hold
+        return hold
 
     def response_url(self, channel: str, user: str) -> str:
         key = f"R{next(self._ids):08d}"
@@ -379,6 +384,8 @@ class SlackSandbox:
             token = auth.removeprefix("Bearer ")
         with self.lock:
             self.calls.append((method, dict(args)))
+        if self._held(method):
+            return DROP, {}, {}
         handler: Callable[[dict[str, Any]], dict[str, Any]] | None = getattr(
             self, "m_" + method.replace(".", "_"), None
         )
@@ -396,13 +403,6 @@ class SlackSandbox:
         limited = self._rate_limited(method, args)
         if limited is not None:
             return 429, {"Retry-After": str(limited)}, {"ok": False, "error": "ratelimited"}
-        hold = self.holds.get(method)
-        if hold is not None:
-            hold.arrived.set()
-            hold.released.wait(timeout=30)
-            self.holds.pop(method, None)
-            if hold.then == "drop":
-                return DROP, {}, {}
         failure = self._take_failure(method) or self._draw_fault()
         if failure is not None and not failure.after:
             return self._failure_answer(failure)
@@ -416,6 +416,19 @@ class SlackSandbox:
         if failure is not None:
             return self._failure_answer(failure)
         return 200, {}, {"ok": True, **result}
+
+    def _held(self, method: str) -> bool:
+        """Wait while a test holds `method` (outside the lock: the rest of the workspace keeps answering);
+        True when the held call is to be dropped unanswered."""
+        hold = self.holds.get(method)
+        if hold is None:
+            return False
+        hold.reached.set()
+        hold.released.wait(hold.timeout)
+        if hold.then == "drop":
+            self.holds.pop(method, None)
+        hold.passed.set()
+        return hold.then == "drop"
 
     def _draw_fault(self) -> Failure | None:
         with self.lock:

@@ -1,0 +1,75 @@
+"""The real timer (APScheduler around the clockwork): a wake-up planned while a sweep runs is never dropped."""
+
+from __future__ import annotations
+
+import time as wall
+from datetime import timedelta
+
+from bot.scheduler import Scheduler
+from tests.conftest import LEAD, Stack
+
+
+def wait_for(condition: object, seconds: float = 10.0) -> bool:
+    """Poll the outcome on the real timer's thread, bounded (a generous limit, not a speed assertion)."""
+    deadline = wall.monotonic() + seconds
+    while wall.monotonic() < deadline:
+        if callable(condition) and condition():
+            return True
+        wall.sleep(0.02)
+    return bool(callable(condition) and condition())
+
+
+def reminders_for(stack: Stack, title: str) -> list[str]:
+    return [t for t in stack.dm_texts(LEAD) if t.startswith(":alarm_clock: Reminder") and title in t]
+
+
+def test_a_row_falling_due_while_a_sweep_is_held_open_is_swept_right_after_it(stack: Stack) -> None:
+    """The sweep re-arms the timer while it is still running; a wake-up already due then must coalesce into
+    one run right after the sweep, not be skipped until the safety interval (an hour here)."""
+    stack.open("complaint sev3 Fee charged twice")
+    stack.clock.advance(timedelta(hours=1))
+    stack.open("complaint sev3 客户卡号6222021234567890123被重复扣款")
+    scheduler = Scheduler(stack.bot.clockwork, interval=timedelta(hours=1))
+    scheduler.start()  # its first sweep finds nothing due and plans the next wake-up, hours away
+    assert wait_for(lambda: scheduler.aps.get_job("sweep-next") is not None)
+    hold = stack.sandbox.hold("chat.postMessage")
+    stack.clock.advance(timedelta(hours=11))  # the first incident's reminder is due; the second's in an hour
+    scheduler.poke()  # as every change to the rows does: the planned wake-up sweeps now
+    try:
+        assert hold.reached.wait(10), "the timer never started a sweep"
+        stack.clock.advance(timedelta(hours=1))  # while the sweep is held inside Slack, the second falls due
+        hold.release()
+        assert wait_for(lambda: reminders_for(stack, "被重复扣款")), "the second reminder waited for the interval"
+    finally:
+        hold.release()
+        scheduler.stop()
+    assert not scheduler.aps.running
+    assert len(reminders_for(stack, "Fee charged twice")) == 1
+    assert len(reminders_for(stack, "被重复扣款")) == 1
+
+
+def test_stopping_while_a_sweep_is_held_open_waits_for_it_and_does_not_hang(stack: Stack) -> None:
+    """The shutdown deadlock of APScheduler 3 (its job-store lock held while waiting for a tick that plans
+    its next wake-up) must not come back: stop() returns once the held sweep ends."""
+    import threading
+
+    stack.open("complaint sev3 Fee charged twice")
+    stack.clock.advance(timedelta(hours=1))
+    stack.open("complaint sev3 Card declined abroad")
+    stack.clock.advance(timedelta(hours=11))
+    hold = stack.sandbox.hold("chat.postMessage")
+    scheduler = Scheduler(stack.bot.clockwork, interval=timedelta(hours=1))
+    scheduler.start()
+    stopper = threading.Thread(target=scheduler.stop)
+    try:
+        assert hold.reached.wait(10), "the timer never started a sweep"
+        stack.clock.advance(timedelta(hours=1))  # the held sweep will end with more work due
+        stopper.start()
+        assert not wait_for(lambda: not stopper.is_alive(), 0.3), "stop() did not wait for the sweep"
+    finally:
+        hold.release()
+    stopper.join(10)
+    assert not stopper.is_alive(), "stop() hung"
+    assert not scheduler.aps.running
+    assert len(reminders_for(stack, "Fee charged twice")) == 1  # the held sweep finished its sends
+    assert not reminders_for(stack, "Card declined abroad")  # nothing new started after stop
