@@ -116,7 +116,7 @@ def build_runtime(settings: Settings, playbook: Playbook, *, host: str = "0.0.0.
     )
     wsgi = make_wsgi(bot, public_url=settings.public_url, slack_events=not socket_mode)
     http = HttpServer(wsgi, host=host, port=settings.port)
-    socket = None
+    socket: SocketModeHandler | None = None
     if settings.app_token is not None:
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
