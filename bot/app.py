@@ -24,9 +24,14 @@ from bot.ids import BlockId
 from bot.replies import error_message, tell
 from bot.scheduler import Clockwork
 from bot.services import Services
+from bot.signing import RequestVerifier
 from bot.slack import SlackGateway
 
 log = logging.getLogger(__name__)
+
+# Set on a request's context once bolt's own checks (signature verification among them) have passed; the
+# error handler acts on a body only when it is there.
+VERIFIED = "incident_desk_verified"
 
 
 @dataclass
@@ -35,6 +40,7 @@ class Bot:
     services: Services
     executor: TrackingExecutor
     clockwork: Clockwork
+    verifier: RequestVerifier | None  # HTTP mode's front (bot/web.py); None in Socket Mode
 
 
 def create_app(
@@ -59,13 +65,20 @@ def create_app(
         process_before_response=False,
         logger=logging.getLogger("bolt"),
     )
+    app.use(_mark_verified)  # custom middleware runs after bolt's built-in ones, verification included
     handlers.commands.register(app, services)
     handlers.actions.register(app, services)
     handlers.views.register(app, services)
     handlers.notices.register(app, services)
     handlers.aftercare.register(app, services)
     app.error(_error_handler(services))
-    return Bot(app, services, executor, Clockwork(services))
+    verifier = RequestVerifier(signing_secret, session_factory) if signing_secret else None
+    return Bot(app, services, executor, Clockwork(services), verifier)
+
+
+def _mark_verified(context: dict[str, Any], next: Any) -> Any:
+    context[VERIFIED] = True
+    return next()
 
 
 def _json_response(payload: dict[str, Any]) -> BoltResponse:
@@ -73,8 +86,14 @@ def _json_response(payload: dict[str, Any]) -> BoltResponse:
 
 
 def _error_handler(services: Services) -> Any:
-    def handle_error(error: Exception, body: dict[str, Any], response: BoltResponse | None) -> BoltResponse | None:
-        """Errors before the ack become the ack's answer (modal field errors, ephemeral text)."""
+    def handle_error(
+        error: Exception, body: dict[str, Any], context: dict[str, Any], response: BoltResponse | None
+    ) -> BoltResponse | None:
+        """Errors before the ack become the ack's answer (modal field errors, ephemeral text). An error
+        before verification passed is refused: its body is anyone's, so nobody is told anything."""
+        if not context.get(VERIFIED):
+            log.warning("refused a request that failed before verification (%s)", type(error).__name__)
+            return BoltResponse(status=401, body="") if response is not None else None
         message = error_message(error, str(body.get("command") or body.get("type") or ""))
         if response is not None and body.get("type") == "view_submission":
             field = error.field if isinstance(error, BotError) and error.field else BlockId.TITLE

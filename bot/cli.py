@@ -6,13 +6,22 @@ import argparse
 import logging
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from jinja2 import TemplateError
 
 from bot.config import ConfigError, Playbook, Settings, load_playbook
 from bot.render import Renderer
+
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+    from sqlalchemy import Engine
+
+    from bot.app import Bot
+    from bot.web import HttpServer
 
 log = logging.getLogger("incident-desk")
 
@@ -76,6 +85,45 @@ def cmd_db(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+@dataclass
+class Runtime:
+    """What `incident-desk run` serves. HTTP mode: one server with /slack/events, /healthz and the status
+    page. Socket Mode: events arrive over Slack's WebSocket (`socket`), and the HTTP side server on $PORT
+    serves /healthz and the status page only (it has no signing secret to verify events with)."""
+
+    bot: Bot
+    engine: Engine
+    http: HttpServer
+    socket: SocketModeHandler | None
+
+
+def build_runtime(settings: Settings, playbook: Playbook, *, host: str = "0.0.0.0") -> Runtime:
+    """Upgrade the database and build the bot and its servers, without connecting to Slack."""
+    from bot.app import create_app
+    from bot.slack import make_web_client
+    from bot.web import HttpServer, make_wsgi
+    from store.db import make_engine, make_session_factory, upgrade
+
+    assert settings.bot_token is not None
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    socket_mode = settings.app_token is not None
+    bot = create_app(
+        playbook,
+        make_session_factory(engine),
+        client=make_web_client(settings.bot_token, settings.slack_api_url),
+        signing_secret=None if socket_mode else settings.signing_secret,
+    )
+    wsgi = make_wsgi(bot, public_url=settings.public_url, slack_events=not socket_mode)
+    http = HttpServer(wsgi, host=host, port=settings.port)
+    socket: SocketModeHandler | None = None
+    if settings.app_token is not None:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        socket = SocketModeHandler(bot.app, settings.app_token)
+    return Runtime(bot, engine, http, socket)
+
+
 def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     playbook = load_checked_playbook(settings.config_path)
     if args.offline:
@@ -83,43 +131,33 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
         return run_demo(playbook, sys.stdout, database_url=args.database)
     settings.require_slack()
-    assert settings.bot_token is not None
-    from bot.app import create_app
-    from bot.slack import make_web_client
-    from bot.web import HttpServer, make_wsgi
-    from store.db import make_engine, make_session_factory, upgrade
-
-    engine = make_engine(settings.database_url)
-    upgrade(engine)
-    bot = create_app(
-        playbook,
-        make_session_factory(engine),
-        client=make_web_client(settings.bot_token, settings.slack_api_url),
-        signing_secret=settings.signing_secret,
-    )
+    runtime = build_runtime(settings, playbook, host=args.host)
     from bot.scheduler import Scheduler
 
-    scheduler = Scheduler(bot.clockwork)
+    scheduler = Scheduler(runtime.bot.clockwork)
     scheduler.start()  # with PostgreSQL, only the process holding the advisory lock sends
     try:
-        if settings.app_token:
-            from slack_bolt.adapter.socket_mode import SocketModeHandler
-
-            log.info("incident-desk %s: Socket Mode, playbook %s", "running", playbook.version)
-            SocketModeHandler(bot.app, settings.app_token).start()
+        if runtime.socket is not None:
+            runtime.http.start()
+            log.info(
+                "incident-desk: Socket Mode; /healthz and /status on %s:%s; playbook %s",
+                args.host,
+                settings.port,
+                playbook.version,
+            )
+            runtime.socket.start()  # blocks until the process is stopped
             return 0
-        server = HttpServer(
-            make_wsgi(bot.app, bot.services.db, bot.services.status_page), host=args.host, port=settings.port
-        )
         log.info(
             "incident-desk: HTTP mode on %s:%s (/slack/events, /healthz, /status), playbook %s",
             args.host,
             settings.port,
             playbook.version,
         )
-        server.serve_forever()
+        runtime.http.serve_forever()
     finally:
         scheduler.stop()  # a sweep in progress finishes; the advisory lock is released for a standby
+        if runtime.socket is not None:
+            runtime.http.stop()
     return 0
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, time, timedelta
@@ -532,6 +533,7 @@ class Settings:
     database_url: str = "sqlite:///incident-desk.db"
     config_path: Path = Path("config.yaml")
     port: int = 3000
+    public_url: str | None = None  # the status page's address from outside (links and Atom ids)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -542,6 +544,17 @@ class Settings:
         api_url = env.get("SLACK_API_URL") or DEFAULT_SLACK_API_URL
         if not re.match(r"^https?://", api_url):
             raise ConfigError("environment", [f"SLACK_API_URL: {api_url!r} must start with http:// or https://"])
+        public_url = (env.get("INCIDENT_DESK_PUBLIC_URL") or "").strip().rstrip("/") or None
+        if public_url is not None:
+            parts = urllib.parse.urlsplit(public_url)
+            if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+                raise ConfigError(
+                    "environment",
+                    [
+                        f"INCIDENT_DESK_PUBLIC_URL: {public_url!r} is not a base URL; "
+                        "use e.g. https://status.example-bank.com"
+                    ],
+                )
         return cls(
             bot_token=env.get("SLACK_BOT_TOKEN") or None,
             signing_secret=env.get("SLACK_SIGNING_SECRET") or None,
@@ -550,6 +563,7 @@ class Settings:
             database_url=env.get("DATABASE_URL") or "sqlite:///incident-desk.db",
             config_path=Path(env.get("INCIDENT_DESK_CONFIG") or "config.yaml"),
             port=int(port_text),
+            public_url=public_url,
         )
 
     def require_slack(self) -> None:

@@ -61,7 +61,7 @@ def offline_stack(playbook: Playbook, database_url: str, *, clock: Clock | None 
             signing_secret=secret,
             clock=clock or SystemClock(),
         )
-        http = HttpServer(make_wsgi(bot.app, bot.services.db, bot.services.status_page)).start()
+        http = HttpServer(make_wsgi(bot)).start()
         yield OfflineStack(sandbox, bot, http, SlackDriver(sandbox, http.url, secret, wait_idle=bot.executor.wait_idle))
     finally:
         if http is not None:

@@ -157,13 +157,16 @@ class StatusPage:
             "incidents": incidents,
         }
 
-    def atom(self, base: str) -> bytes:
-        """One entry per published notice, newest first; ElementTree does the XML escaping."""
+    def atom(self, base: str = "") -> bytes:
+        """One entry per published notice, newest first; ElementTree does the XML escaping. `base` is the
+        configured public URL (never the request's Host), or empty for relative links."""
         ET.register_namespace("", ATOM)
         locales = self.spec.locales
         feed = ET.Element(f"{{{ATOM}}}feed")
         ET.SubElement(feed, f"{{{ATOM}}}title").text = self._joined(locales, "title")
-        ET.SubElement(feed, f"{{{ATOM}}}id").text = f"{base}/status"
+        # An Atom id must be an absolute IRI; links may be relative (to the feed's own address) without a base.
+        feed_id = f"{base}/status" if base else "urn:incident-desk:status"
+        ET.SubElement(feed, f"{{{ATOM}}}id").text = feed_id
         ET.SubElement(feed, f"{{{ATOM}}}link", href=f"{base}/status/feed.atom", rel="self")
         ET.SubElement(feed, f"{{{ATOM}}}link", href=f"{base}/status", rel="alternate")
         notices = [(entry, n) for entry in self._entries() for n in entry["notices"]]
@@ -176,7 +179,7 @@ class StatusPage:
             item = ET.SubElement(feed, f"{{{ATOM}}}entry")
             stage = " / ".join(dict.fromkeys(words_for(loc).get(notice["stage"], notice["stage"]) for loc in locales))
             ET.SubElement(item, f"{{{ATOM}}}title").text = f"{stage}: {self._kind_names(entry['kind'], locales)}"
-            ET.SubElement(item, f"{{{ATOM}}}id").text = f"{base}/status#notice-{notice['id']}"
+            ET.SubElement(item, f"{{{ATOM}}}id").text = f"{feed_id}#notice-{notice['id']}"
             ET.SubElement(item, f"{{{ATOM}}}link", href=f"{base}/status#incident-{entry['number']}")
             ET.SubElement(item, f"{{{ATOM}}}updated").text = notice["published_at"].isoformat()
             ET.SubElement(item, f"{{{ATOM}}}content", type="text").text = "\n\n".join(

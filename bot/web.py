@@ -1,78 +1,116 @@
 """The HTTP front: Slack's events at /slack/events, /healthz, and the public status page
-(/status, /status.json, /status/feed.atom)."""
+(/status, /status.json, /status/feed.atom).
+
+Slack's requests are verified here, before bolt parses a byte of them (bot/signing.py): a request that
+fails gets 401 and reaches no listener, no error handler and no outgoing call. The status page's links
+come from INCIDENT_DESK_PUBLIC_URL or are relative; nothing in a response is taken from the Host header.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
-import os
+import logging
 import threading
 import urllib.parse
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from slack_bolt import App
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from sqlalchemy import text
-from sqlalchemy.orm import Session, sessionmaker
 from waitress.server import create_server
 
-from bot.status_page import StatusPage
+if TYPE_CHECKING:
+    from bot.app import Bot
 
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+EVENTS_PATH = "/slack/events"
+MAX_EVENT_BYTES = 2 * 1024 * 1024  # Slack's payloads are far smaller; refuse to buffer more
+# Revalidate every time: the page changes the moment a notice is published, and no cache (shared or not)
+# keeps a copy it may serve without asking; the ETag makes the revalidation cheap.
+STATUS_CACHE_CONTROL = "no-cache"
+
+log = logging.getLogger(__name__)
 
 
-def _base_url(environ: dict[str, Any]) -> str:
-    """Where the page is reached from outside: INCIDENT_DESK_PUBLIC_URL, else the request's own host."""
-    configured = os.environ.get("INCIDENT_DESK_PUBLIC_URL", "").rstrip("/")
-    if configured:
-        return configured
-    host = environ.get("HTTP_HOST") or f"{environ.get('SERVER_NAME', 'localhost')}:{environ.get('SERVER_PORT', '80')}"
-    return f"{environ.get('wsgi.url_scheme', 'http')}://{host}"
-
-
-def _status_route(status: StatusPage, environ: dict[str, Any]) -> tuple[str, str, bytes] | None:
+def _status_route(bot: Bot, environ: dict[str, Any], base: str) -> tuple[str, str, bytes] | None:
     path = environ.get("PATH_INFO", "")
     if path not in ("/status", "/status/", "/status.json", "/status/feed.atom"):
         return None
     if environ.get("REQUEST_METHOD", "GET") not in ("GET", "HEAD"):
         return "405 Method Not Allowed", "text/plain; charset=utf-8", b"GET only"
-    query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
-    base = _base_url(environ)
+    status = bot.services.status_page
     if path == "/status.json":
         return "200 OK", "application/json; charset=utf-8", json.dumps(status.json(), ensure_ascii=False).encode()
     if path == "/status/feed.atom":
         return "200 OK", "application/atom+xml; charset=utf-8", status.atom(base)
+    query = urllib.parse.parse_qs(environ.get("QUERY_STRING", ""))
     lang = (query.get("lang") or [None])[0]
     return "200 OK", "text/html; charset=utf-8", status.html(lang, base).encode()
 
 
-def make_wsgi(app: App, db: sessionmaker[Session], status_page: StatusPage | None = None) -> WSGIApp:
-    bolt = SlackRequestHandler(app, path="/slack/events")
+def _respond(start_response: Callable[..., Any], status: str, payload: dict[str, Any]) -> list[bytes]:
+    data = json.dumps(payload).encode()
+    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    return [data]
+
+
+def make_wsgi(bot: Bot, *, public_url: str | None = None, slack_events: bool = True) -> WSGIApp:
+    """The bot's HTTP front. `public_url` is where the status page is reached from outside (links are
+    relative without it). `slack_events=False` (Socket Mode's side server) serves no /slack/events at all."""
+    verifier = bot.verifier
+    if slack_events and verifier is None:
+        raise ValueError("serving /slack/events needs a signing secret to verify requests")
+    bolt = SlackRequestHandler(bot.app, path=EVENTS_PATH) if slack_events else None
+    base = (public_url or "").rstrip("/")
+
+    def slack_event(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        assert bolt is not None and verifier is not None
+        if environ.get("REQUEST_METHOD") != "POST":
+            return _respond(start_response, "405 Method Not Allowed", {"error": "POST only"})
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = -1
+        if not 0 <= length <= MAX_EVENT_BYTES:
+            return _respond(start_response, "413 Content Too Large", {"error": "invalid request"})
+        body = environ["wsgi.input"].read(length) if length else b""
+        headers = {
+            key[5:].replace("_", "-").lower(): value for key, value in environ.items() if key.startswith("HTTP_")
+        }
+        refusal = verifier.check(headers, body)
+        if refusal is not None:
+            log.warning("refused a request to %s: %s", EVENTS_PATH, refusal.reason)
+            status = "401 Unauthorized" if refusal.status == 401 else "503 Service Unavailable"
+            return _respond(start_response, status, {"error": "invalid request"})
+        environ["wsgi.input"] = io.BytesIO(body)  # bolt reads the body again (and verifies it again)
+        environ["CONTENT_LENGTH"] = str(len(body))
+        return bolt(environ, start_response)
 
     def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        routed = _status_route(status_page, environ) if status_page is not None else None
+        path = environ.get("PATH_INFO", "")
+        routed = _status_route(bot, environ, base)
         if routed is not None:
             code, content_type, data = routed
-            start_response(
-                code,
-                [
-                    ("Content-Type", content_type),
-                    ("Content-Length", str(len(data))),
-                    ("Cache-Control", "public, max-age=30"),
-                ],
-            )
+            etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
+            headers = [("Content-Type", content_type), ("Cache-Control", STATUS_CACHE_CONTROL), ("ETag", etag)]
+            if code.startswith("200") and environ.get("HTTP_IF_NONE_MATCH") == etag:
+                start_response("304 Not Modified", headers)
+                return [b""]
+            start_response(code, [*headers, ("Content-Length", str(len(data)))])
             return [data]
-        if environ.get("PATH_INFO") == "/healthz":
+        if path == "/healthz":
             try:
-                with db() as session:
+                with bot.services.db() as session:
                     session.execute(text("SELECT 1"))
                 status, payload = "200 OK", {"ok": True, "database": "ok"}
             except Exception:  # the health check reports, it does not crash
                 status, payload = "503 Service Unavailable", {"ok": False, "database": "unreachable"}
-            data = json.dumps(payload).encode()
-            start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
-            return [data]
-        return bolt(environ, start_response)
+            return _respond(start_response, status, payload)
+        if path == EVENTS_PATH and bolt is not None:
+            return slack_event(environ, start_response)
+        return _respond(start_response, "404 Not Found", {"error": "not found"})
 
     return wsgi
 

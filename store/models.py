@@ -274,3 +274,13 @@ class ReportRun(Base):
     due_at: Mapped[datetime] = mapped_column(UTCDateTime())
     posted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     outcome: Mapped[str] = mapped_column(Text, default="")
+
+
+class SeenRequest(Base):
+    """The signature of every verified request from Slack, kept while its timestamp is inside the 5-minute
+    window: the primary key refuses a replay on every replica sharing the database."""
+
+    __tablename__ = "seen_requests"
+
+    signature: Mapped[str] = mapped_column(String(80), primary_key=True)
+    timestamp: Mapped[int] = mapped_column(Integer, index=True)  # X-Slack-Request-Timestamp, epoch seconds

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, func, insert, or_, select, update
+from sqlalchemy import case, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
@@ -20,6 +20,7 @@ from store.models import (
     RoleAssignment,
     RoleRotation,
     SatisfactionRating,
+    SeenRequest,
     SentNotification,
     TimelineEvent,
 )
@@ -246,3 +247,20 @@ def next_wakeup(session: Session) -> datetime | None:
     ]
     present = [t for t in times if t is not None]
     return min(present) if present else None
+
+
+def claim_request_signature(session: Session, signature: str, timestamp: int) -> bool:
+    """Record a verified request's signature; False if it was seen before (a replay)."""
+    stmt = (
+        _insert_for(session)(SeenRequest)
+        .values(signature=signature, timestamp=timestamp)
+        .on_conflict_do_nothing(index_elements=["signature"])
+        .returning(SeenRequest.signature)
+    )
+    return session.connection().execute(stmt).scalar_one_or_none() is not None
+
+
+def delete_request_signatures_before(session: Session, timestamp: int) -> int:
+    """Forget signatures whose timestamp is older than `timestamp` (a replay of them is stale anyway)."""
+    result: Any = session.execute(delete(SeenRequest).where(SeenRequest.timestamp < timestamp))
+    return int(result.rowcount or 0)

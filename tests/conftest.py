@@ -211,7 +211,7 @@ def build_stack(
         signing_secret=SIGNING_SECRET,
         clock=clock,
     )
-    http = HttpServer(make_wsgi(bot.app, bot.services.db, bot.services.status_page)).start()
+    http = HttpServer(make_wsgi(bot)).start()
     return bot, http, engine
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.sandbox.blockkit import validate_blocks, validate_view
+from bot.sandbox.scopes import manifest_scopes, missing_scopes
 
 SPEC_METHODS: dict[str, list[str]] = json.loads(
     (Path(__file__).with_name("slack_methods.json")).read_text(encoding="utf-8")
@@ -147,8 +148,16 @@ class Hold:
 class SlackSandbox:
     """The workspace state and the HTTP server around it."""
 
-    def __init__(self, *, bot_token: str = "xoxb-sandbox-token", bot_user_id: str = "UBOTSANDBOX") -> None:
+    def __init__(
+        self,
+        *,
+        bot_token: str = "xoxb-sandbox-token",
+        bot_user_id: str = "UBOTSANDBOX",
+        bot_scopes: set[str] | None = None,
+    ) -> None:
         self.bot_token = bot_token
+        # what the token was granted: the app manifest's bot scopes unless a test says otherwise
+        self.bot_scopes = manifest_scopes() if bot_scopes is None else set(bot_scopes)
         self.bot_user_id = bot_user_id
         self.team_id = "TSANDBOX01"
         self.latency = 0.0
@@ -395,6 +404,10 @@ class SlackSandbox:
             return 200, {}, {"ok": False, "error": "not_authed"}
         if token != self.bot_token:
             return 200, {}, {"ok": False, "error": "invalid_auth"}
+        missing = missing_scopes(method, args, self.bot_scopes, self._conversation_type)
+        if missing:  # as Slack answers a token that was not granted the scope
+            needed, provided = ",".join(sorted(missing)), ",".join(sorted(self.bot_scopes))
+            return 200, {}, {"ok": False, "error": "missing_scope", "needed": needed, "provided": provided}
         known = set(SPEC_METHODS.get(method, [])) | EXTRA_ARGS
         for arg in args:
             if arg not in known:
@@ -529,6 +542,13 @@ class SlackSandbox:
                 raise SlackError(
                     "invalid_arguments", response_metadata={"messages": [f"missing required field: {name}"]}
                 )
+
+    def _conversation_type(self, channel_id: str) -> str | None:
+        with self.lock:
+            channel = self.channels.get(channel_id)
+        if channel is None:
+            return None
+        return "im" if channel.is_im else "private_channel" if channel.is_private else "public_channel"
 
     def _channel(self, args: dict[str, Any]) -> Channel:
         self._require(args, "channel")
