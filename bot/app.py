@@ -25,6 +25,7 @@ from bot.replies import error_message, tell
 from bot.scheduler import Clockwork
 from bot.services import Services
 from bot.slack import SlackGateway
+from bot.text import set_bank_patterns
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,7 @@ def create_app(
     executor: TrackingExecutor | None = None,
 ) -> Bot:
     """Wire the gateway, services, listeners and the one error handler."""
+    set_bank_patterns(p.regex for p in playbook.masking.patterns)
     gateway = SlackGateway(client)
     services = Services.build(playbook, session_factory, gateway, clock or SystemClock())
     executor = executor or TrackingExecutor()

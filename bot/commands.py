@@ -12,7 +12,7 @@ from datetime import date
 
 from bot.config import NOTICE_STAGES, Playbook
 from bot.errors import UserInputError
-from bot.text import escape_mrkdwn, truncate
+from bot.text import safe_snippet
 
 MENTION_RE = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 HANDLE_RE = re.compile(r"^@([\w.\-]{1,80})$")
@@ -57,8 +57,8 @@ CHANNEL_ALIASES = {
 
 
 def _q(word: str) -> str:
-    """A user's word quoted back in an error: escaped, backticks removed, kept short."""
-    return escape_mrkdwn(truncate(word.replace("`", "'"), 40))
+    """A user's word quoted back in an error: masked, escaped, backticks removed, kept short."""
+    return safe_snippet(word.replace("`", "'"), 40)
 
 
 @dataclass(frozen=True)
