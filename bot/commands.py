@@ -12,7 +12,7 @@ from datetime import date
 
 from bot.config import NOTICE_STAGES, Playbook
 from bot.errors import UserInputError
-from bot.text import safe_snippet
+from bot.text import safe_snippet, strip_control
 
 MENTION_RE = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 HANDLE_RE = re.compile(r"^@([\w.\-]{1,80})$")
@@ -239,7 +239,7 @@ def parse_report(words: list[str]) -> Command:
 
 def parse_command(text: str, playbook: Playbook, *, command: str = "/incident") -> Command:
     """Parse the text of `/incident`, `/complaint` or `/outage`."""
-    text = (text or "").strip()
+    text = strip_control(text or "").strip()  # a pasted NUL would break PostgreSQL and every output format
     words = text.split()
     if command in ("/complaint", "/outage"):
         kind = command.lstrip("/")
