@@ -43,7 +43,7 @@ def set_bank_patterns(patterns: Iterable[str]) -> None:
     Process-wide on purpose: masking runs at every output edge (templates, blocks, log records), deep in
     helpers that do not carry the playbook; the composition root sets it once per app."""
     global _bank_patterns
-    _bank_patterns = tuple(re.compile(p) for p in patterns)
+    _bank_patterns = tuple(re.compile(p, re.IGNORECASE) for p in patterns)  # people type pl12345678 too
 
 
 def strip_control(text: str) -> str:
@@ -113,6 +113,8 @@ def _mask_number(text: str, start: int, end: int, digits: str, plus: bool) -> tu
     groups = text[start:end].split(".")
     if len(groups) == 4 and all(g.isdigit() and int(g) <= 255 for g in groups):
         return None  # an IPv4 address
+    if [len(g) for g in groups] == [10, 6] and all(g.isdigit() for g in groups):
+        return None  # a Slack message timestamp (1764300000.123456), as logs quote it
     if len(digits) >= 10:  # card and account numbers
         return start, end, "****" + digits[-4:]
     return None
