@@ -194,7 +194,7 @@ def _transliterate(text: str) -> str:
 def slugify(text: str) -> str:
     """A lowercase a-z slug of the (masked) title, Chinese as pinyin; digits never: a channel name is seen
     by the whole workspace and kept forever, so it carries no number the user typed."""
-    latin = _transliterate(mask_identifiers(text))
+    latin = _transliterate(mask_identifiers(_EMAIL.sub(" ", fold_digits(strip_control(text)))))  # no addresses
     folded = unicodedata.normalize("NFKD", latin).encode("ascii", "ignore").decode()
     return re.sub(r"[^a-z]+", "-", folded.lower()).strip("-")
 

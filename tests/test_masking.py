@@ -75,15 +75,16 @@ def test_the_bank_adds_its_own_formats_in_the_playbook() -> None:
 @pytest.mark.parametrize(
     ("regex", "problem"),
     [
-        ("PL[0-9", "masking.patterns.0.regex (line 188): 'PL[0-9' is not a regular expression"),
-        ("[0-9]*", "masking.patterns.0.regex (line 188): '[0-9]*' matches empty text"),
+        ("PL[0-9", "'PL[0-9' is not a regular expression"),
+        ("[0-9]*", "'[0-9]*' matches empty text"),
     ],
 )
 def test_check_config_names_a_bad_masking_pattern(regex: str, problem: str, tmp_path: Path) -> None:
     shipped = 'regex: "PL-?[0-9]{8,12}(?![0-9])"'
     with pytest.raises(ConfigError) as caught:
         load_playbook_text(playbook_text(**{shipped: f'regex: "{regex}"'}))
-    assert any(p.startswith(problem) for p in caught.value.problems), caught.value.problems
+    field = "masking.patterns.0.regex (line "  # the field path and its line in the file
+    assert any(p.startswith(field) and problem in p for p in caught.value.problems), caught.value.problems
     path = tmp_path / "config.yaml"
     path.write_text(playbook_text(**{shipped: f'regex: "{regex}"'}), encoding="utf-8")
     assert main(["check-config", str(path)]) == 2
@@ -94,7 +95,7 @@ def test_check_config_names_a_bad_masking_pattern(regex: str, problem: str, tmp_
     [
         (SEEN, "ke-hu-ka-hao-bei-chong-fu-kou-kuan-dian"),
         ("ATM取款失败 13812345678", "atm-qu-kuan-shi-bai"),
-        ("zhang.san@bank.com.cn 的网银登录异常", "z-bank-com-cn-de-wang-yin-deng-lu-yi"),
+        ("zhang.san@bank.com.cn 的网银登录异常", "de-wang-yin-deng-lu-yi-chang"),
         ("１３８１２３４５６７８", "complaint"),  # nothing but a number: the kind names it
     ],
 )
