@@ -18,10 +18,11 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from bot.cli import main
+from bot.ids import INPUT_ACTION, BlockId
 from bot.sandbox.driver import click_button
 from bot.sandbox.leaks import LeakWatch
 from bot.text import strip_control
-from tests.conftest import COMMS, LEAD, TECH, Stack
+from tests.conftest import COMMS, LEAD, REPORTER, TECH, Stack
 from tests.notice_targets import SmtpServer, WebhookReceiver
 from tests.test_notices import edit_notice, preview
 
@@ -172,6 +173,22 @@ def publish(surfaces: Surfaces, channel: str, stage: str, edited: str | None = N
     click_button(stack.driver, LEAD, channel, preview(stack, channel).ts, "Publish")
 
 
+def report_by_form(stack: Stack, **fields: str) -> None:
+    """The other way in: the report modal, with its free-text fields."""
+    general = stack.sandbox.channel_by_name("general")
+    assert general is not None
+    before = set(stack.sandbox.views)
+    stack.driver.slash(REPORTER, general.id, "open")
+    (view_id,) = set(stack.sandbox.views) - before
+    values = {
+        BlockId.KIND: {INPUT_ACTION: {"type": "static_select", "selected_option": {"value": "complaint"}}},
+        BlockId.SEVERITY: {INPUT_ACTION: {"type": "static_select", "selected_option": {"value": "sev3"}}},
+        **{block: {INPUT_ACTION: {"type": "plain_text_input", "value": value}} for block, value in fields.items()},
+    }
+    reply = stack.driver.submit_view(REPORTER, view_id, values)
+    assert reply.status == 200 and not reply.body, reply.body
+
+
 def outputs(surfaces: Surfaces, database: str) -> dict[str, str]:
     """Every surface outside Slack, as text."""
     found = {
@@ -214,6 +231,7 @@ def test_planted_identifiers_never_leave_the_bot_unmasked(
     mails, hooks = len(surfaces.smtp.inbox.messages), len(surfaces.hooks.to("/social"))
     channel = stack.open(f"outage sev3 {said()}").id
     stack.driver.slash(LEAD, channel, f"update {said()}")
+    stack.advance(minutes=70)  # the next status update is due: reminders by DM quote the title
     publish(surfaces, channel, "initial", edited=said())
     stack.driver.slash(LEAD, channel, f"action {said()} <@{TECH}> 2d")
     stack.driver.slash(LEAD, channel, f"resolve {said()}")
@@ -225,6 +243,7 @@ def test_planted_identifiers_never_leave_the_bot_unmasked(
         stack.driver.slash(LEAD, channel, typed)  # error echoes quote the user's own text
     stack.driver.slash(LEAD, channel, "timeline")
     stack.driver.slash(LEAD, channel, "status")
+    report_by_form(stack, title=said(), description=said(), customer_ref=said())
 
     found = outputs(surfaces, sqlite_url)
     # the surfaces were reached: two notices on the status page, by e-mail and by webhook, and the review file
