@@ -5,9 +5,12 @@ from __future__ import annotations
 
 import logging
 import xml.etree.ElementTree as ET
+from datetime import datetime
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.exc import StatementError
 
@@ -21,6 +24,18 @@ from store.db import make_engine
 from tests.conftest import LEAD, Stack, playbook_text, test_playbook
 
 SEEN = "客户卡号6222021234567890123被重复扣款，电话13812345678"
+# The seen identifiers, written as people write them.
+SAMPLES = (
+    "6222021234567890123",
+    "6222 0212 3456 7890 123",
+    "６２２２０２１２３４５６７８９０",
+    "13812345678",
+    "+86 138-1234-5678",
+    "11010519900307777X",
+    "110101 19900307 7777",
+    "zhang.san@bank.com.cn",
+)
+IDENTIFIERS = st.sampled_from(SAMPLES)
 
 
 @pytest.mark.parametrize(
@@ -194,3 +209,28 @@ def test_the_atom_feed_stays_valid_xml_with_pasted_control_characters(stack: Sta
         feed = response.read()
     ET.fromstring(feed)  # parses: no control character survived
     assert "网银登录异常".encode() in feed
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    when=st.datetimes(min_value=datetime(1990, 1, 1), max_value=datetime(2099, 12, 31)),
+    fmt=st.sampled_from(
+        ["%Y-%m-%d %H:%M", "%Y%m%d", "%Y/%m/%d %H:%M:%S", "%m-%d %H:%M", "%Y.%m.%d", "%Y年%m月%d日%H:%M"]
+    ),
+    number=st.integers(min_value=1, max_value=10**6),
+    before=st.sampled_from(["", "于", "at ", "事件#"]),
+)
+def test_dates_times_and_incident_numbers_stay_readable(when: datetime, fmt: str, number: int, before: str) -> None:
+    text = f"{before}{when.strftime(fmt)}开会，#{number}已恢复"
+    assert mask_identifiers(text) == text
+
+
+@settings(max_examples=300, deadline=None)
+@given(parts=st.lists(st.one_of(st.text(max_size=8), IDENTIFIERS), min_size=1, max_size=6))
+def test_no_planted_identifier_survives_masking_in_any_text(parts: list[str]) -> None:
+    """The pure function over any text: what the end-to-end property test checks on every surface."""
+    watch = LeakWatch()
+    watch.plant(*(p for p in parts if p in SAMPLES))
+    masked = mask_identifiers(" ".join(parts))
+    assert not watch.leaks_in(masked), masked
+    assert mask_identifiers(masked) == masked
