@@ -20,7 +20,7 @@ class MaskingFilter(logging.Filter):
         except Exception:  # a bad format string: let logging report it as it always does
             return True
         masked = mask_identifiers(message)
-        if record.args or masked != message:
+        if masked != message:  # otherwise msg and args stay as they were (handlers may group by msg)
             record.msg, record.args = masked, None
         if record.exc_info and not record.exc_text:
             record.exc_text = mask_identifiers(_FORMATTER.formatException(record.exc_info))
