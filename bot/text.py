@@ -92,8 +92,8 @@ def _joins(text: str, run: list[tuple[int, int]], nxt: tuple[int, int], plus: bo
     (ps, pe), (ns, ne) = run[-1], nxt
     if not _GAP.fullmatch(text[pe:ns]):
         return False
-    if plus:  # +44 20 7946 0958: phone numbers are grouped freely
-        return True
+    if plus:  # +44 20 7946 0958: phone numbers are grouped freely, up to E.164's 15 digits
+        return sum(e - s for s, e in run) + ne - ns <= 15
     if len(run) == 1 and pe - ps == 8 and _is_date(text[ps:pe]):
         return False  # 20261124 10:00, inc-20261124-42: a date is not the start of an account number
     return pe - ps >= 3 and ne - ns >= 3  # 2026-11-24 10:00 stays; 6222 0212 3456, 138 1234 5678 join
