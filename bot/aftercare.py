@@ -22,7 +22,7 @@ from bot.ids import ActionId
 from bot.inputs import day_in_range
 from bot.render import SlackMarkup
 from bot.slack import SlackCallError
-from bot.text import safe_text, truncate
+from bot.text import mask_identifiers, safe_snippet, safe_text, truncate
 from store import queries
 from store.models import Deadline, Escalation, Incident, Notice, NoticeDelivery, SatisfactionRating
 
@@ -133,7 +133,7 @@ class AftercareService:
             self.deadlines.on_event(s, incident, "satisfaction", now=now, actor=actor)
             channel = incident.channel_id if incident.status != "closed" else None
         self.incidents.schedule_changed()
-        said = f" — {safe_text(truncate(comment, 500))}" if comment else ""
+        said = f" — {safe_snippet(comment, 500)}" if comment else ""
         if channel:
             self.incidents.try_post(
                 channel, f":star: <@{actor}> recorded the customer's satisfaction: *{score}/5*{said}"
@@ -418,7 +418,7 @@ class AftercareService:
                     "at": local(e.at, "%m-%d %H:%M"),
                     "actor": SlackMarkup(f"<@{e.actor_id}>") if e.actor_id else "bot",
                     "event": e.event.replace("_", " "),
-                    "text": truncate(e.text.replace("\n", " "), 200),
+                    "text": truncate(mask_identifiers(e.text.replace("\n", " ")), 200),
                 }
                 for e in timeline
             ],

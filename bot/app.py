@@ -26,6 +26,7 @@ from bot.scheduler import Clockwork
 from bot.services import Services
 from bot.signing import RequestVerifier
 from bot.slack import SlackGateway
+from bot.text import set_bank_patterns
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,7 @@ def create_app(
     executor: TrackingExecutor | None = None,
 ) -> Bot:
     """Wire the gateway, services, listeners and the one error handler."""
+    set_bank_patterns(p.regex for p in playbook.masking.patterns)
     clock = clock or SystemClock()
     gateway = SlackGateway(client, sleep=clock.sleep)  # retry waits are time too: a test clock moves instead
     services = Services.build(playbook, session_factory, gateway, clock)

@@ -14,7 +14,9 @@ from zoneinfo import ZoneInfo
 from jinja2 import TemplateError
 
 from bot.config import ConfigError, Playbook, Settings, load_playbook
+from bot.logs import install_log_masking
 from bot.render import Renderer
+from bot.text import mask_identifiers, set_bank_patterns
 
 if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
@@ -193,7 +195,9 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
             session, start, end, good_at_least=playbook.satisfaction.good_at_least, target=playbook.satisfaction.target
         )
     engine.dispose()
-    print(as_csv(report) if args.format == "csv" else as_text(report, label), end="" if args.format == "csv" else "\n")
+    set_bank_patterns(p.regex for p in playbook.masking.patterns)
+    output = as_csv(report) if args.format == "csv" else as_text(report, label)
+    print(mask_identifiers(output), end="" if args.format == "csv" else "\n")
     return 0
 
 
@@ -226,6 +230,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_masking()
     for noisy in ("bolt", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     args = build_parser().parse_args(argv)

@@ -14,7 +14,7 @@ from datetime import date
 from bot.config import NOTICE_STAGES, Playbook
 from bot.errors import UserInputError
 from bot.inputs import FIRST_DAY, LAST_DAY, check_text, day_in_range
-from bot.text import escape_mrkdwn, truncate
+from bot.text import safe_snippet
 
 MENTION_RE = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 HANDLE_RE = re.compile(r"^@([\w.\-]{1,80})$")
@@ -60,8 +60,8 @@ CHANNEL_ALIASES = {
 
 
 def _q(word: str) -> str:
-    """A user's word quoted back in an error: escaped, backticks removed, kept short."""
-    return escape_mrkdwn(truncate(word.replace("`", "'"), 40))
+    """A user's word quoted back in an error: masked, escaped, backticks removed, kept short."""
+    return safe_snippet(word.replace("`", "'"), 40)
 
 
 @dataclass(frozen=True)
@@ -248,7 +248,7 @@ def parse_report(words: list[str]) -> Command:
 
 def parse_command(text: str, playbook: Playbook, *, command: str = "/incident") -> Command:
     """Parse the text of `/incident`, `/complaint` or `/outage`."""
-    text = check_text((text or "").strip())
+    text = check_text((text or "").strip())  # a pasted NUL would break PostgreSQL: say so, keep nothing
     words = text.split()
     if command in ("/complaint", "/outage"):
         kind = command.lstrip("/")

@@ -301,6 +301,30 @@ class NoticesSpec(_Strict):
         return f"notices/{locale}/{stage}/{channel}.j2"
 
 
+class MaskPatternSpec(_Strict):
+    """One of the bank's own identifier formats (a policy or account number), masked in every output."""
+
+    name: str = Field(min_length=1, max_length=40)
+    regex: str = Field(min_length=1)
+
+    @field_validator("regex")
+    @classmethod
+    def _regex(cls, value: str) -> str:
+        try:
+            compiled = re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"{value!r} is not a regular expression ({exc}); e.g. 'PL[0-9]{{10}}'") from None
+        if compiled.search("") is not None:
+            raise ValueError(f"{value!r} matches empty text, so it would mask nothing useful; e.g. 'PL[0-9]{{10}}'")
+        return value
+
+
+class MaskingSpec(_Strict):
+    """Identifiers masked on top of the built-in ones (cards, accounts, resident IDs, phones, e-mails)."""
+
+    patterns: tuple[MaskPatternSpec, ...] = ()
+
+
 def _default_escalation() -> EscalationSpec:
     return EscalationSpec(levels=(EscalationLevel(name="Owner", owner=True, ack_timeout=timedelta(minutes=15)),))
 
@@ -324,6 +348,7 @@ class Playbook(_Strict):
     satisfaction: SatisfactionSpec = SatisfactionSpec()
     weekly_report: WeeklyReportSpec = WeeklyReportSpec()
     escalation: EscalationSpec = Field(default_factory=_default_escalation)
+    masking: MaskingSpec = MaskingSpec()
 
     @field_validator("template_folder")
     @classmethod

@@ -25,7 +25,7 @@ from bot.errors import ConflictError, NotFoundError, PermissionDeniedError, User
 from bot.escalation import Escalations
 from bot.render import Renderer, SlackMarkup, user_mention
 from bot.slack import SlackCallError, SlackGateway
-from bot.text import build_channel_name, safe_text, truncate
+from bot.text import build_channel_name, safe_snippet, safe_text, truncate
 from store import queries
 from store.models import Incident, RoleAssignment
 
@@ -719,7 +719,7 @@ class IncidentService:
         return truncate(text, 39_000)
 
     def _summary(self, event: str, text: str, data: dict[str, Any]) -> SlackMarkup:
-        t = safe_text(truncate(text, 300))
+        t = safe_snippet(text, 300)
         role = safe_text(text)
         summaries = {
             "opened": f"opened it ({str(data.get('severity', '')).upper()} {data.get('kind', '')}): {t}",

@@ -358,7 +358,7 @@ class NoticeService:
     ) -> Delivery:
         """Send one channel's texts to its target. A failure here never stops the other channels."""
         spec = self.spec.channels.get(channel)  # type: ignore[call-overload]
-        localized = texts[channel]
+        localized = {locale: mask_identifiers(text) for locale, text in texts[channel].items()}  # as they leave
         if channel == "status_page":
             return Delivery(True, 1, "on the status page")  # served from the store by /status
         if channel == "internal":
@@ -453,7 +453,7 @@ class NoticeService:
                     "id": notice.id,
                     "stage": notice.stage,
                     "published_at": utc(notice.published_at),
-                    "texts": notice.texts["status_page"],
+                    "texts": {loc: mask_identifiers(t) for loc, t in notice.texts["status_page"].items()},
                 }
             )
         return list(by_incident.values())

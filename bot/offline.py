@@ -25,6 +25,7 @@ from bot.config import Playbook
 from bot.sandbox.driver import SlackDriver, click_button
 from bot.sandbox.server import Ephemeral, Message, SlackSandbox
 from bot.slack import make_web_client
+from bot.text import mask_identifiers
 from bot.web import HttpServer, make_wsgi
 from store.db import make_engine, make_session_factory, upgrade
 
@@ -121,7 +122,9 @@ class Transcript:
         return body or [""]
 
     def say(self, line: str = "") -> None:
-        print(line, file=self.out)
+        """Every transcript line is masked too, even the commands as people typed them: the terminal is an
+        output like any other."""
+        print(mask_identifiers(line), file=self.out)
 
     def command(self, user: str, channel: str, text: str) -> None:
         where = "their DM from the bot" if self.sandbox.channels[channel].is_im else self.channel(channel)

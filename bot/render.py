@@ -17,7 +17,7 @@ from jinja2 import FileSystemLoader, StrictUndefined, TemplateError
 from jinja2.sandbox import SandboxedEnvironment
 
 from bot.clock import utc
-from bot.text import mask_identifiers, safe_text, truncate
+from bot.text import mask_identifiers, safe_text, strip_control, truncate
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 
@@ -66,7 +66,8 @@ def _finalize_plain(value: Any) -> Any:
 
 class Renderer:
     """Three outputs from one template tree: Slack mrkdwn (escaped), plain text (customer notices,
-    webhooks, e-mail text) and HTML (status page, e-mail HTML, autoescaped). All mask identifiers."""
+    webhooks, e-mail text) and HTML (status page, e-mail HTML, autoescaped). All mask identifiers in every
+    value and strip control characters from the whole output (values, templates and markup alike)."""
 
     def __init__(self, timezone: str = "UTC", templates_dir: Path | None = None) -> None:
         """`templates_dir` (the playbook's `template_folder:`) is searched first, then the shipped templates,
@@ -126,19 +127,19 @@ class Renderer:
 
     def render(self, name: str, **context: Any) -> str:
         """Render templates/<name> for Slack."""
-        return self.env.get_template(name).render(**context).strip()
+        return strip_control(self.env.get_template(name).render(**context)).strip()
 
     def render_plain(self, name: str, **context: Any) -> str:
         """Render a plain-text template (a customer notice): masked, not escaped."""
-        return self.plain_env.get_template(name).render(**context).strip()
+        return strip_control(self.plain_env.get_template(name).render(**context)).strip()
 
     def render_html(self, name: str, **context: Any) -> str:
         """Render an HTML template with autoescaping (the status page, e-mail HTML)."""
-        return self.html_env.get_template(name).render(**context)
+        return strip_control(self.html_env.get_template(name).render(**context))
 
     def render_markdown(self, name: str, **context: Any) -> str:
         """Render a Markdown document (the review draft): values masked and Markdown-escaped."""
-        return self.markdown_env.get_template(name).render(**context).strip() + "\n"
+        return strip_control(self.markdown_env.get_template(name).render(**context)).strip() + "\n"
 
     def check(self, name: str, *, plain: bool = False, **context: Any) -> str | None:
         """Render once to prove a template exists and fills; returns the problem, or None."""

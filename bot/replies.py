@@ -15,14 +15,16 @@ from typing import Any
 
 from bot.errors import BotError
 from bot.slack import SlackCallError, SlackGateway
+from bot.text import mask_identifiers
 
 log = logging.getLogger(__name__)
 
 
 def error_message(error: BaseException, context: str = "") -> str:
-    """A BotError's own message; for anything else a reference to the logged traceback, never str(error)."""
+    """A BotError's own message (masked: it may quote the user's text); for anything else a reference to the
+    logged traceback, never str(error)."""
     if isinstance(error, BotError):
-        return error.message
+        return mask_identifiers(error.message)
     ref = secrets.token_hex(3)
     log.error("unhandled error (ref %s) in %s", ref, context or "listener", exc_info=error)
     return f"Something went wrong (ref {ref}); nothing was changed. Try again, or give the ref to an admin."
@@ -34,6 +36,7 @@ def tell(slack: SlackGateway, body: dict[str, Any], message: str) -> None:
         (r.get("response_url") for r in body.get("response_urls", []) if r.get("response_url")), None
     )
     user = body.get("user_id") or body.get("user", {}).get("id")
+    message = mask_identifiers(message)
     try:
         if response_url:
             slack.respond(response_url, message)

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.clock import Clock
 from bot.config import Playbook
 from bot.render import Renderer
+from bot.text import strip_control
 
 ATOM = "http://www.w3.org/2005/Atom"
 OPEN_STATES = ("reported", "investigating")
@@ -185,4 +186,8 @@ class StatusPage:
             ET.SubElement(item, f"{{{ATOM}}}content", type="text").text = "\n\n".join(
                 notice["texts"][loc] for loc in locales if loc in notice["texts"]
             )
+        for element in feed.iter():  # one pasted control character would make the whole feed invalid XML
+            element.text = strip_control(element.text) if element.text else element.text
+            for key, value in element.attrib.items():
+                element.set(key, strip_control(value))
         return ET.tostring(feed, encoding="utf-8", xml_declaration=True)

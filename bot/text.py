@@ -1,26 +1,73 @@
-"""Text rules shared by everything the bot writes: Slack escaping, identifier masking, channel names."""
+"""Text rules shared by everything the bot writes: Slack escaping, identifier masking, control characters,
+channel names.
+
+Masking works on digits, not words: in Python regexes `\\w` matches CJK characters, so a word boundary
+never fires inside Chinese text (`卡号6222…被扣款`). Numbers are folded to ASCII (NFKC), bounded by
+digits and joined across the separators people type (spaces, dashes, dots), then judged by their shape.
+"""
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
+from datetime import date
+from functools import lru_cache
 
 CHANNEL_NAME_MAX = 80
 SLUG_MAX = 40  # long enough to recognise, short enough to read in the sidebar
 CHANNEL_NAME_RE = re.compile(r"^[a-z0-9_-]{1,80}$")
 
+# C0 and C1 controls, DEL, lone surrogates and the two non-characters: invalid in XML, invisible or
+# harmful elsewhere. Newline and tab are kept (they carry meaning in messages, e-mail and Markdown).
+_CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+
 _EMAIL = re.compile(
-    r"(?<![\w.+-])([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})"
+    r"(?<![A-Za-z0-9._%+-])([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})"
 )
-# Mainland China resident ID: 17 digits and a check digit or X.
-_CN_ID = re.compile(r"(?<![\w])(\d{17}[\dXx])(?![\w])")
-# Mainland mobile numbers, with or without +86.
-_CN_MOBILE = re.compile(r"(?<![\w+])((?:\+?86[ -]?)?)(1[3-9]\d)(\d{4})(\d{4})(?![\w])")
-# International numbers written with a plus sign.
-_INTL_PHONE = re.compile(r"(?<![\w])\+(?:\d[ -]?){7,14}\d(?![\w])")
-# Bank card and account numbers: 10 to 23 digits in a row, or card-style groups of four
-# (so dates and times such as 2026-11-24 10:00 are left alone).
-_ACCOUNT = re.compile(r"(?<![\w])(?:\d{10,23}|\d{4}(?:[ -]\d{4}){2,4}(?:[ -]\d{1,4})?)(?![\w])")
+_DIGITS = re.compile(r"[0-9]+")
+# What people type between the groups of one number: spaces (also no-break and ideographic), dashes, dots.
+SEPARATORS = " \t\u00a0\u2007\u202f\u3000-\u2010\u2011\u2012\u2013\u2014\u2015\u2212."
+_GAP = re.compile(f"[{re.escape(SEPARATORS)}]{{1,3}}")
+# A Slack mention or channel link the bot wrote (`<@U0123ABCD>`, `<#C0123456789>`): its ID stays. An ID is
+# at most 11 characters, so it can never hide an 11-digit mobile, an 18-character ID or a card number.
+_SLACK_TOKEN = re.compile(r"<(?:[@#]|!subteam\^)[A-Z][A-Z0-9]{1,10}(?=[|>])")
+_MOBILE = re.compile(r"((?:00)?86)?(1[3-9][0-9])[0-9]{4}([0-9]{4})")
+
+_bank_patterns: tuple[re.Pattern[str], ...] = ()
+
+
+def set_bank_patterns(patterns: Iterable[str]) -> None:
+    """The playbook's own identifier formats (`masking.patterns`), masked before the built-in ones.
+
+    Process-wide on purpose: masking runs at every output edge (templates, blocks, log records), deep in
+    helpers that do not carry the playbook; the composition root sets it once per app."""
+    global _bank_patterns
+    _bank_patterns = tuple(re.compile(p, re.IGNORECASE) for p in patterns)  # people type pl12345678 too
+
+
+def strip_control(text: str) -> str:
+    """Remove control characters (keeping newline and tab) from text bound for any output format."""
+    return _CONTROL.sub("", text)
+
+
+@lru_cache(maxsize=4096)
+def _fold_char(ch: str) -> str:
+    decimal = unicodedata.decimal(ch, None)
+    if decimal is not None:
+        return str(decimal)
+    folded = unicodedata.normalize("NFKC", ch)
+    if folded.isascii() and (folded.isdigit() or (len(folded) == 1 and (folded.isalnum() or folded in "+-.@_%"))):
+        return folded
+    return ch
+
+
+def fold_digits(text: str) -> str:
+    """Full-width and other digits (and full-width letters, `＋`, `－`, `．`, `＠`) as ASCII; the rest as typed,
+    so Chinese punctuation stays Chinese."""
+    if text.isascii():
+        return text
+    return "".join(ch if ch.isascii() else _fold_char(ch) for ch in text)
 
 
 def escape_mrkdwn(text: str) -> str:
@@ -28,23 +75,96 @@ def escape_mrkdwn(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def _last4(match: re.Match[str]) -> str:
-    digits = re.sub(r"\D", "", match.group(0))
-    return "****" + digits[-4:]
+def _keep_tail(match: str, keep: int = 4) -> str:
+    chars = [c for c in match if c.isalnum()]
+    return "****" + ("".join(chars[-keep:]) if len(chars) >= 2 * keep else "")
+
+
+def _is_date(digits: str) -> bool:
+    try:
+        return 1900 <= int(digits[:4]) <= 2099 and bool(date(int(digits[:4]), int(digits[4:6]), int(digits[6:8])))
+    except ValueError:
+        return False
+
+
+def _joins(text: str, run: list[tuple[int, int]], nxt: tuple[int, int], plus: bool) -> bool:
+    """Whether the next group of digits continues the number being read."""
+    (ps, pe), (ns, ne) = run[-1], nxt
+    if not _GAP.fullmatch(text[pe:ns]):
+        return False
+    if plus:  # +44 20 7946 0958: phone numbers are grouped freely, up to E.164's 15 digits
+        return sum(e - s for s, e in run) + ne - ns <= 15
+    if len(run) == 1 and pe - ps == 8 and _is_date(text[ps:pe]):
+        return False  # 20261124 10:00, inc-20261124-42: a date is not the start of an account number
+    return pe - ps >= 3 and ne - ns >= 3  # 2026-11-24 10:00 stays; 6222 0212 3456, 138 1234 5678 join
+
+
+def _mask_number(text: str, start: int, end: int, digits: str, plus: bool) -> tuple[int, int, str] | None:
+    """The span to replace and its masked form, or None to leave the number as it is."""
+    if len(digits) == 17 and end < len(text) and text[end] in "Xx":
+        return start, end + 1, "*" * 14 + digits[-3:] + "X"
+    if len(digits) == 18:  # resident ID (also written 6-8-4)
+        return start, end, "*" * 14 + digits[-4:]
+    if m := _MOBILE.fullmatch(digits):
+        prefix = ("+" if plus else "") + (m.group(1) + " " if m.group(1) else "")
+        return (start - 1 if plus else start), end, f"{prefix}{m.group(2)}****{m.group(3)}"
+    if plus and 7 <= len(digits) <= 15:
+        return start - 1, end, "****" + digits[-4:]
+    groups = text[start:end].split(".")
+    if len(groups) == 4 and all(g.isdigit() and int(g) <= 255 for g in groups):
+        return None  # an IPv4 address
+    if [len(g) for g in groups] == [10, 6] and all(g.isdigit() for g in groups):
+        return None  # a Slack message timestamp (1764300000.123456), as logs quote it
+    if len(digits) >= 10:  # card and account numbers
+        return start, end, "****" + digits[-4:]
+    return None
+
+
+def _mask_numbers(text: str) -> str:
+    protected = [m.span() for m in _SLACK_TOKEN.finditer(text)] if "<" in text else []
+    groups = [m.span() for m in _DIGITS.finditer(text) if not any(s <= m.start() < e for s, e in protected)]
+    out: list[str] = []
+    done, i = 0, 0
+    while i < len(groups):
+        run = [groups[i]]
+        plus = run[0][0] > 0 and text[run[0][0] - 1] == "+"
+        i += 1
+        while i < len(groups) and _joins(text, run, groups[i], plus):
+            run.append(groups[i])
+            i += 1
+        start, end = run[0][0], run[-1][1]
+        masked = _mask_number(text, start, end, "".join(text[s:e] for s, e in run), plus)
+        if masked is not None:
+            s, e, replacement = masked
+            out.append(text[done:s])
+            out.append(replacement)
+            done = e
+    out.append(text[done:])
+    return "".join(out)
 
 
 def mask_identifiers(text: str) -> str:
-    """Mask customer identifiers (cards, accounts, ID numbers, phones, e-mails) keeping only a hint."""
-    text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
-    text = _CN_ID.sub(lambda m: "*" * 14 + m.group(1)[-4:], text)
-    text = _CN_MOBILE.sub(lambda m: f"{m.group(1)}{m.group(2)}****{m.group(4)}", text)
-    text = _INTL_PHONE.sub(_last4, text)
-    return _ACCOUNT.sub(_last4, text)
+    """Mask customer identifiers (cards, accounts, ID numbers, phones, e-mails, the playbook's own formats),
+    keeping only a hint; control characters go first, so none can split a number past the masking."""
+    text = fold_digits(strip_control(text))
+    for pattern in _bank_patterns:
+        text = pattern.sub(lambda m: _keep_tail(m.group(0)), text)
+    if "@" in text:
+        text = _EMAIL.sub(lambda m: f"{m.group(1)}***@{m.group(2)}", text)
+    if not any(c.isdigit() for c in text):
+        return text
+    return _mask_numbers(text)
 
 
 def safe_text(text: str) -> str:
     """User text as the bot may show it in Slack: identifiers masked, then escaped for mrkdwn."""
     return escape_mrkdwn(mask_identifiers(text))
+
+
+def safe_snippet(text: str, limit: int) -> str:
+    """A shortened quote of user text for Slack: masked before it is cut (a cut could leave a number too
+    short to recognise), escaped after."""
+    return escape_mrkdwn(truncate(mask_identifiers(text), limit))
 
 
 def truncate(text: str, limit: int) -> str:
@@ -58,10 +178,25 @@ def truncate(text: str, limit: int) -> str:
     return cut.rstrip() + "…"
 
 
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+def _transliterate(text: str) -> str:
+    """Chinese characters as toneless pinyin, one syllable per character (pypinyin's phrase table picks
+    the reading: 重复 → chong fu); other text is left to the ASCII folding."""
+    if not _CJK.search(text):
+        return text
+    from pypinyin import lazy_pinyin  # its tables take a moment to load; only Chinese titles need them
+
+    return "-".join(lazy_pinyin(text))
+
+
 def slugify(text: str) -> str:
-    """A lowercase a-z0-9 slug of the (masked) title; non-Latin text folds away."""
-    folded = unicodedata.normalize("NFKD", mask_identifiers(text)).encode("ascii", "ignore").decode()
-    return re.sub(r"[^a-z0-9]+", "-", folded.lower()).strip("-")
+    """A lowercase a-z slug of the (masked) title, Chinese as pinyin; digits never: a channel name is seen
+    by the whole workspace and kept forever, so it carries no number the user typed."""
+    latin = _transliterate(mask_identifiers(_EMAIL.sub(" ", fold_digits(strip_control(text)))))  # no addresses
+    folded = unicodedata.normalize("NFKD", latin).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z]+", "-", folded.lower()).strip("-")
 
 
 def sanitize_channel_name(name: str) -> str:

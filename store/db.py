@@ -14,7 +14,9 @@ MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine tuned per backend: SQLite gets WAL, a busy timeout and foreign keys."""
+    """An engine tuned per backend: SQLite gets WAL, a busy timeout and foreign keys. Errors never show the
+    statement's parameters (they hold customer text), on either backend."""
+    kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
 

@@ -17,9 +17,11 @@ from sqlalchemy import Engine
 from bot.app import Bot, create_app
 from bot.clock import FixedClock
 from bot.config import Playbook, load_playbook_text
+from bot.logs import install_log_masking
 from bot.sandbox.driver import SlackDriver
 from bot.sandbox.server import Channel, SlackSandbox
 from bot.slack import make_web_client
+from bot.text import set_bank_patterns
 from bot.web import HttpServer, make_wsgi
 from store.db import make_engine, make_session_factory, upgrade
 
@@ -44,6 +46,20 @@ PEOPLE = {
     ADMIN: "ada.admin",
 }
 SIGNING_SECRET = "test-signing-secret"
+# Customer identifiers the tests type; the sandbox fails any test whose bot sends one of them unmasked.
+PLANTED = (
+    "6222021234567890123",
+    "6222021234567890",
+    "13812345678",
+    "13912345678",
+    "11010519900307777X",
+    "11010519491231002X",
+    "110105194912310021",
+    "zhang.san@example.com",
+    "zhang.san@bank.com.cn",
+)
+
+install_log_masking()  # as the CLI does: every log record is masked before any handler sees it
 
 
 def playbook_text(**overrides: str) -> str:
@@ -86,8 +102,20 @@ def sandbox() -> Iterator[SlackSandbox]:
     with SlackSandbox() as sb:
         for user_id, name in PEOPLE.items():
             sb.add_user(user_id, name, real_name=name.replace(".", " ").title())
+        sb.leaks.plant(*PLANTED)
         yield sb
         assert not sb.unknown_args, f"the bot sent arguments Slack does not know: {sb.unknown_args}"
+
+
+@pytest.fixture(autouse=True)
+def no_identifier_leaks(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Every test checks masking for free: a planted identifier in any call to the sandbox fails it."""
+    set_bank_patterns(())  # the app under test sets its playbook's own patterns
+    yield
+    for value in request.node.funcargs.values():
+        sb = value if isinstance(value, SlackSandbox) else getattr(value, "sandbox", None)
+        if isinstance(sb, SlackSandbox) and sb.leaks.violations:
+            pytest.fail("unmasked customer identifiers reached Slack:\n" + "\n".join(sb.leaks.violations[:10]))
 
 
 @pytest.fixture

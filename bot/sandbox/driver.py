@@ -72,6 +72,7 @@ class SlackDriver:
                 reply = Reply(response.status, response.read().decode(), time.perf_counter() - started)
         except urllib.error.HTTPError as exc:
             reply = Reply(exc.code, exc.read().decode(), time.perf_counter() - started)
+        self.sandbox.leaks.scan("reply to the request", reply.json or reply.body)
         return reply
 
     def _settle(self) -> None:

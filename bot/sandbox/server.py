@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.sandbox.blockkit import validate_blocks, validate_view
+from bot.sandbox.leaks import LeakWatch
 from bot.sandbox.scopes import manifest_scopes, missing_scopes
 
 SPEC_METHODS: dict[str, list[str]] = json.loads(
@@ -177,6 +178,7 @@ class SlackSandbox:
         self.response_urls: dict[str, tuple[str, str]] = {}
         self.triggers: dict[str, str] = {}
         self.files: dict[str, SharedFile] = {}
+        self.leaks = LeakWatch()  # tests plant customer identifiers; any call carrying one is recorded
         self._ids = itertools.count(1)
         self._ts = itertools.count(1)
         self._epoch = int(time.time())
@@ -393,6 +395,7 @@ class SlackSandbox:
             token = auth.removeprefix("Bearer ")
         with self.lock:
             self.calls.append((method, dict(args)))
+        self.leaks.scan(method, args)
         if self._held(method):
             return DROP, {}, {}
         handler: Callable[[dict[str, Any]], dict[str, Any]] | None = getattr(
@@ -462,6 +465,7 @@ class SlackSandbox:
         return 200, {}, {"ok": False, "error": failure.error}
 
     def _handle_upload(self, file_id: str, body: bytes) -> tuple[int, dict[str, str], Any]:
+        self.leaks.scan(f"file upload {file_id}", body)
         with self.lock:
             upload = self.files.get(file_id)
             if upload is None or upload.data is not None:
@@ -516,6 +520,7 @@ class SlackSandbox:
         if target is None:
             return 404, {}, {"ok": False, "error": "expired_url"}
         payload = json.loads(body.decode() or "{}")
+        self.leaks.scan("response_url", payload)
         blocks = payload.get("blocks") or []
         errors = validate_blocks(blocks) if blocks else []
         if errors:
