@@ -29,7 +29,6 @@ from tests.test_notices import edit_notice, preview
 
 SECRET = "webhook-signing-secret"
 FULL_WIDTH = str.maketrans("0123456789+-", "０１２３４５６７８９＋－")
-CONTROL = ["\x00", "\x01", "\x08", "\x1b", "\x7f", "\x85", "\x9f"]
 
 
 def _lively(digits: str) -> bool:
