@@ -332,7 +332,7 @@ class NoticeService:
                 customer_ref=customer_ref,
             )
             if channel in allowed
-            else Delivery(False, 0, f"not sent: {kind_name} notices do not go to this channel")
+            else Delivery(False, 0, f"not sent: {kind_name} notices do not go to this channel", worth_retrying=False)
             for channel in texts
         }
         with self.incidents.db.begin() as s:
@@ -377,7 +377,7 @@ class NoticeService:
             tries = f" after {delivery.attempts} attempts" if delivery.attempts > 1 else ""
             mark = ":white_check_mark:" if delivery.ok else ":x:"
             lines.append(f"{mark} {name}: {safe_text(delivery.detail)}{tries}")
-        failed = [c for c, d in outcomes.items() if not d.ok]
+        failed = [c for c, d in outcomes.items() if not d.ok and d.worth_retrying]
         tail = (
             "\nFix the failed targets and draft the notice again for them, e.g. "
             f"`/incident notice {stage} {' '.join(failed)}`."
@@ -456,6 +456,7 @@ class NoticeService:
                     0,
                     f"not sent: #{number} has no customer e-mail address (its customer reference holds none); "
                     "reach the customer by the hotline or the complaint system",
+                    worth_retrying=False,
                 )
             recipients = (found.group(0),)
         if not recipients:

@@ -40,6 +40,8 @@ class Delivery:
     ok: bool
     attempts: int
     detail: str
+    # False when drafting again cannot help (the kind does not use the channel, the customer has no address)
+    worth_retrying: bool = True
 
 
 class WebhookSender:
