@@ -105,7 +105,7 @@ class NoticeService:
     def channels_for(self, kind: str) -> tuple[str, ...]:
         return self.playbook.notice_channels_for(kind)
 
-    def _refuse_channels(self, incident: Incident, asked: Sequence[str]) -> None:
+    def _refuse_channels(self, incident: Incident, asked: Sequence[str], stage: str) -> None:
         """A channel the incident's kind does not use (a complaint on the status page) is refused by name."""
         allowed = self.channels_for(incident.kind)
         wrong = [c for c in asked if c not in allowed]
@@ -121,7 +121,7 @@ class NoticeService:
         raise UserInputError(
             f"{safe_text(kind.name)} notices do not go to {', '.join(f'`{c}`' for c in wrong)}: this kind uses "
             f"{uses} (`kinds.{incident.kind}.notice_channels` in the playbook).{why} "
-            f"Type `/incident notice <stage>` for all of them, or name some of those."
+            f"Type `/incident notice {stage}` for all of them, or name some of those."
         )
 
     def draft(
@@ -135,7 +135,7 @@ class NoticeService:
         with self.incidents.db.begin() as s:
             incident = self.incidents.row(s, self.incidents.find(channel_id=channel_id).id)
             self.incidents.require_responder(incident, actor, "draft notices for")
-            self._refuse_channels(incident, channels)
+            self._refuse_channels(incident, channels, stage)
             channels = list(channels) or list(self.channels_for(incident.kind))
             if not channels:
                 raise ConflictError(

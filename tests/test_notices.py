@@ -358,6 +358,11 @@ def test_a_complaint_is_answered_to_its_customer_and_never_on_the_status_page(st
     )
     stack.driver.slash(COMMS, channel, "assign comms me")
 
+    help_text = stack.driver.slash(COMMS, channel, "help").text
+    assert (
+        "Channels: complaint → hotline, email, complaint_system, internal; outage → status_page, social," in help_text
+    )
+
     # Asking for the status page (or social media) is refused, saying which channels a complaint uses.
     for asked in ("status_page", "status email", "social"):
         stack.driver.slash(COMMS, channel, f"notice initial {asked}")
@@ -365,6 +370,7 @@ def test_a_complaint_is_answered_to_its_customer_and_never_on_the_status_page(st
         assert refusal.startswith("Customer complaint notices do not go to `"), refusal
         assert "this kind uses `hotline`, `email`, `complaint_system`, `internal`" in refusal
         assert "A single customer's complaint is answered to that customer, never in public." in refusal
+        assert refusal.endswith("Type `/incident notice initial` for all of them, or name some of those.")
     with pytest.raises(StopIteration):
         preview(stack, channel)
 
