@@ -230,7 +230,7 @@ def notice_preview_blocks(notice: Notice, *, channel_names: dict[str, str], stat
     """The draft as customers will read it, per channel and locale, with Edit, Approve and Publish."""
     number, stage, texts = notice.incident_id, notice.stage, notice.texts
     blocks: list[Block] = [{"type": "header", "text": plain(f"Customer notice for #{number}: {stage}", 150)}]
-    for channel, localized in list(texts.items())[:5]:
+    for channel, localized in list(texts.items())[:6]:  # every notice channel there is
         for locale, text in localized.items():
             label = f"*{safe_text(channel_names.get(channel, channel))}* · {safe_text(locale)}"
             body = truncate(safe_text(text), NOTICE_TEXT_MAX - len(label) - 10)
@@ -259,7 +259,12 @@ def notice_edit_modal(
     blocks: list[Block] = [
         {
             "type": "context",
-            "elements": [mrkdwn("Customer identifiers are masked when published. Saving clears any approval.")],
+            "elements": [
+                mrkdwn(
+                    "Write for customers, in each language: internal updates are never copied into a notice. "
+                    "Customer identifiers are masked when published. Saving clears any approval."
+                )
+            ],
         }
     ]
     for channel, localized in texts.items():

@@ -39,13 +39,21 @@ def check_playbook(playbook: Playbook) -> list[str]:
     from bot.notices import NOTICE_SAMPLE, notice_stages
 
     notices = playbook.notices
-    for channel in notices.channels:
+    # every kind's notice channels × stages × locales, rendered for the audience of the kinds that use it
+    users: dict[tuple[str, str], list[str]] = {}
+    for key, kind in playbook.kinds.items():
+        for channel in playbook.notice_channels_for(key):
+            users.setdefault((channel, kind.notice_audience), []).append(key)
+    found: dict[str, tuple[str, list[str]]] = {}  # one line per template, naming every kind it fails for
+    for (channel, audience), kinds in users.items():
         for locale in notices.locales:
             for stage in notice_stages():
                 name = notices.template(locale, stage, channel)
-                problem = renderer.check(name, plain=True, **NOTICE_SAMPLE)
+                problem = renderer.check(name, plain=True, **{**NOTICE_SAMPLE, "audience": audience})
                 if problem:
-                    problems.append(f"notices.channels.{channel} ({locale}, {stage}): {name!r}: {problem}")
+                    where = f"notices.channels.{channel} ({locale}, {stage}): {name!r}: {problem}"
+                    found.setdefault(name, (where, []))[1].extend(kinds)
+    problems.extend(f"{where} (used by kinds {', '.join(kinds)})" for where, kinds in found.values())
     try:  # the review draft is filled from a live record; here it must at least exist and compile
         renderer.markdown_env.get_template(playbook.review.template)
     except TemplateError as exc:

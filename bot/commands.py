@@ -56,6 +56,8 @@ CHANNEL_ALIASES = {
     "e-mail": "email",
     "mail": "email",
     "broadcast": "internal",
+    "complaint-system": "complaint_system",
+    "complaints": "complaint_system",
 }
 
 

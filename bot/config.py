@@ -191,6 +191,10 @@ class KindSpec(_Strict):
     welcome_template: str
     category_routes: dict[str, str] = {}
     deadlines: tuple[DeadlineSpec, ...] = ()
+    # who its customer notices are for: the public (status page, social…) or the one customer who complained
+    notice_audience: Literal["public", "customer"] = "public"
+    # the notice channels this kind uses (keys of notices.channels); unset: see Playbook.notice_channels_for
+    notice_channels: tuple[str, ...] | None = None
 
 
 class ChannelSpec(_Strict):
@@ -264,7 +268,11 @@ class WeeklyReportSpec(_Strict):
 
 
 NOTICE_STAGES = ("initial", "update", "resolved")
-NOTICE_CHANNELS = ("status_page", "social", "hotline", "email", "internal")
+NOTICE_CHANNELS = ("status_page", "social", "hotline", "email", "internal", "complaint_system")
+# Channels everyone can read: a kind whose notices answer one customer never uses them.
+PUBLIC_NOTICE_CHANNELS = ("status_page", "social")
+# Channels a customer-audience kind uses by default: straight back to the customer, plus the staff broadcast.
+CUSTOMER_NOTICE_CHANNELS = ("hotline", "email", "complaint_system", "internal")
 
 
 class NoticeChannelSpec(_Strict):
@@ -284,9 +292,9 @@ class NoticeApprovalSpec(_Strict):
 class NoticesSpec(_Strict):
     bank_name: dict[str, str] = {"en": "Example Bank", "zh-CN": "示例银行"}
     locales: tuple[str, ...] = ("zh-CN", "en")
-    channels: dict[Literal["status_page", "social", "hotline", "email", "internal"], NoticeChannelSpec] = {
-        "status_page": NoticeChannelSpec()
-    }
+    channels: dict[
+        Literal["status_page", "social", "hotline", "email", "internal", "complaint_system"], NoticeChannelSpec
+    ] = {"status_page": NoticeChannelSpec()}
     approval: NoticeApprovalSpec = NoticeApprovalSpec()
     webhook_secret_env: str = "INCIDENT_DESK_WEBHOOK_SECRET"
 
@@ -404,6 +412,18 @@ class Playbook(_Strict):
         days = {WEEKDAYS.index(d) for d in spec.days}
         return WorkingHours(self.timezone, days, spec.start, spec.end, set(spec.holidays))
 
+    def notice_channels_for(self, kind: str) -> tuple[str, ...]:
+        """The notice channels a kind uses: its own list, else every configured channel fit for its audience
+        (a customer-audience kind never gets a public one; a public kind never gets the complaint system)."""
+        spec = self.kinds.get(kind)
+        if spec is None:
+            return ()
+        if spec.notice_channels is not None:
+            return tuple(c for c in spec.notice_channels if c in self.notices.channels)
+        if spec.notice_audience == "customer":
+            return tuple(c for c in self.notices.channels if c in CUSTOMER_NOTICE_CHANNELS)
+        return tuple(c for c in self.notices.channels if c != "complaint_system")
+
     def role_for(self, word: str) -> str | None:
         """The role key a user's word (key, alias, or name) refers to."""
         norm = normalise_word(word)
@@ -452,6 +472,22 @@ def cross_reference_problems(data: dict[str, Any]) -> list[str]:
             for sev in named:
                 if severities and sev not in severities:
                     problems.append(f"kinds.{kind_key}.deadlines.{i}: unknown severity {sev!r}")
+    notice_channels = section("notices").get("channels")
+    configured = list(notice_channels) if isinstance(notice_channels, dict) else ["status_page"]
+    for kind_key, kind in kinds.items():
+        if not isinstance(kind, dict) or not isinstance(kind.get("notice_channels"), list | tuple):
+            continue
+        for i, channel in enumerate(kind["notice_channels"]):
+            if channel not in configured:
+                problems.append(
+                    f"kinds.{kind_key}.notice_channels.{i}: {channel!r} is not one of notices.channels "
+                    f"({', '.join(configured)})"
+                )
+            elif kind.get("notice_audience") == "customer" and channel in PUBLIC_NOTICE_CHANNELS:
+                problems.append(
+                    f"kinds.{kind_key}.notice_channels.{i}: {channel!r} is public, and this kind's notices answer "
+                    f"one customer (notice_audience: customer); use {', '.join(CUSTOMER_NOTICE_CHANNELS)}"
+                )
     approval = section("notices").get("approval") or {}
     for i, role in enumerate(approval.get("roles") or ()):
         if roles and role not in roles:

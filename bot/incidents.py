@@ -757,6 +757,9 @@ class IncidentService:
             "slack/help.j2",
             kinds=", ".join(self.playbook.kinds),
             roles=", ".join(self.playbook.roles),
-            notice_channels=", ".join(self.playbook.notices.channels),
+            notice_channels="; ".join(  # each kind's own: a complaint is answered to its customer, never in public
+                f"{kind} → {', '.join(self.playbook.notice_channels_for(kind)) or 'none'}"
+                for kind in self.playbook.kinds
+            ),
             notice_locales=", ".join(self.playbook.notices.locales),
         )

@@ -8,6 +8,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -36,8 +37,12 @@ CHANNEL_NAMES = {
     "hotline": "Hotline script",
     "email": "E-mail",
     "internal": "Internal broadcast",
+    "complaint_system": "Complaint system",
 }
-# what check-config renders every notice template with
+# The customer's address in a complaint's customer reference (stored as typed, masked wherever shown).
+CUSTOMER_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
+# what check-config renders every notice template with (and `audience`: public or customer). No free text typed
+# by staff (updates, the resolution summary) is here: customer text is the template's wording, edited in the modal.
 NOTICE_SAMPLE: dict[str, Any] = {
     "number": 1,
     "title": "Card payments failing",
@@ -47,8 +52,7 @@ NOTICE_SAMPLE: dict[str, Any] = {
     "opened_at": "2026-11-24 10:00",
     "updated_at": "2026-11-24 11:00",
     "resolved_at": "2026-11-24 12:00",
-    "update": "Payments recovering",
-    "summary": "Gateway restarted",
+    "audience": "public",
 }
 
 
@@ -80,7 +84,9 @@ class NoticeService:
     # ---- drafting ---------------------------------------------------------------------------------------
 
     def context(self, s: Any, incident: Incident, locale: str) -> dict[str, Any]:
-        """The fields a notice template may use, from the incident's own record."""
+        """The fields a notice template may use, from the incident's own record. Internal updates and the
+        resolution summary are written for staff, often in another language, so they are not offered: a
+        notice says what the template says for customers, edited by the drafter before approval."""
         kind = self.playbook.kinds[incident.kind]
         updates = [e for e in queries.list_timeline(s, incident.id) if e.event == "update"]
         local = self.incidents.renderer.local_time
@@ -92,10 +98,31 @@ class NoticeService:
             "bank_name": self.spec.bank_name.get(locale, next(iter(self.spec.bank_name.values()), "")),
             "opened_at": local(incident.created_at, "%Y-%m-%d %H:%M"),
             "updated_at": local(updates[-1].at, "%Y-%m-%d %H:%M") if updates else "",
-            "update": updates[-1].text if updates else "",
             "resolved_at": local(incident.resolved_at, "%Y-%m-%d %H:%M") if incident.resolved_at else "",
-            "summary": incident.resolution_summary or "",
+            "audience": kind.notice_audience,
         }
+
+    def channels_for(self, kind: str) -> tuple[str, ...]:
+        return self.playbook.notice_channels_for(kind)
+
+    def _refuse_channels(self, incident: Incident, asked: Sequence[str], stage: str) -> None:
+        """A channel the incident's kind does not use (a complaint on the status page) is refused by name."""
+        allowed = self.channels_for(incident.kind)
+        wrong = [c for c in asked if c not in allowed]
+        if not wrong:
+            return
+        kind = self.playbook.kinds[incident.kind]
+        uses = ", ".join(f"`{c}`" for c in allowed) or "none"
+        why = (
+            " A single customer's complaint is answered to that customer, never in public."
+            if kind.notice_audience == "customer"
+            else ""
+        )
+        raise UserInputError(
+            f"{safe_text(kind.name)} notices do not go to {', '.join(f'`{c}`' for c in wrong)}: this kind uses "
+            f"{uses} (`kinds.{incident.kind}.notice_channels` in the playbook).{why} "
+            f"Type `/incident notice {stage}` for all of them, or name some of those."
+        )
 
     def draft(
         self, *, channel_id: str, stage: str, actor: str, channels: Sequence[str] = (), locales: Sequence[str] = ()
@@ -103,12 +130,18 @@ class NoticeService:
         """Render the templates for the channels and locales named (all configured when none) and preview them."""
         if stage not in NOTICE_STAGES:
             raise UserInputError(f"Unknown stage `{safe_text(stage)}`. Stages: {', '.join(NOTICE_STAGES)}.")
-        channels = [c for c in channels if c in self.spec.channels] or list(self.spec.channels)
         locales = [loc for loc in locales if loc in self.spec.locales] or list(self.spec.locales)
         now = self.incidents.clock.now()
         with self.incidents.db.begin() as s:
             incident = self.incidents.row(s, self.incidents.find(channel_id=channel_id).id)
             self.incidents.require_responder(incident, actor, "draft notices for")
+            self._refuse_channels(incident, channels, stage)
+            channels = list(channels) or list(self.channels_for(incident.kind))
+            if not channels:
+                raise ConflictError(
+                    f"`kinds.{incident.kind}.notice_channels` names no configured notice channel; "
+                    "add one in the playbook to send notices for this kind."
+                )
             if stage == "update" and not any(e.event == "update" for e in queries.list_timeline(s, incident.id)):
                 raise ConflictError("There is no progress to report yet: post one with `/incident update <text>`.")
             if stage == "resolved" and incident.status not in ("resolved", "closed"):
@@ -283,8 +316,23 @@ class NoticeService:
             notice.state = "publishing"  # a second click while targets are being called is refused
             texts, stage, number = notice.texts, notice.stage, incident.id
             context = {locale: self.context(s, incident, locale) for locale in self.spec.locales}
+            allowed = self.channels_for(incident.kind)
+            kind_name = self.playbook.kinds[incident.kind].name
+            audience = self.playbook.kinds[incident.kind].notice_audience
+            customer_ref = incident.customer_ref
         outcomes = {
-            channel: self._deliver_safely(channel, number=number, stage=stage, texts=texts, context=context, now=now)
+            channel: self._deliver_safely(
+                channel,
+                number=number,
+                stage=stage,
+                texts=texts,
+                context=context,
+                now=now,
+                audience=audience,
+                customer_ref=customer_ref,
+            )
+            if channel in allowed
+            else Delivery(False, 0, f"not sent: {kind_name} notices do not go to this channel", worth_retrying=False)
             for channel in texts
         }
         with self.incidents.db.begin() as s:
@@ -330,7 +378,7 @@ class NoticeService:
             tries = f" after {delivery.attempts} attempts" if delivery.attempts > 1 else ""
             mark = ":white_check_mark:" if delivery.ok else ":x:"
             lines.append(f"{mark} {name}: {safe_text(delivery.detail)}{tries}")
-        failed = [c for c, d in outcomes.items() if not d.ok]
+        failed = [c for c, d in outcomes.items() if not d.ok and d.worth_retrying]
         tail = (
             "\nFix the failed targets and draft the notice again for them, e.g. "
             f"`/incident notice {stage} {' '.join(failed)}`."
@@ -355,6 +403,8 @@ class NoticeService:
         texts: dict[str, dict[str, str]],
         context: dict[str, dict[str, Any]],
         now: Any,
+        audience: str = "public",
+        customer_ref: str | None = None,
     ) -> Delivery:
         """Send one channel's texts to its target. A failure here never stops the other channels."""
         spec = self.spec.channels.get(channel)  # type: ignore[call-overload]
@@ -364,7 +414,7 @@ class NoticeService:
         if channel == "internal":
             return self._to_slack(spec.slack_channel if spec else None, localized)
         if channel == "email":
-            return self._email(spec, localized, context)
+            return self._email(spec, localized, context, number=number, audience=audience, customer_ref=customer_ref)
         if spec is not None and spec.webhook_url_env:
             url = self.environ.get(spec.webhook_url_env)
             if not url:
@@ -372,20 +422,46 @@ class NoticeService:
             secret = self.environ.get(self.spec.webhook_secret_env, "")
             if not secret:
                 return Delivery(False, 0, f"{self.spec.webhook_secret_env} is not set")
-            payload = {
+            payload: dict[str, Any] = {
                 "incident": number,
                 "stage": stage,
                 "channel": channel,
                 "texts": localized,
                 "published_at": utc(now).isoformat(),
             }
+            if channel == "complaint_system" and customer_ref:
+                payload["customer_ref"] = mask_identifiers(customer_ref)  # a hint to match the case, never the number
             return self.webhooks.send(url, payload, secret)
         return Delivery(False, 0, f"no target is configured for {channel}")
 
-    def _email(self, spec: Any, localized: dict[str, str], context: dict[str, dict[str, Any]]) -> Delivery:
-        """One bilingual message: the first line of each locale's text is its subject, the rest its body."""
-        if spec is None or not spec.recipients or not spec.sender:
-            return Delivery(False, 0, "notices.channels.email needs recipients and a sender")
+    def _email(
+        self,
+        spec: Any,
+        localized: dict[str, str],
+        context: dict[str, dict[str, Any]],
+        *,
+        number: int = 0,
+        audience: str = "public",
+        customer_ref: str | None = None,
+    ) -> Delivery:
+        """One bilingual message: the first line of each locale's text is its subject, the rest its body. A
+        customer-audience notice goes to the customer's own address (from the customer reference) only."""
+        if spec is None or not spec.sender:
+            return Delivery(False, 0, "notices.channels.email needs a sender")
+        recipients: tuple[str, ...] = tuple(spec.recipients)
+        if audience == "customer":
+            found = CUSTOMER_EMAIL.search(customer_ref or "")
+            if found is None:
+                return Delivery(
+                    False,
+                    0,
+                    f"not sent: #{number} has no customer e-mail address (its customer reference holds none); "
+                    "reach the customer by the hotline or the complaint system",
+                    worth_retrying=False,
+                )
+            recipients = (found.group(0),)
+        if not recipients:
+            return Delivery(False, 0, "notices.channels.email needs recipients")
         settings = SmtpSettings.from_env(self.environ)
         if isinstance(settings, str):
             return Delivery(False, 0, settings)
@@ -401,8 +477,11 @@ class NoticeService:
             ],
             bank_name=next(iter(context.values()), {}).get("bank_name", ""),
         )
-        message = build_message(sender=spec.sender, recipients=spec.recipients, subject=subject, text=text, html=html)
-        return self.mailer.send(settings, message)
+        message = build_message(sender=spec.sender, recipients=recipients, subject=subject, text=text, html=html)
+        sent = self.mailer.send(settings, message)
+        if audience == "customer" and sent.ok:
+            return Delivery(True, sent.attempts, f"sent to the customer ({mask_identifiers(recipients[0])})")
+        return sent
 
     def _to_slack(self, name: str | None, localized: dict[str, str]) -> Delivery:
         if not name:
@@ -424,17 +503,19 @@ class NoticeService:
     # ---- what the status page shows -------------------------------------------------------------------------
 
     def published(self, s: Any) -> list[dict[str, Any]]:
-        """Incidents with published status-page notices, newest first; drills never appear."""
+        """Incidents with published status-page notices, newest first; drills never appear, nor any incident
+        whose kind does not use the status page now (a complaint published there before kinds said so)."""
+        public = [kind for kind in self.playbook.kinds if "status_page" in self.channels_for(kind)]
         rows = s.execute(
             select(Notice, Incident)
             .join(Incident, Incident.id == Notice.incident_id)
-            .where(Notice.state == "published", Incident.is_drill.is_(False))
+            .where(Notice.state == "published", Incident.is_drill.is_(False), Incident.kind.in_(public))
             .order_by(Notice.published_at.desc())
             .limit(200)
         ).all()
         by_incident: dict[int, dict[str, Any]] = {}
         for notice, incident in rows:
-            if "status_page" not in notice.texts:
+            if "status_page" not in notice.texts or incident.kind not in public:
                 continue
             entry = by_incident.setdefault(
                 incident.id,

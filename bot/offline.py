@@ -8,14 +8,17 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
 import secrets
 import tempfile
+import threading
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -69,6 +72,45 @@ def offline_stack(playbook: Playbook, database_url: str, *, clock: Clock | None 
             http.stop()
         sandbox.stop()
         engine.dispose()
+
+
+class BankSystems:
+    """The bank's hotline and complaint systems in the demo: a loopback HTTP endpoint that keeps every signed
+    notice POSTed to it, so the complaint is really answered through its webhooks."""
+
+    def __init__(self) -> None:
+        self.received: list[tuple[str, dict[str, Any]]] = []
+        systems = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+                systems.received.append((self.path, json.loads(body)))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, format: str, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+
+    def environ(self) -> dict[str, str]:
+        """The environment the bot reads webhook URLs and the signing secret from, pointed here."""
+        return {
+            **os.environ,
+            "HOTLINE_WEBHOOK_URL": self.url("/hotline"),
+            "COMPLAINT_SYSTEM_WEBHOOK_URL": self.url("/complaints"),
+            "INCIDENT_DESK_WEBHOOK_SECRET": secrets.token_hex(16),
+        }
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class Transcript:
@@ -174,16 +216,30 @@ def run_demo(playbook: Playbook, out: TextIO, database_url: str | None = None) -
         # the demo's own clock, so it can skip ahead twelve hours to show reminders
         clock = FixedClock(datetime.now(UTC).replace(second=0, microsecond=0))
         with offline_stack(playbook, url, clock=clock) as stack:
-            return _play(stack, clock, out)
+            systems = BankSystems()
+            stack.bot.services.notices.environ = systems.environ()
+            try:
+                return _play(stack, clock, out, systems)
+            finally:
+                systems.stop()
 
 
-def _show_status_page(stack: OfflineStack, t: Transcript) -> None:
-    """What a customer now reads on the bot's own status page (fetched over HTTP, as a browser would)."""
+def _show_answer(stack: OfflineStack, t: Transcript, systems: BankSystems) -> None:
+    """What reached the customer (through the bank's systems), and what the public status page shows: the
+    complaint is answered to its customer, so the page (fetched over HTTP, as a browser would) says nothing."""
+    for path, payload in systems.received:
+        system = {"/hotline": "hotline system (script for the call-back)", "/complaints": "complaint system"}[path]
+        t.say(f"\n    The bank's {system} received notice #{payload['incident']} ({payload['stage']}):")
+        for text in payload["texts"].values():
+            t.say("        " + text.replace("\n", "\n        "))
     with urllib.request.urlopen(stack.http.url + "/status.json", timeout=10) as response:
         published = json.loads(response.read())
-    t.say(f"\n    The status page ({stack.http.url}/status, also /status.json and /status/feed.atom) now shows:")
-    for text in published["incidents"][0]["notices"][0]["texts"].values():
-        t.say("        " + text.replace("\n", "\n        "))
+    shown = [i["number"] for i in published["incidents"]]
+    t.say(
+        f"\n    The public status page ({stack.http.url}/status, also /status.json and /status/feed.atom) shows "
+        f"{len(shown)} incident(s), status {published['status']!r}: a single customer's complaint is answered to "
+        "that customer, never in public; outages and surges are published there."
+    )
 
 
 def _approve_and_publish(
@@ -193,7 +249,7 @@ def _approve_and_publish(
     click(publisher, preview.channel, preview.ts, "Publish")
 
 
-def _play(stack: OfflineStack, clock: FixedClock, out: TextIO) -> int:
+def _play(stack: OfflineStack, clock: FixedClock, out: TextIO, systems: BankSystems) -> int:
     sandbox, driver = stack.sandbox, stack.driver
     for user_id, (handle, real_name) in DEMO_USERS.items():
         sandbox.add_user(user_id, handle, real_name=real_name)
@@ -242,17 +298,19 @@ def _play(stack: OfflineStack, clock: FixedClock, out: TextIO) -> int:
     t.flush()
     click(wang, last_dm(wang).channel, last_dm(wang).ts, "Mark done")
     slash(zhang, incident_channel.id, "update Duplicate debit traced to a retry in the clearing job; refund queued")
-    # a customer notice: SEV2 needs legal's approval before it goes out; the status page is served by the bot
-    slash(wang, incident_channel.id, "notice update status_page internal")
+    # a customer notice: a complaint is answered to its customer (never on the public status page), in the
+    # templates' customer wording (the engineer's update stays internal); SEV2 needs legal's approval first
+    slash(wang, incident_channel.id, "notice update status_page")
+    slash(wang, incident_channel.id, "notice update hotline complaint_system internal")
     notice = sandbox.channel_messages(incident_channel.id)[-1]
     click(wang, incident_channel.id, notice.ts, "Publish")
     slash(li, incident_channel.id, f"assign legal <@{liu}|liu.yang>")
     _approve_and_publish(click, notice, approver=liu, publisher=wang)
-    _show_status_page(stack, t)
+    _show_answer(stack, t, systems)
     slash(li, incident_channel.id, "close")
     slash(li, incident_channel.id, "resolve Refund posted to the customer; clearing-job retry fixed")
     # telling the customer the solution (the resolved notice, approved and published) meets its 48 h deadline
-    slash(wang, incident_channel.id, "notice resolved status_page internal")
+    slash(wang, incident_channel.id, "notice resolved hotline complaint_system internal")
     _approve_and_publish(click, sandbox.channel_messages(incident_channel.id)[-1], approver=liu, publisher=wang)
     # after the incident: the customer's rating, an action item, the review, then close (and archive)
     for user, text in (

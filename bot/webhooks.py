@@ -1,4 +1,7 @@
-"""Signed JSON webhooks for the social-media and hotline systems, retried with backoff."""
+"""Signed JSON webhooks for the social-media, hotline and complaint systems, retried with backoff.
+
+Redirects are not followed: a 3xx is a failure, so a notice never counts as delivered because some other
+address (possibly one that drops the body) answered, and the signed body never travels to a host not configured."""
 
 from __future__ import annotations
 
@@ -22,11 +25,23 @@ def signature(secret: str, timestamp: str, body: bytes) -> str:
     return f"sha256={digest}"
 
 
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    """Turn every redirect into an HTTPError carrying the 3xx status."""
+
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_OPENER = urllib.request.build_opener(_NoRedirects)
+
+
 @dataclass(frozen=True)
 class Delivery:
     ok: bool
     attempts: int
     detail: str
+    # False when drafting again cannot help (the kind does not use the channel, the customer has no address)
+    worth_retrying: bool = True
 
 
 class WebhookSender:
@@ -52,10 +67,16 @@ class WebhookSender:
                 },
             )
             try:
-                with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                    return Delivery(True, attempt, f"http {response.status}")
+                with _OPENER.open(request, timeout=self.timeout) as response:
+                    if 200 <= response.status < 300:
+                        return Delivery(True, attempt, f"http {response.status}")
+                    return Delivery(False, attempt, f"http {response.status}")
             except urllib.error.HTTPError as exc:
                 detail = f"http {exc.code}"
+                if 300 <= exc.code < 400:
+                    return Delivery(
+                        False, attempt, f"{detail}: a redirect, not followed; set the webhook URL to its final address"
+                    )
                 if exc.code < 500 and exc.code != 429:
                     return Delivery(False, attempt, detail)
             except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:

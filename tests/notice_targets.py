@@ -43,10 +43,12 @@ class Received:
 
 @dataclass
 class WebhookReceiver:
-    """Answers 200, or a failure status for the next N requests to a path (`fail`), or always (`broken`)."""
+    """Answers 200, or a failure status for the next N requests to a path (`fail`), or always (`broken`), or
+    a redirect to another path (`redirect`: path -> (status, target path)) as a moved system would."""
 
     fail: dict[str, int] = field(default_factory=dict)
     broken: set[str] = field(default_factory=set)
+    redirect: dict[str, tuple[int, str]] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -56,13 +58,18 @@ class WebhookReceiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 receiver.received.append(Received(self.path, dict(self.headers.items()), body))
-                status = 200
-                if self.path in receiver.broken:
+                status, location = 200, None
+                if self.path in receiver.redirect:
+                    status, target = receiver.redirect[self.path]
+                    location = receiver.url(target)
+                elif self.path in receiver.broken:
                     status = 500
                 elif receiver.fail.get(self.path, 0) > 0:
                     receiver.fail[self.path] -= 1
                     status = 503
                 self.send_response(status)
+                if location:
+                    self.send_header("Location", location)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

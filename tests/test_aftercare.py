@@ -3,6 +3,7 @@ items reminded and escalated (even after close), the review export, the final su
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
@@ -11,6 +12,7 @@ from bot.sandbox.driver import click_button
 from bot.sandbox.server import Message
 from store.queries import get_incident, list_timeline
 from tests.conftest import ADMIN, COMMS, LEAD, LEGAL, OUTSIDER, TECH, Stack
+from tests.notice_targets import WebhookReceiver
 
 
 def last_ephemeral(stack: Stack, user: str) -> str:
@@ -22,18 +24,32 @@ def review_drafts(stack: Stack, channel: str) -> list[Message]:
     return [m for m in stack.sandbox.channel_messages(channel) if m.blocks and m.blocks[0]["type"] == "markdown"]
 
 
-def test_an_incident_from_open_to_closed_across_days(stack: Stack) -> None:
-    # Tuesday 10:00 in Shanghai: a complaint, staffed, first response by notice, resolved at 15:00.
+@pytest.fixture
+def hotline(monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookReceiver]:
+    """The bank's hotline system, where a complaint's notice (the call-back script) goes."""
+    receiver = WebhookReceiver()
+    monkeypatch.setenv("HOTLINE_WEBHOOK_URL", receiver.url("/hotline"))
+    monkeypatch.setenv("INCIDENT_DESK_WEBHOOK_SECRET", "webhook-signing-secret")
+    try:
+        yield receiver
+    finally:
+        receiver.close()
+
+
+def test_an_incident_from_open_to_closed_across_days(stack: Stack, hotline: WebhookReceiver) -> None:
+    # Tuesday 10:00 in Shanghai: a complaint, staffed, first response by notice (to the customer, through the
+    # hotline), resolved at 15:00.
     channel = stack.open("complaint sev3 cat:technical Card 6222021234567890123 charged twice").id
     stack.driver.slash(LEAD, channel, f"assign comms <@{COMMS}>")
     stack.driver.slash(LEAD, channel, f"assign legal <@{LEGAL}>")
-    stack.driver.slash(COMMS, channel, "notice initial status_page")
+    stack.driver.slash(COMMS, channel, "notice initial hotline")
     notice = next(
         m
         for m in reversed(stack.sandbox.channel_messages(channel))
         if m.blocks and "Customer notice" in str(m.blocks[0])
     )
     click_button(stack.driver, COMMS, channel, notice.ts, "Publish")
+    assert len(hotline.to("/hotline")) == 1
     stack.advance(hours=5)
     stack.driver.slash(TECH, channel, "update Duplicate from a retry in the clearing job")
     stack.driver.slash(LEAD, channel, "resolve Refunded; retry fixed")
@@ -68,7 +84,7 @@ def test_an_incident_from_open_to_closed_across_days(stack: Stack) -> None:
     assert f"| First response to the customer | <@{COMMS}> | 2026-11-25 10:00 CST | met, 1d 0h early |" in markdown
     assert f"| Investigation finished | <@{TECH}> | 2026-11-26 10:00 CST | met, 1d 19h early |" in markdown
     assert f"| Satisfaction follow-up | <@{COMMS}> | 2026-11-27 15:00 CST | met, 3d 0h early |" in markdown
-    assert "- initial published 2026-11-24 10:00 CST to status\\_page" in markdown
+    assert "- initial published 2026-11-24 10:00 CST to hotline" in markdown
     assert "- Customer: 4/5\n- The team's rating of the response: 5.0/5 from 1 participant(s)" in markdown
     assert f"- 11-24 15:00 <@{TECH}> update: Duplicate from a retry in the clearing job" in markdown
     assert "6222021234567890123" not in markdown

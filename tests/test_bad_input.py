@@ -152,7 +152,7 @@ def test_control_characters_in_a_notice_edit_are_a_field_error(
 ) -> None:
     channel = db_stack.open("complaint sev3 Fee charged twice").id
     db_stack.driver.slash(COMMS, channel, "assign comms me")
-    db_stack.driver.slash(COMMS, channel, "notice initial status_page zh-CN")
+    db_stack.driver.slash(COMMS, channel, "notice initial hotline zh-CN")
     preview = db_stack.sandbox.channel_messages(channel)[-1]
     before = set(db_stack.sandbox.views)
     edit = next(e for b in preview.blocks for e in b.get("elements", []) if e.get("action_id") == ActionId.EDIT_NOTICE)

@@ -134,3 +134,56 @@ def test_running_against_slack_without_credentials_names_the_variables(
     assert main(["run"]) == 2
     err = capsys.readouterr().err
     assert "SLACK_BOT_TOKEN: not set" in err and "incident-desk run --offline" in err
+
+
+COMPLAINT_CHANNELS = "    notice_channels: [hotline, email, complaint_system, internal]"
+
+
+def test_check_config_refuses_a_notice_channel_a_kind_may_not_use(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write(
+        tmp_path, playbook_text(**{COMPLAINT_CHANNELS: "    notice_channels: [hotline, fax, status_page, internal]"})
+    )
+    assert main(["check-config", str(path)]) == 2
+    err = capsys.readouterr().err
+    line = line_of(COMPLAINT_CHANNELS.strip())
+    assert (
+        f"kinds.complaint.notice_channels.1 (line {line}): 'fax' is not one of notices.channels "
+        "(status_page, social, hotline, complaint_system, email, internal)"
+    ) in err
+    assert (
+        f"kinds.complaint.notice_channels.2 (line {line}): 'status_page' is public, and this kind's notices answer "
+        "one customer (notice_audience: customer); use hotline, email, complaint_system, internal"
+    ) in err
+
+
+def test_notice_channels_default_by_audience_when_a_kind_names_none() -> None:
+    text = playbook_text(**{COMPLAINT_CHANNELS + "\n": ""})
+    text = text.replace("    notice_channels: [status_page, social, hotline, email, internal]\n", "")
+    playbook = load_playbook_text(text)
+    assert playbook.kinds["complaint"].notice_channels is None
+    assert playbook.notice_channels_for("complaint") == ("hotline", "complaint_system", "email", "internal")
+    assert playbook.notice_channels_for("outage") == ("status_page", "social", "hotline", "email", "internal")
+    # a playbook without a complaint system or notice settings at all still loads, with the channels it has
+    bare = load_playbook_text(
+        text.replace("    complaint_system: {webhook_url_env: COMPLAINT_SYSTEM_WEBHOOK_URL}\n", "")
+    )
+    assert bare.notice_channels_for("complaint") == ("hotline", "email", "internal")
+
+
+def test_check_config_reports_a_missing_template_for_a_kinds_notice_channel(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    own = tmp_path / "bank-templates"
+    (own / "notices" / "en" / "update").mkdir(parents=True)
+    (own / "notices" / "en" / "update" / "complaint_system.j2").write_text(
+        "{% include 'notices/en/update/nope.j2' %}", encoding="utf-8"
+    )
+    path = write(tmp_path, f"template_folder: {own}\n{playbook_text()}")
+    assert main(["check-config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        "notices.channels.complaint_system (en, update): 'notices/en/update/complaint_system.j2': TemplateNotFound"
+    ) in err
+    assert err.rstrip().endswith("(used by kinds complaint)")

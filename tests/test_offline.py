@@ -29,7 +29,14 @@ def test_the_offline_demo_plays_a_complaint_from_report_to_close() -> None:
     assert "@Wang Fang marked *First response to the customer* done (12h 0m to spare)." in transcript
     assert "(only Wang Fang sees) #1 is SEV2: its notices need an approval by Legal & compliance" in transcript
     assert ":white_check_mark: Internal broadcast: posted in #announcements" in transcript
-    assert "        【处理进展】" in transcript.split("The status page (http://127.0.0.1:")[1]
+    # the complaint is answered to its customer (hotline script, complaint system), never on the status page
+    assert "(only Wang Fang sees) Customer complaint notices do not go to `status_page`" in transcript
+    assert ":white_check_mark: Complaint system: http 200" in transcript
+    answer = transcript.split("The bank's complaint system received notice #1 (update):\n")[1]
+    assert answer.startswith("        投诉#1（客户投诉）处理中")
+    assert "clearing job" not in answer.split("\n\n")[0]  # the engineer's update stays internal
+    assert "The public status page (http://127.0.0.1:" in transcript
+    assert "shows 0 incident(s), status 'ok': a single customer's complaint is answered to that customer" in transcript
     assert "@Wang Fang recorded the customer's satisfaction: *5/5*" in transcript
     assert "# Post-incident review: #1 Customer card \\*\\*\\*\\*7890 debited twice" in transcript
     assert "| Satisfaction follow-up | @Wang Fang | " in transcript

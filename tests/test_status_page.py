@@ -28,7 +28,7 @@ def publish(stack: Stack, channel: str, user: str, words: str) -> None:
 
 def two_incidents(stack: Stack) -> None:
     """#1 ongoing with an initial notice; #2 resolved with initial and resolved notices (history)."""
-    first = stack.open("complaint sev3 Card <script>alert(1)</script> 6222021234567890123 declined").id
+    first = stack.open("outage sev3 Card <script>alert(1)</script> 6222021234567890123 declined").id
     stack.driver.slash(COMMS, first, "assign comms me")
     publish(stack, first, COMMS, "initial status_page")
     stack.clock.sleep(600)
@@ -64,16 +64,18 @@ def test_the_status_page_renders_in_a_browser_in_both_locales(stack: Stack) -> N
     current, _, history = dom.partition("历史公告")
     assert 'id="incident-1"' in current and 'id="incident-2"' in history
     assert (
-        '<div class="notice" lang="zh-CN">【服务公告】客户投诉\n尊敬的客户：我行于2026-11-24 10:00发现Card ' in current
+        '<div class="notice" lang="zh-CN">【服务公告】系统服务异常\n尊敬的客户：我行于2026-11-24 10:00发现Card '
+        in current
     )
     assert (
-        '<div class="notice" lang="en">[Service notice] Customer complaint\nDear customer, at 2026-11-24 10:00'
+        '<div class="notice" lang="en">[Service notice] Service disruption\nDear customer, at 2026-11-24 10:00'
         in current
     )
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in current and "<script>alert" not in dom
     assert "6222021234567890123" not in dom
     assert '<div class="notice" lang="zh-CN">【恢复公告】Transfers delayed已于2026-11-24 10:40处理完毕' in history
-    assert "Queue consumer restarted; all transfers completed" in history
+    assert "the service is back to normal" in history
+    assert "Queue consumer restarted" not in dom  # the resolution summary is internal; customers get the template
 
     english = chromium("--dump-dom", url + "?lang=en")
     assert '<html lang="en">' in english and "尊敬的客户" not in english
@@ -96,7 +98,7 @@ def test_the_atom_feed_parses_and_the_json_lists_what_was_published(stack: Stack
     assert [entry.title for entry in feed.entries] == [
         "恢复公告 / Resolved: 系统服务异常 / Service disruption",
         "服务公告 / Service notice: 系统服务异常 / Service disruption",
-        "服务公告 / Service notice: 客户投诉 / Customer complaint",
+        "服务公告 / Service notice: 系统服务异常 / Service disruption",
     ]
     assert feed.entries[2].link.endswith("/status#incident-1")
     assert "<script>alert(1)</script>" in feed.entries[2].summary  # text content, escaped by the XML itself
@@ -135,7 +137,7 @@ def test_check_config_reports_missing_and_broken_notice_templates(
     assert (
         "notices.channels.status_page (zh-HK, initial): 'notices/zh-HK/initial/status_page.j2': TemplateNotFound" in err
     )
-    assert err.count("TemplateNotFound") == 15  # 5 channels x 3 stages
+    assert err.count("TemplateNotFound") == 18  # the 6 channels the kinds use x 3 stages
 
     # The bank's own folder adds the locale, without code changes; one template uses a field that does not exist.
     own = tmp_path / "bank-templates"
@@ -150,5 +152,11 @@ def test_check_config_reports_missing_and_broken_notice_templates(
     assert "notices.channels.social (zh-HK, update): 'notices/zh-HK/update/social.j2': UndefinedError: " in err
     assert "'bank_nmae' is undefined" in err
 
+    # An internal update is not offered to notice templates (customers get the template's own wording).
     (own / "notices" / "zh-HK" / "update" / "social.j2").write_text("{{ bank_name }}：{{ update }}", encoding="utf-8")
+    assert main(["check-config", str(path)]) == 2
+    assert "'update' is undefined" in capsys.readouterr().err
+    (own / "notices" / "zh-HK" / "update" / "social.j2").write_text(
+        "{{ bank_name }}：{{ kind_name }}", encoding="utf-8"
+    )
     assert main(["check-config", str(path)]) == 0
