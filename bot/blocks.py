@@ -73,6 +73,12 @@ def incident_card(incident: Incident, playbook: Playbook, renderer: Renderer) ->
         role = playbook.roles.get(assignment.role)
         name = role.name if role else assignment.role
         owner = f"<@{assignment.user_id}>" if assignment.user_id else "_unassigned_"
+        if (
+            assignment.role == playbook.lead_role
+            and assignment.user_id == incident.reporter_id
+            and assignment.assigned_by is None
+        ):  # nobody is the playbook's default lead: the reporter is in charge until handing over
+            owner += " (the reporter, in charge until they hand over with `/incident assign lead @someone`)"
         lines.append(f"*{safe_text(name)}*: {owner}")
         if not assignment.user_id:
             unowned.append((assignment.role, name))

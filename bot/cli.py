@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import TemplateError
 
-from bot.config import ConfigError, Playbook, Settings, load_playbook
+from bot.config import ConfigError, Playbook, Settings, load_playbook, playbook_warnings
 from bot.render import Renderer
 
 log = logging.getLogger("incident-desk")
@@ -64,6 +64,11 @@ def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
         f"{path}: OK — playbook {playbook.version}, {len(playbook.kinds)} kinds, {len(playbook.roles)} roles, "
         f"{len(playbook.severities)} severities"
     )
+    warnings = playbook_warnings(playbook)
+    if warnings:
+        print(f"{len(warnings)} warning(s) (the playbook loads; fill these in before going live):")
+        for warning in warnings:
+            print(f"  ! {warning}")
     return 0
 
 

@@ -97,7 +97,9 @@ def test_an_incident_from_open_to_closed_across_days(stack: Stack) -> None:
     stack.driver.slash(LEAD, channel, "close")
     assert last_ephemeral(stack, LEAD).startswith("The review of #1 is not complete")
     stack.driver.slash(TECH, channel, "review done")
-    assert last_ephemeral(stack, TECH).startswith(f"Only the lead (<@{LEAD}>) or a playbook admin marks the review")
+    assert last_ephemeral(stack, TECH).startswith(
+        f"Only the lead (<@{LEAD}>) or a playbook admin can complete the review"
+    )
     stack.driver.slash(LEAD, channel, "review done")
     stack.driver.slash(LEAD, channel, "close")
     summary = stack.texts(channel)[-1]

@@ -115,7 +115,7 @@ def test_draft_edit_approve_publish_reaches_every_channel_in_both_locales(stack:
     assert CARD not in json.dumps(draft.blocks)
     assert preview_status(stack, channel) == (
         f":hourglass: Draft. SEV2 notices need an approval by Legal &amp; compliance (<@{LEGAL}>) "
-        "before they are published."
+        "(not the drafter) before they are published."
     )
 
     click_button(stack.driver, LEGAL, channel, draft.ts, "Approve")
