@@ -112,7 +112,7 @@ class AftercareService:
         now = self.clock.now()
         with self.db.begin() as s:
             incident = self.incidents.row(s, number)
-            self.incidents.require(Action.SATISFACTION, incident, actor, where=channel_id)
+            self.incidents.require(Action.SATISFACTION, incident, actor)
             if incident.status not in ("resolved", "closed"):
                 raise ConflictError(
                     f"#{incident.id} is {incident.status}; the satisfaction follow-up comes after it is resolved."
@@ -183,7 +183,7 @@ class AftercareService:
     def add_action(self, *, channel_id: str, text: str, owner: UserRef, due: Due, actor: str) -> str | None:
         """An action item is a deadline owned by one person: reminded, and escalated when missed."""
         incident = self.incidents.find(channel_id=channel_id)
-        self.incidents.require(Action.ACTION_ITEM, incident, actor, where=channel_id)
+        self.incidents.require(Action.ACTION_ITEM, incident, actor)
         user = self.incidents.resolve_user(owner, actor)
         now = self.clock.now()
         due_at = self._due_at(due, now)
@@ -273,7 +273,7 @@ class AftercareService:
 
     def post_review_now(self, *, channel_id: str, actor: str) -> str | None:
         incident = self.incidents.find(channel_id=channel_id)
-        self.incidents.require(Action.REVIEW_POST, incident, actor, where=channel_id)
+        self.incidents.require(Action.REVIEW_POST, incident, actor)
         if incident.status not in ("resolved", "closed"):
             raise ConflictError(f"#{incident.id} is {incident.status}; the review comes after it is resolved.")
         with self.db.begin() as s:
@@ -309,7 +309,7 @@ class AftercareService:
 
     def export_review(self, *, channel_id: str, actor: str) -> str | None:
         incident = self.incidents.find(channel_id=channel_id)
-        self.incidents.require(Action.REVIEW_EXPORT, incident, actor, where=channel_id)
+        self.incidents.require(Action.REVIEW_EXPORT, incident, actor)
         markdown = self.review_markdown(incident.id)
         filename = f"incident-{incident.id}-review.md"
         try:
@@ -328,7 +328,7 @@ class AftercareService:
         now = self.clock.now()
         with self.db.begin() as s:
             incident = self.incidents.row(s, self.incidents.find(channel_id=channel_id).id)
-            self.incidents.require(Action.REVIEW_DONE, incident, actor, where=channel_id)
+            self.incidents.require(Action.REVIEW_DONE, incident, actor)
             if incident.status not in ("resolved", "closed"):
                 raise ConflictError(f"#{incident.id} is {incident.status}; resolve it before completing its review.")
             if incident.review_completed_at is not None:

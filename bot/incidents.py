@@ -325,7 +325,7 @@ class IncidentService:
 
     def repair(self, *, channel_id: str | None, number: int | None, actor: str) -> str:
         incident = self.find(channel_id=channel_id, number=number)
-        self.require(Action.REPAIR, incident, actor, where=channel_id)
+        self.require(Action.REPAIR, incident, actor)
         if incident.status == "closed":
             raise ConflictError(f"#{incident.id} is closed; there is nothing to repair.")
         complete = incident.channel_id and incident.topic_set and incident.members_invited and incident.card_ts
@@ -373,11 +373,9 @@ class IncidentService:
     def lead_of(self, incident: Incident) -> str | None:
         return self.permissions.lead(incident)
 
-    def require(
-        self, action: Action, incident: Incident, actor: str, *, where: str | None = None, also: tuple[Who, ...] = ()
-    ) -> None:
+    def require(self, action: Action, incident: Incident, actor: str, *, also: tuple[Who, ...] = ()) -> None:
         """The permission policy (bot/permissions.py) for one action; refusals say who can."""
-        self.permissions.require(action, incident, actor, where=where, also=also)
+        self.permissions.require(action, incident, actor, also=also)
 
     def resolve_user(self, ref: UserRef, actor: str) -> str:
         if ref.is_me:
@@ -398,10 +396,10 @@ class IncidentService:
         incident = self.find(channel_id=channel_id)
         self._check_role_of_kind(incident, role)
         target = self.resolve_user(user, actor)
-        return self._assign(incident.id, role, target, actor, command=command, where=channel_id)
+        return self._assign(incident.id, role, target, actor, command=command)
 
-    def take_role(self, *, incident_id: int, role: str, actor: str, where: str | None = None) -> str | None:
-        return self._assign(incident_id, role, actor, actor, command="button: take role", where=where)
+    def take_role(self, *, incident_id: int, role: str, actor: str) -> str | None:
+        return self._assign(incident_id, role, actor, actor, command="button: take role")
 
     def _check_role_of_kind(self, incident: Incident, role: str) -> None:
         """Only the roles of the incident's kind can be held in it."""
@@ -413,13 +411,11 @@ class IncidentService:
                 f"Its roles: {safe_text(names)}."
             )
 
-    def _check_assignment(
-        self, incident: Incident, role: str, *, holder: str | None, target: str, actor: str, where: str | None
-    ) -> None:
+    def _check_assignment(self, incident: Incident, role: str, *, holder: str | None, target: str, actor: str) -> None:
         """Open roles are anyone-in-the-incident's to take or give, except the approving roles, which come from
         the playbook's people or the lead; a held role is reassigned by the lead (or handed over by its holder)."""
         if role in self.playbook.approval_roles:
-            self.require(Action.ASSIGN_APPROVER, incident, actor, where=where)
+            self.require(Action.ASSIGN_APPROVER, incident, actor)
             pool = self.permissions.role_pool(role)
             if target == actor and actor not in pool:
                 name = safe_text(self.playbook.roles[role].name)
@@ -432,14 +428,12 @@ class IncidentService:
                 )
             return
         if holder is None:
-            self.require(Action.TAKE_OPEN_ROLE, incident, actor, where=where)
+            self.require(Action.TAKE_OPEN_ROLE, incident, actor)
         else:
             mine = (Who.ROLE_HOLDER,) if holder == actor else ()
-            self.permissions.require(Action.REASSIGN_ROLE, incident, actor, where=where, also=mine, holder=holder)
+            self.permissions.require(Action.REASSIGN_ROLE, incident, actor, also=mine, holder=holder)
 
-    def _assign(
-        self, incident_id: int, role: str, target: str, actor: str, *, command: str, where: str | None = None
-    ) -> str | None:
+    def _assign(self, incident_id: int, role: str, target: str, actor: str, *, command: str) -> str | None:
         if role not in self.playbook.roles:
             raise NotFoundError(f"Unknown role `{safe_text(role)}`. Roles: {', '.join(self.playbook.roles)}.")
         role_name = self.playbook.roles[role].name
@@ -449,7 +443,7 @@ class IncidentService:
             self._require_open(incident, "change roles in")
             assignment = next((a for a in incident.roles if a.role == role), None)
             holder = assignment.user_id if assignment else None
-            self._check_assignment(incident, role, holder=holder, target=target, actor=actor, where=where)
+            self._check_assignment(incident, role, holder=holder, target=target, actor=actor)
             self_take = target == actor and holder is None
             previous = assignment.user_id if assignment else None
             if previous == target:
@@ -483,7 +477,7 @@ class IncidentService:
     def change_severity(self, *, channel_id: str, severity: str, actor: str, command: str = "") -> str | None:
         with self._uow() as s:
             incident = self.row(s, self.find(channel_id=channel_id).id)
-            self.require(Action.SEV, incident, actor, where=channel_id)
+            self.require(Action.SEV, incident, actor)
             self._require_open(incident, "change the severity of")
             if incident.severity == severity:
                 raise ConflictError(f"#{incident.id} is already {severity.upper()}.")
@@ -510,7 +504,7 @@ class IncidentService:
     def post_update(self, *, channel_id: str, text: str, actor: str, command: str = "") -> str | None:
         with self._uow() as s:
             incident = self.row(s, self.find(channel_id=channel_id).id)
-            self.require(Action.UPDATE, incident, actor, where=channel_id)
+            self.require(Action.UPDATE, incident, actor)
             if incident.status == "closed":
                 raise ConflictError(f"#{incident.id} is closed; updates are no longer recorded.")
             incident.updated_at = self.clock.now()
@@ -532,7 +526,7 @@ class IncidentService:
     def resolve(self, *, channel_id: str, summary: str, actor: str, command: str = "") -> str | None:
         with self._uow() as s:
             incident = self.row(s, self.find(channel_id=channel_id).id)
-            self.require(Action.RESOLVE, incident, actor, where=channel_id)
+            self.require(Action.RESOLVE, incident, actor)
             if incident.status not in ("reported", "investigating"):
                 raise ConflictError(
                     f"#{incident.id} is already {incident.status}; only a reported or investigating incident "
@@ -565,7 +559,7 @@ class IncidentService:
     def close(self, *, channel_id: str, actor: str, command: str = "") -> str | None:
         with self._uow() as s:
             incident = self.row(s, self.find(channel_id=channel_id).id)
-            self.require(Action.CLOSE, incident, actor, where=channel_id)
+            self.require(Action.CLOSE, incident, actor)
             if incident.status == "closed":
                 raise ConflictError(f"#{incident.id} is already closed.")
             if incident.status != "resolved":
@@ -627,7 +621,7 @@ class IncidentService:
         """Stop the incident's clocks while waiting on the customer; deadlines move out on resume."""
         with self._uow() as s:
             incident = self.row(s, self.find(channel_id=channel_id).id)
-            self.require(Action.PAUSE, incident, actor, where=channel_id)
+            self.require(Action.PAUSE, incident, actor)
             self._require_open(incident, "pause")
             if incident.paused_at is not None:
                 raise ConflictError(f"#{incident.id} is already paused; `/incident resume` restarts its clocks.")
@@ -644,7 +638,7 @@ class IncidentService:
     def resume(self, *, channel_id: str, actor: str, command: str = "") -> str | None:
         with self._uow() as s:
             incident = self.row(s, self.find(channel_id=channel_id).id)
-            self.require(Action.RESUME, incident, actor, where=channel_id)
+            self.require(Action.RESUME, incident, actor)
             if incident.paused_at is None:
                 raise ConflictError(f"#{incident.id} is not paused.")
             now = self.clock.now()
@@ -733,7 +727,7 @@ class IncidentService:
     def readable(self, action: Action, *, channel_id: str | None, number: int | None, actor: str) -> Incident:
         """The incident a read names, if `actor` may read it from where they asked."""
         incident = self.find(channel_id=channel_id, number=number)
-        self.require(action, incident, actor, where=channel_id)
+        self.require(action, incident, actor)
         return incident
 
     def status_blocks(

@@ -116,7 +116,7 @@ class NoticeService:
         now = self.incidents.clock.now()
         with self.incidents.db.begin() as s:
             incident = self.incidents.row(s, self.incidents.find(channel_id=channel_id).id)
-            self.incidents.require(Action.DRAFT_NOTICE, incident, actor, where=channel_id)
+            self.incidents.require(Action.DRAFT_NOTICE, incident, actor)
             if stage == "update" and not any(e.event == "update" for e in queries.list_timeline(s, incident.id)):
                 raise ConflictError("There is no progress to report yet: post one with `/incident update <text>`.")
             if stage == "resolved" and incident.status not in ("resolved", "closed"):

@@ -163,9 +163,9 @@ class Permissions:
             log.warning("could not read the members of %s: %s", incident.channel_id, exc.error)
             return False
 
-    def who(self, incident: Incident, actor: str, *, where: str | None = None, also: Iterable[Who] = ()) -> set[Who]:
-        """Every kind of person `actor` is for this incident. `where` is the channel the request came from:
-        someone acting inside the incident's channel is a member of it."""
+    def who(self, incident: Incident, actor: str, *, also: Iterable[Who] = ()) -> set[Who]:
+        """Every kind of person `actor` is for this incident (`also`: what the thing acted on admits them as).
+        Channel membership is asked of Slack, not inferred from where a request came from."""
         kinds = {Who.ANYONE, *also}
         if actor in self.playbook.admins:
             kinds.add(Who.ADMIN)
@@ -177,17 +177,11 @@ class Permissions:
             kinds.add(Who.APPROVER)
         if self.playbook.kinds[incident.kind].visible_to == "everyone":
             kinds.add(Who.VISIBLE)
-        if Who.PARTICIPANT not in kinds and (
-            actor == incident.reporter_id
-            or (where is not None and where == incident.channel_id)
-            or self.in_channel(incident, actor)
-        ):
+        if Who.PARTICIPANT not in kinds and (actor == incident.reporter_id or self.in_channel(incident, actor)):
             kinds.add(Who.PARTICIPANT)
         return kinds
 
-    def allows(
-        self, action: Action, incident: Incident, actor: str, *, where: str | None = None, also: Iterable[Who] = ()
-    ) -> bool:
+    def allows(self, action: Action, incident: Incident, actor: str, *, also: Iterable[Who] = ()) -> bool:
         allowed = POLICY[action].allowed
         if Who.ANYONE in allowed:
             return True
@@ -199,7 +193,7 @@ class Permissions:
             cheap.add(Who.ROLE_OWNER)
         if cheap & allowed:
             return True
-        return bool(self.who(incident, actor, where=where, also=also) & allowed)
+        return bool(self.who(incident, actor, also=also) & allowed)
 
     # ---- refusing -----------------------------------------------------------------------------------------
 
@@ -209,12 +203,11 @@ class Permissions:
         incident: Incident,
         actor: str,
         *,
-        where: str | None = None,
         also: Iterable[Who] = (),
         holder: str | None = None,
     ) -> None:
         """Refuse, saying who can, unless `actor` is one of the people the policy allows."""
-        if not self.allows(action, incident, actor, where=where, also=also):
+        if not self.allows(action, incident, actor, also=also):
             raise PermissionDeniedError(self.refusal(action, incident, holder=holder))
 
     def refusal(self, action: Action, incident: Incident, *, holder: str | None = None) -> str:

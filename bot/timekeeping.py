@@ -97,7 +97,7 @@ class TimekeepingService:
                 deadline = self.deadlines.find(s, incident, word or "")
             owner = owner_for(incident, deadline.owner_role, self.incidents.playbook.lead_role, deadline.owner_user)
             mine = (Who.DEADLINE_OWNER,) if actor == owner else ()
-            self.incidents.require(Action.MARK_DONE, incident, actor, where=channel_id, also=mine)
+            self.incidents.require(Action.MARK_DONE, incident, actor, also=mine)
             self.deadlines.close(s, deadline, "met", now=now, actor=actor)
             due = utc(deadline.due_at)
             text = self.incidents.renderer.render(
@@ -153,9 +153,7 @@ class TimekeepingService:
             paged: set[str] = set()
             for chain in chains:
                 paged |= self.escalations.paged_users(s, chain)
-            self.incidents.require(
-                Action.ACK, incident, actor, where=channel_id, also=(Who.PAGED,) if actor in paged else ()
-            )
+            self.incidents.require(Action.ACK, incident, actor, also=(Who.PAGED,) if actor in paged else ())
             self.deadlines.on_event(s, incident, "ack", now=now, actor=actor)
             texts = []
             for chain in chains:

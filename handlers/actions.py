@@ -20,9 +20,7 @@ def register(app: App, services: Services) -> None:
             number, _, role = str(action.get("value", "")).partition(":")
             if not number.isdigit() or not role:
                 raise UserInputError("That button is out of date; run `/incident status` for a fresh card.")
-            warning = services.incidents.take_role(
-                incident_id=int(number), role=role, actor=body["user"]["id"], where=body.get("channel", {}).get("id")
-            )
+            warning = services.incidents.take_role(incident_id=int(number), role=role, actor=body["user"]["id"])
             if warning:
                 services.slack.respond(body["response_url"], warning)
 

@@ -176,6 +176,12 @@ class Stack:
         self.clock.set(target)
         self.bot.clockwork.sweep()
 
+    def join(self, channel: str, *users: str) -> None:
+        """People join the (public) incident channel, as anyone in the workspace may: they become participants."""
+        with self.sandbox.lock:
+            members = self.sandbox.channels[channel].members
+            members.extend(u for u in users if u not in members)
+
     def dm_texts(self, user: str) -> list[str]:
         return [m.text for m in self.sandbox.dm_messages(user)]
 

@@ -45,6 +45,7 @@ def test_reassigning_names_the_previous_owner(stack: Stack) -> None:
 def test_take_role_button_lets_anyone_claim_an_unowned_role(stack: Stack) -> None:
     channel = stack.open()
     card = stack.sandbox.channel_messages(channel.id)[0]
+    stack.join(channel.id, COMMS)  # anyone who joins the channel is a participant and may take an open role
     reply = click_button(stack.driver, COMMS, channel.id, card.ts, "Take: Customer comms")
 
     assert reply.status == 200
@@ -58,7 +59,8 @@ def test_take_role_button_lets_anyone_claim_an_unowned_role(stack: Stack) -> Non
 def test_take_role_on_a_role_someone_else_holds_is_refused(stack: Stack) -> None:
     channel = stack.open()
     card = stack.sandbox.channel_messages(channel.id)[0]
-    stack.driver.slash(OUTSIDER, channel.id, "assign comms me")  # outsider takes the open role: allowed
+    stack.join(channel.id, OUTSIDER, COMMS)
+    stack.driver.slash(OUTSIDER, channel.id, "assign comms me")  # a participant takes the open role: allowed
     assert stack.texts(channel.id)[-1] == f":raising_hand: <@{OUTSIDER}> took the role *Customer comms*."
     # A second person clicks the same button on a card that had not refreshed yet.
     stack.driver.click(COMMS, channel.id, card.ts, "take_role:customer_comms", "1:customer_comms")
@@ -122,7 +124,7 @@ def test_status_timeline_list_and_help_answer_only_the_asker(stack: Stack) -> No
     assert general is not None
     before = len(stack.sandbox.messages)
 
-    status = stack.driver.slash(OUTSIDER, channel.id, "status")
+    status = stack.driver.slash(REPORTER, channel.id, "status")
     assert status.json["blocks"][0]["text"]["text"] == "#1 Card payments failing"
     # outside the incident's channel its details are for participants (and admins) only
     refused = stack.driver.slash(OUTSIDER, general.id, "timeline 1")

@@ -240,6 +240,7 @@ def test_a_broken_webhook_is_retried_and_reported_while_the_others_go_out(stack:
     targets.hooks.broken.add("/social")
     targets.hooks.fail["/hotline"] = 1
     channel = stack.open("complaint sev3 Statement missing").id
+    stack.join(channel, COMMS)
     stack.driver.slash(COMMS, channel, "assign comms me")
     stack.driver.slash(COMMS, channel, "notice initial")
     before = stack.clock.now()
