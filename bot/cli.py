@@ -89,6 +89,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         return run_demo(playbook, sys.stdout, database_url=args.database)
     settings.require_slack()
     assert settings.bot_token is not None
+    for warning in playbook_warnings(playbook):  # runs anyway: the reporter leads when nobody else is named
+        log.warning("playbook: %s", warning)
     from bot.app import create_app
     from bot.slack import make_web_client
     from bot.web import HttpServer, make_wsgi

@@ -37,6 +37,10 @@ class ConfigError(Exception):
 
 def parse_duration(value: object) -> timedelta:
     """Read '30m', '24h', '2d' or a bare number of hours; negative or zero durations are refused."""
+    if isinstance(value, timedelta):  # a default written in code (e.g. the escalation when none is configured)
+        if value <= timedelta(0):
+            raise ValueError("must be positive; write it like 30m, 24h or 2d")
+        return value
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 30m, 24h or 2d")
     if isinstance(value, int | float):
@@ -363,7 +367,7 @@ class Playbook(_Strict):
 
     @model_validator(mode="after")
     def _cross_refs(self) -> Playbook:
-        problems = cross_reference_problems(self.model_dump())
+        problems = cross_reference_problems(self.model_dump(exclude_unset=True))  # never blame a default
         if problems:
             raise ValueError("\n".join(problems))
         return self

@@ -233,6 +233,8 @@ class Permissions:
             elif kind is Who.PAGED:
                 names.append("the people paged")
             elif kind is Who.ROLE_HOLDER:
+                if holder is not None and holder == lead:
+                    continue  # already named as the lead
                 names.append(f"the role's holder (<@{holder}>)" if holder else "the role's holder")
             elif kind is P:
                 where = f"<#{incident.channel_id}>" if incident.channel_id else "its channel"

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -221,11 +222,9 @@ def build_stack(
     return bot, http, engine
 
 
-@pytest.fixture
-def stack(
-    sandbox: SlackSandbox, general: str, playbook: Playbook, sqlite_url: str, clock: FixedClock
-) -> Iterator[Stack]:
-    bot, http, engine = build_stack(sandbox, playbook, sqlite_url, clock)
+@contextmanager
+def running_stack(sandbox: SlackSandbox, playbook: Playbook, db_url: str, clock: FixedClock) -> Iterator[Stack]:
+    bot, http, engine = build_stack(sandbox, playbook, db_url, clock)
     driver = SlackDriver(sandbox, http.url, SIGNING_SECRET, wait_idle=bot.executor.wait_idle)
     try:
         yield Stack(sandbox, bot, driver, http, engine, clock)
@@ -235,3 +234,20 @@ def stack(
         bot.executor.shutdown(wait=True)
         bot.clockwork.close()
         engine.dispose()
+
+
+@pytest.fixture
+def stack(
+    sandbox: SlackSandbox, general: str, playbook: Playbook, sqlite_url: str, clock: FixedClock
+) -> Iterator[Stack]:
+    with running_stack(sandbox, playbook, sqlite_url, clock) as running:
+        yield running
+
+
+@pytest.fixture
+def shipped_stack(sandbox: SlackSandbox, general: str, sqlite_url: str, clock: FixedClock) -> Iterator[Stack]:
+    """The bot on the shipped config.yaml as it is: no admins, no default owners (a fresh install)."""
+    from bot.config import load_playbook
+
+    with running_stack(sandbox, load_playbook(ROOT / "config.yaml"), sqlite_url, clock) as running:
+        yield running

@@ -43,11 +43,15 @@ class Received:
 
 @dataclass
 class WebhookReceiver:
-    """Answers 200, or a failure status for the next N requests to a path (`fail`), or always (`broken`)."""
+    """Answers 200, or a failure status for the next N requests to a path (`fail`), or always (`broken`).
+    A path in `held` answers only once its event is set, so a test can act while a notice is publishing;
+    `arrived` is set by every request."""
 
     fail: dict[str, int] = field(default_factory=dict)
     broken: set[str] = field(default_factory=set)
     received: list[Received] = field(default_factory=list)
+    held: dict[str, threading.Event] = field(default_factory=dict)
+    arrived: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         receiver = self
@@ -56,6 +60,9 @@ class WebhookReceiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 receiver.received.append(Received(self.path, dict(self.headers.items()), body))
+                receiver.arrived.set()
+                if self.path in receiver.held:
+                    receiver.held[self.path].wait(30)
                 status = 200
                 if self.path in receiver.broken:
                     status = 500
