@@ -367,9 +367,6 @@ class IncidentService:
 
     # ---- people and permissions -------------------------------------------------------------------------
 
-    def responders(self, incident: Incident) -> set[str]:
-        return {a.user_id for a in incident.roles if a.user_id} | set(self.playbook.admins)
-
     def lead_of(self, incident: Incident) -> str | None:
         return self.permissions.lead(incident)
 
