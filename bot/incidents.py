@@ -168,7 +168,10 @@ class IncidentService:
     def _page_severe(self, s: Session, incident: Incident, reason: str, now: datetime, *, actor: str) -> None:
         """A severe incident pages its lead (then the team lead, then leadership) until acknowledged; whoever
         caused the page (the reporter opening it, the lead raising it) is not paged for it."""
-        self.escalations.start(s, incident, reason=reason, owner=self.lead_of(incident), now=now, caused_by=actor)
+        lead = self.lead_of(incident)
+        self.escalations.start(s, incident, reason=reason, owner=lead, now=now, caused_by=actor)
+        if lead == actor:  # the lead who opened or raised it knows: that is the acknowledgement the plan asks for
+            self.deadlines.on_event(s, incident, "ack", now=now, actor=actor)
 
     def _channel_name(self, incident: Incident, suffix: str = "") -> str:
         date = incident.created_at.astimezone(self.playbook.tz).strftime("%Y%m%d")

@@ -96,6 +96,12 @@ def test_a_sev1_opened_by_its_lead_does_not_page_the_lead(shipped_stack: Stack) 
     assert [(e.text, e.data.get("why")) for e in skipped[:2]] == [("Owner", "caused it"), ("Team lead", "caused it")]
     # nobody else is configured: the channel is told, and check-config warns about it (below)
     assert any("Nobody is configured for escalation level *Leadership group" in t for t in stack.texts(channel))
+    # the lead opened it, so the plan's "lead acknowledges" is met: no reminder or page for it later
+    with stack.bot.services.db() as s:
+        ack = s.scalar(select(Deadline).where(Deadline.key == "acknowledge"))
+        assert ack is not None and (ack.state, ack.closed_by) == ("met", REPORTER)
+    stack.advance(minutes=10)  # past the 5-minute acknowledgement deadline (the 30-minute update is not due)
+    assert not any("Page for #1" in t or "acknowledges" in t for t in stack.dm_texts(REPORTER))
 
 
 @pytest.mark.playbook({LEADERSHIP: f"- {{name: Leadership group (预案领导小组), users: [{ADMIN}], ack_timeout: 1h}}"})
