@@ -250,6 +250,8 @@ class Permissions:
             return f" Ask to be invited to <#{incident.channel_id}>."
         if Who.ROLE_OWNER in POLICY[action].allowed:
             return " Ask one of them, or take an open role with `/incident assign <role> me`."
+        if Who.PARTICIPANT in POLICY[action].allowed and incident.channel_id:
+            return f" Join <#{incident.channel_id}> to take part."
         return ""
 
     def approver_names(self, incident: Incident) -> str:
