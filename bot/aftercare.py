@@ -17,9 +17,10 @@ from bot.blocks import rating_blocks
 from bot.clock import utc
 from bot.commands import UserRef
 from bot.deadlines import ACTION_PREFIX, Deadlines, humanize, is_action_item, next_action, owner_for
-from bot.errors import ConflictError, PermissionDeniedError, UserInputError
+from bot.errors import ConflictError, UserInputError
 from bot.ids import ActionId
 from bot.inputs import day_in_range
+from bot.permissions import Action
 from bot.render import SlackMarkup
 from bot.slack import SlackCallError
 from bot.text import mask_identifiers, safe_snippet, safe_text, truncate
@@ -114,7 +115,7 @@ class AftercareService:
         now = self.clock.now()
         with self.db.begin() as s:
             incident = self.incidents.row(s, number)
-            self.incidents.require_responder(incident, actor, "record satisfaction for")
+            self.incidents.require(Action.SATISFACTION, incident, actor)
             if incident.status not in ("resolved", "closed"):
                 raise ConflictError(
                     f"#{incident.id} is {incident.status}; the satisfaction follow-up comes after it is resolved."
@@ -146,8 +147,7 @@ class AftercareService:
         now = self.clock.now()
         with self.db.begin() as s:
             incident = self.incidents.row(s, incident_id)
-            if actor not in self.incidents.responders(incident):
-                raise PermissionDeniedError(f"Only the people who worked on #{incident_id} rate its response.")
+            self.incidents.require(Action.RATE_RESPONSE, incident, actor)
             self._upsert(s, incident_id, source=INTERNAL, rater=actor, score=score, comment="", now=now)
             queries.add_timeline_event(
                 s,
@@ -186,7 +186,7 @@ class AftercareService:
     def add_action(self, *, channel_id: str, text: str, owner: UserRef, due: Due, actor: str) -> str | None:
         """An action item is a deadline owned by one person: reminded, and escalated when missed."""
         incident = self.incidents.find(channel_id=channel_id)
-        self.incidents.require_responder(incident, actor, "add action items to")
+        self.incidents.require(Action.ACTION_ITEM, incident, actor)
         user = self.incidents.resolve_user(owner, actor)
         now = self.clock.now()
         due_at = self._due_at(due, now)
@@ -276,7 +276,7 @@ class AftercareService:
 
     def post_review_now(self, *, channel_id: str, actor: str) -> str | None:
         incident = self.incidents.find(channel_id=channel_id)
-        self.incidents.require_responder(incident, actor, "post the review of")
+        self.incidents.require(Action.REVIEW_POST, incident, actor)
         if incident.status not in ("resolved", "closed"):
             raise ConflictError(f"#{incident.id} is {incident.status}; the review comes after it is resolved.")
         with self.db.begin() as s:
@@ -312,7 +312,7 @@ class AftercareService:
 
     def export_review(self, *, channel_id: str, actor: str) -> str | None:
         incident = self.incidents.find(channel_id=channel_id)
-        self.incidents.require_responder(incident, actor, "export the review of")
+        self.incidents.require(Action.REVIEW_EXPORT, incident, actor)
         markdown = self.review_markdown(incident.id)
         filename = f"incident-{incident.id}-review.md"
         try:
@@ -331,12 +331,7 @@ class AftercareService:
         now = self.clock.now()
         with self.db.begin() as s:
             incident = self.incidents.row(s, self.incidents.find(channel_id=channel_id).id)
-            lead = self.incidents.lead_of(incident)
-            if actor != lead and actor not in self.playbook.admins:
-                who = f"the lead (<@{lead}>)" if lead else "the lead (nobody yet)"
-                raise PermissionDeniedError(
-                    f"Only {who} or a playbook admin marks the review of #{incident.id} complete."
-                )
+            self.incidents.require(Action.REVIEW_DONE, incident, actor)
             if incident.status not in ("resolved", "closed"):
                 raise ConflictError(f"#{incident.id} is {incident.status}; resolve it before completing its review.")
             if incident.review_completed_at is not None:

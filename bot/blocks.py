@@ -73,8 +73,17 @@ def incident_card(incident: Incident, playbook: Playbook, renderer: Renderer) ->
         role = playbook.roles.get(assignment.role)
         name = role.name if role else assignment.role
         owner = f"<@{assignment.user_id}>" if assignment.user_id else "_unassigned_"
+        if (
+            assignment.role == playbook.lead_role
+            and assignment.user_id == incident.reporter_id
+            and assignment.assigned_by is None
+        ):  # nobody is the playbook's default lead: the reporter is in charge until handing over
+            owner += " (the reporter, in charge until they hand over with `/incident assign lead @someone`)"
+        approving = assignment.role in playbook.approval_roles
+        if not assignment.user_id and approving:  # not self-service: no Take button
+            owner += " (approves notices; the lead assigns it)"
         lines.append(f"*{safe_text(name)}*: {owner}")
-        if not assignment.user_id:
+        if not assignment.user_id and not approving:
             unowned.append((assignment.role, name))
     blocks.append(
         {"type": "section", "block_id": BlockId.ROLES, "text": mrkdwn(truncate("\n".join(lines) or "_no roles_", 3000))}

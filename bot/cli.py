@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import TemplateError
 
-from bot.config import ConfigError, Playbook, Settings, load_playbook
+from bot.config import ConfigError, Playbook, Settings, load_playbook, playbook_warnings
 from bot.logs import install_log_masking
 from bot.render import Renderer
 from bot.text import mask_identifiers, set_bank_patterns
@@ -83,6 +83,11 @@ def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
         f"{path}: OK — playbook {playbook.version}, {len(playbook.kinds)} kinds, {len(playbook.roles)} roles, "
         f"{len(playbook.severities)} severities"
     )
+    warnings = playbook_warnings(playbook)
+    if warnings:
+        print(f"{len(warnings)} warning(s) (the playbook loads; fill these in before going live):")
+        for warning in warnings:
+            print(f"  ! {warning}")
     return 0
 
 
@@ -141,6 +146,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
         return run_demo(playbook, sys.stdout, database_url=args.database)
     settings.require_slack()
+    for warning in playbook_warnings(playbook):  # runs anyway: the reporter leads when nobody else is named
+        log.warning("playbook: %s", warning)
     runtime = build_runtime(settings, playbook, host=args.host)
     from bot.scheduler import Scheduler
 

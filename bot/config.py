@@ -38,6 +38,10 @@ class ConfigError(Exception):
 
 def parse_duration(value: object) -> timedelta:
     """Read '30m', '24h', '2d' or a bare number of hours; negative or zero durations are refused."""
+    if isinstance(value, timedelta):  # a default written in code (e.g. the escalation when none is configured)
+        if value <= timedelta(0):
+            raise ValueError("must be positive; write it like 30m, 24h or 2d")
+        return value
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 30m, 24h or 2d")
     if isinstance(value, int | float):
@@ -195,6 +199,8 @@ class KindSpec(_Strict):
     notice_audience: Literal["public", "customer"] = "public"
     # the notice channels this kind uses (keys of notices.channels); unset: see Playbook.notice_channels_for
     notice_channels: tuple[str, ...] | None = None
+    # who may read an incident's details (status, timeline, deadlines) outside its channel
+    visible_to: Literal["participants", "everyone"] = "participants"
 
 
 class ChannelSpec(_Strict):
@@ -398,7 +404,7 @@ class Playbook(_Strict):
 
     @model_validator(mode="after")
     def _cross_refs(self) -> Playbook:
-        problems = cross_reference_problems(self.model_dump())
+        problems = cross_reference_problems(self.model_dump(exclude_unset=True))  # never blame a default
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -424,6 +430,11 @@ class Playbook(_Strict):
             return tuple(c for c in self.notices.channels if c in CUSTOMER_NOTICE_CHANNELS)
         return tuple(c for c in self.notices.channels if c != "complaint_system")
 
+    @property
+    def approval_roles(self) -> tuple[str, ...]:
+        """The roles that approve customer notices (the default names only those this playbook has)."""
+        return tuple(r for r in self.notices.approval.roles if r in self.roles)
+
     def role_for(self, word: str) -> str | None:
         """The role key a user's word (key, alias, or name) refers to."""
         norm = normalise_word(word)
@@ -445,7 +456,12 @@ def cross_reference_problems(data: dict[str, Any]) -> list[str]:
     problems: list[str] = []
     lead_role = data.get("lead_role", "lead")
     if roles and lead_role not in roles:
-        problems.append(f"lead_role: {lead_role!r} is not one of roles ({', '.join(roles)})")
+        if "lead_role" in data:
+            problems.append(f"lead_role: {lead_role!r} is not one of roles ({', '.join(roles)})")
+        else:  # the default: say what to write rather than blame a field the user never wrote
+            problems.append(
+                f"roles: add a `lead` role, or name the role that leads with `lead_role:` ({', '.join(roles)})"
+            )
     for kind_key, kind in kinds.items():
         if not isinstance(kind, dict):
             continue
@@ -506,6 +522,42 @@ def cross_reference_problems(data: dict[str, Any]) -> list[str]:
                 problems.append(f"roles.{role_key}.aliases: {name!r} already names role {seen[norm]!r}")
             seen[norm] = role_key
     return problems
+
+
+def playbook_warnings(playbook: Playbook) -> list[str]:
+    """What loads but leaves nobody in charge or nobody to page, one line per problem, field path first.
+
+    Warnings, not errors: the shipped playbook has no people in it until a bank fills them in.
+    """
+    warnings: list[str] = []
+    if not playbook.admins:
+        warnings.append("admins: nobody; add Slack user IDs (admins: [U012ABCDEF]) so someone can act on any incident")
+    for key, role in playbook.roles.items():
+        if role.default_owners or role.usergroup:
+            continue
+        if key == playbook.lead_role:
+            why = "the reporter leads each incident until someone takes over"
+        elif key in playbook.approval_roles:
+            why = "it approves notices, so only the lead or an admin can give it to someone"
+        else:
+            why = "it stays open until someone takes it"
+        warnings.append(f"roles.{key}.default_owners: nobody by default ({why}); add default_owners: or usergroup:")
+    for i, level in enumerate(playbook.escalation.levels):
+        if level.owner or level.users or level.usergroup:
+            continue
+        if level.role == playbook.lead_role:
+            continue  # there is always a lead (the reporter at least)
+        if level.role is not None:
+            spec = playbook.roles.get(level.role)
+            if spec is not None and (spec.default_owners or spec.usergroup):
+                continue
+            warnings.append(
+                f"escalation.levels.{i} ({level.name}): reaches only whoever holds {level.role!r}, which has no "
+                "default owner; add users: [U012ABCDEF] or usergroup:"
+            )
+            continue
+        warnings.append(f"escalation.levels.{i} ({level.name}): reaches nobody; add users: [U012ABCDEF] or usergroup:")
+    return warnings
 
 
 def normalise_word(word: str) -> str:

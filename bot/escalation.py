@@ -29,6 +29,7 @@ class Escalations:
         owner: str | None,
         now: datetime,
         deadline_id: int | None = None,
+        caused_by: str | None = None,
     ) -> Escalation:
         """Start a chain with the playbook's levels frozen as they are now; the first page goes out at once."""
         levels: list[dict[str, Any]] = [
@@ -52,6 +53,7 @@ class Escalations:
             state="active",
             started_at=now,
             next_action_at=now,
+            caused_by=caused_by,
         )
         s.add(chain)
         s.flush()

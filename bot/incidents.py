@@ -23,6 +23,7 @@ from bot.config import Playbook
 from bot.deadlines import Deadlines, humanize, is_action_item
 from bot.errors import ConflictError, NotFoundError, PermissionDeniedError, UserInputError
 from bot.escalation import Escalations
+from bot.permissions import Action, Permissions, Who
 from bot.render import Renderer, SlackMarkup, user_mention
 from bot.slack import SlackCallError, SlackGateway
 from bot.text import build_channel_name, safe_snippet, safe_text, truncate
@@ -81,6 +82,7 @@ class IncidentService:
         self.deadlines = deadlines
         self.escalations = escalations
         self.schedule_changed = schedule_changed
+        self.permissions = Permissions(playbook, slack)
         self.after_resolve: list[Callable[[int], None]] = []  # e.g. ask for satisfaction ratings
 
     @contextmanager
@@ -108,7 +110,7 @@ class IncidentService:
         title = " ".join(incident_in.title.split())
         if not title:
             raise UserInputError("Give the incident a title.", field="title")
-        pools = {role: self._owner_pool(role) for role in kind.roles}
+        pools = {role: self.permissions.role_pool(role) for role in kind.roles}
         now = self.clock.now()
         with self._uow() as s:
             incident = queries.add_incident(
@@ -116,6 +118,7 @@ class IncidentService:
                 Incident(
                     kind=incident_in.kind,
                     severity=severity,
+                    peak_severity=severity,
                     category=incident_in.category,
                     title=title,
                     description=(incident_in.description or "").strip() or None,
@@ -136,6 +139,8 @@ class IncidentService:
             for role in kind.roles:
                 pool = pools[role]
                 owner = pool[queries.next_rotation_position(s, role, len(pool))] if pool else None
+                if owner is None and role == self.playbook.lead_role:
+                    owner = reporter  # someone is always in charge: with no default lead, the reporter leads
                 incident.roles.append(
                     RoleAssignment(role=role, user_id=owner, assigned_at=now if owner else None, assigned_by=None)
                 )
@@ -156,24 +161,17 @@ class IncidentService:
             )
             self.deadlines.create(s, incident, start="opened", now=now, actor=reporter)
             if severity in self.playbook.escalation.page_on_open:
-                self._page_severe(s, incident, f"{severity.upper()} {kind.name.lower()} opened", now)
+                self._page_severe(s, incident, f"{severity.upper()} {kind.name.lower()} opened", now, actor=reporter)
         self.schedule_changed()
         return incident
 
-    def _page_severe(self, s: Session, incident: Incident, reason: str, now: datetime) -> None:
-        """A severe incident pages its lead (then the team lead, then leadership) until acknowledged."""
-        self.escalations.start(s, incident, reason=reason, owner=self.lead_of(incident), now=now)
-
-    def _owner_pool(self, role: str) -> list[str]:
-        spec = self.playbook.roles[role]
-        if spec.default_owners:
-            return list(spec.default_owners)
-        if spec.usergroup:
-            try:
-                return self.slack.usergroup_members(spec.usergroup)
-            except SlackCallError as exc:
-                log.warning("could not read user group %s for role %s: %s", spec.usergroup, role, exc.error)
-        return []
+    def _page_severe(self, s: Session, incident: Incident, reason: str, now: datetime, *, actor: str) -> None:
+        """A severe incident pages its lead (then the team lead, then leadership) until acknowledged; whoever
+        caused the page (the reporter opening it, the lead raising it) is not paged for it."""
+        lead = self.lead_of(incident)
+        self.escalations.start(s, incident, reason=reason, owner=lead, now=now, caused_by=actor)
+        if lead == actor:  # the lead who opened or raised it knows: that is the acknowledgement the plan asks for
+            self.deadlines.on_event(s, incident, "ack", now=now, actor=actor)
 
     def _channel_name(self, incident: Incident, suffix: str = "") -> str:
         date = incident.created_at.astimezone(self.playbook.tz).strftime("%Y%m%d")
@@ -328,8 +326,9 @@ class IncidentService:
             failed_step=outcome.failed_step,
         )
 
-    def repair(self, *, channel_id: str | None, number: int | None) -> str:
+    def repair(self, *, channel_id: str | None, number: int | None, actor: str) -> str:
         incident = self.find(channel_id=channel_id, number=number)
+        self.require(Action.REPAIR, incident, actor)
         if incident.status == "closed":
             raise ConflictError(f"#{incident.id} is closed; there is nothing to repair.")
         complete = incident.channel_id and incident.topic_set and incident.members_invited and incident.card_ts
@@ -371,25 +370,12 @@ class IncidentService:
 
     # ---- people and permissions -------------------------------------------------------------------------
 
-    def responders(self, incident: Incident) -> set[str]:
-        return {a.user_id for a in incident.roles if a.user_id} | set(self.playbook.admins)
-
     def lead_of(self, incident: Incident) -> str | None:
-        return next((a.user_id for a in incident.roles if a.role == self.playbook.lead_role), None)
+        return self.permissions.lead(incident)
 
-    def require_responder(self, incident: Incident, actor: str, action: str) -> None:
-        if actor in self.responders(incident):
-            return
-        lead = self.lead_of(incident)
-        owners = sorted({a.user_id for a in incident.roles if a.user_id and a.user_id != lead})
-        who = [f"the lead (<@{lead}>)" if lead else "the lead (nobody yet)"]
-        if owners:
-            who.append("role owners (" + ", ".join(f"<@{u}>" for u in owners) + ")")
-        who.append("a playbook admin")
-        raise PermissionDeniedError(
-            f"Only {', '.join(who[:-1])} or {who[-1]} can {action} #{incident.id}. "
-            "Ask one of them, or take an open role with `/incident assign <role> me`."
-        )
+    def require(self, action: Action, incident: Incident, actor: str, *, also: tuple[Who, ...] = ()) -> None:
+        """The permission policy (bot/permissions.py) for one action; refusals say who can."""
+        self.permissions.require(action, incident, actor, also=also)
 
     def resolve_user(self, ref: UserRef, actor: str) -> str:
         if ref.is_me:
@@ -407,11 +393,45 @@ class IncidentService:
     # ---- changes ----------------------------------------------------------------------------------------
 
     def assign_role(self, *, channel_id: str, role: str, user: UserRef, actor: str, command: str = "") -> str | None:
+        incident = self.find(channel_id=channel_id)
+        self._check_role_of_kind(incident, role)
         target = self.resolve_user(user, actor)
-        return self._assign(self.find(channel_id=channel_id).id, role, target, actor, command=command)
+        return self._assign(incident.id, role, target, actor, command=command)
 
     def take_role(self, *, incident_id: int, role: str, actor: str) -> str | None:
         return self._assign(incident_id, role, actor, actor, command="button: take role")
+
+    def _check_role_of_kind(self, incident: Incident, role: str) -> None:
+        """Only the roles of the incident's kind can be held in it."""
+        kind = self.playbook.kinds[incident.kind]
+        if role not in kind.roles:
+            names = ", ".join(f"{r} ({self.playbook.roles[r].name})" for r in kind.roles)
+            raise UserInputError(
+                f"A {kind.name.lower()} has no *{safe_text(self.playbook.roles[role].name)}* role. "
+                f"Its roles: {safe_text(names)}."
+            )
+
+    def _check_assignment(self, incident: Incident, role: str, *, holder: str | None, target: str, actor: str) -> None:
+        """Open roles are anyone-in-the-incident's to take or give, except the approving roles, which come from
+        the playbook's people or the lead; a held role is reassigned by the lead (or handed over by its holder)."""
+        if role in self.playbook.approval_roles:
+            self.require(Action.ASSIGN_APPROVER, incident, actor)
+            pool = self.permissions.role_pool(role)
+            if target == actor and actor not in pool:
+                name = safe_text(self.playbook.roles[role].name)
+                raise PermissionDeniedError(
+                    f"*{name}* approves customer notices, so nobody gives it to themselves. Ask "
+                    + (f"the lead (<@{self.lead_of(incident)}>)" if self.lead_of(incident) != actor else "an admin")
+                    + f" to assign it, e.g. `/incident assign {role} @someone`"
+                    + (" to one of " + ", ".join(f"<@{u}>" for u in pool) if pool else "")
+                    + "."
+                )
+            return
+        if holder is None:
+            self.require(Action.TAKE_OPEN_ROLE, incident, actor)
+        else:
+            mine = (Who.ROLE_HOLDER,) if holder == actor else ()
+            self.permissions.require(Action.REASSIGN_ROLE, incident, actor, also=mine, holder=holder)
 
     def _assign(self, incident_id: int, role: str, target: str, actor: str, *, command: str) -> str | None:
         if role not in self.playbook.roles:
@@ -419,11 +439,12 @@ class IncidentService:
         role_name = self.playbook.roles[role].name
         with self._uow() as s:
             incident = self.row(s, incident_id)
+            self._check_role_of_kind(incident, role)
             self._require_open(incident, "change roles in")
             assignment = next((a for a in incident.roles if a.role == role), None)
-            self_take = target == actor and (assignment is None or assignment.user_id is None)
-            if not self_take:
-                self.require_responder(incident, actor, "assign roles in")
+            holder = assignment.user_id if assignment else None
+            self._check_assignment(incident, role, holder=holder, target=target, actor=actor)
+            self_take = target == actor and holder is None
             previous = assignment.user_id if assignment else None
             if previous == target:
                 raise ConflictError(f"<@{target}> already holds *{safe_text(role_name)}* in #{incident.id}.")
@@ -456,11 +477,12 @@ class IncidentService:
     def change_severity(self, *, channel_id: str, severity: str, actor: str, command: str = "") -> str | None:
         with self._uow() as s:
             incident = self.row(s, self.find(channel_id=channel_id).id)
+            self.require(Action.SEV, incident, actor)
             self._require_open(incident, "change the severity of")
-            self.require_responder(incident, actor, "change the severity of")
             if incident.severity == severity:
                 raise ConflictError(f"#{incident.id} is already {severity.upper()}.")
             old, incident.severity, incident.updated_at = incident.severity, severity, self.clock.now()
+            incident.peak_severity = min(incident.peak_severity or old, severity)  # sev1 sorts first
             queries.add_timeline_event(
                 s,
                 incident.id,
@@ -472,7 +494,9 @@ class IncidentService:
             )
             page_on = self.playbook.escalation.page_on_open
             if severity in page_on and old not in page_on:
-                self._page_severe(s, incident, f"severity raised to {severity.upper()}", incident.updated_at)
+                self._page_severe(
+                    s, incident, f"severity raised to {severity.upper()}", incident.updated_at, actor=actor
+                )
         self.schedule_changed()
         self._announce(incident.id, event="severity_changed", actor=actor, old=old, new=severity)
         return self._refresh(incident.id, topic=True)
@@ -480,6 +504,7 @@ class IncidentService:
     def post_update(self, *, channel_id: str, text: str, actor: str, command: str = "") -> str | None:
         with self._uow() as s:
             incident = self.row(s, self.find(channel_id=channel_id).id)
+            self.require(Action.UPDATE, incident, actor)
             if incident.status == "closed":
                 raise ConflictError(f"#{incident.id} is closed; updates are no longer recorded.")
             incident.updated_at = self.clock.now()
@@ -501,7 +526,7 @@ class IncidentService:
     def resolve(self, *, channel_id: str, summary: str, actor: str, command: str = "") -> str | None:
         with self._uow() as s:
             incident = self.row(s, self.find(channel_id=channel_id).id)
-            self.require_responder(incident, actor, "resolve")
+            self.require(Action.RESOLVE, incident, actor)
             if incident.status not in ("reported", "investigating"):
                 raise ConflictError(
                     f"#{incident.id} is already {incident.status}; only a reported or investigating incident "
@@ -534,7 +559,7 @@ class IncidentService:
     def close(self, *, channel_id: str, actor: str, command: str = "") -> str | None:
         with self._uow() as s:
             incident = self.row(s, self.find(channel_id=channel_id).id)
-            self.require_responder(incident, actor, "close")
+            self.require(Action.CLOSE, incident, actor)
             if incident.status == "closed":
                 raise ConflictError(f"#{incident.id} is already closed.")
             if incident.status != "resolved":
@@ -597,7 +622,7 @@ class IncidentService:
         """Stop the incident's clocks while waiting on the customer; deadlines move out on resume."""
         with self._uow() as s:
             incident = self.row(s, self.find(channel_id=channel_id).id)
-            self.require_responder(incident, actor, "pause")
+            self.require(Action.PAUSE, incident, actor)
             self._require_open(incident, "pause")
             if incident.paused_at is not None:
                 raise ConflictError(f"#{incident.id} is already paused; `/incident resume` restarts its clocks.")
@@ -614,7 +639,7 @@ class IncidentService:
     def resume(self, *, channel_id: str, actor: str, command: str = "") -> str | None:
         with self._uow() as s:
             incident = self.row(s, self.find(channel_id=channel_id).id)
-            self.require_responder(incident, actor, "resume")
+            self.require(Action.RESUME, incident, actor)
             if incident.paused_at is None:
                 raise ConflictError(f"#{incident.id} is not paused.")
             now = self.clock.now()
@@ -700,12 +725,20 @@ class IncidentService:
 
     # ---- views ------------------------------------------------------------------------------------------
 
-    def status_blocks(self, *, channel_id: str | None, number: int | None) -> tuple[str, list[dict[str, Any]]]:
+    def readable(self, action: Action, *, channel_id: str | None, number: int | None, actor: str) -> Incident:
+        """The incident a read names, if `actor` may read it from where they asked."""
         incident = self.find(channel_id=channel_id, number=number)
+        self.require(action, incident, actor)
+        return incident
+
+    def status_blocks(
+        self, *, channel_id: str | None, number: int | None, actor: str
+    ) -> tuple[str, list[dict[str, Any]]]:
+        incident = self.readable(Action.STATUS, channel_id=channel_id, number=number, actor=actor)
         return card_text(incident, self.playbook), incident_card(incident, self.playbook, self.renderer)
 
-    def timeline_text(self, *, channel_id: str | None, number: int | None) -> str:
-        incident = self.find(channel_id=channel_id, number=number)
+    def timeline_text(self, *, channel_id: str | None, number: int | None, actor: str) -> str:
+        incident = self.readable(Action.TIMELINE, channel_id=channel_id, number=number, actor=actor)
         with self._uow() as s:
             events = [
                 {

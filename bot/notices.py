@@ -20,6 +20,7 @@ from bot.config import NOTICE_STAGES
 from bot.deadlines import Deadlines
 from bot.errors import ConflictError, NotFoundError, PermissionDeniedError, UserInputError
 from bot.mailer import Mailer, SmtpSettings, build_message
+from bot.permissions import Action
 from bot.slack import SlackCallError
 from bot.text import mask_identifiers, safe_text
 from bot.webhooks import Delivery, WebhookSender
@@ -60,9 +61,16 @@ def notice_stages() -> tuple[str, ...]:
     return NOTICE_STAGES
 
 
-def digest(texts: Mapping[str, Mapping[str, str]]) -> str:
-    """A fingerprint of exactly the text approved: any edit changes it."""
-    return hashlib.sha256(json.dumps(texts, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+def digest(texts: Mapping[str, Mapping[str, str]], severity: str) -> str:
+    """A fingerprint of exactly the text approved and the highest severity it was approved at: any edit, or
+    the incident becoming more severe than it has ever been, asks for a new approval."""
+    data = {"texts": texts, "severity": severity}
+    return hashlib.sha256(json.dumps(data, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def peak(incident: Incident) -> str:
+    """The highest severity the incident has had (sev1 sorts first)."""
+    return min(incident.peak_severity or incident.severity, incident.severity)
 
 
 class NoticeService:
@@ -134,7 +142,7 @@ class NoticeService:
         now = self.incidents.clock.now()
         with self.incidents.db.begin() as s:
             incident = self.incidents.row(s, self.incidents.find(channel_id=channel_id).id)
-            self.incidents.require_responder(incident, actor, "draft notices for")
+            self.incidents.require(Action.DRAFT_NOTICE, incident, actor)
             self._refuse_channels(incident, channels, stage)
             channels = list(channels) or list(self.channels_for(incident.kind))
             if not channels:
@@ -185,22 +193,11 @@ class NoticeService:
         return None
 
     def needs_approval(self, incident: Incident) -> bool:
-        return incident.severity in self.spec.approval.severities
-
-    def approvers(self, incident: Incident) -> set[str]:
-        roles = set(self.spec.approval.roles)
-        return {a.user_id for a in incident.roles if a.role in roles and a.user_id} | set(self.playbook.admins)
+        """Bound to the highest severity the incident has had: lowering it does not skip the approval."""
+        return peak(incident) in self.spec.approval.severities
 
     def _who_approves(self, incident: Incident) -> str:
-        """The approving roles this incident has (all of them if it has none), with their owners."""
-        present = {a.role for a in incident.roles}
-        roles = [r for r in self.spec.approval.roles if r in present] or list(self.spec.approval.roles)
-        names = []
-        for role in roles:
-            owner = next((a.user_id for a in incident.roles if a.role == role and a.user_id), None)
-            label = self.playbook.roles[role].name if role in self.playbook.roles else role
-            names.append(f"{safe_text(label)} (<@{owner}>)" if owner else f"{safe_text(label)} (nobody yet)")
-        return " or ".join(names)
+        return self.incidents.permissions.approver_names(incident)
 
     def _status_line(self, notice: Notice, incident: Incident) -> str:
         local = self.incidents.renderer.local_time
@@ -210,8 +207,8 @@ class NoticeService:
             return f":white_check_mark: Approved by <@{notice.approved_by}> at {local(notice.approved_at)}; ready."
         if self.needs_approval(incident):
             return (
-                f":hourglass: Draft. {incident.severity.upper()} notices need an approval by "
-                f"{self._who_approves(incident)} before they are published."
+                f":hourglass: Draft. {peak(incident).upper()} notices need an approval by "
+                f"{self._who_approves(incident)} (not the drafter) before they are published."
             )
         return "Draft; any responder may publish it."
 
@@ -236,9 +233,8 @@ class NoticeService:
         """The Edit modal, for a responder, while the notice is not yet published."""
         with self.incidents.db.begin() as s:
             notice, incident = self._load(s, notice_id)
-            self.incidents.require_responder(incident, actor, "edit notices for")
-            if notice.state == "published":
-                raise ConflictError("This notice is already published; draft a new one to say more.")
+            self.incidents.require(Action.EDIT_NOTICE, incident, actor)
+            self._require_editable(notice)
             return notice_edit_modal(notice.id, incident.id, notice.stage, notice.texts, CHANNEL_NAMES)
 
     def edit(self, *, notice_id: int, texts: Mapping[tuple[str, str], str], actor: str) -> None:
@@ -246,9 +242,8 @@ class NoticeService:
         now = self.incidents.clock.now()
         with self.incidents.db.begin() as s:
             notice, incident = self._load(s, notice_id)
-            self.incidents.require_responder(incident, actor, "edit notices for")
-            if notice.state == "published":
-                raise ConflictError("This notice is already published; draft a new one to say more.")
+            self.incidents.require(Action.EDIT_NOTICE, incident, actor)
+            self._require_editable(notice)
             new = {channel: dict(localized) for channel, localized in notice.texts.items()}
             for (channel, locale), text in texts.items():
                 if channel in new and locale in new[channel]:
@@ -276,18 +271,26 @@ class NoticeService:
                 channel_id, f":pencil2: <@{actor}> edited the approved {notice.stage} notice; it needs a new approval."
             )
 
+    def _require_editable(self, notice: Notice) -> None:
+        if notice.state == "publishing":
+            raise ConflictError("This notice is being published; its text can no longer change. Draft a new one.")
+        if notice.state == "published":
+            raise ConflictError("This notice is already published; draft a new one to say more.")
+
     def approve(self, *, notice_id: int, actor: str) -> None:
         now = self.incidents.clock.now()
         with self.incidents.db.begin() as s:
             notice, incident = self._load(s, notice_id)
-            if notice.state == "published":
-                raise ConflictError("This notice is already published.")
-            if actor not in self.approvers(incident):
+            self.incidents.require(Action.APPROVE_NOTICE, incident, actor)
+            if notice.state in ("publishing", "published"):
+                raise ConflictError("This notice is already published (or being published).")
+            if actor in notice_editors(s, notice):
                 raise PermissionDeniedError(
-                    f"Only {self._who_approves(incident)} or a playbook admin can approve notices for #{incident.id}."
+                    f"You wrote this notice, so someone else approves it: {self._who_approves(incident)} "
+                    "or a playbook admin."
                 )
             notice.state, notice.approved_by, notice.approved_at = "approved", actor, now
-            notice.approved_digest = digest(notice.texts)
+            notice.approved_digest = digest(notice.texts, peak(incident))
             queries.add_timeline_event(
                 s,
                 incident.id,
@@ -305,12 +308,13 @@ class NoticeService:
         now = self.incidents.clock.now()
         with self.incidents.db.begin() as s:
             notice, incident = self._load(s, notice_id)
-            self.incidents.require_responder(incident, actor, "publish notices for")
+            self.incidents.require(Action.PUBLISH_NOTICE, incident, actor)
             if notice.state in ("publishing", "published"):
                 raise ConflictError("This notice is already published (or being published).")
-            if self.needs_approval(incident) and notice.approved_digest != digest(notice.texts):
+            if self.needs_approval(incident) and notice.approved_digest != digest(notice.texts, peak(incident)):
+                was = f" (it has been {peak(incident).upper()})" if peak(incident) != incident.severity else ""
                 raise PermissionDeniedError(
-                    f"#{incident.id} is {incident.severity.upper()}: its notices need an approval by "
+                    f"#{incident.id} is {incident.severity.upper()}{was}: its notices need an approval by "
                     f"{self._who_approves(incident)} or a playbook admin before they are published."
                 )
             notice.state = "publishing"  # a second click while targets are being called is refused
@@ -544,6 +548,16 @@ def split_subject(text: str) -> tuple[str, str]:
     """An e-mail template's first line is the subject; the rest, after blank lines, is the body."""
     first, _, rest = text.strip().partition("\n")
     return first.strip()[:200], rest.strip()
+
+
+def notice_editors(s: Any, notice: Notice) -> set[str]:
+    """Who wrote a notice's text: its drafter and everyone who edited it (none of them may approve it)."""
+    edits = [
+        e
+        for e in queries.list_timeline(s, notice.incident_id)
+        if e.event == "notice_edited" and (e.data or {}).get("notice_id") == notice.id
+    ]
+    return {notice.created_by, *(e.actor_id for e in edits if e.actor_id)}
 
 
 def timeline_notices(s: Any, incident_id: int) -> list[TimelineEvent]:

@@ -284,14 +284,14 @@ def _play(stack: OfflineStack, clock: FixedClock, out: TextIO, systems: BankSyst
     if incident_channel is None:
         t.say("\nThe incident channel was not created; see the messages above.")
         return 1
-    card = sandbox.channel_messages(incident_channel.id)[0]
-    click(li, incident_channel.id, card.ts, "Take: Incident lead")
-    slash(li, incident_channel.id, f"assign tech <@{zhang}|zhang.tao>")
-    slash(li, incident_channel.id, f"assign comms <@{wang}|wang.fang>")
+    # nobody is the playbook's default lead, so Mei, who reported it, is in charge (the card says so)
+    slash(mei, incident_channel.id, f"assign tech <@{zhang}|zhang.tao>")
+    slash(mei, incident_channel.id, f"assign comms <@{wang}|wang.fang>")
+    slash(li, service_desk, "timeline 1")  # not a participant: the details stay in the incident's channel
     slash(mei, incident_channel.id, "close")
-    slash(li, incident_channel.id, "sev 2")  # a severe incident pages its lead until acknowledged
-    click(li, last_dm(li).channel, last_dm(li).ts, "Acknowledge")
-    slash(li, incident_channel.id, "deadlines")
+    slash(zhang, incident_channel.id, "sev 2")  # a severe incident pages its lead (not who raised it)
+    click(mei, last_dm(mei).channel, last_dm(mei).ts, "Acknowledge")
+    slash(mei, incident_channel.id, "deadlines")
     t.say("\n... twelve hours later (the demo moves its clock; the bot's scheduler sweeps what fell due) ...")
     clock.advance(timedelta(hours=12))
     stack.bot.clockwork.sweep()
@@ -299,29 +299,29 @@ def _play(stack: OfflineStack, clock: FixedClock, out: TextIO, systems: BankSyst
     click(wang, last_dm(wang).channel, last_dm(wang).ts, "Mark done")
     slash(zhang, incident_channel.id, "update Duplicate debit traced to a retry in the clearing job; refund queued")
     # a customer notice: a complaint is answered to its customer (never on the public status page), in the
-    # templates' customer wording (the engineer's update stays internal); SEV2 needs legal's approval first
+    # templates' customer wording (the engineer's update stays internal); SEV2 needs legal's approval first,
+    # and never the drafter's own
     slash(wang, incident_channel.id, "notice update status_page")
     slash(wang, incident_channel.id, "notice update hotline complaint_system internal")
     notice = sandbox.channel_messages(incident_channel.id)[-1]
     click(wang, incident_channel.id, notice.ts, "Publish")
-    slash(li, incident_channel.id, f"assign legal <@{liu}|liu.yang>")
+    slash(mei, incident_channel.id, f"assign legal <@{liu}|liu.yang>")  # approving roles come from the lead
     _approve_and_publish(click, notice, approver=liu, publisher=wang)
     _show_answer(stack, t, systems)
-    slash(li, incident_channel.id, "close")
-    slash(li, incident_channel.id, "resolve Refund posted to the customer; clearing-job retry fixed")
+    slash(mei, incident_channel.id, "resolve Refund posted to the customer; clearing-job retry fixed")
     # telling the customer the solution (the resolved notice, approved and published) meets its 48 h deadline
     slash(wang, incident_channel.id, "notice resolved hotline complaint_system internal")
     _approve_and_publish(click, sandbox.channel_messages(incident_channel.id)[-1], approver=liu, publisher=wang)
     # after the incident: the customer's rating, an action item, the review, then close (and archive)
     for user, text in (
         (wang, "satisfaction 5 Customer thanked us for the quick refund"),
-        (li, f"action Alert on clearing-job retries <@{zhang}|zhang.tao> 5d"),
-        (li, "review post"),
-        (li, "review done"),
-        (li, "close"),
+        (mei, f"action Alert on clearing-job retries <@{zhang}|zhang.tao> 5d"),
+        (mei, "review post"),
+        (mei, "review done"),
+        (mei, "close"),
     ):
         slash(user, incident_channel.id, text)
-    slash(li, incident_channel.id, "timeline")
+    slash(mei, incident_channel.id, "timeline")
     t.channel_by_channel()
     t.say("\nDone. Run `incident-desk run` with SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to use a real workspace.")
     return 0

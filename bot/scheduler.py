@@ -396,8 +396,10 @@ class Clockwork:
             index, level = chain.level, levels[chain.level]
             chain.level += 1
             configured = self._recipients(level, incident)
-            recipients = [u for u in configured if u not in already]
+            # never page someone for their own action (the lead raising to SEV1): the next level is paged
+            recipients = [u for u in configured if u not in already and u != chain.caused_by]
             if configured and not recipients:  # e.g. the owner is also the team lead: do not page twice
+                why = "already paged" if any(u in already for u in configured) else "caused it"
                 queries.add_timeline_event(
                     s,
                     incident.id,
@@ -405,7 +407,7 @@ class Clockwork:
                     event="page_skipped",
                     actor_id=None,
                     text=level["name"],
-                    data={"escalation_id": chain.id, "level": index, "why": "already paged"},
+                    data={"escalation_id": chain.id, "level": index, "why": why, "users": configured},
                 )
                 continue
             if not recipients:

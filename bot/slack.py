@@ -167,7 +167,7 @@ class SlackGateway:
         wanted = [u for u in dict.fromkeys(users) if u and u != self.bot_user_id]
         if not wanted:
             return {}
-        members = set(self.call("conversations.members", channel=channel, limit=1000).get("members", []))
+        members = self.channel_members(channel)
         missing = [u for u in wanted if u not in members]
         if not missing:
             return {}
@@ -189,6 +189,17 @@ class SlackGateway:
                 if exc.error != "already_in_channel":  # a retried invite that had worked: they are in
                     skipped[user] = exc.error
         return skipped
+
+    def channel_members(self, channel: str) -> set[str]:
+        """Everyone in a channel (paged through, as Slack lists large channels in pages)."""
+        members: set[str] = set()
+        cursor = ""
+        while True:
+            page = self.call("conversations.members", channel=channel, limit=1000, cursor=cursor)
+            members.update(str(m) for m in page.get("members", []))
+            cursor = page.get("response_metadata", {}).get("next_cursor", "")
+            if not cursor:
+                return members
 
     def post(
         self,

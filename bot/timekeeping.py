@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING
 
 from bot.clock import utc
 from bot.deadlines import Deadlines, humanize, owner_for
-from bot.errors import ConflictError, NotFoundError, PermissionDeniedError
+from bot.errors import ConflictError, NotFoundError
 from bot.escalation import Escalations
+from bot.permissions import Action, Who
 from bot.text import safe_text
 from store import queries
 from store.models import Deadline, Escalation
@@ -38,9 +39,9 @@ class TimekeepingService:
         self.escalations = escalations
         self.schedule_changed = schedule_changed
 
-    def deadlines_text(self, *, channel_id: str | None, number: int | None) -> str:
+    def deadlines_text(self, *, channel_id: str | None, number: int | None, actor: str) -> str:
         """Every deadline with owner, due time in the playbook's timezone, time left, and state."""
-        incident = self.incidents.find(channel_id=channel_id, number=number)
+        incident = self.incidents.readable(Action.DEADLINES, channel_id=channel_id, number=number, actor=actor)
         now = self.incidents.clock.now()
         playbook = self.incidents.playbook
         rows = []
@@ -96,7 +97,9 @@ class TimekeepingService:
             else:
                 incident = self.incidents.row(s, self.incidents.find(channel_id=channel_id).id)
                 deadline = self.deadlines.find(s, incident, word or "")
-            self.incidents.require_responder(incident, actor, "mark deadlines done in")
+            owner = owner_for(incident, deadline.owner_role, self.incidents.playbook.lead_role, deadline.owner_user)
+            mine = (Who.DEADLINE_OWNER,) if actor == owner else ()
+            self.incidents.require(Action.MARK_DONE, incident, actor, also=mine)
             self.deadlines.close(s, deadline, "met", now=now, actor=actor)
             due = utc(deadline.due_at)
             text = self.incidents.renderer.render(
@@ -118,7 +121,7 @@ class TimekeepingService:
         now = self.incidents.clock.now()
         with self.incidents.db.begin() as s:
             incident = self.incidents.row(s, self.incidents.find(channel_id=channel_id).id)
-            self.incidents.require_responder(incident, actor, "record the solution of")
+            self.incidents.require(Action.SOLUTION, incident, actor)
             if incident.status == "closed":
                 raise ConflictError(f"#{incident.id} is closed; its record can no longer change.")
             queries.add_timeline_event(
@@ -144,6 +147,9 @@ class TimekeepingService:
             if deadline is None:
                 raise NotFoundError("That deadline no longer exists.")
             incident = self.incidents.row(s, deadline.incident_id)
+            owner = owner_for(incident, deadline.owner_role, self.incidents.playbook.lead_role, deadline.owner_user)
+            mine = (Who.DEADLINE_OWNER,) if actor == owner else ()
+            self.incidents.require(Action.SNOOZE, incident, actor, also=mine)
             if incident.status == "closed":
                 raise ConflictError(f"#{incident.id} is closed; nothing more will be sent for it.")
             until = self.deadlines.snooze(s, deadline, now=now, actor=actor)
@@ -171,13 +177,10 @@ class TimekeepingService:
                 chains = self.escalations.active(s, incident.id)
                 if not chains:
                     raise ConflictError(f"Nothing is paging for #{incident.id}.")
-            allowed = self.incidents.responders(incident)
+            paged: set[str] = set()
             for chain in chains:
-                allowed |= self.escalations.paged_users(s, chain)
-            if actor not in allowed:
-                raise PermissionDeniedError(
-                    f"Only the people paged, the role owners of #{incident.id} or an admin can acknowledge."
-                )
+                paged |= self.escalations.paged_users(s, chain)
+            self.incidents.require(Action.ACK, incident, actor, also=(Who.PAGED,) if actor in paged else ())
             self.deadlines.on_event(s, incident, "ack", now=now, actor=actor)
             texts = []
             for chain in chains:

@@ -22,18 +22,18 @@ READ_ONLY = {"help", "list", "status", "timeline", "deadlines"}
 def register(app: App, services: Services) -> None:
     incidents = services.incidents
 
-    def answer_read_only(ack: Ack, command: Command, channel: str) -> None:
+    def answer_read_only(ack: Ack, command: Command, channel: str, user: str) -> None:
         if command.name == "help":
             ack(text=incidents.help_text())
         elif command.name == "list":
             ack(text=incidents.list_text())
         elif command.name == "status":
-            text, blocks = incidents.status_blocks(channel_id=channel, number=command.number)
+            text, blocks = incidents.status_blocks(channel_id=channel, number=command.number, actor=user)
             ack(text=text, blocks=blocks)
         elif command.name == "deadlines":
-            ack(text=services.timekeeping.deadlines_text(channel_id=channel, number=command.number))
+            ack(text=services.timekeeping.deadlines_text(channel_id=channel, number=command.number, actor=user))
         else:
-            ack(text=incidents.timeline_text(channel_id=channel, number=command.number))
+            ack(text=incidents.timeline_text(channel_id=channel, number=command.number, actor=user))
 
     def change(command: Command, channel: str, user: str, said: str) -> str | None:
         if command.name == "assign":
@@ -70,13 +70,13 @@ def register(app: App, services: Services) -> None:
             return handlers.aftercare.run_command(services, command, channel, user)
         if command.name == "resume":
             return incidents.resume(channel_id=channel, actor=user, command=said)
-        return incidents.repair(channel_id=channel, number=command.number)
+        return incidents.repair(channel_id=channel, number=command.number, actor=user)
 
     def handle_incident_command(ack: Ack, body: dict[str, Any]) -> None:
         command = parse_command(body.get("text", ""), services.playbook, command=body["command"])
         user, channel = body["user_id"], body["channel_id"]
         if command.name in READ_ONLY:
-            answer_read_only(ack, command, channel)
+            answer_read_only(ack, command, channel, user)
             return
         if command.name == "open":
             ack(text=f"Opening a new {command.kind} incident…")

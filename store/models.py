@@ -21,6 +21,9 @@ class Incident(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     kind: Mapped[str] = mapped_column(String(40))
     severity: Mapped[str] = mapped_column(String(10))
+    # the highest severity the incident has had: notice approval is bound to it, so lowering the severity,
+    # publishing and raising it again cannot skip an approval
+    peak_severity: Mapped[str | None] = mapped_column(String(10))
     category: Mapped[str | None] = mapped_column(String(60))
     title: Mapped[str] = mapped_column(Text)
     description: Mapped[str | None] = mapped_column(Text)
@@ -168,6 +171,8 @@ class Escalation(Base):
     next_action_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     acked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     acked_by: Mapped[str | None] = mapped_column(String(40))
+    # whose own action started the chain (raising the severity, opening): never paged for it
+    caused_by: Mapped[str | None] = mapped_column(String(40))
 
     __table_args__ = (Index("ix_escalations_next_action", "next_action_at"),)
 

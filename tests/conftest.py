@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import secrets
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,6 +25,7 @@ from bot.slack import make_web_client
 from bot.text import set_bank_patterns
 from bot.web import HttpServer, make_wsgi
 from store.db import make_engine, make_session_factory, upgrade
+from tests.notice_targets import WebhookReceiver
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("INCIDENT_DESK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -204,6 +206,12 @@ class Stack:
         self.clock.set(target)
         self.bot.clockwork.sweep()
 
+    def join(self, channel: str, *users: str) -> None:
+        """People join the (public) incident channel, as anyone in the workspace may: they become participants."""
+        with self.sandbox.lock:
+            members = self.sandbox.channels[channel].members
+            members.extend(u for u in users if u not in members)
+
     def dm_texts(self, user: str) -> list[str]:
         return [m.text for m in self.sandbox.dm_messages(user)]
 
@@ -243,11 +251,9 @@ def build_stack(
     return bot, http, engine
 
 
-@pytest.fixture
-def stack(
-    sandbox: SlackSandbox, general: str, playbook: Playbook, sqlite_url: str, clock: FixedClock
-) -> Iterator[Stack]:
-    bot, http, engine = build_stack(sandbox, playbook, sqlite_url, clock)
+@contextmanager
+def running_stack(sandbox: SlackSandbox, playbook: Playbook, db_url: str, clock: FixedClock) -> Iterator[Stack]:
+    bot, http, engine = build_stack(sandbox, playbook, db_url, clock)
     driver = SlackDriver(sandbox, http.url, SIGNING_SECRET, wait_idle=bot.executor.wait_idle)
     try:
         yield Stack(sandbox, bot, driver, http, engine, clock)
@@ -257,3 +263,32 @@ def stack(
         bot.executor.shutdown(wait=True)
         bot.clockwork.close()
         engine.dispose()
+
+
+@pytest.fixture
+def stack(
+    sandbox: SlackSandbox, general: str, playbook: Playbook, sqlite_url: str, clock: FixedClock
+) -> Iterator[Stack]:
+    with running_stack(sandbox, playbook, sqlite_url, clock) as running:
+        yield running
+
+
+@pytest.fixture
+def shipped_stack(sandbox: SlackSandbox, general: str, sqlite_url: str, clock: FixedClock) -> Iterator[Stack]:
+    """The bot on the shipped config.yaml as it is: no admins, no default owners (a fresh install)."""
+    from bot.config import load_playbook
+
+    with running_stack(sandbox, load_playbook(ROOT / "config.yaml"), sqlite_url, clock) as running:
+        yield running
+
+
+@pytest.fixture
+def hotline(monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookReceiver]:
+    """The bank's hotline system, where a complaint's notice (the call-back script) goes."""
+    receiver = WebhookReceiver()
+    monkeypatch.setenv("HOTLINE_WEBHOOK_URL", receiver.url("/hotline"))
+    monkeypatch.setenv("INCIDENT_DESK_WEBHOOK_SECRET", "webhook-signing-secret")
+    try:
+        yield receiver
+    finally:
+        receiver.close()

@@ -44,12 +44,16 @@ class Received:
 @dataclass
 class WebhookReceiver:
     """Answers 200, or a failure status for the next N requests to a path (`fail`), or always (`broken`), or
-    a redirect to another path (`redirect`: path -> (status, target path)) as a moved system would."""
+    a redirect to another path (`redirect`: path -> (status, target path)) as a moved system would.
+    A path in `held` answers only once its event is set, so a test can act while a notice is publishing;
+    `arrived` is set by every request."""
 
     fail: dict[str, int] = field(default_factory=dict)
     broken: set[str] = field(default_factory=set)
     redirect: dict[str, tuple[int, str]] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
+    held: dict[str, threading.Event] = field(default_factory=dict)
+    arrived: threading.Event = field(default_factory=threading.Event)
 
     def __post_init__(self) -> None:
         receiver = self
@@ -58,6 +62,9 @@ class WebhookReceiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
                 receiver.received.append(Received(self.path, dict(self.headers.items()), body))
+                receiver.arrived.set()
+                if self.path in receiver.held:
+                    receiver.held[self.path].wait(30)
                 status, location = 200, None
                 if self.path in receiver.redirect:
                     status, target = receiver.redirect[self.path]

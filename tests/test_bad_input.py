@@ -151,6 +151,7 @@ def test_control_characters_in_a_notice_edit_are_a_field_error(
     db_stack: Stack, caplog: pytest.LogCaptureFixture
 ) -> None:
     channel = db_stack.open("complaint sev3 Fee charged twice").id
+    db_stack.join(channel, COMMS)
     db_stack.driver.slash(COMMS, channel, "assign comms me")
     db_stack.driver.slash(COMMS, channel, "notice initial hotline zh-CN")
     preview = db_stack.sandbox.channel_messages(channel)[-1]

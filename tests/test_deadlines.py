@@ -259,7 +259,8 @@ def test_only_people_paged_or_responders_may_acknowledge(stack: Stack) -> None:
     stack.driver.slash(OUTSIDER, channel.id, "ack")
     assert (
         stack.ephemeral_texts(OUTSIDER)[-1]
-        == "Only the people paged, the role owners of #1 or an admin can acknowledge."
+        == f"Only the lead (<@{LEAD}>), role owners (<@{TECH}>), the people paged or a playbook admin can acknowledge "
+        "pages for #1. Ask one of them, or take an open role with `/incident assign <role> me`."
     )
 
 

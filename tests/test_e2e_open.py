@@ -43,10 +43,10 @@ def test_open_creates_channel_with_topic_members_card_and_plan(stack: Stack) -> 
         f"*Incident lead*: <@{LEAD}>",
         "*Customer comms*: _unassigned_",
         f"*Tech support*: <@{TECH}>",
-        "*Legal &amp; compliance*: _unassigned_",
+        "*Legal &amp; compliance*: _unassigned_ (approves notices; the lead assigns it)",
     ]
     buttons = [e["text"]["text"] for b in card.blocks if b["type"] == "actions" for e in b["elements"]]
-    assert buttons == ["Take: Customer comms", "Take: Legal & compliance"]
+    assert buttons == ["Take: Customer comms"]  # not legal & compliance: it approves notices, the lead assigns it
     assert plan.text.startswith("*How we handle this complaint*")
     told = stack.ephemeral_texts(REPORTER)
     assert (

@@ -72,6 +72,7 @@ def test_four_whole_incidents_with_a_fifth_of_slack_calls_failing_show_everythin
         channel = stack.open(f"complaint sev2 客户卡号6222021234567890123被重复扣款 第{n}次")
         channels.append(channel.id)
         stack.driver.slash(LEAD, channel.id, f"assign legal <@{LEGAL}|lena.legal>")
+        stack.join(channel.id, COMMS)
         stack.driver.slash(COMMS, channel.id, "assign comms me")
         stack.driver.slash(TECH, channel.id, "update 已定位：清算批次重复提交")
         stack.driver.slash(LEAD, channel.id, "sev 3")

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from bot.sandbox.driver import click_button
 from store.models import Deadline, Escalation
 from tests.conftest import COMMS, LEAD, OUTSIDER, Stack
+from tests.notice_targets import WebhookReceiver
 from tests.test_deadlines import LEADERSHIP_AND_COMMS
 
 TITLE = "complaint sev3 客户卡号6222021234567890123被重复扣款，电话13812345678"
@@ -89,15 +90,17 @@ def test_a_late_solution_is_met_late_and_the_final_summary_says_so(stack: Stack)
 
 
 @pytest.mark.playbook(LEADERSHIP_AND_COMMS)
-def test_customer_notices_meet_the_first_response_late_and_the_solution_with_the_resolved_one(stack: Stack) -> None:
+def test_customer_notices_meet_the_first_response_late_and_the_solution_with_the_resolved_one(
+    stack: Stack, hotline: WebhookReceiver
+) -> None:
     channel = stack.open(TITLE).id
     stack.advance(hours=30)  # no first response within 24 h
     assert states(stack)["first_response"] == "missed"
-    stack.driver.slash(COMMS, channel, "notice initial status_page")
+    stack.driver.slash(COMMS, channel, "notice initial hotline")  # a complaint is answered to its customer
     click_button(stack.driver, COMMS, channel, stack.sandbox.channel_messages(channel)[-1].ts, "Publish")
     assert (states(stack)["first_response"], states(stack)["solution"]) == ("met", "pending")
     stack.driver.slash(LEAD, channel, "resolve 已退款")
-    stack.driver.slash(COMMS, channel, "notice resolved status_page")
+    stack.driver.slash(COMMS, channel, "notice resolved hotline")
     click_button(stack.driver, COMMS, channel, stack.sandbox.channel_messages(channel)[-1].ts, "Publish")
     assert states(stack)["solution"] == "met"
     listing = stack.driver.slash(COMMS, channel, "deadlines").text

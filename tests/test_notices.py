@@ -116,7 +116,8 @@ def test_draft_edit_approve_publish_reaches_every_channel_in_both_locales(stack:
     assert any(s.startswith("*E-mail* · en\n>Example Bank service notice: Service disruption") for s in shown)
     assert CARD not in json.dumps(draft.blocks)
     assert preview_status(stack, channel) == (
-        f":hourglass: Draft. SEV2 notices need an approval by PR (<@{LEGAL}>) before they are published."
+        f":hourglass: Draft. SEV2 notices need an approval by PR (<@{LEGAL}>) "
+        "(not the drafter) before they are published."
     )
 
     click_button(stack.driver, LEGAL, channel, draft.ts, "Approve")
@@ -239,6 +240,7 @@ def test_a_broken_webhook_is_retried_and_reported_while_the_others_go_out(stack:
     targets.hooks.broken.add("/social")
     targets.hooks.fail["/hotline"] = 1
     channel = stack.open("outage sev3 Statements not loading").id
+    stack.join(channel, COMMS)
     stack.driver.slash(COMMS, channel, "assign comms me")
     stack.driver.slash(COMMS, channel, "notice initial")
     before = stack.clock.now()
@@ -356,6 +358,7 @@ def test_a_complaint_is_answered_to_its_customer_and_never_on_the_status_page(st
     channel = open_complaint_with_reference(
         stack, CHINESE_COMPLAINT, "客户邮箱 zhang.san@example.com，电话 13812345678"
     )
+    stack.join(channel, COMMS)
     stack.driver.slash(COMMS, channel, "assign comms me")
 
     help_text = stack.driver.slash(COMMS, channel, "help").text
@@ -426,6 +429,7 @@ def test_a_complaint_is_answered_to_its_customer_and_never_on_the_status_page(st
 
 def test_a_complaint_without_a_customer_address_says_why_no_email_was_sent(stack: Stack, targets: Targets) -> None:
     channel = stack.open(f"complaint sev3 {CHINESE_COMPLAINT}").id
+    stack.join(channel, COMMS)
     stack.driver.slash(COMMS, channel, "assign comms me")
     stack.driver.slash(COMMS, channel, "notice initial email hotline")
     click_button(stack.driver, COMMS, channel, preview(stack, channel).ts, "Publish")
@@ -472,6 +476,7 @@ def test_a_complaint_draft_for_the_status_page_from_before_is_not_published_ther
     stack: Stack, targets: Targets
 ) -> None:
     channel = stack.open(f"complaint sev3 {CHINESE_COMPLAINT}").id
+    stack.join(channel, COMMS)
     stack.driver.slash(COMMS, channel, "assign comms me")
     with stack.bot.services.db.begin() as s:  # drafted by the previous release, when complaints went public
         notice = Notice(
@@ -500,6 +505,7 @@ def test_an_internal_update_never_appears_in_any_notice_text(stack: Stack, targe
     """An engineer's English update (and resolution summary) stays internal; zh-CN and en customers get the
     templates' own wording, which the drafter edits in the modal."""
     channel = stack.open(f"{kind} sev3 Card payments failing").id
+    stack.join(channel, COMMS)
     stack.driver.slash(COMMS, channel, "assign comms me")
     stack.driver.slash(TECH, channel, "update ZEBRAMARKER root cause: gateway pool exhausted, restarting nodes")
     stack.driver.slash(COMMS, channel, "notice update")

@@ -17,14 +17,15 @@ def test_the_offline_demo_plays_a_complaint_from_report_to_close() -> None:
     transcript = out.getvalue()
     assert "> Mei Chen in #customer-service: /complaint Customer card ****7890" in transcript
     assert "(only Mei Chen sees) :rotating_light: Opened incident *#1* in #inc-" in transcript
-    assert "@Li Wei took the role *Incident lead*." in transcript
-    assert "(only Mei Chen sees) Only the lead (@Li Wei)" in transcript
-    assert "(only Li Wei sees) #1 is investigating; resolve it first" in transcript
-    assert "@Li Wei closed the incident." in transcript
+    assert "*Incident lead*: @Mei Chen (the reporter, in charge until they hand over" in transcript
+    assert "(only Li Wei sees) Only participants (#inc-" in transcript
+    assert "(only Mei Chen sees) #1 is investigating; resolve it first" in transcript
+    assert "@Mei Chen closed the incident." in transcript
     assert "*Timeline of #1*" in transcript
     assert "topic: SEV2 Customer complaint | Customer card ****7890" in transcript
-    assert "[DM with Li Wei] incident-desk: :rotating_light: *Page for #1*: severity raised to SEV2" in transcript
-    assert "@Li Wei acknowledged *severity raised to SEV2* after 0m; paging stopped." in transcript
+    assert "[DM with Mei Chen] incident-desk: :rotating_light: *Page for #1*: severity raised to SEV2" in transcript
+    assert "[DM with Zhang Tao] incident-desk: :rotating_light:" not in transcript  # who raised it is not paged
+    assert "@Mei Chen acknowledged *severity raised to SEV2* after 0m; paging stopped." in transcript
     assert "[DM with Wang Fang] incident-desk: :alarm_clock: Reminder: *First response to the customer*" in transcript
     assert "@Wang Fang marked *First response to the customer* done (12h 0m to spare)." in transcript
     assert "(only Wang Fang sees) #1 is SEV2: its notices need an approval by Legal & compliance" in transcript

@@ -29,6 +29,7 @@ def publish(stack: Stack, channel: str, user: str, words: str) -> None:
 def two_incidents(stack: Stack) -> None:
     """#1 ongoing with an initial notice; #2 resolved with initial and resolved notices (history)."""
     first = stack.open("outage sev3 Card <script>alert(1)</script> 6222021234567890123 declined").id
+    stack.join(first, COMMS)
     stack.driver.slash(COMMS, first, "assign comms me")
     publish(stack, first, COMMS, "initial status_page")
     stack.clock.sleep(600)

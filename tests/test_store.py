@@ -26,7 +26,7 @@ def test_migrations_create_the_schema(any_db_url: str) -> None:
     engine = make_engine(any_db_url)
     upgrade(engine)
     upgrade(engine)  # idempotent
-    assert current_revision(engine) == "0007"
+    assert current_revision(engine) == "0008"
     tables = set(inspect(engine).get_table_names())
     assert {
         "incidents",
@@ -165,4 +165,35 @@ def test_the_migrations_match_the_models(any_db_url: str) -> None:
     upgrade(engine)
     with engine.connect() as conn:
         assert compare_metadata(MigrationContext.configure(conn), Base.metadata) == []
+    engine.dispose()
+
+
+def test_migration_0006_backfills_the_peak_severity_from_the_history(any_db_url: str) -> None:
+    """Incidents recorded before 0006 keep their approval binding: lowered from SEV1, they still need one."""
+    from sqlalchemy import text
+
+    engine = make_engine(any_db_url)
+    upgrade(engine, "0005")
+    with engine.begin() as conn:
+        for number, severity in ((1, "sev3"), (2, "sev2")):
+            conn.execute(
+                text(
+                    "INSERT INTO incidents (id, kind, severity, title, status, is_drill, playbook_version, reporter_id,"
+                    " created_at, updated_at, topic_set, members_invited, welcome_posted)"
+                    " VALUES (:id, 'outage', :sev, '核心系统', 'investigating', false, '1', :rep, :now, :now,"
+                    " false, false, false)"
+                ),
+                {"id": number, "sev": severity, "rep": REPORTER, "now": NOW},
+            )
+        conn.execute(
+            text(
+                "INSERT INTO timeline_events (incident_id, at, event, text, data)"
+                " VALUES (1, :now, 'severity_changed', 'sev1 → sev3', :data)"
+            ),
+            {"now": NOW, "data": '{"old": "sev1", "new": "sev3"}'},
+        )
+    upgrade(engine)
+    with engine.connect() as conn:
+        peaks = dict(conn.execute(text("SELECT id, peak_severity FROM incidents ORDER BY id")).all())
+    assert peaks == {1: "sev1", 2: "sev2"}
     engine.dispose()
