@@ -163,7 +163,12 @@ def parse_open(words: list[str], playbook: Playbook, *, kind: str | None = None)
         raise UserInputError(
             f"Give the incident a title: `/incident open {kind} {severity or 'sev3'} Card payments failing`."
         )
-    return Command("open", kind=kind, severity=severity, category=category, title=title[:TITLE_MAX])
+    if len(title) > TITLE_MAX:  # never cut silently: a cut can leave part of a number nobody recognises
+        raise UserInputError(
+            f"That title is {len(title)} characters; keep it under {TITLE_MAX} and put the details in the "
+            "incident channel with `/incident update <text>`."
+        )
+    return Command("open", kind=kind, severity=severity, category=category, title=title)
 
 
 def parse_notice(words: list[str], playbook: Playbook) -> Command:

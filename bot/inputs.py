@@ -10,6 +10,7 @@ import unicodedata
 from datetime import date
 
 from bot.errors import UserInputError
+from bot.text import strip_format
 
 ALLOWED_CONTROLS = frozenset("\t\n\r")  # line breaks and tabs are part of pasted text
 MAX_ROW_ID = 2**31 - 1  # the largest id an INTEGER column holds
@@ -27,7 +28,9 @@ def control_character(text: str) -> str | None:
 
 
 def check_text(text: str, *, field: str | None = None) -> str:
-    """`text` unchanged, or a UserInputError naming the character to remove (shown under `field` in a modal)."""
+    """`text` without invisible format characters (zero-width spaces and the like, which would split a number
+    past the masking), or a UserInputError naming the control character to remove (shown under `field`)."""
+    text = strip_format(text)
     char = control_character(text)
     if char is not None:
         raise UserInputError(

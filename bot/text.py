@@ -21,6 +21,10 @@ CHANNEL_NAME_RE = re.compile(r"^[a-z0-9_-]{1,80}$")
 # C0 and C1 controls, DEL, lone surrogates and the two non-characters: invalid in XML, invisible or
 # harmful elsewhere. Newline and tab are kept (they carry meaning in messages, e-mail and Markdown).
 _CONTROL = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ud800-\udfff\ufffe\uffff]")
+# Invisible format characters pasted from web pages and chat apps (zero-width spaces and joiners, soft
+# hyphens, bidirectional overrides, the BOM): they can split a number past the masking or spoof text.
+FORMAT_CHARACTERS = "\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060-\u2064\u2066-\u206f\ufeff"
+_FORMAT = re.compile(f"[{FORMAT_CHARACTERS}]")
 
 _EMAIL = re.compile(
     r"(?<![A-Za-z0-9._%+-])([A-Za-z0-9._%+-])[A-Za-z0-9._%+-]*@([A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})"
@@ -47,8 +51,14 @@ def set_bank_patterns(patterns: Iterable[str]) -> None:
 
 
 def strip_control(text: str) -> str:
-    """Remove control characters (keeping newline and tab) from text bound for any output format."""
-    return _CONTROL.sub("", text)
+    """Remove control and invisible format characters (keeping newline and tab) from text bound for any
+    output format."""
+    return _FORMAT.sub("", _CONTROL.sub("", text))
+
+
+def strip_format(text: str) -> str:
+    """Remove invisible format characters (zero-width spaces, bidi overrides…) from text people typed."""
+    return _FORMAT.sub("", text)
 
 
 @lru_cache(maxsize=4096)
@@ -132,6 +142,13 @@ def _mask_numbers(text: str) -> str:
         while i < len(groups) and _joins(text, run, groups[i], plus):
             run.append(groups[i])
             i += 1
+        digits = "".join(text[s:e] for s, e in run)
+        if plus and not _MOBILE.fullmatch(digits) and i < len(groups) and _joins(text, run, groups[i], False):
+            # more digits than any phone number: a card or account written after a plus sign (+6222 0212 …)
+            plus = False
+            while i < len(groups) and _joins(text, run, groups[i], False):
+                run.append(groups[i])
+                i += 1
         start, end = run[0][0], run[-1][1]
         masked = _mask_number(text, start, end, "".join(text[s:e] for s, e in run), plus)
         if masked is not None:
@@ -168,7 +185,10 @@ def safe_snippet(text: str, limit: int) -> str:
 
 
 def truncate(text: str, limit: int) -> str:
-    """Cut text to at most `limit` characters, at a word boundary when one is near, with an ellipsis."""
+    """Cut text to at most `limit` characters, at a word boundary when one is near, with an ellipsis.
+    Identifiers are masked first: Chinese has no spaces to cut at, and a cut through a card number would
+    leave digits too few to recognise as one."""
+    text = mask_identifiers(text)
     if len(text) <= limit:
         return text
     cut = text[: limit - 1]

@@ -179,7 +179,7 @@ def test_assigning_pr_on_a_complaint_is_refused(stack: Stack) -> None:
     stack.driver.slash(LEAD, channel, "assign pr me")
     assert last_ephemeral(stack, LEAD) == (
         "A customer complaint has no *PR* role. Its roles: lead (Incident lead), customer_comms (Customer comms), "
-        "tech_support (Tech support), legal_compliance (Legal &amp; compliance)."
+        "tech_support (Tech support), legal_compliance (Legal &amp; compliance), finance (Finance)."
     )
     assert "PR" not in roles_text(stack, channel)
 

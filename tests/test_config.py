@@ -27,7 +27,7 @@ def line_of(fragment: str) -> int:
 
 def test_the_shipped_playbook_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check-config", str(ROOT / "config.yaml")]) == 0
-    assert "OK — playbook 2026.11-2, 4 kinds, 7 roles, 4 severities" in capsys.readouterr().out
+    assert "OK — playbook 2026.11-3, 4 kinds, 7 roles, 4 severities" in capsys.readouterr().out
 
 
 def test_check_config_names_the_field_and_line_of_an_unknown_role(

@@ -53,7 +53,7 @@ def test_take_role_button_lets_anyone_claim_an_unowned_role(stack: Stack) -> Non
     assert COMMS in channel.members
     refreshed = stack.sandbox.channel_messages(channel.id)[0]
     buttons = [e["text"]["text"] for b in refreshed.blocks if b["type"] == "actions" for e in b["elements"]]
-    assert buttons == []  # legal & compliance approves notices: the lead assigns it, nobody takes it
+    assert buttons == ["Take: Finance"]  # legal & compliance approves notices: the lead assigns it, nobody takes it
     assert "*Legal &amp; compliance*: _unassigned_ (approves notices; the lead assigns it)" in str(refreshed.blocks)
 
 

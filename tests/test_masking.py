@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 from sqlalchemy.exc import StatementError
@@ -19,7 +19,7 @@ from bot.commands import parse_command
 from bot.config import ConfigError, load_playbook_text
 from bot.errors import UserInputError
 from bot.sandbox.leaks import LeakWatch
-from bot.text import build_channel_name, mask_identifiers, set_bank_patterns, strip_control
+from bot.text import build_channel_name, mask_identifiers, set_bank_patterns, strip_control, truncate
 from store.db import make_engine
 from tests.conftest import LEAD, Stack, playbook_text, test_playbook
 
@@ -63,6 +63,13 @@ IDENTIFIERS = st.sampled_from(SAMPLES)
         ("身份证110101-19900307-777x", "身份证**************777X"),
         ("ID11010519900307777Xok", "ID**************777Xok"),
         ("卡号62220212\x0034567890123", "卡号****0123"),  # a control character cannot split a number
+        # nor can an invisible one pasted from a web page or a chat app (zero-width space, soft hyphen, BOM)
+        ("电话138\u200b1234\u200b5678", "电话138****5678"),
+        ("卡号6222\u00ad0212\u20603456\ufeff7890", "卡号****7890"),
+        ("\u202e卡号6222021234567890", "卡号****7890"),
+        # a plus sign before a card number: more digits than a phone number can have
+        ("卡号:+6222 0212 3456 7890 123", "卡号:+****0123"),
+        ("+86 6222 0212 3456 7890 123", "+****0123"),
         # what must stay readable
         ("2026-11-24 10:00 开会，20261124 复盘", "2026-11-24 10:00 开会，20261124 复盘"),
         ("#42 in inc-20261124-42-ka-hao, ticket 12345", "#42 in inc-20261124-42-ka-hao, ticket 12345"),
@@ -235,6 +242,8 @@ def test_dates_times_and_incident_numbers_stay_readable(when: datetime, fmt: str
 
 @settings(max_examples=300, deadline=None)
 @given(parts=st.lists(st.one_of(st.text(max_size=8), IDENTIFIERS), min_size=1, max_size=6))
+@example(parts=["+0", "6222 0212 3456 7890 123"])  # a plus sign before a card: once read as a phone number
+@example(parts=["电话138\u200b1234", "\u200b5678"])  # zero-width spaces pasted inside a number
 def test_no_planted_identifier_survives_masking_in_any_text(parts: list[str]) -> None:
     """The pure function over any text: what the end-to-end property test checks on every surface."""
     watch = LeakWatch()
@@ -242,3 +251,13 @@ def test_no_planted_identifier_survives_masking_in_any_text(parts: list[str]) ->
     masked = mask_identifiers(" ".join(parts))
     assert not watch.leaks_in(masked), masked
     assert mask_identifiers(masked) == masked
+
+
+def test_a_long_chinese_title_is_masked_before_it_is_shortened() -> None:
+    """Chinese has no spaces to cut at: a cut through a card number must not leave its digits behind."""
+    for before in range(60, 82):
+        title = "客" * before + "卡号6222021234567890123被重复扣款"
+        for limit in (80, 120, 150):
+            cut = truncate(title, limit)
+            assert len(cut) <= limit
+            assert "6222021" not in cut and "2345678" not in cut, (before, limit, cut)
