@@ -444,6 +444,21 @@ class Playbook(_Strict):
         return None
 
 
+def _route_problems(kind_key: str, kind: dict[str, Any], roles: dict[str, Any]) -> list[str]:
+    """A category route must name a role the kind has: its deadlines would go to a role nobody can hold."""
+    problems = []
+    kind_roles = list(kind.get("roles") or ())
+    for category, role in (kind.get("category_routes") or {}).items():
+        if roles and role not in roles:
+            problems.append(f"kinds.{kind_key}.category_routes.{category}: unknown role {role!r}")
+        elif kind_roles and role not in kind_roles:
+            problems.append(
+                f"kinds.{kind_key}.category_routes.{category}: {role!r} is not one of this kind's roles "
+                f"({', '.join(kind_roles)}); add it to kinds.{kind_key}.roles"
+            )
+    return problems
+
+
 def cross_reference_problems(data: dict[str, Any]) -> list[str]:
     """Checks between sections (a kind naming an unknown role…), on raw data so they run even when a
     field elsewhere is invalid and every problem is reported at once."""
@@ -473,15 +488,7 @@ def cross_reference_problems(data: dict[str, Any]) -> list[str]:
         for i, role in enumerate(kind.get("roles") or ()):
             if roles and role not in roles:
                 problems.append(f"kinds.{kind_key}.roles.{i}: unknown role {role!r} (roles: {', '.join(roles)})")
-        kind_roles = list(kind.get("roles") or ())
-        for category, role in (kind.get("category_routes") or {}).items():
-            if roles and role not in roles:
-                problems.append(f"kinds.{kind_key}.category_routes.{category}: unknown role {role!r}")
-            elif kind_roles and role not in kind_roles:  # its deadlines would go to a role nobody can hold
-                problems.append(
-                    f"kinds.{kind_key}.category_routes.{category}: {role!r} is not one of this kind's roles "
-                    f"({', '.join(kind_roles)}); add it to kinds.{kind_key}.roles"
-                )
+        problems += _route_problems(kind_key, kind, roles)
         for i, deadline in enumerate(kind.get("deadlines") or ()):
             if not isinstance(deadline, dict):
                 continue

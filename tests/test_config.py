@@ -42,6 +42,19 @@ def test_check_config_names_the_field_and_line_of_an_unknown_role(
     assert f"kinds.outage.roles.1 (line {line}): unknown role 'wizard'" in err
 
 
+def test_check_config_refuses_a_category_route_to_a_role_the_kind_lacks(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A financial complaint's investigation would go to Finance, which a complaint without it cannot hold."""
+    roles = "roles: [lead, customer_comms, tech_support, legal_compliance, finance]"
+    path = write(tmp_path, playbook_text(**{roles: "roles: [lead, customer_comms, tech_support, legal_compliance]"}))
+    assert main(["check-config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "kinds.complaint.category_routes.financial (line " in err
+    assert "'finance' is not one of this kind's roles (lead, customer_comms, tech_support, legal_compliance); " in err
+    assert "add it to kinds.complaint.roles" in err
+
+
 def test_check_config_refuses_a_negative_deadline(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = write(tmp_path, playbook_text(**{"owner: tech_support, after: 48h": "owner: tech_support, after: -48h"}))
     assert main(["check-config", str(path)]) == 2
