@@ -182,6 +182,8 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     """The KPI report over local days (both included), as text or CSV, straight from the store."""
     from datetime import UTC, date, datetime
 
+    from sqlalchemy.exc import OperationalError
+
     from bot.inputs import FIRST_DAY, LAST_DAY, day_in_range
     from bot.kpi import as_csv, as_text, kpi_report
     from bot.reports import period
@@ -201,10 +203,15 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
             )
     if args.start is None and args.end is not None:
         raise ConfigError("command line", ["--to needs --from (the first day of the report)"])
+    if len(days) == 2 and days[1] < days[0]:
+        raise ConfigError("command line", [f"--to: {args.end} is before --from {args.start}; give the later day"])
     playbook = load_checked_playbook(settings.config_path)
     start, end, label = period(tuple(days), ZoneInfo(playbook.timezone), datetime.now(UTC))
     engine = make_engine(args.database or settings.database_url)
-    upgrade(engine)
+    try:
+        upgrade(engine)
+    except OperationalError as exc:  # say which store could not be reached, not a traceback
+        raise ConfigError("command line", [f"--database: cannot reach the store ({type(exc.orig).__name__})"]) from None
     with make_session_factory(engine)() as session:
         report = kpi_report(
             session, start, end, good_at_least=playbook.satisfaction.good_at_least, target=playbook.satisfaction.target

@@ -217,9 +217,14 @@ def parse_satisfaction(words: list[str]) -> Command:
     return Command("satisfaction", number=int(score), text=" ".join(words[1:])[:TEXT_MAX])
 
 
+GLUED_MENTION_RE = re.compile(r"^(.+?)(<@[UW][A-Z0-9]+(?:\|[^>]*)?>)$")
+
+
 def parse_action(words: list[str]) -> Command:
     """`action <text> @owner <due>`; the due time is checked by the service (it needs the clock)."""
     example = "Example: `/incident action Add an alert on clearing retries @zhang.tao 5d`."
+    if len(words) >= 2 and (glued := GLUED_MENTION_RE.match(words[-2])):  # Chinese needs no space before it
+        words = [*words[:-2], glued.group(1), glued.group(2), words[-1]]
     if len(words) < 3:
         raise UserInputError(f"Say what, who and by when: `/incident action <text> @owner <due>`. {example}")
     user = parse_user_ref(words[-2])
@@ -253,10 +258,21 @@ def parse_report(words: list[str]) -> Command:
     return Command("report", dates=tuple(days))
 
 
+_FULLWIDTH = str.maketrans(
+    {chr(c): chr(c - 0xFEE0) for c in (*range(0xFF10, 0xFF1A), *range(0xFF21, 0xFF3B), *range(0xFF41, 0xFF5B))}
+)
+
+
+def fold_fullwidth(text: str) -> str:
+    """Full-width letters and digits (what a Chinese keyboard types: `ｓｅｖ２`, `２０２６-１１-０１`) as ASCII,
+    so commands, severities, dates and durations read the same; Chinese punctuation stays as typed."""
+    return text.translate(_FULLWIDTH)
+
+
 def parse_command(text: str, playbook: Playbook, *, command: str = "/incident") -> Command:
     """Parse the text of `/incident`, `/complaint` or `/outage`."""
     text = check_text((text or "").strip())  # a pasted NUL would break PostgreSQL: say so, keep nothing
-    words = text.split()
+    words = fold_fullwidth(text).split()
     if command in ("/complaint", "/outage"):
         kind = command.lstrip("/")
         if kind not in playbook.kinds:

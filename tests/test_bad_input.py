@@ -14,7 +14,8 @@ from bot.config import Playbook
 from bot.ids import ActionId, BlockId, CallbackId
 from bot.sandbox.driver import SlackDriver
 from bot.sandbox.server import SlackSandbox
-from tests.conftest import COMMS, LEAD, REPORTER, SIGNING_SECRET, Stack, build_stack
+from store.queries import get_incident
+from tests.conftest import COMMS, LEAD, REPORTER, SIGNING_SECRET, TECH, Stack, build_stack
 
 CRASH = "Something went wrong"
 
@@ -183,3 +184,32 @@ def test_the_report_command_line_refuses_days_out_of_range_by_field(
 
     assert main(["report", "--database", sqlite_url, "--from", "2026-11-01", "--to", day]) == 2
     assert f"--to: '{day}' is out of range; give a day from 2000-01-01 to 2099-12-31" in capsys.readouterr().err
+
+
+def test_the_report_command_line_refuses_a_reversed_range_and_an_unreachable_store(
+    sqlite_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from bot.cli import main
+
+    assert main(["report", "--database", sqlite_url, "--from", "2026-11-30", "--to", "2026-11-01"]) == 2
+    assert "--to: 2026-11-01 is before --from 2026-11-30; give the later day" in capsys.readouterr().err
+    assert main(["report", "--database", "postgresql://nobody@127.0.0.1:1/none"]) == 2
+    err = capsys.readouterr().err
+    assert "--database: cannot reach the store (OperationalError)" in err and "Traceback" not in err
+
+
+def test_full_width_letters_and_digits_read_as_typed_on_a_chinese_keyboard(stack: Stack, general: str) -> None:
+    stack.driver.slash(REPORTER, general, "ｏｐｅｎ complaint ｓｅｖ２ 客户卡号６２２２０２１２３４５６７８９０被扣款")
+    with stack.bot.services.db() as s:
+        incident = get_incident(s, 1)
+        assert incident is not None and incident.severity == "sev2"
+        assert incident.title == "客户卡号6222021234567890被扣款"
+    channel = stack.incident_channel(1).id
+    stack.driver.slash(LEAD, channel, "sev ３")
+    assert stack.texts(channel)[-1] == f":rotating_light: <@{LEAD}> changed the severity from *SEV2* to *SEV3*."
+
+
+def test_an_owner_mentioned_right_after_chinese_text_is_understood(stack: Stack) -> None:
+    channel = stack.open("complaint sev3 手续费重复扣收").id
+    stack.driver.slash(LEAD, channel, f"action 核对清算批次的扣款<@{TECH}|tom.tech> ５ｄ")
+    assert "核对清算批次的扣款" in stack.texts(channel)[-1] and f"<@{TECH}>" in stack.texts(channel)[-1]
