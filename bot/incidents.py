@@ -502,8 +502,11 @@ class IncidentService:
             incident = self.row(s, self.find(channel_id=channel_id).id)
             self.require(Action.SEV, incident, actor)
             self._require_open(incident, "change the severity of")
-            if incident.severity == severity:
-                raise ConflictError(f"#{incident.id} is already {severity.upper()}.")
+            if incident.severity == severity or not queries.change_severity(
+                s, incident.id, expected=incident.severity, severity=severity
+            ):
+                s.refresh(incident)  # changed by another request a moment ago
+                raise ConflictError(f"#{incident.id} is already {incident.severity.upper()}.")
             old, incident.severity, incident.updated_at = incident.severity, severity, self.clock.now()
             incident.peak_severity = min(incident.peak_severity or old, severity)  # sev1 sorts first
             queries.add_timeline_event(
@@ -658,9 +661,12 @@ class IncidentService:
             incident = self.row(s, self.find(channel_id=channel_id).id)
             self.require(Action.PAUSE, incident, actor)
             self._require_open(incident, "pause")
-            if incident.paused_at is not None:
-                raise ConflictError(f"#{incident.id} is already paused; `/incident resume` restarts its clocks.")
             now = self.clock.now()
+            if incident.paused_at is not None or not queries.set_paused(s, incident.id, paused_at=now):
+                raise ConflictError(
+                    f"#{incident.id} is already paused{self._by(s, incident.id, 'paused')}; "
+                    "`/incident resume` restarts its clocks."
+                )
             incident.paused_at = now
             self.deadlines.pause(s, incident)
             queries.add_timeline_event(
@@ -674,8 +680,13 @@ class IncidentService:
         with self._uow() as s:
             incident = self.row(s, self.find(channel_id=channel_id).id)
             self.require(Action.RESUME, incident, actor)
-            if incident.paused_at is None:
-                raise ConflictError(f"#{incident.id} is not paused.")
+            if incident.paused_at is None or not queries.set_paused(s, incident.id, paused_at=None):
+                resumed = self._by(s, incident.id, "resumed")
+                raise ConflictError(
+                    f"#{incident.id} was already resumed{resumed}; its clocks are running."
+                    if resumed
+                    else f"#{incident.id} is not paused."
+                )
             now = self.clock.now()
             paused = self.deadlines.resume(s, incident, paused_at=incident.paused_at, now=now)
             incident.paused_at = None
@@ -690,6 +701,12 @@ class IncidentService:
         self.schedule_changed()
         self._announce(incident.id, event="resumed", actor=actor, took=humanize(paused))
         return None
+
+    @staticmethod
+    def _by(s: Session, incident_id: int, event: str) -> str:
+        """ " by <@whoever>" did the incident's latest `event`, for a refusal that says who was first."""
+        row = queries.latest_event(s, incident_id, event)
+        return f" by <@{row.actor_id}>" if row is not None and row.actor_id else ""
 
     def _require_open(self, incident: Incident, action: str) -> None:
         if incident.status in ("resolved", "closed"):

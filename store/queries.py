@@ -152,6 +152,26 @@ def transition_incident(session: Session, incident_id: int, *, expected: Sequenc
     )
 
 
+def change_severity(session: Session, incident_id: int, *, expected: str, severity: str) -> bool:
+    """Change an incident's severity from the one the caller read (so a raise pages once, not per click)."""
+    return _changed(
+        session,
+        update(Incident)
+        .where(Incident.id == incident_id, Incident.severity == expected)
+        .values(severity=severity)
+        .returning(Incident.id),
+    )
+
+
+def set_paused(session: Session, incident_id: int, *, paused_at: datetime | None) -> bool:
+    """Pause a running incident (`paused_at` a time) or resume a paused one (None); False if it already was."""
+    already = Incident.paused_at.is_(None) if paused_at is not None else Incident.paused_at.is_not(None)
+    return _changed(
+        session,
+        update(Incident).where(Incident.id == incident_id, already).values(paused_at=paused_at).returning(Incident.id),
+    )
+
+
 def transition_notice(
     session: Session, notice_id: int, *, expected: str, approved_digest: str | None, values: dict[str, Any]
 ) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -240,6 +241,31 @@ def test_twenty_close_commands_close_once(db_stack: Stack) -> None:
     assert lines(db_stack, channel, ":lock:") == [f":lock: <@{closed.actor_id}> closed the incident."]
     assert len(lines(db_stack, channel, ":checkered_flag: *Final summary of #1*")) == 1
     assert len(db_stack.sandbox.calls_to("conversations.archive")) == 1
+
+
+def test_twenty_severity_raises_raise_it_and_page_once(db_stack: Stack) -> None:
+    channel = db_stack.open(f"outage sev3 {TITLE}").id
+    told = slash_all(db_stack, ADMINS, channel, "sev 1")
+
+    assert len(refused(told, "#1 is already SEV1")) == N - 1
+    assert incident(db_stack).severity == "sev1"
+    assert len(events(db_stack, "severity_changed")) == 1
+    assert len(rows(db_stack, Escalation)) == 1  # one paging chain for the raise
+
+
+def test_twenty_pauses_and_twenty_resumes_move_the_deadlines_once(db_stack: Stack) -> None:
+    channel = db_stack.open(f"complaint sev3 {TITLE}").id
+    (due,) = [d.due_at for d in rows(db_stack, Deadline, Deadline.key == "first_response")]
+    told = slash_all(db_stack, ADMINS, channel, "pause 等客户回电")
+    (paused,) = events(db_stack, "paused")
+    assert len(refused(told, f"#1 is already paused by <@{paused.actor_id}>")) == N - 1
+
+    db_stack.advance(hours=2)
+    told = slash_all(db_stack, ADMINS, channel, "resume")
+    (resumed,) = events(db_stack, "resumed")
+    assert len(refused(told, f"#1 was already resumed by <@{resumed.actor_id}>")) == N - 1
+    (moved,) = [d.due_at for d in rows(db_stack, Deadline, Deadline.key == "first_response")]
+    assert moved - due == timedelta(hours=2)  # moved out by the pause, once
 
 
 # ---- roles -------------------------------------------------------------------------------------------------
