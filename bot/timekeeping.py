@@ -102,7 +102,8 @@ class TimekeepingService:
             owner = owner_for(incident, deadline.owner_role, self.incidents.playbook.lead_role, deadline.owner_user)
             mine = (Who.DEADLINE_OWNER,) if actor == owner else ()
             self.incidents.require(Action.MARK_DONE, incident, actor, also=mine)
-            if not queries.transition_deadline(s, deadline.id, expected=deadline.state, state="met"):
+            doable = ("pending",) if deadline.cadence else ("pending", "missed")  # missed work is met late
+            if not queries.transition_deadline(s, deadline.id, expected=doable, state="met"):
                 s.refresh(deadline)  # met (or cancelled) by another request a moment ago
                 raise ConflictError(self._already(deadline))
             self.deadlines.close(s, deadline, "met", now=now, actor=actor)

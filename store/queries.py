@@ -229,12 +229,13 @@ def claim_role(
     )
 
 
-def transition_deadline(session: Session, deadline_id: int, *, expected: str, state: str) -> bool:
-    """Move a deadline from `expected` to `state` (marked done: met, or met late from missed)."""
+def transition_deadline(session: Session, deadline_id: int, *, expected: Sequence[str], state: str) -> bool:
+    """Move a deadline from one of the `expected` states to `state` (marked done: met, or met late from missed;
+    found overdue by the clockwork: missed)."""
     return _changed(
         session,
         update(Deadline)
-        .where(Deadline.id == deadline_id, Deadline.state == expected)
+        .where(Deadline.id == deadline_id, Deadline.state.in_(expected))
         .values(state=state)
         .returning(Deadline.id),
     )
