@@ -371,6 +371,8 @@ class Clockwork:
         if incident is None or closed or chain.state != "active":
             chain.next_action_at = None
             return []
+        if not queries.hold_active_escalation(s, chain.id):
+            return []  # acknowledged a moment ago: nobody more is paged
         return self._page_next(s, incident, chain, now)
 
     def _recipients(self, level: dict[str, Any], incident: Incident) -> list[str]:

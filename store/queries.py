@@ -201,6 +201,18 @@ def acknowledge_escalation(session: Session, escalation_id: int, *, actor: str, 
     )
 
 
+def hold_active_escalation(session: Session, escalation_id: int) -> bool:
+    """Take the write lock on a chain that is still active before paging its next level (a no-op update): an
+    acknowledgement committed a moment ago makes this False, and none can commit until the paging is decided."""
+    return _changed(
+        session,
+        update(Escalation)
+        .where(Escalation.id == escalation_id, Escalation.state == "active")
+        .values(level=Escalation.level)
+        .returning(Escalation.id),
+    )
+
+
 def claim_role(
     session: Session, incident_id: int, role: str, *, holder: str | None, user: str, at: datetime, by: str
 ) -> bool:
