@@ -120,7 +120,12 @@ class AftercareService:
                 raise ConflictError(
                     f"#{incident.id} is {incident.status}; the satisfaction follow-up comes after it is resolved."
                 )
-            self._upsert(s, incident.id, source=CUSTOMER, rater=CUSTOMER, score=score, comment=comment, now=now)
+            if not self._upsert(s, incident.id, source=CUSTOMER, rater=CUSTOMER, score=score, comment=comment, now=now):
+                recorded = queries.latest_event(s, incident.id, "satisfaction")
+                by = f" by <@{recorded.actor_id}>" if recorded is not None and recorded.actor_id else ""
+                raise ConflictError(
+                    f"The customer's satisfaction for #{incident.id} is already recorded as {score}/5{by}."
+                )
             incident.satisfaction_score = score  # the KPI report's copy
             queries.add_timeline_event(
                 s,
@@ -148,7 +153,8 @@ class AftercareService:
         with self.db.begin() as s:
             incident = self.incidents.row(s, incident_id)
             self.incidents.require(Action.RATE_RESPONSE, incident, actor)
-            self._upsert(s, incident_id, source=INTERNAL, rater=actor, score=score, comment="", now=now)
+            if not self._upsert(s, incident_id, source=INTERNAL, rater=actor, score=score, comment="", now=now):
+                raise ConflictError(f"You already rated the response to #{incident_id} {score}/5; thank you.")
             queries.add_timeline_event(
                 s,
                 incident_id,
@@ -162,24 +168,12 @@ class AftercareService:
 
     def _upsert(
         self, s: Session, incident_id: int, *, source: str, rater: str, score: int, comment: str, now: datetime
-    ) -> None:
+    ) -> bool:
+        """Record or replace one rater's rating in one statement; False if the very same one was there already
+        (a repeated or concurrent click), which is then not recorded or announced again."""
         if not 1 <= score <= 5:
             raise UserInputError("A rating is a whole number from 1 to 5, e.g. `/incident satisfaction 4`.")
-        row = s.scalar(
-            select(SatisfactionRating).where(
-                SatisfactionRating.incident_id == incident_id,
-                SatisfactionRating.source == source,
-                SatisfactionRating.rater_id == rater,
-            )
-        )
-        if row is None:
-            s.add(
-                SatisfactionRating(
-                    incident_id=incident_id, source=source, rater_id=rater, score=score, comment=comment, at=now
-                )
-            )
-        else:
-            row.score, row.comment, row.at = score, comment, now
+        return queries.record_rating(s, incident_id, source=source, rater=rater, score=score, comment=comment, at=now)
 
     # ---- action items -----------------------------------------------------------------------------------
 

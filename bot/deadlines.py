@@ -265,17 +265,13 @@ class Deadlines:
         raise NotFoundError(f"No pending deadline `{safe_text(word)}` in #{incident.id}. Pending: {keys}.")
 
     def snooze(self, s: Session, deadline: Deadline, *, now: datetime, actor: str) -> datetime:
-        spec = self.playbook.reminders
-        if deadline.state != "pending":
-            raise ConflictError(
-                f"*{safe_text(deadline.name)}* is already {deadline.state}; there is nothing to snooze."
-            )
-        if deadline.snoozes >= spec.max_snoozes:
-            raise ConflictError(
-                f"*{safe_text(deadline.name)}* was snoozed {deadline.snoozes} times already (the playbook's limit); "
-                "mark it done or ask the lead for help."
-            )
-        until = min(now + spec.snooze, utc(deadline.due_at))
+        """Snooze once: a deadline already snoozed (by another click a moment ago, too) is refused as such."""
+        self._require_snoozable(s, deadline, now)
+        until = min(now + self.playbook.reminders.snooze, utc(deadline.due_at))
+        if not queries.snooze_deadline(s, deadline.id, snoozes=deadline.snoozes, until=until, now=now):
+            s.refresh(deadline)  # snoozed, met or cancelled by another request a moment ago
+            self._require_snoozable(s, deadline, now)
+            raise ConflictError(f"*{safe_text(deadline.name)}* changed just now; look at `/incident deadlines`.")
         deadline.snoozed_until, deadline.snoozes = until, deadline.snoozes + 1
         times = reminder_times(deadline.start_at, deadline.due_at, self.playbook.reminders.offsets)
         while deadline.reminders_done < len(times) and times[deadline.reminders_done] <= until:
@@ -291,6 +287,21 @@ class Deadlines:
             data={"deadline_id": deadline.id, "until": until.isoformat()},
         )
         return until
+
+    def _require_snoozable(self, s: Session, deadline: Deadline, now: datetime) -> None:
+        name = safe_text(deadline.name)
+        if deadline.state != "pending":
+            raise ConflictError(f"*{name}* is already {deadline.state}; there is nothing to snooze.")
+        if deadline.snoozed_until is not None and utc(deadline.snoozed_until) > now:
+            snoozed = queries.latest_event(s, deadline.incident_id, "snoozed", deadline_id=deadline.id)
+            by = f" by <@{snoozed.actor_id}>" if snoozed is not None and snoozed.actor_id else ""
+            until = utc(deadline.snoozed_until).astimezone(self.playbook.tz).strftime("%m-%d %H:%M")
+            raise ConflictError(f"*{name}* is already snoozed{by} until {until}.")
+        if deadline.snoozes >= self.playbook.reminders.max_snoozes:
+            raise ConflictError(
+                f"*{name}* was snoozed {deadline.snoozes} times already (the playbook's limit); "
+                "mark it done or ask the lead for help."
+            )
 
 
 def parse_snooze_or_done(word: str) -> str:

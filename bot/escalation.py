@@ -72,8 +72,14 @@ class Escalations:
         stmt = select(Escalation).where(Escalation.incident_id == incident_id, Escalation.state == "active")
         return list(s.scalars(stmt.order_by(Escalation.id)))
 
-    def acknowledge(self, s: Session, chain: Escalation, *, actor: str, now: datetime) -> timedelta:
-        """Stop the chain: every page it still had pending is cancelled. Returns the time to acknowledge."""
+    def all(self, s: Session, incident_id: int) -> list[Escalation]:
+        return list(s.scalars(select(Escalation).where(Escalation.incident_id == incident_id).order_by(Escalation.id)))
+
+    def acknowledge(self, s: Session, chain: Escalation, *, actor: str, now: datetime) -> timedelta | None:
+        """Stop the chain if it is still active: every page it still had pending is cancelled. Returns the time
+        to acknowledge, or None when another request (or the clockwork) stopped it first."""
+        if not queries.acknowledge_escalation(s, chain.id, actor=actor, at=now):
+            return None
         chain.state, chain.acked_at, chain.acked_by, chain.next_action_at = "acknowledged", now, actor, None
         took = now - utc(chain.started_at)
         queries.add_timeline_event(

@@ -399,7 +399,7 @@ class IncidentService:
         return self._assign(incident.id, role, target, actor, command=command)
 
     def take_role(self, *, incident_id: int, role: str, actor: str) -> str | None:
-        return self._assign(incident_id, role, actor, actor, command="button: take role")
+        return self._assign(incident_id, role, actor, actor, command="button: take role", open_only=True)
 
     def _check_role_of_kind(self, incident: Incident, role: str) -> None:
         """Only the roles of the incident's kind can be held in it."""
@@ -411,9 +411,13 @@ class IncidentService:
                 f"Its roles: {safe_text(names)}."
             )
 
-    def _check_assignment(self, incident: Incident, role: str, *, holder: str | None, target: str, actor: str) -> None:
+    def _check_assignment(
+        self, incident: Incident, role: str, *, holder: str | None, target: str, actor: str, open_only: bool = False
+    ) -> None:
         """Open roles are anyone-in-the-incident's to take or give, except the approving roles, which come from
-        the playbook's people or the lead; a held role is reassigned by the lead (or handed over by its holder)."""
+        the playbook's people or the lead; a held role is reassigned by the lead (or handed over by its holder).
+        Taking a role someone else already holds is refused as taken (`open_only`: the Take button, which is
+        only ever for an open role, even for those who could reassign it)."""
         if role in self.playbook.approval_roles:
             self.require(Action.ASSIGN_APPROVER, incident, actor)
             pool = self.permissions.role_pool(role)
@@ -429,11 +433,25 @@ class IncidentService:
             return
         if holder is None:
             self.require(Action.TAKE_OPEN_ROLE, incident, actor)
-        else:
-            mine = (Who.ROLE_HOLDER,) if holder == actor else ()
-            self.permissions.require(Action.REASSIGN_ROLE, incident, actor, also=mine, holder=holder)
+            return
+        if target == actor != holder:
+            may = self.permissions.allows(Action.REASSIGN_ROLE, incident, actor)
+            if open_only or not may:
+                hint = (
+                    f"To take it over, type `/incident assign {role} me`."
+                    if may
+                    else self.permissions.refusal(Action.REASSIGN_ROLE, incident, holder=holder)
+                )
+                raise ConflictError(f"{self._taken(role, holder)} {hint}")
+        mine = (Who.ROLE_HOLDER,) if holder == actor else ()
+        self.permissions.require(Action.REASSIGN_ROLE, incident, actor, also=mine, holder=holder)
 
-    def _assign(self, incident_id: int, role: str, target: str, actor: str, *, command: str) -> str | None:
+    def _taken(self, role: str, holder: str) -> str:
+        return f"*{safe_text(self.playbook.roles[role].name)}* is already taken by <@{holder}>."
+
+    def _assign(
+        self, incident_id: int, role: str, target: str, actor: str, *, command: str, open_only: bool = False
+    ) -> str | None:
         if role not in self.playbook.roles:
             raise NotFoundError(f"Unknown role `{safe_text(role)}`. Roles: {', '.join(self.playbook.roles)}.")
         role_name = self.playbook.roles[role].name
@@ -443,16 +461,21 @@ class IncidentService:
             self._require_open(incident, "change roles in")
             assignment = next((a for a in incident.roles if a.role == role), None)
             holder = assignment.user_id if assignment else None
-            self._check_assignment(incident, role, holder=holder, target=target, actor=actor)
+            self._check_assignment(incident, role, holder=holder, target=target, actor=actor, open_only=open_only)
             self_take = target == actor and holder is None
-            previous = assignment.user_id if assignment else None
+            previous = holder
             if previous == target:
                 raise ConflictError(f"<@{target}> already holds *{safe_text(role_name)}* in #{incident.id}.")
             now = self.clock.now()
-            if assignment is None:
-                assignment = RoleAssignment(role=role)
-                incident.roles.append(assignment)
-            assignment.user_id, assignment.assigned_at, assignment.assigned_by = target, now, actor
+            if not queries.claim_role(s, incident.id, role, holder=holder, user=target, at=now, by=actor):
+                current = queries.get_role_assignment(s, incident.id, role)  # who took it a moment ago
+                if current is not None:
+                    s.refresh(current)
+                if current is None or current.user_id is None:
+                    raise ConflictError(f"*{safe_text(role_name)}* changed hands just now; look at the card again.")
+                if current.user_id == target:
+                    raise ConflictError(f"<@{target}> already holds *{safe_text(role_name)}* in #{incident.id}.")
+                raise ConflictError(self._taken(role, current.user_id))
             event = "role_taken" if self_take else "assigned"
             self._advance(s, incident, actor)
             queries.add_timeline_event(
@@ -479,8 +502,11 @@ class IncidentService:
             incident = self.row(s, self.find(channel_id=channel_id).id)
             self.require(Action.SEV, incident, actor)
             self._require_open(incident, "change the severity of")
-            if incident.severity == severity:
-                raise ConflictError(f"#{incident.id} is already {severity.upper()}.")
+            if incident.severity == severity or not queries.change_severity(
+                s, incident.id, expected=incident.severity, severity=severity
+            ):
+                s.refresh(incident)  # changed by another request a moment ago
+                raise ConflictError(f"#{incident.id} is already {incident.severity.upper()}.")
             old, incident.severity, incident.updated_at = incident.severity, severity, self.clock.now()
             incident.peak_severity = min(incident.peak_severity or old, severity)  # sev1 sorts first
             queries.add_timeline_event(
@@ -527,7 +553,11 @@ class IncidentService:
         with self._uow() as s:
             incident = self.row(s, self.find(channel_id=channel_id).id)
             self.require(Action.RESOLVE, incident, actor)
-            if incident.status not in ("reported", "investigating"):
+            resolvable = ("reported", "investigating")
+            if incident.status not in resolvable or not queries.transition_incident(
+                s, incident.id, expected=resolvable, status="resolved"
+            ):
+                s.refresh(incident)  # another request may have resolved it a moment ago: say what it is now
                 raise ConflictError(
                     f"#{incident.id} is already {incident.status}; only a reported or investigating incident "
                     "can be resolved."
@@ -560,13 +590,7 @@ class IncidentService:
         with self._uow() as s:
             incident = self.row(s, self.find(channel_id=channel_id).id)
             self.require(Action.CLOSE, incident, actor)
-            if incident.status == "closed":
-                raise ConflictError(f"#{incident.id} is already closed.")
-            if incident.status != "resolved":
-                raise ConflictError(
-                    f"#{incident.id} is {incident.status}; resolve it first with "
-                    "`/incident resolve <summary>`, then close it."
-                )
+            self._require_closable(incident)
             unreviewed = self.playbook.review.required_before_close and incident.review_completed_at is None
             if unreviewed and actor not in self.playbook.admins:
                 raise PermissionDeniedError(
@@ -574,6 +598,10 @@ class IncidentService:
                     "`/incident review done` (`/incident review post` shows the draft now). "
                     "Only a playbook admin may close it before that, and that is recorded."
                 )
+            if not queries.transition_incident(s, incident.id, expected=("resolved",), status="closed"):
+                s.refresh(incident)  # closed (or reopened) by another request a moment ago
+                self._require_closable(incident)
+                raise ConflictError(f"#{incident.id} changed while you closed it; look at it again.")
             now = self.clock.now()
             incident.status, incident.closed_at, incident.updated_at = "closed", now, now
             queries.add_timeline_event(
@@ -592,6 +620,15 @@ class IncidentService:
         if self.playbook.channel.archive_on_close:
             warning = self._try_slack(incident.id, lambda inc: self.slack.archive(inc.channel_id)) or warning
         return warning
+
+    def _require_closable(self, incident: Incident) -> None:
+        if incident.status == "closed":
+            raise ConflictError(f"#{incident.id} is already closed.")
+        if incident.status != "resolved":
+            raise ConflictError(
+                f"#{incident.id} is {incident.status}; resolve it first with "
+                "`/incident resolve <summary>`, then close it."
+            )
 
     def _final_summary(self, s: Session, incident: Incident, actor: str, *, reviewed: bool) -> str:
         """What the channel says last, before it is archived: time open, deadlines, ratings, open work."""
@@ -624,9 +661,12 @@ class IncidentService:
             incident = self.row(s, self.find(channel_id=channel_id).id)
             self.require(Action.PAUSE, incident, actor)
             self._require_open(incident, "pause")
-            if incident.paused_at is not None:
-                raise ConflictError(f"#{incident.id} is already paused; `/incident resume` restarts its clocks.")
             now = self.clock.now()
+            if incident.paused_at is not None or not queries.set_paused(s, incident.id, paused_at=now):
+                raise ConflictError(
+                    f"#{incident.id} is already paused{self._by(s, incident.id, 'paused')}; "
+                    "`/incident resume` restarts its clocks."
+                )
             incident.paused_at = now
             self.deadlines.pause(s, incident)
             queries.add_timeline_event(
@@ -640,8 +680,13 @@ class IncidentService:
         with self._uow() as s:
             incident = self.row(s, self.find(channel_id=channel_id).id)
             self.require(Action.RESUME, incident, actor)
-            if incident.paused_at is None:
-                raise ConflictError(f"#{incident.id} is not paused.")
+            if incident.paused_at is None or not queries.set_paused(s, incident.id, paused_at=None):
+                resumed = self._by(s, incident.id, "resumed")
+                raise ConflictError(
+                    f"#{incident.id} was already resumed{resumed}; its clocks are running."
+                    if resumed
+                    else f"#{incident.id} is not paused."
+                )
             now = self.clock.now()
             paused = self.deadlines.resume(s, incident, paused_at=incident.paused_at, now=now)
             incident.paused_at = None
@@ -657,6 +702,12 @@ class IncidentService:
         self._announce(incident.id, event="resumed", actor=actor, took=humanize(paused))
         return None
 
+    @staticmethod
+    def _by(s: Session, incident_id: int, event: str) -> str:
+        """ " by <@whoever>" did the incident's latest `event`, for a refusal that says who was first."""
+        row = queries.latest_event(s, incident_id, event)
+        return f" by <@{row.actor_id}>" if row is not None and row.actor_id else ""
+
     def _require_open(self, incident: Incident, action: str) -> None:
         if incident.status in ("resolved", "closed"):
             raise ConflictError(f"#{incident.id} is {incident.status}; you can no longer {action} it.")
@@ -665,6 +716,8 @@ class IncidentService:
         """A human acting on a reported incident means it is being investigated."""
         if incident.status != "reported":
             return False
+        if not queries.transition_incident(s, incident.id, expected=("reported",), status="investigating"):
+            return False  # another request moved it on first (and recorded that)
         incident.status = "investigating"
         queries.add_timeline_event(
             s,

@@ -252,8 +252,24 @@ class NoticeService:
                     new[channel][locale] = mask_identifiers(text.strip())[:NOTICE_TEXT_MAX]
             if new == notice.texts:
                 return
-            notice.texts = new
             was_approved = notice.state == "approved"
+            if not queries.transition_notice(
+                s,
+                notice.id,
+                expected=notice.state,
+                approved_digest=notice.approved_digest,
+                values={
+                    "texts": new,
+                    "state": "draft",
+                    "approved_by": None,
+                    "approved_at": None,
+                    "approved_digest": None,
+                },
+            ):
+                s.refresh(notice)  # published or approved by another request a moment ago
+                self._require_editable(notice)
+                raise ConflictError("This notice was approved while you edited it; open Edit again to change it.")
+            notice.texts = new
             notice.state, notice.approved_by, notice.approved_at, notice.approved_digest = "draft", None, None, None
             queries.add_timeline_event(
                 s,
@@ -277,20 +293,47 @@ class NoticeService:
         if notice.state == "published":
             raise ConflictError("This notice is already published; draft a new one to say more.")
 
+    @staticmethod
+    def _require_unpublished(notice: Notice) -> None:
+        if notice.state == "publishing":
+            raise ConflictError(
+                f"This notice is already published by <@{notice.published_by}>; its targets are being sent now."
+            )
+        if notice.state == "published":
+            raise ConflictError(
+                f"This notice is already published by <@{notice.published_by}>; draft a new one to say more."
+            )
+
+    def _require_approvable(self, notice: Notice, incident: Incident) -> None:
+        """Not once published; not again while its approval still holds (another click was first)."""
+        self._require_unpublished(notice)
+        if notice.state == "approved" and notice.approved_digest == digest(notice.texts, peak(incident)):
+            raise ConflictError(f"This notice is already approved by <@{notice.approved_by}>; it is ready to publish.")
+
     def approve(self, *, notice_id: int, actor: str) -> None:
         now = self.incidents.clock.now()
         with self.incidents.db.begin() as s:
             notice, incident = self._load(s, notice_id)
             self.incidents.require(Action.APPROVE_NOTICE, incident, actor)
-            if notice.state in ("publishing", "published"):
-                raise ConflictError("This notice is already published (or being published).")
+            self._require_approvable(notice, incident)
             if actor in notice_editors(s, notice):
                 raise PermissionDeniedError(
                     f"You wrote this notice, so someone else approves it: {self._who_approves(incident)} "
                     "or a playbook admin."
                 )
+            approved = digest(notice.texts, peak(incident))
+            if not queries.transition_notice(
+                s,
+                notice.id,
+                expected=notice.state,
+                approved_digest=notice.approved_digest,
+                values={"state": "approved", "approved_by": actor, "approved_at": now, "approved_digest": approved},
+            ):
+                s.refresh(notice)  # approved, edited or published by another request a moment ago
+                self._require_approvable(notice, incident)
+                raise ConflictError("This notice changed while you approved it; read the preview again.")
             notice.state, notice.approved_by, notice.approved_at = "approved", actor, now
-            notice.approved_digest = digest(notice.texts, peak(incident))
+            notice.approved_digest = approved
             queries.add_timeline_event(
                 s,
                 incident.id,
@@ -309,15 +352,26 @@ class NoticeService:
         with self.incidents.db.begin() as s:
             notice, incident = self._load(s, notice_id)
             self.incidents.require(Action.PUBLISH_NOTICE, incident, actor)
-            if notice.state in ("publishing", "published"):
-                raise ConflictError("This notice is already published (or being published).")
+            self._require_unpublished(notice)
             if self.needs_approval(incident) and notice.approved_digest != digest(notice.texts, peak(incident)):
                 was = f" (it has been {peak(incident).upper()})" if peak(incident) != incident.severity else ""
                 raise PermissionDeniedError(
                     f"#{incident.id} is {incident.severity.upper()}{was}: its notices need an approval by "
                     f"{self._who_approves(incident)} or a playbook admin before they are published."
                 )
-            notice.state = "publishing"  # a second click while targets are being called is refused
+            # one conditional update claims the notice: of concurrent clicks exactly one publishes it, and an edit
+            # or a new approval in between (state or digest changed) makes this click lose rather than send it
+            if not queries.transition_notice(
+                s,
+                notice.id,
+                expected=notice.state,
+                approved_digest=notice.approved_digest,
+                values={"state": "publishing", "published_by": actor},
+            ):
+                s.refresh(notice)  # published, edited or approved again by another request a moment ago
+                self._require_unpublished(notice)
+                raise ConflictError("This notice changed while you published it; read the preview and try again.")
+            s.refresh(notice)  # ours now: send the texts as stored (an edit a moment before included)
             texts, stage, number = notice.texts, notice.stage, incident.id
             context = {locale: self.context(s, incident, locale) for locale in self.spec.locales}
             allowed = self.channels_for(incident.kind)

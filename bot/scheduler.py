@@ -321,6 +321,8 @@ class Clockwork:
     def _missed(
         self, s: Session, incident: Incident, deadline: Deadline, owner: str | None, now: datetime
     ) -> list[Send]:
+        if not queries.transition_deadline(s, deadline.id, expected=("pending",), state="missed"):
+            return []  # marked done (or cancelled) by someone a moment ago: nothing was missed
         deadline.state, deadline.closed_at, deadline.next_action_at = "missed", utc(deadline.due_at), None
         late = now - utc(deadline.due_at)
         queries.add_timeline_event(
@@ -369,6 +371,8 @@ class Clockwork:
         if incident is None or closed or chain.state != "active":
             chain.next_action_at = None
             return []
+        if not queries.hold_active_escalation(s, chain.id):
+            return []  # acknowledged a moment ago: nobody more is paged
         return self._page_next(s, incident, chain, now)
 
     def _recipients(self, level: dict[str, Any], incident: Incident) -> list[str]:

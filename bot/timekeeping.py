@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from sqlalchemy.orm import Session
+
 from bot.clock import utc
 from bot.deadlines import Deadlines, humanize, owner_for
 from bot.errors import ConflictError, NotFoundError
@@ -93,13 +95,17 @@ class TimekeepingService:
                     raise NotFoundError("That deadline no longer exists.")
                 incident = self.incidents.row(s, deadline.incident_id)
                 if deadline.state not in ("pending", "missed") or (deadline.state == "missed" and deadline.cadence):
-                    raise ConflictError(f"*{safe_text(deadline.name)}* is already {deadline.state}.")
+                    raise ConflictError(self._already(deadline))
             else:
                 incident = self.incidents.row(s, self.incidents.find(channel_id=channel_id).id)
                 deadline = self.deadlines.find(s, incident, word or "")
             owner = owner_for(incident, deadline.owner_role, self.incidents.playbook.lead_role, deadline.owner_user)
             mine = (Who.DEADLINE_OWNER,) if actor == owner else ()
             self.incidents.require(Action.MARK_DONE, incident, actor, also=mine)
+            doable = ("pending",) if deadline.cadence else ("pending", "missed")  # missed work is met late
+            if not queries.transition_deadline(s, deadline.id, expected=doable, state="met"):
+                s.refresh(deadline)  # met (or cancelled) by another request a moment ago
+                raise ConflictError(self._already(deadline))
             self.deadlines.close(s, deadline, "met", now=now, actor=actor)
             due = utc(deadline.due_at)
             text = self.incidents.renderer.render(
@@ -114,6 +120,11 @@ class TimekeepingService:
         self.schedule_changed()
         self._announce(channel, text)
         return None
+
+    @staticmethod
+    def _already(deadline: Deadline) -> str:
+        by = f" by <@{deadline.closed_by}>" if deadline.closed_by and deadline.state == "met" else ""
+        return f"*{safe_text(deadline.name)}* is already {deadline.state}{by}."
 
     def record_solution(self, *, channel_id: str, text: str, actor: str) -> str | None:
         """The solution given to the customer, on the record; it meets the deadlines whose `met_by` names
@@ -159,6 +170,18 @@ class TimekeepingService:
             "slack/clock.j2", event="snoozed", actor=actor, deadline_name=name, until=until
         )
 
+    @staticmethod
+    def _not_paging(chain: Escalation) -> str:
+        by = f" by <@{chain.acked_by}>" if chain.acked_by else ""
+        return f"This page was already {chain.state}{by}; nothing more will be sent for it."
+
+    def _nothing_paging(self, s: Session, incident_id: int) -> str:
+        """`/incident ack` with nothing active: say who acknowledged the latest page, if someone did."""
+        latest = next(iter(reversed(self.escalations.all(s, incident_id))), None)
+        if latest is not None and latest.state == "acknowledged":
+            return f"#{incident_id}'s page was already acknowledged by <@{latest.acked_by}>; nothing is paging now."
+        return f"Nothing is paging for #{incident_id}."
+
     def acknowledge(self, *, actor: str, channel_id: str | None = None, escalation_id: int | None = None) -> str | None:
         """Stop paging: the button acknowledges its chain, `/incident ack` every active chain of the incident."""
         now = self.incidents.clock.now()
@@ -169,22 +192,27 @@ class TimekeepingService:
                     raise NotFoundError("That page no longer exists.")
                 incident = self.incidents.row(s, chain.incident_id)
                 if chain.state != "active":
-                    by = f" by <@{chain.acked_by}>" if chain.acked_by else ""
-                    raise ConflictError(f"This page was already {chain.state}{by}; nothing more will be sent for it.")
+                    raise ConflictError(self._not_paging(chain))
                 chains = [chain]
             else:
                 incident = self.incidents.row(s, self.incidents.find(channel_id=channel_id).id)
                 chains = self.escalations.active(s, incident.id)
                 if not chains:
-                    raise ConflictError(f"Nothing is paging for #{incident.id}.")
+                    raise ConflictError(self._nothing_paging(s, incident.id))
             paged: set[str] = set()
             for chain in chains:
                 paged |= self.escalations.paged_users(s, chain)
             self.incidents.require(Action.ACK, incident, actor, also=(Who.PAGED,) if actor in paged else ())
+            # each chain is stopped by one conditional update: of concurrent clicks, one acknowledges it
+            stopped = [c for c in chains if self.escalations.acknowledge(s, c, actor=actor, now=now) is not None]
+            if not stopped:
+                for chain in chains:
+                    s.refresh(chain)
+                raise ConflictError(self._not_paging(chains[0]))
             self.deadlines.on_event(s, incident, "ack", now=now, actor=actor)
             texts = []
-            for chain in chains:
-                took = self.escalations.acknowledge(s, chain, actor=actor, now=now)
+            for chain in stopped:
+                took = now - utc(chain.started_at)
                 texts.append(
                     self.incidents.renderer.render(
                         "slack/clock.j2", event="acknowledged", actor=actor, reason=chain.reason, took=humanize(took)

@@ -18,6 +18,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     statement's parameters (they hold customer text), on either backend."""
     kwargs.setdefault("hide_parameters", True)
     if url.startswith("sqlite"):
+        # the busy timeout makes a concurrent writer wait for the write lock (up to 30 s) instead of failing with
+        # "database is locked": twenty simultaneous clicks queue, and the conditional updates in store/queries.py
+        # then let exactly one of them change the row
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False}, **kwargs)
 
         @event.listens_for(engine, "connect")

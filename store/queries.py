@@ -15,6 +15,7 @@ from store.models import (
     Deadline,
     Escalation,
     Incident,
+    Notice,
     OutboxMessage,
     ReportRun,
     RoleAssignment,
@@ -126,6 +127,170 @@ def next_rotation_position(session: Session, role: str, pool_size: int) -> int:
         .returning(RoleRotation.position)
     ).scalar_one()
     return (taken - 1) % max(pool_size, 1)
+
+
+# ---- state transitions -------------------------------------------------------------------------------------
+# Each is one conditional statement: it changes the row only if it is still in the state the caller read, and
+# says whether it did. Of N concurrent requests exactly one wins; on PostgreSQL the others wait for the winner's
+# row lock and then find the row changed, on SQLite the write lock serialises them the same way. The caller
+# refuses the losers in words, after re-reading the row (`session.refresh`) to say who won.
+
+
+def _changed(session: Session, stmt: Any) -> bool:
+    """Run a conditional UPDATE … RETURNING on the transaction's connection; True if it matched a row."""
+    return session.connection().execute(stmt).first() is not None
+
+
+def transition_incident(session: Session, incident_id: int, *, expected: Sequence[str], status: str) -> bool:
+    """Move an incident from one of the `expected` statuses to `status` (resolve, close, start investigating)."""
+    return _changed(
+        session,
+        update(Incident)
+        .where(Incident.id == incident_id, Incident.status.in_(expected))
+        .values(status=status)
+        .returning(Incident.id),
+    )
+
+
+def change_severity(session: Session, incident_id: int, *, expected: str, severity: str) -> bool:
+    """Change an incident's severity from the one the caller read (so a raise pages once, not per click)."""
+    return _changed(
+        session,
+        update(Incident)
+        .where(Incident.id == incident_id, Incident.severity == expected)
+        .values(severity=severity)
+        .returning(Incident.id),
+    )
+
+
+def set_paused(session: Session, incident_id: int, *, paused_at: datetime | None) -> bool:
+    """Pause a running incident (`paused_at` a time) or resume a paused one (None); False if it already was."""
+    already = Incident.paused_at.is_(None) if paused_at is not None else Incident.paused_at.is_not(None)
+    return _changed(
+        session,
+        update(Incident).where(Incident.id == incident_id, already).values(paused_at=paused_at).returning(Incident.id),
+    )
+
+
+def transition_notice(
+    session: Session, notice_id: int, *, expected: str, approved_digest: str | None, values: dict[str, Any]
+) -> bool:
+    """Approve or start publishing a notice, if it is still in the `expected` state with the approval the caller
+    checked (an edit or another approval in between changes one of them, so this one then loses)."""
+    return _changed(
+        session,
+        update(Notice)
+        .where(
+            Notice.id == notice_id,
+            Notice.state == expected,
+            Notice.approved_digest.is_not_distinct_from(approved_digest),
+        )
+        .values(values)
+        .returning(Notice.id),
+    )
+
+
+def acknowledge_escalation(session: Session, escalation_id: int, *, actor: str, at: datetime) -> bool:
+    """Stop a paging chain that is still active; False if someone (or something) stopped it first."""
+    return _changed(
+        session,
+        update(Escalation)
+        .where(Escalation.id == escalation_id, Escalation.state == "active")
+        .values(state="acknowledged", acked_at=at, acked_by=actor, next_action_at=None)
+        .returning(Escalation.id),
+    )
+
+
+def hold_active_escalation(session: Session, escalation_id: int) -> bool:
+    """Take the write lock on a chain that is still active before paging its next level (a no-op update): an
+    acknowledgement committed a moment ago makes this False, and none can commit until the paging is decided."""
+    return _changed(
+        session,
+        update(Escalation)
+        .where(Escalation.id == escalation_id, Escalation.state == "active")
+        .values(level=Escalation.level)
+        .returning(Escalation.id),
+    )
+
+
+def claim_role(
+    session: Session, incident_id: int, role: str, *, holder: str | None, user: str, at: datetime, by: str
+) -> bool:
+    """Give `role` to `user` if `holder` (None: nobody) still holds it; a role the incident never had a row for
+    is inserted, once (the unique constraint decides between concurrent inserts)."""
+    if _changed(
+        session,
+        update(RoleAssignment)
+        .where(
+            RoleAssignment.incident_id == incident_id,
+            RoleAssignment.role == role,
+            RoleAssignment.user_id.is_not_distinct_from(holder),
+        )
+        .values(user_id=user, assigned_at=at, assigned_by=by)
+        .returning(RoleAssignment.id),
+    ):
+        return True
+    if holder is not None:
+        return False
+    return _changed(
+        session,
+        _insert_for(session)(RoleAssignment)
+        .values(incident_id=incident_id, role=role, user_id=user, assigned_at=at, assigned_by=by)
+        .on_conflict_do_nothing(index_elements=["incident_id", "role"])
+        .returning(RoleAssignment.id),
+    )
+
+
+def transition_deadline(session: Session, deadline_id: int, *, expected: Sequence[str], state: str) -> bool:
+    """Move a deadline from one of the `expected` states to `state` (marked done: met, or met late from missed;
+    found overdue by the clockwork: missed)."""
+    return _changed(
+        session,
+        update(Deadline)
+        .where(Deadline.id == deadline_id, Deadline.state.in_(expected))
+        .values(state=state)
+        .returning(Deadline.id),
+    )
+
+
+def snooze_deadline(session: Session, deadline_id: int, *, snoozes: int, until: datetime, now: datetime) -> bool:
+    """Snooze a pending deadline that is not snoozed now and has been snoozed `snoozes` times, as the caller read."""
+    return _changed(
+        session,
+        update(Deadline)
+        .where(
+            Deadline.id == deadline_id,
+            Deadline.state == "pending",
+            Deadline.snoozes == snoozes,
+            or_(Deadline.snoozed_until.is_(None), Deadline.snoozed_until <= now),
+        )
+        .values(snoozes=snoozes + 1, snoozed_until=until)
+        .returning(Deadline.id),
+    )
+
+
+def record_rating(
+    session: Session, incident_id: int, *, source: str, rater: str, score: int, comment: str, at: datetime
+) -> bool:
+    """Insert or replace one rater's rating in one statement; False if the very same rating was already there
+    (a repeated click), so it is recorded and announced once."""
+    stmt = _insert_for(session)(SatisfactionRating).values(
+        incident_id=incident_id, source=source, rater_id=rater, score=score, comment=comment, at=at
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["incident_id", "source", "rater_id"],
+        set_={"score": stmt.excluded.score, "comment": stmt.excluded.comment, "at": stmt.excluded.at},
+        where=or_(SatisfactionRating.score != stmt.excluded.score, SatisfactionRating.comment != stmt.excluded.comment),
+    ).returning(SatisfactionRating.id)
+    return _changed(session, stmt)
+
+
+def latest_event(session: Session, incident_id: int, event: str, **data: Any) -> TimelineEvent | None:
+    """The incident's most recent `event` whose data holds `data` (who snoozed, who recorded a rating)."""
+    for row in reversed(list_timeline(session, incident_id)):
+        if row.event == event and all((row.data or {}).get(k) == v for k, v in data.items()):
+            return row
+    return None
 
 
 def _insert_for(session: Session) -> Any:

@@ -252,7 +252,10 @@ def test_an_outsider_cannot_approve_publish_raise_the_severity_or_make_himself_l
     stack.driver.slash(OUTSIDER, channel, "sev 1")
     assert last_ephemeral(stack, OUTSIDER).startswith(f"Only the lead (<@{LEAD}>), role owners (")
     stack.driver.slash(OUTSIDER, channel, "assign lead me")
-    assert last_ephemeral(stack, OUTSIDER) == f"Only the lead (<@{LEAD}>) or a playbook admin can reassign roles in #1."
+    assert last_ephemeral(stack, OUTSIDER) == (
+        f"*Incident lead* is already taken by <@{LEAD}>. "
+        f"Only the lead (<@{LEAD}>) or a playbook admin can reassign roles in #1."
+    )
     assert len(stack.sandbox.messages) == posted
     row = notice_row(stack)
     assert (row.state, row.approved_by, row.published_by) == ("draft", None, None)

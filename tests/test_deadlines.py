@@ -336,7 +336,9 @@ def test_pause_is_refused_twice_and_resume_when_not_paused(stack: Stack) -> None
     assert stack.ephemeral_texts(LEAD)[-1] == "#1 is not paused."
     stack.driver.slash(LEAD, channel.id, "pause customer on holiday")
     stack.driver.slash(LEAD, channel.id, "pause again")
-    assert stack.ephemeral_texts(LEAD)[-1] == "#1 is already paused; `/incident resume` restarts its clocks."
+    assert stack.ephemeral_texts(LEAD)[-1] == (
+        f"#1 is already paused by <@{LEAD}>; `/incident resume` restarts its clocks."
+    )
 
 
 @pytest.mark.playbook(

@@ -65,7 +65,10 @@ def test_take_role_on_a_role_someone_else_holds_is_refused(stack: Stack) -> None
     assert stack.texts(channel.id)[-1] == f":raising_hand: <@{OUTSIDER}> took the role *Customer comms*."
     # A second person clicks the same button on a card that had not refreshed yet.
     stack.driver.click(COMMS, channel.id, card.ts, "take_role:customer_comms", "1:customer_comms")
-    refusal = f"Only the lead (<@{LEAD}>), the role's holder (<@{OUTSIDER}>) or a playbook admin can reassign roles"
+    refusal = (
+        f"*Customer comms* is already taken by <@{OUTSIDER}>. "
+        f"Only the lead (<@{LEAD}>), the role's holder (<@{OUTSIDER}>) or a playbook admin can reassign roles"
+    )
     assert last_ephemeral(stack, COMMS).startswith(refusal)
     stack.driver.slash(COMMS, channel.id, "assign comms me")
     assert last_ephemeral(stack, COMMS).startswith(refusal)
@@ -212,6 +215,7 @@ def test_a_user_who_is_not_a_responder_is_refused_and_told_who_can(stack: Stack)
         assert message.startswith(f"Only the lead (<@{LEAD}>), role owners (<@{TECH}>) or a playbook admin can "), text
     stack.driver.slash(OUTSIDER, channel.id, f"assign tech <@{OUTSIDER}>")
     assert last_ephemeral(stack, OUTSIDER) == (
+        f"*Tech support* is already taken by <@{TECH}>. "
         f"Only the lead (<@{LEAD}>), the role's holder (<@{TECH}>) or a playbook admin can reassign roles in #1."
     )
     assert channel.topic.startswith("SEV2")

@@ -53,7 +53,7 @@ def test_a_missed_deadline_can_be_marked_done_late_from_its_reminder(stack: Stac
     assert stack.texts(channel)[-1].endswith("done (2h 0m late).")
     assert states(stack)["first_response"] == "met"
     click_button(stack.driver, LEAD, reminder.channel, reminder.ts, "Mark done")
-    assert stack.ephemeral_texts(LEAD)[-1] == "*First response to the customer* is already met."
+    assert stack.ephemeral_texts(LEAD)[-1] == f"*First response to the customer* is already met by <@{LEAD}>."
 
 
 @pytest.mark.playbook(LEADERSHIP_AND_COMMS)

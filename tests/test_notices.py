@@ -232,7 +232,7 @@ def test_an_unapproved_sev1_notice_cannot_be_published(stack: Stack, targets: Ta
     assert [n["texts"]["en"][:16] for n in status_json(stack)["incidents"][0]["notices"]] == ["[Service notice]"]
 
     stack.driver.click(TECH, channel, draft.ts, ActionId.PUBLISH_NOTICE, notice_id)  # a stale second click
-    assert last_ephemeral(stack, TECH) == "This notice is already published (or being published)."
+    assert last_ephemeral(stack, TECH) == f"This notice is already published by <@{TECH}>; draft a new one to say more."
     assert len(targets.hooks.to("/social")) == 1
 
 
