@@ -143,11 +143,17 @@ def sqlite_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'incident-desk.db'}"
 
 
-@cache
+_postgres_answered = False
+
+
 def postgres_available() -> str | None:
-    """None when the server answers, else why not (asked once per test process)."""
+    """None when the server answers, else why not (once it has answered, it is not asked again)."""
+    global _postgres_answered
+    if _postgres_answered:
+        return None
     try:
         with psycopg.connect(PG_ADMIN_URL, connect_timeout=3):
+            _postgres_answered = True
             return None
     except psycopg.Error as exc:
         return f"no PostgreSQL server reachable at {PG_ADMIN_URL} ({type(exc).__name__})"
