@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import FileSystemLoader, StrictUndefined, TemplateError
+from jinja2 import BytecodeCache, FileSystemLoader, StrictUndefined, TemplateError
+from jinja2.bccache import Bucket
 from jinja2.sandbox import SandboxedEnvironment
 
 from bot.clock import utc
@@ -64,6 +65,27 @@ def _finalize_plain(value: Any) -> Any:
     return "" if value is None else mask_identifiers(str(value))
 
 
+class _CompiledTemplates(BytecodeCache):
+    """Compiled templates kept in memory for every Renderer of one kind in the process (the offline demo and
+    the tests start many apps; compiling was most of the rendering time). A bucket is keyed by the template's
+    file and checks its source's checksum, so an edited or overriding template is compiled afresh."""
+
+    def __init__(self) -> None:
+        self._code: dict[str, bytes] = {}
+
+    def load_bytecode(self, bucket: Bucket) -> None:
+        code = self._code.get(bucket.key)
+        if code is not None:
+            bucket.bytecode_from_string(code)
+
+    def dump_bytecode(self, bucket: Bucket) -> None:
+        self._code[bucket.key] = bucket.bytecode_to_string()
+
+
+# One cache per environment kind: the settings below change the generated code, the cache key does not see them.
+_COMPILED = {kind: _CompiledTemplates() for kind in ("plain", "html", "slack", "markdown")}
+
+
 class Renderer:
     """Three outputs from one template tree: Slack mrkdwn (escaped), plain text (customer notices,
     webhooks, e-mail text) and HTML (status page, e-mail HTML, autoescaped). All mask identifiers in every
@@ -77,6 +99,7 @@ class Renderer:
         loader = FileSystemLoader([*dirs, str(TEMPLATES_DIR)])
         self.plain_env = SandboxedEnvironment(
             loader=loader,
+            bytecode_cache=_COMPILED["plain"],
             undefined=StrictUndefined,
             autoescape=False,
             finalize=_finalize_plain,
@@ -84,6 +107,7 @@ class Renderer:
         )
         self.html_env = SandboxedEnvironment(
             loader=loader,
+            bytecode_cache=_COMPILED["html"],
             undefined=StrictUndefined,
             autoescape=True,
             finalize=_finalize_plain,
@@ -92,6 +116,7 @@ class Renderer:
         )
         self.env = SandboxedEnvironment(
             loader=loader,
+            bytecode_cache=_COMPILED["slack"],
             undefined=StrictUndefined,
             autoescape=False,
             finalize=_finalize,
@@ -101,6 +126,7 @@ class Renderer:
         )
         self.markdown_env = SandboxedEnvironment(
             loader=loader,
+            bytecode_cache=_COMPILED["markdown"],
             undefined=StrictUndefined,
             autoescape=False,
             finalize=_finalize_markdown,

@@ -6,6 +6,7 @@ Run: python -m tests.scheduler_worker DB_URL SLACK_API_URL CLOCK_FILE STATUS_FIL
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from datetime import datetime
@@ -40,12 +41,20 @@ def main() -> None:
     )
     clockwork, leader = Clockwork(services), LeaderLock(services)
     status = Path(status_file)
-    status.write_text("standby")
+    tell(status, "standby")
     while True:
         if leader.acquire():
-            status.write_text("leader")
+            if status.read_text() != "leader":
+                tell(status, "leader")
             clockwork.sweep()
         time.sleep(0.05)  # the worker's polling interval
+
+
+def tell(status: Path, word: str) -> None:
+    """Write the status file whole (a rename): the test never reads it half-written, i.e. empty."""
+    partial = status.with_name(status.name + ".partial")
+    partial.write_text(word)
+    os.replace(partial, status)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Iterable
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -81,9 +82,15 @@ def missing_scopes(
 
 
 def manifest_scopes(path: Path = MANIFEST) -> set[str]:
-    """The bot scopes the app manifest asks for."""
+    """The bot scopes the app manifest asks for (every sandbox asks: the parsed file is kept until it changes)."""
+    stat = path.stat()
+    return set(_manifest_scopes(path.resolve(), stat.st_mtime_ns, stat.st_size))
+
+
+@cache
+def _manifest_scopes(path: Path, _mtime_ns: int, _size: int) -> frozenset[str]:
     manifest = yaml.safe_load(path.read_text(encoding="utf-8"))
-    return set(manifest["oauth_config"]["scopes"]["bot"])
+    return frozenset(manifest["oauth_config"]["scopes"]["bot"])
 
 
 def _generate(spec_path: Path) -> None:
