@@ -634,9 +634,10 @@ class IncidentService:
                 self._page_severe(
                     s, incident, f"severity raised to {severity.upper()}", incident.updated_at, actor=actor
                 )
+            self._announce(incident.id, s, event="severity_changed", actor=actor, old=old, new=severity)
+            self._refresh(incident.id, topic=True, s=s)
         self.schedule_changed()
-        self._announce(incident.id, event="severity_changed", actor=actor, old=old, new=severity)
-        return self._refresh(incident.id, topic=True)
+        return self.flush(incident.id)
 
     def post_update(self, *, channel_id: str, text: str, actor: str, command: str = "") -> str | None:
         with self._uow() as s:
@@ -656,9 +657,12 @@ class IncidentService:
             )
             moved = self._advance(s, incident, actor)
             self.deadlines.on_update(s, incident, now=incident.updated_at, actor=actor)
+            self._announce(incident.id, s, event="update", actor=actor, text=text)
+            if moved:
+                self._refresh(incident.id, topic=True, s=s)
         self.schedule_changed()
-        self._announce(incident.id, event="update", actor=actor, text=text)
-        return self._refresh(incident.id, topic=True) if moved else None
+        warning = self.flush(incident.id)
+        return warning if moved else None
 
     def resolve(self, *, channel_id: str, summary: str, actor: str, command: str = "") -> str | None:
         with self._uow() as s:
@@ -771,8 +775,9 @@ class IncidentService:
             queries.add_timeline_event(
                 s, incident.id, at=now, event="paused", actor_id=actor, text=reason, data={"command": command}
             )
+            self._announce(incident.id, s, event="paused", actor=actor, text=reason)
         self.schedule_changed()
-        self._announce(incident.id, event="paused", actor=actor, text=reason)
+        self.flush(incident.id)
         return None
 
     def resume(self, *, channel_id: str, actor: str, command: str = "") -> str | None:
@@ -792,8 +797,9 @@ class IncidentService:
                 actor_id=actor,
                 data={"paused_seconds": int(paused.total_seconds()), "command": command},
             )
+            self._announce(incident.id, s, event="resumed", actor=actor, took=humanize(paused))
         self.schedule_changed()
-        self._announce(incident.id, event="resumed", actor=actor, took=humanize(paused))
+        self.flush(incident.id)
         return None
 
     def _require_open(self, incident: Incident, action: str) -> None:

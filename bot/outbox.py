@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 LEASE = timedelta(seconds=30)  # a step runs for seconds; a worker that held one this long has died
 ATTEMPTS = 5
 BACKOFF = timedelta(seconds=15)
+# Answers no retry can change: recorded as failed at once (repair can still run it again), and the lane goes on.
+PERMANENT = frozenset({"is_archived", "channel_not_found", "user_not_found", "user_disabled", "account_inactive"})
 MAX_STEPS = 200  # one run of a lane is bounded; what is left runs at the next sweep
 
 
@@ -76,12 +78,13 @@ class Outbox:
     def run(self, incident_id: int, *, resumed: bool = False) -> LaneResult:
         """Run the incident's pending side effects in order until one must wait (retry, or another worker)."""
         ran = 0
+        gave_up: tuple[str, str] | None = None  # (effect, error) of a step that failed for good in this run
         for _ in range(MAX_STEPS):
             now = self.clock.now()
             with self.db.begin() as s:
                 head = queries.lane_head(s, incident_id)
                 if head is None:
-                    return LaneResult(ran)
+                    return LaneResult(ran, *(gave_up or (None, None)))
                 if not queries.lease_effect(s, head.id, now=now, lease_until=now + LEASE):
                     # held by another worker, or waiting for its retry after a refusal (which is reported)
                     refused = head.error if head.lease_until is None and head.due_at > now else None
@@ -102,7 +105,9 @@ class Outbox:
                     raise SlackCallError(step.effect, "unknown_effect")
                 recorder = handler(step)
             except SlackCallError as exc:
-                self._refused(row_id, step, attempts, exc.error)
+                if self._refused(row_id, step, attempts, exc.error):
+                    gave_up = (step.effect, exc.error)
+                    continue
                 return LaneResult(ran, failed_effect=step.effect, error=exc.error, waiting=1)
             with self.db.begin() as s:
                 if recorder is not None:
@@ -113,19 +118,21 @@ class Outbox:
             ran += 1
         return LaneResult(ran, waiting=1)
 
-    def _refused(self, row_id: int, step: Step, attempts: int, error: str) -> None:
+    def _refused(self, row_id: int, step: Step, attempts: int, error: str) -> bool:
+        """Record a refusal: retry later with backoff, or give up (True) after the bound or on a final answer."""
         now = self.clock.now()
         with self.db.begin() as s:
             row = s.get(OutboxMessage, row_id)
             if row is None:
-                return
+                return True
             row.lease_until, row.error = None, error[:80]
-            if attempts < ATTEMPTS:
+            if attempts < ATTEMPTS and error not in PERMANENT:
                 row.due_at = now + BACKOFF * 2 ** (attempts - 1)
                 log.warning("outbox: %s refused (%s); trying again at %s", step.key, error, row.due_at)
-            else:
-                row.state = "failed"
-                log.error("outbox: gave up %s after %d attempts: %s", step.key, attempts, error)
+                return False
+            row.state = "failed"
+            log.error("outbox: gave up %s after %d attempts: %s", step.key, attempts, error)
+            return True
 
     def reopen(self, incident_id: int) -> int:
         """Make the incident's unfinished and given-up side effects due now (what `repair` does first)."""

@@ -178,3 +178,18 @@ def test_repair_finishes_a_closed_incident_whose_archive_slack_refused(stack: St
     assert len(summaries) == 1
     stack.driver.slash(LEAD, general.id, "repair 1")
     assert stack.ephemeral_texts(LEAD)[-1] == "#1 is closed; nothing was left to do."
+
+
+def test_a_step_slack_keeps_refusing_is_given_up_after_its_bound_and_the_rest_go_out(stack: Stack) -> None:
+    channel = stack.open("complaint sev3 客户卡号6222021234567890123被重复扣款")
+    stack.sandbox.fail("chat.postMessage", error="msg_too_long", times=5)
+    stack.driver.slash(LEAD, channel.id, "update 第一条")
+    stack.driver.slash(LEAD, channel.id, "update 第二条")
+    stack.advance(minutes=4)  # tried again after 15 s, 30 s, 1 min and 2 min: five refusals in all
+    with stack.bot.services.db() as s:
+        first = s.scalars(select(OutboxMessage).where(OutboxMessage.effect == "post")).all()[0]
+        assert (first.state, first.attempts, first.error) == ("failed", 5, "msg_too_long")
+    updates = [t for t in stack.texts(channel.id) if t.startswith(":mega: *Update*")]
+    assert updates == [f":mega: *Update* from <@{LEAD}>: 第二条"]  # the first is recorded as failed, not lost
+    stack.driver.slash(LEAD, channel.id, "repair")  # repair runs it again
+    assert [t for t in stack.texts(channel.id) if t.startswith(":mega: *Update*")][-1].endswith("第一条")
