@@ -256,7 +256,14 @@ def lanes_due(session: Session, now: datetime, limit: int = 500) -> list[int]:
 
 
 def reopen_effects(session: Session, incident_id: int, now: datetime) -> int:
-    """Repair: every unfinished or given-up side effect of the incident is due again now, with a fresh count."""
+    """Repair: every unfinished or given-up side effect of the incident is due again now, with a fresh count.
+    One that was tried before keeps an error, so it still looks for its post in Slack before posting."""
+    mine = (OutboxMessage.incident_id == incident_id, OutboxMessage.effect != "message")
+    session.execute(
+        update(OutboxMessage)
+        .where(*mine, OutboxMessage.state == "pending", OutboxMessage.attempts > 0, OutboxMessage.error.is_(None))
+        .values(error="interrupted")
+    )
     result = session.execute(
         update(OutboxMessage)
         .where(

@@ -130,6 +130,38 @@ def all_done(process: BotProcess) -> bool:
 def test_killed_while_posting_the_card_the_restart_finishes_the_set_up_once_and_tells_the_reporter(
     sandbox: SlackSandbox, general: str, bot_process: BotProcess, slack_took_it: bool
 ) -> None:
+    channel = kill_while_posting_the_card(sandbox, general, bot_process, slack_took_it)
+
+    bot_process.set_clock(OPENED + timedelta(minutes=1))  # the dead process's lease on the card has run out
+    bot_process.start()
+    assert wait_for(lambda: any("is set up now" in m.text for m in sandbox.dm_messages(REPORTER)))
+
+    [told] = [m.text for m in sandbox.dm_messages(REPORTER) if "#1" in m.text]
+    assert told.startswith(":white_check_mark: Incident *#1* is set up now in <#")
+    assert_set_up_once(sandbox, bot_process, channel)
+
+
+@pytest.mark.parametrize("slack_took_it", [True, False], ids=["slack-took-the-card", "card-lost-on-the-way"])
+def test_repair_after_a_crash_mid_open_posts_no_second_card(
+    sandbox: SlackSandbox, general: str, bot_process: BotProcess, slack_took_it: bool
+) -> None:
+    channel = kill_while_posting_the_card(sandbox, general, bot_process, slack_took_it)
+    driver = bot_process.start()  # at once: the dead process's lease still runs, so start-up leaves the card
+    assert len(sandbox.channel_messages(channel)) == (1 if slack_took_it else 0)
+
+    bot_process.set_clock(OPENED + timedelta(minutes=1))
+    driver.slash(REPORTER, general, "repair 1", wait=False)
+    assert wait_for(
+        lambda: any(
+            e.text.startswith(":rotating_light: Opened incident *#1*") for e in sandbox.ephemerals_for(REPORTER)
+        )
+    )
+    assert_set_up_once(sandbox, bot_process, channel)
+
+
+def kill_while_posting_the_card(
+    sandbox: SlackSandbox, general: str, bot_process: BotProcess, slack_took_it: bool
+) -> str:
     driver = bot_process.start()
     hold = sandbox.hold("chat.postMessage", then="process" if slack_took_it else "drop")
     driver.slash(REPORTER, general, COMPLAINT, wait=False)
@@ -141,11 +173,10 @@ def test_killed_while_posting_the_card_the_restart_finishes_the_set_up_once_and_
     [channel] = incident_channels(sandbox)
     assert len(sandbox.channel_messages(channel)) == (1 if slack_took_it else 0)
     assert not any("#1" in text for text in (m.text for m in sandbox.dm_messages(REPORTER)))
+    return channel
 
-    bot_process.set_clock(OPENED + timedelta(minutes=1))  # the dead process's lease on the card has run out
-    bot_process.start()
-    assert wait_for(lambda: any("is set up now" in m.text for m in sandbox.dm_messages(REPORTER)))
 
+def assert_set_up_once(sandbox: SlackSandbox, bot_process: BotProcess, channel: str) -> None:
     assert incident_channels(sandbox) == [channel]
     assert len(sandbox.calls_to("conversations.create")) == 1
     texts = [m.text for m in sandbox.channel_messages(channel)]
@@ -153,8 +184,6 @@ def test_killed_while_posting_the_card_the_restart_finishes_the_set_up_once_and_
     assert texts[0].startswith("#1 SEV2")
     assert "How we handle this complaint" in texts[1]
     assert "6222021234567890123" not in "".join(texts)
-    [told] = [m.text for m in sandbox.dm_messages(REPORTER) if "#1" in m.text]
-    assert told.startswith(":white_check_mark: Incident *#1* is set up now in <#")
     assert REPORTER in sandbox.channels[channel].members and LEAD in sandbox.channels[channel].members
     incident = bot_process.incident()
     assert incident.card_ts == sandbox.channel_messages(channel)[0].ts
