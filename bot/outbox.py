@@ -104,11 +104,14 @@ class Outbox:
                 if handler is None:
                     raise SlackCallError(step.effect, "unknown_effect")
                 recorder = handler(step)
-            except SlackCallError as exc:
-                if self._refused(row_id, step, attempts, exc.error):
-                    gave_up = (step.effect, exc.error)
+            except Exception as exc:  # a Slack refusal, or a bug: either way bounded, recorded, never lost
+                error = exc.error if isinstance(exc, SlackCallError) else f"internal error ({type(exc).__name__})"
+                if not isinstance(exc, SlackCallError):
+                    log.exception("outbox: %s failed", step.key)
+                if self._refused(row_id, step, attempts, error):
+                    gave_up = (step.effect, error)
                     continue
-                return LaneResult(ran, failed_effect=step.effect, error=exc.error, waiting=1)
+                return LaneResult(ran, failed_effect=step.effect, error=error, waiting=1)
             with self.db.begin() as s:
                 if recorder is not None:
                     recorder(s)
