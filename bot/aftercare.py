@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from statistics import mean
@@ -77,29 +78,25 @@ class AftercareService:
 
     # ---- satisfaction -----------------------------------------------------------------------------------
 
-    def on_resolved(self, incident_id: int) -> None:
-        """Ask for the customer's rating in the channel, and each participant for theirs of the response."""
-        with self.db() as s:
-            incident = self.incidents.row(s, incident_id)
-            participants = sorted({a.user_id for a in incident.roles if a.user_id})
-            channel = incident.channel_id
-        if channel:
+    def on_resolved(self, s: Session, incident: Incident) -> None:
+        """Ask for the customer's rating in the channel, and each participant for theirs of the response: queued
+        in the resolving transaction, so a crash right after the resolve still asks (once)."""
+        incident_id = incident.id
+        participants = sorted({a.user_id for a in incident.roles if a.user_id})
+        box = self.incidents.outbox
+        if incident.channel_id:
             text = (
                 f"When customer comms has called the customer back (满意度回访), record their rating for "
                 f"#{incident_id}: click below, or `/incident satisfaction <1-5> [comment]`."
             )
-            self._try(lambda: self.slack.post(channel, text, rating_blocks(text, incident_id, ActionId.RATE_CUSTOMER)))
+            blocks = rating_blocks(text, incident_id, ActionId.RATE_CUSTOMER)
+            box.add(s, incident_id, f"rate:{incident_id}:customer", "post", text=text, blocks=blocks)
         if not self.playbook.satisfaction.ask_participants:
             return
         for user in participants:
             text = f"#{incident_id} is resolved. How well did the response go, 1 (badly) to 5 (very well)?"
-            self._try(lambda u=user, t=text: self.slack.dm(u, t, rating_blocks(t, incident_id, ActionId.RATE_RESPONSE)))
-
-    def _try(self, step: Any) -> None:
-        try:
-            step()
-        except SlackCallError as exc:
-            log.warning("aftercare: Slack refused a message: %s", exc.error)
+            blocks = rating_blocks(text, incident_id, ActionId.RATE_RESPONSE)
+            box.add(s, incident_id, f"rate:{incident_id}:{user}", "dm", user=user, text=text, blocks=blocks)
 
     def record_customer(
         self,
@@ -256,6 +253,7 @@ class AftercareService:
             )
         posted = 0
         for incident_id in due:
+            markdown = self.review_markdown(incident_id)
             with self.db.begin() as s:
                 result = s.execute(
                     update(Incident)
@@ -263,8 +261,10 @@ class AftercareService:
                     .values(review_posted_at=now)
                 )
                 claimed = cast(CursorResult[Any], result).rowcount
+                if claimed:  # marked posted together with the posts it promises, which the outbox delivers
+                    self._queue_review(s, incident_id, markdown)
             if claimed:
-                self._post_review(incident_id)
+                self.incidents.flush(incident_id)
                 posted += 1
         return posted
 
@@ -273,18 +273,18 @@ class AftercareService:
         self.incidents.require(Action.REVIEW_POST, incident, actor)
         if incident.status not in ("resolved", "closed"):
             raise ConflictError(f"#{incident.id} is {incident.status}; the review comes after it is resolved.")
+        markdown = self.review_markdown(incident.id)
         with self.db.begin() as s:
             s.execute(update(Incident).where(Incident.id == incident.id).values(review_posted_at=self.clock.now()))
-        self._post_review(incident.id)
+            self._queue_review(s, incident.id, markdown)
+        self.incidents.flush(incident.id)
         return None
 
-    def _post_review(self, incident_id: int) -> None:
-        markdown = self.review_markdown(incident_id)
-        with self.db() as s:
-            incident = self.incidents.row(s, incident_id)
-            channel, lead = incident.channel_id, self.incidents.lead_of(incident)
-            queries.add_timeline_event(s, incident_id, at=self.clock.now(), event="review_posted", actor_id=None)
-            s.commit()
+    def _queue_review(self, s: Session, incident_id: int, markdown: str) -> None:
+        """The draft in the channel and a note to the lead, queued in the transaction that marks it posted."""
+        incident = self.incidents.row(s, incident_id)
+        channel, lead = incident.channel_id, self.incidents.lead_of(incident)
+        queries.add_timeline_event(s, incident_id, at=self.clock.now(), event="review_posted", actor_id=None)
         shown = markdown if len(markdown) <= SLACK_DRAFT_MAX else markdown[:SLACK_DRAFT_MAX] + "\n\n…"
         footer = (
             "Add action items with `/incident action <text> @owner <due>`, get the whole draft as a file with "
@@ -294,15 +294,21 @@ class AftercareService:
             {"type": "markdown", "text": shown},
             {"type": "context", "elements": [{"type": "mrkdwn", "text": footer}]},
         ]
+        nonce = uuid.uuid4().hex[:12]
+        box = self.incidents.outbox
         if channel:
-            self._try(lambda: self.slack.post(channel, f"Review draft for #{incident_id}", blocks))
+            box.add(
+                s,
+                incident_id,
+                f"review:{incident_id}:{nonce}",
+                "post",
+                text=f"Review draft for #{incident_id}",
+                blocks=blocks,
+            )
         if lead:
             where = f" in <#{channel}>" if channel else ""
-            self._try(
-                lambda: self.slack.dm(
-                    lead, f":memo: The post-incident review draft for #{incident_id} is ready{where}. {footer}"
-                )
-            )
+            text = f":memo: The post-incident review draft for #{incident_id} is ready{where}. {footer}"
+            box.add(s, incident_id, f"review:{incident_id}:{nonce}:lead", "dm", user=lead, text=text)
 
     def export_review(self, *, channel_id: str, actor: str) -> str | None:
         incident = self.incidents.find(channel_id=channel_id)

@@ -78,6 +78,17 @@ def create_app(
     return Bot(app, services, executor, Clockwork(services), verifier)
 
 
+def resume_unfinished(bot: Bot) -> int:
+    """At start-up: finish the side effects a previous process committed but did not carry out (a channel
+    half set up, a close whose archive never ran). Each post looks for its key in Slack first, so nothing
+    is posted twice; a reporter whose channel is finished now is told by DM. Leases still held (another
+    replica at work, or a lease not yet run out) are left to the scheduler's sweep."""
+    ran = bot.services.outbox.resume()
+    if ran:
+        log.info("start-up: resumed %d unfinished side effect(s)", ran)
+    return ran
+
+
 def _mark_verified(context: dict[str, Any], next: Any) -> Any:
     context[VERIFIED] = True
     return next()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -149,8 +150,11 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     for warning in playbook_warnings(playbook):  # runs anyway: the reporter leads when nobody else is named
         log.warning("playbook: %s", warning)
     runtime = build_runtime(settings, playbook, host=args.host)
+    from bot.app import resume_unfinished
     from bot.scheduler import Scheduler
 
+    # unfinished side effects of the last run go out first (its sweep takes any whose lease still runs)
+    threading.Thread(target=resume_unfinished, args=(runtime.bot,), name="resume", daemon=True).start()
     scheduler = Scheduler(runtime.bot.clockwork)
     scheduler.start()  # with PostgreSQL, only the process holding the advisory lock sends
     try:

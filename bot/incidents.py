@@ -7,6 +7,7 @@ Slack failure can never lose the record, and Slack steps are idempotent so `repa
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ from bot.config import Playbook
 from bot.deadlines import Deadlines, humanize, is_action_item
 from bot.errors import ConflictError, NotFoundError, PermissionDeniedError, UserInputError
 from bot.escalation import Escalations
+from bot.outbox import LaneResult, Outbox, Recorder, Step
 from bot.permissions import Action, Permissions, Who
 from bot.render import Renderer, SlackMarkup, user_mention
 from bot.slack import SlackCallError, SlackGateway
@@ -35,6 +37,15 @@ log = logging.getLogger(__name__)
 TOPIC_MAX = 250
 STATUS_FLOW = ("reported", "investigating", "resolved", "closed")
 NAME_ATTEMPTS = 10
+# The channel set-up, one outbox row each, in this order; what the reporter is told when one fails.
+SETUP_STEPS = {
+    "channel.create": "creating the channel",
+    "channel.topic": "setting the channel topic",
+    "channel.invite": "inviting people",
+    "card.post": "posting the incident card",
+    "plan.post": "posting the plan",
+    "setup.done": "telling the reporter",
+}
 
 
 @dataclass(frozen=True)
@@ -72,6 +83,7 @@ class IncidentService:
         renderer: Renderer,
         deadlines: Deadlines,
         escalations: Escalations,
+        outbox: Outbox,
         schedule_changed: Callable[[], None] = lambda: None,
     ) -> None:
         self.playbook = playbook
@@ -82,8 +94,23 @@ class IncidentService:
         self.deadlines = deadlines
         self.escalations = escalations
         self.schedule_changed = schedule_changed
+        self.outbox = outbox
         self.permissions = Permissions(playbook, slack)
-        self.after_resolve: list[Callable[[int], None]] = []  # e.g. ask for satisfaction ratings
+        # written in the resolving transaction, e.g. the satisfaction rating prompts
+        self.after_resolve: list[Callable[[Session, Incident], None]] = []
+        for effect, handler in {
+            "channel.create": self._fx_create,
+            "channel.topic": self._fx_topic,
+            "channel.invite": self._fx_invite,
+            "card.post": self._fx_card,
+            "plan.post": self._fx_plan,
+            "setup.done": self._fx_setup_done,
+            "post": self._fx_post,
+            "dm": self._fx_dm,
+            "refresh": self._fx_refresh,
+            "archive": self._fx_archive,
+        }.items():
+            outbox.register(effect, handler)
 
     @contextmanager
     def _uow(self) -> Iterator[Session]:
@@ -160,6 +187,8 @@ class IncidentService:
                 },
             )
             self.deadlines.create(s, incident, start="opened", now=now, actor=reporter)
+            for effect in SETUP_STEPS:  # the channel's set-up commits with the incident: a crash cannot lose it
+                self.outbox.add(s, incident.id, f"setup:{incident.id}:{effect}", effect, reporter=reporter)
             if severity in self.playbook.escalation.page_on_open:
                 self._page_severe(s, incident, f"{severity.upper()} {kind.name.lower()} opened", now, actor=reporter)
         self.schedule_changed()
@@ -185,65 +214,149 @@ class IncidentService:
             suffix=suffix,
         )
 
-    def setup_channel(self, incident_id: int) -> SetupOutcome:
-        """Create the channel, set the topic, invite people, post the card and the plan; each step once."""
-        step = "creating the channel"
-        skipped: dict[str, str] = {}
-        try:
-            incident = self._get(incident_id)
-            if incident.channel_id is None:
-                self._create_channel(incident)
-            incident = self._get(incident_id)
-            assert incident.channel_id is not None
-            if not incident.topic_set:
-                step = "setting the channel topic"
-                self.slack.set_topic(incident.channel_id, self._topic(incident))
-                self._mark(incident_id, "topic_set", "topic_set")
-            if not incident.members_invited:
-                step = "inviting people"
-                skipped = self.slack.invite(incident.channel_id, self._invitees(incident))
-                self._mark(incident_id, "members_invited", "members_invited")
-            if incident.card_ts is None:
-                step = "posting the incident card"
-                ts = self.slack.post(
-                    incident.channel_id,
-                    card_text(incident, self.playbook),
-                    incident_card(incident, self.playbook, self.renderer),
-                )
-                with self._uow() as s:
-                    row = self.row(s, incident_id)
-                    row.card_ts = ts
-                    queries.add_timeline_event(s, incident_id, at=self.clock.now(), event="card_posted", actor_id=None)
-            if not incident.welcome_posted:
-                step = "posting the plan"
-                kind = self.playbook.kinds[incident.kind]
-                text = self.renderer.render(
-                    kind.welcome_template, playbook_version=incident.playbook_version, incident=incident
-                )
-                self.slack.post(incident.channel_id, text)
-                self._mark(incident_id, "welcome_posted", "plan_posted")
-            if skipped:
-                step = "reporting who could not be invited"
-                self.slack.post(incident.channel_id, self._skipped_text(skipped))
-        except SlackCallError as exc:
+    def setup_channel(self, incident_id: int, *, result: LaneResult | None = None) -> SetupOutcome:
+        """Run the incident's set-up (create, topic, invite, card, plan) from the outbox, each step once."""
+        result = result or self.outbox.run(incident_id)
+        if result.error is None or result.failed_effect is None:
             with self._uow() as s:
-                row = self.row(s, incident_id)
-                row.setup_error = f"{step}: {exc.error}"
-                queries.add_timeline_event(
-                    s,
-                    incident_id,
-                    at=self.clock.now(),
-                    event="setup_failed",
-                    actor_id=None,
-                    text=f"Slack failed while {step}",
-                    data={"error": exc.error},
-                )
-            log.warning("incident %s set-up failed while %s: %s", incident_id, step, exc.error)
-            return SetupOutcome(self._get(incident_id), failed_step=step, error=exc.error)
+                self.row(s, incident_id).setup_error = None
+            return SetupOutcome(self._get(incident_id))
+        step = SETUP_STEPS.get(result.failed_effect, "updating the channel")
         with self._uow() as s:
             row = self.row(s, incident_id)
-            row.setup_error = None
-        return SetupOutcome(self._get(incident_id))
+            row.setup_error = f"{step}: {result.error}"
+            queries.add_timeline_event(
+                s,
+                incident_id,
+                at=self.clock.now(),
+                event="setup_failed",
+                actor_id=None,
+                text=f"Slack failed while {step}",
+                data={"error": result.error},
+            )
+        log.warning("incident %s set-up failed while %s: %s", incident_id, step, result.error)
+        return SetupOutcome(self._get(incident_id), failed_step=step, error=result.error)
+
+    # ---- the side effects the outbox runs (bot/outbox.py): each is safe to run again -----------------------
+
+    def _channel_of(self, step: Step) -> tuple[Incident, str]:
+        incident = self._get(step.incident_id)
+        if incident.channel_id is None:  # its set-up has not created it yet (or failed): the lane waits
+            raise SlackCallError(step.effect, "channel_not_created")
+        return incident, incident.channel_id
+
+    def _fx_create(self, step: Step) -> Recorder | None:
+        incident = self._get(step.incident_id)
+        if incident.channel_id is None:
+            self._create_channel(incident)  # adopts our own channel if an earlier run created it and died
+        return None
+
+    def _fx_topic(self, step: Step) -> Recorder | None:
+        incident, channel = self._channel_of(step)
+        self.slack.set_topic(channel, self._topic(incident))
+        return self._flag(step.incident_id, "topic_set", "topic_set")
+
+    def _fx_invite(self, step: Step) -> Recorder | None:
+        incident, channel = self._channel_of(step)
+        skipped = self.slack.invite(channel, self._invitees(incident))
+        flag = self._flag(step.incident_id, "members_invited", "members_invited")
+
+        def record(s: Session) -> None:
+            flag(s)
+            if skipped:  # said after the card and plan, as one more step of the lane
+                self.outbox.add(s, step.incident_id, f"{step.key}:skipped", "post", text=self._skipped_text(skipped))
+
+        return record
+
+    def _fx_card(self, step: Step) -> Recorder | None:
+        incident, channel = self._channel_of(step)
+        if incident.card_ts is not None:
+            return None
+        ts = self.slack.post(
+            channel,
+            card_text(incident, self.playbook),
+            incident_card(incident, self.playbook, self.renderer),
+            key=step.key,
+            check_first=step.retried,  # a run killed after Slack took the card finds it instead of posting again
+        )
+
+        def record(s: Session) -> None:
+            self.row(s, step.incident_id).card_ts = ts
+            queries.add_timeline_event(s, step.incident_id, at=self.clock.now(), event="card_posted", actor_id=None)
+
+        return record
+
+    def _fx_plan(self, step: Step) -> Recorder | None:
+        incident, channel = self._channel_of(step)
+        if incident.welcome_posted:
+            return None
+        kind = self.playbook.kinds[incident.kind]
+        text = self.renderer.render(
+            kind.welcome_template, playbook_version=incident.playbook_version, incident=incident
+        )
+        self.slack.post(channel, text, key=step.key, check_first=step.retried)
+        return self._flag(step.incident_id, "welcome_posted", "plan_posted")
+
+    def _fx_setup_done(self, step: Step) -> Recorder | None:
+        """The reporter's own request tells them; set-up finished later (after a restart, by the sweep) is
+        told by DM, since they are still waiting for their channel."""
+        if not step.resumed:
+            return None
+        incident, channel = self._channel_of(step)
+        text = self.renderer.render(
+            "slack/opened.j2", number=incident.id, channel_id=channel, resumed=True, setup_error=None, failed_step=None
+        )
+        self.slack.dm(str(step.payload.get("reporter") or incident.reporter_id), text, key=step.key, check_first=True)
+        return lambda s: queries.add_timeline_event(
+            s, step.incident_id, at=self.clock.now(), event="setup_resumed", actor_id=None
+        )
+
+    def _fx_post(self, step: Step) -> Recorder | None:
+        _incident, channel = self._channel_of(step)
+        self.slack.post(
+            channel, str(step.payload["text"]), step.payload.get("blocks"), key=step.key, check_first=step.retried
+        )
+        return None
+
+    def _fx_dm(self, step: Step) -> Recorder | None:
+        self.slack.dm(
+            str(step.payload["user"]),
+            str(step.payload["text"]),
+            step.payload.get("blocks"),
+            key=step.key,
+            check_first=step.retried,
+        )
+        return None
+
+    def _fx_refresh(self, step: Step) -> Recorder | None:
+        """Bring the card (and the topic) up to the incident as it is now: running it again is harmless."""
+        incident, channel = self._channel_of(step)
+        if incident.card_ts:
+            self.slack.update(
+                channel,
+                incident.card_ts,
+                card_text(incident, self.playbook),
+                incident_card(incident, self.playbook, self.renderer),
+            )
+        if step.payload.get("topic") and incident.topic_set:
+            self.slack.set_topic(channel, self._topic(incident))
+        return None
+
+    def _fx_archive(self, step: Step) -> Recorder | None:
+        _incident, channel = self._channel_of(step)
+        self.slack.archive(channel)  # already_archived counts as done (the gateway's benign answers)
+        return lambda s: queries.add_timeline_event(
+            s, step.incident_id, at=self.clock.now(), event="archived", actor_id=None
+        )
+
+    def _flag(self, incident_id: int, flag: str, event: str) -> Recorder:
+        def record(s: Session) -> None:
+            row = self.row(s, incident_id)
+            if not getattr(row, flag):
+                setattr(row, flag, True)
+                queries.add_timeline_event(s, incident_id, at=self.clock.now(), event=event, actor_id=None)
+
+        return record
 
     def _create_channel(self, incident: Incident) -> None:
         """Create the channel under the claimed name; on name_taken, adopt our own half-made channel or rename."""
@@ -311,11 +424,6 @@ class IncidentService:
         )
         return truncate(text, TOPIC_MAX)
 
-    def _mark(self, incident_id: int, flag: str, event: str) -> None:
-        with self._uow() as s:
-            setattr(self.row(s, incident_id), flag, True)
-            queries.add_timeline_event(s, incident_id, at=self.clock.now(), event=event, actor_id=None)
-
     def opened_message(self, outcome: SetupOutcome) -> str:
         """What the reporter is told once the channel is (or is not) ready."""
         return self.renderer.render(
@@ -324,24 +432,53 @@ class IncidentService:
             channel_id=outcome.incident.channel_id,
             setup_error=outcome.error,
             failed_step=outcome.failed_step,
+            resumed=False,
         )
 
     def repair(self, *, channel_id: str | None, number: int | None, actor: str) -> str:
+        """Resume the incident's outbox, in any state: every unfinished or failed step runs again (posts look
+        for their key first, so nothing is duplicated); a fully set-up open incident also gets its invites,
+        card and topic refreshed."""
         incident = self.find(channel_id=channel_id, number=number)
         self.require(Action.REPAIR, incident, actor)
-        if incident.status == "closed":
-            raise ConflictError(f"#{incident.id} is closed; there is nothing to repair.")
-        complete = incident.channel_id and incident.topic_set and incident.members_invited and incident.card_ts
-        if complete and incident.welcome_posted:
-            warning = self._try_slack(
-                incident.id, lambda inc: self.slack.invite(inc.channel_id or "", self._invitees(inc))
+        self.outbox.reopen(incident.id)
+        pending = self.outbox.pending(incident.id)
+        setup = [effect for effect in pending if effect in SETUP_STEPS]
+        if incident.status != "closed" and not pending:
+            with self._uow() as s:
+                self._repair_steps(s, self.row(s, incident.id))
+        result = self.outbox.run(incident.id)
+        if setup:
+            outcome = self.setup_channel(incident.id, result=result)
+            if outcome.ok:
+                self._record(outcome.incident.id, "repaired", None)
+            return self.opened_message(outcome)
+        if result.error:
+            return (
+                f"Slack refused a step for #{incident.id} (`{result.error}`); it is retried on its own, "
+                f"or run `/incident repair {incident.id}` again."
             )
-            warning = warning or self._refresh(incident.id, topic=True)
-            return warning or f"#{incident.id} is fully set up in <#{incident.channel_id}>; card and topic refreshed."
-        outcome = self.setup_channel(incident.id)
-        if outcome.ok:
-            self._record(outcome.incident.id, "repaired", None)
-        return self.opened_message(outcome)
+        incident = self._get(incident.id)
+        if incident.status == "closed":
+            done = f"; {result.ran} unfinished step(s) done" if result.ran else "; nothing was left to do"
+            return f"#{incident.id} is closed{done}."
+        return f"#{incident.id} is fully set up in <#{incident.channel_id}>; card and topic refreshed."
+
+    def _repair_steps(self, s: Session, incident: Incident) -> None:
+        """What `repair` queues for an open incident with nothing left in its outbox: any set-up step an older
+        version never finished, then the idempotent ones (invites, card and topic) once more."""
+        done = {
+            "channel.create": incident.channel_id is not None,
+            "channel.topic": incident.topic_set,
+            "channel.invite": False,
+            "card.post": incident.card_ts is not None,
+            "plan.post": incident.welcome_posted,
+        }
+        nonce = uuid.uuid4().hex[:12]
+        for effect, finished in done.items():
+            if not finished:
+                self.outbox.add(s, incident.id, f"repair:{nonce}:{effect}", effect, reporter=incident.reporter_id)
+        self.outbox.add(s, incident.id, f"repair:{nonce}:refresh", "refresh", topic=True)
 
     # ---- finding ----------------------------------------------------------------------------------------
 
@@ -523,9 +660,10 @@ class IncidentService:
                 self._page_severe(
                     s, incident, f"severity raised to {severity.upper()}", incident.updated_at, actor=actor
                 )
+            self._announce(incident.id, s, event="severity_changed", actor=actor, old=old, new=severity)
+            self._refresh(incident.id, topic=True, s=s)
         self.schedule_changed()
-        self._announce(incident.id, event="severity_changed", actor=actor, old=old, new=severity)
-        return self._refresh(incident.id, topic=True)
+        return self.flush(incident.id)
 
     def post_update(self, *, channel_id: str, text: str, actor: str, command: str = "") -> str | None:
         with self._uow() as s:
@@ -545,9 +683,12 @@ class IncidentService:
             )
             moved = self._advance(s, incident, actor)
             self.deadlines.on_update(s, incident, now=incident.updated_at, actor=actor)
+            self._announce(incident.id, s, event="update", actor=actor, text=text)
+            if moved:
+                self._refresh(incident.id, topic=True, s=s)
         self.schedule_changed()
-        self._announce(incident.id, event="update", actor=actor, text=text)
-        return self._refresh(incident.id, topic=True) if moved else None
+        warning = self.flush(incident.id)
+        return warning if moved else None
 
     def resolve(self, *, channel_id: str, summary: str, actor: str, command: str = "") -> str | None:
         with self._uow() as s:
@@ -571,12 +712,13 @@ class IncidentService:
             )
             self.deadlines.on_resolve(s, incident, now=now, actor=actor)
             incident.review_at = self._review_time(now)
+            # what follows a resolve commits with it: a crash right after cannot lose the rating prompts
+            self._announce(incident.id, s, event="resolved", actor=actor, text=summary)
+            self._refresh(incident.id, topic=True, s=s)
+            for listener in self.after_resolve:
+                listener(s, incident)
         self.schedule_changed()
-        self._announce(incident.id, event="resolved", actor=actor, text=summary)
-        warning = self._refresh(incident.id, topic=True)
-        for listener in self.after_resolve:
-            listener(incident.id)
-        return warning
+        return self.flush(incident.id)
 
     def _review_time(self, resolved: datetime) -> datetime:
         """When the review draft is posted: the playbook's hour on the next working day (or today)."""
@@ -613,13 +755,14 @@ class IncidentService:
                 incident.review_at = None  # a closed incident's channel is archived: no draft is posted there
             self.deadlines.on_close(s, incident, now=now, actor=actor)
             summary = self._final_summary(s, incident, actor, reviewed=not unreviewed)
+            # announce, card, final summary and archive commit with the close and run in this order
+            self._announce(incident.id, s, event="closed", actor=actor)
+            self._refresh(incident.id, topic=True, s=s)
+            self.outbox.add(s, incident.id, f"close:{incident.id}:summary", "post", text=summary)
+            if self.playbook.channel.archive_on_close:
+                self.outbox.add(s, incident.id, f"close:{incident.id}:archive", "archive")
         self.schedule_changed()
-        self._announce(incident.id, event="closed", actor=actor)
-        warning = self._refresh(incident.id, topic=True)
-        self._try_slack(incident.id, lambda inc: self.slack.post(inc.channel_id, summary))
-        if self.playbook.channel.archive_on_close:
-            warning = self._try_slack(incident.id, lambda inc: self.slack.archive(inc.channel_id)) or warning
-        return warning
+        return self.flush(incident.id)
 
     def _require_closable(self, incident: Incident) -> None:
         if incident.status == "closed":
@@ -672,8 +815,9 @@ class IncidentService:
             queries.add_timeline_event(
                 s, incident.id, at=now, event="paused", actor_id=actor, text=reason, data={"command": command}
             )
+            self._announce(incident.id, s, event="paused", actor=actor, text=reason)
         self.schedule_changed()
-        self._announce(incident.id, event="paused", actor=actor, text=reason)
+        self.flush(incident.id)
         return None
 
     def resume(self, *, channel_id: str, actor: str, command: str = "") -> str | None:
@@ -698,8 +842,9 @@ class IncidentService:
                 actor_id=actor,
                 data={"paused_seconds": int(paused.total_seconds()), "command": command},
             )
+            self._announce(incident.id, s, event="resumed", actor=actor, took=humanize(paused))
         self.schedule_changed()
-        self._announce(incident.id, event="resumed", actor=actor, took=humanize(paused))
+        self.flush(incident.id)
         return None
 
     @staticmethod
@@ -758,23 +903,43 @@ class IncidentService:
         except SlackCallError as exc:
             log.warning("could not post to %s: %s", channel_id, exc.error)
 
-    def _announce(self, incident_id: int, **context: Any) -> None:
-        text = self.renderer.render("slack/announce.j2", **context)
-        self._try_slack(incident_id, lambda inc: self.slack.post(inc.channel_id, text))
+    def _effect(self, s: Session | None, incident_id: int, effect: str, **payload: Any) -> None:
+        """Queue a side effect: in the caller's transaction when given (the change and its effects commit
+        together), else in one of its own right after the change."""
+        key = f"{effect}:{incident_id}:{uuid.uuid4().hex}"
+        if s is not None:
+            self.outbox.add(s, incident_id, key, effect, **payload)
+            return
+        with self._uow() as own:
+            self.outbox.add(own, incident_id, key, effect, **payload)
 
-    def _refresh(self, incident_id: int, *, topic: bool = False) -> str | None:
-        def step(incident: Incident) -> None:
-            if incident.card_ts:
-                self.slack.update(
-                    incident.channel_id or "",
-                    incident.card_ts,
-                    card_text(incident, self.playbook),
-                    incident_card(incident, self.playbook, self.renderer),
-                )
-            if topic and incident.topic_set:
-                self.slack.set_topic(incident.channel_id or "", self._topic(incident))
+    def _announce(self, incident_id: int, s: Session | None = None, **context: Any) -> None:
+        """Tell the channel what changed: through the outbox, run at once unless `s` is still open."""
+        self._effect(s, incident_id, "post", text=self.renderer.render("slack/announce.j2", **context))
+        if s is None:
+            self.flush(incident_id)
 
-        return self._try_slack(incident_id, step)
+    def _refresh(self, incident_id: int, *, topic: bool = False, s: Session | None = None) -> str | None:
+        """Bring the card (and topic) up to date: through the outbox, run at once unless `s` is still open."""
+        self._effect(s, incident_id, "refresh", topic=topic)
+        return self.flush(incident_id) if s is None else None
+
+    def flush(self, incident_id: int) -> str | None:
+        """Run the incident's pending side effects now, on the thread that committed them; a refusal is
+        reported (the outbox retries it, and `repair` resumes it), never undoes the record."""
+        result = self.outbox.run(incident_id)
+        if result.error is None and not result.waiting:
+            return None
+        incident = self._get(incident_id)
+        if incident.channel_id is None:
+            return f"Saved. #{incident.id} has no channel yet; `/incident repair {incident.id}` will create it."
+        if result.error is None:
+            return None  # another worker is running this incident's steps, or a retry is due soon
+        log.warning("incident %s: Slack step %s failed: %s", incident_id, result.failed_effect, result.error)
+        return (
+            f"Saved, but Slack refused to update the channel (`{result.error}`). "
+            f"`/incident repair {incident.id}` retries."
+        )
 
     # ---- views ------------------------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ import logging
 import os
 import re
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -20,6 +21,7 @@ from bot.config import NOTICE_STAGES
 from bot.deadlines import Deadlines
 from bot.errors import ConflictError, NotFoundError, PermissionDeniedError, UserInputError
 from bot.mailer import Mailer, SmtpSettings, build_message
+from bot.outbox import Recorder, Step
 from bot.permissions import Action
 from bot.slack import SlackCallError
 from bot.text import mask_identifiers, safe_text
@@ -88,6 +90,8 @@ class NoticeService:
         self.mailer = Mailer(sleep=incidents.clock.sleep)
         self.environ = os.environ if environ is None else environ
         self._slack_channels: dict[str, str] = {}
+        incidents.outbox.register("notice.deliver", self._fx_deliver)
+        incidents.outbox.register("notice.finish", self._fx_finish)
 
     # ---- drafting ---------------------------------------------------------------------------------------
 
@@ -372,14 +376,39 @@ class NoticeService:
                 self._require_unpublished(notice)
                 raise ConflictError("This notice changed while you published it; read the preview and try again.")
             s.refresh(notice)  # ours now: send the texts as stored (an edit a moment before included)
+            # each target's delivery, then the record of the outcome, commit with the decision to publish: a
+            # crash mid-publish is finished after the restart, and the notice never stays "publishing"
+            box, number = self.incidents.outbox, incident.id
+            for channel in notice.texts:
+                box.add(
+                    s,
+                    number,
+                    f"notice:{notice.id}:{channel}",
+                    "notice.deliver",
+                    notice_id=notice.id,
+                    at=now.isoformat(),
+                )
+            box.add(s, number, f"notice:{notice.id}:published", "notice.finish", notice_id=notice.id, actor=actor)
+        self.incidents.flush(number)
+        self.incidents.schedule_changed()
+
+    def _fx_deliver(self, step: Step) -> Recorder | None:
+        """Send one channel's texts to its target, once: a delivery already recorded is not sent again. A
+        webhook carries the step's key as its Idempotency-Key, so a re-send after a crash can be recognised."""
+        notice_id, channel = int(step.payload["notice_id"]), step.key.rsplit(":", 1)[1]
+        now = datetime.fromisoformat(str(step.payload["at"]))
+        with self.incidents.db() as s:
+            notice, incident = self._load(s, notice_id)
+            if any(d.channel == channel for d in self._deliveries(s, notice_id)):
+                return None
             texts, stage, number = notice.texts, notice.stage, incident.id
             context = {locale: self.context(s, incident, locale) for locale in self.spec.locales}
             allowed = self.channels_for(incident.kind)
             kind_name = self.playbook.kinds[incident.kind].name
             audience = self.playbook.kinds[incident.kind].notice_audience
             customer_ref = incident.customer_ref
-        outcomes = {
-            channel: self._deliver_safely(
+        delivery = (
+            self._deliver_safely(
                 channel,
                 number=number,
                 stage=stage,
@@ -388,32 +417,54 @@ class NoticeService:
                 now=now,
                 audience=audience,
                 customer_ref=customer_ref,
+                key=step.key,
             )
             if channel in allowed
             else Delivery(False, 0, f"not sent: {kind_name} notices do not go to this channel", worth_retrying=False)
-            for channel in texts
-        }
-        with self.incidents.db.begin() as s:
-            notice, incident = self._load(s, notice_id)
-            notice.state, notice.published_by, notice.published_at = "published", actor, now
-            for channel, delivery in outcomes.items():
-                s.add(
-                    NoticeDelivery(
-                        notice_id=notice.id,
-                        channel=channel,
-                        attempts=delivery.attempts,
-                        outcome="delivered" if delivery.ok else "failed",
-                        detail=delivery.detail,
-                        at=now,
-                    )
+        )
+
+        def record(s: Any) -> None:
+            s.add(
+                NoticeDelivery(
+                    notice_id=notice_id,
+                    channel=channel,
+                    attempts=delivery.attempts,
+                    outcome="delivered" if delivery.ok else "failed",
+                    detail=delivery.detail,
+                    at=now,
                 )
+            )
+
+        return record
+
+    @staticmethod
+    def _deliveries(s: Any, notice_id: int) -> list[NoticeDelivery]:
+        return list(s.scalars(select(NoticeDelivery).where(NoticeDelivery.notice_id == notice_id)))
+
+    def _fx_finish(self, step: Step) -> Recorder | None:
+        """Every target has been tried: the notice is published, its deadlines met, the channel told."""
+        notice_id, actor = int(step.payload["notice_id"]), str(step.payload["actor"])
+
+        def record(s: Any) -> None:
+            notice, incident = self._load(s, notice_id)
+            if notice.state == "published":
+                return
+            rows = self._deliveries(s, notice_id)
+            now = max((utc(d.at) for d in rows), default=self.incidents.clock.now())
+            outcomes = {
+                d.channel: Delivery(
+                    d.outcome == "delivered", d.attempts, d.detail, worth_retrying=not d.detail.startswith("not sent")
+                )
+                for d in rows
+            }
+            notice.state, notice.published_by, notice.published_at = "published", actor, now
             queries.add_timeline_event(
                 s,
                 incident.id,
                 at=now,
                 event="notice_published",
                 actor_id=actor,
-                text=stage,
+                text=notice.stage,
                 data={
                     "notice_id": notice.id,
                     "outcomes": {c: d.detail for c, d in outcomes.items()},
@@ -421,13 +472,14 @@ class NoticeService:
                 },
             )
             if any(d.ok for c, d in outcomes.items() if c != "internal"):
-                for event in ("notice", f"notice_{stage}"):  # any notice; the resolved one tells the solution
+                for event in ("notice", f"notice_{notice.stage}"):  # any notice; the resolved one tells the solution
                     self.deadlines.on_event(s, incident, event, now=now, actor=actor)
             self._refresh_preview(notice, incident)
-            channel_id = incident.channel_id
-        self.incidents.schedule_changed()
-        if channel_id:
-            self.incidents.try_post(channel_id, self._outcome_text(actor, stage, outcomes))
+            if incident.channel_id:
+                text = self._outcome_text(actor, notice.stage, outcomes)
+                self.incidents.outbox.add(s, incident.id, f"notice:{notice.id}:told", "post", text=text)
+
+        return record
 
     def _outcome_text(self, actor: str, stage: str, outcomes: dict[str, Delivery]) -> str:
         lines = []
@@ -463,6 +515,7 @@ class NoticeService:
         now: Any,
         audience: str = "public",
         customer_ref: str | None = None,
+        key: str = "",
     ) -> Delivery:
         """Send one channel's texts to its target. A failure here never stops the other channels."""
         spec = self.spec.channels.get(channel)  # type: ignore[call-overload]
@@ -489,7 +542,7 @@ class NoticeService:
             }
             if channel == "complaint_system" and customer_ref:
                 payload["customer_ref"] = mask_identifiers(customer_ref)  # a hint to match the case, never the number
-            return self.webhooks.send(url, payload, secret)
+            return self.webhooks.send(url, payload, secret, key=key)
         return Delivery(False, 0, f"no target is configured for {channel}")
 
     def _email(

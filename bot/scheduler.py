@@ -85,6 +85,7 @@ class Clockwork:
         self._pending_claims: list[tuple[str, int, list[str]]] | None = None
         self._sweep_lock = threading.Lock()
         self.jobs: list[Callable[[datetime], object]] = [
+            services.outbox.resume,  # side effects whose worker died (lease ran out) or whose retry is due
             services.aftercare.post_due_reviews,
             services.reports.run_weekly,
         ]

@@ -14,6 +14,7 @@ from bot.deadlines import Deadlines
 from bot.escalation import Escalations
 from bot.incidents import IncidentService
 from bot.notices import NoticeService
+from bot.outbox import Outbox
 from bot.render import Renderer
 from bot.reports import ReportService
 from bot.slack import SlackGateway
@@ -36,6 +37,7 @@ class Services:
     status_page: StatusPage
     aftercare: AftercareService
     reports: ReportService
+    outbox: Outbox
     # called after a change that moves a deadline or a page, so the scheduler can plan its next wake-up
     schedule_changed: list[Callable[[], None]] = field(default_factory=list)
 
@@ -44,6 +46,7 @@ class Services:
         renderer = Renderer(playbook.timezone, playbook.template_folder)
         deadlines, escalations = Deadlines(playbook), Escalations(playbook)
         listeners: list[Callable[[], None]] = []
+        outbox = Outbox(db, clock)
 
         def changed() -> None:
             for listener in listeners:
@@ -57,6 +60,7 @@ class Services:
             renderer=renderer,
             deadlines=deadlines,
             escalations=escalations,
+            outbox=outbox,
             schedule_changed=changed,
         )
         timekeeping = TimekeepingService(
@@ -80,5 +84,6 @@ class Services:
             status_page,
             aftercare,
             ReportService(playbook, db, slack, clock, renderer),
+            outbox,
             listeners,
         )

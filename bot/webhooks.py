@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 SIGNATURE_HEADER = "X-Incident-Desk-Signature"
+IDEMPOTENCY_HEADER = "Idempotency-Key"  # the outbox key: the same on every attempt and after a restart
 TIMESTAMP_HEADER = "X-Incident-Desk-Timestamp"
 
 
@@ -50,8 +51,9 @@ class WebhookSender:
     ) -> None:
         self.attempts, self.backoff, self.timeout, self.sleep = attempts, backoff, timeout, sleep
 
-    def send(self, url: str, payload: dict[str, Any], secret: str) -> Delivery:
-        """POST the payload; retry 5xx, 429 and connection errors; never raise."""
+    def send(self, url: str, payload: dict[str, Any], secret: str, *, key: str = "") -> Delivery:
+        """POST the payload; retry 5xx, 429 and connection errors; never raise. Every attempt, and a re-send
+        after a crash, carries the same Idempotency-Key, so the receiving system can take it once."""
         body = json.dumps(payload, ensure_ascii=False).encode()
         delay, detail = self.backoff, ""
         for attempt in range(1, self.attempts + 1):
@@ -64,6 +66,7 @@ class WebhookSender:
                     "Content-Type": "application/json; charset=utf-8",
                     TIMESTAMP_HEADER: timestamp,
                     SIGNATURE_HEADER: signature(secret, timestamp, body),
+                    **({IDEMPOTENCY_HEADER: key} if key else {}),
                 },
             )
             try:

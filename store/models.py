@@ -191,14 +191,20 @@ class SentNotification(Base):
 
 
 class OutboxMessage(Base):
-    """A message the clockwork decided to send, written in the same transaction as the decision.
+    """A side effect of a committed change, written in the same transaction as the change.
 
-    A crash between the commit and the send loses nothing: once `lease_until` has passed, the next sweep
-    sends what is still pending (looking in the channel for its key first, in case Slack had it). A send
-    that Slack refuses is tried again at `due_at`, a bounded number of times."""
+    `effect` says what it is: "message" for the clockwork's reminders and pages (text, blocks, recipient in
+    their own columns), anything else for an incident's other steps (channel set-up, announcements, card
+    refreshes, notice deliveries, rating prompts, final summary, archive), described by `payload` and run
+    in order per incident by bot/outbox.py. A crash between the commit and the effect loses nothing: once
+    `lease_until` has passed, the next run takes it again (a post looks in the channel for its key first,
+    in case Slack had it). An effect Slack refuses is tried again at `due_at`, a bounded number of times."""
 
     __tablename__ = "outbox"
-    __table_args__ = (Index("ix_outbox_pending", "state", "due_at"),)
+    __table_args__ = (
+        Index("ix_outbox_pending", "state", "due_at"),
+        Index("ix_outbox_lane", "incident_id", "state", "id"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     key: Mapped[str] = mapped_column(String(200), unique=True)
@@ -216,6 +222,8 @@ class OutboxMessage(Base):
     lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     error: Mapped[str | None] = mapped_column(String(80))
     ts: Mapped[str | None] = mapped_column(String(40))
+    effect: Mapped[str] = mapped_column(String(20), default="message", server_default="message")
+    payload: Mapped[dict[str, Any] | None] = mapped_column(JSON)
 
 
 class Notice(Base):

@@ -336,7 +336,7 @@ def take_due_outbox(session: Session, now: datetime, *, lease_until: datetime, l
     leased = or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now)
     stmt = (
         select(OutboxMessage)
-        .where(OutboxMessage.state == "pending", OutboxMessage.due_at <= now, leased)
+        .where(OutboxMessage.effect == "message", OutboxMessage.state == "pending", OutboxMessage.due_at <= now, leased)
         .order_by(OutboxMessage.id)
         .limit(limit)
     )
@@ -355,6 +355,96 @@ def finish_outbox(session: Session, key: str, **values: Any) -> OutboxMessage | 
         for name, value in values.items():
             setattr(row, name, value)
     return row
+
+
+def add_effect(
+    session: Session, *, key: str, incident_id: int, effect: str, payload: dict[str, Any], at: datetime
+) -> bool:
+    """Write one side effect of the change being committed; a key already written is not written again."""
+    if session.scalar(select(OutboxMessage.id).where(OutboxMessage.key == key)) is not None:
+        return False
+    session.add(
+        OutboxMessage(
+            key=key,
+            notification_key=key[:120],
+            incident_id=incident_id,
+            text="",
+            effect=effect,
+            payload=payload,
+            state="pending",
+            attempts=0,
+            due_at=at,
+        )
+    )
+    session.flush()
+    return True
+
+
+def lane_head(session: Session, incident_id: int) -> OutboxMessage | None:
+    """The incident's oldest unfinished side effect: its steps run in the order they were written."""
+    stmt = (
+        select(OutboxMessage)
+        .where(
+            OutboxMessage.incident_id == incident_id,
+            OutboxMessage.effect != "message",
+            OutboxMessage.state == "pending",
+        )
+        .order_by(OutboxMessage.id)
+        .limit(1)
+    )
+    return session.scalar(stmt)
+
+
+def lease_effect(session: Session, row_id: int, *, now: datetime, lease_until: datetime) -> bool:
+    """Take one side effect if nobody holds it (a dead worker's lease has run out): one conditional UPDATE,
+    so two workers can never both take it."""
+    free = or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now)
+    result = session.execute(
+        update(OutboxMessage)
+        .where(OutboxMessage.id == row_id, OutboxMessage.state == "pending", OutboxMessage.due_at <= now, free)
+        .values(lease_until=lease_until, attempts=OutboxMessage.attempts + 1)
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def lanes_due(session: Session, now: datetime, limit: int = 500) -> list[int]:
+    """Incidents with a side effect waiting whose time has come and that nobody (alive) is working on."""
+    free = or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now)
+    stmt = (
+        select(OutboxMessage.incident_id)
+        .where(OutboxMessage.effect != "message", OutboxMessage.state == "pending", OutboxMessage.due_at <= now, free)
+        .group_by(OutboxMessage.incident_id)
+        .order_by(func.min(OutboxMessage.id))
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def reopen_effects(session: Session, incident_id: int, now: datetime) -> int:
+    """Repair: every unfinished or given-up side effect of the incident is due again now, with a fresh count.
+    One that was tried before keeps an error, so it still looks for its post in Slack before posting."""
+    mine = (OutboxMessage.incident_id == incident_id, OutboxMessage.effect != "message")
+    session.execute(
+        update(OutboxMessage)
+        .where(*mine, OutboxMessage.state == "pending", OutboxMessage.attempts > 0, OutboxMessage.error.is_(None))
+        .values(error="interrupted")
+    )
+    result = session.execute(
+        update(OutboxMessage)
+        .where(
+            OutboxMessage.incident_id == incident_id,
+            OutboxMessage.effect != "message",
+            OutboxMessage.state.in_(("pending", "failed")),
+            or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now),
+        )
+        .values(state="pending", due_at=now, attempts=0, lease_until=None)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def list_effects(session: Session, incident_id: int) -> Sequence[OutboxMessage]:
+    stmt = select(OutboxMessage).where(OutboxMessage.incident_id == incident_id, OutboxMessage.effect != "message")
+    return session.scalars(stmt.order_by(OutboxMessage.id)).all()
 
 
 def mark_outbox_sent(session: Session, keys: list[str]) -> None:
@@ -407,7 +497,17 @@ def next_wakeup(session: Session) -> datetime | None:
                         else_=OutboxMessage.due_at,
                     )
                 )
-            ).where(OutboxMessage.state == "pending")
+            ).where(
+                OutboxMessage.state == "pending",
+                or_(  # an incident's side effects run in order: only the first waiting one of each counts
+                    OutboxMessage.effect == "message",
+                    OutboxMessage.id.in_(
+                        select(func.min(OutboxMessage.id))
+                        .where(OutboxMessage.state == "pending", OutboxMessage.effect != "message")
+                        .group_by(OutboxMessage.incident_id)
+                    ),
+                ),
+            )
         ),
     ]
     present = [t for t in times if t is not None]

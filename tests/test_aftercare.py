@@ -182,3 +182,16 @@ def test_the_review_is_scheduled_past_weekends_and_holidays(stack: Stack) -> Non
         incident = get_incident(s, 1)
         assert incident is not None and incident.review_at is not None
         assert incident.review_at.replace(tzinfo=UTC) == datetime(2026, 11, 30, 2, 0, tzinfo=UTC)  # Monday 10:00
+
+
+def test_a_review_draft_slack_refuses_is_posted_by_the_retry_once(stack: Stack) -> None:
+    """Marked posted together with the post it promises: a refusal leaves the draft to the outbox's retry."""
+    channel = stack.open("outage sev3 转账延迟，客户卡号6222021234567890123").id
+    stack.driver.slash(LEAD, channel, "resolve 队列已清空")
+    stack.sandbox.fail("chat.postMessage", error="msg_too_long", times=1)
+    stack.driver.slash(LEAD, channel, "review post")
+    assert review_drafts(stack, channel) == []
+    stack.advance(seconds=20)
+    assert len(review_drafts(stack, channel)) == 1
+    stack.advance(days=2)  # the scheduled draft is not posted again: this one counts
+    assert len(review_drafts(stack, channel)) == 1

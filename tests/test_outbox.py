@@ -135,3 +135,61 @@ def test_a_page_in_flight_when_the_scheduler_is_killed_arrives_exactly_once(
         assert row.state == "sent"
     restarted.close()
     engine.dispose()
+
+
+def test_a_refused_announcement_is_retried_and_what_follows_waits_for_it(stack: Stack) -> None:
+    """One incident's steps run in order: a refused post holds back the next until its retry goes out."""
+    channel = stack.open("complaint sev2 客户卡号6222021234567890123被重复扣款")
+    posted = len(stack.texts(channel.id))
+    stack.sandbox.fail("chat.postMessage", error="msg_too_long", times=1)
+    stack.driver.slash(LEAD, channel.id, "update 已联系清算中心")
+    assert stack.ephemeral_texts(LEAD)[-1] == (
+        "Saved, but Slack refused to update the channel (`msg_too_long`). `/incident repair 1` retries."
+    )
+    stack.driver.slash(LEAD, channel.id, "update 已为客户退款")
+    assert len(stack.texts(channel.id)) == posted  # the second waits behind the first
+
+    stack.advance(seconds=15)  # the sweep takes the retry that fell due, then what waited behind it
+    updates = [t for t in stack.texts(channel.id) if t.startswith(":mega: *Update*")]
+    assert updates == [
+        f":mega: *Update* from <@{LEAD}>: 已联系清算中心",
+        f":mega: *Update* from <@{LEAD}>: 已为客户退款",
+    ]
+
+
+def test_repair_finishes_a_closed_incident_whose_archive_slack_refused(stack: Stack) -> None:
+    channel = stack.open("complaint sev2 客户电话13812345678无法转账")
+    stack.driver.slash(LEAD, channel.id, "resolve 已恢复")
+    stack.driver.slash(LEAD, channel.id, "review done")
+    stack.sandbox.fail("conversations.archive", error="restricted_action", times=1)
+    stack.driver.slash(LEAD, channel.id, "close")
+    assert stack.ephemeral_texts(LEAD)[-1] == (
+        "Saved, but Slack refused to update the channel (`restricted_action`). `/incident repair 1` retries."
+    )
+    assert not stack.incident_channel(1).is_archived
+    general = stack.sandbox.channel_by_name("general")
+    assert general is not None
+
+    stack.driver.slash(LEAD, general.id, "repair 1")  # a closed incident is repaired too
+
+    assert stack.ephemeral_texts(LEAD)[-1] == "#1 is closed; 1 unfinished step(s) done."
+    assert stack.incident_channel(1).is_archived
+    summaries = [t for t in stack.texts(channel.id) if t.startswith(":checkered_flag: *Final summary of #1*")]
+    assert len(summaries) == 1
+    stack.driver.slash(LEAD, general.id, "repair 1")
+    assert stack.ephemeral_texts(LEAD)[-1] == "#1 is closed; nothing was left to do."
+
+
+def test_a_step_slack_keeps_refusing_is_given_up_after_its_bound_and_the_rest_go_out(stack: Stack) -> None:
+    channel = stack.open("complaint sev3 客户卡号6222021234567890123被重复扣款")
+    stack.sandbox.fail("chat.postMessage", error="msg_too_long", times=5)
+    stack.driver.slash(LEAD, channel.id, "update 第一条")
+    stack.driver.slash(LEAD, channel.id, "update 第二条")
+    stack.advance(minutes=4)  # tried again after 15 s, 30 s, 1 min and 2 min: five refusals in all
+    with stack.bot.services.db() as s:
+        first = s.scalars(select(OutboxMessage).where(OutboxMessage.effect == "post")).all()[0]
+        assert (first.state, first.attempts, first.error) == ("failed", 5, "msg_too_long")
+    updates = [t for t in stack.texts(channel.id) if t.startswith(":mega: *Update*")]
+    assert updates == [f":mega: *Update* from <@{LEAD}>: 第二条"]  # the first is recorded as failed, not lost
+    stack.driver.slash(LEAD, channel.id, "repair")  # repair runs it again
+    assert [t for t in stack.texts(channel.id) if t.startswith(":mega: *Update*")][-1].endswith("第一条")
