@@ -6,7 +6,9 @@ before. Anything else is refused with a reason; nothing of the body is read or a
 
 The replay guard is a table keyed by signature (store.models.SeenRequest): with several replicas sharing one
 database, a replay sent to a different replica still hits the unique key. Rows whose timestamp has left the
-window are pruned, so the table holds at most five minutes of traffic.
+window are pruned, so the table holds at most five minutes of traffic. SQLite is one process by design (the
+scheduler assumes it too), so there the guard is kept in memory: a write per request would make every ack
+wait for SQLite's single write lock behind whatever the background work is committing.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from dataclasses import dataclass
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from store.queries import claim_request_signature, delete_request_signatures_before
+from store.queries import claim_request_signature, count_request_signatures, delete_request_signatures_before
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +52,9 @@ class RequestVerifier:
         self._now = now
         self._pruned_at = 0.0
         self._prune_lock = threading.Lock()
+        bind = db.kw.get("bind")
+        self._in_memory = bind is not None and bind.dialect.name == "sqlite"
+        self._seen: dict[str, int] = {}  # signature -> timestamp, the guard on SQLite
 
     def check(self, headers: Mapping[str, str], body: bytes) -> Refusal | None:
         """None if the request is Slack's and new; otherwise why not. `headers` have lower-case names."""
@@ -66,6 +71,8 @@ class RequestVerifier:
         expected = hmac.new(self._secret, b"v0:" + raw_ts.encode() + b":" + body, hashlib.sha256).hexdigest()
         if not hmac.compare_digest("v0=" + expected, signature):
             return Refusal("bad signature")
+        if self._in_memory:
+            return None if self._claim_in_memory(signature, timestamp, now) else Refusal("replayed signature")
         try:
             with self._db.begin() as session:
                 self._prune(session, now)
@@ -74,6 +81,24 @@ class RequestVerifier:
             log.error("could not check the request against the replay guard (%s)", type(exc).__name__)
             return Refusal("replay guard unavailable", status=503)
         return None if fresh else Refusal("replayed signature")
+
+    def remembered(self) -> int:
+        """How many signatures the guard holds (in memory on SQLite, in its table otherwise)."""
+        if self._in_memory:
+            return len(self._seen)
+        with self._db() as session:
+            return count_request_signatures(session)
+
+    def _claim_in_memory(self, signature: str, timestamp: int, now: float) -> bool:
+        """The guard for one process: a signature seen within the window is refused (memory bounded by it)."""
+        with self._prune_lock:
+            if now - self._pruned_at >= PRUNE_EVERY_SECONDS:
+                self._pruned_at = now
+                self._seen = {sig: ts for sig, ts in self._seen.items() if ts >= now - WINDOW_SECONDS}
+            if signature in self._seen:
+                return False
+            self._seen[signature] = timestamp
+            return True
 
     def _prune(self, session: Session, now: float) -> None:
         """Drop signatures that can no longer be replayed, at most every PRUNE_EVERY_SECONDS per process."""

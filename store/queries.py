@@ -525,6 +525,11 @@ def claim_request_signature(session: Session, signature: str, timestamp: int) ->
     return session.connection().execute(stmt).scalar_one_or_none() is not None
 
 
+def count_request_signatures(session: Session) -> int:
+    """How many signatures the replay guard holds."""
+    return int(session.scalar(select(func.count()).select_from(SeenRequest)) or 0)
+
+
 def delete_request_signatures_before(session: Session, timestamp: int) -> int:
     """Forget signatures whose timestamp is older than `timestamp` (a replay of them is stale anyway)."""
     result: Any = session.execute(delete(SeenRequest).where(SeenRequest.timestamp < timestamp))
