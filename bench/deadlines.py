@@ -147,14 +147,25 @@ def run_round(args: argparse.Namespace, api_url: str, fault_rate: float, tmp: st
     time.sleep(max(0.0, wait))  # the benchmark waits for real time: it measures the real timer
 
     def reminders() -> list[dict[str, object]]:
+        """Messages carrying reminders (a digest DM carries one line per reminder)."""
         return [m for m in received() if "Reminder" in str(m["text"])]
 
+    def lines(messages: list[dict[str, object]]) -> list[float]:
+        """Each reminder line's arrival (a message counted once, however often a retry posted it)."""
+        first = {str(m["key"]): m for m in reversed(messages)}
+        return [
+            float(m["received"])  # type: ignore[arg-type]
+            for m in first.values()
+            for line in str(m["text"]).splitlines()
+            if "Reminder" in line
+        ]
+
     deadline = time.time() + 120
-    while time.time() < deadline and len({m["key"] for m in reminders()}) < args.due:
+    while time.time() < deadline and len(lines(reminders())) < args.due:
         time.sleep(0.2)
-    faults = post(base, "_sandbox/chaos", {"rate": 0.0})
+    counts = post(base, "_sandbox/chaos", {"rate": 0.0}).get("counts")
     got = reminders()
-    lateness = [float(m["received"]) - fire_at.timestamp() for m in got]  # type: ignore[arg-type]
+    lateness = [at - fire_at.timestamp() for at in lines(got)]
     scheduler.stop()
     clockwork.close()
     engine.dispose()
@@ -163,12 +174,12 @@ def run_round(args: argparse.Namespace, api_url: str, fault_rate: float, tmp: st
         "reconcile": reconcile,
         "rss": rss / 2**20,
         "grew": (rss - rss_before) / 2**20,
-        "sent": len({m["key"] for m in got}),
+        "sent": len(lateness),
         "duplicates": len(got) - len({m["key"] for m in got}),
         "p50": percentile(lateness, 50),
         "p99": percentile(lateness, 99),
         "max": max(lateness) if lateness else float("nan"),
-        "faults": float(sum(int(v) for v in dict(faults.get("counts") or {}).values())),  # type: ignore[call-overload]
+        "faults": float(sum(int(str(v)) for v in dict(counts).values())) if isinstance(counts, dict) else 0.0,
     }
 
 
@@ -197,11 +208,11 @@ def main() -> None:
     print(f"start-up reconcile: {clean['reconcile']:.2f} s")
     print(f"resident memory after start-up: {clean['rss']:.0f} MB (the start-up added {clean['grew']:.0f} MB)")
     print(f"{args.due:,} reminders falling due at once:")
-    print("  Slack faults       | sent  | duplicates | lateness p50 | p99      | max")
+    print("  Slack faults       | reminders | duplicate posts | lateness p50 | p99      | max")
     for rate, r in rounds:
         label = f"{rate:.0%} ({r['faults']:.0f} injected)" if rate else "none"
         print(
-            f"  {label:<18} | {r['sent']:>5.0f} | {r['duplicates']:>10.0f} | {r['p50'] * 1000:>9.0f} ms "
+            f"  {label:<18} | {r['sent']:>9.0f} | {r['duplicates']:>15.0f} | {r['p50'] * 1000:>9.0f} ms "
             f"| {r['p99'] * 1000:>5.0f} ms | {r['max'] * 1000:.0f} ms"
         )
 
