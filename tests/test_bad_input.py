@@ -12,10 +12,9 @@ import pytest
 from bot.clock import FixedClock
 from bot.config import Playbook
 from bot.ids import ActionId, BlockId, CallbackId
-from bot.sandbox.driver import SlackDriver
 from bot.sandbox.server import SlackSandbox
 from store.queries import get_incident
-from tests.conftest import COMMS, LEAD, REPORTER, SIGNING_SECRET, TECH, Stack, build_stack
+from tests.conftest import COMMS, LEAD, REPORTER, TECH, Stack, running_stack
 
 CRASH = "Something went wrong"
 
@@ -25,16 +24,8 @@ def db_stack(
     sandbox: SlackSandbox, general: str, playbook: Playbook, any_db_url: str, clock: FixedClock
 ) -> Iterator[Stack]:
     """The running bot on SQLite and on PostgreSQL."""
-    bot, http, engine = build_stack(sandbox, playbook, any_db_url, clock)
-    driver = SlackDriver(sandbox, http.url, SIGNING_SECRET, wait_idle=bot.executor.wait_idle)
-    try:
-        yield Stack(sandbox, bot, driver, http, engine, clock)
-    finally:
-        bot.executor.wait_idle()
-        http.stop()
-        bot.executor.shutdown(wait=True)
-        bot.clockwork.close()
-        engine.dispose()
+    with running_stack(sandbox, playbook, any_db_url, clock) as running:
+        yield running
 
 
 def no_traceback(caplog: pytest.LogCaptureFixture) -> None:

@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from bot.clock import FixedClock
 from bot.config import Playbook
-from bot.sandbox.driver import Reply, SlackDriver
+from bot.sandbox.driver import Reply
 from bot.sandbox.server import Message, SlackSandbox
 from store.models import (
     Deadline,
@@ -26,7 +26,7 @@ from store.models import (
     SatisfactionRating,
     TimelineEvent,
 )
-from tests.conftest import ADMIN, LEAD, SIGNING_SECRET, TECH, Stack, build_stack
+from tests.conftest import ADMIN, LEAD, TECH, Stack, running_stack
 from tests.notice_targets import WebhookReceiver
 
 N = 20
@@ -46,16 +46,8 @@ def db_stack(
     """The running bot on SQLite and on PostgreSQL, with forty more people in the workspace."""
     for n, user in enumerate(ADMINS + PARTICIPANTS):
         sandbox.add_user(user, f"person.{n}")
-    bot, http, engine = build_stack(sandbox, playbook, any_db_url, clock)
-    driver = SlackDriver(sandbox, http.url, SIGNING_SECRET, wait_idle=bot.executor.wait_idle)
-    try:
-        yield Stack(sandbox, bot, driver, http, engine, clock)
-    finally:
-        bot.executor.wait_idle()
-        http.stop()
-        bot.executor.shutdown(wait=True)
-        bot.clockwork.close()
-        engine.dispose()
+    with running_stack(sandbox, playbook, any_db_url, clock) as running:
+        yield running
 
 
 def at_once(stack: Stack, users: list[str], send: Callable[[str], Reply]) -> dict[str, list[str]]:
