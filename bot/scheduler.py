@@ -551,8 +551,7 @@ class Clockwork:
         if outcomes or delivered or refused:
             now = self.services.clock.now()
             with self.services.db.begin() as s:
-                for key, outcome in outcomes.items():
-                    queries.set_notification_outcome(s, key, outcome)
+                queries.set_notification_outcomes(s, outcomes)
                 queries.mark_outbox_sent(s, delivered)
                 for key, error in refused:
                     self._refused(s, key, error, now)

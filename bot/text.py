@@ -48,6 +48,7 @@ def set_bank_patterns(patterns: Iterable[str]) -> None:
     helpers that do not carry the playbook; the composition root sets it once per app."""
     global _bank_patterns
     _bank_patterns = tuple(re.compile(p, re.IGNORECASE) for p in patterns)  # people type pl12345678 too
+    _mask_cached.cache_clear()  # what was masked under the old patterns is masked again
 
 
 def strip_control(text: str) -> str:
@@ -163,6 +164,20 @@ def _mask_numbers(text: str) -> str:
 def mask_identifiers(text: str) -> str:
     """Mask customer identifiers (cards, accounts, ID numbers, phones, e-mails, the playbook's own formats),
     keeping only a hint; control characters go first, so none can split a number past the masking."""
+    if len(text) > _CACHED_MAX:
+        return _mask(text)
+    return _mask_cached(text)
+
+
+_CACHED_MAX = 2000  # titles, names and template values repeat across reminders and messages: mask each once
+
+
+@lru_cache(maxsize=8192)
+def _mask_cached(text: str) -> str:
+    return _mask(text)
+
+
+def _mask(text: str) -> str:
     text = fold_digits(strip_control(text))
     for pattern in _bank_patterns:
         text = pattern.sub(lambda m: _keep_tail(m.group(0)), text)

@@ -461,6 +461,17 @@ def set_notification_outcome(session: Session, key: str, outcome: str) -> None:
     session.execute(update(SentNotification).where(SentNotification.key == key).values(outcome=outcome[:40]))
 
 
+def set_notification_outcomes(session: Session, outcomes: dict[str, str]) -> None:
+    """Record many notifications' outcomes, one statement per outcome and 500 keys (a thousand reminders)."""
+    by_outcome: dict[str, list[str]] = {}
+    for key, outcome in outcomes.items():
+        by_outcome.setdefault(outcome[:40], []).append(key)
+    for outcome, keys in by_outcome.items():
+        for start in range(0, len(keys), 500):
+            part = keys[start : start + 500]
+            session.execute(update(SentNotification).where(SentNotification.key.in_(part)).values(outcome=outcome))
+
+
 def list_notifications(
     session: Session, *, prefix: str = "", incident_id: int | None = None
 ) -> Sequence[SentNotification]:
