@@ -30,7 +30,7 @@ from bot.slack import make_web_client
 from bot.text import set_bank_patterns
 from bot.web import HttpServer, make_wsgi
 from store.db import make_engine, make_session_factory, upgrade
-from tests.notice_targets import WebhookReceiver
+from tests.notice_targets import WebhookReceiver, wire_targets
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_ADMIN_URL = os.environ.get("INCIDENT_DESK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
@@ -386,8 +386,7 @@ def shipped_stack(sandbox: SlackSandbox, general: str, sqlite_url: str, clock: F
 def hotline(monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookReceiver]:
     """The bank's hotline system, where a complaint's notice (the call-back script) goes."""
     receiver = WebhookReceiver()
-    monkeypatch.setenv("HOTLINE_WEBHOOK_URL", receiver.url("/hotline"))
-    monkeypatch.setenv("INCIDENT_DESK_WEBHOOK_SECRET", "webhook-signing-secret")
+    wire_targets(monkeypatch, receiver, "hotline")
     try:
         yield receiver
     finally:

@@ -135,3 +135,34 @@ class SmtpServer:
 
     def close(self) -> None:
         self.controller.stop()
+
+
+WEBHOOK_SECRET = "webhook-signing-secret"
+WEBHOOK_ENV = {
+    "social": "SOCIAL_WEBHOOK_URL",
+    "hotline": "HOTLINE_WEBHOOK_URL",
+    "complaints": "COMPLAINT_SYSTEM_WEBHOOK_URL",
+}
+
+
+def wire_targets(
+    monkeypatch: Any,
+    hooks: WebhookReceiver,
+    *paths: str,
+    smtp: SmtpServer | None = None,
+    secret: str = WEBHOOK_SECRET,
+) -> None:
+    """Point the notice channels at real receivers through the environment, as production configures them:
+    each webhook path named (`social`, `hotline`, `complaints`) to `hooks`, e-mail to `smtp` when given."""
+    for path in paths:
+        monkeypatch.setenv(WEBHOOK_ENV[path], hooks.url(f"/{path}"))
+    monkeypatch.setenv("INCIDENT_DESK_WEBHOOK_SECRET", secret)
+    if smtp is not None:
+        for name, value in {
+            "SMTP_HOST": "127.0.0.1",
+            "SMTP_PORT": str(smtp.port),
+            "SMTP_SECURITY": "none",
+            "SMTP_USERNAME": "notices",
+            "SMTP_PASSWORD": "smtp-secret",
+        }.items():
+            monkeypatch.setenv(name, value)

@@ -24,7 +24,7 @@ from bot.sandbox.server import Message
 from store.models import Deadline, Escalation, Notice, TimelineEvent
 from store.queries import get_incident
 from tests.conftest import ADMIN, COMMS, LEAD, LEGAL, OUTSIDER, REPORTER, ROOT, TECH, Stack
-from tests.notice_targets import WebhookReceiver
+from tests.notice_targets import WebhookReceiver, wire_targets
 
 TITLE = "客户卡号6222021234567890123被重复扣款，电话13812345678"
 LEADERSHIP = "- {name: Leadership group (预案领导小组), users: [], ack_timeout: 1h}"
@@ -297,8 +297,7 @@ def test_an_approval_given_before_the_incident_got_worse_is_void(stack: Stack) -
 @pytest.fixture
 def hooks(monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookReceiver]:
     receiver = WebhookReceiver()
-    monkeypatch.setenv("SOCIAL_WEBHOOK_URL", receiver.url("/social"))
-    monkeypatch.setenv("INCIDENT_DESK_WEBHOOK_SECRET", "hook-secret")
+    wire_targets(monkeypatch, receiver, "social", secret="hook-secret")
     try:
         yield receiver
     finally:

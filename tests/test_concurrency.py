@@ -27,7 +27,7 @@ from store.models import (
     TimelineEvent,
 )
 from tests.conftest import ADMIN, LEAD, TECH, Stack, running_stack
-from tests.notice_targets import WebhookReceiver
+from tests.notice_targets import WebhookReceiver, wire_targets
 
 N = 20
 CRASH = "Something went wrong"
@@ -132,9 +132,7 @@ def winner_of(told: dict[str, list[str]], users: list[str]) -> str:
 def hooks(monkeypatch: pytest.MonkeyPatch) -> Iterator[WebhookReceiver]:
     """Social media and the hotline system receive an outage's notices."""
     receiver = WebhookReceiver()
-    monkeypatch.setenv("SOCIAL_WEBHOOK_URL", receiver.url("/social"))
-    monkeypatch.setenv("HOTLINE_WEBHOOK_URL", receiver.url("/hotline"))
-    monkeypatch.setenv("INCIDENT_DESK_WEBHOOK_SECRET", "webhook-signing-secret")
+    wire_targets(monkeypatch, receiver, "social", "hotline")
     try:
         yield receiver
     finally:

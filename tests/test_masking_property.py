@@ -24,7 +24,7 @@ from bot.sandbox.driver import click_button
 from bot.sandbox.leaks import LeakWatch
 from bot.text import strip_control
 from tests.conftest import COMMS, LEAD, REPORTER, TECH, Stack
-from tests.notice_targets import SmtpServer, WebhookReceiver
+from tests.notice_targets import SmtpServer, WebhookReceiver, wire_targets
 from tests.test_notices import edit_notice, preview
 
 SECRET = "webhook-signing-secret"
@@ -148,17 +148,7 @@ class Surfaces:
 @pytest.fixture
 def surfaces(monkeypatch: pytest.MonkeyPatch, stack: Stack) -> Iterator[Surfaces]:
     hooks, smtp = WebhookReceiver(), SmtpServer()
-    for name, value in {
-        "SOCIAL_WEBHOOK_URL": hooks.url("/social"),
-        "HOTLINE_WEBHOOK_URL": hooks.url("/hotline"),
-        "INCIDENT_DESK_WEBHOOK_SECRET": SECRET,
-        "SMTP_HOST": "127.0.0.1",
-        "SMTP_PORT": str(smtp.port),
-        "SMTP_SECURITY": "none",
-        "SMTP_USERNAME": "notices",
-        "SMTP_PASSWORD": "smtp-secret",
-    }.items():
-        monkeypatch.setenv(name, value)
+    wire_targets(monkeypatch, hooks, "social", "hotline", smtp=smtp, secret=SECRET)
     stack.sandbox.add_channel("announcements", [stack.sandbox.bot_user_id, LEAD, COMMS])
     try:
         yield Surfaces(stack, hooks, smtp, stack.sandbox.leaks)

@@ -18,7 +18,7 @@ from bot.sandbox.server import Message
 from store.models import Deadline, Notice, NoticeDelivery
 from store.queries import list_timeline
 from tests.conftest import ADMIN, COMMS, LEAD, LEGAL, OUTSIDER, TECH, Stack
-from tests.notice_targets import SmtpServer, WebhookReceiver
+from tests.notice_targets import SmtpServer, WebhookReceiver, wire_targets
 
 SECRET = "webhook-signing-secret"
 CARD = "6222021234567890123"
@@ -34,18 +34,7 @@ class Targets:
 def targets(monkeypatch: pytest.MonkeyPatch, stack: Stack) -> Iterator[Targets]:
     """Every channel of the shipped playbook wired to a real receiver, through the environment as in production."""
     hooks, smtp = WebhookReceiver(), SmtpServer()
-    for name, value in {
-        "SOCIAL_WEBHOOK_URL": hooks.url("/social"),
-        "HOTLINE_WEBHOOK_URL": hooks.url("/hotline"),
-        "COMPLAINT_SYSTEM_WEBHOOK_URL": hooks.url("/complaints"),
-        "INCIDENT_DESK_WEBHOOK_SECRET": SECRET,
-        "SMTP_HOST": "127.0.0.1",
-        "SMTP_PORT": str(smtp.port),
-        "SMTP_SECURITY": "none",
-        "SMTP_USERNAME": "notices",
-        "SMTP_PASSWORD": "smtp-secret",
-    }.items():
-        monkeypatch.setenv(name, value)
+    wire_targets(monkeypatch, hooks, "social", "hotline", "complaints", smtp=smtp, secret=SECRET)
     stack.sandbox.add_channel("announcements", [stack.sandbox.bot_user_id, LEAD, COMMS])
     try:
         yield Targets(hooks, smtp)
