@@ -14,7 +14,7 @@ from datetime import date
 from bot.config import NOTICE_STAGES, Playbook
 from bot.errors import UserInputError
 from bot.inputs import FIRST_DAY, LAST_DAY, check_text, day_in_range
-from bot.text import safe_snippet
+from bot.text import fold_digits, safe_snippet
 
 MENTION_RE = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 HANDLE_RE = re.compile(r"^@([\w.\-]{1,80})$")
@@ -258,21 +258,10 @@ def parse_report(words: list[str]) -> Command:
     return Command("report", dates=tuple(days))
 
 
-_FULLWIDTH = str.maketrans(
-    {chr(c): chr(c - 0xFEE0) for c in (*range(0xFF10, 0xFF1A), *range(0xFF21, 0xFF3B), *range(0xFF41, 0xFF5B))}
-)
-
-
-def fold_fullwidth(text: str) -> str:
-    """Full-width letters and digits (what a Chinese keyboard types: `ｓｅｖ２`, `２０２６-１１-０１`) as ASCII,
-    so commands, severities, dates and durations read the same; Chinese punctuation stays as typed."""
-    return text.translate(_FULLWIDTH)
-
-
 def parse_command(text: str, playbook: Playbook, *, command: str = "/incident") -> Command:
     """Parse the text of `/incident`, `/complaint` or `/outage`."""
     text = check_text((text or "").strip())  # a pasted NUL would break PostgreSQL: say so, keep nothing
-    words = fold_fullwidth(text).split()
+    words = fold_digits(text).split()  # what a Chinese keyboard types: ｓｅｖ２, ５ｄ, ２０２６-１１-０１
     if command in ("/complaint", "/outage"):
         kind = command.lstrip("/")
         if kind not in playbook.kinds:
