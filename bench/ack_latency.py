@@ -21,7 +21,7 @@ from slack_sdk import WebClient
 
 from bench.common import PEOPLE, bench_stack, percentile, summary
 from bot.sandbox.driver import Reply, SlackDriver
-from bot.web import HttpServer
+from bot.slack.web import HttpServer
 
 
 def bare_bolt(secret: str, api_url: str) -> HttpServer:

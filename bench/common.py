@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
-from bot.config import load_playbook
+from bot.core.config import load_playbook
 from bot.offline import OfflineStack, offline_stack
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -22,12 +22,12 @@ import psutil
 from sqlalchemy import insert
 
 from bench.common import ROOT, percentile
-from bot.clock import SystemClock
-from bot.config import load_playbook
-from bot.deadlines import next_action
-from bot.scheduler import Clockwork, Scheduler
+from bot.core.clock import SystemClock
+from bot.core.config import load_playbook
+from bot.deadlines.scheduler import Clockwork, Scheduler
+from bot.deadlines.service import next_action
 from bot.services import Services
-from bot.slack import SlackGateway, make_web_client
+from bot.slack.gateway import SlackGateway, make_web_client
 from store.db import make_engine, make_session_factory, upgrade
 from store.models import Deadline, Incident, RoleAssignment
 

@@ -21,7 +21,7 @@ from tempfile import TemporaryDirectory
 import psycopg
 from sqlalchemy import Engine, text
 
-from bot.kpi import kpi_report
+from bot.review.kpi import kpi_report
 from store.db import make_engine, make_session_factory, upgrade
 
 PG_ADMIN_URL = os.environ.get("INCIDENT_DESK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")

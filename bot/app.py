@@ -16,17 +16,17 @@ import handlers.aftercare
 import handlers.commands
 import handlers.notices
 import handlers.views
-from bot.clock import Clock, SystemClock
-from bot.config import Playbook
-from bot.errors import BotError
-from bot.executor import TrackingExecutor
-from bot.ids import BlockId
-from bot.replies import error_message, tell
-from bot.scheduler import Clockwork
+from bot.core.clock import Clock, SystemClock
+from bot.core.config import Playbook
+from bot.core.errors import BotError
+from bot.core.executor import TrackingExecutor
+from bot.core.text import set_bank_patterns
+from bot.deadlines.scheduler import Clockwork
 from bot.services import Services
-from bot.signing import RequestVerifier
-from bot.slack import SlackGateway
-from bot.text import set_bank_patterns
+from bot.slack.gateway import SlackGateway
+from bot.slack.ids import BlockId
+from bot.slack.replies import error_message, tell
+from bot.slack.signing import RequestVerifier
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +41,7 @@ class Bot:
     services: Services
     executor: TrackingExecutor
     clockwork: Clockwork
-    verifier: RequestVerifier | None  # HTTP mode's front (bot/web.py); None in Socket Mode
+    verifier: RequestVerifier | None  # HTTP mode's front (bot/slack/web.py); None in Socket Mode
 
 
 def create_app(

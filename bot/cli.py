@@ -14,17 +14,17 @@ from zoneinfo import ZoneInfo
 
 from jinja2 import TemplateError
 
-from bot.config import ConfigError, Playbook, Settings, load_playbook, playbook_warnings
-from bot.logs import install_log_masking
-from bot.render import Renderer
-from bot.text import mask_identifiers, set_bank_patterns
+from bot.core.config import ConfigError, Playbook, Settings, load_playbook, playbook_warnings
+from bot.core.logs import install_log_masking
+from bot.core.render import Renderer
+from bot.core.text import mask_identifiers, set_bank_patterns
 
 if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
     from sqlalchemy import Engine
 
     from bot.app import Bot
-    from bot.web import HttpServer
+    from bot.slack.web import HttpServer
 
 log = logging.getLogger("incident-desk")
 
@@ -37,7 +37,7 @@ def check_playbook(playbook: Playbook) -> list[str]:
         problem = renderer.check(kind.welcome_template, playbook_version=playbook.version, incident=None)
         if problem:
             problems.append(f"kinds.{key}.welcome_template: {kind.welcome_template!r}: {problem}")
-    from bot.notices import NOTICE_SAMPLE, notice_stages
+    from bot.notices.service import NOTICE_SAMPLE, notice_stages
 
     notices = playbook.notices
     # every kind's notice channels × stages × locales, rendered for the audience of the kinds that use it
@@ -116,8 +116,8 @@ class Runtime:
 def build_runtime(settings: Settings, playbook: Playbook, *, host: str = "0.0.0.0") -> Runtime:
     """Upgrade the database and build the bot and its servers, without connecting to Slack."""
     from bot.app import create_app
-    from bot.slack import make_web_client
-    from bot.web import HttpServer, make_wsgi
+    from bot.slack.gateway import make_web_client
+    from bot.slack.web import HttpServer, make_wsgi
     from store.db import make_engine, make_session_factory, upgrade
 
     assert settings.bot_token is not None
@@ -151,7 +151,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         log.warning("playbook: %s", warning)
     runtime = build_runtime(settings, playbook, host=args.host)
     from bot.app import resume_unfinished
-    from bot.scheduler import Scheduler
+    from bot.deadlines.scheduler import Scheduler
 
     # unfinished side effects of the last run go out first (its sweep takes any whose lease still runs)
     threading.Thread(target=resume_unfinished, args=(runtime.bot,), name="resume", daemon=True).start()
@@ -188,9 +188,9 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
 
     from sqlalchemy.exc import OperationalError
 
-    from bot.inputs import FIRST_DAY, LAST_DAY, day_in_range
-    from bot.kpi import as_csv, as_text, kpi_report
-    from bot.reports import period
+    from bot.core.inputs import FIRST_DAY, LAST_DAY, day_in_range
+    from bot.review.kpi import as_csv, as_text, kpi_report
+    from bot.review.weekly import period
     from store.db import make_engine, make_session_factory, upgrade
 
     days = []

@@ -23,13 +23,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from bot.app import Bot, create_app
-from bot.clock import Clock, FixedClock, SystemClock
-from bot.config import Playbook
+from bot.core.clock import Clock, FixedClock, SystemClock
+from bot.core.config import Playbook
+from bot.core.text import mask_identifiers
 from bot.sandbox.driver import SlackDriver, click_button
 from bot.sandbox.server import Ephemeral, Message, SlackSandbox
-from bot.slack import make_web_client
-from bot.text import mask_identifiers
-from bot.web import HttpServer, make_wsgi
+from bot.slack.gateway import make_web_client
+from bot.slack.web import HttpServer, make_wsgi
 from store.db import make_engine, make_session_factory, upgrade
 
 DEMO_USERS = {

@@ -7,19 +7,19 @@ from dataclasses import dataclass, field
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.aftercare import AftercareService
-from bot.clock import Clock
-from bot.config import Playbook
-from bot.deadlines import Deadlines
-from bot.escalation import Escalations
-from bot.incidents import IncidentService
-from bot.notices import NoticeService
-from bot.outbox import Outbox
-from bot.render import Renderer
-from bot.reports import ReportService
-from bot.slack import SlackGateway
-from bot.status_page import StatusPage
-from bot.timekeeping import TimekeepingService
+from bot.core.clock import Clock
+from bot.core.config import Playbook
+from bot.core.render import Renderer
+from bot.deadlines.escalation import Escalations
+from bot.deadlines.owner_actions import TimekeepingService
+from bot.deadlines.service import Deadlines
+from bot.incidents.service import IncidentService
+from bot.notices.outbox import Outbox
+from bot.notices.service import NoticeService
+from bot.notices.status_page import StatusPage
+from bot.review.service import AftercareService
+from bot.review.weekly import ReportService
+from bot.slack.gateway import SlackGateway
 
 
 @dataclass

@@ -7,11 +7,11 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot.errors import UserInputError
-from bot.ids import ActionId
-from bot.inputs import parse_row_id
-from bot.replies import reporting_errors
+from bot.core.errors import UserInputError
+from bot.core.inputs import parse_row_id
 from bot.services import Services
+from bot.slack.ids import ActionId
+from bot.slack.replies import reporting_errors
 
 
 def register(app: App, services: Services) -> None:

@@ -7,13 +7,13 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot.aftercare import parse_due
-from bot.commands import Command
-from bot.errors import UserInputError
-from bot.ids import ActionId
-from bot.inputs import parse_row_id
-from bot.replies import reporting_errors
+from bot.core.errors import UserInputError
+from bot.core.inputs import parse_row_id
+from bot.review.service import parse_due
 from bot.services import Services
+from bot.slack.commands import Command
+from bot.slack.ids import ActionId
+from bot.slack.replies import reporting_errors
 
 COMMANDS = {"satisfaction", "action", "review"}
 

@@ -8,11 +8,11 @@ from typing import Any
 from slack_bolt import Ack, App
 
 import handlers.aftercare
-from bot.blocks import report_modal
-from bot.commands import Command, parse_command
-from bot.incidents import IncidentCreate
-from bot.replies import reporting_errors
+from bot.incidents.service import IncidentCreate
 from bot.services import Services
+from bot.slack.blocks import report_modal
+from bot.slack.commands import Command, parse_command
+from bot.slack.replies import reporting_errors
 
 COMMANDS = re.compile(r"^/(incident|complaint|outage)$")
 # Read-only commands answer inside the ack; the rest ack first and do their Slack work after.

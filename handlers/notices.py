@@ -6,12 +6,12 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot.errors import BotError
-from bot.forms import notice_texts_from_view
-from bot.ids import ActionId, CallbackId
-from bot.inputs import parse_row_id
-from bot.replies import reporting_errors
+from bot.core.errors import BotError
+from bot.core.inputs import parse_row_id
 from bot.services import Services
+from bot.slack.forms import notice_texts_from_view
+from bot.slack.ids import ActionId, CallbackId
+from bot.slack.replies import reporting_errors
 
 STALE = "That button is out of date; draft the notice again with `/incident notice`."
 

@@ -7,10 +7,10 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot.forms import incident_from_view
-from bot.ids import CallbackId
-from bot.replies import reporting_errors
 from bot.services import Services
+from bot.slack.forms import incident_from_view
+from bot.slack.ids import CallbackId
+from bot.slack.replies import reporting_errors
 
 CHANNEL_ID = re.compile(r"[CGD][A-Z0-9]{2,39}")
 

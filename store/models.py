@@ -196,7 +196,7 @@ class OutboxMessage(Base):
     `effect` says what it is: "message" for the clockwork's reminders and pages (text, blocks, recipient in
     their own columns), anything else for an incident's other steps (channel set-up, announcements, card
     refreshes, notice deliveries, rating prompts, final summary, archive), described by `payload` and run
-    in order per incident by bot/outbox.py. A crash between the commit and the effect loses nothing: once
+    in order per incident by bot/notices/outbox.py. A crash between the commit and the effect loses nothing: once
     `lease_until` has passed, the next run takes it again (a post looks in the channel for its key first,
     in case Slack had it). An effect Slack refuses is tried again at `due_at`, a bounded number of times."""
 

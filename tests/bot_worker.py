@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from bot.app import create_app, resume_unfinished
-from bot.slack import make_web_client
-from bot.web import HttpServer, make_wsgi
+from bot.slack.gateway import make_web_client
+from bot.slack.web import HttpServer, make_wsgi
 from store.db import make_engine, make_session_factory, upgrade
 from tests.conftest import SIGNING_SECRET, test_playbook
 from tests.scheduler_worker import FileClock

@@ -21,14 +21,14 @@ import pytest
 from sqlalchemy import Engine
 
 from bot.app import Bot, create_app
-from bot.clock import FixedClock
-from bot.config import Playbook, load_playbook_text
-from bot.logs import install_log_masking
+from bot.core.clock import FixedClock
+from bot.core.config import Playbook, load_playbook_text
+from bot.core.logs import install_log_masking
+from bot.core.text import set_bank_patterns
 from bot.sandbox.driver import SlackDriver
 from bot.sandbox.server import Channel, SlackSandbox
-from bot.slack import make_web_client
-from bot.text import set_bank_patterns
-from bot.web import HttpServer, make_wsgi
+from bot.slack.gateway import make_web_client
+from bot.slack.web import HttpServer, make_wsgi
 from store.db import make_engine, make_session_factory, upgrade
 from tests.notice_targets import WebhookReceiver, wire_targets
 
@@ -263,7 +263,7 @@ class Stack:
         (no sleeping: time is the injected clock's)."""
         from datetime import timedelta
 
-        from bot.clock import utc
+        from bot.core.clock import utc
         from store.queries import next_wakeup
 
         target = self.clock.now() + timedelta(**delta)
@@ -376,7 +376,7 @@ def stack(
 @pytest.fixture
 def shipped_stack(sandbox: SlackSandbox, general: str, sqlite_url: str, clock: FixedClock) -> Iterator[Stack]:
     """The bot on the shipped config.yaml as it is: no admins, no default owners (a fresh install)."""
-    from bot.config import load_playbook
+    from bot.core.config import load_playbook
 
     with running_stack(sandbox, load_playbook(ROOT / "config.yaml"), sqlite_url, clock) as running:
         yield running

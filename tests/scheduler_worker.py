@@ -12,9 +12,9 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from bot.scheduler import Clockwork, LeaderLock
+from bot.deadlines.scheduler import Clockwork, LeaderLock
 from bot.services import Services
-from bot.slack import SlackGateway, make_web_client
+from bot.slack.gateway import SlackGateway, make_web_client
 from store.db import make_engine, make_session_factory
 from tests.conftest import test_playbook
 

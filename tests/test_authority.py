@@ -16,11 +16,11 @@ import pytest
 from sqlalchemy import select
 
 from bot.cli import main
-from bot.clock import utc
-from bot.config import load_playbook_text
-from bot.ids import ActionId
+from bot.core.clock import utc
+from bot.core.config import load_playbook_text
 from bot.sandbox.driver import click_button
 from bot.sandbox.server import Message
+from bot.slack.ids import ActionId
 from store.models import Deadline, Escalation, Notice, TimelineEvent
 from store.queries import get_incident
 from tests.conftest import ADMIN, COMMS, LEAD, LEGAL, OUTSIDER, REPORTER, ROOT, TECH, Stack

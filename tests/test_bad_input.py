@@ -9,10 +9,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.clock import FixedClock
-from bot.config import Playbook
-from bot.ids import ActionId, BlockId, CallbackId
+from bot.core.clock import FixedClock
+from bot.core.config import Playbook
 from bot.sandbox.server import SlackSandbox
+from bot.slack.ids import ActionId, BlockId, CallbackId
 from store.queries import get_incident
 from tests.conftest import COMMS, LEAD, REPORTER, TECH, Stack, running_stack
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.business_hours import WorkingHours
+from bot.deadlines.working_hours import WorkingHours
 from tests.conftest import test_playbook
 
 PLAYBOOK = test_playbook()
@@ -67,7 +67,7 @@ def test_a_calendar_without_working_days_is_refused() -> None:
 def test_arithmetic_refuses_naive_moments() -> None:
     """A naive moment means different instants on different hosts (Python reads it in the host's zone), so
     working-time arithmetic and the clock helpers refuse it instead of guessing."""
-    from bot.clock import NaiveDatetimeError, utc
+    from bot.core.clock import NaiveDatetimeError, utc
 
     naive = datetime(2026, 11, 24, 10, 0)
     with pytest.raises(NaiveDatetimeError):

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.clock import FixedClock
-from bot.config import Playbook
+from bot.core.clock import FixedClock
+from bot.core.config import Playbook
 from bot.sandbox.driver import Reply
 from bot.sandbox.server import Message, SlackSandbox
 from store.models import (

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.cli import main
-from bot.config import ConfigError, Settings, load_playbook_text, parse_duration
+from bot.core.config import ConfigError, Settings, load_playbook_text, parse_duration
 from tests.conftest import ROOT, playbook_text
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.ids import BlockId
 from bot.sandbox.driver import click_button
+from bot.slack.ids import BlockId
 from store.queries import get_incident, list_timeline
 from tests.conftest import ADMIN, COMMS, LEAD, LEGAL, OUTSIDER, REPORTER, TECH, Stack
 

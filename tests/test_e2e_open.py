@@ -7,9 +7,9 @@ import urllib.parse
 
 import pytest
 
-from bot.ids import INPUT_ACTION, BlockId
+from bot.core.text import CHANNEL_NAME_RE
 from bot.sandbox.blockkit import validate_blocks
-from bot.text import CHANNEL_NAME_RE
+from bot.slack.ids import INPUT_ACTION, BlockId
 from tests.conftest import COMMS, LEAD, LEGAL, REPORTER, SIGNING_SECRET, TECH, Stack
 
 

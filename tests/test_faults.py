@@ -10,7 +10,7 @@ from collections import Counter
 import pytest
 
 from bot.sandbox.server import DROP, SlackSandbox
-from bot.slack import SlackGateway, make_web_client
+from bot.slack.gateway import SlackGateway, make_web_client
 from store.queries import get_incident
 from tests.conftest import ADMIN, COMMS, LEAD, LEGAL, REPORTER, TECH, Stack
 

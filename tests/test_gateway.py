@@ -9,7 +9,7 @@ import time
 import pytest
 
 from bot.sandbox.server import SlackSandbox
-from bot.slack import SlackCallError, SlackGateway, make_web_client
+from bot.slack.gateway import SlackCallError, SlackGateway, make_web_client
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from bot.cli import main
-from bot.kpi import kpi_report
+from bot.review.kpi import kpi_report
 from store.db import make_engine, make_session_factory, upgrade
 from store.models import Deadline, Escalation, Incident, SatisfactionRating
 from tests.conftest import LEAD, Stack

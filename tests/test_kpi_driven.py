@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from bot.kpi import kpi_report
+from bot.review.kpi import kpi_report
 from store.models import Incident
 from tests.conftest import COMMS, LEAD, REPORTER, Stack
 from tests.test_kpi import expect_stats

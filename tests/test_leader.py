@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from bot.clock import FixedClock
-from bot.incidents import IncidentCreate
+from bot.core.clock import FixedClock
+from bot.incidents.service import IncidentCreate
 from bot.sandbox.server import SlackSandbox
 from bot.services import Services
-from bot.slack import SlackGateway, make_web_client
+from bot.slack.gateway import SlackGateway, make_web_client
 from store.db import make_engine, make_session_factory, upgrade
 from tests.conftest import REPORTER, ROOT, test_playbook
 

@@ -14,7 +14,7 @@ from slack_sdk.errors import SlackApiError
 
 from bot.sandbox.scopes import SDK_HELPERS, manifest_scopes, required_scopes, spec_scopes
 from bot.sandbox.server import SlackSandbox
-from bot.slack import SlackCallError, SlackGateway, make_web_client
+from bot.slack.gateway import SlackCallError, SlackGateway, make_web_client
 from tests.conftest import ROOT
 
 
@@ -27,7 +27,7 @@ class GatewayCall:
 
 def gateway_calls() -> list[GatewayCall]:
     """Every `self.call("method", ...)` in the gateway, read from its source (the only place that calls Slack)."""
-    tree = ast.parse((ROOT / "bot" / "slack.py").read_text(encoding="utf-8"))
+    tree = ast.parse((ROOT / "bot" / "slack" / "gateway.py").read_text(encoding="utf-8"))
     calls = []
     for node in ast.walk(tree):
         if (

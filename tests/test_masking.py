@@ -15,11 +15,11 @@ from sqlalchemy import text
 from sqlalchemy.exc import StatementError
 
 from bot.cli import main
-from bot.commands import parse_command
-from bot.config import ConfigError, load_playbook_text
-from bot.errors import UserInputError
+from bot.core.config import ConfigError, load_playbook_text
+from bot.core.errors import UserInputError
+from bot.core.text import build_channel_name, mask_identifiers, set_bank_patterns, strip_control, truncate
 from bot.sandbox.leaks import LeakWatch
-from bot.text import build_channel_name, mask_identifiers, set_bank_patterns, strip_control, truncate
+from bot.slack.commands import parse_command
 from store.db import make_engine
 from tests.conftest import LEAD, Stack, playbook_text, test_playbook
 

@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
 from bot.cli import main
-from bot.ids import INPUT_ACTION, BlockId
+from bot.core.text import strip_control
 from bot.sandbox.driver import click_button
 from bot.sandbox.leaks import LeakWatch
-from bot.text import strip_control
+from bot.slack.ids import INPUT_ACTION, BlockId
 from tests.conftest import COMMS, LEAD, REPORTER, TECH, Stack
 from tests.notice_targets import SmtpServer, WebhookReceiver, wire_targets
 from tests.test_notices import edit_notice, preview

@@ -12,9 +12,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from bot.ids import INPUT_ACTION, ActionId, BlockId, CallbackId
 from bot.sandbox.driver import click_button
 from bot.sandbox.server import Message
+from bot.slack.ids import INPUT_ACTION, ActionId, BlockId, CallbackId
 from store.models import Deadline, Notice, NoticeDelivery
 from store.queries import list_timeline
 from tests.conftest import ADMIN, COMMS, LEAD, LEGAL, OUTSIDER, TECH, Stack
@@ -343,7 +343,7 @@ def open_complaint_with_reference(stack: Stack, title: str, customer_ref: str, s
 
 
 def test_a_complaint_is_answered_to_its_customer_and_never_on_the_status_page(stack: Stack, targets: Targets) -> None:
-    # (identifiers glued to CJK text are masked by bot/text.py's rules; that is tested with masking)
+    # (identifiers glued to CJK text are masked by bot/core/text.py's rules; that is tested with masking)
     channel = open_complaint_with_reference(
         stack, CHINESE_COMPLAINT, "客户邮箱 zhang.san@example.com，电话 13812345678"
     )

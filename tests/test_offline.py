@@ -6,7 +6,7 @@ import io
 import json
 import urllib.request
 
-from bot.config import load_playbook
+from bot.core.config import load_playbook
 from bot.offline import run_demo
 from tests.conftest import ROOT, Stack
 

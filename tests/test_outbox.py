@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot.clock import FixedClock
-from bot.incidents import IncidentCreate
+from bot.core.clock import FixedClock
+from bot.deadlines.scheduler import Clockwork
+from bot.incidents.service import IncidentCreate
 from bot.sandbox.server import SlackSandbox
-from bot.scheduler import Clockwork
 from bot.services import Services
-from bot.slack import SlackGateway, make_web_client
+from bot.slack.gateway import SlackGateway, make_web_client
 from store.db import make_engine, make_session_factory, upgrade
 from store.models import Escalation, OutboxMessage
 from tests.conftest import ADMIN, LEAD, REPORTER, ROOT, Stack, test_playbook

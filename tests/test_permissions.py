@@ -1,4 +1,4 @@
-"""The permission matrix, generated from the policy table (bot/permissions.py): every surface of every action
+"""The permission matrix, generated from the policy table (bot/incidents/permissions.py): every surface of every action
 (slash commands, buttons, modal submissions) × every kind of person, through signed requests.
 
 Allowed → the effect happens. Refused → the person is told, privately, who can; nothing in the store changes
@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 from sqlalchemy import func, select
 
-from bot.commands import UserRef
-from bot.ids import INPUT_ACTION, ActionId, BlockId, CallbackId
-from bot.incidents import IncidentCreate
-from bot.permissions import POLICY, Action, Who
+from bot.incidents.permissions import POLICY, Action, Who
+from bot.incidents.service import IncidentCreate
 from bot.sandbox.driver import Reply
+from bot.slack.commands import UserRef
+from bot.slack.ids import INPUT_ACTION, ActionId, BlockId, CallbackId
 from store.models import Base, Deadline, Escalation, Incident, Notice, RoleAssignment, SatisfactionRating, TimelineEvent
 from tests.conftest import ADMIN, COMMS, LEAD, LEGAL, OUTSIDER, REPORTER, TECH, Stack
 

@@ -9,11 +9,11 @@ import pytest
 from sqlalchemy import inspect
 from sqlalchemy.exc import IntegrityError
 
-from bot.clock import FixedClock
-from bot.incidents import IncidentCreate
+from bot.core.clock import FixedClock
+from bot.incidents.service import IncidentCreate
 from bot.sandbox.server import SlackSandbox
 from bot.services import Services
-from bot.slack import SlackGateway, make_web_client
+from bot.slack.gateway import SlackGateway, make_web_client
 from store import queries
 from store.db import current_revision, make_engine, make_session_factory, upgrade
 from store.models import Incident

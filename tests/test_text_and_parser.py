@@ -6,10 +6,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.commands import SUBCOMMANDS, Command, parse_command
-from bot.config import Playbook
-from bot.errors import UserInputError
-from bot.text import CHANNEL_NAME_RE, build_channel_name, escape_mrkdwn, mask_identifiers, truncate
+from bot.core.config import Playbook
+from bot.core.errors import UserInputError
+from bot.core.text import CHANNEL_NAME_RE, build_channel_name, escape_mrkdwn, mask_identifiers, truncate
+from bot.slack.commands import SUBCOMMANDS, Command, parse_command
 from tests.conftest import test_playbook
 
 PLAYBOOK: Playbook = test_playbook()

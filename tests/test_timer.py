@@ -5,7 +5,7 @@ from __future__ import annotations
 import time as wall
 from datetime import timedelta
 
-from bot.scheduler import Scheduler
+from bot.deadlines.scheduler import Scheduler
 from tests.conftest import LEAD, Stack
 
 

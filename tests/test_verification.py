@@ -22,8 +22,8 @@ from slack_bolt.request import BoltRequest
 from sqlalchemy import func, select
 
 from bot.app import create_app
-from bot.signing import WINDOW_SECONDS, RequestVerifier
-from bot.slack import make_web_client
+from bot.slack.gateway import make_web_client
+from bot.slack.signing import WINDOW_SECONDS, RequestVerifier
 from store.db import make_engine, make_session_factory, upgrade
 from store.models import Incident, SeenRequest
 from tests.conftest import REPORTER, SIGNING_SECRET, Stack, test_playbook

@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 
 from bot.cli import build_runtime
-from bot.config import ConfigError, Settings
+from bot.core.config import ConfigError, Settings
 from bot.sandbox.driver import sign
 from bot.sandbox.server import SlackSandbox
-from bot.web import HttpServer, make_wsgi
+from bot.slack.web import HttpServer, make_wsgi
 from tests.conftest import ROOT, SIGNING_SECRET, TECH, Stack, test_playbook
 from tests.test_status_page import publish
 

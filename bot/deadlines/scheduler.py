@@ -25,12 +25,12 @@ from typing import Any
 from sqlalchemy import Connection, select, text
 from sqlalchemy.orm import Session
 
-from bot.blocks import page_blocks, reminder_blocks
-from bot.clock import utc
-from bot.deadlines import humanize, is_action_item, next_action, owner_for, reminder_times
-from bot.render import user_mention
+from bot.core.clock import utc
+from bot.core.render import user_mention
+from bot.deadlines.service import humanize, is_action_item, next_action, owner_for, reminder_times
 from bot.services import Services
-from bot.slack import SlackCallError
+from bot.slack.blocks import page_blocks, reminder_blocks
+from bot.slack.gateway import SlackCallError
 from store import queries
 from store.models import Deadline, Escalation, Incident
 

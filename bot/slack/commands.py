@@ -11,10 +11,10 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import date
 
-from bot.config import NOTICE_STAGES, Playbook
-from bot.errors import UserInputError
-from bot.inputs import FIRST_DAY, LAST_DAY, check_text, day_in_range
-from bot.text import fold_digits, safe_snippet
+from bot.core.config import NOTICE_STAGES, Playbook
+from bot.core.errors import UserInputError
+from bot.core.inputs import FIRST_DAY, LAST_DAY, check_text, day_in_range
+from bot.core.text import fold_digits, safe_snippet
 
 MENTION_RE = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
 HANDLE_RE = re.compile(r"^@([\w.\-]{1,80})$")

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
-from bot.webhooks import Delivery
+from bot.notices.webhooks import Delivery
 
 SECURITY = ("starttls", "ssl", "none")
 

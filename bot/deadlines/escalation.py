@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.clock import utc
-from bot.config import Playbook
+from bot.core.clock import utc
+from bot.core.config import Playbook
 from store import queries
 from store.models import Escalation, Incident
 

@@ -1,6 +1,6 @@
 """Deadlines of the plan: created from the playbook, met by people or by the bot, snoozed, listed.
 
-Every change here is a row change in the store plus a timeline event; the scheduler (bot/scheduler.py)
+Every change here is a row change in the store plus a timeline event; the scheduler (bot/deadlines/scheduler.py)
 only ever acts on what these rows say.
 """
 
@@ -13,10 +13,10 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.clock import utc
-from bot.config import DeadlineSpec, Playbook, parse_offset
-from bot.errors import ConflictError, NotFoundError, UserInputError
-from bot.text import safe_text
+from bot.core.clock import utc
+from bot.core.config import DeadlineSpec, Playbook, parse_offset
+from bot.core.errors import ConflictError, NotFoundError, UserInputError
+from bot.core.text import safe_text
 from store import queries
 from store.models import Deadline, Escalation, Incident
 

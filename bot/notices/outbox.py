@@ -22,8 +22,8 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.clock import Clock
-from bot.slack import SlackCallError
+from bot.core.clock import Clock
+from bot.slack.gateway import SlackCallError
 from store import queries
 from store.models import OutboxMessage
 

@@ -17,10 +17,10 @@ from jinja2 import BytecodeCache, FileSystemLoader, StrictUndefined, TemplateErr
 from jinja2.bccache import Bucket
 from jinja2.sandbox import SandboxedEnvironment
 
-from bot.clock import utc
-from bot.text import mask_identifiers, safe_text, strip_control, truncate
+from bot.core.clock import utc
+from bot.core.text import mask_identifiers, safe_text, strip_control, truncate
 
-TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
 
 
 class SlackMarkup(str):

@@ -1,7 +1,7 @@
 """The HTTP front: Slack's events at /slack/events, /healthz, and the public status page
 (/status, /status.json, /status/feed.atom).
 
-Slack's requests are verified here, before bolt parses a byte of them (bot/signing.py): a request that
+Slack's requests are verified here, before bolt parses a byte of them (bot/slack/signing.py): a request that
 fails gets 401 and reaches no listener, no error handler and no outgoing call. The status page's links
 come from INCIDENT_DESK_PUBLIC_URL or are relative; nothing in a response is taken from the Host header.
 """

@@ -32,7 +32,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from bot.clock import utc
+from bot.core.clock import utc
 
 DIMENSIONS = ("all", "kind", "severity", "category")
 

@@ -1,6 +1,6 @@
 """Working-hours arithmetic: add a duration of working time to a moment, and measure working time
 between two moments, in the playbook's timezone with its working days, hours and holidays. Naive moments
-are refused (bot.clock.utc): read in the host's zone they would move a deadline by hours."""
+are refused (bot.core.clock.utc): read in the host's zone they would move a deadline by hours."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.clock import utc
+from bot.core.clock import utc
 
 MAX_DAYS = 3 * 366  # a deadline further than this in working time is a playbook mistake
 

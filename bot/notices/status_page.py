@@ -11,10 +11,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.clock import Clock
-from bot.config import Playbook
-from bot.render import Renderer
-from bot.text import strip_control
+from bot.core.clock import Clock
+from bot.core.config import Playbook
+from bot.core.render import Renderer
+from bot.core.text import strip_control
 
 ATOM = "http://www.w3.org/2005/Atom"
 OPEN_STATES = ("reported", "investigating")

@@ -14,22 +14,22 @@ from typing import TYPE_CHECKING, Any, cast
 from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
-from bot.blocks import rating_blocks
-from bot.clock import utc
-from bot.commands import UserRef
-from bot.deadlines import ACTION_PREFIX, Deadlines, humanize, is_action_item, next_action, owner_for
-from bot.errors import ConflictError, UserInputError
-from bot.ids import ActionId
-from bot.inputs import day_in_range
-from bot.permissions import Action
-from bot.render import SlackMarkup
-from bot.slack import SlackCallError
-from bot.text import mask_identifiers, safe_snippet, safe_text, truncate
+from bot.core.clock import utc
+from bot.core.errors import ConflictError, UserInputError
+from bot.core.inputs import day_in_range
+from bot.core.render import SlackMarkup
+from bot.core.text import mask_identifiers, safe_snippet, safe_text, truncate
+from bot.deadlines.service import ACTION_PREFIX, Deadlines, humanize, is_action_item, next_action, owner_for
+from bot.incidents.permissions import Action
+from bot.slack.blocks import rating_blocks
+from bot.slack.commands import UserRef
+from bot.slack.gateway import SlackCallError
+from bot.slack.ids import ActionId
 from store import queries
 from store.models import Deadline, Escalation, Incident, Notice, NoticeDelivery, SatisfactionRating
 
 if TYPE_CHECKING:
-    from bot.incidents import IncidentService
+    from bot.incidents.service import IncidentService
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from bot.business_hours import WorkingHours
+from bot.deadlines.working_hours import WorkingHours
 
 SEVERITY_RE = re.compile(r"^sev[1-9]$")
 KEY_RE = re.compile(r"^[a-z][a-z0-9_]*$")

@@ -21,10 +21,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from bot.config import Playbook
-from bot.errors import PermissionDeniedError
-from bot.slack import SlackCallError, SlackGateway
-from bot.text import safe_text
+from bot.core.config import Playbook
+from bot.core.errors import PermissionDeniedError
+from bot.core.text import safe_text
+from bot.slack.gateway import SlackCallError, SlackGateway
 from store.models import Incident
 
 log = logging.getLogger(__name__)

@@ -17,18 +17,18 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.blocks import card_text, incident_card
-from bot.clock import Clock, utc
-from bot.commands import UserRef
-from bot.config import Playbook
-from bot.deadlines import Deadlines, humanize, is_action_item
-from bot.errors import ConflictError, NotFoundError, PermissionDeniedError, UserInputError
-from bot.escalation import Escalations
-from bot.outbox import LaneResult, Outbox, Recorder, Step
-from bot.permissions import Action, Permissions, Who
-from bot.render import Renderer, SlackMarkup, user_mention
-from bot.slack import SlackCallError, SlackGateway
-from bot.text import build_channel_name, safe_snippet, safe_text, truncate
+from bot.core.clock import Clock, utc
+from bot.core.config import Playbook
+from bot.core.errors import ConflictError, NotFoundError, PermissionDeniedError, UserInputError
+from bot.core.render import Renderer, SlackMarkup, user_mention
+from bot.core.text import build_channel_name, safe_snippet, safe_text, truncate
+from bot.deadlines.escalation import Escalations
+from bot.deadlines.service import Deadlines, humanize, is_action_item
+from bot.incidents.permissions import Action, Permissions, Who
+from bot.notices.outbox import LaneResult, Outbox, Recorder, Step
+from bot.slack.blocks import card_text, incident_card
+from bot.slack.commands import UserRef
+from bot.slack.gateway import SlackCallError, SlackGateway
 from store import queries
 from store.models import Incident, RoleAssignment
 
@@ -237,7 +237,7 @@ class IncidentService:
         log.warning("incident %s set-up failed while %s: %s", incident_id, step, result.error)
         return SetupOutcome(self._get(incident_id), failed_step=step, error=result.error)
 
-    # ---- the side effects the outbox runs (bot/outbox.py): each is safe to run again -----------------------
+    # ---- the side effects the outbox runs (bot/notices/outbox.py): each is safe to run again -----------------------
 
     def _channel_of(self, step: Step) -> tuple[Incident, str]:
         incident = self._get(step.incident_id)
@@ -511,7 +511,7 @@ class IncidentService:
         return self.permissions.lead(incident)
 
     def require(self, action: Action, incident: Incident, actor: str, *, also: tuple[Who, ...] = ()) -> None:
-        """The permission policy (bot/permissions.py) for one action; refusals say who can."""
+        """The permission policy (bot/incidents/permissions.py) for one action; refusals say who can."""
         self.permissions.require(action, incident, actor, also=also)
 
     def resolve_user(self, ref: UserRef, actor: str) -> str:

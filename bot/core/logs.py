@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot.text import mask_identifiers
+from bot.core.text import mask_identifiers
 
 _FORMATTER = logging.Formatter()
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.config import Playbook
-from bot.ids import INPUT_ACTION, ActionId, BlockId, CallbackId
-from bot.render import Renderer
-from bot.text import mask_identifiers, safe_text, truncate
+from bot.core.config import Playbook
+from bot.core.render import Renderer
+from bot.core.text import mask_identifiers, safe_text, truncate
+from bot.slack.ids import INPUT_ACTION, ActionId, BlockId, CallbackId
 from store.models import Incident, Notice
 
 Block = dict[str, Any]

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from bot.errors import BotError
-from bot.slack import SlackCallError, SlackGateway
-from bot.text import mask_identifiers
+from bot.core.errors import BotError
+from bot.core.text import mask_identifiers
+from bot.slack.gateway import SlackCallError, SlackGateway
 
 log = logging.getLogger(__name__)
 

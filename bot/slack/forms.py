@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from bot.config import Playbook
-from bot.errors import UserInputError
-from bot.ids import INPUT_ACTION, BlockId
-from bot.incidents import IncidentCreate
-from bot.inputs import check_text
+from bot.core.config import Playbook
+from bot.core.errors import UserInputError
+from bot.core.inputs import check_text
+from bot.incidents.service import IncidentCreate
+from bot.slack.ids import INPUT_ACTION, BlockId
 
 
 def _value(values: dict[str, Any], block: str) -> str | None:

@@ -8,7 +8,7 @@ from datetime import date
 
 from PIL import Image, ImageDraw, ImageFont
 
-from bot.kpi import Report
+from bot.review.kpi import Report
 
 WIDTH, HEIGHT = 1000, 520
 SEVERITY_COLOURS = {"sev1": (200, 30, 45), "sev2": (235, 120, 40), "sev3": (240, 190, 60), "sev4": (120, 160, 200)}

@@ -15,22 +15,22 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from bot.blocks import NOTICE_TEXT_MAX, mrkdwn, notice_edit_modal, notice_preview_blocks
-from bot.clock import utc
-from bot.config import NOTICE_STAGES
-from bot.deadlines import Deadlines
-from bot.errors import ConflictError, NotFoundError, PermissionDeniedError, UserInputError
-from bot.mailer import Mailer, SmtpSettings, build_message
-from bot.outbox import Recorder, Step
-from bot.permissions import Action
-from bot.slack import SlackCallError
-from bot.text import mask_identifiers, safe_text
-from bot.webhooks import Delivery, WebhookSender
+from bot.core.clock import utc
+from bot.core.config import NOTICE_STAGES
+from bot.core.errors import ConflictError, NotFoundError, PermissionDeniedError, UserInputError
+from bot.core.text import mask_identifiers, safe_text
+from bot.deadlines.service import Deadlines
+from bot.incidents.permissions import Action
+from bot.notices.email import Mailer, SmtpSettings, build_message
+from bot.notices.outbox import Recorder, Step
+from bot.notices.webhooks import Delivery, WebhookSender
+from bot.slack.blocks import NOTICE_TEXT_MAX, mrkdwn, notice_edit_modal, notice_preview_blocks
+from bot.slack.gateway import SlackCallError
 from store import queries
 from store.models import Incident, Notice, NoticeDelivery, TimelineEvent
 
 if TYPE_CHECKING:
-    from bot.incidents import IncidentService
+    from bot.incidents.service import IncidentService
 
 log = logging.getLogger(__name__)
 

@@ -14,12 +14,12 @@ from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.charts import weekly_chart
-from bot.clock import Clock, utc
-from bot.config import Playbook
-from bot.kpi import Report, as_text, kpi_report
-from bot.render import Renderer
-from bot.slack import SlackCallError, SlackGateway
+from bot.core.clock import Clock, utc
+from bot.core.config import Playbook
+from bot.core.render import Renderer
+from bot.review.charts import weekly_chart
+from bot.review.kpi import Report, as_text, kpi_report
+from bot.slack.gateway import SlackCallError, SlackGateway
 from store.models import Incident, ReportRun
 
 log = logging.getLogger(__name__)

@@ -7,17 +7,17 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
-from bot.clock import utc
-from bot.deadlines import Deadlines, humanize, owner_for
-from bot.errors import ConflictError, NotFoundError
-from bot.escalation import Escalations
-from bot.permissions import Action, Who
-from bot.text import safe_text
+from bot.core.clock import utc
+from bot.core.errors import ConflictError, NotFoundError
+from bot.core.text import safe_text
+from bot.deadlines.escalation import Escalations
+from bot.deadlines.service import Deadlines, humanize, owner_for
+from bot.incidents.permissions import Action, Who
 from store import queries
 from store.models import Deadline, Escalation
 
 if TYPE_CHECKING:
-    from bot.incidents import IncidentService
+    from bot.incidents.service import IncidentService
 
 STATE_ICONS = {
     "pending": ":hourglass:",

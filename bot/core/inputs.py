@@ -9,8 +9,8 @@ import re
 import unicodedata
 from datetime import date
 
-from bot.errors import UserInputError
-from bot.text import strip_format
+from bot.core.errors import UserInputError
+from bot.core.text import strip_format
 
 ALLOWED_CONTROLS = frozenset("\t\n\r")  # line breaks and tabs are part of pasted text
 MAX_ROW_ID = 2**31 - 1  # the largest id an INTEGER column holds

@@ -1,0 +1,1 @@
+"""After the incident: satisfaction, the review draft, action items, KPIs, the weekly report and its chart."""
