@@ -31,6 +31,7 @@ from bot.slack.commands import UserRef
 from bot.slack.gateway import SlackCallError, SlackGateway
 from store import queries
 from store.models import Incident, RoleAssignment
+from store.states import ACTIVE
 
 log = logging.getLogger(__name__)
 
@@ -694,7 +695,7 @@ class IncidentService:
         with self._uow() as s:
             incident = self.row(s, self.find(channel_id=channel_id).id)
             self.require(Action.RESOLVE, incident, actor)
-            resolvable = ("reported", "investigating")
+            resolvable = ACTIVE  # being worked on: not yet resolved
             if incident.status not in resolvable or not queries.transition_incident(
                 s, incident.id, expected=resolvable, status="resolved"
             ):
