@@ -100,7 +100,7 @@ def require_moves(moves: Mapping[S, frozenset[S]], expected: Iterable[str], to: 
     """Refuse a conditional update from any of `expected` to `to` that the table does not allow."""
     states = {str(state): state for state in moves}
     if to not in states:
-        raise IllegalTransitionError(f"unknown state {to!r}")
+        raise IllegalTransitionError(f"unknown state {str(to)!r}")
     for state in expected:
         if state not in states or states[to] not in moves[states[state]]:
-            raise IllegalTransitionError(f"no move from {state!r} to {to!r}")
+            raise IllegalTransitionError(f"no move from {str(state)!r} to {str(to)!r}")
