@@ -58,10 +58,6 @@ def get_incident_by_channel(session: Session, channel_id: str) -> Incident | Non
     return session.scalars(stmt).first()
 
 
-def get_incident_by_channel_name(session: Session, name: str) -> Incident | None:
-    return session.scalars(select(Incident).where(Incident.channel_name == name)).first()
-
-
 def list_open_incidents(session: Session, limit: int = 50) -> Sequence[Incident]:
     """Incidents not closed yet (a resolved one still awaits its review and close), newest first."""
     stmt = (
@@ -72,10 +68,6 @@ def list_open_incidents(session: Session, limit: int = 50) -> Sequence[Incident]
         .options(selectinload(Incident.roles))
     )
     return session.scalars(stmt).all()
-
-
-def count_open_incidents(session: Session) -> int:
-    return session.scalar(select(func.count(Incident.id)).where(Incident.status.in_(NOT_CLOSED))) or 0
 
 
 def add_incident(session: Session, incident: Incident) -> Incident:
@@ -489,10 +481,6 @@ def mark_outbox_sent(session: Session, keys: list[str]) -> None:
             .where(OutboxMessage.key.in_(keys[start : start + 500]))
             .values(state=OutboxState.SENT, lease_until=None, attempts=OutboxMessage.attempts + 1)
         )
-
-
-def set_notification_outcome(session: Session, key: str, outcome: str) -> None:
-    session.execute(update(SentNotification).where(SentNotification.key == key).values(outcome=outcome[:40]))
 
 
 def set_notification_outcomes(session: Session, outcomes: dict[str, str]) -> None:

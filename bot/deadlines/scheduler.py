@@ -69,7 +69,6 @@ class Send:
 
 @dataclass
 class SweepResult:
-    handled: int = 0
     sent: int = 0
     failed: int = 0
     sends: list[Send] = field(default_factory=list)
@@ -118,7 +117,6 @@ class Clockwork:
                 sends: list[Send] = []
                 for start in range(0, len(due), self.chunk):
                     sends += self._decide_chunk(due[start : start + self.chunk], now)
-                result.handled += len(due)
                 self._record(self._send_all(digest(resumed + sends)), result)  # older messages first
             self._run_jobs(now)
             return result

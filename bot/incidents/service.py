@@ -36,7 +36,6 @@ from store.states import ACTIVE
 log = logging.getLogger(__name__)
 
 TOPIC_MAX = 250
-STATUS_FLOW = ("reported", "investigating", "resolved", "closed")
 NAME_ATTEMPTS = 10
 # The channel set-up, one outbox row each, in this order; what the reporter is told when one fails.
 SETUP_STEPS = {
