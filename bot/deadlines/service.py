@@ -17,7 +17,7 @@ from bot.core.errors import ConflictError, NotFoundError
 from bot.core.text import safe_text
 from store import queries
 from store.models import Deadline, Incident
-from store.states import DONE, DeadlineState
+from store.states import DEADLINE_MOVES, DONE, DeadlineState, require_moves
 
 
 def reminder_times(start: datetime, due: datetime, offsets: Sequence[str]) -> list[datetime]:
@@ -125,6 +125,7 @@ class Deadlines:
 
     def close(self, s: Session, deadline: Deadline, state: DeadlineState, *, now: datetime, actor: str | None) -> None:
         """Mark a deadline met or cancelled, and stop whatever was paging for it."""
+        require_moves(DEADLINE_MOVES, (deadline.state,), state)  # as read: a conditional update may have moved it
         deadline.state, deadline.closed_at, deadline.closed_by = state, now, actor
         deadline.next_action_at = None
         if state == DeadlineState.MET and deadline.key == FIRST_RESPONSE:
