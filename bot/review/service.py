@@ -324,7 +324,7 @@ class AftercareService:
                 incident.review_at = None  # completed before the draft was due: nothing left to post
             queries.add_timeline_event(s, incident.id, at=now, event="review_completed", actor_id=actor)
             channel, number, status = incident.channel_id, incident.id, incident.status
-        if channel and status != "closed":
+        if channel and status != IncidentStatus.CLOSED:
             self.incidents.try_post(
                 channel, f":memo: <@{actor}> marked the review of #{number} complete. `/incident close` may follow."
             )
