@@ -7,7 +7,7 @@ from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Connection, Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -59,3 +59,14 @@ def current_revision(engine: Engine) -> str | None:
 
     with engine.connect() as conn:
         return MigrationContext.configure(conn).get_current_revision()
+
+
+def ping(connection: Connection | Session) -> None:
+    """One round trip to the database; raises if it is unreachable (the health check, a held lock's link)."""
+    connection.execute(text("SELECT 1"))
+
+
+def try_advisory_lock(connection: Connection, lock_id: int) -> bool:
+    """Take a PostgreSQL session-level advisory lock on this connection, if no other session holds it: it is
+    held until the connection closes."""
+    return bool(connection.execute(text("SELECT pg_try_advisory_lock(:id)"), {"id": lock_id}).scalar())

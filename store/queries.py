@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +16,7 @@ from store.models import (
     Escalation,
     Incident,
     Notice,
+    NoticeDelivery,
     OutboxMessage,
     ReportRun,
     RoleAssignment,
@@ -25,14 +26,22 @@ from store.models import (
     SentNotification,
     TimelineEvent,
 )
+from store.states import (
+    DEADLINE_MOVES,
+    ESCALATION_MOVES,
+    INCIDENT_MOVES,
+    NOT_CLOSED,
+    NOTICE_MOVES,
+    DeadlineState,
+    EscalationState,
+    NoticeState,
+    OutboxState,
+    require_moves,
+)
 
-OPEN_STATUSES = ("reported", "investigating", "resolved")
 
-
-def get_incident(session: Session, incident_id: int, *, for_update: bool = False) -> Incident | None:
+def get_incident(session: Session, incident_id: int) -> Incident | None:
     stmt = select(Incident).where(Incident.id == incident_id).options(selectinload(Incident.roles))
-    if for_update:
-        stmt = stmt.with_for_update()
     return session.scalars(stmt).first()
 
 
@@ -44,30 +53,21 @@ def get_incidents(session: Session, ids: set[int]) -> dict[int, Incident]:
     return {incident.id: incident for incident in session.scalars(stmt)}
 
 
-def get_incident_by_channel(session: Session, channel_id: str, *, for_update: bool = False) -> Incident | None:
+def get_incident_by_channel(session: Session, channel_id: str) -> Incident | None:
     stmt = select(Incident).where(Incident.channel_id == channel_id).options(selectinload(Incident.roles))
-    if for_update:
-        stmt = stmt.with_for_update()
     return session.scalars(stmt).first()
 
 
-def get_incident_by_channel_name(session: Session, name: str) -> Incident | None:
-    return session.scalars(select(Incident).where(Incident.channel_name == name)).first()
-
-
 def list_open_incidents(session: Session, limit: int = 50) -> Sequence[Incident]:
+    """Incidents not closed yet (a resolved one still awaits its review and close), newest first."""
     stmt = (
         select(Incident)
-        .where(Incident.status.in_(OPEN_STATUSES))
+        .where(Incident.status.in_(NOT_CLOSED))
         .order_by(Incident.created_at.desc())
         .limit(limit)
         .options(selectinload(Incident.roles))
     )
     return session.scalars(stmt).all()
-
-
-def count_open_incidents(session: Session) -> int:
-    return session.scalar(select(func.count(Incident.id)).where(Incident.status.in_(OPEN_STATUSES))) or 0
 
 
 def add_incident(session: Session, incident: Incident) -> Incident:
@@ -141,8 +141,10 @@ def _changed(session: Session, stmt: Any) -> bool:
     return session.connection().execute(stmt).first() is not None
 
 
-def transition_incident(session: Session, incident_id: int, *, expected: Sequence[str], status: str) -> bool:
+def transition_incident(session: Session, incident_id: int, *, expected: Iterable[str], status: str) -> bool:
     """Move an incident from one of the `expected` statuses to `status` (resolve, close, start investigating)."""
+    expected = tuple(expected)
+    require_moves(INCIDENT_MOVES, expected, status)
     return _changed(
         session,
         update(Incident)
@@ -173,10 +175,18 @@ def set_paused(session: Session, incident_id: int, *, paused_at: datetime | None
 
 
 def transition_notice(
-    session: Session, notice_id: int, *, expected: str, approved_digest: str | None, values: dict[str, Any]
+    session: Session,
+    notice_id: int,
+    *,
+    expected: str,
+    state: str,
+    approved_digest: str | None,
+    values: dict[str, Any],
 ) -> bool:
-    """Approve or start publishing a notice, if it is still in the `expected` state with the approval the caller
-    checked (an edit or another approval in between changes one of them, so this one then loses)."""
+    """Edit, approve or start publishing a notice (moving it to `state`), if it is still in the `expected` state
+    with the approval the caller checked (an edit or another approval in between changes one of them, so this one
+    then loses)."""
+    require_moves(NOTICE_MOVES, (expected,), state)
     return _changed(
         session,
         update(Notice)
@@ -185,7 +195,7 @@ def transition_notice(
             Notice.state == expected,
             Notice.approved_digest.is_not_distinct_from(approved_digest),
         )
-        .values(values)
+        .values({**values, "state": state})
         .returning(Notice.id),
     )
 
@@ -195,8 +205,8 @@ def acknowledge_escalation(session: Session, escalation_id: int, *, actor: str, 
     return _changed(
         session,
         update(Escalation)
-        .where(Escalation.id == escalation_id, Escalation.state == "active")
-        .values(state="acknowledged", acked_at=at, acked_by=actor, next_action_at=None)
+        .where(Escalation.id == escalation_id, Escalation.state == EscalationState.ACTIVE)
+        .values(state=EscalationState.ACKNOWLEDGED, acked_at=at, acked_by=actor, next_action_at=None)
         .returning(Escalation.id),
     )
 
@@ -207,7 +217,7 @@ def hold_active_escalation(session: Session, escalation_id: int) -> bool:
     return _changed(
         session,
         update(Escalation)
-        .where(Escalation.id == escalation_id, Escalation.state == "active")
+        .where(Escalation.id == escalation_id, Escalation.state == EscalationState.ACTIVE)
         .values(level=Escalation.level)
         .returning(Escalation.id),
     )
@@ -241,9 +251,11 @@ def claim_role(
     )
 
 
-def transition_deadline(session: Session, deadline_id: int, *, expected: Sequence[str], state: str) -> bool:
+def transition_deadline(session: Session, deadline_id: int, *, expected: Iterable[str], state: str) -> bool:
     """Move a deadline from one of the `expected` states to `state` (marked done: met, or met late from missed;
     found overdue by the clockwork: missed)."""
+    expected = tuple(expected)
+    require_moves(DEADLINE_MOVES, expected, state)
     return _changed(
         session,
         update(Deadline)
@@ -260,7 +272,7 @@ def snooze_deadline(session: Session, deadline_id: int, *, snoozes: int, until: 
         update(Deadline)
         .where(
             Deadline.id == deadline_id,
-            Deadline.state == "pending",
+            Deadline.state == DeadlineState.PENDING,
             Deadline.snoozes == snoozes,
             or_(Deadline.snoozed_until.is_(None), Deadline.snoozed_until <= now),
         )
@@ -336,7 +348,12 @@ def take_due_outbox(session: Session, now: datetime, *, lease_until: datetime, l
     leased = or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now)
     stmt = (
         select(OutboxMessage)
-        .where(OutboxMessage.effect == "message", OutboxMessage.state == "pending", OutboxMessage.due_at <= now, leased)
+        .where(
+            OutboxMessage.effect == "message",
+            OutboxMessage.state == OutboxState.PENDING,
+            OutboxMessage.due_at <= now,
+            leased,
+        )
         .order_by(OutboxMessage.id)
         .limit(limit)
     )
@@ -371,7 +388,7 @@ def add_effect(
             text="",
             effect=effect,
             payload=payload,
-            state="pending",
+            state=OutboxState.PENDING,
             attempts=0,
             due_at=at,
         )
@@ -387,7 +404,7 @@ def lane_head(session: Session, incident_id: int) -> OutboxMessage | None:
         .where(
             OutboxMessage.incident_id == incident_id,
             OutboxMessage.effect != "message",
-            OutboxMessage.state == "pending",
+            OutboxMessage.state == OutboxState.PENDING,
         )
         .order_by(OutboxMessage.id)
         .limit(1)
@@ -401,7 +418,9 @@ def lease_effect(session: Session, row_id: int, *, now: datetime, lease_until: d
     free = or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now)
     result = session.execute(
         update(OutboxMessage)
-        .where(OutboxMessage.id == row_id, OutboxMessage.state == "pending", OutboxMessage.due_at <= now, free)
+        .where(
+            OutboxMessage.id == row_id, OutboxMessage.state == OutboxState.PENDING, OutboxMessage.due_at <= now, free
+        )
         .values(lease_until=lease_until, attempts=OutboxMessage.attempts + 1)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
@@ -412,7 +431,12 @@ def lanes_due(session: Session, now: datetime, limit: int = 500) -> list[int]:
     free = or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now)
     stmt = (
         select(OutboxMessage.incident_id)
-        .where(OutboxMessage.effect != "message", OutboxMessage.state == "pending", OutboxMessage.due_at <= now, free)
+        .where(
+            OutboxMessage.effect != "message",
+            OutboxMessage.state == OutboxState.PENDING,
+            OutboxMessage.due_at <= now,
+            free,
+        )
         .group_by(OutboxMessage.incident_id)
         .order_by(func.min(OutboxMessage.id))
         .limit(limit)
@@ -426,7 +450,9 @@ def reopen_effects(session: Session, incident_id: int, now: datetime) -> int:
     mine = (OutboxMessage.incident_id == incident_id, OutboxMessage.effect != "message")
     session.execute(
         update(OutboxMessage)
-        .where(*mine, OutboxMessage.state == "pending", OutboxMessage.attempts > 0, OutboxMessage.error.is_(None))
+        .where(
+            *mine, OutboxMessage.state == OutboxState.PENDING, OutboxMessage.attempts > 0, OutboxMessage.error.is_(None)
+        )
         .values(error="interrupted")
     )
     result = session.execute(
@@ -434,10 +460,10 @@ def reopen_effects(session: Session, incident_id: int, now: datetime) -> int:
         .where(
             OutboxMessage.incident_id == incident_id,
             OutboxMessage.effect != "message",
-            OutboxMessage.state.in_(("pending", "failed")),
+            OutboxMessage.state.in_((OutboxState.PENDING, OutboxState.FAILED)),
             or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now),
         )
-        .values(state="pending", due_at=now, attempts=0, lease_until=None)
+        .values(state=OutboxState.PENDING, due_at=now, attempts=0, lease_until=None)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
 
@@ -453,12 +479,8 @@ def mark_outbox_sent(session: Session, keys: list[str]) -> None:
         session.execute(
             update(OutboxMessage)
             .where(OutboxMessage.key.in_(keys[start : start + 500]))
-            .values(state="sent", lease_until=None, attempts=OutboxMessage.attempts + 1)
+            .values(state=OutboxState.SENT, lease_until=None, attempts=OutboxMessage.attempts + 1)
         )
-
-
-def set_notification_outcome(session: Session, key: str, outcome: str) -> None:
-    session.execute(update(SentNotification).where(SentNotification.key == key).values(outcome=outcome[:40]))
 
 
 def set_notification_outcomes(session: Session, outcomes: dict[str, str]) -> None:
@@ -509,12 +531,12 @@ def next_wakeup(session: Session) -> datetime | None:
                     )
                 )
             ).where(
-                OutboxMessage.state == "pending",
+                OutboxMessage.state == OutboxState.PENDING,
                 or_(  # an incident's side effects run in order: only the first waiting one of each counts
                     OutboxMessage.effect == "message",
                     OutboxMessage.id.in_(
                         select(func.min(OutboxMessage.id))
-                        .where(OutboxMessage.state == "pending", OutboxMessage.effect != "message")
+                        .where(OutboxMessage.state == OutboxState.PENDING, OutboxMessage.effect != "message")
                         .group_by(OutboxMessage.incident_id)
                     ),
                 ),
@@ -545,3 +567,206 @@ def delete_request_signatures_before(session: Session, timestamp: int) -> int:
     """Forget signatures whose timestamp is older than `timestamp` (a replay of them is stale anyway)."""
     result: Any = session.execute(delete(SeenRequest).where(SeenRequest.timestamp < timestamp))
     return int(result.rowcount or 0)
+
+
+# ---- deadlines and escalations -----------------------------------------------------------------------------
+
+
+def get_deadline(session: Session, deadline_id: int) -> Deadline | None:
+    return session.get(Deadline, deadline_id)
+
+
+def add_deadline(session: Session, deadline: Deadline) -> Deadline:
+    """Write a new deadline and give it its id (the timeline event that follows names it)."""
+    session.add(deadline)
+    session.flush()
+    return deadline
+
+
+def list_deadlines_by_due(
+    session: Session, incident_id: int, *, state: DeadlineState | None = None, cadence: bool | None = None
+) -> list[Deadline]:
+    """An incident's deadlines, soonest due first; only those in `state`, or only (non-)cadences, when given."""
+    stmt = select(Deadline).where(Deadline.incident_id == incident_id)
+    if state is not None:
+        stmt = stmt.where(Deadline.state == state)
+    if cadence is not None:
+        stmt = stmt.where(Deadline.cadence.is_(cadence))
+    return list(session.scalars(stmt.order_by(Deadline.due_at, Deadline.id)))
+
+
+def count_deadlines(session: Session, incident_id: int, *, key_prefix: str) -> int:
+    """How many of the incident's deadlines have a key starting with `key_prefix` (its action items)."""
+    stmt = (
+        select(func.count())
+        .select_from(Deadline)
+        .where(Deadline.incident_id == incident_id, Deadline.key.startswith(key_prefix, autoescape=True))
+    )
+    return int(session.scalar(stmt) or 0)
+
+
+def lock_due_deadlines(session: Session, ids: Sequence[int], now: datetime) -> list[Deadline]:
+    """Of these deadlines, the ones still due, locked for this transaction; rows another process holds are
+    skipped (it is deciding them)."""
+    stmt = (
+        select(Deadline)
+        .where(Deadline.id.in_(ids), Deadline.next_action_at <= now)
+        .order_by(Deadline.next_action_at)
+        .with_for_update(skip_locked=True)
+    )
+    return list(session.scalars(stmt))
+
+
+def get_escalation(session: Session, escalation_id: int) -> Escalation | None:
+    return session.get(Escalation, escalation_id)
+
+
+def add_escalation(session: Session, chain: Escalation) -> Escalation:
+    """Write a new paging chain and give it its id."""
+    session.add(chain)
+    session.flush()
+    return chain
+
+
+def list_escalations(session: Session, incident_id: int, *, state: EscalationState | None = None) -> list[Escalation]:
+    """An incident's paging chains in the order they started; only those in `state`, when given."""
+    stmt = select(Escalation).where(Escalation.incident_id == incident_id)
+    if state is not None:
+        stmt = stmt.where(Escalation.state == state)
+    return list(session.scalars(stmt.order_by(Escalation.id)))
+
+
+def lock_due_escalations(session: Session, ids: Sequence[int], now: datetime) -> list[Escalation]:
+    """Of these chains, the ones still due, locked for this transaction (as `lock_due_deadlines`)."""
+    stmt = (
+        select(Escalation)
+        .where(Escalation.id.in_(ids), Escalation.next_action_at <= now)
+        .order_by(Escalation.next_action_at)
+        .with_for_update(skip_locked=True)
+    )
+    return list(session.scalars(stmt))
+
+
+def cancel_escalations(
+    session: Session, incident_id: int, *, deadline_id: int | None = None, unbound_only: bool = False
+) -> int:
+    """Stop the incident's active paging chains: those for one deadline (`deadline_id`), those started for no
+    deadline (`unbound_only`: a raised severity), or all of them. Nothing more is paged for a stopped chain."""
+    require_moves(ESCALATION_MOVES, (EscalationState.ACTIVE,), EscalationState.CANCELLED)
+    stmt = update(Escalation).where(Escalation.incident_id == incident_id, Escalation.state == EscalationState.ACTIVE)
+    if deadline_id is not None:
+        stmt = stmt.where(Escalation.deadline_id == deadline_id)
+    elif unbound_only:
+        stmt = stmt.where(Escalation.deadline_id.is_(None))
+    # the ORM brings chains already loaded in this session up to date too
+    result: Any = session.execute(stmt.values(state=EscalationState.CANCELLED, next_action_at=None))
+    return int(result.rowcount or 0)
+
+
+# ---- the review ----------------------------------------------------------------------------------------------
+
+
+def list_due_review_ids(session: Session, now: datetime, limit: int = 100) -> list[int]:
+    """Incidents whose review draft is due and not posted yet, the longest waiting first."""
+    stmt = (
+        select(Incident.id)
+        .where(Incident.review_at <= now, Incident.review_posted_at.is_(None))
+        .order_by(Incident.review_at)
+        .limit(limit)
+    )
+    return list(session.scalars(stmt))
+
+
+def claim_review_post(session: Session, incident_id: int, *, at: datetime) -> bool:
+    """Mark a review draft posted unless it already was: of two sweeps, one posts it."""
+    result: Any = session.execute(
+        update(Incident)
+        .where(Incident.id == incident_id, Incident.review_posted_at.is_(None))
+        .values(review_posted_at=at)
+    )
+    return bool(result.rowcount)
+
+
+def set_review_posted(session: Session, incident_id: int, *, at: datetime) -> None:
+    """Mark a review draft posted now (posted on request, again if it was before)."""
+    session.execute(update(Incident).where(Incident.id == incident_id).values(review_posted_at=at))
+
+
+def add_report_run(session: Session, *, kind: str, due_at: datetime) -> None:
+    """Plan a scheduled report's run; a second plan for the same (kind, due_at) fails on commit."""
+    session.add(ReportRun(kind=kind, due_at=due_at, outcome=""))
+
+
+def get_report_run(session: Session, run_id: int) -> ReportRun | None:
+    return session.get(ReportRun, run_id)
+
+
+def get_pending_report_run(session: Session, kind: str) -> ReportRun | None:
+    """The earliest planned run of a report that has not been posted."""
+    stmt = select(ReportRun).where(ReportRun.kind == kind, ReportRun.posted_at.is_(None)).order_by(ReportRun.due_at)
+    return session.scalars(stmt).first()
+
+
+def claim_report_run(session: Session, run_id: int, *, at: datetime) -> bool:
+    """Mark a run posted unless another process did a moment ago; True if this one takes it."""
+    result: Any = session.execute(
+        update(ReportRun).where(ReportRun.id == run_id, ReportRun.posted_at.is_(None)).values(posted_at=at)
+    )
+    return bool(result.rowcount)
+
+
+def list_opened(session: Session, start: datetime, end: datetime) -> list[tuple[datetime, str]]:
+    """When each real incident (no drill) of [start, end) was opened, and its severity (the weekly chart)."""
+    stmt = select(Incident.created_at, Incident.severity).where(
+        Incident.is_drill.is_(False), Incident.created_at >= start, Incident.created_at < end
+    )
+    return [(created, severity) for created, severity in session.execute(stmt)]
+
+
+# ---- notices -------------------------------------------------------------------------------------------------
+
+
+def get_notice(session: Session, notice_id: int) -> Notice | None:
+    return session.get(Notice, notice_id)
+
+
+def add_notice(session: Session, notice: Notice) -> Notice:
+    """Write a new notice draft and give it its id."""
+    session.add(notice)
+    session.flush()
+    return notice
+
+
+def add_notice_delivery(session: Session, delivery: NoticeDelivery) -> None:
+    """Record what happened when a notice went to one target."""
+    session.add(delivery)
+
+
+def list_notice_deliveries(session: Session, notice_id: int) -> list[NoticeDelivery]:
+    return list(session.scalars(select(NoticeDelivery).where(NoticeDelivery.notice_id == notice_id)))
+
+
+def list_published_notices(session: Session, incident_id: int) -> list[Notice]:
+    """An incident's published notices in the order they went out."""
+    stmt = (
+        select(Notice)
+        .where(Notice.incident_id == incident_id, Notice.state == NoticeState.PUBLISHED)
+        .order_by(Notice.published_at)
+    )
+    return list(session.scalars(stmt))
+
+
+def list_public_notices(session: Session, kinds: Sequence[str], limit: int = 200) -> list[tuple[Notice, Incident]]:
+    """Published notices of real incidents of these kinds, newest first, each with its incident."""
+    stmt = (
+        select(Notice, Incident)
+        .join(Incident, Incident.id == Notice.incident_id)
+        .where(Notice.state == NoticeState.PUBLISHED, Incident.is_drill.is_(False), Incident.kind.in_(kinds))
+        .order_by(Notice.published_at.desc())
+        .limit(limit)
+    )
+    return [(notice, incident) for notice, incident in session.execute(stmt)]
+
+
+def get_outbox_message(session: Session, row_id: int) -> OutboxMessage | None:
+    return session.get(OutboxMessage, row_id)

@@ -274,7 +274,6 @@ class WeeklyReportSpec(_Strict):
 
 
 NOTICE_STAGES = ("initial", "update", "resolved")
-NOTICE_CHANNELS = ("status_page", "social", "hotline", "email", "internal", "complaint_system")
 # Channels everyone can read: a kind whose notices answer one customer never uses them.
 PUBLIC_NOTICE_CHANNELS = ("status_page", "social")
 # Channels a customer-audience kind uses by default: straight back to the customer, plus the staff broadcast.

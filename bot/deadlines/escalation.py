@@ -5,13 +5,13 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.core.clock import utc
 from bot.core.config import Playbook
 from store import queries
 from store.models import Escalation, Incident
+from store.states import EscalationState
 
 
 class Escalations:
@@ -50,13 +50,12 @@ class Escalations:
             reason=reason,
             levels=levels,
             level=0,
-            state="active",
+            state=EscalationState.ACTIVE,
             started_at=now,
             next_action_at=now,
             caused_by=caused_by,
         )
-        s.add(chain)
-        s.flush()
+        queries.add_escalation(s, chain)
         queries.add_timeline_event(
             s,
             incident.id,
@@ -69,18 +68,22 @@ class Escalations:
         return chain
 
     def active(self, s: Session, incident_id: int) -> list[Escalation]:
-        stmt = select(Escalation).where(Escalation.incident_id == incident_id, Escalation.state == "active")
-        return list(s.scalars(stmt.order_by(Escalation.id)))
+        return queries.list_escalations(s, incident_id, state=EscalationState.ACTIVE)
 
     def all(self, s: Session, incident_id: int) -> list[Escalation]:
-        return list(s.scalars(select(Escalation).where(Escalation.incident_id == incident_id).order_by(Escalation.id)))
+        return queries.list_escalations(s, incident_id)
 
     def acknowledge(self, s: Session, chain: Escalation, *, actor: str, now: datetime) -> timedelta | None:
         """Stop the chain if it is still active: every page it still had pending is cancelled. Returns the time
         to acknowledge, or None when another request (or the clockwork) stopped it first."""
         if not queries.acknowledge_escalation(s, chain.id, actor=actor, at=now):
             return None
-        chain.state, chain.acked_at, chain.acked_by, chain.next_action_at = "acknowledged", now, actor, None
+        chain.state, chain.acked_at, chain.acked_by, chain.next_action_at = (
+            EscalationState.ACKNOWLEDGED,
+            now,
+            actor,
+            None,
+        )
         took = now - utc(chain.started_at)
         queries.add_timeline_event(
             s,

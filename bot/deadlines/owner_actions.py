@@ -15,6 +15,7 @@ from bot.deadlines.service import Deadlines, humanize, owner_for
 from bot.incidents.permissions import Action, Who
 from store import queries
 from store.models import Deadline, Escalation
+from store.states import DeadlineState, EscalationState, IncidentStatus
 
 if TYPE_CHECKING:
     from bot.incidents.service import IncidentService
@@ -50,14 +51,14 @@ class TimekeepingService:
         with self.incidents.db() as s:
             for d in self.deadlines.all(s, incident.id):
                 due = utc(d.due_at)
-                if d.state == "pending":
+                if d.state == DeadlineState.PENDING:
                     when = f"in {humanize(due - now)}" if due > now else f"overdue by {humanize(now - due)}"
-                elif d.state == "met" and d.closed_at is not None:
+                elif d.state == DeadlineState.MET and d.closed_at is not None:
                     closed = utc(d.closed_at)
                     when = (
                         f"met {humanize(due - closed)} early" if closed <= due else f"met {humanize(closed - due)} late"
                     )
-                elif d.state == "missed":
+                elif d.state == DeadlineState.MISSED:
                     when = "missed"
                 else:
                     when = "no longer applies"
@@ -75,7 +76,7 @@ class TimekeepingService:
                         "state": d.state,
                     }
                 )
-        pending = any(r["state"] == "pending" for r in rows)
+        pending = any(r["state"] == DeadlineState.PENDING for r in rows)
         return self.incidents.renderer.render("slack/deadlines.j2", number=incident.id, deadlines=rows, pending=pending)
 
     def _announce(self, channel_id: str | None, text: str) -> None:
@@ -90,11 +91,12 @@ class TimekeepingService:
         now = self.incidents.clock.now()
         with self.incidents.db.begin() as s:
             if deadline_id is not None:
-                deadline = s.get(Deadline, deadline_id)
+                deadline = queries.get_deadline(s, deadline_id)
                 if deadline is None:
                     raise NotFoundError("That deadline no longer exists.")
                 incident = self.incidents.row(s, deadline.incident_id)
-                if deadline.state not in ("pending", "missed") or (deadline.state == "missed" and deadline.cadence):
+                missed = deadline.state == DeadlineState.MISSED
+                if deadline.state not in (DeadlineState.PENDING, DeadlineState.MISSED) or (missed and deadline.cadence):
                     raise ConflictError(self._already(deadline))
             else:
                 incident = self.incidents.row(s, self.incidents.find(channel_id=channel_id).id)
@@ -102,11 +104,11 @@ class TimekeepingService:
             owner = owner_for(incident, deadline.owner_role, self.incidents.playbook.lead_role, deadline.owner_user)
             mine = (Who.DEADLINE_OWNER,) if actor == owner else ()
             self.incidents.require(Action.MARK_DONE, incident, actor, also=mine)
-            doable = ("pending",) if deadline.cadence else ("pending", "missed")  # missed work is met late
-            if not queries.transition_deadline(s, deadline.id, expected=doable, state="met"):
+            doable = [DeadlineState.PENDING] if deadline.cadence else [DeadlineState.PENDING, DeadlineState.MISSED]
+            if not queries.transition_deadline(s, deadline.id, expected=doable, state=DeadlineState.MET):
                 s.refresh(deadline)  # met (or cancelled) by another request a moment ago
                 raise ConflictError(self._already(deadline))
-            self.deadlines.close(s, deadline, "met", now=now, actor=actor)
+            self.deadlines.close(s, deadline, DeadlineState.MET, now=now, actor=actor)
             due = utc(deadline.due_at)
             text = self.incidents.renderer.render(
                 "slack/clock.j2",
@@ -123,7 +125,7 @@ class TimekeepingService:
 
     @staticmethod
     def _already(deadline: Deadline) -> str:
-        by = f" by <@{deadline.closed_by}>" if deadline.closed_by and deadline.state == "met" else ""
+        by = f" by <@{deadline.closed_by}>" if deadline.closed_by and deadline.state == DeadlineState.MET else ""
         return f"*{safe_text(deadline.name)}* is already {deadline.state}{by}."
 
     def record_solution(self, *, channel_id: str, text: str, actor: str) -> str | None:
@@ -133,17 +135,17 @@ class TimekeepingService:
         with self.incidents.db.begin() as s:
             incident = self.incidents.row(s, self.incidents.find(channel_id=channel_id).id)
             self.incidents.require(Action.SOLUTION, incident, actor)
-            if incident.status == "closed":
+            if incident.status == IncidentStatus.CLOSED:
                 raise ConflictError(f"#{incident.id} is closed; its record can no longer change.")
             queries.add_timeline_event(
                 s, incident.id, at=now, event="solution_communicated", actor_id=actor, text=text, data={}
             )
-            before = {d.id for d in self.deadlines.all(s, incident.id) if d.state == "met"}
+            before = {d.id for d in self.deadlines.all(s, incident.id) if d.state == DeadlineState.MET}
             self.deadlines.on_event(s, incident, "solution", now=now, actor=actor)
             met = [
                 (d.name, humanize(now - utc(d.due_at)) if now > utc(d.due_at) else "")
                 for d in self.deadlines.all(s, incident.id)
-                if d.state == "met" and d.id not in before
+                if d.state == DeadlineState.MET and d.id not in before
             ]
             channel = incident.channel_id
         self.schedule_changed()
@@ -154,14 +156,14 @@ class TimekeepingService:
     def snooze(self, *, deadline_id: int, actor: str) -> str:
         now = self.incidents.clock.now()
         with self.incidents.db.begin() as s:
-            deadline = s.get(Deadline, deadline_id)
+            deadline = queries.get_deadline(s, deadline_id)
             if deadline is None:
                 raise NotFoundError("That deadline no longer exists.")
             incident = self.incidents.row(s, deadline.incident_id)
             owner = owner_for(incident, deadline.owner_role, self.incidents.playbook.lead_role, deadline.owner_user)
             mine = (Who.DEADLINE_OWNER,) if actor == owner else ()
             self.incidents.require(Action.SNOOZE, incident, actor, also=mine)
-            if incident.status == "closed":
+            if incident.status == IncidentStatus.CLOSED:
                 raise ConflictError(f"#{incident.id} is closed; nothing more will be sent for it.")
             until = self.deadlines.snooze(s, deadline, now=now, actor=actor)
             name = deadline.name
@@ -178,7 +180,7 @@ class TimekeepingService:
     def _nothing_paging(self, s: Session, incident_id: int) -> str:
         """`/incident ack` with nothing active: say who acknowledged the latest page, if someone did."""
         latest = next(iter(reversed(self.escalations.all(s, incident_id))), None)
-        if latest is not None and latest.state == "acknowledged":
+        if latest is not None and latest.state == EscalationState.ACKNOWLEDGED:
             return f"#{incident_id}'s page was already acknowledged by <@{latest.acked_by}>; nothing is paging now."
         return f"Nothing is paging for #{incident_id}."
 
@@ -187,11 +189,11 @@ class TimekeepingService:
         now = self.incidents.clock.now()
         with self.incidents.db.begin() as s:
             if escalation_id is not None:
-                chain = s.get(Escalation, escalation_id)
+                chain = queries.get_escalation(s, escalation_id)
                 if chain is None:
                     raise NotFoundError("That page no longer exists.")
                 incident = self.incidents.row(s, chain.incident_id)
-                if chain.state != "active":
+                if chain.state != EscalationState.ACTIVE:
                     raise ConflictError(self._not_paging(chain))
                 chains = [chain]
             else:

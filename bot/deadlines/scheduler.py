@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, select, text
+from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from bot.core.clock import utc
@@ -32,7 +32,9 @@ from bot.services import Services
 from bot.slack.blocks import page_blocks, reminder_blocks
 from bot.slack.gateway import SlackCallError
 from store import queries
+from store.db import ping, try_advisory_lock
 from store.models import Deadline, Escalation, Incident
+from store.states import DeadlineState, EscalationState, IncidentStatus, OutboxState
 
 log = logging.getLogger(__name__)
 ADVISORY_LOCK_ID = 0x1DE5C  # "incident-desk scheduler"
@@ -67,7 +69,6 @@ class Send:
 
 @dataclass
 class SweepResult:
-    handled: int = 0
     sent: int = 0
     failed: int = 0
     sends: list[Send] = field(default_factory=list)
@@ -116,7 +117,6 @@ class Clockwork:
                 sends: list[Send] = []
                 for start in range(0, len(due), self.chunk):
                     sends += self._decide_chunk(due[start : start + self.chunk], now)
-                result.handled += len(due)
                 self._record(self._send_all(digest(resumed + sends)), result)  # older messages first
             self._run_jobs(now)
             return result
@@ -174,7 +174,7 @@ class Clockwork:
                     "blocks": send.blocks,
                     "digestible": send.digestible,
                     "escalation_id": send.escalation_id,
-                    "state": "pending",
+                    "state": OutboxState.PENDING,
                     "attempts": 0,
                     "due_at": now,
                     "lease_until": now + LEASE,
@@ -216,17 +216,12 @@ class Clockwork:
     def _decide(
         self, s: Session, rows: list[tuple[type[Deadline] | type[Escalation], int]], now: datetime
     ) -> list[Send]:
-        locked: list[Any] = []
-        for model in (Deadline, Escalation):
-            ids = [row_id for m, row_id in rows if m is model]
-            if ids:
-                stmt = (
-                    select(model)
-                    .where(model.id.in_(ids), model.next_action_at <= now)
-                    .order_by(model.next_action_at)
-                    .with_for_update(skip_locked=True)  # another process has the rest
-                )
-                locked += list(s.scalars(stmt))
+        locked: list[Deadline | Escalation] = []
+        # locked for this transaction; another process has skipped them (and this one skips what it holds)
+        if ids := [row_id for m, row_id in rows if m is Deadline]:
+            locked += queries.lock_due_deadlines(s, ids, now)
+        if ids := [row_id for m, row_id in rows if m is Escalation]:
+            locked += queries.lock_due_escalations(s, ids, now)
         # every incident of the chunk in one query, before anything changes (no autoflush per row)
         incidents = queries.get_incidents(s, {row.incident_id for row in locked})
         sends: list[Send] = []
@@ -241,11 +236,11 @@ class Clockwork:
     @staticmethod
     def _open_channel(incident: Incident) -> str | None:
         """The incident channel while it is open; a closed (archived) incident's follow-ups go by DM only."""
-        return incident.channel_id if incident.status != "closed" else None
+        return incident.channel_id if incident.status != IncidentStatus.CLOSED else None
 
     def _deadline(self, s: Session, incident: Incident | None, deadline: Deadline, now: datetime) -> list[Send]:
-        closed = incident is not None and incident.status == "closed" and not is_action_item(deadline)
-        if incident is None or closed or deadline.state != "pending" or incident.paused_at:
+        closed = incident is not None and incident.status == IncidentStatus.CLOSED and not is_action_item(deadline)
+        if incident is None or closed or deadline.state != DeadlineState.PENDING or incident.paused_at:
             deadline.next_action_at = None  # a paused incident's clocks restart (and re-plan) on resume
             return []
         owner = owner_for(incident, deadline.owner_role, self.playbook.lead_role, deadline.owner_user)
@@ -322,9 +317,11 @@ class Clockwork:
     def _missed(
         self, s: Session, incident: Incident, deadline: Deadline, owner: str | None, now: datetime
     ) -> list[Send]:
-        if not queries.transition_deadline(s, deadline.id, expected=("pending",), state="missed"):
+        if not queries.transition_deadline(
+            s, deadline.id, expected=[DeadlineState.PENDING], state=DeadlineState.MISSED
+        ):
             return []  # marked done (or cancelled) by someone a moment ago: nothing was missed
-        deadline.state, deadline.closed_at, deadline.next_action_at = "missed", utc(deadline.due_at), None
+        deadline.state, deadline.closed_at, deadline.next_action_at = DeadlineState.MISSED, utc(deadline.due_at), None
         late = now - utc(deadline.due_at)
         queries.add_timeline_event(
             s,
@@ -367,9 +364,13 @@ class Clockwork:
         return sends
 
     def _escalation(self, s: Session, incident: Incident | None, chain: Escalation, now: datetime) -> list[Send]:
-        deadline = s.get(Deadline, chain.deadline_id) if chain.deadline_id else None
-        closed = incident is not None and incident.status == "closed" and not (deadline and is_action_item(deadline))
-        if incident is None or closed or chain.state != "active":
+        deadline = queries.get_deadline(s, chain.deadline_id) if chain.deadline_id else None
+        closed = (
+            incident is not None
+            and incident.status == IncidentStatus.CLOSED
+            and not (deadline and is_action_item(deadline))
+        )
+        if incident is None or closed or chain.state != EscalationState.ACTIVE:
             chain.next_action_at = None
             return []
         if not queries.hold_active_escalation(s, chain.id):
@@ -483,7 +484,7 @@ class Clockwork:
                     )
                 )
             return sends
-        chain.state, chain.next_action_at = "exhausted", None
+        chain.state, chain.next_action_at = EscalationState.EXHAUSTED, None
         queries.add_timeline_event(
             s,
             incident.id,
@@ -568,15 +569,15 @@ class Clockwork:
             row.due_at = now + RETRY_BACKOFF * 2 ** (row.attempts - 1)
             log.warning("could not send %s (%s); trying again at %s", key, error, row.due_at)
             return
-        row.state = "failed"
+        row.state = OutboxState.FAILED
         log.error("gave up sending %s after %d attempts: %s", key, row.attempts, error)
         if row.escalation_id is None or row.user_id is None:
             return
-        chain = s.get(Escalation, row.escalation_id)
+        chain = queries.get_escalation(s, row.escalation_id)
         incident = queries.get_incident(s, row.incident_id)
         if chain is None or incident is None:
             return
-        moving_on = chain.state == "active"
+        moving_on = chain.state == EscalationState.ACTIVE
         if moving_on:
             chain.next_action_at = now  # the next level is paged at once, not after this level's timeout
         queries.add_timeline_event(
@@ -605,7 +606,7 @@ class Clockwork:
                         "blocks": None,
                         "digestible": False,
                         "escalation_id": None,
-                        "state": "pending",
+                        "state": OutboxState.PENDING,
                         "attempts": 0,
                         "due_at": now,
                         "lease_until": None,
@@ -672,12 +673,12 @@ class LeaderLock:
             return True
         if self._conn is not None:
             try:
-                self._conn.execute(text("SELECT 1"))
+                ping(self._conn)
                 return True
             except Exception:  # the connection died: the lock died with it
                 self._conn = None
         conn = self.engine.connect()
-        got = bool(conn.execute(text("SELECT pg_try_advisory_lock(:id)"), {"id": ADVISORY_LOCK_ID}).scalar())
+        got = try_advisory_lock(conn, ADVISORY_LOCK_ID)
         conn.commit()
         if got:
             self._conn = conn

@@ -7,18 +7,17 @@ only ever acts on what these rows say.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.core.clock import utc
 from bot.core.config import DeadlineSpec, Playbook, parse_offset
-from bot.core.errors import ConflictError, NotFoundError, UserInputError
+from bot.core.errors import ConflictError, NotFoundError
 from bot.core.text import safe_text
 from store import queries
-from store.models import Deadline, Escalation, Incident
+from store.models import Deadline, Incident
+from store.states import DEADLINE_MOVES, DONE, DeadlineState, require_moves
 
 
 def reminder_times(start: datetime, due: datetime, offsets: Sequence[str]) -> list[datetime]:
@@ -36,7 +35,7 @@ def reminder_times(start: datetime, due: datetime, offsets: Sequence[str]) -> li
 
 def next_action(deadline: Deadline, offsets: Sequence[str]) -> datetime | None:
     """The next moment the scheduler must look at a pending deadline."""
-    if deadline.state != "pending":
+    if deadline.state != DeadlineState.PENDING:
         return None
     candidates = [utc(deadline.due_at)]
     times = reminder_times(deadline.start_at, deadline.due_at, offsets)
@@ -63,17 +62,6 @@ def owner_for(incident: Incident, role: str, lead_role: str, user: str | None = 
         return user
     owners = {a.role: a.user_id for a in incident.roles if a.user_id}
     return owners.get(role) or owners.get(lead_role)
-
-
-@dataclass(frozen=True)
-class DeadlineView:
-    name: str
-    key: str
-    owner_role: str
-    owner: str | None
-    due_at: datetime
-    state: str
-    closed_at: datetime | None
 
 
 class Deadlines:
@@ -122,7 +110,7 @@ class Deadlines:
             owner_role=self._owner_role(spec, incident),
             start_at=start_at,
             due_at=self.due(spec.clock, start_at, spec.duration_for(incident.severity)),
-            state="pending",
+            state=DeadlineState.PENDING,
             clock=spec.clock,
             cadence=spec.cadence,
             escalate=spec.escalate,
@@ -133,23 +121,19 @@ class Deadlines:
             incident_is_drill=incident.is_drill,
         )
         deadline.next_action_at = next_action(deadline, self.playbook.reminders.offsets)
-        s.add(deadline)
-        s.flush()
-        return deadline
+        return queries.add_deadline(s, deadline)
 
-    def close(self, s: Session, deadline: Deadline, state: str, *, now: datetime, actor: str | None) -> None:
+    def close(self, s: Session, deadline: Deadline, state: DeadlineState, *, now: datetime, actor: str | None) -> None:
         """Mark a deadline met or cancelled, and stop whatever was paging for it."""
+        require_moves(DEADLINE_MOVES, (deadline.state,), state)  # as read: a conditional update may have moved it
         deadline.state, deadline.closed_at, deadline.closed_by = state, now, actor
         deadline.next_action_at = None
-        if state == "met" and deadline.key == FIRST_RESPONSE:
-            incident = s.get(Incident, deadline.incident_id)
+        if state == DeadlineState.MET and deadline.key == FIRST_RESPONSE:
+            incident = queries.get_incident(s, deadline.incident_id)
             if incident is not None and incident.first_response_at is None:
                 incident.first_response_at = now  # the KPI report's copy
-        for chain in s.scalars(
-            select(Escalation).where(Escalation.deadline_id == deadline.id, Escalation.state == "active")
-        ):
-            chain.state, chain.next_action_at = "cancelled", None
-        event = "deadline_met" if state == "met" else "deadline_cancelled"
+        queries.cancel_escalations(s, deadline.incident_id, deadline_id=deadline.id)
+        event = "deadline_met" if state == DeadlineState.MET else "deadline_cancelled"
         late = now - utc(deadline.due_at)
         queries.add_timeline_event(
             s,
@@ -162,19 +146,14 @@ class Deadlines:
         )
 
     def pending(self, s: Session, incident_id: int) -> list[Deadline]:
-        stmt = select(Deadline).where(Deadline.incident_id == incident_id, Deadline.state == "pending")
-        return list(s.scalars(stmt.order_by(Deadline.due_at, Deadline.id)))
+        return queries.list_deadlines_by_due(s, incident_id, state=DeadlineState.PENDING)
 
     def missed(self, s: Session, incident_id: int) -> list[Deadline]:
         """Missed deadlines whose work can still be done late (not cadences: the next update re-arms those)."""
-        stmt = select(Deadline).where(
-            Deadline.incident_id == incident_id, Deadline.state == "missed", Deadline.cadence.is_(False)
-        )
-        return list(s.scalars(stmt.order_by(Deadline.due_at, Deadline.id)))
+        return queries.list_deadlines_by_due(s, incident_id, state=DeadlineState.MISSED, cadence=False)
 
     def all(self, s: Session, incident_id: int) -> list[Deadline]:
-        stmt = select(Deadline).where(Deadline.incident_id == incident_id).order_by(Deadline.due_at, Deadline.id)
-        return list(s.scalars(stmt))
+        return queries.list_deadlines_by_due(s, incident_id)
 
     def on_update(self, s: Session, incident: Incident, *, now: datetime, actor: str) -> Deadline | None:
         """A status update meets the cadence and re-arms it from now (not from the old due time)."""
@@ -183,45 +162,34 @@ class Deadlines:
             for d in self.playbook.kinds[incident.kind].deadlines
             if d.cadence and d.start == "opened" and d.applies_to(incident.severity)
         ]
-        if not specs or incident.status in ("resolved", "closed"):
+        if not specs or incident.status in DONE:
             return None
         spec = specs[0]
         for deadline in self.all(s, incident.id):
             if deadline.key != spec.key:
                 continue
-            if deadline.state == "pending":
-                self.close(s, deadline, "met", now=now, actor=actor)
-            elif deadline.state == "missed":  # the late update still stops the paging
-                for chain in s.scalars(
-                    select(Escalation).where(Escalation.deadline_id == deadline.id, Escalation.state == "active")
-                ):
-                    chain.state, chain.next_action_at = "cancelled", None
+            if deadline.state == DeadlineState.PENDING:
+                self.close(s, deadline, DeadlineState.MET, now=now, actor=actor)
+            elif deadline.state == DeadlineState.MISSED:  # the late update still stops the paging
+                queries.cancel_escalations(s, incident.id, deadline_id=deadline.id)
         return self._add(s, incident, spec, now)
 
     def on_resolve(self, s: Session, incident: Incident, *, now: datetime, actor: str) -> None:
         """Resolving meets or cancels what no longer applies, per the playbook, and starts what begins now."""
         for deadline in self.pending(s, incident.id):
             if deadline.cadence or deadline.on_resolve == "cancel":
-                self.close(s, deadline, "cancelled", now=now, actor=actor)
+                self.close(s, deadline, DeadlineState.CANCELLED, now=now, actor=actor)
             elif deadline.on_resolve == "met":
-                self.close(s, deadline, "met", now=now, actor=actor)
-        for chain in s.scalars(
-            select(Escalation).where(
-                Escalation.incident_id == incident.id, Escalation.deadline_id.is_(None), Escalation.state == "active"
-            )
-        ):
-            chain.state, chain.next_action_at = "cancelled", None
+                self.close(s, deadline, DeadlineState.MET, now=now, actor=actor)
+        queries.cancel_escalations(s, incident.id, unbound_only=True)
         self.create(s, incident, start="resolved", now=now, actor=actor)
 
     def on_close(self, s: Session, incident: Incident, *, now: datetime, actor: str) -> None:
         """Nothing is sent for a closed incident, but for its action items (follow-up work outlives it)."""
         for deadline in self.pending(s, incident.id):
             if not is_action_item(deadline):
-                self.close(s, deadline, "cancelled", now=now, actor=actor)
-        for chain in s.scalars(
-            select(Escalation).where(Escalation.incident_id == incident.id, Escalation.state == "active")
-        ):
-            chain.state, chain.next_action_at = "cancelled", None
+                self.close(s, deadline, DeadlineState.CANCELLED, now=now, actor=actor)
+        queries.cancel_escalations(s, incident.id)
 
     def on_event(self, s: Session, incident: Incident, event: str, *, now: datetime, actor: str) -> None:
         """Meet the deadlines the playbook says this event meets (e.g. an acknowledged page): pending ones,
@@ -229,7 +197,7 @@ class Deadlines:
         keys = {d.key for d in self.playbook.kinds[incident.kind].deadlines if event in d.met_by}
         for deadline in self.pending(s, incident.id) + self.missed(s, incident.id):
             if deadline.key in keys:
-                self.close(s, deadline, "met", now=now, actor=actor)
+                self.close(s, deadline, DeadlineState.MET, now=now, actor=actor)
 
     def pause(self, s: Session, incident: Incident) -> None:
         """Stop every pending clock of the incident (waiting on the customer)."""
@@ -290,7 +258,7 @@ class Deadlines:
 
     def _require_snoozable(self, s: Session, deadline: Deadline, now: datetime) -> None:
         name = safe_text(deadline.name)
-        if deadline.state != "pending":
+        if deadline.state != DeadlineState.PENDING:
             raise ConflictError(f"*{name}* is already {deadline.state}; there is nothing to snooze.")
         if deadline.snoozed_until is not None and utc(deadline.snoozed_until) > now:
             snoozed = queries.latest_event(s, deadline.incident_id, "snoozed", deadline_id=deadline.id)
@@ -302,12 +270,6 @@ class Deadlines:
                 f"*{name}* was snoozed {deadline.snoozes} times already (the playbook's limit); "
                 "mark it done or ask the lead for help."
             )
-
-
-def parse_snooze_or_done(word: str) -> str:
-    if not word.strip():
-        raise UserInputError("Say which deadline: `/incident done first_response` (`/incident deadlines` lists them).")
-    return word.strip()
 
 
 def humanize(delta: timedelta) -> str:

@@ -31,11 +31,11 @@ from bot.slack.commands import UserRef
 from bot.slack.gateway import SlackCallError, SlackGateway
 from store import queries
 from store.models import Incident, RoleAssignment
+from store.states import ACTIVE, IncidentStatus
 
 log = logging.getLogger(__name__)
 
 TOPIC_MAX = 250
-STATUS_FLOW = ("reported", "investigating", "resolved", "closed")
 NAME_ATTEMPTS = 10
 # The channel set-up, one outbox row each, in this order; what the reporter is told when one fails.
 SETUP_STEPS = {
@@ -150,7 +150,7 @@ class IncidentService:
                     title=title,
                     description=(incident_in.description or "").strip() or None,
                     customer_ref=(incident_in.customer_ref or "").strip() or None,
-                    status="reported",
+                    status=IncidentStatus.REPORTED,
                     is_drill=incident_in.is_drill,
                     playbook_version=self.playbook.version,
                     reporter_id=reporter,
@@ -694,9 +694,9 @@ class IncidentService:
         with self._uow() as s:
             incident = self.row(s, self.find(channel_id=channel_id).id)
             self.require(Action.RESOLVE, incident, actor)
-            resolvable = ("reported", "investigating")
+            resolvable = ACTIVE  # being worked on: not yet resolved
             if incident.status not in resolvable or not queries.transition_incident(
-                s, incident.id, expected=resolvable, status="resolved"
+                s, incident.id, expected=resolvable, status=IncidentStatus.RESOLVED
             ):
                 s.refresh(incident)  # another request may have resolved it a moment ago: say what it is now
                 raise ConflictError(
@@ -704,7 +704,7 @@ class IncidentService:
                     "can be resolved."
                 )
             now = self.clock.now()
-            incident.status, incident.resolved_at, incident.updated_at = "resolved", now, now
+            incident.status, incident.resolved_at, incident.updated_at = IncidentStatus.RESOLVED, now, now
             incident.paused_at = None
             incident.resolution_summary = summary
             queries.add_timeline_event(
@@ -740,12 +740,14 @@ class IncidentService:
                     "`/incident review done` (`/incident review post` shows the draft now). "
                     "Only a playbook admin may close it before that, and that is recorded."
                 )
-            if not queries.transition_incident(s, incident.id, expected=("resolved",), status="closed"):
+            if not queries.transition_incident(
+                s, incident.id, expected=[IncidentStatus.RESOLVED], status=IncidentStatus.CLOSED
+            ):
                 s.refresh(incident)  # closed (or reopened) by another request a moment ago
                 self._require_closable(incident)
                 raise ConflictError(f"#{incident.id} changed while you closed it; look at it again.")
             now = self.clock.now()
-            incident.status, incident.closed_at, incident.updated_at = "closed", now, now
+            incident.status, incident.closed_at, incident.updated_at = IncidentStatus.CLOSED, now, now
             queries.add_timeline_event(
                 s, incident.id, at=now, event="closed", actor_id=actor, data={"command": command}
             )
@@ -861,9 +863,11 @@ class IncidentService:
         """A human acting on a reported incident means it is being investigated."""
         if incident.status != "reported":
             return False
-        if not queries.transition_incident(s, incident.id, expected=("reported",), status="investigating"):
+        if not queries.transition_incident(
+            s, incident.id, expected=[IncidentStatus.REPORTED], status=IncidentStatus.INVESTIGATING
+        ):
             return False  # another request moved it on first (and recorded that)
-        incident.status = "investigating"
+        incident.status = IncidentStatus.INVESTIGATING
         queries.add_timeline_event(
             s,
             incident.id,

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.core.clock import Clock
 from bot.slack.gateway import SlackCallError
 from store import queries
-from store.models import OutboxMessage
+from store.states import OutboxState
 
 log = logging.getLogger(__name__)
 
@@ -115,9 +115,9 @@ class Outbox:
             with self.db.begin() as s:
                 if recorder is not None:
                     recorder(s)
-                row = s.get(OutboxMessage, row_id)
+                row = queries.get_outbox_message(s, row_id)
                 if row is not None:
-                    row.state, row.lease_until = "sent", None
+                    row.state, row.lease_until = OutboxState.SENT, None
             ran += 1
         return LaneResult(ran, waiting=1)
 
@@ -125,7 +125,7 @@ class Outbox:
         """Record a refusal: retry later with backoff, or give up (True) after the bound or on a final answer."""
         now = self.clock.now()
         with self.db.begin() as s:
-            row = s.get(OutboxMessage, row_id)
+            row = queries.get_outbox_message(s, row_id)
             if row is None:
                 return True
             row.lease_until, row.error = None, error[:80]
@@ -133,7 +133,7 @@ class Outbox:
                 row.due_at = now + BACKOFF * 2 ** (attempts - 1)
                 log.warning("outbox: %s refused (%s); trying again at %s", step.key, error, row.due_at)
                 return False
-            row.state = "failed"
+            row.state = OutboxState.FAILED
             log.error("outbox: gave up %s after %d attempts: %s", step.key, attempts, error)
             return True
 
@@ -144,7 +144,7 @@ class Outbox:
 
     def pending(self, incident_id: int) -> list[str]:
         with self.db() as s:
-            return [r.effect for r in queries.list_effects(s, incident_id) if r.state == "pending"]
+            return [r.effect for r in queries.list_effects(s, incident_id) if r.state == OutboxState.PENDING]
 
     def resume(self, now: datetime | None = None) -> int:
         """Run every lane with work due and nobody alive on it: at start-up and from every sweep."""

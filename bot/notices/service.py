@@ -13,8 +13,6 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-
 from bot.core.clock import utc
 from bot.core.config import NOTICE_STAGES
 from bot.core.errors import ConflictError, NotFoundError, PermissionDeniedError, UserInputError
@@ -27,7 +25,8 @@ from bot.notices.webhooks import Delivery, WebhookSender
 from bot.slack.blocks import NOTICE_TEXT_MAX, mrkdwn, notice_edit_modal, notice_preview_blocks
 from bot.slack.gateway import SlackCallError
 from store import queries
-from store.models import Incident, Notice, NoticeDelivery, TimelineEvent
+from store.models import Incident, Notice, NoticeDelivery
+from store.states import DONE, NoticeState
 
 if TYPE_CHECKING:
     from bot.incidents.service import IncidentService
@@ -156,7 +155,7 @@ class NoticeService:
                 )
             if stage == "update" and not any(e.event == "update" for e in queries.list_timeline(s, incident.id)):
                 raise ConflictError("There is no progress to report yet: post one with `/incident update <text>`.")
-            if stage == "resolved" and incident.status not in ("resolved", "closed"):
+            if stage == "resolved" and incident.status not in DONE:
                 raise ConflictError(f"#{incident.id} is not resolved yet; draft the `update` notice instead.")
             texts = {
                 channel: {
@@ -168,10 +167,14 @@ class NoticeService:
                 for channel in channels
             }
             notice = Notice(
-                incident_id=incident.id, stage=stage, texts=texts, state="draft", created_by=actor, created_at=now
+                incident_id=incident.id,
+                stage=stage,
+                texts=texts,
+                state=NoticeState.DRAFT,
+                created_by=actor,
+                created_at=now,
             )
-            s.add(notice)
-            s.flush()
+            queries.add_notice(s, notice)
             queries.add_timeline_event(
                 s,
                 incident.id,
@@ -191,7 +194,7 @@ class NoticeService:
         except SlackCallError as exc:
             raise ConflictError(f"Slack refused the notice preview (`{exc.error}`); nothing was published.") from None
         with self.incidents.db.begin() as s:
-            row = s.get(Notice, notice_id)
+            row = queries.get_notice(s, notice_id)
             assert row is not None
             row.preview_ts = ts
         return None
@@ -205,9 +208,9 @@ class NoticeService:
 
     def _status_line(self, notice: Notice, incident: Incident) -> str:
         local = self.incidents.renderer.local_time
-        if notice.state == "published" and notice.published_at:
+        if notice.state == NoticeState.PUBLISHED and notice.published_at:
             return f":loudspeaker: Published by <@{notice.published_by}> at {local(notice.published_at)}."
-        if notice.state == "approved" and notice.approved_at:
+        if notice.state == NoticeState.APPROVED and notice.approved_at:
             return f":white_check_mark: Approved by <@{notice.approved_by}> at {local(notice.approved_at)}; ready."
         if self.needs_approval(incident):
             return (
@@ -228,7 +231,7 @@ class NoticeService:
     # ---- editing and approving --------------------------------------------------------------------------
 
     def _load(self, s: Any, notice_id: int) -> tuple[Notice, Incident]:
-        notice = s.get(Notice, notice_id)
+        notice = queries.get_notice(s, notice_id)
         if notice is None:
             raise NotFoundError("That notice no longer exists; draft a new one with `/incident notice <stage>`.")
         return notice, self.incidents.row(s, notice.incident_id)
@@ -256,15 +259,15 @@ class NoticeService:
                     new[channel][locale] = mask_identifiers(text.strip())[:NOTICE_TEXT_MAX]
             if new == notice.texts:
                 return
-            was_approved = notice.state == "approved"
+            was_approved = notice.state == NoticeState.APPROVED
             if not queries.transition_notice(
                 s,
                 notice.id,
                 expected=notice.state,
+                state=NoticeState.DRAFT,
                 approved_digest=notice.approved_digest,
                 values={
                     "texts": new,
-                    "state": "draft",
                     "approved_by": None,
                     "approved_at": None,
                     "approved_digest": None,
@@ -274,7 +277,8 @@ class NoticeService:
                 self._require_editable(notice)
                 raise ConflictError("This notice was approved while you edited it; open Edit again to change it.")
             notice.texts = new
-            notice.state, notice.approved_by, notice.approved_at, notice.approved_digest = "draft", None, None, None
+            notice.state, notice.approved_by, notice.approved_at = NoticeState.DRAFT, None, None
+            notice.approved_digest = None
             queries.add_timeline_event(
                 s,
                 incident.id,
@@ -292,18 +296,18 @@ class NoticeService:
             )
 
     def _require_editable(self, notice: Notice) -> None:
-        if notice.state == "publishing":
+        if notice.state == NoticeState.PUBLISHING:
             raise ConflictError("This notice is being published; its text can no longer change. Draft a new one.")
-        if notice.state == "published":
+        if notice.state == NoticeState.PUBLISHED:
             raise ConflictError("This notice is already published; draft a new one to say more.")
 
     @staticmethod
     def _require_unpublished(notice: Notice) -> None:
-        if notice.state == "publishing":
+        if notice.state == NoticeState.PUBLISHING:
             raise ConflictError(
                 f"This notice is already published by <@{notice.published_by}>; its targets are being sent now."
             )
-        if notice.state == "published":
+        if notice.state == NoticeState.PUBLISHED:
             raise ConflictError(
                 f"This notice is already published by <@{notice.published_by}>; draft a new one to say more."
             )
@@ -311,7 +315,7 @@ class NoticeService:
     def _require_approvable(self, notice: Notice, incident: Incident) -> None:
         """Not once published; not again while its approval still holds (another click was first)."""
         self._require_unpublished(notice)
-        if notice.state == "approved" and notice.approved_digest == digest(notice.texts, peak(incident)):
+        if notice.state == NoticeState.APPROVED and notice.approved_digest == digest(notice.texts, peak(incident)):
             raise ConflictError(f"This notice is already approved by <@{notice.approved_by}>; it is ready to publish.")
 
     def approve(self, *, notice_id: int, actor: str) -> None:
@@ -330,13 +334,14 @@ class NoticeService:
                 s,
                 notice.id,
                 expected=notice.state,
+                state=NoticeState.APPROVED,
                 approved_digest=notice.approved_digest,
-                values={"state": "approved", "approved_by": actor, "approved_at": now, "approved_digest": approved},
+                values={"approved_by": actor, "approved_at": now, "approved_digest": approved},
             ):
                 s.refresh(notice)  # approved, edited or published by another request a moment ago
                 self._require_approvable(notice, incident)
                 raise ConflictError("This notice changed while you approved it; read the preview again.")
-            notice.state, notice.approved_by, notice.approved_at = "approved", actor, now
+            notice.state, notice.approved_by, notice.approved_at = NoticeState.APPROVED, actor, now
             notice.approved_digest = approved
             queries.add_timeline_event(
                 s,
@@ -369,8 +374,9 @@ class NoticeService:
                 s,
                 notice.id,
                 expected=notice.state,
+                state=NoticeState.PUBLISHING,
                 approved_digest=notice.approved_digest,
-                values={"state": "publishing", "published_by": actor},
+                values={"published_by": actor},
             ):
                 s.refresh(notice)  # published, edited or approved again by another request a moment ago
                 self._require_unpublished(notice)
@@ -424,7 +430,8 @@ class NoticeService:
         )
 
         def record(s: Any) -> None:
-            s.add(
+            queries.add_notice_delivery(
+                s,
                 NoticeDelivery(
                     notice_id=notice_id,
                     channel=channel,
@@ -432,14 +439,14 @@ class NoticeService:
                     outcome="delivered" if delivery.ok else "failed",
                     detail=delivery.detail,
                     at=now,
-                )
+                ),
             )
 
         return record
 
     @staticmethod
     def _deliveries(s: Any, notice_id: int) -> list[NoticeDelivery]:
-        return list(s.scalars(select(NoticeDelivery).where(NoticeDelivery.notice_id == notice_id)))
+        return queries.list_notice_deliveries(s, notice_id)
 
     def _fx_finish(self, step: Step) -> Recorder | None:
         """Every target has been tried: the notice is published, its deadlines met, the channel told."""
@@ -447,7 +454,7 @@ class NoticeService:
 
         def record(s: Any) -> None:
             notice, incident = self._load(s, notice_id)
-            if notice.state == "published":
+            if notice.state == NoticeState.PUBLISHED:
                 return
             rows = self._deliveries(s, notice_id)
             now = max((utc(d.at) for d in rows), default=self.incidents.clock.now())
@@ -457,7 +464,7 @@ class NoticeService:
                 )
                 for d in rows
             }
-            notice.state, notice.published_by, notice.published_at = "published", actor, now
+            notice.state, notice.published_by, notice.published_at = NoticeState.PUBLISHED, actor, now
             queries.add_timeline_event(
                 s,
                 incident.id,
@@ -617,16 +624,10 @@ class NoticeService:
         """Incidents with published status-page notices, newest first; drills never appear, nor any incident
         whose kind does not use the status page now (a complaint published there before kinds said so)."""
         public = [kind for kind in self.playbook.kinds if "status_page" in self.channels_for(kind)]
-        rows = s.execute(
-            select(Notice, Incident)
-            .join(Incident, Incident.id == Notice.incident_id)
-            .where(Notice.state == "published", Incident.is_drill.is_(False), Incident.kind.in_(public))
-            .order_by(Notice.published_at.desc())
-            .limit(200)
-        ).all()
+        rows = queries.list_public_notices(s, public, limit=200)
         by_incident: dict[int, dict[str, Any]] = {}
         for notice, incident in rows:
-            if "status_page" not in notice.texts or incident.kind not in public:
+            if "status_page" not in notice.texts or incident.kind not in public or notice.published_at is None:
                 continue
             entry = by_incident.setdefault(
                 incident.id,
@@ -665,8 +666,3 @@ def notice_editors(s: Any, notice: Notice) -> set[str]:
         if e.event == "notice_edited" and (e.data or {}).get("notice_id") == notice.id
     ]
     return {notice.created_by, *(e.actor_id for e in edits if e.actor_id)}
-
-
-def timeline_notices(s: Any, incident_id: int) -> list[TimelineEvent]:
-    """The notice events of an incident (for the review, later)."""
-    return [e for e in queries.list_timeline(s, incident_id) if e.event.startswith("notice_")]

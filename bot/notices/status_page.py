@@ -15,9 +15,9 @@ from bot.core.clock import Clock
 from bot.core.config import Playbook
 from bot.core.render import Renderer
 from bot.core.text import strip_control
+from store.states import ACTIVE
 
 ATOM = "http://www.w3.org/2005/Atom"
-OPEN_STATES = ("reported", "investigating")
 
 # The page's own words; a locale the table lacks falls back to English.
 WORDS: dict[str, dict[str, str]] = {
@@ -109,7 +109,7 @@ class StatusPage:
                 },
                 "notices": [{"texts": texts(n), "published": self._time(n["published_at"])} for n in entry["notices"]],
             }
-            (current if entry["status"] in OPEN_STATES else history).append(item)
+            (current if entry["status"] in ACTIVE else history).append(item)
         words = {key: self._joined(locales, key) for key in WORDS["en"]}
         return self.renderer.render_html(
             "html/status.html.j2",
@@ -130,7 +130,7 @@ class StatusPage:
             incidents.append(
                 {
                     "number": entry["number"],
-                    "status": "ongoing" if entry["status"] in OPEN_STATES else "resolved",
+                    "status": "ongoing" if entry["status"] in ACTIVE else "resolved",
                     "kind": {
                         loc: self.playbook.kinds[entry["kind"]].names.get(loc, self.playbook.kinds[entry["kind"]].name)
                         for loc in self.spec.locales

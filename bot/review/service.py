@@ -9,9 +9,8 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from statistics import mean
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import CursorResult, func, select, update
 from sqlalchemy.orm import Session
 
 from bot.core.clock import utc
@@ -26,7 +25,8 @@ from bot.slack.commands import UserRef
 from bot.slack.gateway import SlackCallError
 from bot.slack.ids import ActionId
 from store import queries
-from store.models import Deadline, Escalation, Incident, Notice, NoticeDelivery, SatisfactionRating
+from store.models import Deadline, Incident
+from store.states import DONE, DeadlineState, IncidentStatus
 
 if TYPE_CHECKING:
     from bot.incidents.service import IncidentService
@@ -113,7 +113,7 @@ class AftercareService:
         with self.db.begin() as s:
             incident = self.incidents.row(s, number)
             self.incidents.require(Action.SATISFACTION, incident, actor)
-            if incident.status not in ("resolved", "closed"):
+            if incident.status not in DONE:
                 raise ConflictError(
                     f"#{incident.id} is {incident.status}; the satisfaction follow-up comes after it is resolved."
                 )
@@ -134,7 +134,7 @@ class AftercareService:
                 data={"score": score, "source": CUSTOMER},
             )
             self.deadlines.on_event(s, incident, "satisfaction", now=now, actor=actor)
-            channel = incident.channel_id if incident.status != "closed" else None
+            channel = incident.channel_id if incident.status != IncidentStatus.CLOSED else None
         self.incidents.schedule_changed()
         said = f" — {safe_snippet(comment, 500)}" if comment else ""
         if channel:
@@ -185,20 +185,16 @@ class AftercareService:
             raise UserInputError("That due time has already passed; give a later one, e.g. `5d`.")
         with self.db.begin() as s:
             incident = self.incidents.row(s, incident.id)
-            count = s.scalar(
-                select(func.count())
-                .select_from(Deadline)
-                .where(Deadline.incident_id == incident.id, Deadline.key.like(f"{ACTION_PREFIX}%"))
-            )
+            count = queries.count_deadlines(s, incident.id, key_prefix=ACTION_PREFIX)
             deadline = Deadline(
                 incident_id=incident.id,
-                key=f"{ACTION_PREFIX}{(count or 0) + 1}",
+                key=f"{ACTION_PREFIX}{count + 1}",
                 name=text,
                 owner_role=self.playbook.lead_role,
                 owner_user=user,
                 start_at=now,
                 due_at=due_at,
-                state="pending",
+                state=DeadlineState.PENDING,
                 clock="calendar",
                 cadence=False,
                 escalate=True,
@@ -209,8 +205,7 @@ class AftercareService:
                 incident_is_drill=incident.is_drill,
             )
             deadline.next_action_at = next_action(deadline, self.playbook.reminders.offsets)
-            s.add(deadline)
-            s.flush()
+            queries.add_deadline(s, deadline)
             queries.add_timeline_event(
                 s,
                 incident.id,
@@ -226,7 +221,7 @@ class AftercareService:
             f":pushpin: <@{actor}> added action item `{key}` for <@{user}>, due {self.renderer.local_time(due_at)}: "
             f"{safe_text(text)}"
         )
-        if channel and incident.status != "closed":
+        if channel and incident.status != IncidentStatus.CLOSED:
             self.incidents.try_post(channel, message)
             return None
         return message
@@ -243,24 +238,12 @@ class AftercareService:
     def post_due_reviews(self, now: datetime) -> int:
         """Post every review draft whose time has come; each is claimed first, so it posts once."""
         with self.db() as s:
-            due = list(
-                s.scalars(
-                    select(Incident.id)
-                    .where(Incident.review_at <= now, Incident.review_posted_at.is_(None))
-                    .order_by(Incident.review_at)
-                    .limit(100)
-                )
-            )
+            due = queries.list_due_review_ids(s, now, limit=100)
         posted = 0
         for incident_id in due:
             markdown = self.review_markdown(incident_id)
             with self.db.begin() as s:
-                result = s.execute(
-                    update(Incident)
-                    .where(Incident.id == incident_id, Incident.review_posted_at.is_(None))
-                    .values(review_posted_at=now)
-                )
-                claimed = cast(CursorResult[Any], result).rowcount
+                claimed = queries.claim_review_post(s, incident_id, at=now)
                 if claimed:  # marked posted together with the posts it promises, which the outbox delivers
                     self._queue_review(s, incident_id, markdown)
             if claimed:
@@ -271,11 +254,11 @@ class AftercareService:
     def post_review_now(self, *, channel_id: str, actor: str) -> str | None:
         incident = self.incidents.find(channel_id=channel_id)
         self.incidents.require(Action.REVIEW_POST, incident, actor)
-        if incident.status not in ("resolved", "closed"):
+        if incident.status not in DONE:
             raise ConflictError(f"#{incident.id} is {incident.status}; the review comes after it is resolved.")
         markdown = self.review_markdown(incident.id)
         with self.db.begin() as s:
-            s.execute(update(Incident).where(Incident.id == incident.id).values(review_posted_at=self.clock.now()))
+            queries.set_review_posted(s, incident.id, at=self.clock.now())
             self._queue_review(s, incident.id, markdown)
         self.incidents.flush(incident.id)
         return None
@@ -332,7 +315,7 @@ class AftercareService:
         with self.db.begin() as s:
             incident = self.incidents.row(s, self.incidents.find(channel_id=channel_id).id)
             self.incidents.require(Action.REVIEW_DONE, incident, actor)
-            if incident.status not in ("resolved", "closed"):
+            if incident.status not in DONE:
                 raise ConflictError(f"#{incident.id} is {incident.status}; resolve it before completing its review.")
             if incident.review_completed_at is not None:
                 raise ConflictError(f"The review of #{incident.id} is already complete.")
@@ -341,7 +324,7 @@ class AftercareService:
                 incident.review_at = None  # completed before the draft was due: nothing left to post
             queries.add_timeline_event(s, incident.id, at=now, event="review_completed", actor_id=actor)
             channel, number, status = incident.channel_id, incident.id, incident.status
-        if channel and status != "closed":
+        if channel and status != IncidentStatus.CLOSED:
             self.incidents.try_post(
                 channel, f":memo: <@{actor}> marked the review of #{number} complete. `/incident close` may follow."
             )
@@ -360,29 +343,19 @@ class AftercareService:
         playbook = self.playbook
         kind = playbook.kinds[incident.kind]
         timeline = queries.list_timeline(s, incident.id)
-        deadlines = list(s.scalars(select(Deadline).where(Deadline.incident_id == incident.id).order_by(Deadline.id)))
-        chains = list(
-            s.scalars(select(Escalation).where(Escalation.incident_id == incident.id).order_by(Escalation.id))
-        )
-        notices = list(
-            s.scalars(
-                select(Notice)
-                .where(Notice.incident_id == incident.id, Notice.state == "published")
-                .order_by(Notice.published_at)
-            )
-        )
-        deliveries = {
-            n.id: list(s.scalars(select(NoticeDelivery).where(NoticeDelivery.notice_id == n.id))) for n in notices
-        }
-        ratings = list(s.scalars(select(SatisfactionRating).where(SatisfactionRating.incident_id == incident.id)))
+        deadlines = queries.list_deadlines(s, incident.id)
+        chains = queries.list_escalations(s, incident.id)
+        notices = queries.list_published_notices(s, incident.id)
+        deliveries = {n.id: queries.list_notice_deliveries(s, n.id) for n in notices}
+        ratings = queries.list_ratings(s, incident.id)
         customer = next((r for r in ratings if r.source == CUSTOMER), None)
         internal = [r.score for r in ratings if r.source == INTERNAL]
 
         def outcome(d: Deadline) -> str:
-            if d.state == "met" and d.closed_at is not None:
+            if d.state == DeadlineState.MET and d.closed_at is not None:
                 margin = utc(d.due_at) - utc(d.closed_at)
                 return f"met, {humanize(margin)} early" if margin >= timedelta(0) else f"met, {humanize(-margin)} late"
-            if d.state == "missed":
+            if d.state == DeadlineState.MISSED:
                 return "missed"
             return d.state
 

@@ -6,11 +6,9 @@ from __future__ import annotations
 import logging
 from collections import Counter
 from datetime import date, datetime, timedelta
-from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.cron import CronTrigger
-from sqlalchemy import CursorResult, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,7 +18,7 @@ from bot.core.render import Renderer
 from bot.review.charts import weekly_chart
 from bot.review.kpi import Report, as_text, kpi_report
 from bot.slack.gateway import SlackCallError, SlackGateway
-from store.models import Incident, ReportRun
+from store import queries
 
 log = logging.getLogger(__name__)
 
@@ -74,19 +72,12 @@ class ReportService:
         plan: datetime | None = None
         claimed = False
         with self.db.begin() as s:
-            pending = s.scalar(
-                select(ReportRun)
-                .where(ReportRun.kind == WEEKLY, ReportRun.posted_at.is_(None))
-                .order_by(ReportRun.due_at)
-            )
+            pending = queries.get_pending_report_run(s, WEEKLY)
             if pending is None:
                 plan = self.next_fire(now)
             elif utc(pending.due_at) <= now:
                 due, run_id = utc(pending.due_at), pending.id
-                result = s.execute(
-                    update(ReportRun).where(ReportRun.id == run_id, ReportRun.posted_at.is_(None)).values(posted_at=now)
-                )
-                claimed = bool(cast(CursorResult[Any], result).rowcount)  # else another process took it
+                claimed = queries.claim_report_run(s, run_id, at=now)  # else another process took it
                 plan = self.next_fire(max(now, due)) if claimed else None  # a run missed while down is not repeated
         if plan is not None:
             self._plan(plan)
@@ -94,7 +85,7 @@ class ReportService:
             return False
         outcome = self.post_weekly(due)
         with self.db.begin() as s:
-            run = s.get(ReportRun, run_id)
+            run = queries.get_report_run(s, run_id)
             if run is not None:
                 run.outcome = outcome
         return True
@@ -103,7 +94,7 @@ class ReportService:
         """Its own transaction: the unique (kind, due_at) makes a second process's plan a no-op."""
         try:
             with self.db.begin() as s:
-                s.add(ReportRun(kind=WEEKLY, due_at=due, outcome=""))
+                queries.add_report_run(s, kind=WEEKLY, due_at=due)
         except IntegrityError:
             pass
 
@@ -137,12 +128,7 @@ class ReportService:
             days[day] = Counter()
             day += timedelta(days=1)
         with self.db() as s:
-            rows = s.execute(
-                select(Incident.created_at, Incident.severity).where(
-                    Incident.is_drill.is_(False), Incident.created_at >= start, Incident.created_at < end
-                )
-            )
-            for created, severity in rows:
+            for created, severity in queries.list_opened(s, start, end):
                 local = utc(created).astimezone(self.tz).date()
                 if local in days:
                     days[local][severity] += 1

@@ -9,6 +9,7 @@ from bot.core.render import Renderer
 from bot.core.text import mask_identifiers, safe_text, truncate
 from bot.slack.ids import INPUT_ACTION, ActionId, BlockId, CallbackId
 from store.models import Incident, Notice
+from store.states import ACTIVE, NoticeState
 
 Block = dict[str, Any]
 
@@ -88,7 +89,7 @@ def incident_card(incident: Incident, playbook: Playbook, renderer: Renderer) ->
     blocks.append(
         {"type": "section", "block_id": BlockId.ROLES, "text": mrkdwn(truncate("\n".join(lines) or "_no roles_", 3000))}
     )
-    if unowned and incident.status in ("reported", "investigating"):
+    if unowned and incident.status in ACTIVE:
         blocks.append(
             {
                 "type": "actions",
@@ -245,7 +246,7 @@ def notice_preview_blocks(notice: Notice, *, channel_names: dict[str, str], stat
             body = truncate(safe_text(text), NOTICE_TEXT_MAX - len(label) - 10)
             blocks.append({"type": "section", "text": mrkdwn(f"{label}\n>{body.replace(chr(10), chr(10) + '>')}")})
     blocks.append({"type": "context", "elements": [mrkdwn(truncate(status, 3000))]})
-    if notice.state != "published":
+    if notice.state != NoticeState.PUBLISHED:
         value = str(notice.id)
         blocks.append(
             {

@@ -18,8 +18,9 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from slack_bolt.adapter.wsgi import SlackRequestHandler
-from sqlalchemy import text
 from waitress.server import create_server
+
+from store.db import ping
 
 if TYPE_CHECKING:
     from bot.app import Bot
@@ -103,7 +104,7 @@ def make_wsgi(bot: Bot, *, public_url: str | None = None, slack_events: bool = T
         if path == "/healthz":
             try:
                 with bot.services.db() as session:
-                    session.execute(text("SELECT 1"))
+                    ping(session)
                 status, payload = "200 OK", {"ok": True, "database": "ok"}
             except Exception:  # the health check reports, it does not crash
                 status, payload = "503 Service Unavailable", {"ok": False, "database": "unreachable"}
