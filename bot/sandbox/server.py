@@ -383,16 +383,8 @@ class SlackSandbox:
             for user in json.loads(body.decode()):
                 self.add_user(user["id"], user["name"])
             return 200, {}, {"ok": True}
-        if parsed.path == "/_sandbox/channels":  # list, or seed channels from another process (benchmarks)
-            for channel in json.loads(body.decode()) if body else []:
-                self.add_channel(channel["name"], channel.get("members", []))
-            with self.lock:
-                return 200, {}, {"ok": True, "channels": [{"id": c.id, "name": c.name} for c in self.channels.values()]}
-        if parsed.path == "/_sandbox/response_url" and body:  # a response_url for a request sent from elsewhere
-            request = json.loads(body.decode())
-            with self.lock:
-                url = self.response_url(request["channel"], request["user"])
-            return 200, {}, {"ok": True, "url": url}
+        if parsed.path in ("/_sandbox/channels", "/_sandbox/response_url"):
+            return self._handle_seed(parsed.path, body)
         if parsed.path.startswith("/upload/"):  # step 2 of files_upload_v2: the bytes, to the URL given
             return self._handle_upload(parsed.path.removeprefix("/upload/"), body)
         if not parsed.path.startswith("/api/"):
@@ -524,6 +516,18 @@ class SlackSandbox:
             if failure.remaining <= 0:
                 queue.popleft()
             return failure
+
+    def _handle_seed(self, path: str, body: bytes) -> tuple[int, dict[str, str], Any]:
+        """Channels and response URLs for tools in another process (benchmarks)."""
+        if path == "/_sandbox/channels":  # list, or seed channels first
+            for channel in json.loads(body.decode()) if body else []:
+                self.add_channel(channel["name"], channel.get("members", []))
+            with self.lock:
+                return 200, {}, {"ok": True, "channels": [{"id": c.id, "name": c.name} for c in self.channels.values()]}
+        request = json.loads(body.decode())  # a response_url for a request sent from elsewhere
+        with self.lock:
+            url = self.response_url(request["channel"], request["user"])
+        return 200, {}, {"ok": True, "url": url}
 
     def _handle_response_url(self, key: str, body: bytes) -> tuple[int, dict[str, str], Any]:
         target = self.response_urls.get(key)
