@@ -20,9 +20,14 @@ from bot.slack.replies import reporting_errors
 COMMANDS = re.compile("^(/incident|" + "|".join(re.escape(c) for spec in REGISTRY for c in spec.shortcuts) + ")$")
 
 
+def reader_locale(services: Services, body: dict[str, Any]) -> str:
+    """The language of the answer: the playbook's (the one place to ask for the user's own Slack locale)."""
+    return services.playbook.locale
+
+
 def register(app: App, services: Services) -> None:
     def handle_incident_command(ack: Ack, body: dict[str, Any]) -> None:
-        with use_locale(services.playbook.locale):  # the reader's own locale, once users.info tells it
+        with use_locale(reader_locale(services, body)):
             command = parse_command(body.get("text", ""), services.playbook, command=body["command"])
             spec = spec_for(command)
             request = Request(

@@ -83,7 +83,7 @@ class Spec(Syntax):
     run: Run  # the service call: (services, parsed command, request) → the private answer, if any
     help: str  # N_: the help line after the usage, formatted with the playbook's lists (see help_params)
     group: str  # N_: the help section it is listed under
-    example: str = ""  # what follows `/incident`, shown in help (and typed by the permission matrix)
+    example: str = ""  # what follows `/incident`, shown in help (N_ when it has words to translate)
     slow: bool = False  # read-only but may take longer than Slack waits for an ack: answered after it
     acknowledge: str = ""  # N_: said in the ack, formatted with the arguments' values
     in_incident_channel: bool = True  # acts on the incident of the channel it is typed in
@@ -273,7 +273,7 @@ REGISTRY: tuple[Spec, ...] = (
         run=_open,
         acknowledge=N_("Opening a new {kind} incident…"),
         help=N_("report an incident. Kinds: {kinds}."),
-        example="open complaint sev2 cat:technical Card payments failing",
+        example=N_("open complaint sev2 cat:technical Card payments failing"),
         group=RUN_IT,
         in_incident_channel=False,
     ),
@@ -316,7 +316,7 @@ REGISTRY: tuple[Spec, ...] = (
             channel_id=request.channel, text=command.get(UPDATE_TEXT), actor=request.actor, command=request.said
         ),
         help=N_("post a progress update."),
-        example="update Gateway restarted, watching error rates",
+        example=N_("update Gateway restarted, watching error rates"),
         group=RUN_IT,
     ),
     Spec(
@@ -328,7 +328,7 @@ REGISTRY: tuple[Spec, ...] = (
             channel_id=request.channel, summary=command.get(RESOLVE_SUMMARY), actor=request.actor, command=request.said
         ),
         help=N_("mark it resolved."),
-        example="resolve Rolled back the 10:05 release",
+        example=N_("resolve Rolled back the 10:05 release"),
         group=RUN_IT,
     ),
     Spec(
@@ -350,7 +350,7 @@ REGISTRY: tuple[Spec, ...] = (
             channel_id=request.channel, reason=command.get(PAUSE_REASON), actor=request.actor, command=request.said
         ),
         help=N_("stop the clocks while waiting on the customer; deadlines move out by the paused time."),
-        example="pause 等待客户提供银行流水",
+        example=N_("pause Waiting for the customer's bank statement"),
         group=RUN_IT,
     ),
     Spec(
@@ -407,7 +407,7 @@ REGISTRY: tuple[Spec, ...] = (
             channel_id=request.channel, text=command.get(SOLUTION), actor=request.actor
         ),
         help=N_("record the solution given to the customer (meets the solution deadline)."),
-        example="solution 已为客户退回重复扣款，短信告知",
+        example=N_("solution Refunded the double debit and told the customer by SMS"),
         group=CUSTOMER,
     ),
     Spec(
@@ -444,7 +444,7 @@ REGISTRY: tuple[Spec, ...] = (
             "record the customer's rating after the follow-up call (or click a rating on the message posted at "
             "resolve)."
         ),
-        example="satisfaction 4 客户满意，希望更早回电",
+        example=N_("satisfaction 4 Refund was quick, wanted an earlier call"),
         group=CUSTOMER,
     ),
     Spec(
@@ -467,7 +467,7 @@ REGISTRY: tuple[Spec, ...] = (
             "an action item from the review, reminded and escalated like any deadline; due as `5d`, `12h` or "
             "`2026-12-01`."
         ),
-        example="action 增加清算重试告警 @zhang.tao 5d",
+        example=N_("action Add an alert on clearing retries @zhang.tao 5d"),
         group=AFTER,
     ),
     Spec(
@@ -587,8 +587,8 @@ def help_params(playbook: Playbook) -> dict[str, str]:
 def _line(spec: Spec, params: dict[str, str]) -> str:
     line = f"• `{spec.usage()}` — {_(spec.help, **params)}"
     if spec.example:
-        example = "`/incident " + spec.example + "`"
-        line += " " + _("Example: {example}", example=example)
+        example = "`/incident " + _(spec.example) + "`"
+        line = _("{line} Example: {example}", line=line, example=example)
     return line
 
 
