@@ -1,5 +1,6 @@
-"""The permission matrix, generated from the policy table (bot/incidents/permissions.py): every surface of every action
-(slash commands, buttons, modal submissions) × every kind of person, through signed requests.
+"""The permission matrix, generated from the policy table (bot/incidents/permissions.py) and the command registry
+(bot/slack/registry.py): every surface of every action (each registered slash command, buttons, modal submissions)
+× every kind of person, through signed requests.
 
 Allowed → the effect happens. Refused → the person is told, privately, who can; nothing in the store changes
 and nothing is posted to any channel.

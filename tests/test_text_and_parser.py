@@ -179,11 +179,21 @@ def test_bad_subcommands_and_arguments_are_refused_with_what_to_type(text: str, 
     assert CARD not in caught.value.message
 
 
+@pytest.mark.parametrize("locale", ["en", "zh-CN"])
+def test_every_example_in_the_help_parses_as_its_own_command(locale: str) -> None:
+    with use_locale(locale):
+        for spec in REGISTRY:
+            if spec.example:
+                assert parse_command(_(spec.example), PLAYBOOK).name == spec.name, spec.example
+
+
 def test_typed_arguments_read_chinese_with_identifiers_and_mentions_glued() -> None:
     action = parse_command(f"action 客户卡号{CARD}被重复扣款<@U0TECH|tom> ５ｄ", PLAYBOOK)
     assert action["text"] == f"客户卡号{CARD}被重复扣款" and action["user"].user_id == "U0TECH"
     update = parse_command(f"update 客户卡号{CARD}被重复扣款\n已退款", PLAYBOOK)
     assert update == Command("update", {"text": f"客户卡号{CARD}被重复扣款\n已退款"})  # line breaks kept
+    assign = parse_command("assign 组长<@U0LEAD>", PLAYBOOK)
+    assert assign["role"] == "lead" and assign["user"].user_id == "U0LEAD"
     assert parse_command("ｓｅｖ　２", PLAYBOOK) == Command("sev", {"severity": "sev2"})
     assert parse_command("csat ４ 满意", PLAYBOOK) == Command("satisfaction", {"number": 4, "text": "满意"})
     assert parse_command("timeline #42", PLAYBOOK) == Command("timeline", {"number": 42})

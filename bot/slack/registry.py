@@ -122,7 +122,9 @@ CATEGORY = Arg[str | None](
 TITLE = Arg[str](key="title", usage=N_("<title>"), parse=parse_title, place=Place.REST, required=False)
 SEVERITY = Arg[str](key="severity", usage="<1-4>", parse=lambda word, c: parse_severity(word, c.playbook))
 ROLE = Arg[str](key="role", usage=N_("<role>"), parse=parse_role, place=Place.REST)
-PERSON = Arg[UserRef](key="user", usage=N_("<@user|me>"), parse=parse_user_ref, place=Place.BACK)
+PERSON = Arg[UserRef](
+    key="user", usage=N_("<@user|me>"), parse=parse_user_ref, place=Place.BACK, glued=split_glued_mention
+)
 
 
 def _text(missing: str, usage: str = N_("<text>")) -> Arg[str]:
