@@ -1,4 +1,4 @@
-"""After the incident: satisfaction ratings (command and buttons), action items and the review."""
+"""After the incident: the satisfaction rating buttons (the commands are declared in bot/slack/registry.py)."""
 
 from __future__ import annotations
 
@@ -9,29 +9,9 @@ from slack_bolt import Ack, App
 
 from bot.core.errors import UserInputError
 from bot.core.inputs import parse_row_id
-from bot.review.service import parse_due
 from bot.services import Services
-from bot.slack.commands import Command
 from bot.slack.ids import ActionId
 from bot.slack.replies import reporting_errors
-
-COMMANDS = {"satisfaction", "action", "review"}
-
-
-def run_command(services: Services, command: Command, channel: str, user: str) -> str | None:
-    aftercare = services.aftercare
-    if command.name == "satisfaction":
-        assert command.number is not None
-        return aftercare.record_customer(
-            actor=user, score=command.number, comment=command.text or "", channel_id=channel
-        )
-    if command.name == "action":
-        assert command.user is not None and command.due is not None
-        return aftercare.add_action(
-            channel_id=channel, text=command.text or "", owner=command.user, due=parse_due(command.due), actor=user
-        )
-    review = {"post": aftercare.post_review_now, "export": aftercare.export_review, "done": aftercare.complete_review}
-    return review[command.text or ""](channel_id=channel, actor=user)
 
 
 def register(app: App, services: Services) -> None:

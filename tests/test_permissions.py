@@ -1,5 +1,6 @@
-"""The permission matrix, generated from the policy table (bot/incidents/permissions.py): every surface of every action
-(slash commands, buttons, modal submissions) × every kind of person, through signed requests.
+"""The permission matrix, generated from the policy table (bot/incidents/permissions.py) and the command registry
+(bot/slack/registry.py): every surface of every action (each registered slash command, buttons, modal submissions)
+× every kind of person, through signed requests.
 
 Allowed → the effect happens. Refused → the person is told, privately, who can; nothing in the store changes
 and nothing is posted to any channel.
@@ -19,6 +20,7 @@ from bot.incidents.service import IncidentCreate
 from bot.sandbox.driver import Reply
 from bot.slack.commands import UserRef
 from bot.slack.ids import INPUT_ACTION, ActionId, BlockId, CallbackId
+from bot.slack.registry import REGISTRY, Spec
 from store.models import Base, Deadline, Escalation, Incident, Notice, RoleAssignment, SatisfactionRating, TimelineEvent
 from tests.conftest import ADMIN, COMMS, LEAD, LEGAL, OUTSIDER, REPORTER, TECH, Stack
 
@@ -47,6 +49,7 @@ class Case:
     general: str
     notice_id: int = 0
     before_incidents: int = 0
+    tables_before: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
     views: set[str] = field(default_factory=set)
 
     def incident(self) -> Incident:
@@ -201,82 +204,81 @@ def holder(case: Case, role: str) -> str | None:
     )
 
 
-SURFACES = [
-    Surface(
-        Action.OPEN, "/incident open", slash("open complaint sev3 客户投诉：转账延迟", where="general"), opened_one_more
-    ),
-    Surface(Action.OPEN, "/complaint", slash("sev3 转账延迟", where="general", command="/complaint"), opened_one_more),
-    Surface(Action.OPEN, "modal: report", report_submission, opened_one_more, report_modal_open, modal=True),
-    Surface(Action.HELP, "/incident help", slash("help", where="general"), lambda c, u, r: "`/incident open" in r.text),
-    Surface(
-        Action.LIST,
-        "/incident list",
-        slash("list", where="general"),
+Effect = Callable[[Case, str, Reply], bool]
+
+
+def nothing(case: Case) -> None:
+    """No preparation beyond the base case."""
+
+
+@dataclass(frozen=True)
+class Typed:
+    """What the matrix types for one slash-command surface, what it prepares first, and the effect it checks."""
+
+    text: str
+    effect: Effect
+    prepare: Callable[[Case], None] = nothing
+    where: str = "incident"
+    situational: dict[str, Who] = field(default_factory=dict)
+
+
+def answered_or_changed(read_only: bool) -> Effect:
+    """The effect checked for a registered command without its own entry below: not refused, and the user was
+    answered (read-only) or the store changed."""
+
+    def effect(case: Case, user: str, reply: Reply) -> bool:
+        told = last_ephemeral(case, user) or reply.text
+        if told.startswith("Only "):
+            return False
+        return bool(told) if read_only else snapshot(case.stack) != case.tables_before
+
+    return effect
+
+
+# The tailored checks for each slash-command surface (keyed by the policy's surface names). Every registered
+# command is in the matrix whether or not it is here: one missing gets its registry example and the check above.
+SLASH: dict[str, Typed] = {
+    "/incident open": Typed("open complaint sev3 客户投诉：转账延迟", opened_one_more, where="general"),
+    "/complaint": Typed("sev3 转账延迟", opened_one_more, where="general"),
+    "/incident help": Typed("help", lambda c, u, r: "`/incident open" in r.text, where="general"),
+    "/incident list": Typed(
+        "list",
         lambda c, u, r: r.text.startswith("*Open incidents* (") and f"*#{c.number}*" in r.text,
+        where="general",
     ),
-    Surface(
-        Action.REPORT,
-        "/incident report",
-        slash("report", where="general"),
-        lambda c, u, r: last_ephemeral(c, u).startswith("*Incident KPIs, "),
+    "/incident report": Typed(
+        "report", lambda c, u, r: last_ephemeral(c, u).startswith("*Incident KPIs, "), where="general"
     ),
-    Surface(
-        Action.STATUS,
-        "/incident status",
-        slash("status {n}", where="general"),
+    "/incident status": Typed(
+        "status {n}",
         lambda c, u, r: r.json.get("blocks", [{}])[0].get("text", {}).get("text", "").startswith(f"#{c.number} "),
+        where="general",
     ),
-    Surface(
-        Action.TIMELINE,
-        "/incident timeline",
-        slash("timeline {n}", where="general"),
-        lambda c, u, r: r.text.startswith(f"*Timeline of #{c.number}*"),
+    "/incident timeline": Typed(
+        "timeline {n}", lambda c, u, r: r.text.startswith(f"*Timeline of #{c.number}*"), where="general"
     ),
-    Surface(
-        Action.DEADLINES,
-        "/incident deadlines",
-        slash("deadlines {n}", where="general"),
-        lambda c, u, r: r.text.startswith(f"*Deadlines of #{c.number}*"),
+    "/incident deadlines": Typed(
+        "deadlines {n}", lambda c, u, r: r.text.startswith(f"*Deadlines of #{c.number}*"), where="general"
     ),
-    Surface(
-        Action.TAKE_OPEN_ROLE,
-        "/incident assign <open role>",
-        slash("assign comms me"),
-        lambda c, u, r: holder(c, "customer_comms") == u,
-    ),
-    Surface(
-        Action.TAKE_OPEN_ROLE,
-        "button: Take <role>",
-        click(f"{ActionId.TAKE_ROLE}:customer_comms", lambda c: f"{c.number}:customer_comms"),
-        lambda c, u, r: holder(c, "customer_comms") == u,
-    ),
-    Surface(
-        Action.REASSIGN_ROLE,
-        "/incident assign <held role>",
-        slash(f"assign tech <@{REPORTER}>"),
+    "/incident assign <open role>": Typed("assign comms me", lambda c, u, r: holder(c, "customer_comms") == u),
+    "/incident assign <held role>": Typed(
+        f"assign tech <@{REPORTER}>",
         lambda c, u, r: holder(c, "tech_support") == REPORTER,
         situational={"role owner": Who.ROLE_HOLDER},
     ),
-    Surface(
-        Action.ASSIGN_APPROVER,
-        "/incident assign <approving role>",
-        slash(f"assign legal <@{REPORTER}>"),
-        lambda c, u, r: holder(c, "legal_compliance") == REPORTER,
+    "/incident assign <approving role>": Typed(
+        f"assign legal <@{REPORTER}>", lambda c, u, r: holder(c, "legal_compliance") == REPORTER
     ),
-    Surface(Action.SEV, "/incident sev", slash("sev 1"), lambda c, u, r: c.incident().severity == "sev1"),
-    Surface(
-        Action.UPDATE,
-        "/incident update",
-        slash("update 网关已重启，观察错误率"),
+    "/incident sev": Typed("sev 1", lambda c, u, r: c.incident().severity == "sev1"),
+    "/incident update": Typed(
+        "update 网关已重启，观察错误率",
         lambda c, u, r: (
             c.scalar(select(func.count()).where(TimelineEvent.incident_id == c.number, TimelineEvent.event == "update"))
             == 1
         ),
     ),
-    Surface(
-        Action.SOLUTION,
-        "/incident solution",
-        slash("solution 已为客户全额退款并致电说明"),
+    "/incident solution": Typed(
+        "solution 已为客户全额退款并致电说明",
         lambda c, u, r: (
             c.scalar(
                 select(func.count()).where(
@@ -286,29 +288,72 @@ SURFACES = [
             == 1
         ),
     ),
-    Surface(
-        Action.RESOLVE, "/incident resolve", slash("resolve 已退款"), lambda c, u, r: c.incident().status == "resolved"
-    ),
-    Surface(Action.CLOSE, "/incident close", slash("close"), lambda c, u, r: c.incident().status == "closed", reviewed),
-    Surface(
-        Action.PAUSE,
-        "/incident pause",
-        slash("pause 等待客户提供流水"),
-        lambda c, u, r: c.incident().paused_at is not None,
-    ),
-    Surface(Action.RESUME, "/incident resume", slash("resume"), lambda c, u, r: c.incident().paused_at is None, paused),
-    Surface(
-        Action.REPAIR,
-        "/incident repair",
-        slash("repair"),
-        lambda c, u, r: f"#{c.number} is fully set up" in last_ephemeral(c, u),
-    ),
-    Surface(
-        Action.MARK_DONE,
-        "/incident done",
-        slash("done investigation"),
+    "/incident resolve": Typed("resolve 已退款", lambda c, u, r: c.incident().status == "resolved"),
+    "/incident close": Typed("close", lambda c, u, r: c.incident().status == "closed", reviewed),
+    "/incident pause": Typed("pause 等待客户提供流水", lambda c, u, r: c.incident().paused_at is not None),
+    "/incident resume": Typed("resume", lambda c, u, r: c.incident().paused_at is None, paused),
+    "/incident repair": Typed("repair", lambda c, u, r: f"#{c.number} is fully set up" in last_ephemeral(c, u)),
+    "/incident done": Typed(
+        "done investigation",
         lambda c, u, r: c.deadline("investigation").state == "met",
         situational={"role owner": Who.DEADLINE_OWNER},
+    ),
+    "/incident ack": Typed("ack", lambda c, u, r: c.chain().state == "acknowledged"),
+    "/incident notice": Typed(
+        "notice initial hotline en",
+        lambda c, u, r: c.scalar(select(Notice.created_by).where(Notice.incident_id == c.number)) == u,
+    ),
+    "/incident satisfaction": Typed(
+        "satisfaction 4 客户满意", lambda c, u, r: c.incident().satisfaction_score == 4, resolved
+    ),
+    "/incident action": Typed(
+        f"action 增加清算重试告警 <@{TECH}> 5d", lambda c, u, r: c.deadline("action-1").owner_user == TECH
+    ),
+    "/incident review post": Typed("review post", lambda c, u, r: c.incident().review_posted_at is not None, resolved),
+    "/incident review export": Typed(
+        "review export",
+        lambda c, u, r: any(f.filename == f"incident-{c.number}-review.md" for f in c.stack.sandbox.files.values()),
+        resolved,
+    ),
+    "/incident review done": Typed("review done", lambda c, u, r: c.incident().review_completed_by == u, resolved),
+}
+
+
+def policy_surface(spec: Spec, action: Action) -> str:
+    """The policy's name for typing `spec` when it takes `action` (`/incident assign <held role>`)."""
+    typed = f"/incident {spec.name}"
+    return next((s for s in POLICY[action].surfaces if s == typed or s.startswith(typed + " ")), typed)
+
+
+def slash_surfaces() -> list[Surface]:
+    """Every registered command, once for each action it can take, and its first shortcut (the others are the
+    same path)."""
+    surfaces = []
+    for spec in REGISTRY:
+        default = Typed(spec.example or spec.name, answered_or_changed(spec.read_only))
+        for action in spec.actions:
+            name = policy_surface(spec, action)
+            typed = SLASH.get(name, default)
+            surfaces.append(
+                Surface(
+                    action, name, slash(typed.text, where=typed.where), typed.effect, typed.prepare, typed.situational
+                )
+            )
+        for shortcut in spec.shortcuts[:1]:
+            typed = SLASH.get(shortcut, default)
+            act = slash(typed.text, where=typed.where, command=shortcut)
+            surfaces.append(Surface(spec.actions[0], shortcut, act, typed.effect, typed.prepare, typed.situational))
+    return surfaces
+
+
+SURFACES = [
+    *slash_surfaces(),
+    Surface(Action.OPEN, "modal: report", report_submission, opened_one_more, report_modal_open, modal=True),
+    Surface(
+        Action.TAKE_OPEN_ROLE,
+        "button: Take <role>",
+        click(f"{ActionId.TAKE_ROLE}:customer_comms", lambda c: f"{c.number}:customer_comms"),
+        lambda c, u, r: holder(c, "customer_comms") == u,
     ),
     Surface(
         Action.MARK_DONE,
@@ -324,18 +369,11 @@ SURFACES = [
         lambda c, u, r: c.deadline("investigation").snoozes == 1,
         situational={"role owner": Who.DEADLINE_OWNER},
     ),
-    Surface(Action.ACK, "/incident ack", slash("ack"), lambda c, u, r: c.chain().state == "acknowledged"),
     Surface(
         Action.ACK,
         "button: Acknowledge",
         click(ActionId.ACKNOWLEDGE, lambda c: str(c.chain().id)),
         lambda c, u, r: c.chain().state == "acknowledged",
-    ),
-    Surface(
-        Action.DRAFT_NOTICE,
-        "/incident notice",
-        slash("notice initial hotline en"),
-        lambda c, u, r: c.scalar(select(Notice.created_by).where(Notice.incident_id == c.number)) == u,
     ),
     Surface(
         Action.EDIT_NOTICE,
@@ -373,13 +411,6 @@ SURFACES = [
     ),
     Surface(
         Action.SATISFACTION,
-        "/incident satisfaction",
-        slash("satisfaction 4 客户满意"),
-        lambda c, u, r: c.incident().satisfaction_score == 4,
-        resolved,
-    ),
-    Surface(
-        Action.SATISFACTION,
         "button: customer rating",
         click(f"{ActionId.RATE_CUSTOMER}:4", lambda c: f"{c.number}:4"),
         lambda c, u, r: c.incident().satisfaction_score == 4,
@@ -397,33 +428,6 @@ SURFACES = [
             )
             == u
         ),
-        resolved,
-    ),
-    Surface(
-        Action.ACTION_ITEM,
-        "/incident action",
-        slash(f"action 增加清算重试告警 <@{TECH}> 5d"),
-        lambda c, u, r: c.deadline("action-1").owner_user == TECH,
-    ),
-    Surface(
-        Action.REVIEW_POST,
-        "/incident review post",
-        slash("review post"),
-        lambda c, u, r: c.incident().review_posted_at is not None,
-        resolved,
-    ),
-    Surface(
-        Action.REVIEW_EXPORT,
-        "/incident review export",
-        slash("review export"),
-        lambda c, u, r: any(f.filename == f"incident-{c.number}-review.md" for f in c.stack.sandbox.files.values()),
-        resolved,
-    ),
-    Surface(
-        Action.REVIEW_DONE,
-        "/incident review done",
-        slash("review done"),
-        lambda c, u, r: c.incident().review_completed_by == u,
         resolved,
     ),
 ]
@@ -447,6 +451,23 @@ def test_every_surface_of_the_policy_is_covered() -> None:
     # /outage is the same path as /complaint
     assert declared - covered == {(Action.OPEN, "/outage")}
     assert covered <= declared
+
+
+def test_every_registered_command_is_in_the_matrix_under_a_surface_of_the_policy() -> None:
+    covered = {(s.action, s.name) for s in SURFACES}
+    declared = {(action, surface) for action, rule in POLICY.items() for surface in rule.surfaces}
+    for spec in REGISTRY:
+        for action in spec.actions:
+            surface = policy_surface(spec, action)
+            assert (action, surface) in declared, f"{spec.name}: the policy has no surface for {action} on {surface}"
+            assert (action, surface) in covered, spec.name
+    assert set(SLASH) <= {s.name for s in SURFACES}, "an entry of SLASH names no registered command"
+
+
+def test_what_a_command_declares_agrees_with_the_policy() -> None:
+    for spec in REGISTRY:
+        assert spec.read_only == all(POLICY[action].read_only for action in spec.actions), spec.name
+        assert spec.actions, spec.name
 
 
 def snapshot(stack: Stack) -> dict[str, list[tuple[Any, ...]]]:
@@ -475,6 +496,7 @@ def test_the_permission_matrix(stack: Stack, surface: Surface) -> None:
         also = {surface.situational[persona]} if persona in surface.situational else set()
         allowed = bool((kinds | also) & rule.allowed)
         before, posted = snapshot(stack), len(stack.sandbox.messages)
+        case.tables_before = before
         reply = surface.act(case, user)
         assert reply.status == 200, reply.body
         if allowed:

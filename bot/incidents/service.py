@@ -1006,15 +1006,3 @@ class IncidentService:
                 for i in queries.list_open_incidents(s)
             ]
         return self.renderer.render("slack/list.j2", incidents=incidents)
-
-    def help_text(self) -> str:
-        return self.renderer.render(
-            "slack/help.j2",
-            kinds=", ".join(self.playbook.kinds),
-            roles=", ".join(self.playbook.roles),
-            notice_channels="; ".join(  # each kind's own: a complaint is answered to its customer, never in public
-                f"{kind} → {', '.join(self.playbook.notice_channels_for(kind)) or 'none'}"
-                for kind in self.playbook.kinds
-            ),
-            notice_locales=", ".join(self.playbook.notices.locales),
-        )

@@ -1,6 +1,10 @@
-"""Parse slash-command text into a typed command, or raise UserInputError saying what to type.
+"""The command line's grammar: typed arguments, and the parser the registry's declarations drive.
 
-Pure: no I/O, so every input can be checked by property tests and answered inside the ack.
+Pure: no I/O, so every input can be checked by property tests and answered inside the ack. The commands
+themselves (their arguments, permission, service call and help line) are declared once, in
+bot/slack/registry.py; this module only knows how to read words into their typed arguments.
+
+Every refusal says what to type instead, in the reader's language (`bot.core.i18n`).
 """
 
 from __future__ import annotations
@@ -8,46 +12,25 @@ from __future__ import annotations
 import difflib
 import re
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import date
+from enum import Enum
+from typing import Any, Generic, TypeVar, cast
 
 from bot.core.config import NOTICE_STAGES, Playbook
 from bot.core.errors import UserInputError
+from bot.core.i18n import N_, _
 from bot.core.inputs import FIRST_DAY, LAST_DAY, check_text, day_in_range
-from bot.core.text import fold_digits, safe_snippet
+from bot.core.text import escape_mrkdwn, fold_digits, safe_snippet
 
 MENTION_RE = re.compile(r"^<@([UW][A-Z0-9]+)(?:\|[^>]*)?>$")
+GLUED_MENTION_RE = re.compile(r"^(.+?)(<@[UW][A-Z0-9]+(?:\|[^>]*)?>)$")  # Chinese needs no space before it
 HANDLE_RE = re.compile(r"^@([\w.\-]{1,80})$")
 SEV_TOKEN_RE = re.compile(r"^sev\d*$", re.IGNORECASE)
 NUMBER_RE = re.compile(r"^#?(\d{1,9})$")
 TITLE_MAX = 2000
 TEXT_MAX = 3000
-
-SUBCOMMANDS = (
-    "open",
-    "assign",
-    "sev",
-    "update",
-    "resolve",
-    "close",
-    "status",
-    "timeline",
-    "list",
-    "repair",
-    "deadlines",
-    "done",
-    "solution",
-    "ack",
-    "pause",
-    "resume",
-    "notice",
-    "satisfaction",
-    "action",
-    "review",
-    "report",
-    "help",
-)
-REVIEW_VERBS = ("post", "export", "done")
 ACTION_TEXT_MAX = 200
 CHANNEL_ALIASES = {
     "status": "status_page",
@@ -59,6 +42,9 @@ CHANNEL_ALIASES = {
     "complaint-system": "complaint_system",
     "complaints": "complaint_system",
 }
+INCIDENT = "/incident"
+
+T = TypeVar("T")
 
 
 def _q(word: str) -> str:
@@ -76,21 +62,88 @@ class UserRef:
 
 
 @dataclass(frozen=True)
-class Command:
-    name: str
-    kind: str | None = None
-    severity: str | None = None
-    category: str | None = None
-    title: str | None = None
-    role: str | None = None
-    user: UserRef | None = None
-    text: str | None = None
-    number: int | None = None
-    stage: str | None = None
-    channels: tuple[str, ...] = ()  # notice channels; empty means every channel the playbook configures
+class NoticeTargets:
+    """The channels and locales a notice is drafted for; empty means every one the playbook configures."""
+
+    channels: tuple[str, ...] = ()
     locales: tuple[str, ...] = ()
-    due: str | None = None  # an action item's due time, as typed
-    dates: tuple[date, ...] = ()  # a report's first and last day
+
+
+# ---- typed arguments --------------------------------------------------------------------------------------
+
+
+class Place(Enum):
+    """Where an argument's words are: taken from the front, the free text in the middle, or from the back."""
+
+    FRONT = "front"
+    REST = "rest"
+    BACK = "back"
+
+
+@dataclass(frozen=True)
+class Context:
+    """What an argument's parser sees: the playbook, and the arguments parsed before it."""
+
+    playbook: Playbook
+    values: Mapping[str, Any]
+
+
+@dataclass(frozen=True, kw_only=True)
+class Arg(Generic[T]):
+    """One typed argument: where its words are, how they become a value, and how usage shows it."""
+
+    key: str
+    usage: str  # e.g. N_("<title>"), translated where shown; literal keywords (`[sev1-4]`) are not marked
+    parse: Callable[[str, Context], T]  # the word (or the free text) → value, or a UserInputError
+    place: Place = Place.FRONT
+    required: bool = True  # missing → the command's own refusal (a REST arg that is not required may be empty)
+    fits: Callable[[str], bool] | None = None  # an optional FRONT word is this argument only if it fits
+    raw: bool = False  # REST: the text as typed (spacing and line breaks kept), not the words re-joined
+    glued: Callable[[str], tuple[str, str] | None] | None = None  # BACK: split it off a word it is glued to
+
+
+@dataclass(frozen=True)
+class Command:
+    """A parsed command: its name and its arguments' values (absent optional ones are left out)."""
+
+    name: str
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def get(self, arg: Arg[T]) -> T:
+        """The value of `arg` (None for an optional argument not given)."""
+        return cast(T, self.values.get(arg.key))
+
+    def __getitem__(self, key: str) -> Any:
+        return self.values.get(key)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Syntax:
+    """How a subcommand is typed. The registry's declarations extend this with what the command does."""
+
+    name: str
+    args: tuple[Arg[Any], ...] = ()
+    aliases: tuple[str, ...] = ()
+    wrong: str = ""  # N_: the refusal when the words do not fit the arguments (default: the usage line)
+    empty: Syntax | None = None  # what the command is with nothing after it (open: the form)
+    shortcuts: tuple[str, ...] = ()  # slash commands that are this one with its first argument fixed
+
+    def usage(self, command: str = INCIDENT, *, skip: int = 0) -> str:
+        """`/incident assign <role> <@user|me>`, in the current language (not escaped)."""
+        words = [command if command != INCIDENT else f"{INCIDENT} {self.name}"]
+        words += [_(arg.usage) for arg in self.args[skip:]]
+        return " ".join(words)
+
+    def refusal(self) -> str:
+        """What to say when the words do not fit: the declared message, else the usage line."""
+        if self.wrong:
+            return _(self.wrong, name=self.name)
+        if not self.args:
+            return _("`/incident {name}` takes nothing after it.", name=self.name)
+        return _("Type it as `{usage}`.", usage=escape_mrkdwn(self.usage()))
+
+
+# ---- the argument types -----------------------------------------------------------------------------------
 
 
 def parse_severity(token: str, playbook: Playbook) -> str:
@@ -98,12 +151,18 @@ def parse_severity(token: str, playbook: Playbook) -> str:
     t = token.strip().lower()
     sev = f"sev{t}" if t.isdigit() else t
     if sev not in playbook.severities:
-        allowed = ", ".join(playbook.severities)
-        raise UserInputError(f"Unknown severity `{_q(token)}`. Use one of {allowed} (or just the number), e.g. `sev2`.")
+        raise UserInputError(
+            _(
+                "Unknown severity `{word}`. Use one of {allowed} (or just the number), e.g. `sev2`.",
+                word=_q(token),
+                allowed=", ".join(playbook.severities),
+            )
+        )
     return sev
 
 
-def parse_user_ref(token: str) -> UserRef:
+def parse_user_ref(token: str, _context: Context | None = None) -> UserRef:
+    """A mention (`<@U123>`), a bare `@handle`, or `me`."""
     if token.lower() in ("me", "myself"):
         return UserRef(is_me=True)
     if m := MENTION_RE.match(token):
@@ -111,85 +170,173 @@ def parse_user_ref(token: str) -> UserRef:
     if m := HANDLE_RE.match(token):
         return UserRef(handle=m.group(1))
     raise UserInputError(
-        f"`{_q(token)}` is not a person. Mention them with @, e.g. `/incident assign lead @alice`, or say `me`."
+        _(
+            "`{word}` is not a person. Mention them with @, e.g. `/incident assign lead @alice`, or say `me`.",
+            word=_q(token),
+        )
     )
 
 
-def _optional_number(rest: str, name: str) -> Command:
-    if not rest:
-        return Command(name)
-    if m := NUMBER_RE.match(rest):
-        return Command(name, number=int(m.group(1)))
-    raise UserInputError(f"`/incident {name}` takes an incident number or nothing, e.g. `/incident {name} 42`.")
+def split_glued_mention(word: str) -> tuple[str, str] | None:
+    """`增加告警<@U123>` → (`增加告警`, `<@U123>`): Chinese text needs no space before a mention."""
+    m = GLUED_MENTION_RE.match(word)
+    return (m.group(1), m.group(2)) if m else None
 
 
-def _require_text(rest: str, name: str, example: str) -> str:
-    if not rest:
-        raise UserInputError(f"Say what to {name}: `/incident {name} {example}`.")
-    if len(rest) > TEXT_MAX:
+def parse_kind(word: str, context: Context) -> str:
+    kinds = context.playbook.kinds
+    kind = word.lower()
+    if kind not in kinds:
+        hint = difflib.get_close_matches(kind, list(kinds), n=1)
+        suggestion = _(" Did you mean `{hint}`?", hint=hint[0]) if hint else ""
         raise UserInputError(
-            f"That text is {len(rest)} characters; keep it under {TEXT_MAX} (put details in the channel)."
-        )
-    return rest
-
-
-def parse_open(words: list[str], playbook: Playbook, *, kind: str | None = None) -> Command:
-    """`[kind] [sevN] [cat:<category>] <title>`; with `kind` given (an alias command) the kind is fixed."""
-    rest = list(words)
-    if kind is None:
-        if not rest:
-            return Command("open_modal")
-        word = rest.pop(0)
-        kind = word.lower()
-        if kind not in playbook.kinds:
-            hint = difflib.get_close_matches(kind, list(playbook.kinds), n=1)
-            suggestion = f" Did you mean `{hint[0]}`?" if hint else ""
-            raise UserInputError(
-                f"Unknown kind `{_q(word)}`.{suggestion} Kinds: {', '.join(playbook.kinds)}. "
-                f"Example: `/incident open complaint sev2 Card payments failing`."
+            _(
+                "Unknown kind `{word}`.{suggestion} Kinds: {kinds}. "
+                "Example: `/incident open complaint sev2 Card payments failing`.",
+                word=_q(word),
+                suggestion=suggestion,
+                kinds=", ".join(kinds),
             )
-    severity = None
-    if rest and SEV_TOKEN_RE.match(rest[0]):
-        severity = parse_severity(rest.pop(0), playbook)
-    category = None
-    if rest and rest[0].lower().startswith(("cat:", "category:")):
-        category = rest.pop(0).split(":", 1)[1].lower()
-        categories = playbook.kinds[kind].categories
-        if category not in categories:
-            allowed = ", ".join(categories) or "none for this kind"
-            raise UserInputError(f"Unknown category `{_q(category)}` for {kind}. Categories: {allowed}.")
-    title = " ".join(rest).strip()
+        )
+    return kind
+
+
+def parse_category(word: str, context: Context) -> str:
+    """`cat:<category>`, one of the categories of the kind given before it."""
+    kind = str(context.values["kind"])
+    category = word.split(":", 1)[1].lower()
+    categories = context.playbook.kinds[kind].categories
+    if category not in categories:
+        raise UserInputError(
+            _(
+                "Unknown category `{category}` for {kind}. Categories: {allowed}.",
+                category=_q(category),
+                kind=kind,
+                allowed=", ".join(categories) or _("none for this kind"),
+            )
+        )
+    return category
+
+
+def parse_title(text: str, context: Context) -> str:
+    """Never cut silently: a cut can leave part of a number nobody recognises."""
+    title = text.strip()
     if not title:
+        severity = context.values.get("severity") or "sev3"
         raise UserInputError(
-            f"Give the incident a title: `/incident open {kind} {severity or 'sev3'} Card payments failing`."
+            _(
+                "Give the incident a title: `/incident open {kind} {severity} Card payments failing`.",
+                kind=context.values["kind"],
+                severity=severity,
+            )
         )
-    if len(title) > TITLE_MAX:  # never cut silently: a cut can leave part of a number nobody recognises
+    if len(title) > TITLE_MAX:
         raise UserInputError(
-            f"That title is {len(title)} characters; keep it under {TITLE_MAX} and put the details in the "
-            "incident channel with `/incident update <text>`."
+            _(
+                "That title is {length} characters; keep it under {limit} and put the details in the incident "
+                "channel with `/incident update <text>`.",
+                length=len(title),
+                limit=TITLE_MAX,
+            )
         )
-    return Command("open", kind=kind, severity=severity, category=category, title=title)
+    return title
 
 
-def parse_notice(words: list[str], playbook: Playbook) -> Command:
-    """`notice <stage> [channel…] [locale…]`."""
-    example = "Example: `/incident notice initial status_page email zh-CN`."
-    if not words:
+def free_text(missing: str) -> Callable[[str, Context], str]:
+    """Free text (Chinese with identifiers glued in is fine; it is masked wherever it is shown), required:
+    `missing` (N_) is the refusal when there is none."""
+
+    def parse(text: str, _context: Context) -> str:
+        if not text:
+            raise UserInputError(_(missing))
+        if len(text) > TEXT_MAX:
+            raise UserInputError(
+                _(
+                    "That text is {length} characters; keep it under {limit} (put details in the channel).",
+                    length=len(text),
+                    limit=TEXT_MAX,
+                )
+            )
+        return text
+
+    return parse
+
+
+def parse_deadline_word(text: str, _context: Context) -> str:
+    if not text:
         raise UserInputError(
-            f"Say which notice: `/incident notice <{'|'.join(NOTICE_STAGES)}> [channels] [locales]`. {example}"
+            _("Say which deadline: `/incident done first_response` (`/incident deadlines` lists them).")
         )
-    stage = words[0].lower()
+    return text
+
+
+def parse_role(text: str, context: Context) -> str:
+    role = context.playbook.role_for(text)
+    if role is None:
+        raise UserInputError(
+            _(
+                "Unknown role `{word}`. Roles: {roles}. Example: `/incident assign tech @alice`.",
+                word=_q(text),
+                roles=", ".join(context.playbook.roles),
+            )
+        )
+    return role
+
+
+NUMBER_USAGE = N_("`/incident {name}` takes an incident number or nothing, e.g. `/incident {name} 42`.")
+
+
+def incident_number(name: str) -> Callable[[str, Context], int]:
+    """`42` or `#42`: the incident a read-only command is about, from any channel."""
+
+    def parse(word: str, _context: Context) -> int:
+        if m := NUMBER_RE.match(word):
+            return int(m.group(1))
+        raise UserInputError(_(NUMBER_USAGE, name=name))
+
+    return parse
+
+
+SATISFACTION_USAGE = N_(
+    "Give the customer's rating from 1 to 5, then any comment: "
+    "`/incident satisfaction 4 Refund was quick, wanted an earlier call`."
+)
+
+
+def parse_score(word: str, _context: Context) -> int:
+    score = unicodedata.normalize("NFKC", word)  # full-width ４ is a 4
+    if score not in ("1", "2", "3", "4", "5"):
+        raise UserInputError(_(SATISFACTION_USAGE))
+    return int(score)
+
+
+NOTICE_EXAMPLE = N_("Example: `/incident notice initial status_page email zh-CN`.")
+
+
+def parse_stage(word: str, _context: Context) -> str:
+    stage = word.lower()
     if stage not in NOTICE_STAGES:
         hint = difflib.get_close_matches(stage, NOTICE_STAGES, n=1)
-        suggestion = f" Did you mean `{hint[0]}`?" if hint else ""
+        suggestion = _(" Did you mean `{hint}`?", hint=hint[0]) if hint else ""
         raise UserInputError(
-            f"Unknown stage `{_q(words[0])}`.{suggestion} Stages: {', '.join(NOTICE_STAGES)}. {example}"
+            _(
+                "Unknown stage `{word}`.{suggestion} Stages: {stages}. {example}",
+                word=_q(word),
+                suggestion=suggestion,
+                stages=", ".join(NOTICE_STAGES),
+                example=_(NOTICE_EXAMPLE),
+            )
         )
-    spec = playbook.notices
+    return stage
+
+
+def parse_notice_targets(text: str, context: Context) -> NoticeTargets:
+    """Each word a notice channel (or one of its aliases) or a locale, in any order."""
+    spec = context.playbook.notices
     locales_by_lower = {loc.lower(): loc for loc in spec.locales}
     channels: list[str] = []
     locales: list[str] = []
-    for word in words[1:]:
+    for word in text.split():
         lower = word.lower()
         channel = CHANNEL_ALIASES.get(lower, lower)
         if channel in spec.channels:
@@ -198,140 +345,163 @@ def parse_notice(words: list[str], playbook: Playbook) -> Command:
             locales.append(locales_by_lower[lower])
         else:
             raise UserInputError(
-                f"`{_q(word)}` is neither a notice channel ({', '.join(spec.channels)}) nor a locale "
-                f"({', '.join(spec.locales)}). {example}"
+                _(
+                    "`{word}` is neither a notice channel ({channels}) nor a locale ({locales}). {example}",
+                    word=_q(word),
+                    channels=", ".join(spec.channels),
+                    locales=", ".join(spec.locales),
+                    example=_(NOTICE_EXAMPLE),
+                )
             )
-    return Command(
-        "notice", stage=stage, channels=tuple(dict.fromkeys(channels)), locales=tuple(dict.fromkeys(locales))
-    )
+    return NoticeTargets(tuple(dict.fromkeys(channels)), tuple(dict.fromkeys(locales)))
 
 
-def parse_satisfaction(words: list[str]) -> Command:
-    """`satisfaction <1-5> [comment]`."""
-    score = unicodedata.normalize("NFKC", words[0]) if words else ""  # full-width ４ is a 4
-    if score not in ("1", "2", "3", "4", "5"):
+REPORT_EXAMPLE = "`/incident report 2026-11-01 2026-11-30`"
+
+
+def parse_day(word: str, context: Context) -> date:
+    """A day as YYYY-MM-DD in the playbook's timezone; a second one may not be before the first."""
+    try:
+        day = date.fromisoformat(word)
+    except ValueError:
         raise UserInputError(
-            "Give the customer's rating from 1 to 5, then any comment: "
-            "`/incident satisfaction 4 Refund was quick, wanted an earlier call`."
-        )
-    return Command("satisfaction", number=int(score), text=" ".join(words[1:])[:TEXT_MAX])
-
-
-GLUED_MENTION_RE = re.compile(r"^(.+?)(<@[UW][A-Z0-9]+(?:\|[^>]*)?>)$")
-
-
-def parse_action(words: list[str]) -> Command:
-    """`action <text> @owner <due>`; the due time is checked by the service (it needs the clock)."""
-    example = "Example: `/incident action Add an alert on clearing retries @zhang.tao 5d`."
-    if len(words) >= 2 and (glued := GLUED_MENTION_RE.match(words[-2])):  # Chinese needs no space before it
-        words = [*words[:-2], glued.group(1), glued.group(2), words[-1]]
-    if len(words) < 3:
-        raise UserInputError(f"Say what, who and by when: `/incident action <text> @owner <due>`. {example}")
-    user = parse_user_ref(words[-2])
-    text = " ".join(words[:-2]).strip()
-    if len(text) > ACTION_TEXT_MAX:
-        raise UserInputError(f"Keep an action item under {ACTION_TEXT_MAX} characters (it is {len(text)}). {example}")
-    return Command("action", text=text, user=user, due=words[-1])
-
-
-def parse_report(words: list[str]) -> Command:
-    """`report [from] [to]`: days as YYYY-MM-DD in the playbook's timezone, both included."""
-    if len(words) > 2:
+            _("`{word}` is not a date. Use {example} (from, to; both included).", word=_q(word), example=REPORT_EXAMPLE)
+        ) from None
+    if not day_in_range(day):
         raise UserInputError(
-            "`/incident report [from] [to]` takes at most two dates, e.g. `/incident report 2026-11-01`."
-        )
-    days = []
-    for word in words:
-        try:
-            days.append(date.fromisoformat(word))
-        except ValueError:
-            raise UserInputError(
-                f"`{_q(word)}` is not a date. Use `/incident report 2026-11-01 2026-11-30` (from, to; both included)."
-            ) from None
-        if not day_in_range(days[-1]):
-            raise UserInputError(
-                f"Give days between {FIRST_DAY.isoformat()} and {LAST_DAY.isoformat()}, "
-                "e.g. `/incident report 2026-11-01 2026-11-30`."
+            _(
+                "Give days between {first} and {last}, e.g. {example}.",
+                first=FIRST_DAY.isoformat(),
+                last=LAST_DAY.isoformat(),
+                example=REPORT_EXAMPLE,
             )
-    if len(days) == 2 and days[1] < days[0]:
-        raise UserInputError("The report's end is before its start; give the earlier date first.")
-    return Command("report", dates=tuple(days))
+        )
+    start = context.values.get("from")
+    if start is not None and day < start:
+        raise UserInputError(_("The report's end is before its start; give the earlier date first."))
+    return day
 
 
-def parse_command(text: str, playbook: Playbook, *, command: str = "/incident") -> Command:
-    """Parse the text of `/incident`, `/complaint` or `/outage`."""
-    text = check_text((text or "").strip())  # a pasted NUL would break PostgreSQL: say so, keep nothing
-    words = fold_digits(text).split()  # what a Chinese keyboard types: ｓｅｖ２, ５ｄ, ２０２６-１１-０１
-    if command in ("/complaint", "/outage"):
-        kind = command.lstrip("/")
-        if kind not in playbook.kinds:
-            raise UserInputError(f"This playbook has no `{kind}` kind; use `/incident open <kind> <title>`.")
-        if not words:
-            raise UserInputError(f"Give a title: `{command} sev2 Card payments failing`.")
-        return parse_open(words, playbook, kind=kind)
+# ---- the parser ---------------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Word:
+    """A word as folded for reading (`ｓｅｖ２` → `sev2`), and where it is in the text as typed."""
+
+    text: str
+    start: int
+    end: int
+
+
+def _words(folded: str) -> list[_Word]:
+    return [_Word(m.group(), m.start(), m.end()) for m in re.finditer(r"\S+", folded)]
+
+
+def _split_glued(syntax: Syntax, words: list[_Word]) -> None:
+    """Split a BACK argument off the word it is glued to (a mention typed straight after Chinese text)."""
+    back = [arg for arg in syntax.args if arg.place is Place.BACK]
+    for i, arg in enumerate(back):
+        at = len(words) - len(back) + i
+        if arg.glued is None or at < 0:
+            continue
+        parts = arg.glued(words[at].text)
+        if parts:
+            head, tail = parts
+            word = words[at]
+            cut = word.start + len(head)
+            words[at : at + 1] = [_Word(head, word.start, cut), _Word(tail, cut, word.end)]
+
+
+def parse_arguments(
+    syntax: Syntax, words: list[_Word], typed: str, playbook: Playbook, preset: Mapping[str, Any] | None = None
+) -> Command:
+    """Read `words` (after the command's name) into `syntax`'s arguments, or refuse saying what to type."""
+    args = [arg for arg in syntax.args if preset is None or arg.key not in preset]
+    if not words and syntax.empty is not None and preset is None:
+        return Command(syntax.empty.name)
+    _split_glued(syntax, words)
+    front = [a for a in args if a.place is Place.FRONT]
+    back = [a for a in args if a.place is Place.BACK]
+    rest = next((a for a in args if a.place is Place.REST), None)
+    needed = sum(a.required for a in front) + len(back) + (1 if rest is not None and rest.required else 0)
+    most = len(front) + len(back)
+    if len(words) < needed or (rest is None and len(words) > most):
+        raise UserInputError(syntax.refusal())
+    values: dict[str, Any] = dict(preset or {})
+    tail = words[len(words) - len(back) :] if back else []
+    words = words[: len(words) - len(back)]
+    for arg, word in zip(back, tail, strict=True):
+        values[arg.key] = arg.parse(word.text, Context(playbook, values))
+    for arg in front:
+        if not words or (arg.fits is not None and not arg.fits(words[0].text)):
+            if arg.required:
+                raise UserInputError(syntax.refusal())
+            continue
+        values[arg.key] = arg.parse(words.pop(0).text, Context(playbook, values))
+    if rest is not None:
+        text = typed[words[0].start : words[-1].end].strip() if rest.raw and words else " ".join(w.text for w in words)
+        values[rest.key] = rest.parse(text, Context(playbook, values))
+    elif words:
+        raise UserInputError(syntax.refusal())
+    return Command(syntax.name, {k: v for k, v in values.items() if v is not None})
+
+
+def _by_name(syntaxes: Iterable[Syntax]) -> dict[str, Syntax]:
+    table: dict[str, Syntax] = {}
+    for syntax in syntaxes:
+        for name in (syntax.name, *syntax.aliases):
+            table[name] = syntax
+    return table
+
+
+def unknown_command(word: str, syntaxes: Sequence[Syntax]) -> UserInputError:
+    """A refusal naming the closest command's usage line, if one is close."""
+    table = _by_name(syntaxes)
+    hint = difflib.get_close_matches(word.lower(), list(table), n=1)
+    if hint:
+        usage = escape_mrkdwn(table[hint[0]].usage())
+        return UserInputError(
+            _(
+                "I don't know `{word}`. Did you mean `{usage}`? Type `/incident help` for every command.",
+                word=_q(word),
+                usage=usage,
+            )
+        )
+    return UserInputError(_("I don't know `{word}`. Type `/incident help` for every command.", word=_q(word)))
+
+
+def parse_command(
+    text: str, playbook: Playbook, *, command: str = INCIDENT, syntaxes: Sequence[Syntax] | None = None
+) -> Command:
+    """Parse the text of `/incident` (or of a shortcut such as `/complaint`) with the registry's syntaxes."""
+    if syntaxes is None:
+        from bot.slack.registry import REGISTRY  # the registry imports the services, which import this module
+
+        syntaxes = REGISTRY
+    typed = check_text((text or "").strip())  # a pasted NUL would break PostgreSQL: say so, keep nothing
+    folded = fold_digits(typed)  # what a Chinese keyboard types: ｓｅｖ２, ５ｄ, ２０２６-１１-０１
+    if len(folded) != len(typed):  # folding is one character for one; if not, read the folded text as typed
+        typed = folded
+    words = _words(folded)
+    if command != INCIDENT:
+        return _shortcut(command, words, typed, playbook, syntaxes)
     if not words:
         return Command("help")
-    name = words[0].lower()
-    rest_words = words[1:]
-    rest = text[len(words[0]) :].strip()
-    if name == "open":
-        return parse_open(rest_words, playbook)
-    if name == "assign":
-        if len(rest_words) < 2:
-            raise UserInputError("Say which role and who: `/incident assign tech @alice` (or `me`).")
-        user = parse_user_ref(rest_words[-1])
-        role_word = " ".join(rest_words[:-1])
-        role = playbook.role_for(role_word)
-        if role is None:
-            roles = ", ".join(playbook.roles)
-            raise UserInputError(
-                f"Unknown role `{_q(role_word)}`. Roles: {roles}. Example: `/incident assign tech @alice`."
-            )
-        return Command("assign", role=role, user=user)
-    if name == "sev":
-        if len(rest_words) != 1:
-            raise UserInputError("Give one severity: `/incident sev 2` (1 is the most severe).")
-        return Command("sev", severity=parse_severity(rest_words[0], playbook))
-    if name == "update":
-        return Command("update", text=_require_text(rest, "update", "Gateway restarted, watching error rates"))
-    if name == "resolve":
-        return Command("resolve", text=_require_text(rest, "resolve", "Rolled back the 10:05 release"))
-    if name == "done":
-        if not rest:
-            raise UserInputError(
-                "Say which deadline: `/incident done first_response` (`/incident deadlines` lists them)."
-            )
-        return Command("done", text=rest)
-    if name == "pause":
-        return Command("pause", text=_require_text(rest, "pause", "Waiting for the customer's bank statement"))
-    if name == "solution":
-        if not rest:
-            raise UserInputError(
-                "Say what solution the customer was given: `/incident solution Refunded the double debit`."
-            )
-        return Command("solution", text=_require_text(rest, "solution", "Refunded the double debit"))
-    if name == "notice":
-        return parse_notice(rest_words, playbook)
-    if name in ("satisfaction", "csat"):
-        return parse_satisfaction(rest_words)
-    if name == "action":
-        return parse_action(rest_words)
-    if name == "report":
-        return parse_report(rest_words)
-    if name == "review":
-        verb = rest_words[0].lower() if len(rest_words) == 1 else ""
-        if verb not in REVIEW_VERBS:
-            raise UserInputError(
-                "`/incident review post` posts the draft now, `/incident review export` shares it as a Markdown "
-                "file, `/incident review done` (the lead) marks the review complete."
-            )
-        return Command("review", text=verb)
-    if name in ("close", "list", "help", "ack", "resume"):
-        if rest:
-            raise UserInputError(f"`/incident {name}` takes nothing after it.")
-        return Command(name)
-    if name in ("status", "timeline", "repair", "deadlines"):
-        return _optional_number(rest, name)
-    hint = difflib.get_close_matches(name, SUBCOMMANDS, n=1)
-    suggestion = f"Did you mean `/incident {hint[0]}`? " if hint else ""
-    raise UserInputError(f"I don't know `{_q(words[0])}`. {suggestion}Type `/incident help` for every command.")
+    syntax = _by_name(syntaxes).get(words[0].text.lower())
+    if syntax is None:
+        raise unknown_command(words[0].text, syntaxes)
+    return parse_arguments(syntax, words[1:], typed, playbook)
+
+
+def _shortcut(command: str, words: list[_Word], typed: str, playbook: Playbook, syntaxes: Sequence[Syntax]) -> Command:
+    """`/complaint sev2 <title>` is `/incident open complaint sev2 <title>`."""
+    syntax = next((s for s in syntaxes if command in s.shortcuts), None)
+    kind = command.lstrip("/")
+    if syntax is None or kind not in playbook.kinds:
+        raise UserInputError(
+            _("This playbook has no `{kind}` kind; use `/incident open <kind> <title>`.", kind=_q(kind))
+        )
+    if not words:
+        raise UserInputError(_("Give a title: `{command} sev2 Card payments failing`.", command=command))
+    return parse_arguments(syntax, words, typed, playbook, preset={syntax.args[0].key: kind})
