@@ -97,7 +97,12 @@ def query_building(path: Path, models: set[str]) -> list[str]:
             continue
         receiver = func.value.id if isinstance(func.value, ast.Name) else None
         if func.attr in STATEMENT_METHODS and receiver not in {"re", "self"}:
-            if func.attr != "join" or not isinstance(func.value, ast.Constant):  # ", ".join(...) is no query
+            text_join = isinstance(func.value, ast.Constant) or (  # ", ".join(...) or _(" and ").join(...)
+                isinstance(func.value, ast.Call)
+                and isinstance(func.value.func, ast.Name)
+                and func.value.func.id in {"_", "gettext"}
+            )
+            if func.attr != "join" or not text_join:
                 found.append(f"{node.lineno}: .{func.attr}(...)")
         elif func.attr == "query":
             found.append(f"{node.lineno}: .query(...)")
