@@ -8,6 +8,7 @@ from typing import Any
 from slack_bolt import Ack, App
 
 import handlers.aftercare
+from bot.core.i18n import _
 from bot.incidents.service import IncidentCreate
 from bot.services import Services
 from bot.slack.blocks import report_modal
@@ -79,7 +80,7 @@ def register(app: App, services: Services) -> None:
             answer_read_only(ack, command, channel, user)
             return
         if command.name == "open":
-            ack(text=f"Opening a new {command.kind} incident…")
+            ack(text=_("Opening a new {kind} incident…", kind=command.kind))
         else:
             ack()
         with reporting_errors(services.slack, body):
