@@ -67,7 +67,6 @@ def _finalize_markdown(value: Any) -> Any:
     return _ESCAPED_MASK.sub(lambda m: f"`{m[1]}{'*' * (len(m[2]) // 2)}{m[3]}`", escaped)
 
 
-
 def _finalize_plain(value: Any) -> Any:
     return "" if value is None else mask_identifiers(str(value))
 

@@ -572,7 +572,15 @@ class NoticeService:
                 else ""
             )
             mark = ":white_check_mark:" if delivery.ok else ":x:"
-            lines.append(f"{mark} {name}: {safe_text(delivery.detail)}{tries}")
+            lines.append(
+                _(
+                    "{mark} {channel}: {detail}{tries}",
+                    mark=mark,
+                    channel=name,
+                    detail=safe_text(delivery.detail),
+                    tries=tries,
+                )
+            )
         failed = [c for c, d in outcomes.items() if not d.ok and d.worth_retrying]
         tail = (
             "\n"

@@ -18,7 +18,7 @@ from bot.core.clock import utc
 from bot.core.errors import ConflictError, UserInputError
 from bot.core.i18n import _, ngettext
 from bot.core.inputs import day_in_range
-from bot.core.labels import BOT_NAME, severity_label, state_label
+from bot.core.labels import BOT_NAME, event_label, severity_label, state_label
 from bot.core.render import SlackMarkup
 from bot.core.text import mask_identifiers, safe_snippet, safe_text, truncate
 from bot.deadlines.service import ACTION_PREFIX, Deadlines, humanize, is_action_item, next_action, owner_for
@@ -28,7 +28,7 @@ from bot.slack.commands import UserRef
 from bot.slack.gateway import SlackCallError
 from bot.slack.ids import ActionId
 from store import queries
-from store.models import Deadline, Escalation, Incident, Notice, NoticeDelivery, SatisfactionRating
+from store.models import Deadline, Escalation, Incident, Notice, NoticeDelivery, SatisfactionRating, TimelineEvent
 
 if TYPE_CHECKING:
     from bot.incidents.service import IncidentService
@@ -69,6 +69,14 @@ def parse_due(word: str) -> Due:
             word=safe_text(word),
         )
     )
+
+
+def timeline_text(event: TimelineEvent) -> str:
+    """What an event says, with severities as every message shows them (the record keeps `sev3 → sev2`)."""
+    data = event.data or {}
+    if event.event == "severity_changed" and data.get("old") and data.get("new"):
+        return f"{severity_label(str(data['old']))} → {severity_label(str(data['new']))}"
+    return event.text
 
 
 class AftercareService:
@@ -471,8 +479,8 @@ class AftercareService:
                 {
                     "at": local(e.at, "%m-%d %H:%M"),
                     "actor": SlackMarkup(f"<@{e.actor_id}>") if e.actor_id else BOT_NAME,
-                    "event": e.event.replace("_", " "),
-                    "text": truncate(mask_identifiers(e.text.replace("\n", " ")), 200),
+                    "event": event_label(e.event),
+                    "text": truncate(mask_identifiers(timeline_text(e).replace("\n", " ")), 200),
                 }
                 for e in timeline
             ],
