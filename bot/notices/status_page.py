@@ -31,11 +31,14 @@ WORDS: dict[str, str] = {
     "updated": N_("Updated"),
     "no_history": N_("No past notices."),
     "generated": N_("Page generated"),
-    "label": N_("English"),  # the name of the page's language, in that language
     "initial": N_("Service notice"),
     "update": N_("Update"),
     "resolved": N_("Resolved"),
 }
+
+
+# Each language by its own name on the language links (an endonym is the same in every language: not translated).
+LANGUAGE_NAMES = {"zh-CN": "中文", "en": "English"}
 
 
 def words_for(locale: str) -> dict[str, str]:
@@ -102,7 +105,7 @@ class StatusPage:
             lang=locales[0],
             page_title=self._joined(locales, "title"),
             bank_name=" / ".join(dict.fromkeys(self._bank(loc) for loc in locales)),
-            languages=[(loc, words_for(loc)["label"]) for loc in self.spec.locales],
+            languages=[(loc, LANGUAGE_NAMES.get(loc, loc)) for loc in self.spec.locales],
             words=words,
             current=current,
             history=history,
