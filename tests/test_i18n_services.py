@@ -3,7 +3,8 @@
 zh-CN: real flows (the clock's reminders and pages, a refusal, the notice approval, the review draft) run in
 Chinese, and what people see is Chinese. The drift the issue named is gone: severities read `SEV3` everywhere
 (the review's timeline too), the bot has one name, masked digits are not shown as `\\*\\*\\*\\*7890`, plurals are
-grammatical (`1 level paged`, not `1 level(s) paged`), and the status page's delivery line says something.
+grammatical (`2 participants`, `sent to 1 recipient`, not `participant(s)`), and the status page's delivery line
+says something (`published at /status`, not `Status page: on the status page`).
 """
 
 from __future__ import annotations
@@ -126,16 +127,13 @@ def test_the_review_timeline_names_severities_and_the_bot_one_way(stack: Stack) 
     assert " bot " not in timeline
 
 
-@pytest.mark.playbook(LEADERSHIP_AND_COMMS)
-def test_the_review_counts_paged_levels_with_a_real_plural(stack: Stack) -> None:
-    channel = stack.open("complaint sev3 cat:technical Customer charged twice").id
-    stack.driver.slash(COMMS, channel, "done first_response")
-    stack.driver.slash(COMMS, channel, "done solution")
-    stack.advance(hours=48)  # the investigation is missed: its owner (level 1) is paged
-    page = stack.sandbox.dm_messages(TECH)[-1]
-    click_button(stack.driver, TECH, page.channel, page.ts, "Acknowledge")
-    stack.driver.slash(LEAD, channel, "resolve Refunded")
+def test_counts_in_the_review_and_the_notice_outcome_use_real_plurals(stack: Stack) -> None:
+    channel = stack.open("complaint sev3 Card payments failing").id
+    stack.driver.slash(LEAD, channel, f"assign tech <@{TECH}>")
+    stack.driver.slash(LEAD, channel, "resolve Fixed")
+    for user, score in ((LEAD, 4), (TECH, 5)):
+        dm = next(m for m in reversed(stack.sandbox.dm_messages(user)) if "How well did the response go" in m.text)
+        click_button(stack.driver, user, dm.channel, dm.ts, str(score))
     markdown = review_markdown(stack)
-    assert "- Investigation finished missed — started 2026-11-26 10:00" in markdown
-    assert ", 1 level paged, acknowledged;" in markdown
-    assert "level(s)" not in markdown
+    assert "- The team's rating of the response: 4.5/5 from 2 participants\n" in markdown
+    assert "participant(s)" not in markdown

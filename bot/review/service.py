@@ -502,7 +502,6 @@ class AftercareService:
                     "started": local(c.started_at),
                     "state": state_label(c.state),
                     "levels_paged": c.level,
-                    "paged": ngettext("{n} level paged", "{n} levels paged", c.level),
                     "time_to_ack": duration(c.started_at, c.acked_at) if c.acked_at else "—",
                     "acked_by": SlackMarkup(f"<@{c.acked_by}>") if c.acked_by else "—",
                 }
