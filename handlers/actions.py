@@ -8,6 +8,7 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot.core.errors import UserInputError
+from bot.core.i18n import _
 from bot.core.inputs import parse_row_id
 from bot.services import Services
 from bot.slack.ids import ActionId
@@ -18,8 +19,8 @@ def register(app: App, services: Services) -> None:
     def handle_take_role_button(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
         with reporting_errors(services.slack, body):
-            stale = "That button is out of date; run `/incident status` for a fresh card."
-            number, _, role = str(action.get("value", "")).partition(":")
+            stale = _("That button is out of date; run `/incident status` for a fresh card.")
+            number, _sep, role = str(action.get("value", "")).partition(":")
             if role not in services.playbook.roles:
                 raise UserInputError(stale)
             incident_id = parse_row_id(number, stale=stale)
@@ -28,14 +29,14 @@ def register(app: App, services: Services) -> None:
                 services.slack.respond(body["response_url"], warning)
 
     def _row_id(action: dict[str, Any]) -> int:
-        stale = "That button is out of date; run `/incident deadlines` in the incident's channel."
+        stale = _("That button is out of date; run `/incident deadlines` in the incident's channel.")
         return parse_row_id(action.get("value"), stale=stale)
 
     def handle_mark_done_button(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
         with reporting_errors(services.slack, body):
             services.timekeeping.mark_done(actor=body["user"]["id"], deadline_id=_row_id(action))
-            services.slack.respond(body["response_url"], ":white_check_mark: Marked done. Thank you.")
+            services.slack.respond(body["response_url"], _(":white_check_mark: Marked done. Thank you."))
 
     def handle_snooze_button(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
@@ -47,7 +48,7 @@ def register(app: App, services: Services) -> None:
         ack()
         with reporting_errors(services.slack, body):
             services.timekeeping.acknowledge(actor=body["user"]["id"], escalation_id=_row_id(action))
-            services.slack.respond(body["response_url"], ":white_check_mark: Acknowledged; paging stopped.")
+            services.slack.respond(body["response_url"], _(":white_check_mark: Acknowledged; paging stopped."))
 
     app.action(re.compile(rf"^{ActionId.TAKE_ROLE}:"))(handle_take_role_button)
     app.action(ActionId.MARK_DONE.value)(handle_mark_done_button)

@@ -8,6 +8,7 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot.core.errors import UserInputError
+from bot.core.i18n import _
 from bot.core.inputs import parse_row_id
 from bot.services import Services
 from bot.slack.ids import ActionId
@@ -16,8 +17,8 @@ from bot.slack.replies import reporting_errors
 
 def register(app: App, services: Services) -> None:
     def _rating(action: dict[str, Any]) -> tuple[int, int]:
-        stale = "That button is out of date; use `/incident satisfaction <1-5>` instead."
-        number, _, score = str(action.get("value", "")).partition(":")
+        stale = _("That button is out of date; use `/incident satisfaction <1-5>` instead.")
+        number, _sep, score = str(action.get("value", "")).partition(":")
         if score not in ("1", "2", "3", "4", "5"):
             raise UserInputError(stale)
         return parse_row_id(number, stale=stale), int(score)

@@ -7,13 +7,14 @@ from typing import Any
 from slack_bolt import Ack, App
 
 from bot.core.errors import BotError
+from bot.core.i18n import N_, _
 from bot.core.inputs import parse_row_id
 from bot.services import Services
 from bot.slack.forms import notice_texts_from_view
 from bot.slack.ids import ActionId, CallbackId
 from bot.slack.replies import reporting_errors
 
-STALE = "That button is out of date; draft the notice again with `/incident notice`."
+STALE = N_("That button is out of date; draft the notice again with `/incident notice`.")
 
 
 def register(app: App, services: Services) -> None:
@@ -34,13 +35,13 @@ def register(app: App, services: Services) -> None:
             services.notices.publish(notice_id=_notice_id(action), actor=body["user"]["id"])
 
     def _notice_id(action: dict[str, Any]) -> int:
-        return parse_row_id(action.get("value"), stale=STALE)
+        return parse_row_id(action.get("value"), stale=_(STALE))
 
     def handle_edit_notice_view(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
         values = view["state"]["values"]
         try:
             services.notices.edit(
-                notice_id=parse_row_id(view.get("private_metadata"), stale=STALE),
+                notice_id=parse_row_id(view.get("private_metadata"), stale=_(STALE)),
                 texts=notice_texts_from_view(values),
                 actor=body["user"]["id"],
             )

@@ -63,7 +63,7 @@ def test_an_incident_from_open_to_closed_across_days(stack: Stack, hotline: Webh
     stack.advance(minutes=1)
     (draft,) = review_drafts(stack, channel)
     markdown = draft.blocks[0]["text"]
-    assert markdown.startswith("# Post-incident review: #1 Card \\*\\*\\*\\*0123 charged twice")
+    assert markdown.startswith("# Post-incident review: #1 Card `****0123` charged twice")
     assert "**SEV3 Customer complaint** · category technical" in markdown
     assert "time to resolve 5h 0m" in markdown
     assert "## Summary\nRefunded; retry fixed" in markdown
@@ -72,7 +72,7 @@ def test_an_incident_from_open_to_closed_across_days(stack: Stack, hotline: Webh
     assert f"| Investigation finished | <@{TECH}> | 2026-11-26 10:00 CST | met, 1d 19h early |" in markdown
     assert f"| Satisfaction follow-up | <@{COMMS}> | 2026-11-27 15:00 CST | met, 3d 0h early |" in markdown
     assert "- initial published 2026-11-24 10:00 CST to hotline" in markdown
-    assert "- Customer: 4/5\n- The team's rating of the response: 5.0/5 from 1 participant(s)" in markdown
+    assert "- Customer: 4/5\n- The team's rating of the response: 5.0/5 from 1 participant\n" in markdown
     assert f"- 11-24 15:00 <@{TECH}> update: Duplicate from a retry in the clearing job" in markdown
     assert "6222021234567890123" not in markdown
     assert stack.dm_texts(LEAD)[-1].startswith(

@@ -132,10 +132,10 @@ def test_draft_edit_approve_publish_reaches_every_channel_in_both_locales(stack:
 
     assert stack.texts(channel)[-1] == (
         f":loudspeaker: <@{LEAD}> published the *initial* notice:\n"
-        ":white_check_mark: Status page: on the status page\n"
+        ":white_check_mark: Status page: published at /status\n"
         ":white_check_mark: Social media: http 200\n"
         ":white_check_mark: Hotline script: http 200\n"
-        ":white_check_mark: E-mail: sent to 1 recipient(s)\n"
+        ":white_check_mark: E-mail: sent to 1 recipient\n"
         ":white_check_mark: Internal broadcast: posted in #announcements"
     )
     assert preview_status(stack, channel).startswith(f":loudspeaker: Published by <@{LEAD}>")
@@ -237,10 +237,10 @@ def test_a_broken_webhook_is_retried_and_reported_while_the_others_go_out(stack:
 
     assert stack.texts(channel)[-1] == (
         f":loudspeaker: <@{COMMS}> published the *initial* notice:\n"
-        ":white_check_mark: Status page: on the status page\n"
+        ":white_check_mark: Status page: published at /status\n"
         ":x: Social media: http 500 after 3 attempts\n"
         ":white_check_mark: Hotline script: http 200 after 2 attempts\n"
-        ":white_check_mark: E-mail: sent to 1 recipient(s)\n"
+        ":white_check_mark: E-mail: sent to 1 recipient\n"
         ":white_check_mark: Internal broadcast: posted in #announcements\n"
         "Fix the failed targets and draft the notice again for them, e.g. `/incident notice initial social`."
     )

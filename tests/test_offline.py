@@ -39,7 +39,7 @@ def test_the_offline_demo_plays_a_complaint_from_report_to_close() -> None:
     assert "The public status page (http://127.0.0.1:" in transcript
     assert "shows 0 incident(s), status 'ok': a single customer's complaint is answered to that customer" in transcript
     assert "@Wang Fang recorded the customer's satisfaction: *5/5*" in transcript
-    assert "# Post-incident review: #1 Customer card \\*\\*\\*\\*7890 debited twice" in transcript
+    assert "# Post-incident review: #1 Customer card `****7890` debited twice" in transcript
     assert "| Satisfaction follow-up | @Wang Fang | " in transcript
     assert "deadlines: 4 met, 0 missed" in transcript  # solution communicated by the resolved notice
     assert "*Final summary of #1*" in transcript and "#inc-20" in transcript.split("(archived)")[0][-80:]

@@ -10,6 +10,7 @@ import unicodedata
 from datetime import date
 
 from bot.core.errors import UserInputError
+from bot.core.i18n import _
 from bot.core.text import strip_format
 
 ALLOWED_CONTROLS = frozenset("\t\n\r")  # line breaks and tabs are part of pasted text
@@ -34,8 +35,11 @@ def check_text(text: str, *, field: str | None = None) -> str:
     char = control_character(text)
     if char is not None:
         raise UserInputError(
-            f"Remove the control character `U+{ord(char):04X}` from your text (it often comes with pasted text) "
-            "and send it again.",
+            _(
+                "Remove the control character `{code}` from your text (it often comes with pasted text) "
+                "and send it again.",
+                code=f"U+{ord(char):04X}",
+            ),
             field=field,
         )
     return text

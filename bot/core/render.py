@@ -53,12 +53,18 @@ def escape_markdown(text: str) -> str:
     return MARKDOWN_SPECIAL.sub(r"\\\1", text)
 
 
+# A masked identifier once escaped (`\*\*\*\*7890`, `138\*\*\*\*5678`): shown as code, so it reads `****7890`
+# whether or not the reader's Markdown undoes backslashes, and two masks in a line never pair up as bold.
+_ESCAPED_MASK = re.compile(r"([0-9A-Za-z]*)((?:\\\*){3,})([0-9A-Za-z]*)")
+
+
 def _finalize_markdown(value: Any) -> Any:
     if value is None:
         return ""
     if isinstance(value, SlackMarkup):
         return value
-    return escape_markdown(mask_identifiers(str(value)))
+    escaped = escape_markdown(mask_identifiers(str(value)))
+    return _ESCAPED_MASK.sub(lambda m: f"`{m[1]}{'*' * (len(m[2]) // 2)}{m[3]}`", escaped)
 
 
 def _finalize_plain(value: Any) -> Any:

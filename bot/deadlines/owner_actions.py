@@ -9,13 +9,15 @@ from sqlalchemy.orm import Session
 
 from bot.core.clock import utc
 from bot.core.errors import ConflictError, NotFoundError
+from bot.core.i18n import _
+from bot.core.labels import state_label
 from bot.core.text import safe_text
 from bot.deadlines.escalation import Escalations
 from bot.deadlines.service import Deadlines, humanize, owner_for
 from bot.incidents.permissions import Action, Who
 from store import queries
 from store.models import Deadline, Escalation
-from store.states import DeadlineState, EscalationState, IncidentStatus
+from store.states import DeadlineState, EscalationState
 
 if TYPE_CHECKING:
     from bot.incidents.service import IncidentService
@@ -51,17 +53,23 @@ class TimekeepingService:
         with self.incidents.db() as s:
             for d in self.deadlines.all(s, incident.id):
                 due = utc(d.due_at)
-                if d.state == DeadlineState.PENDING:
-                    when = f"in {humanize(due - now)}" if due > now else f"overdue by {humanize(now - due)}"
-                elif d.state == DeadlineState.MET and d.closed_at is not None:
+                if d.state == "pending":
+                    when = (
+                        _("in {time}", time=humanize(due - now))
+                        if due > now
+                        else _("overdue by {time}", time=humanize(now - due))
+                    )
+                elif d.state == "met" and d.closed_at is not None:
                     closed = utc(d.closed_at)
                     when = (
-                        f"met {humanize(due - closed)} early" if closed <= due else f"met {humanize(closed - due)} late"
+                        _("met {time} early", time=humanize(due - closed))
+                        if closed <= due
+                        else _("met {time} late", time=humanize(closed - due))
                     )
-                elif d.state == DeadlineState.MISSED:
-                    when = "missed"
+                elif d.state == "missed":
+                    when = state_label("missed")
                 else:
-                    when = "no longer applies"
+                    when = _("no longer applies")
                 rows.append(
                     {
                         "icon": STATE_ICONS.get(d.state, ""),
@@ -93,7 +101,7 @@ class TimekeepingService:
             if deadline_id is not None:
                 deadline = queries.get_deadline(s, deadline_id)
                 if deadline is None:
-                    raise NotFoundError("That deadline no longer exists.")
+                    raise NotFoundError(_("That deadline no longer exists."))
                 incident = self.incidents.row(s, deadline.incident_id)
                 missed = deadline.state == DeadlineState.MISSED
                 if deadline.state not in (DeadlineState.PENDING, DeadlineState.MISSED) or (missed and deadline.cadence):
@@ -125,8 +133,10 @@ class TimekeepingService:
 
     @staticmethod
     def _already(deadline: Deadline) -> str:
-        by = f" by <@{deadline.closed_by}>" if deadline.closed_by and deadline.state == DeadlineState.MET else ""
-        return f"*{safe_text(deadline.name)}* is already {deadline.state}{by}."
+        by = _(" by <@{user}>", user=deadline.closed_by) if deadline.closed_by and deadline.state == "met" else ""
+        return _(
+            "*{name}* is already {state}{by}.", name=safe_text(deadline.name), state=state_label(deadline.state), by=by
+        )
 
     def record_solution(self, *, channel_id: str, text: str, actor: str) -> str | None:
         """The solution given to the customer, on the record; it meets the deadlines whose `met_by` names
@@ -135,8 +145,8 @@ class TimekeepingService:
         with self.incidents.db.begin() as s:
             incident = self.incidents.row(s, self.incidents.find(channel_id=channel_id).id)
             self.incidents.require(Action.SOLUTION, incident, actor)
-            if incident.status == IncidentStatus.CLOSED:
-                raise ConflictError(f"#{incident.id} is closed; its record can no longer change.")
+            if incident.status == "closed":
+                raise ConflictError(_("#{number} is closed; its record can no longer change.", number=incident.id))
             queries.add_timeline_event(
                 s, incident.id, at=now, event="solution_communicated", actor_id=actor, text=text, data={}
             )
@@ -158,13 +168,13 @@ class TimekeepingService:
         with self.incidents.db.begin() as s:
             deadline = queries.get_deadline(s, deadline_id)
             if deadline is None:
-                raise NotFoundError("That deadline no longer exists.")
+                raise NotFoundError(_("That deadline no longer exists."))
             incident = self.incidents.row(s, deadline.incident_id)
             owner = owner_for(incident, deadline.owner_role, self.incidents.playbook.lead_role, deadline.owner_user)
             mine = (Who.DEADLINE_OWNER,) if actor == owner else ()
             self.incidents.require(Action.SNOOZE, incident, actor, also=mine)
-            if incident.status == IncidentStatus.CLOSED:
-                raise ConflictError(f"#{incident.id} is closed; nothing more will be sent for it.")
+            if incident.status == "closed":
+                raise ConflictError(_("#{number} is closed; nothing more will be sent for it.", number=incident.id))
             until = self.deadlines.snooze(s, deadline, now=now, actor=actor)
             name = deadline.name
         self.schedule_changed()
@@ -174,15 +184,23 @@ class TimekeepingService:
 
     @staticmethod
     def _not_paging(chain: Escalation) -> str:
-        by = f" by <@{chain.acked_by}>" if chain.acked_by else ""
-        return f"This page was already {chain.state}{by}; nothing more will be sent for it."
+        by = _(" by <@{user}>", user=chain.acked_by) if chain.acked_by else ""
+        return _(
+            "This page was already {state}{by}; nothing more will be sent for it.",
+            state=state_label(chain.state),
+            by=by,
+        )
 
     def _nothing_paging(self, s: Session, incident_id: int) -> str:
         """`/incident ack` with nothing active: say who acknowledged the latest page, if someone did."""
         latest = next(iter(reversed(self.escalations.all(s, incident_id))), None)
-        if latest is not None and latest.state == EscalationState.ACKNOWLEDGED:
-            return f"#{incident_id}'s page was already acknowledged by <@{latest.acked_by}>; nothing is paging now."
-        return f"Nothing is paging for #{incident_id}."
+        if latest is not None and latest.state == "acknowledged":
+            return _(
+                "#{number}'s page was already acknowledged by <@{user}>; nothing is paging now.",
+                number=incident_id,
+                user=latest.acked_by,
+            )
+        return _("Nothing is paging for #{number}.", number=incident_id)
 
     def acknowledge(self, *, actor: str, channel_id: str | None = None, escalation_id: int | None = None) -> str | None:
         """Stop paging: the button acknowledges its chain, `/incident ack` every active chain of the incident."""
@@ -191,7 +209,8 @@ class TimekeepingService:
             if escalation_id is not None:
                 chain = queries.get_escalation(s, escalation_id)
                 if chain is None:
-                    raise NotFoundError("That page no longer exists.")
+                    raise NotFoundError(_("That page no longer exists."))
+
                 incident = self.incidents.row(s, chain.incident_id)
                 if chain.state != EscalationState.ACTIVE:
                     raise ConflictError(self._not_paging(chain))

@@ -26,6 +26,7 @@ from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from bot.core.clock import utc
+from bot.core.i18n import _, ngettext
 from bot.core.render import user_mention
 from bot.deadlines.service import humanize, is_action_item, next_action, owner_for, reminder_times
 from bot.services import Services
@@ -106,7 +107,7 @@ class Clockwork:
         with self._sweep_lock:
             result = SweepResult()
             now = self.services.clock.now()
-            for _ in range(100):  # bounded: each pass moves every handled row past `now`
+            for _pass in range(100):  # bounded: each pass moves every handled row past `now`
                 with self.services.db() as s:
                     due: list[tuple[type[Deadline] | type[Escalation], int]]
                     due = [(Deadline, i) for i in queries.due_deadline_ids(s, now, self.batch)]
@@ -292,7 +293,7 @@ class Clockwork:
         sends = []
         if owner:
             text = render("slack/clock.j2", event="reminder_dm", skipped=max(0, len(fired) - 1), **context)
-            snooze = f"Snooze {humanize(self.playbook.reminders.snooze)}"
+            snooze = _("Snooze {time}", time=humanize(self.playbook.reminders.snooze))
             sends.append(
                 Send(
                     key,
@@ -340,7 +341,12 @@ class Clockwork:
         escalate = deadline.escalate
         if escalate:
             self.services.escalations.start(
-                s, incident, reason=f"{deadline.name} missed", owner=owner, now=now, deadline_id=deadline.id
+                s,
+                incident,
+                reason=_("{deadline} missed", deadline=deadline.name),
+                owner=owner,
+                now=now,
+                deadline_id=deadline.id,
             )
         key = f"missed:{deadline.id}"
         if not self._claim(s, key, incident_id=incident.id, recipients=[owner] if owner else [], at=now):
@@ -636,7 +642,12 @@ def digest(sends: list[Send]) -> list[Send]:
             continue
         for start in range(0, len(group), DIGEST_MAX):
             part = group[start : start + DIGEST_MAX]
-            header = f":alarm_clock: {len(part)} of your deadlines need attention:"
+            header = ngettext(
+                ":alarm_clock: {n} of your deadlines needs attention:",
+                ":alarm_clock: {n} of your deadlines need attention:",
+                len(part),
+            )
+
             blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": header}}]
             for send in part:
                 blocks += send.blocks or []

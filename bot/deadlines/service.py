@@ -14,6 +14,8 @@ from sqlalchemy.orm import Session
 from bot.core.clock import utc
 from bot.core.config import DeadlineSpec, Playbook, parse_offset
 from bot.core.errors import ConflictError, NotFoundError
+from bot.core.i18n import _, ngettext
+from bot.core.labels import state_label
 from bot.core.text import safe_text
 from store import queries
 from store.models import Deadline, Incident
@@ -228,9 +230,16 @@ class Deadlines:
             if word_norm in (deadline.key, deadline.name.lower().replace(" ", "_"), str(deadline.id)):
                 return deadline
         if not pending:
-            raise ConflictError(f"#{incident.id} has no pending deadlines.")
+            raise ConflictError(_("#{number} has no pending deadlines.", number=incident.id))
         keys = ", ".join(f"`{d.key}`" for d in pending)
-        raise NotFoundError(f"No pending deadline `{safe_text(word)}` in #{incident.id}. Pending: {keys}.")
+        raise NotFoundError(
+            _(
+                "No pending deadline `{word}` in #{number}. Pending: {keys}.",
+                word=safe_text(word),
+                number=incident.id,
+                keys=keys,
+            )
+        )
 
     def snooze(self, s: Session, deadline: Deadline, *, now: datetime, actor: str) -> datetime:
         """Snooze once: a deadline already snoozed (by another click a moment ago, too) is refused as such."""
@@ -239,7 +248,9 @@ class Deadlines:
         if not queries.snooze_deadline(s, deadline.id, snoozes=deadline.snoozes, until=until, now=now):
             s.refresh(deadline)  # snoozed, met or cancelled by another request a moment ago
             self._require_snoozable(s, deadline, now)
-            raise ConflictError(f"*{safe_text(deadline.name)}* changed just now; look at `/incident deadlines`.")
+            raise ConflictError(
+                _("*{name}* changed just now; look at `/incident deadlines`.", name=safe_text(deadline.name))
+            )
         deadline.snoozed_until, deadline.snoozes = until, deadline.snoozes + 1
         times = reminder_times(deadline.start_at, deadline.due_at, self.playbook.reminders.offsets)
         while deadline.reminders_done < len(times) and times[deadline.reminders_done] <= until:
@@ -258,17 +269,29 @@ class Deadlines:
 
     def _require_snoozable(self, s: Session, deadline: Deadline, now: datetime) -> None:
         name = safe_text(deadline.name)
-        if deadline.state != DeadlineState.PENDING:
-            raise ConflictError(f"*{name}* is already {deadline.state}; there is nothing to snooze.")
+        if deadline.state != "pending":
+            raise ConflictError(
+                _(
+                    "*{name}* is already {state}; there is nothing to snooze.",
+                    name=name,
+                    state=state_label(deadline.state),
+                )
+            )
         if deadline.snoozed_until is not None and utc(deadline.snoozed_until) > now:
             snoozed = queries.latest_event(s, deadline.incident_id, "snoozed", deadline_id=deadline.id)
-            by = f" by <@{snoozed.actor_id}>" if snoozed is not None and snoozed.actor_id else ""
+            by = _(" by <@{user}>", user=snoozed.actor_id) if snoozed is not None and snoozed.actor_id else ""
             until = utc(deadline.snoozed_until).astimezone(self.playbook.tz).strftime("%m-%d %H:%M")
-            raise ConflictError(f"*{name}* is already snoozed{by} until {until}.")
+            raise ConflictError(_("*{name}* is already snoozed{by} until {until}.", name=name, by=by, until=until))
         if deadline.snoozes >= self.playbook.reminders.max_snoozes:
             raise ConflictError(
-                f"*{name}* was snoozed {deadline.snoozes} times already (the playbook's limit); "
-                "mark it done or ask the lead for help."
+                ngettext(
+                    "*{name}* was snoozed {n} time already (the playbook's limit); "
+                    "mark it done or ask the lead for help.",
+                    "*{name}* was snoozed {n} times already (the playbook's limit); "
+                    "mark it done or ask the lead for help.",
+                    deadline.snoozes,
+                    name=name,
+                )
             )
 
 
@@ -278,7 +301,7 @@ def humanize(delta: timedelta) -> str:
     days, rest = divmod(minutes, 24 * 60)
     hours, mins = divmod(rest, 60)
     if days:
-        return f"{days}d {hours}h"
+        return _("{days}d {hours}h", days=days, hours=hours)
     if hours:
-        return f"{hours}h {mins}m"
-    return f"{mins}m"
+        return _("{hours}h {minutes}m", hours=hours, minutes=mins)
+    return _("{minutes}m", minutes=mins)

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
+from bot.core.i18n import _, ngettext
 from bot.notices.webhooks import Delivery
 
 SECURITY = ("starttls", "ssl", "none")
@@ -29,14 +30,19 @@ class SmtpSettings:
         """The settings, or what is wrong with them (a notice names the variable instead of crashing)."""
         host = env.get("SMTP_HOST", "").strip()
         if not host:
-            return "SMTP_HOST is not set"
+            return _("{setting} is not set", setting="SMTP_HOST")
         security = env.get("SMTP_SECURITY", "starttls").strip().lower() or "starttls"
         if security not in SECURITY:
-            return f"SMTP_SECURITY must be one of {', '.join(SECURITY)}, not {security!r}"
+            return _(
+                "{setting} must be one of {choices}, not {value}",
+                setting="SMTP_SECURITY",
+                choices=", ".join(SECURITY),
+                value=repr(security),
+            )
         default_port = {"starttls": "587", "ssl": "465", "none": "25"}[security]
         port = env.get("SMTP_PORT", default_port).strip() or default_port
         if not port.isdigit() or not 0 < int(port) < 65536:
-            return f"SMTP_PORT must be a port number, not {port!r}"
+            return _("{setting} must be a port number, not {value}", setting="SMTP_PORT", value=repr(port))
         return cls(host, int(port), security, env.get("SMTP_USERNAME") or None, env.get("SMTP_PASSWORD") or None)
 
 
@@ -65,15 +71,17 @@ class Mailer:
         for attempt in range(1, self.attempts + 1):
             try:
                 self._send_once(settings, message)
-                return Delivery(True, attempt, f"sent to {len(message['To'].split(','))} recipient(s)")
+                count = len(message["To"].split(","))
+                return Delivery(True, attempt, ngettext("sent to {n} recipient", "sent to {n} recipients", count))
             except smtplib.SMTPResponseException as exc:
                 detail = f"smtp {exc.smtp_code}"
                 if not 400 <= exc.smtp_code < 500:
                     return Delivery(False, attempt, detail)
             except smtplib.SMTPRecipientsRefused:
-                return Delivery(False, attempt, "every recipient was refused")
+                return Delivery(False, attempt, _("every recipient was refused"))
             except (OSError, smtplib.SMTPException) as exc:
-                detail = f"connection error ({type(exc).__name__})"
+                detail = _("connection error ({error})", error=type(exc).__name__)
+
             if attempt < self.attempts:
                 self.sleep(delay)
                 delay *= 2

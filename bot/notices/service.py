@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from bot.core.clock import utc
 from bot.core.config import NOTICE_STAGES
 from bot.core.errors import ConflictError, NotFoundError, PermissionDeniedError, UserInputError
+from bot.core.i18n import N_, _, ngettext
+from bot.core.labels import BOT_NAME, severity_label
 from bot.core.text import mask_identifiers, safe_text
 from bot.deadlines.service import Deadlines
 from bot.incidents.permissions import Action
@@ -26,21 +28,34 @@ from bot.slack.blocks import NOTICE_TEXT_MAX, mrkdwn, notice_edit_modal, notice_
 from bot.slack.gateway import SlackCallError
 from store import queries
 from store.models import Incident, Notice, NoticeDelivery
-from store.states import DONE, NoticeState
+from store.states import NoticeState
 
 if TYPE_CHECKING:
     from bot.incidents.service import IncidentService
 
 log = logging.getLogger(__name__)
 
-CHANNEL_NAMES = {
-    "status_page": "Status page",
-    "social": "Social media",
-    "hotline": "Hotline script",
-    "email": "E-mail",
-    "internal": "Internal broadcast",
-    "complaint_system": "Complaint system",
+CHANNEL_NAMES = {  # translated where shown (channel_names())
+    "status_page": N_("Status page"),
+    "social": N_("Social media"),
+    "hotline": N_("Hotline script"),
+    "email": N_("E-mail"),
+    "internal": N_("Internal broadcast"),
+    "complaint_system": N_("Complaint system"),
 }
+NOT_SENT = N_("not sent")  # a delivery that drafting again cannot fix starts with these words
+
+
+def channel_names() -> dict[str, str]:
+    """The notice channels' names in the current language."""
+    return {channel: _(name) for channel, name in CHANNEL_NAMES.items()}
+
+
+def not_worth_retrying(detail: str) -> bool:
+    """Whether a recorded delivery said "not sent" (recorded in English or in the language of the time)."""
+    return detail.startswith((NOT_SENT, _(NOT_SENT)))
+
+
 # The customer's address in a complaint's customer reference (stored as typed, masked wherever shown).
 CUSTOMER_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
 # what check-config renders every notice template with (and `audience`: public or customer). No free text typed
@@ -123,16 +138,23 @@ class NoticeService:
         if not wrong:
             return
         kind = self.playbook.kinds[incident.kind]
-        uses = ", ".join(f"`{c}`" for c in allowed) or "none"
+        uses = ", ".join(f"`{c}`" for c in allowed) or _("none")
         why = (
-            " A single customer's complaint is answered to that customer, never in public."
+            " " + _("A single customer's complaint is answered to that customer, never in public.")
             if kind.notice_audience == "customer"
             else ""
         )
         raise UserInputError(
-            f"{safe_text(kind.name)} notices do not go to {', '.join(f'`{c}`' for c in wrong)}: this kind uses "
-            f"{uses} (`kinds.{incident.kind}.notice_channels` in the playbook).{why} "
-            f"Type `/incident notice {stage}` for all of them, or name some of those."
+            _(
+                "{kind} notices do not go to {wrong}: this kind uses {uses} (`{setting}` in the playbook).{why} "
+                "Type `/incident notice {stage}` for all of them, or name some of those.",
+                kind=safe_text(kind.name),
+                wrong=", ".join(f"`{c}`" for c in wrong),
+                uses=uses,
+                setting=f"kinds.{incident.kind}.notice_channels",
+                why=why,
+                stage=stage,
+            )
         )
 
     def draft(
@@ -140,7 +162,9 @@ class NoticeService:
     ) -> str | None:
         """Render the templates for the channels and locales named (all configured when none) and preview them."""
         if stage not in NOTICE_STAGES:
-            raise UserInputError(f"Unknown stage `{safe_text(stage)}`. Stages: {', '.join(NOTICE_STAGES)}.")
+            raise UserInputError(
+                _("Unknown stage `{stage}`. Stages: {stages}.", stage=safe_text(stage), stages=", ".join(NOTICE_STAGES))
+            )
         locales = [loc for loc in locales if loc in self.spec.locales] or list(self.spec.locales)
         now = self.incidents.clock.now()
         with self.incidents.db.begin() as s:
@@ -150,13 +174,18 @@ class NoticeService:
             channels = list(channels) or list(self.channels_for(incident.kind))
             if not channels:
                 raise ConflictError(
-                    f"`kinds.{incident.kind}.notice_channels` names no configured notice channel; "
-                    "add one in the playbook to send notices for this kind."
+                    _(
+                        "`{setting}` names no configured notice channel; "
+                        "add one in the playbook to send notices for this kind.",
+                        setting=f"kinds.{incident.kind}.notice_channels",
+                    )
                 )
             if stage == "update" and not any(e.event == "update" for e in queries.list_timeline(s, incident.id)):
-                raise ConflictError("There is no progress to report yet: post one with `/incident update <text>`.")
-            if stage == "resolved" and incident.status not in DONE:
-                raise ConflictError(f"#{incident.id} is not resolved yet; draft the `update` notice instead.")
+                raise ConflictError(_("There is no progress to report yet: post one with `/incident update <text>`."))
+            if stage == "resolved" and incident.status not in ("resolved", "closed"):
+                raise ConflictError(
+                    _("#{number} is not resolved yet; draft the `update` notice instead.", number=incident.id)
+                )
             texts = {
                 channel: {
                     locale: self.incidents.renderer.render_plain(
@@ -187,12 +216,18 @@ class NoticeService:
             status = self._status_line(notice, incident)
             notice_id, number, incident_channel = notice.id, incident.id, incident.channel_id
         if not incident_channel:
-            return f"Drafted notice {notice_id}, but #{number} has no channel to preview it in; run `/incident repair`."
-        blocks = notice_preview_blocks(notice, channel_names=CHANNEL_NAMES, status=status)
+            return _(
+                "Drafted notice {notice}, but #{number} has no channel to preview it in; run `/incident repair`.",
+                notice=notice_id,
+                number=number,
+            )
+        blocks = notice_preview_blocks(notice, channel_names=channel_names(), status=status)
         try:
-            ts = self.incidents.slack.post(incident_channel, f"Customer notice for #{number} ({stage})", blocks)
+            ts = self.incidents.slack.post(incident_channel, self._preview_title(number, stage), blocks)
         except SlackCallError as exc:
-            raise ConflictError(f"Slack refused the notice preview (`{exc.error}`); nothing was published.") from None
+            raise ConflictError(
+                _("Slack refused the notice preview (`{error}`); nothing was published.", error=exc.error)
+            ) from None
         with self.incidents.db.begin() as s:
             row = queries.get_notice(s, notice_id)
             assert row is not None
@@ -206,26 +241,41 @@ class NoticeService:
     def _who_approves(self, incident: Incident) -> str:
         return self.incidents.permissions.approver_names(incident)
 
+    @staticmethod
+    def _preview_title(number: int, stage: str) -> str:
+        return _("Customer notice for #{number} ({stage})", number=number, stage=stage)
+
     def _status_line(self, notice: Notice, incident: Incident) -> str:
         local = self.incidents.renderer.local_time
-        if notice.state == NoticeState.PUBLISHED and notice.published_at:
-            return f":loudspeaker: Published by <@{notice.published_by}> at {local(notice.published_at)}."
-        if notice.state == NoticeState.APPROVED and notice.approved_at:
-            return f":white_check_mark: Approved by <@{notice.approved_by}> at {local(notice.approved_at)}; ready."
-        if self.needs_approval(incident):
-            return (
-                f":hourglass: Draft. {peak(incident).upper()} notices need an approval by "
-                f"{self._who_approves(incident)} (not the drafter) before they are published."
+        if notice.state == "published" and notice.published_at:
+            return _(
+                ":loudspeaker: Published by <@{user}> at {time}.",
+                user=notice.published_by,
+                time=local(notice.published_at),
             )
-        return "Draft; any responder may publish it."
+        if notice.state == "approved" and notice.approved_at:
+            return _(
+                ":white_check_mark: Approved by <@{user}> at {time}; ready.",
+                user=notice.approved_by,
+                time=local(notice.approved_at),
+            )
+        if self.needs_approval(incident):
+            return _(
+                ":hourglass: Draft. {severity} notices need an approval by {approvers} (not the drafter) before "
+                "they are published.",
+                severity=severity_label(peak(incident)),
+                approvers=self._who_approves(incident),
+            )
+        return _("Draft; any responder may publish it.")
 
     def _refresh_preview(self, notice: Notice, incident: Incident) -> None:
         if not (notice.preview_ts and incident.channel_id):
             return
-        blocks = notice_preview_blocks(notice, channel_names=CHANNEL_NAMES, status=self._status_line(notice, incident))
+        status = self._status_line(notice, incident)
+        blocks = notice_preview_blocks(notice, channel_names=channel_names(), status=status)
         with contextlib.suppress(SlackCallError):  # the preview is a convenience; the record is in the store
             self.incidents.slack.update(
-                incident.channel_id, notice.preview_ts, f"Customer notice for #{incident.id} ({notice.stage})", blocks
+                incident.channel_id, notice.preview_ts, self._preview_title(incident.id, notice.stage), blocks
             )
 
     # ---- editing and approving --------------------------------------------------------------------------
@@ -233,7 +283,7 @@ class NoticeService:
     def _load(self, s: Any, notice_id: int) -> tuple[Notice, Incident]:
         notice = queries.get_notice(s, notice_id)
         if notice is None:
-            raise NotFoundError("That notice no longer exists; draft a new one with `/incident notice <stage>`.")
+            raise NotFoundError(_("That notice no longer exists; draft a new one with `/incident notice <stage>`."))
         return notice, self.incidents.row(s, notice.incident_id)
 
     def editor(self, *, notice_id: int, actor: str) -> dict[str, Any]:
@@ -242,7 +292,7 @@ class NoticeService:
             notice, incident = self._load(s, notice_id)
             self.incidents.require(Action.EDIT_NOTICE, incident, actor)
             self._require_editable(notice)
-            return notice_edit_modal(notice.id, incident.id, notice.stage, notice.texts, CHANNEL_NAMES)
+            return notice_edit_modal(notice.id, incident.id, notice.stage, notice.texts, channel_names())
 
     def edit(self, *, notice_id: int, texts: Mapping[tuple[str, str], str], actor: str) -> None:
         """Save edited texts (masked); a change after approval needs a new approval."""
@@ -255,7 +305,7 @@ class NoticeService:
             for (channel, locale), text in texts.items():
                 if channel in new and locale in new[channel]:
                     if not text.strip():
-                        raise UserInputError("A notice text cannot be empty.", field=f"notice:{channel}:{locale}")
+                        raise UserInputError(_("A notice text cannot be empty."), field=f"notice:{channel}:{locale}")
                     new[channel][locale] = mask_identifiers(text.strip())[:NOTICE_TEXT_MAX]
             if new == notice.texts:
                 return
@@ -275,7 +325,7 @@ class NoticeService:
             ):
                 s.refresh(notice)  # published or approved by another request a moment ago
                 self._require_editable(notice)
-                raise ConflictError("This notice was approved while you edited it; open Edit again to change it.")
+                raise ConflictError(_("This notice was approved while you edited it; open Edit again to change it."))
             notice.texts = new
             notice.state, notice.approved_by, notice.approved_at = NoticeState.DRAFT, None, None
             notice.approved_digest = None
@@ -292,31 +342,44 @@ class NoticeService:
             channel_id = incident.channel_id
         if channel_id and was_approved:
             self.incidents.try_post(
-                channel_id, f":pencil2: <@{actor}> edited the approved {notice.stage} notice; it needs a new approval."
+                channel_id,
+                _(
+                    ":pencil2: <@{user}> edited the approved {stage} notice; it needs a new approval.",
+                    user=actor,
+                    stage=notice.stage,
+                ),
             )
 
     def _require_editable(self, notice: Notice) -> None:
-        if notice.state == NoticeState.PUBLISHING:
-            raise ConflictError("This notice is being published; its text can no longer change. Draft a new one.")
-        if notice.state == NoticeState.PUBLISHED:
-            raise ConflictError("This notice is already published; draft a new one to say more.")
+        if notice.state == "publishing":
+            raise ConflictError(_("This notice is being published; its text can no longer change. Draft a new one."))
+        if notice.state == "published":
+            raise ConflictError(_("This notice is already published; draft a new one to say more."))
 
     @staticmethod
     def _require_unpublished(notice: Notice) -> None:
         if notice.state == NoticeState.PUBLISHING:
             raise ConflictError(
-                f"This notice is already published by <@{notice.published_by}>; its targets are being sent now."
+                _(
+                    "This notice is already published by <@{user}>; its targets are being sent now.",
+                    user=notice.published_by,
+                )
             )
         if notice.state == NoticeState.PUBLISHED:
             raise ConflictError(
-                f"This notice is already published by <@{notice.published_by}>; draft a new one to say more."
+                _(
+                    "This notice is already published by <@{user}>; draft a new one to say more.",
+                    user=notice.published_by,
+                )
             )
 
     def _require_approvable(self, notice: Notice, incident: Incident) -> None:
         """Not once published; not again while its approval still holds (another click was first)."""
         self._require_unpublished(notice)
-        if notice.state == NoticeState.APPROVED and notice.approved_digest == digest(notice.texts, peak(incident)):
-            raise ConflictError(f"This notice is already approved by <@{notice.approved_by}>; it is ready to publish.")
+        if notice.state == "approved" and notice.approved_digest == digest(notice.texts, peak(incident)):
+            raise ConflictError(
+                _("This notice is already approved by <@{user}>; it is ready to publish.", user=notice.approved_by)
+            )
 
     def approve(self, *, notice_id: int, actor: str) -> None:
         now = self.incidents.clock.now()
@@ -326,8 +389,10 @@ class NoticeService:
             self._require_approvable(notice, incident)
             if actor in notice_editors(s, notice):
                 raise PermissionDeniedError(
-                    f"You wrote this notice, so someone else approves it: {self._who_approves(incident)} "
-                    "or a playbook admin."
+                    _(
+                        "You wrote this notice, so someone else approves it: {approvers} or a playbook admin.",
+                        approvers=self._who_approves(incident),
+                    )
                 )
             approved = digest(notice.texts, peak(incident))
             if not queries.transition_notice(
@@ -340,8 +405,8 @@ class NoticeService:
             ):
                 s.refresh(notice)  # approved, edited or published by another request a moment ago
                 self._require_approvable(notice, incident)
-                raise ConflictError("This notice changed while you approved it; read the preview again.")
-            notice.state, notice.approved_by, notice.approved_at = NoticeState.APPROVED, actor, now
+                raise ConflictError(_("This notice changed while you approved it; read the preview again."))
+            notice.state, notice.approved_by, notice.approved_at = "approved", actor, now
             notice.approved_digest = approved
             queries.add_timeline_event(
                 s,
@@ -363,10 +428,20 @@ class NoticeService:
             self.incidents.require(Action.PUBLISH_NOTICE, incident, actor)
             self._require_unpublished(notice)
             if self.needs_approval(incident) and notice.approved_digest != digest(notice.texts, peak(incident)):
-                was = f" (it has been {peak(incident).upper()})" if peak(incident) != incident.severity else ""
+                was = (
+                    _(" (it has been {severity})", severity=severity_label(peak(incident)))
+                    if peak(incident) != incident.severity
+                    else ""
+                )
                 raise PermissionDeniedError(
-                    f"#{incident.id} is {incident.severity.upper()}{was}: its notices need an approval by "
-                    f"{self._who_approves(incident)} or a playbook admin before they are published."
+                    _(
+                        "#{number} is {severity}{was}: its notices need an approval by {approvers} or a playbook "
+                        "admin before they are published.",
+                        number=incident.id,
+                        severity=severity_label(incident.severity),
+                        was=was,
+                        approvers=self._who_approves(incident),
+                    )
                 )
             # one conditional update claims the notice: of concurrent clicks exactly one publishes it, and an edit
             # or a new approval in between (state or digest changed) makes this click lose rather than send it
@@ -380,7 +455,7 @@ class NoticeService:
             ):
                 s.refresh(notice)  # published, edited or approved again by another request a moment ago
                 self._require_unpublished(notice)
-                raise ConflictError("This notice changed while you published it; read the preview and try again.")
+                raise ConflictError(_("This notice changed while you published it; read the preview and try again."))
             s.refresh(notice)  # ours now: send the texts as stored (an edit a moment before included)
             # each target's delivery, then the record of the outcome, commit with the decision to publish: a
             # crash mid-publish is finished after the restart, and the notice never stays "publishing"
@@ -426,7 +501,12 @@ class NoticeService:
                 key=step.key,
             )
             if channel in allowed
-            else Delivery(False, 0, f"not sent: {kind_name} notices do not go to this channel", worth_retrying=False)
+            else Delivery(
+                False,
+                0,
+                _("not sent: {kind} notices do not go to this channel", kind=kind_name),
+                worth_retrying=False,
+            )
         )
 
         def record(s: Any) -> None:
@@ -460,7 +540,7 @@ class NoticeService:
             now = max((utc(d.at) for d in rows), default=self.incidents.clock.now())
             outcomes = {
                 d.channel: Delivery(
-                    d.outcome == "delivered", d.attempts, d.detail, worth_retrying=not d.detail.startswith("not sent")
+                    d.outcome == "delivered", d.attempts, d.detail, worth_retrying=not not_worth_retrying(d.detail)
                 )
                 for d in rows
             }
@@ -490,26 +570,43 @@ class NoticeService:
 
     def _outcome_text(self, actor: str, stage: str, outcomes: dict[str, Delivery]) -> str:
         lines = []
+        names = channel_names()
         for channel, delivery in outcomes.items():
-            name = CHANNEL_NAMES.get(channel, channel)
-            tries = f" after {delivery.attempts} attempts" if delivery.attempts > 1 else ""
+            name = names.get(channel, channel)
+            tries = (
+                ngettext(" after {n} attempt", " after {n} attempts", delivery.attempts)
+                if delivery.attempts > 1
+                else ""
+            )
             mark = ":white_check_mark:" if delivery.ok else ":x:"
-            lines.append(f"{mark} {name}: {safe_text(delivery.detail)}{tries}")
+            lines.append(
+                _(
+                    "{mark} {channel}: {detail}{tries}",
+                    mark=mark,
+                    channel=name,
+                    detail=safe_text(delivery.detail),
+                    tries=tries,
+                )
+            )
         failed = [c for c, d in outcomes.items() if not d.ok and d.worth_retrying]
         tail = (
-            "\nFix the failed targets and draft the notice again for them, e.g. "
-            f"`/incident notice {stage} {' '.join(failed)}`."
+            "\n"
+            + _(
+                "Fix the failed targets and draft the notice again for them, e.g. `{command}`.",
+                command=f"/incident notice {stage} {' '.join(failed)}",
+            )
             if failed
             else ""
         )
-        return f":loudspeaker: <@{actor}> published the *{stage}* notice:\n" + "\n".join(lines) + tail
+        head = _(":loudspeaker: <@{user}> published the *{stage}* notice:", user=actor, stage=stage)
+        return head + "\n" + "\n".join(lines) + tail
 
     def _deliver_safely(self, channel: str, **kwargs: Any) -> Delivery:
         try:
             return self._deliver(channel, **kwargs)
         except Exception as exc:  # one broken target must not stop the others or lose the record
             log.exception("notice delivery to %s failed", channel)
-            return Delivery(False, 0, f"internal error ({type(exc).__name__})")
+            return Delivery(False, 0, _("internal error ({error})", error=type(exc).__name__))
 
     def _deliver(
         self,
@@ -528,7 +625,7 @@ class NoticeService:
         spec = self.spec.channels.get(channel)  # type: ignore[call-overload]
         localized = {locale: mask_identifiers(text) for locale, text in texts[channel].items()}  # as they leave
         if channel == "status_page":
-            return Delivery(True, 1, "on the status page")  # served from the store by /status
+            return Delivery(True, 1, _("published at /status"))  # served from the store by /status
         if channel == "internal":
             return self._to_slack(spec.slack_channel if spec else None, localized)
         if channel == "email":
@@ -536,10 +633,10 @@ class NoticeService:
         if spec is not None and spec.webhook_url_env:
             url = self.environ.get(spec.webhook_url_env)
             if not url:
-                return Delivery(False, 0, f"{spec.webhook_url_env} is not set")
+                return Delivery(False, 0, _("{setting} is not set", setting=spec.webhook_url_env))
             secret = self.environ.get(self.spec.webhook_secret_env, "")
             if not secret:
-                return Delivery(False, 0, f"{self.spec.webhook_secret_env} is not set")
+                return Delivery(False, 0, _("{setting} is not set", setting=self.spec.webhook_secret_env))
             payload: dict[str, Any] = {
                 "incident": number,
                 "stage": stage,
@@ -550,7 +647,7 @@ class NoticeService:
             if channel == "complaint_system" and customer_ref:
                 payload["customer_ref"] = mask_identifiers(customer_ref)  # a hint to match the case, never the number
             return self.webhooks.send(url, payload, secret, key=key)
-        return Delivery(False, 0, f"no target is configured for {channel}")
+        return Delivery(False, 0, _("no target is configured for {channel}", channel=channel))
 
     def _email(
         self,
@@ -565,7 +662,7 @@ class NoticeService:
         """One bilingual message: the first line of each locale's text is its subject, the rest its body. A
         customer-audience notice goes to the customer's own address (from the customer reference) only."""
         if spec is None or not spec.sender:
-            return Delivery(False, 0, "notices.channels.email needs a sender")
+            return Delivery(False, 0, _("{setting} needs a sender", setting="notices.channels.email"))
         recipients: tuple[str, ...] = tuple(spec.recipients)
         if audience == "customer":
             found = CUSTOMER_EMAIL.search(customer_ref or "")
@@ -573,19 +670,22 @@ class NoticeService:
                 return Delivery(
                     False,
                     0,
-                    f"not sent: #{number} has no customer e-mail address (its customer reference holds none); "
-                    "reach the customer by the hotline or the complaint system",
+                    _(
+                        "not sent: #{number} has no customer e-mail address (its customer reference holds none); "
+                        "reach the customer by the hotline or the complaint system",
+                        number=number,
+                    ),
                     worth_retrying=False,
                 )
             recipients = (found.group(0),)
         if not recipients:
-            return Delivery(False, 0, "notices.channels.email needs recipients")
+            return Delivery(False, 0, _("{setting} needs recipients", setting="notices.channels.email"))
         settings = SmtpSettings.from_env(self.environ)
         if isinstance(settings, str):
             return Delivery(False, 0, settings)
         parts = {locale: split_subject(text) for locale, text in localized.items()}
-        subject = " / ".join(subject for subject, _ in parts.values())
-        text = "\n\n----------\n\n".join(body for _, body in parts.values())
+        subject = " / ".join(subject for subject, _body in parts.values())
+        text = "\n\n----------\n\n".join(body for _subject, body in parts.values())
         html = self.incidents.renderer.render_html(
             "html/email.html.j2",
             subject=subject,
@@ -598,25 +698,31 @@ class NoticeService:
         message = build_message(sender=spec.sender, recipients=recipients, subject=subject, text=text, html=html)
         sent = self.mailer.send(settings, message)
         if audience == "customer" and sent.ok:
-            return Delivery(True, sent.attempts, f"sent to the customer ({mask_identifiers(recipients[0])})")
+            return Delivery(
+                True, sent.attempts, _("sent to the customer ({address})", address=mask_identifiers(recipients[0]))
+            )
         return sent
 
     def _to_slack(self, name: str | None, localized: dict[str, str]) -> Delivery:
         if not name:
-            return Delivery(False, 0, "notices.channels.internal.slack_channel is not set")
+            return Delivery(False, 0, _("{setting} is not set", setting="notices.channels.internal.slack_channel"))
         try:
             channel_id = self._slack_channels.get(name)
             if channel_id is None:
                 found = self.incidents.slack.find_channel(name.lstrip("#"))
                 if found is None:
-                    return Delivery(False, 1, f"no Slack channel #{safe_text(name.lstrip('#'))}")
+                    return Delivery(False, 1, _("no Slack channel #{name}", name=safe_text(name.lstrip("#"))))
                 channel_id = self._slack_channels[name] = str(found["id"])
             text = "\n\n".join(safe_text(t) for t in localized.values())
             self.incidents.slack.post(channel_id, text[:3000], [{"type": "section", "text": mrkdwn(text[:3000])}])
         except SlackCallError as exc:
-            hint = f" (invite the bot to #{safe_text(name.lstrip('#'))})" if exc.error == "not_in_channel" else ""
+            hint = (
+                _(" (invite @{bot} to #{name})", bot=BOT_NAME, name=safe_text(name.lstrip("#")))
+                if exc.error == "not_in_channel"
+                else ""
+            )
             return Delivery(False, 1, exc.error + hint)
-        return Delivery(True, 1, f"posted in #{safe_text(name.lstrip('#'))}")
+        return Delivery(True, 1, _("posted in #{name}", name=safe_text(name.lstrip("#"))))
 
     # ---- what the status page shows -------------------------------------------------------------------------
 
@@ -654,7 +760,7 @@ class NoticeService:
 
 def split_subject(text: str) -> tuple[str, str]:
     """An e-mail template's first line is the subject; the rest, after blank lines, is the body."""
-    first, _, rest = text.strip().partition("\n")
+    first, _sep, rest = text.strip().partition("\n")
     return first.strip()[:200], rest.strip()
 
 

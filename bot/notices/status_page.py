@@ -13,49 +13,38 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core.clock import Clock
 from bot.core.config import Playbook
+from bot.core.i18n import N_, _, normalize, use_locale
 from bot.core.render import Renderer
 from bot.core.text import strip_control
 from store.states import ACTIVE
 
 ATOM = "http://www.w3.org/2005/Atom"
 
-# The page's own words; a locale the table lacks falls back to English.
-WORDS: dict[str, dict[str, str]] = {
-    "zh-CN": {
-        "title": "{bank}服务状态",
-        "ok": "所有服务运行正常",
-        "degraded": "部分服务受到影响，我们正在全力处理",
-        "current": "当前事件",
-        "history": "历史公告",
-        "since": "开始时间",
-        "updated": "更新于",
-        "no_history": "暂无历史公告",
-        "generated": "页面生成于",
-        "label": "中文",
-        "initial": "服务公告",
-        "update": "处理进展",
-        "resolved": "恢复公告",
-    },
-    "en": {
-        "title": "{bank} service status",
-        "ok": "All services are operating normally",
-        "degraded": "Some services are affected; we are working on it",
-        "current": "Current incidents",
-        "history": "Past notices",
-        "since": "Since",
-        "updated": "Updated",
-        "no_history": "No past notices.",
-        "generated": "Page generated",
-        "label": "English",
-        "initial": "Service notice",
-        "update": "Update",
-        "resolved": "Resolved",
-    },
+# The page's own words, translated into each locale the page shows (message catalogs, like every other word).
+WORDS: dict[str, str] = {
+    "title": N_("{bank} service status"),
+    "ok": N_("All services are operating normally"),
+    "degraded": N_("Some services are affected; we are working on it"),
+    "current": N_("Current incidents"),
+    "history": N_("Past notices"),
+    "since": N_("Since"),
+    "updated": N_("Updated"),
+    "no_history": N_("No past notices."),
+    "generated": N_("Page generated"),
+    "initial": N_("Service notice"),
+    "update": N_("Update"),
+    "resolved": N_("Resolved"),
 }
 
 
+# Each language by its own name on the language links (an endonym is the same in every language: not translated).
+LANGUAGE_NAMES = {"zh-CN": "中文", "en": "English"}
+
+
 def words_for(locale: str) -> dict[str, str]:
-    return WORDS.get(locale, WORDS["en"])
+    """The page's words in `locale` (a locale without a catalog reads English)."""
+    with use_locale(normalize(locale, default="en")):
+        return {key: _(text) for key, text in WORDS.items()}
 
 
 class StatusPage:
@@ -110,13 +99,13 @@ class StatusPage:
                 "notices": [{"texts": texts(n), "published": self._time(n["published_at"])} for n in entry["notices"]],
             }
             (current if entry["status"] in ACTIVE else history).append(item)
-        words = {key: self._joined(locales, key) for key in WORDS["en"]}
+        words = {key: self._joined(locales, key) for key in WORDS}
         return self.renderer.render_html(
             "html/status.html.j2",
             lang=locales[0],
             page_title=self._joined(locales, "title"),
             bank_name=" / ".join(dict.fromkeys(self._bank(loc) for loc in locales)),
-            languages=[(loc, words_for(loc)["label"]) for loc in self.spec.locales],
+            languages=[(loc, LANGUAGE_NAMES.get(loc, loc)) for loc in self.spec.locales],
             words=words,
             current=current,
             history=history,

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from bot.core.i18n import _
+
 SIGNATURE_HEADER = "X-Incident-Desk-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"  # the outbox key: the same on every attempt and after a restart
 TIMESTAMP_HEADER = "X-Incident-Desk-Timestamp"
@@ -78,12 +80,18 @@ class WebhookSender:
                 detail = f"http {exc.code}"
                 if 300 <= exc.code < 400:
                     return Delivery(
-                        False, attempt, f"{detail}: a redirect, not followed; set the webhook URL to its final address"
+                        False,
+                        attempt,
+                        _(
+                            "{status}: a redirect, not followed; set the webhook URL to its final address",
+                            status=detail,
+                        ),
                     )
                 if exc.code < 500 and exc.code != 429:
                     return Delivery(False, attempt, detail)
             except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
-                detail = f"connection error ({type(exc).__name__})"
+                detail = _("connection error ({error})", error=type(exc).__name__)
+
             if attempt < self.attempts:
                 self.sleep(delay)
                 delay *= 2

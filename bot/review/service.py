@@ -15,7 +15,9 @@ from sqlalchemy.orm import Session
 
 from bot.core.clock import utc
 from bot.core.errors import ConflictError, UserInputError
+from bot.core.i18n import _, ngettext
 from bot.core.inputs import day_in_range
+from bot.core.labels import BOT_NAME, event_label, severity_label, state_label
 from bot.core.render import SlackMarkup
 from bot.core.text import mask_identifiers, safe_snippet, safe_text, truncate
 from bot.deadlines.service import ACTION_PREFIX, Deadlines, humanize, is_action_item, next_action, owner_for
@@ -25,7 +27,7 @@ from bot.slack.commands import UserRef
 from bot.slack.gateway import SlackCallError
 from bot.slack.ids import ActionId
 from store import queries
-from store.models import Deadline, Incident
+from store.models import Deadline, Incident, TimelineEvent
 from store.states import DONE, DeadlineState, IncidentStatus
 
 if TYPE_CHECKING:
@@ -61,9 +63,20 @@ def parse_due(word: str) -> Due:
         if on is not None and day_in_range(on.date()):  # 0001-01-01 or 9999-12-31 is no due date
             return Due(on=on)
     raise UserInputError(
-        f"`{safe_text(word)}` is not a due time. Use a duration like `3d`, `12h` or `2w`, or a date like "
-        "`2026-12-01`. Example: `/incident action Add an alert on clearing retries @zhang.tao 5d`."
+        _(
+            "`{word}` is not a due time. Use a duration like `3d`, `12h` or `2w`, or a date like `2026-12-01`. "
+            "Example: `/incident action Add an alert on clearing retries @zhang.tao 5d`.",
+            word=safe_text(word),
+        )
     )
+
+
+def timeline_text(event: TimelineEvent) -> str:
+    """What an event says, with severities as every message shows them (the record keeps `sev3 → sev2`)."""
+    data = event.data or {}
+    if event.event == "severity_changed" and data.get("old") and data.get("new"):
+        return f"{severity_label(str(data['old']))} → {severity_label(str(data['new']))}"
+    return event.text
 
 
 class AftercareService:
@@ -85,16 +98,19 @@ class AftercareService:
         participants = sorted({a.user_id for a in incident.roles if a.user_id})
         box = self.incidents.outbox
         if incident.channel_id:
-            text = (
-                f"When customer comms has called the customer back (满意度回访), record their rating for "
-                f"#{incident_id}: click below, or `/incident satisfaction <1-5> [comment]`."
+            text = _(
+                "When customer comms has called the customer back (满意度回访), record their rating for "
+                "#{number}: click below, or `/incident satisfaction <1-5> [comment]`.",
+                number=incident_id,
             )
             blocks = rating_blocks(text, incident_id, ActionId.RATE_CUSTOMER)
             box.add(s, incident_id, f"rate:{incident_id}:customer", "post", text=text, blocks=blocks)
         if not self.playbook.satisfaction.ask_participants:
             return
         for user in participants:
-            text = f"#{incident_id} is resolved. How well did the response go, 1 (badly) to 5 (very well)?"
+            text = _(
+                "#{number} is resolved. How well did the response go, 1 (badly) to 5 (very well)?", number=incident_id
+            )
             blocks = rating_blocks(text, incident_id, ActionId.RATE_RESPONSE)
             box.add(s, incident_id, f"rate:{incident_id}:{user}", "dm", user=user, text=text, blocks=blocks)
 
@@ -115,13 +131,22 @@ class AftercareService:
             self.incidents.require(Action.SATISFACTION, incident, actor)
             if incident.status not in DONE:
                 raise ConflictError(
-                    f"#{incident.id} is {incident.status}; the satisfaction follow-up comes after it is resolved."
+                    _(
+                        "#{number} is {status}; the satisfaction follow-up comes after it is resolved.",
+                        number=incident.id,
+                        status=state_label(incident.status),
+                    )
                 )
             if not self._upsert(s, incident.id, source=CUSTOMER, rater=CUSTOMER, score=score, comment=comment, now=now):
                 recorded = queries.latest_event(s, incident.id, "satisfaction")
-                by = f" by <@{recorded.actor_id}>" if recorded is not None and recorded.actor_id else ""
+                by = _(" by <@{user}>", user=recorded.actor_id) if recorded is not None and recorded.actor_id else ""
                 raise ConflictError(
-                    f"The customer's satisfaction for #{incident.id} is already recorded as {score}/5{by}."
+                    _(
+                        "The customer's satisfaction for #{number} is already recorded as {score}/5{by}.",
+                        number=incident.id,
+                        score=score,
+                        by=by,
+                    )
                 )
             incident.satisfaction_score = score  # the KPI report's copy
             queries.add_timeline_event(
@@ -139,10 +164,11 @@ class AftercareService:
         said = f" — {safe_snippet(comment, 500)}" if comment else ""
         if channel:
             self.incidents.try_post(
-                channel, f":star: <@{actor}> recorded the customer's satisfaction: *{score}/5*{said}"
+                channel,
+                _(":star: <@{user}> recorded the customer's satisfaction: *{score}/5*", user=actor, score=score) + said,
             )
             return None
-        return f"Recorded the customer's satisfaction for #{number}: {score}/5."
+        return _("Recorded the customer's satisfaction for #{number}: {score}/5.", number=number, score=score)
 
     def rate_response(self, *, incident_id: int, score: int, actor: str) -> str:
         """A participant's own 1-5 rating of how the response went."""
@@ -151,7 +177,13 @@ class AftercareService:
             incident = self.incidents.row(s, incident_id)
             self.incidents.require(Action.RATE_RESPONSE, incident, actor)
             if not self._upsert(s, incident_id, source=INTERNAL, rater=actor, score=score, comment="", now=now):
-                raise ConflictError(f"You already rated the response to #{incident_id} {score}/5; thank you.")
+                raise ConflictError(
+                    _(
+                        "You already rated the response to #{number} {score}/5; thank you.",
+                        number=incident_id,
+                        score=score,
+                    )
+                )
             queries.add_timeline_event(
                 s,
                 incident_id,
@@ -161,7 +193,11 @@ class AftercareService:
                 text=f"{score}/5",
                 data={"score": score, "source": INTERNAL},
             )
-        return f":white_check_mark: Thank you: you rated the response to #{incident_id} {score}/5."
+        return _(
+            ":white_check_mark: Thank you: you rated the response to #{number} {score}/5.",
+            number=incident_id,
+            score=score,
+        )
 
     def _upsert(
         self, s: Session, incident_id: int, *, source: str, rater: str, score: int, comment: str, now: datetime
@@ -169,7 +205,7 @@ class AftercareService:
         """Record or replace one rater's rating in one statement; False if the very same one was there already
         (a repeated or concurrent click), which is then not recorded or announced again."""
         if not 1 <= score <= 5:
-            raise UserInputError("A rating is a whole number from 1 to 5, e.g. `/incident satisfaction 4`.")
+            raise UserInputError(_("A rating is a whole number from 1 to 5, e.g. `/incident satisfaction 4`."))
         return queries.record_rating(s, incident_id, source=source, rater=rater, score=score, comment=comment, at=now)
 
     # ---- action items -----------------------------------------------------------------------------------
@@ -182,7 +218,7 @@ class AftercareService:
         now = self.clock.now()
         due_at = self._due_at(due, now)
         if due_at <= now:
-            raise UserInputError("That due time has already passed; give a later one, e.g. `5d`.")
+            raise UserInputError(_("That due time has already passed; give a later one, e.g. `5d`."))
         with self.db.begin() as s:
             incident = self.incidents.row(s, incident.id)
             count = queries.count_deadlines(s, incident.id, key_prefix=ACTION_PREFIX)
@@ -217,9 +253,13 @@ class AftercareService:
             )
             key, channel = deadline.key, incident.channel_id
         self.incidents.schedule_changed()
-        message = (
-            f":pushpin: <@{actor}> added action item `{key}` for <@{user}>, due {self.renderer.local_time(due_at)}: "
-            f"{safe_text(text)}"
+        message = _(
+            ":pushpin: <@{actor}> added action item `{key}` for <@{owner}>, due {due}: {text}",
+            actor=actor,
+            key=key,
+            owner=user,
+            due=self.renderer.local_time(due_at),
+            text=safe_text(text),
         )
         if channel and incident.status != IncidentStatus.CLOSED:
             self.incidents.try_post(channel, message)
@@ -254,8 +294,14 @@ class AftercareService:
     def post_review_now(self, *, channel_id: str, actor: str) -> str | None:
         incident = self.incidents.find(channel_id=channel_id)
         self.incidents.require(Action.REVIEW_POST, incident, actor)
-        if incident.status not in DONE:
-            raise ConflictError(f"#{incident.id} is {incident.status}; the review comes after it is resolved.")
+        if incident.status not in ("resolved", "closed"):
+            raise ConflictError(
+                _(
+                    "#{number} is {status}; the review comes after it is resolved.",
+                    number=incident.id,
+                    status=state_label(incident.status),
+                )
+            )
         markdown = self.review_markdown(incident.id)
         with self.db.begin() as s:
             queries.set_review_posted(s, incident.id, at=self.clock.now())
@@ -269,7 +315,7 @@ class AftercareService:
         channel, lead = incident.channel_id, self.incidents.lead_of(incident)
         queries.add_timeline_event(s, incident_id, at=self.clock.now(), event="review_posted", actor_id=None)
         shown = markdown if len(markdown) <= SLACK_DRAFT_MAX else markdown[:SLACK_DRAFT_MAX] + "\n\n…"
-        footer = (
+        footer = _(
             "Add action items with `/incident action <text> @owner <due>`, get the whole draft as a file with "
             "`/incident review export`, and mark the review complete with `/incident review done`."
         )
@@ -285,12 +331,17 @@ class AftercareService:
                 incident_id,
                 f"review:{incident_id}:{nonce}",
                 "post",
-                text=f"Review draft for #{incident_id}",
+                text=_("Review draft for #{number}", number=incident_id),
                 blocks=blocks,
             )
         if lead:
-            where = f" in <#{channel}>" if channel else ""
-            text = f":memo: The post-incident review draft for #{incident_id} is ready{where}. {footer}"
+            where = _(" in <#{channel}>", channel=channel) if channel else ""
+            text = _(
+                ":memo: The post-incident review draft for #{number} is ready{where}. {footer}",
+                number=incident_id,
+                where=where,
+                footer=footer,
+            )
             box.add(s, incident_id, f"review:{incident_id}:{nonce}:lead", "dm", user=lead, text=text)
 
     def export_review(self, *, channel_id: str, actor: str) -> str | None:
@@ -303,11 +354,13 @@ class AftercareService:
                 channel_id,
                 filename,
                 markdown.encode(),
-                title=f"Review of #{incident.id}",
-                comment=f"<@{actor}> exported the review draft of #{incident.id}.",
+                title=_("Review of #{number}", number=incident.id),
+                comment=_("<@{user}> exported the review draft of #{number}.", user=actor, number=incident.id),
             )
         except SlackCallError as exc:
-            raise ConflictError(f"Slack refused the file (`{exc.error}`); try again in a moment.") from None
+            raise ConflictError(
+                _("Slack refused the file (`{error}`); try again in a moment.", error=exc.error)
+            ) from None
         return None
 
     def complete_review(self, *, channel_id: str, actor: str) -> str | None:
@@ -315,10 +368,16 @@ class AftercareService:
         with self.db.begin() as s:
             incident = self.incidents.row(s, self.incidents.find(channel_id=channel_id).id)
             self.incidents.require(Action.REVIEW_DONE, incident, actor)
-            if incident.status not in DONE:
-                raise ConflictError(f"#{incident.id} is {incident.status}; resolve it before completing its review.")
+            if incident.status not in ("resolved", "closed"):
+                raise ConflictError(
+                    _(
+                        "#{number} is {status}; resolve it before completing its review.",
+                        number=incident.id,
+                        status=state_label(incident.status),
+                    )
+                )
             if incident.review_completed_at is not None:
-                raise ConflictError(f"The review of #{incident.id} is already complete.")
+                raise ConflictError(_("The review of #{number} is already complete.", number=incident.id))
             incident.review_completed_at, incident.review_completed_by = now, actor
             if incident.review_posted_at is None:
                 incident.review_at = None  # completed before the draft was due: nothing left to post
@@ -326,10 +385,15 @@ class AftercareService:
             channel, number, status = incident.channel_id, incident.id, incident.status
         if channel and status != IncidentStatus.CLOSED:
             self.incidents.try_post(
-                channel, f":memo: <@{actor}> marked the review of #{number} complete. `/incident close` may follow."
+                channel,
+                _(
+                    ":memo: <@{user}> marked the review of #{number} complete. `/incident close` may follow.",
+                    user=actor,
+                    number=number,
+                ),
             )
             return None
-        return f"The review of #{number} is complete."
+        return _("The review of #{number} is complete.", number=number)
 
     # ---- the review draft, from the record ----------------------------------------------------------------
 
@@ -354,19 +418,22 @@ class AftercareService:
         def outcome(d: Deadline) -> str:
             if d.state == DeadlineState.MET and d.closed_at is not None:
                 margin = utc(d.due_at) - utc(d.closed_at)
-                return f"met, {humanize(margin)} early" if margin >= timedelta(0) else f"met, {humanize(-margin)} late"
-            if d.state == DeadlineState.MISSED:
-                return "missed"
-            return d.state
+                if margin >= timedelta(0):
+                    return _("met, {time} early", time=humanize(margin))
+                return _("met, {time} late", time=humanize(-margin))
+            return state_label(d.state)
+
+        nobody = _("nobody")
 
         def duration(start: datetime | None, end: datetime | None) -> str:
+
             return humanize(utc(end) - utc(start)) if start and end else "—"
 
         return {
             "number": incident.id,
             "title": incident.title,
             "kind": kind.name,
-            "severity": incident.severity.upper(),
+            "severity": severity_label(incident.severity),
             "category": incident.category or "—",
             "opened": local(incident.created_at),
             "resolved": local(incident.resolved_at),
@@ -377,16 +444,16 @@ class AftercareService:
             "roles": [
                 {
                     "name": playbook.roles[a.role].name if a.role in playbook.roles else a.role,
-                    "owner": SlackMarkup(f"<@{a.user_id}>") if a.user_id else "nobody",
+                    "owner": SlackMarkup(f"<@{a.user_id}>") if a.user_id else nobody,
                 }
                 for a in incident.roles
             ],
             "timeline": [
                 {
                     "at": local(e.at, "%m-%d %H:%M"),
-                    "actor": SlackMarkup(f"<@{e.actor_id}>") if e.actor_id else "bot",
-                    "event": e.event.replace("_", " "),
-                    "text": truncate(mask_identifiers(e.text.replace("\n", " ")), 200),
+                    "actor": SlackMarkup(f"<@{e.actor_id}>") if e.actor_id else BOT_NAME,
+                    "event": event_label(e.event),
+                    "text": truncate(mask_identifiers(timeline_text(e).replace("\n", " ")), 200),
                 }
                 for e in timeline
             ],
@@ -395,7 +462,7 @@ class AftercareService:
                     "name": d.name,
                     "owner": SlackMarkup(f"<@{u}>")
                     if (u := owner_for(incident, d.owner_role, playbook.lead_role, d.owner_user))
-                    else "nobody",
+                    else nobody,
                     "due": local(d.due_at),
                     "outcome": outcome(d),
                 }
@@ -406,7 +473,7 @@ class AftercareService:
                 {
                     "reason": c.reason,
                     "started": local(c.started_at),
-                    "state": c.state,
+                    "state": state_label(c.state),
                     "levels_paged": c.level,
                     "time_to_ack": duration(c.started_at, c.acked_at) if c.acked_at else "—",
                     "acked_by": SlackMarkup(f"<@{c.acked_by}>") if c.acked_by else "—",
@@ -417,23 +484,29 @@ class AftercareService:
                 {
                     "stage": n.stage,
                     "published": local(n.published_at),
-                    "delivered": ", ".join(d.channel for d in deliveries[n.id] if d.outcome == "delivered") or "none",
+                    "delivered": ", ".join(d.channel for d in deliveries[n.id] if d.outcome == "delivered")
+                    or _("none"),
                     "failed": ", ".join(
                         f"{d.channel} ({d.detail})" for d in deliveries[n.id] if d.outcome != "delivered"
                     ),
                 }
                 for n in notices
             ],
-            "customer_rating": f"{customer.score}/5" if customer else "not recorded yet",
+            "customer_rating": f"{customer.score}/5" if customer else _("not recorded yet"),
             "customer_comment": customer.comment if customer else "",
-            "internal_rating": f"{mean(internal):.1f}/5 from {len(internal)} participant(s)"
+            "internal_rating": ngettext(
+                "{score}/5 from {n} participant",
+                "{score}/5 from {n} participants",
+                len(internal),
+                score=f"{mean(internal):.1f}",
+            )
             if internal
-            else "no ratings yet",
+            else _("no ratings yet"),
             "actions": [
                 {
                     "key": d.key,
                     "text": d.name,
-                    "owner": SlackMarkup(f"<@{d.owner_user}>") if d.owner_user else "nobody",
+                    "owner": SlackMarkup(f"<@{d.owner_user}>") if d.owner_user else nobody,
                     "due": local(d.due_at),
                     "state": d.state,
                 }

@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from bot.core.errors import BotError
+from bot.core.i18n import _
 from bot.core.text import mask_identifiers
 from bot.slack.gateway import SlackCallError, SlackGateway
 
@@ -27,7 +28,7 @@ def error_message(error: BaseException, context: str = "") -> str:
         return mask_identifiers(error.message)
     ref = secrets.token_hex(3)
     log.error("unhandled error (ref %s) in %s", ref, context or "listener", exc_info=error)
-    return f"Something went wrong (ref {ref}); nothing was changed. Try again, or give the ref to an admin."
+    return _("Something went wrong (ref {ref}); nothing was changed. Try again, or give the ref to an admin.", ref=ref)
 
 
 def tell(slack: SlackGateway, body: dict[str, Any], message: str) -> None:

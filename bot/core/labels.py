@@ -1,0 +1,94 @@
+"""The few names the bot shows everywhere, written one way: a severity (`SEV3`), the bot itself, a state.
+
+Formatting drifted when each message spelled these itself (`sev3` next to `SEV3`, `bot` next to
+`@incident-desk`, `resolved` in a Chinese sentence); every message takes them from here.
+"""
+
+from __future__ import annotations
+
+from bot.core.i18n import N_, _
+
+BOT_NAME = "incident-desk"  # the app's display name in slack-app-manifest.yaml
+
+
+def severity_label(severity: str) -> str:
+    """`sev3` (as stored and typed) as every message shows it: `SEV3`, in every language."""
+    return severity.strip().upper()
+
+
+# Statuses and states as words a reader understands (stored in English, shown in the reader's language).
+STATE_NAMES = {
+    "reported": N_("reported"),
+    "investigating": N_("investigating"),
+    "resolved": N_("resolved"),
+    "closed": N_("closed"),
+    "pending": N_("pending"),
+    "met": N_("met"),
+    "missed": N_("missed"),
+    "cancelled": N_("cancelled"),
+    "active": N_("active"),
+    "acknowledged": N_("acknowledged"),
+    "exhausted": N_("exhausted"),
+    "draft": N_("draft"),
+    "approved": N_("approved"),
+    "publishing": N_("publishing"),
+    "published": N_("published"),
+}
+
+
+def state_label(state: str) -> str:
+    """An incident status, deadline, page or notice state in the current language (`resolved` → 已解决)."""
+    name = STATE_NAMES.get(state)
+    return _(name) if name else state
+
+
+# What happened, as the record's timeline names it (English: the event's own name, underscores read as spaces).
+EVENT_NAMES = {
+    "opened": N_("opened"),
+    "channel_created": N_("channel created"),
+    "topic_set": N_("topic set"),
+    "members_invited": N_("members invited"),
+    "card_posted": N_("card posted"),
+    "plan_posted": N_("plan posted"),
+    "setup_failed": N_("setup failed"),
+    "setup_resumed": N_("setup resumed"),
+    "status_changed": N_("status changed"),
+    "assigned": N_("assigned"),
+    "role_taken": N_("role taken"),
+    "severity_changed": N_("severity changed"),
+    "update": N_("update"),
+    "paused": N_("paused"),
+    "resumed": N_("resumed"),
+    "resolved": N_("resolved"),
+    "closed": N_("closed"),
+    "closed_without_review": N_("closed without review"),
+    "archived": N_("archived"),
+    "deadline_set": N_("deadline set"),
+    "deadline_met": N_("deadline met"),
+    "deadline_missed": N_("deadline missed"),
+    "deadline_cancelled": N_("deadline cancelled"),
+    "reminder_sent": N_("reminder sent"),
+    "snoozed": N_("snoozed"),
+    "escalation_started": N_("escalation started"),
+    "paged": N_("paged"),
+    "page_skipped": N_("page skipped"),
+    "page_failed": N_("page failed"),
+    "acknowledged": N_("acknowledged"),
+    "escalation_exhausted": N_("escalation exhausted"),
+    "solution_communicated": N_("solution communicated"),
+    "notice_drafted": N_("notice drafted"),
+    "notice_edited": N_("notice edited"),
+    "notice_approved": N_("notice approved"),
+    "notice_published": N_("notice published"),
+    "satisfaction": N_("satisfaction"),
+    "response_rated": N_("response rated"),
+    "action_added": N_("action added"),
+    "review_posted": N_("review posted"),
+    "review_completed": N_("review completed"),
+}
+
+
+def event_label(event: str) -> str:
+    """A timeline event's name in the current language (`severity_changed` → severity changed / 严重级别变更)."""
+    name = EVENT_NAMES.get(event)
+    return _(name) if name else event.replace("_", " ")
