@@ -51,3 +51,21 @@ def test_the_catalogs_exist_for_both_languages_and_english_is_the_identity() -> 
     assert list((LOCALES_DIR / "zh_CN" / "LC_MESSAGES").glob("*.po"))
     with use_locale("en-GB"):
         assert _("Incident {number} opened", number=7) == "Incident 7 opened"
+
+
+def test_a_message_in_two_catalogs_reads_the_same_in_both() -> None:
+    """Catalogs are merged on load, so a msgid two parts both translate must agree, or the load order decides."""
+    from babel.messages.pofile import read_po
+
+    seen: dict[str, tuple[str, str]] = {}
+    clashes = []
+    for po in sorted((LOCALES_DIR / "zh_CN" / "LC_MESSAGES").glob("*.po")):
+        with po.open("rb") as f:
+            for message in read_po(f):
+                if not message.id or not message.string:
+                    continue
+                key, text = str(message.id), str(message.string)
+                if key in seen and seen[key][1] != text:
+                    clashes.append(f"{key!r}: {seen[key][0]} says {seen[key][1]!r}, {po.name} says {text!r}")
+                seen.setdefault(key, (po.name, text))
+    assert not clashes, "\n".join(clashes)
