@@ -348,7 +348,7 @@ class Playbook(_Strict):
     timezone: str = "Asia/Shanghai"
     # a folder of the bank's own templates, searched before the shipped templates/ (relative to the working dir)
     template_folder: Path | None = None
-    locale: str = "en"
+    locale: str = "en"  # the default language (zh-CN or en): channel messages, and readers Slack gives none for
     admins: tuple[str, ...] = ()
     lead_role: str = "lead"
     channel: ChannelSpec = ChannelSpec()
@@ -372,6 +372,13 @@ class Playbook(_Strict):
                 f"{str(folder)!r} is not a folder; create it, or remove `template_folder:` to use the shipped ones"
             )
         return folder
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, locale: str) -> str:
+        if locale not in ("zh-CN", "en"):
+            raise ValueError(f"{locale!r} is not a language the bot speaks; use zh-CN or en")
+        return locale
 
     @field_validator("timezone")
     @classmethod

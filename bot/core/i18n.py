@@ -6,8 +6,19 @@ extracts the ids from the code and the templates and fails on one missing). Cata
 ...), and they are merged on load, so no one file is edited by everyone.
 
 Which language: the request's reader (the Slack user's locale, `users.info` with `include_locale`) for
-ephemeral replies, DMs and modals; the playbook's default for channel messages. `use_locale` sets it for a
-block of work (a context variable, so threads and requests do not mix); `_` translates in it.
+ephemeral replies, refusals, DMs and modals; the playbook's default (`locale:`) for everything posted in a
+channel (the card, announcements, reminders and pages posted in channels, notice previews, the review draft).
+`use_locale` sets it for a block of work (a context variable, so threads and requests do not mix); `_` and the
+templates translate in it. The entry points set it, not the code below them:
+
+- a bolt listener runs in its reader's language (the middleware in bot/app.py; the listener executor copies
+  the context into its threads);
+- the scheduler's sweeps, the outbox, the CLI and the web routes (status page) run in the playbook's;
+- where channel-bound text is built inside a reader-scoped listener, wrap that part in
+  `with use_locale(playbook.locale):` (the one rule a service author has to remember).
+
+With no scope at all (a unit test calling a function directly) the language is English (`FALLBACK`), the
+message ids themselves.
 """
 
 from __future__ import annotations
@@ -26,12 +37,12 @@ from babel.support import NullTranslations, Translations
 
 LOCALES_DIR = Path(__file__).resolve().parents[2] / "locales"
 SUPPORTED = ("zh-CN", "en")
-DEFAULT = "zh-CN"
+FALLBACK = "en"  # outside any scope: the message ids as they are
 
-_current: contextvars.ContextVar[str] = contextvars.ContextVar("locale", default=DEFAULT)
+_current: contextvars.ContextVar[str] = contextvars.ContextVar("locale", default=FALLBACK)
 
 
-def normalize(locale: str | None, default: str = DEFAULT) -> str:
+def normalize(locale: str | None, default: str = FALLBACK) -> str:
     """One of SUPPORTED for a Slack locale (`zh-CN`, `zh-TW`, `en-US`, `en-GB`, `ja-JP`, None...)."""
     if not locale:
         return default
@@ -68,8 +79,8 @@ def current_locale() -> str:
 
 @contextmanager
 def use_locale(locale: str | None) -> Iterator[str]:
-    """Speak `locale` (normalised) inside the block."""
-    token = _current.set(normalize(locale))
+    """Speak `locale` (normalised; an unknown or empty one keeps the current language) inside the block."""
+    token = _current.set(normalize(locale, _current.get()))
     try:
         yield _current.get()
     finally:
