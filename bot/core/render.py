@@ -28,6 +28,7 @@ from markupsafe import Markup
 
 from bot.core import i18n
 from bot.core.clock import utc
+from bot.core.i18n import N_
 from bot.core.text import mask_identifiers, safe_text, strip_control, truncate
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
@@ -126,6 +127,31 @@ def zone_label(when: datetime) -> str:
     return f"UTC{sign}{minutes // 60}" + (f":{minutes % 60:02d}" if minutes % 60 else "")
 
 
+# The states the code hands to templates as bare values, shown with `{{ value | word }}`.
+WORDS = {
+    "reported": N_("reported"),
+    "investigating": N_("investigating"),
+    "resolved": N_("resolved"),
+    "closed": N_("closed"),
+    "pending": N_("pending"),
+    "met": N_("met"),
+    "missed": N_("missed"),
+    "cancelled": N_("cancelled"),
+    "active": N_("active"),
+    "acknowledged": N_("acknowledged"),
+    "exhausted": N_("exhausted"),
+    "no longer applies": N_("no longer applies"),
+    "initial": N_("initial"),
+    "update": N_("update"),
+}
+
+
+def word(value: Any) -> str:
+    """A state's word in the current language (an unknown one as it is)."""
+    text = str(value)
+    return i18n.gettext(WORDS[text]) if text in WORDS else text
+
+
 CHINA_ZONES = {"Asia/Shanghai", "Asia/Chongqing", "Asia/Chungking", "Asia/Harbin", "Asia/Urumqi", "PRC"}
 
 
@@ -201,9 +227,9 @@ class Renderer:
         _translating(self.html_env, _finalize_plain, str)
         _translating(self.env, _finalize, SlackMarkup)
         _translating(self.markdown_env, _finalize_markdown, SlackMarkup)
-        self.markdown_env.filters.update(user=user_mention, local_time=self.local_time)
+        self.markdown_env.filters.update(user=user_mention, local_time=self.local_time, word=word)
         for env in (self.plain_env, self.html_env):
-            env.filters.update(local_time=self.local_time, mask=mask_identifiers)
+            env.filters.update(local_time=self.local_time, mask=mask_identifiers, word=word)
         self.env.filters.update(
             user=user_mention,
             channel=channel_link,
@@ -211,6 +237,7 @@ class Renderer:
             mask=mask_identifiers,
             shorten=lambda text, limit=200: truncate(str(text), int(limit)),
             raw=SlackMarkup,
+            word=word,
         )
 
     def local_time(self, when: datetime | None, fmt: str = "%Y-%m-%d %H:%M %Z") -> str:
