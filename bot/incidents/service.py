@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.core.clock import Clock, utc
 from bot.core.config import Playbook
 from bot.core.errors import ConflictError, NotFoundError, PermissionDeniedError, UserInputError
+from bot.core.i18n import use_locale
 from bot.core.render import Renderer, SlackMarkup, user_mention
 from bot.core.text import build_channel_name, safe_snippet, safe_text, truncate
 from bot.deadlines.escalation import Escalations
@@ -775,6 +776,10 @@ class IncidentService:
 
     def _final_summary(self, s: Session, incident: Incident, actor: str, *, reviewed: bool) -> str:
         """What the channel says last, before it is archived: time open, deadlines, ratings, open work."""
+        with use_locale(self.playbook.locale):  # posted in the channel (bot.core.i18n)
+            return self._final_summary_text(s, incident, actor, reviewed=reviewed)
+
+    def _final_summary_text(self, s: Session, incident: Incident, actor: str, *, reviewed: bool) -> str:
         deadlines = queries.list_deadlines(s, incident.id)
         ratings = queries.list_ratings(s, incident.id)
         customer = next((r.score for r in ratings if r.source == "customer"), None)
@@ -915,7 +920,8 @@ class IncidentService:
 
     def _announce(self, incident_id: int, s: Session | None = None, **context: Any) -> None:
         """Tell the channel what changed: through the outbox, run at once unless `s` is still open."""
-        self._effect(s, incident_id, "post", text=self.renderer.render("slack/announce.j2", **context))
+        with use_locale(self.playbook.locale):  # posted in the channel (bot.core.i18n)
+            self._effect(s, incident_id, "post", text=self.renderer.render("slack/announce.j2", **context))
         if s is None:
             self.flush(incident_id)
 

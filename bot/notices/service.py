@@ -18,6 +18,7 @@ from sqlalchemy import select
 from bot.core.clock import utc
 from bot.core.config import NOTICE_STAGES
 from bot.core.errors import ConflictError, NotFoundError, PermissionDeniedError, UserInputError
+from bot.core.i18n import use_locale
 from bot.core.text import mask_identifiers, safe_text
 from bot.deadlines.service import Deadlines
 from bot.incidents.permissions import Action
@@ -161,7 +162,7 @@ class NoticeService:
             texts = {
                 channel: {
                     locale: self.incidents.renderer.render_plain(
-                        self.spec.template(locale, stage, channel), **self.context(s, incident, locale)
+                        self.spec.template(locale, stage, channel), locale=locale, **self.context(s, incident, locale)
                     )[:NOTICE_TEXT_MAX]
                     for locale in locales
                 }
@@ -181,13 +182,15 @@ class NoticeService:
                 text=stage,
                 data={"notice_id": notice.id, "channels": channels, "locales": locales},
             )
-            status = self._status_line(notice, incident)
+            with use_locale(self.incidents.playbook.locale):  # the preview is posted in the channel (bot.core.i18n)
+                status = self._status_line(notice, incident)
             notice_id, number, incident_channel = notice.id, incident.id, incident.channel_id
         if not incident_channel:
             return f"Drafted notice {notice_id}, but #{number} has no channel to preview it in; run `/incident repair`."
-        blocks = notice_preview_blocks(notice, channel_names=CHANNEL_NAMES, status=status)
         try:
-            ts = self.incidents.slack.post(incident_channel, f"Customer notice for #{number} ({stage})", blocks)
+            with use_locale(self.incidents.playbook.locale):
+                blocks = notice_preview_blocks(notice, channel_names=CHANNEL_NAMES, status=status)
+                ts = self.incidents.slack.post(incident_channel, f"Customer notice for #{number} ({stage})", blocks)
         except SlackCallError as exc:
             raise ConflictError(f"Slack refused the notice preview (`{exc.error}`); nothing was published.") from None
         with self.incidents.db.begin() as s:
@@ -219,11 +222,17 @@ class NoticeService:
     def _refresh_preview(self, notice: Notice, incident: Incident) -> None:
         if not (notice.preview_ts and incident.channel_id):
             return
-        blocks = notice_preview_blocks(notice, channel_names=CHANNEL_NAMES, status=self._status_line(notice, incident))
-        with contextlib.suppress(SlackCallError):  # the preview is a convenience; the record is in the store
-            self.incidents.slack.update(
-                incident.channel_id, notice.preview_ts, f"Customer notice for #{incident.id} ({notice.stage})", blocks
+        with use_locale(self.incidents.playbook.locale):  # the preview is in the channel (bot.core.i18n)
+            blocks = notice_preview_blocks(
+                notice, channel_names=CHANNEL_NAMES, status=self._status_line(notice, incident)
             )
+            with contextlib.suppress(SlackCallError):  # the preview is a convenience; the record is in the store
+                self.incidents.slack.update(
+                    incident.channel_id,
+                    notice.preview_ts,
+                    f"Customer notice for #{incident.id} ({notice.stage})",
+                    blocks,
+                )
 
     # ---- editing and approving --------------------------------------------------------------------------
 

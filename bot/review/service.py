@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from bot.core.clock import utc
 from bot.core.errors import ConflictError, UserInputError
+from bot.core.i18n import use_locale
 from bot.core.inputs import day_in_range
 from bot.core.render import SlackMarkup
 from bot.core.text import mask_identifiers, safe_snippet, safe_text, truncate
@@ -274,7 +275,7 @@ class AftercareService:
         if incident.status not in ("resolved", "closed"):
             raise ConflictError(f"#{incident.id} is {incident.status}; the review comes after it is resolved.")
         markdown = self.review_markdown(incident.id)
-        with self.db.begin() as s:
+        with use_locale(self.playbook.locale), self.db.begin() as s:  # posted in the channel (bot.core.i18n)
             s.execute(update(Incident).where(Incident.id == incident.id).values(review_posted_at=self.clock.now()))
             self._queue_review(s, incident.id, markdown)
         self.incidents.flush(incident.id)
@@ -351,9 +352,10 @@ class AftercareService:
     # ---- the review draft, from the record ----------------------------------------------------------------
 
     def review_markdown(self, incident_id: int) -> str:
-        with self.db() as s:
+        """The draft, in the playbook's language: it is posted in (or shared into) the channel."""
+        with use_locale(self.playbook.locale), self.db() as s:
             context = self._review_context(s, self.incidents.row(s, incident_id))
-        return self.renderer.render_markdown(self.playbook.review.template, **context)
+            return self.renderer.render_markdown(self.playbook.review.template, **context)
 
     def _review_context(self, s: Session, incident: Incident) -> dict[str, Any]:
         local = self.renderer.local_time
