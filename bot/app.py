@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,7 +21,7 @@ from bot.core.clock import Clock, SystemClock
 from bot.core.config import Playbook
 from bot.core.errors import BotError
 from bot.core.executor import TrackingExecutor
-from bot.core.i18n import normalize, use_locale
+from bot.core.i18n import normalize, set_locale, use_locale
 from bot.core.text import set_bank_patterns
 from bot.deadlines.scheduler import Clockwork
 from bot.services import Services
@@ -60,7 +61,7 @@ def create_app(
     gateway = SlackGateway(client, sleep=clock.sleep)  # retry waits are time too: a test clock moves instead
     services = Services.build(playbook, session_factory, gateway, clock)
     executor = executor or TrackingExecutor()
-    app = App(
+    app = _App(
         client=client,
         signing_secret=signing_secret,
         request_verification_enabled=signing_secret is not None,
@@ -96,6 +97,15 @@ def _mark_verified(context: dict[str, Any], next: Any) -> Any:
     return next()
 
 
+class _App(App):
+    """bolt's App, each request dispatched in a context of its own: the middleware below sets the reader's
+    language for that request only (bolt runs middleware one after another, not around the listener, so a
+    `with` block in a middleware would end before the listener starts), and the listener executor copies it."""
+
+    def dispatch(self, req: BoltRequest) -> BoltResponse:
+        return contextvars.copy_context().run(super().dispatch, req)
+
+
 def reader_locale(gateway: SlackGateway, playbook: Playbook, user_id: str | None) -> str:
     """The language of the person a request came from: their Slack locale, else the playbook's."""
     return normalize(gateway.user_locale(user_id) if user_id else None, normalize(playbook.locale))
@@ -107,8 +117,8 @@ def _readers_language(gateway: SlackGateway, playbook: Playbook) -> Any:
     is wrapped in `use_locale(playbook.locale)` where it is built (see bot.core.i18n)."""
 
     def speak_readers_language(context: dict[str, Any], next: Any) -> Any:
-        with use_locale(reader_locale(gateway, playbook, context.get("user_id"))):
-            return next()
+        set_locale(reader_locale(gateway, playbook, context.get("user_id")))  # this request's context only
+        return next()
 
     return speak_readers_language
 

@@ -202,6 +202,11 @@ class KindSpec(_Strict):
     # who may read an incident's details (status, timeline, deadlines) outside its channel
     visible_to: Literal["participants", "everyone"] = "participants"
 
+    def name_in(self, locale: str) -> str:
+        """The kind's name for staff reading `locale`: `name` (the English one staff know) in English, else the
+        customer-facing name in that language from `names:`, else `name`."""
+        return self.name if locale == "en" else self.names.get(locale) or self.name
+
 
 class ChannelSpec(_Strict):
     name_pattern: str = "inc-{date}-{number}-{slug}"

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.core.clock import Clock, utc
 from bot.core.config import Playbook
 from bot.core.errors import ConflictError, NotFoundError, PermissionDeniedError, UserInputError
-from bot.core.i18n import use_locale
+from bot.core.i18n import current_locale, use_locale
 from bot.core.render import Renderer, SlackMarkup, user_mention
 from bot.core.text import build_channel_name, safe_snippet, safe_text, truncate
 from bot.deadlines.escalation import Escalations
@@ -418,7 +418,7 @@ class IncidentService:
         text = self.renderer.render(
             "slack/topic.j2",
             severity=incident.severity,
-            kind_name=self.playbook.kinds[incident.kind].name,
+            kind_name=self.playbook.kinds[incident.kind].name_in(current_locale()),
             title=incident.title,
             status=incident.status,
             is_drill=incident.is_drill,
@@ -788,7 +788,7 @@ class IncidentService:
             "slack/final_summary.j2",
             number=incident.id,
             severity=incident.severity.upper(),
-            kind=self.playbook.kinds[incident.kind].name,
+            kind=self.playbook.kinds[incident.kind].name_in(current_locale()),
             title=incident.title,
             open_for=humanize(utc(incident.closed_at or incident.updated_at) - utc(incident.created_at)),
             met=sum(d.state == "met" for d in deadlines),
