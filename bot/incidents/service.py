@@ -653,7 +653,7 @@ class IncidentService:
                 at=incident.updated_at,
                 event="severity_changed",
                 actor_id=actor,
-                text=f"{old} → {severity}",
+                text=f"{old.upper()} → {severity.upper()}",  # one spelling: SEV2, as everywhere shown
                 data={"old": old, "new": severity, "command": command},
             )
             page_on = self.playbook.escalation.page_on_open
