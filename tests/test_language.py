@@ -89,3 +89,63 @@ def test_times_carry_an_unambiguous_zone_never_cst() -> None:
     with use_locale("zh-CN"):
         assert shanghai.local_time(when) == "2026-11-24 10:00 北京时间"
         assert kolkata.local_time(when) == "2026-11-24 07:30 UTC+5:30"
+
+
+def test_values_in_translated_sentences_are_masked_and_escaped_as_anywhere() -> None:
+    """A translated sentence keeps the renderer's guarantees: each value placed into it is masked and
+    escaped for its output (mrkdwn, Markdown), in either language; mentions made by a filter stay mentions."""
+    renderer = Renderer("Asia/Shanghai")
+    text = "<!channel> *urgent* 客户卡号6222021234567890123"
+    for locale, said in (("en", "resolved the incident"), ("zh-CN", "已解决此事件")):
+        with use_locale(locale):
+            slack = renderer.render("slack/announce.j2", event="resolved", actor="ULEAD000001", text=text)
+        assert slack.startswith(":white_check_mark: <@ULEAD000001> ") and said in slack
+        assert "&lt;!channel&gt;" in slack and "<!channel>" not in slack and "****0123" in slack
+    with use_locale("zh-CN"):
+        review = renderer.render_markdown(
+            "review/draft.md.j2",
+            **{**REVIEW, "title": "Card *6222021234567890123*"},
+        )
+    assert review.startswith("# 事件回顾：#7 Card \\*\\*\\*\\*\\*0123\\*\n")
+
+
+REVIEW = {
+    "number": 7,
+    "title": "",
+    "severity": "SEV2",
+    "kind": "客户投诉",
+    "category": "—",
+    "playbook_version": "v1",
+    "opened": "—",
+    "resolved": "—",
+    "time_to_resolve": "—",
+    "summary": "—",
+    "description": "",
+    "roles": [],
+    "deadlines": [],
+    "escalations": [],
+    "notices": [],
+    "customer_rating": "—",
+    "customer_comment": "",
+    "internal_rating": "—",
+    "timeline": [],
+    "actions": [],
+}
+
+
+def test_the_playbook_speaks_zh_cn_or_en_only() -> None:
+    from bot.core.config import ConfigError, load_playbook_text
+    from tests.conftest import playbook_text
+
+    with pytest.raises(ConfigError) as exc:
+        load_playbook_text(playbook_text(**{SHIPPED_LOCALE: "locale: fr"}))
+    assert any("'fr' is not a language the bot speaks; use zh-CN or en" in p for p in exc.value.problems)
+
+
+def test_the_command_line_takes_a_language_for_the_demo_and_the_report() -> None:
+    from bot.cli import build_parser
+
+    assert build_parser().parse_args(["run", "--offline", "--lang", "en"]).lang == "en"
+    assert build_parser().parse_args(["report", "--lang", "zh-CN"]).lang == "zh-CN"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--offline", "--lang", "fr"])
