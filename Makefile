@@ -13,9 +13,12 @@ $(BIN)/incident-desk: pyproject.toml
 
 install: $(BIN)/incident-desk
 
-# Runs the bot: against Slack when SLACK_BOT_TOKEN is set, otherwise the offline demo (no workspace needed).
+# Runs the bot: against Slack when SLACK_BOT_TOKEN is set, otherwise the offline demo (no workspace needed),
+# in the playbook's language (zh-CN as shipped); `make run DEMO_LANG=en` plays the demo in English.
+DEMO_LANG ?=
 run: install
-	@if [ -n "$$SLACK_BOT_TOKEN" ]; then $(BIN)/incident-desk run; else $(BIN)/incident-desk run --offline; fi
+	@if [ -n "$$SLACK_BOT_TOKEN" ]; then $(BIN)/incident-desk run; \
+	else $(BIN)/incident-desk run --offline $(if $(DEMO_LANG),--lang $(DEMO_LANG)); fi
 
 # The status-page test drives Debian's chromium (with a CJK font); installed here when apt-get can.
 BROWSER_PACKAGES := chromium fonts-wqy-microhei

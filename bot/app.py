@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextvars
 import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
-from slack_bolt import App, BoltResponse
+from slack_bolt import App, BoltRequest, BoltResponse
 from slack_sdk import WebClient
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,6 +21,7 @@ from bot.core.clock import Clock, SystemClock
 from bot.core.config import Playbook
 from bot.core.errors import BotError
 from bot.core.executor import TrackingExecutor
+from bot.core.i18n import normalize, set_locale, use_locale
 from bot.core.text import set_bank_patterns
 from bot.deadlines.scheduler import Clockwork
 from bot.services import Services
@@ -59,7 +61,7 @@ def create_app(
     gateway = SlackGateway(client, sleep=clock.sleep)  # retry waits are time too: a test clock moves instead
     services = Services.build(playbook, session_factory, gateway, clock)
     executor = executor or TrackingExecutor()
-    app = App(
+    app = _App(
         client=client,
         signing_secret=signing_secret,
         request_verification_enabled=signing_secret is not None,
@@ -68,12 +70,13 @@ def create_app(
         logger=logging.getLogger("bolt"),
     )
     app.use(_mark_verified)  # custom middleware runs after bolt's built-in ones, verification included
+    app.use(_readers_language(gateway, playbook))
     handlers.commands.register(app, services)
     handlers.actions.register(app, services)
     handlers.views.register(app, services)
     handlers.notices.register(app, services)
     handlers.aftercare.register(app, services)
-    app.error(_error_handler(services))
+    app.error(_error_handler(services, gateway, playbook))
     verifier = RequestVerifier(signing_secret, session_factory) if signing_secret else None
     return Bot(app, services, executor, Clockwork(services), verifier)
 
@@ -94,11 +97,37 @@ def _mark_verified(context: dict[str, Any], next: Any) -> Any:
     return next()
 
 
+class _App(App):
+    """bolt's App, each request dispatched in a context of its own: the middleware below sets the reader's
+    language for that request only (bolt runs middleware one after another, not around the listener, so a
+    `with` block in a middleware would end before the listener starts), and the listener executor copies it."""
+
+    def dispatch(self, req: BoltRequest) -> BoltResponse:
+        return contextvars.copy_context().run(super().dispatch, req)
+
+
+def reader_locale(gateway: SlackGateway, playbook: Playbook, user_id: str | None) -> str:
+    """The language of the person a request came from: their Slack locale, else the playbook's."""
+    return normalize(gateway.user_locale(user_id) if user_id else None, normalize(playbook.locale))
+
+
+def _readers_language(gateway: SlackGateway, playbook: Playbook) -> Any:
+    """Middleware: the listener (and what it submits to the executor, which copies the context) speaks the
+    reader's language: ephemeral replies, refusals, DMs to them and modals. Text a listener posts in a channel
+    is wrapped in `use_locale(playbook.locale)` where it is built (see bot.core.i18n)."""
+
+    def speak_readers_language(context: dict[str, Any], next: Any) -> Any:
+        set_locale(reader_locale(gateway, playbook, context.get("user_id")))  # this request's context only
+        return next()
+
+    return speak_readers_language
+
+
 def _json_response(payload: dict[str, Any]) -> BoltResponse:
     return BoltResponse(status=200, body=json.dumps(payload), headers={"content-type": "application/json"})
 
 
-def _error_handler(services: Services) -> Any:
+def _error_handler(services: Services, gateway: SlackGateway, playbook: Playbook) -> Any:
     def handle_error(
         error: Exception, body: dict[str, Any], context: dict[str, Any], response: BoltResponse | None
     ) -> BoltResponse | None:
@@ -107,13 +136,21 @@ def _error_handler(services: Services) -> Any:
         if not context.get(VERIFIED):
             log.warning("refused a request that failed before verification (%s)", type(error).__name__)
             return BoltResponse(status=401, body="") if response is not None else None
-        message = error_message(error, str(body.get("command") or body.get("type") or ""))
-        if response is not None and body.get("type") == "view_submission":
-            field = error.field if isinstance(error, BotError) and error.field else BlockId.TITLE
-            return _json_response({"response_action": "errors", "errors": {field: message}})
-        if response is not None and "command" in body:
-            return _json_response({"response_type": "ephemeral", "text": message})
-        tell(services.slack, body, message)
-        return BoltResponse(status=200, body="") if response is not None else None
+        with use_locale(reader_locale(gateway, playbook, context.get("user_id"))):  # a refusal is the reader's
+            return _answer_error(services, error, body, response)
 
     return handle_error
+
+
+def _answer_error(
+    services: Services, error: Exception, body: dict[str, Any], response: BoltResponse | None
+) -> BoltResponse | None:
+    """What a failed request's user is told, in the language the caller chose."""
+    message = error_message(error, str(body.get("command") or body.get("type") or ""))
+    if response is not None and body.get("type") == "view_submission":
+        field = error.field if isinstance(error, BotError) and error.field else BlockId.TITLE
+        return _json_response({"response_action": "errors", "errors": {field: message}})
+    if response is not None and "command" in body:
+        return _json_response({"response_type": "ephemeral", "text": message})
+    tell(services.slack, body, message)
+    return BoltResponse(status=200, body="") if response is not None else None

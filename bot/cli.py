@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 from jinja2 import TemplateError
 
 from bot.core.config import ConfigError, Playbook, Settings, load_playbook, playbook_warnings
+from bot.core.i18n import SUPPORTED, use_locale
 from bot.core.logs import install_log_masking
 from bot.core.render import Renderer
 from bot.core.text import mask_identifiers, set_bank_patterns
@@ -145,7 +146,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
     if args.offline:
         from bot.offline import run_demo
 
-        return run_demo(playbook, sys.stdout, database_url=args.database)
+        return run_demo(playbook, sys.stdout, database_url=args.database, lang=args.lang)
     settings.require_slack()
     for warning in playbook_warnings(playbook):  # runs anyway: the reporter leads when nobody else is named
         log.warning("playbook: %s", warning)
@@ -184,6 +185,7 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     """The KPI report over local days (both included), as text or CSV, straight from the store."""
+    import html
     from datetime import UTC, date, datetime
 
     from sqlalchemy.exc import OperationalError
@@ -222,7 +224,11 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
         )
     engine.dispose()
     set_bank_patterns(p.regex for p in playbook.masking.patterns)
-    output = as_csv(report) if args.format == "csv" else as_text(report, label)
+    if args.format == "csv":
+        output = as_csv(report)
+    else:  # the Slack text, in the playbook's language (or --lang), unescaped for a terminal
+        with use_locale(args.lang or playbook.locale):
+            output = html.unescape(as_text(report, label, Renderer(playbook.timezone)))
     print(mask_identifiers(output), end="" if args.format == "csv" else "\n")
     return 0
 
@@ -234,6 +240,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--offline", action="store_true", help="no Slack workspace: play a scripted incident")
     run.add_argument("--host", default="0.0.0.0", help="HTTP mode: the address to listen on (default 0.0.0.0)")
     run.add_argument("--database", help="offline: a database URL to keep (default: a throwaway SQLite file)")
+    run.add_argument("--lang", choices=SUPPORTED, help="offline: the demo's language (default: the playbook's locale)")
     run.set_defaults(func=cmd_run)
     check = sub.add_parser("check-config", help="validate a playbook and print every error with its field")
     check.add_argument("path", nargs="?", help="the playbook (default: $INCIDENT_DESK_CONFIG or ./config.yaml)")
@@ -244,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--to", dest="end", help="last day, included (default: today)")
     report.add_argument("--format", choices=("text", "csv"), default="text")
+    report.add_argument("--lang", choices=SUPPORTED, help="the text's language (default: the playbook's locale)")
     report.add_argument("--database", help="a database URL (default: $DATABASE_URL or sqlite:///incident-desk.db)")
     report.set_defaults(func=cmd_report)
     db = sub.add_parser("db", help="database maintenance")

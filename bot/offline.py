@@ -2,6 +2,11 @@
 
 Nothing here is faked past Slack itself: commands are signed HTTP requests verified by bolt, the bot
 calls the sandbox through slack_sdk over HTTP, and the store is a real SQLite database.
+
+It plays in the playbook's language (zh-CN for the shipped one) or in `lang` (`--lang en`): the playbook's
+`locale` is set to it, the staff's Slack is in it (but for one colleague who reads Slack in English in the
+Chinese demo, as banks have), and they type their words in it. The script, its numbers, severities and
+times are the same in both.
 """
 
 from __future__ import annotations
@@ -25,10 +30,12 @@ from typing import Any, TextIO
 from bot.app import Bot, create_app
 from bot.core.clock import Clock, FixedClock, SystemClock
 from bot.core.config import Playbook
+from bot.core.i18n import _, ngettext, normalize, use_locale
 from bot.core.text import mask_identifiers
-from bot.sandbox.driver import SlackDriver, click_button
+from bot.sandbox.driver import SlackDriver
 from bot.sandbox.server import Ephemeral, Message, SlackSandbox
 from bot.slack.gateway import make_web_client
+from bot.slack.ids import ActionId
 from bot.slack.web import HttpServer, make_wsgi
 from store.db import make_engine, make_session_factory, upgrade
 
@@ -38,6 +45,44 @@ DEMO_USERS = {
     "UZHANGTAO01": ("zhang.tao", "Zhang Tao (payments engineer)"),
     "UWANGFANG01": ("wang.fang", "Wang Fang (customer comms)"),
     "ULIUYANG001": ("liu.yang", "Liu Yang (legal & compliance)"),
+}
+# The same people in the Chinese demo (their names as colleagues write them).
+DEMO_USERS_ZH = {
+    "UMEICHEN001": "陈梅（客服）",
+    "ULIWEI00001": "李伟（值班经理）",
+    "UZHANGTAO01": "张涛（支付工程师）",
+    "UWANGFANG01": "王芳（客户沟通）",
+    "ULIUYANG001": "刘洋（法律合规）",
+}
+ENGLISH_READER = "ULIUYANG001"  # reads Slack in English in the Chinese demo: their replies are English
+
+
+@dataclass(frozen=True)
+class Script:
+    """What the staff type, in the demo's language (the identifiers are the same, and are masked)."""
+
+    complaint: str
+    update: str
+    resolve: str
+    satisfaction: str
+    action: str
+
+
+SCRIPTS = {
+    "en": Script(
+        complaint="Customer card 6222021234567890 debited twice for one transfer, phone 13812345678",
+        update="Duplicate debit traced to a retry in the clearing job; refund queued",
+        resolve="Refund posted to the customer; clearing-job retry fixed",
+        satisfaction="Customer thanked us for the quick refund",
+        action="Alert on clearing-job retries",
+    ),
+    "zh-CN": Script(
+        complaint="客户卡号6222021234567890同一笔转账被重复扣款，联系电话13812345678",
+        update="重复扣款原因是清算批处理重试，退款已排队",
+        resolve="已为客户退回重复扣款，清算批处理重试问题已修复",
+        satisfaction="客户感谢我们快速退款",
+        action="清算批处理重试告警",
+    ),
 }
 
 
@@ -124,7 +169,7 @@ class Transcript:
 
     def name(self, user_id: str) -> str:
         user = self.sandbox.users.get(user_id)
-        return str(user["real_name"]).split(" (")[0] if user else user_id
+        return re.split(r" \(|（", str(user["real_name"]))[0] if user else user_id
 
     def channel(self, channel_id: str) -> str:
         channel = self.sandbox.channels.get(channel_id)
@@ -132,7 +177,7 @@ class Transcript:
             return channel_id
         if channel.is_im:
             other = next((m for m in channel.members if m != self.sandbox.bot_user_id), "?")
-            return f"DM with {self.name(other)}"
+            return _("DM with {name}", name=self.name(other))
         return "#" + channel.name
 
     def plain(self, text: str) -> str:
@@ -169,8 +214,8 @@ class Transcript:
         print(mask_identifiers(line), file=self.out)
 
     def command(self, user: str, channel: str, text: str) -> None:
-        where = "their DM from the bot" if self.sandbox.channels[channel].is_im else self.channel(channel)
-        self.say(f"\n> {self.name(user)} in {where}: {text}")
+        where = _("their DM from the bot") if self.sandbox.channels[channel].is_im else self.channel(channel)
+        self.say("\n> " + _("{name} in {where}: {text}", name=self.name(user), where=where, text=text))
 
     def flush(self) -> None:
         """Print what arrived since the last flush: messages per channel, ephemeral replies per person."""
@@ -181,27 +226,28 @@ class Transcript:
             self.seen_ephemerals += len(ephemerals)
         for e in ephemerals:
             lines = self.render(e)
-            self.say(f"    (only {self.name(e.user)} sees) {lines[0]}")
+            self.say("    " + _("(only {name} sees) {line}", name=self.name(e.user), line=lines[0]))
             for line in lines[1:]:
                 self.say(f"        {line}")
         for m in messages:
             lines = self.render(m)
-            edited = " (edited)" if m.edited else ""
+            edited = " " + _("(edited)") if m.edited else ""
             self.say(f"    [{self.channel(m.channel)}] {self.name(m.user)}{edited}: {lines[0]}")
             for line in lines[1:]:
                 self.say(f"        {line}")
 
     def channel_by_channel(self) -> None:
-        self.say("\n" + "=" * 78 + "\nThe channels as they read now\n" + "=" * 78)
+        self.say("\n" + "=" * 78 + "\n" + _("The channels as they read now") + "\n" + "=" * 78)
         with self.sandbox.lock:
             channels = [
                 c for c in self.sandbox.channels.values() if any(m.channel == c.id for m in self.sandbox.messages)
             ]
         for channel in channels:
             members = ", ".join(self.name(u) for u in channel.members if u != self.sandbox.bot_user_id)
-            archived = " (archived)" if channel.is_archived else ""
-            self.say(f"\n--- {self.channel(channel.id)}{archived} — topic: {self.plain(channel.topic) or '(none)'}")
-            self.say(f"    members: {members or '(none)'}")
+            archived = " " + _("(archived)") if channel.is_archived else ""
+            topic = self.plain(channel.topic) or _("(none)")
+            self.say(f"\n--- {self.channel(channel.id)}{archived} — " + _("topic: {topic}", topic=topic))
+            self.say("    " + _("members: {members}", members=members or _("(none)")))
             for m in self.sandbox.channel_messages(channel.id):
                 lines = self.render(m)
                 self.say(f"  {self.name(m.user)}: {lines[0]}")
@@ -209,17 +255,27 @@ class Transcript:
                     self.say(f"      {line}")
 
 
-def run_demo(playbook: Playbook, out: TextIO, database_url: str | None = None) -> int:
-    """Play a complaint from report to close and print the conversation. Returns a process exit code."""
-    with tempfile.TemporaryDirectory() as tmp:
+def run_demo(
+    playbook: Playbook,
+    out: TextIO,
+    database_url: str | None = None,
+    *,
+    lang: str | None = None,
+    start: datetime | None = None,
+) -> int:
+    """Play a complaint from report to close and print the conversation, in `lang` (default: the playbook's
+    locale), from `start` (default: now). Returns a process exit code."""
+    lang = normalize(lang, normalize(playbook.locale))
+    playbook = playbook.model_copy(update={"locale": lang})
+    with tempfile.TemporaryDirectory() as tmp, use_locale(lang):
         url = database_url or f"sqlite:///{Path(tmp) / 'offline.db'}"
         # the demo's own clock, so it can skip ahead twelve hours to show reminders
-        clock = FixedClock(datetime.now(UTC).replace(second=0, microsecond=0))
+        clock = FixedClock((start or datetime.now(UTC)).replace(second=0, microsecond=0))
         with offline_stack(playbook, url, clock=clock) as stack:
             systems = BankSystems()
             stack.bot.services.notices.environ = systems.environ()
             try:
-                return _play(stack, clock, out, systems)
+                return _play(stack, clock, out, systems, lang)
             finally:
                 systems.stop()
 
@@ -228,37 +284,73 @@ def _show_answer(stack: OfflineStack, t: Transcript, systems: BankSystems) -> No
     """What reached the customer (through the bank's systems), and what the public status page shows: the
     complaint is answered to its customer, so the page (fetched over HTTP, as a browser would) says nothing."""
     for path, payload in systems.received:
-        system = {"/hotline": "hotline system (script for the call-back)", "/complaints": "complaint system"}[path]
-        t.say(f"\n    The bank's {system} received notice #{payload['incident']} ({payload['stage']}):")
+        said = {
+            "/hotline": _("The bank's hotline system (script for the call-back) received notice #{number} ({stage}):"),
+            "/complaints": _("The bank's complaint system received notice #{number} ({stage}):"),
+        }[path]
+        t.say("\n    " + said.format(number=payload["incident"], stage=payload["stage"]))
         for text in payload["texts"].values():
             t.say("        " + text.replace("\n", "\n        "))
     with urllib.request.urlopen(stack.http.url + "/status.json", timeout=10) as response:
         published = json.loads(response.read())
     shown = [i["number"] for i in published["incidents"]]
     t.say(
-        f"\n    The public status page ({stack.http.url}/status, also /status.json and /status/feed.atom) shows "
-        f"{len(shown)} incident(s), status {published['status']!r}: a single customer's complaint is answered to "
-        "that customer, never in public; outages and surges are published there."
+        "\n    "
+        + ngettext(
+            "The public status page ({url}/status, also /status.json and /status/feed.atom) shows {n} incident, "
+            "status {status}: a single customer's complaint is answered to that customer, never in public; "
+            "outages and surges are published there.",
+            "The public status page ({url}/status, also /status.json and /status/feed.atom) shows {n} incidents, "
+            "status {status}: a single customer's complaint is answered to that customer, never in public; "
+            "outages and surges are published there.",
+            len(shown),
+            url=stack.http.url,
+            status=repr(published["status"]),
+        )
     )
 
 
 def _approve_and_publish(
     click: Callable[[str, str, str, str], None], preview: Message, *, approver: str, publisher: str
 ) -> None:
-    click(approver, preview.channel, preview.ts, "Approve")
-    click(publisher, preview.channel, preview.ts, "Publish")
+    click(approver, preview.channel, preview.ts, ActionId.APPROVE_NOTICE)
+    click(publisher, preview.channel, preview.ts, ActionId.PUBLISH_NOTICE)
 
 
-def _play(stack: OfflineStack, clock: FixedClock, out: TextIO, systems: BankSystems) -> int:
-    sandbox, driver = stack.sandbox, stack.driver
+def find_button(sandbox: SlackSandbox, channel: str, message_ts: str, action_id: str) -> tuple[str, str]:
+    """The label and value of the button with `action_id` on a message: buttons are pressed by what they do,
+    so the script is the same whatever language their labels are in."""
+    with sandbox.lock:
+        message = next(m for m in sandbox.messages if m.channel == channel and m.ts == message_ts)
+    for block in message.blocks:
+        for element in block.get("elements", []):
+            if element.get("type") == "button" and element.get("action_id") == action_id:
+                return str(element["text"]["text"]), str(element.get("value", ""))
+    raise LookupError(f"no button {action_id!r} on message {message_ts}")
+
+
+def _seed_people(sandbox: SlackSandbox, lang: str) -> None:
     for user_id, (handle, real_name) in DEMO_USERS.items():
-        sandbox.add_user(user_id, handle, real_name=real_name)
+        if lang == "en":
+            sandbox.add_user(user_id, handle, real_name=real_name, locale="en-US")
+        else:
+            locale = "en-US" if user_id == ENGLISH_READER else "zh-CN"
+            sandbox.add_user(user_id, handle, real_name=DEMO_USERS_ZH[user_id], locale=locale)
+
+
+def _play(stack: OfflineStack, clock: FixedClock, out: TextIO, systems: BankSystems, lang: str) -> int:
+    sandbox, driver = stack.sandbox, stack.driver
+    script = SCRIPTS[lang]
+    _seed_people(sandbox, lang)
     mei, li, zhang, wang, liu = DEMO_USERS
     service_desk = sandbox.add_channel("customer-service", list(DEMO_USERS))
     sandbox.add_channel("announcements", [sandbox.bot_user_id, *DEMO_USERS])  # where internal notices go
     t = Transcript(sandbox, out)
-    t.say("incident-desk offline demo: a Slack sandbox on loopback, the bot over HTTP, a SQLite store.")
-    t.say("Every command below is a signed slash command verified by bolt; every reply went through slack_sdk.")
+    t.say(
+        _("incident-desk offline demo: a Slack sandbox on loopback, the bot over HTTP, a SQLite store.")
+        + "\n"
+        + _("Every command below is a signed slash command verified by bolt; every reply went through slack_sdk.")
+    )
 
     def slash(user: str, channel: str, text: str, command: str = "/incident") -> None:
         t.command(user, channel, f"{command} {text}".strip())
@@ -266,9 +358,10 @@ def _play(stack: OfflineStack, clock: FixedClock, out: TextIO, systems: BankSyst
         stack.bot.clockwork.sweep()
         t.flush()
 
-    def click(user: str, channel: str, ts: str, label: str) -> None:
-        t.command(user, channel, f"clicks [{label}]")
-        click_button(driver, user, channel, ts, label)
+    def click(user: str, channel: str, ts: str, action_id: str) -> None:
+        label, value = find_button(sandbox, channel, ts, action_id)
+        t.command(user, channel, _("clicks [{label}]", label=label))
+        driver.click(user, channel, ts, action_id, value)
         t.flush()
 
     def last_dm(user: str) -> Message:
@@ -277,12 +370,12 @@ def _play(stack: OfflineStack, clock: FixedClock, out: TextIO, systems: BankSyst
     slash(
         mei,
         service_desk,
-        "Customer card 6222021234567890 debited twice for one transfer, phone 13812345678",
+        script.complaint,
         command="/complaint",
     )
     incident_channel = next((c for c in sandbox.channels.values() if c.name.startswith("inc-")), None)
     if incident_channel is None:
-        t.say("\nThe incident channel was not created; see the messages above.")
+        t.say("\n" + _("The incident channel was not created; see the messages above."))
         return 1
     # nobody is the playbook's default lead, so Mei, who reported it, is in charge (the card says so)
     slash(mei, incident_channel.id, f"assign tech <@{zhang}|zhang.tao>")
@@ -290,32 +383,32 @@ def _play(stack: OfflineStack, clock: FixedClock, out: TextIO, systems: BankSyst
     slash(li, service_desk, "timeline 1")  # not a participant: the details stay in the incident's channel
     slash(mei, incident_channel.id, "close")
     slash(zhang, incident_channel.id, "sev 2")  # a severe incident pages its lead (not who raised it)
-    click(mei, last_dm(mei).channel, last_dm(mei).ts, "Acknowledge")
+    click(mei, last_dm(mei).channel, last_dm(mei).ts, ActionId.ACKNOWLEDGE)
     slash(mei, incident_channel.id, "deadlines")
-    t.say("\n... twelve hours later (the demo moves its clock; the bot's scheduler sweeps what fell due) ...")
+    t.say("\n" + _("... twelve hours later (the demo moves its clock; the bot's scheduler sweeps what fell due) ..."))
     clock.advance(timedelta(hours=12))
     stack.bot.clockwork.sweep()
     t.flush()
-    click(wang, last_dm(wang).channel, last_dm(wang).ts, "Mark done")
-    slash(zhang, incident_channel.id, "update Duplicate debit traced to a retry in the clearing job; refund queued")
+    click(wang, last_dm(wang).channel, last_dm(wang).ts, ActionId.MARK_DONE)
+    slash(zhang, incident_channel.id, f"update {script.update}")
     # a customer notice: a complaint is answered to its customer (never on the public status page), in the
     # templates' customer wording (the engineer's update stays internal); SEV2 needs legal's approval first,
     # and never the drafter's own
     slash(wang, incident_channel.id, "notice update status_page")
     slash(wang, incident_channel.id, "notice update hotline complaint_system internal")
     notice = sandbox.channel_messages(incident_channel.id)[-1]
-    click(wang, incident_channel.id, notice.ts, "Publish")
+    click(wang, incident_channel.id, notice.ts, ActionId.PUBLISH_NOTICE)
     slash(mei, incident_channel.id, f"assign legal <@{liu}|liu.yang>")  # approving roles come from the lead
     _approve_and_publish(click, notice, approver=liu, publisher=wang)
     _show_answer(stack, t, systems)
-    slash(mei, incident_channel.id, "resolve Refund posted to the customer; clearing-job retry fixed")
+    slash(mei, incident_channel.id, f"resolve {script.resolve}")
     # telling the customer the solution (the resolved notice, approved and published) meets its 48 h deadline
     slash(wang, incident_channel.id, "notice resolved hotline complaint_system internal")
     _approve_and_publish(click, sandbox.channel_messages(incident_channel.id)[-1], approver=liu, publisher=wang)
     # after the incident: the customer's rating, an action item, the review, then close (and archive)
     for user, text in (
-        (wang, "satisfaction 5 Customer thanked us for the quick refund"),
-        (mei, f"action Alert on clearing-job retries <@{zhang}|zhang.tao> 5d"),
+        (wang, f"satisfaction 5 {script.satisfaction}"),
+        (mei, f"action {script.action} <@{zhang}|zhang.tao> 5d"),
         (mei, "review post"),
         (mei, "review done"),
         (mei, "close"),
@@ -323,5 +416,7 @@ def _play(stack: OfflineStack, clock: FixedClock, out: TextIO, systems: BankSyst
         slash(user, incident_channel.id, text)
     slash(mei, incident_channel.id, "timeline")
     t.channel_by_channel()
-    t.say("\nDone. Run `incident-desk run` with SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to use a real workspace.")
+    t.say(
+        "\n" + _("Done. Run `incident-desk run` with SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to use a real workspace.")
+    )
     return 0

@@ -46,7 +46,7 @@ class Services:
         renderer = Renderer(playbook.timezone, playbook.template_folder)
         deadlines, escalations = Deadlines(playbook), Escalations(playbook)
         listeners: list[Callable[[], None]] = []
-        outbox = Outbox(db, clock)
+        outbox = Outbox(db, clock, playbook.locale)
 
         def changed() -> None:
             for listener in listeners:

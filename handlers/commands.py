@@ -11,7 +11,6 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-from bot.core.i18n import use_locale
 from bot.services import Services
 from bot.slack.commands import parse_command
 from bot.slack.registry import REGISTRY, Answer, Request, acknowledgement, spec_for
@@ -20,39 +19,34 @@ from bot.slack.replies import reporting_errors
 COMMANDS = re.compile("^(/incident|" + "|".join(re.escape(c) for spec in REGISTRY for c in spec.shortcuts) + ")$")
 
 
-def reader_locale(services: Services, body: dict[str, Any]) -> str:
-    """The language of the answer: the playbook's (the one place to ask for the user's own Slack locale)."""
-    return services.playbook.locale
-
-
 def register(app: App, services: Services) -> None:
     def handle_incident_command(ack: Ack, body: dict[str, Any]) -> None:
-        with use_locale(reader_locale(services, body)):
-            command = parse_command(body.get("text", ""), services.playbook, command=body["command"])
-            spec = spec_for(command)
-            request = Request(
-                actor=body["user_id"],
-                channel=body["channel_id"],
-                said=f"{body['command']} {body.get('text', '')}".strip(),
-                trigger_id=body.get("trigger_id", ""),
-            )
-            if spec.answers_in_ack:
-                answer = spec.run(services, command, request)
-                if isinstance(answer, Answer):
-                    ack(text=answer.text, blocks=answer.blocks)
-                else:
-                    ack(text=answer or "")
-                return
-            said = acknowledgement(spec, command)
-            if said:
-                ack(text=said)
+        # In the reader's language: bot/app.py's middleware set it from their Slack locale for this request.
+        command = parse_command(body.get("text", ""), services.playbook, command=body["command"])
+        spec = spec_for(command)
+        request = Request(
+            actor=body["user_id"],
+            channel=body["channel_id"],
+            said=f"{body['command']} {body.get('text', '')}".strip(),
+            trigger_id=body.get("trigger_id", ""),
+        )
+        if spec.answers_in_ack:
+            answer = spec.run(services, command, request)
+            if isinstance(answer, Answer):
+                ack(text=answer.text, blocks=answer.blocks)
             else:
-                ack()
-            with reporting_errors(services.slack, body):
-                reply = spec.run(services, command, request)
-                if isinstance(reply, Answer):
-                    services.slack.respond(body["response_url"], reply.text, reply.blocks)
-                elif reply:
-                    services.slack.respond(body["response_url"], reply)
+                ack(text=answer or "")
+            return
+        said = acknowledgement(spec, command)
+        if said:
+            ack(text=said)
+        else:
+            ack()
+        with reporting_errors(services.slack, body):
+            reply = spec.run(services, command, request)
+            if isinstance(reply, Answer):
+                services.slack.respond(body["response_url"], reply.text, reply.blocks)
+            elif reply:
+                services.slack.respond(body["response_url"], reply)
 
     app.command(COMMANDS)(handle_incident_command)

@@ -78,7 +78,12 @@ def playbook_text(**overrides: str) -> str:
     return text
 
 
+SHIPPED_LOCALE = "locale: zh-CN"
+# The stacks speak English unless a test asks otherwise (`@pytest.mark.playbook({SHIPPED_LOCALE: ...})` or
+# `test_playbook({SHIPPED_LOCALE: SHIPPED_LOCALE})` for the shipped zh-CN); their people use Slack in en-US.
+ENGLISH = {SHIPPED_LOCALE: "locale: en"}
 TEST_EDITS = {
+    **ENGLISH,
     "admins: []": f"admins: [{ADMIN}]",
     "aliases: [commander, ic, 组长, 指挥长]\n    default_owners: []": (
         f"aliases: [commander, ic, 组长, 指挥长]\n    default_owners: [{LEAD}]"
@@ -375,10 +380,11 @@ def stack(
 
 @pytest.fixture
 def shipped_stack(sandbox: SlackSandbox, general: str, sqlite_url: str, clock: FixedClock) -> Iterator[Stack]:
-    """The bot on the shipped config.yaml as it is: no admins, no default owners (a fresh install)."""
-    from bot.core.config import load_playbook
-
-    with running_stack(sandbox, load_playbook(ROOT / "config.yaml"), sqlite_url, clock) as running:
+    """The bot on the shipped config.yaml as it is: no admins, no default owners (a fresh install); in English,
+    as every stack unless a test asks for its language."""
+    with running_stack(
+        sandbox, _parsed_playbook(playbook_text(**ENGLISH)).model_copy(deep=True), sqlite_url, clock
+    ) as running:
         yield running
 
 

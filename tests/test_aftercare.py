@@ -68,10 +68,10 @@ def test_an_incident_from_open_to_closed_across_days(stack: Stack, hotline: Webh
     assert "time to resolve 5h 0m" in markdown
     assert "## Summary\nRefunded; retry fixed" in markdown
     assert f"- Customer comms: <@{COMMS}>\n- Tech support: <@{TECH}>\n- Legal & compliance: <@{LEGAL}>" in markdown
-    assert f"| First response to the customer | <@{COMMS}> | 2026-11-25 10:00 CST | met, 1d 0h early |" in markdown
-    assert f"| Investigation finished | <@{TECH}> | 2026-11-26 10:00 CST | met, 1d 19h early |" in markdown
-    assert f"| Satisfaction follow-up | <@{COMMS}> | 2026-11-27 15:00 CST | met, 3d 0h early |" in markdown
-    assert "- initial published 2026-11-24 10:00 CST to hotline" in markdown
+    assert f"| First response to the customer | <@{COMMS}> | 2026-11-25 10:00 UTC+8 | met, 1d 0h early |" in markdown
+    assert f"| Investigation finished | <@{TECH}> | 2026-11-26 10:00 UTC+8 | met, 1d 19h early |" in markdown
+    assert f"| Satisfaction follow-up | <@{COMMS}> | 2026-11-27 15:00 UTC+8 | met, 3d 0h early |" in markdown
+    assert "- initial published 2026-11-24 10:00 UTC+8 to hotline" in markdown
     assert "- Customer: 4/5\n- The team's rating of the response: 5.0/5 from 1 participant\n" in markdown
     assert f"- 11-24 15:00 <@{TECH}> update: Duplicate from a retry in the clearing job" in markdown
     assert "6222021234567890123" not in markdown
@@ -82,7 +82,7 @@ def test_an_incident_from_open_to_closed_across_days(stack: Stack, hotline: Webh
     # An action item: reminded before it is due, like any deadline.
     stack.driver.slash(LEAD, channel, f"action Alert on clearing-job retries <@{TECH}> 2d")
     assert stack.texts(channel)[-1] == (
-        f":pushpin: <@{LEAD}> added action item `action-1` for <@{TECH}>, due 2026-11-27 10:00 CST: "
+        f":pushpin: <@{LEAD}> added action item `action-1` for <@{TECH}>, due 2026-11-27 10:00 UTC+8: "
         "Alert on clearing-job retries"
     )
     stack.advance(days=1)
@@ -94,7 +94,9 @@ def test_an_incident_from_open_to_closed_across_days(stack: Stack, hotline: Webh
     assert shared.filename == "incident-1-review.md" and shared.channel == channel and shared.data is not None
     exported = shared.data.decode()
     assert exported.startswith("# Post-incident review: #1 ")
-    assert f"- [ ] `action-1` Alert on clearing-job retries — <@{TECH}>, due 2026-11-27 10:00 CST (pending)" in exported
+    assert (
+        f"- [ ] `action-1` Alert on clearing-job retries — <@{TECH}>, due 2026-11-27 10:00 UTC+8 (pending)" in exported
+    )
 
     # Close: needs the review complete; then a final summary, and the channel is archived.
     stack.driver.slash(LEAD, channel, "close")

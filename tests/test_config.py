@@ -113,8 +113,8 @@ def test_the_bot_refuses_to_start_with_a_broken_playbook(tmp_path: Path) -> None
 
 def test_unknown_keys_are_refused_rather_than_ignored() -> None:
     with pytest.raises(ConfigError) as exc:
-        load_playbook_text(playbook_text(**{"locale: en": "locale: en\nlocael: zh-CN"}))
-    line = line_of("locale: en") + 1
+        load_playbook_text(playbook_text(**{"locale: zh-CN": "locale: zh-CN\nlocael: zh-CN"}))
+    line = line_of("locale: zh-CN") + 1
     assert any(p.startswith(f"locael (line {line}): Extra inputs are not permitted") for p in exc.value.problems)
 
 

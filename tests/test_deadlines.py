@@ -43,9 +43,11 @@ def test_the_seed_complaint_case_walked_through_time(stack: Stack) -> None:
     listing = stack.driver.slash(REPORTER, channel.id, "deadlines").text
     assert (
         "*First response to the customer* (`first_response`) — <@UCOMMS00001> (Customer comms) — "
-        "due 11-25 10:00 CST — in 1d 0h — pending"
+        "due 11-25 10:00 UTC+8 — in 1d 0h — pending"
     ) in listing
-    assert "*Investigation finished* (`investigation`) — <@UTECH000001> (Tech support) — due 11-26 10:00 CST" in listing
+    assert (
+        "*Investigation finished* (`investigation`) — <@UTECH000001> (Tech support) — due 11-26 10:00 UTC+8" in listing
+    )
 
     stack.advance(hours=11, minutes=59)
     assert stack.dm_texts(COMMS) == []  # nothing before the 50 % mark
@@ -53,7 +55,7 @@ def test_the_seed_complaint_case_walked_through_time(stack: Stack) -> None:
     stack.advance(minutes=1)  # 12 h: half the first-response time
     (reminder,) = stack.sandbox.dm_messages(COMMS)
     assert reminder.text.startswith(":alarm_clock: Reminder: *First response to the customer* for #1")
-    assert "is due 2026-11-25 10:00 CST — 12h 0m left." in reminder.text
+    assert "is due 2026-11-25 10:00 UTC+8 — 12h 0m left." in reminder.text
     assert button(reminder, "Mark done") and button(reminder, "Snooze 1h 0m")
     assert (
         stack.texts(channel.id)[-1]
@@ -316,13 +318,13 @@ def test_resuming_a_business_hours_deadline_keeps_the_working_time_it_had_left(s
     10:00 are due Wednesday 10:00; paused at Tuesday 12:00 with 7 working hours left and resumed Wednesday
     18:00, it falls due Thursday 16:00 (Shanghai)."""
     channel = stack.open("complaint sev3 客户卡号6222021234567890123被重复扣款")
-    assert "due 11-25 10:00 CST" in stack.driver.slash(LEAD, channel.id, "deadlines").text
+    assert "due 11-25 10:00 UTC+8" in stack.driver.slash(LEAD, channel.id, "deadlines").text
     stack.advance(hours=2)
     stack.driver.slash(LEAD, channel.id, "pause 等客户提供流水")
     stack.advance(hours=30)
     stack.driver.slash(LEAD, channel.id, "resume")
     listing = stack.driver.slash(LEAD, channel.id, "deadlines").text
-    assert "(`first_response`) — <@ULEAD000001> (Customer comms) — due 11-26 16:00 CST — in 22h 0m" in listing
+    assert "(`first_response`) — <@ULEAD000001> (Customer comms) — due 11-26 16:00 UTC+8 — in 22h 0m" in listing
     with stack.bot.services.db() as s:
         from sqlalchemy import select
 
@@ -354,7 +356,7 @@ def test_a_business_hours_deadline_skips_the_night_and_the_weekend(stack: Stack)
     listing = stack.driver.slash(REPORTER, channel.id, "deadlines").text
     # two working hours on Friday, seven on Monday: due Monday 16:00
     assert (
-        "*First response to the customer* (`first_response`) — <@ULEAD000001> (Customer comms) — due 11-30 16:00 CST"
+        "*First response to the customer* (`first_response`) — <@ULEAD000001> (Customer comms) — due 11-30 16:00 UTC+8"
         in listing
     )
 

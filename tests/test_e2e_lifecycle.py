@@ -250,6 +250,7 @@ def test_illegal_transitions_are_refused_with_a_reason(stack: Stack) -> None:
 
 def test_an_unexpected_failure_shows_a_reference_not_the_exception(stack: Stack) -> None:
     channel = stack.open()
+    stack.driver.slash(LEAD, channel.id, "status")  # the bot knows LEAD's language now (users.info, remembered)
     stack.sandbox.fail("users.info", error="account_inactive")  # not a user error the bot knows
     stack.driver.slash(LEAD, channel.id, f"assign tech <@{OUTSIDER}>")
     message = last_ephemeral(stack, LEAD)

@@ -37,7 +37,7 @@ def test_open_creates_channel_with_topic_members_card_and_plan(stack: Stack) -> 
         "*Status*\nreported",
     ]
     assert f"*Reporter*\n<@{REPORTER}>" in fields
-    assert "*Opened*\n2026-11-24 10:00 CST" in fields
+    assert "*Opened*\n2026-11-24 10:00 UTC+8" in fields
     roles = next(b for b in card.blocks if b.get("block_id") == BlockId.ROLES)["text"]["text"]
     assert roles.splitlines() == [
         f"*Incident lead*: <@{LEAD}>",

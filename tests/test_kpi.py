@@ -216,7 +216,7 @@ def test_the_report_command_answers_only_the_asker(stack: Stack) -> None:
     stack.driver.slash(LEAD, channel, "done first_response")
     stack.driver.slash(LEAD, channel, "report 2026-11-01 2026-11-30")  # acked at once, answered after
     reply = stack.sandbox.ephemerals_for(LEAD)[-1]
-    assert reply.text.startswith("*Incident KPIs, 2026-11-01 – 2026-11-30*: 1 incident(s), drills excluded")
+    assert reply.text.startswith("*Incident KPIs, 2026-11-01 – 2026-11-30*: 1 incident, drills excluded")
     assert "First response: mean 0m, median 0m (target ≤ 24h; 1 responded)" in reply.text
     assert "Hot spots: technical (1)" in reply.text
     bad = stack.driver.slash(LEAD, channel, "report yesterday")
@@ -238,9 +238,10 @@ def test_the_cli_report_writes_text_and_csv(tmp_path: object, capsys: pytest.Cap
     total = next(r for r in rows if r["dimension"] == "all")
     assert int(total["incidents"]) == len(truth.incidents)
     assert {r["value"] for r in rows if r["dimension"] == "deadline"} == set(truth.deadline_states)
-    assert main(["report", "--database", url, "--from", "2026-11-02", "--to", "2026-11-15"]) == 0
+    assert main(["report", "--database", url, "--from", "2026-11-02", "--to", "2026-11-15", "--lang", "en"]) == 0
+    n = len(truth.incidents)
     assert capsys.readouterr().out.startswith(
-        f"*Incident KPIs, 2026-11-02 – 2026-11-15*: {len(truth.incidents)} incident(s)"
+        f"*Incident KPIs, 2026-11-02 – 2026-11-15*: {n} incident{'' if n == 1 else 's'}, drills excluded"
     )
     assert main(["report", "--database", url, "--from", "02/11/2026"]) == 2
     assert "--from: '02/11/2026' is not a date; use YYYY-MM-DD" in capsys.readouterr().err

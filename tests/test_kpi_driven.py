@@ -69,7 +69,7 @@ def test_the_kpis_of_a_driven_history_match_what_happened(stack: Stack) -> None:
     reply = stack.driver.slash(LEAD, three, f"report {start:%Y-%m-%d} {end:%Y-%m-%d}")
     assert reply.status == 200
     text = stack.ephemeral_texts(LEAD)[-1]
-    assert text.startswith(f"*Incident KPIs, {start:%Y-%m-%d} – {end:%Y-%m-%d}*: 4 incident(s), drills excluded")
+    assert text.startswith(f"*Incident KPIs, {start:%Y-%m-%d} – {end:%Y-%m-%d}*: 4 incidents, drills excluded")
     assert "First response: mean 16.0h, median 2.0h" in text and "(target ≤ 24h; 2 responded)" in text
     assert "Satisfaction: 50% rated 4+ of 5 (2 rated; target 90%) :warning: below target" in text
     assert "first_response 50% (1/2; 1 met late)" in text

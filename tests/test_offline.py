@@ -1,20 +1,36 @@
-"""The README's main command without a workspace: the offline demo plays a whole incident."""
+"""The README's main command without a workspace: the offline demo plays a whole incident, in the shipped
+playbook's Chinese by default and in English with `--lang en`, the same story in both."""
 
 from __future__ import annotations
 
 import io
 import json
+import re
 import urllib.request
+from datetime import UTC, datetime
+
+import pytest
 
 from bot.core.config import load_playbook
 from bot.offline import run_demo
 from tests.conftest import ROOT, Stack
 
+START = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)  # both runs start at 10:00 Beijing time, so their times match
 
-def test_the_offline_demo_plays_a_complaint_from_report_to_close() -> None:
-    out = io.StringIO()
-    assert run_demo(load_playbook(ROOT / "config.yaml"), out) == 0
-    transcript = out.getvalue()
+
+@pytest.fixture(scope="module")
+def transcripts() -> dict[str, str]:
+    """The demo played once per language: the default (the shipped playbook's zh-CN) and `--lang en`."""
+    played = {}
+    for lang in (None, "en"):
+        out = io.StringIO()
+        assert run_demo(load_playbook(ROOT / "config.yaml"), out, lang=lang, start=START) == 0
+        played[lang or "default"] = out.getvalue()
+    return played
+
+
+def test_the_offline_demo_plays_a_complaint_from_report_to_close(transcripts: dict[str, str]) -> None:
+    transcript = transcripts["en"]
     assert "> Mei Chen in #customer-service: /complaint Customer card ****7890" in transcript
     assert "(only Mei Chen sees) :rotating_light: Opened incident *#1* in #inc-" in transcript
     assert "*Incident lead*: @Mei Chen (the reporter, in charge until they hand over" in transcript
@@ -37,13 +53,58 @@ def test_the_offline_demo_plays_a_complaint_from_report_to_close() -> None:
     assert answer.startswith("        投诉#1（客户投诉）处理中")
     assert "clearing job" not in answer.split("\n\n")[0]  # the engineer's update stays internal
     assert "The public status page (http://127.0.0.1:" in transcript
-    assert "shows 0 incident(s), status 'ok': a single customer's complaint is answered to that customer" in transcript
+    assert "shows 0 incidents, status 'ok': a single customer's complaint is answered to that customer" in transcript
     assert "@Wang Fang recorded the customer's satisfaction: *5/5*" in transcript
     assert "# Post-incident review: #1 Customer card `****7890` debited twice" in transcript
     assert "| Satisfaction follow-up | @Wang Fang | " in transcript
     assert "deadlines: 4 met, 0 missed" in transcript  # solution communicated by the resolved notice
     assert "*Final summary of #1*" in transcript and "#inc-20" in transcript.split("(archived)")[0][-80:]
     assert "6222021234567890" not in transcript and "13812345678" not in transcript
+
+
+def test_the_demo_speaks_chinese_by_default(transcripts: dict[str, str]) -> None:
+    transcript = transcripts["default"]
+    assert transcript.startswith("incident-desk 离线演示：本机回环上的 Slack 沙箱")
+    assert (
+        "> 陈梅 在 #customer-service：/complaint 客户卡号****7890同一笔转账被重复扣款，联系电话138****5678"
+        in transcript
+    )
+    assert "（仅陈梅可见）:rotating_light: 已在 #inc-20261124-1-" in transcript
+    assert "创建事件 *#1*。您已被邀请；那里的卡片列出了各角色。" in transcript
+    assert "*本投诉的处理流程*（预案 2026.11-3）" in transcript
+    assert ":rotating_light: @张涛 将级别从 *SEV3* 调整为 *SEV2*。" in transcript
+    assert "[与王芳的私信] incident-desk: :alarm_clock: 提醒：#1（客户卡号****7890" in transcript
+    assert "将于 2026-11-25 10:00 北京时间 到期" in transcript
+    assert "……十二小时后（演示拨快了时钟；机器人的调度器处理到期的事项）……" in transcript
+    assert "# 事件回顾：#1 客户卡号`****7890`同一笔转账被重复扣款" in transcript
+    assert ":checkered_flag: *#1 最终总结* — SEV2 客户投诉：客户卡号****7890" in transcript
+    assert "各频道现在的内容" in transcript and "（已归档） — 主题：SEV2 客户投诉 | 客户卡号****7890" in transcript
+    assert "CST" not in transcript and "6222021234567890" not in transcript and "13812345678" not in transcript
+    # Liu Yang reads Slack in English: what only they see is English, what the channel shows stays Chinese.
+    theirs = [line for line in transcript.splitlines() if line.lstrip().startswith("（仅刘洋可见）")]
+    assert all(not re.search(r"[\u4e00-\u9fff]", line.split("）", 1)[1]) for line in theirs)
+    # Mostly Chinese: most lines the bot or a person wrote carry Chinese characters.
+    lines = [line for line in transcript.splitlines() if line.strip()]
+    assert sum(bool(re.search(r"[\u4e00-\u9fff]", line)) for line in lines) > 0.6 * len(lines)
+
+
+def test_both_languages_tell_the_same_story(transcripts: dict[str, str]) -> None:
+    """The same severities, times, numbers and people, one spelling per language."""
+    zh, en = transcripts["default"], transcripts["en"]
+
+    def figures(text: str, pattern: str) -> list[str]:
+        return re.findall(pattern, text)
+
+    for pattern in (r"\bSEV\d\b", r"\b\d{2}-\d{2} \d{2}:\d{2}\b", r"\b2026-\d{2}-\d{2} \d{2}:\d{2}\b", r"#\d+\b"):
+        assert sorted(set(figures(zh, pattern))) == sorted(set(figures(en, pattern))), pattern
+    for text in (zh, en):  # severities have one spelling (SEV2) in what the bot writes; `sev 2` is typed
+        assert not re.search(r"\bsev\d", "\n".join(line for line in text.splitlines() if "/incident sev" not in line))
+    assert "2026-11-25 10:00 UTC+8" in en and "2026-11-25 10:00 北京时间" in zh
+    people_en = ("Mei Chen", "Li Wei", "Zhang Tao", "Wang Fang", "Liu Yang")
+    people_zh = ("陈梅", "李伟", "张涛", "王芳", "刘洋")
+    for en_name, zh_name in zip(people_en, people_zh, strict=True):
+        assert f"> {en_name} in " in en and f"> {zh_name} 在 " in zh
+        assert zh_name not in en and en_name not in zh
 
 
 def test_healthz_answers_in_http_mode(stack: Stack) -> None:

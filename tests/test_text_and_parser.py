@@ -140,6 +140,7 @@ def test_help_in_english_lists_every_registered_command_with_its_usage_escaped()
 
 @pytest.mark.playbook({"locale: en": "locale: zh-CN"})
 def test_a_zh_cn_playbook_answers_help_and_refusals_in_chinese(stack: Stack) -> None:
+    stack.sandbox.set_user_locale(OUTSIDER, "zh-CN")  # a reader who uses Slack in Chinese (users.info's locale)
     general = stack.sandbox.channel_by_name("general")
     assert general is not None
     help_reply = stack.driver.slash(OUTSIDER, general.id, "help").text

@@ -31,7 +31,7 @@ def test_the_weekly_report_is_posted_on_monday_with_a_chart(stack: Stack) -> Non
 
     text, upload = stack.sandbox.channel_messages(reports)
     assert text.text.startswith(
-        ":bar_chart: Weekly incident report\n*Incident KPIs, 2026-11-23 – 2026-11-29*: 3 incident(s)"
+        ":bar_chart: Weekly incident report\n*Incident KPIs, 2026-11-23 – 2026-11-29*: 3 incidents"
     )
     assert "Hot spots: service (2)" in text.text
     (chart,) = [stack.sandbox.files[f] for f in upload.files]

@@ -202,6 +202,11 @@ class KindSpec(_Strict):
     # who may read an incident's details (status, timeline, deadlines) outside its channel
     visible_to: Literal["participants", "everyone"] = "participants"
 
+    def name_in(self, locale: str) -> str:
+        """The kind's name for staff reading `locale`: `name` (the English one staff know) in English, else the
+        customer-facing name in that language from `names:`, else `name`."""
+        return self.name if locale == "en" else self.names.get(locale) or self.name
+
 
 class ChannelSpec(_Strict):
     name_pattern: str = "inc-{date}-{number}-{slug}"
@@ -347,7 +352,7 @@ class Playbook(_Strict):
     timezone: str = "Asia/Shanghai"
     # a folder of the bank's own templates, searched before the shipped templates/ (relative to the working dir)
     template_folder: Path | None = None
-    locale: str = "en"
+    locale: str = "en"  # the default language (zh-CN or en): channel messages, and readers Slack gives none for
     admins: tuple[str, ...] = ()
     lead_role: str = "lead"
     channel: ChannelSpec = ChannelSpec()
@@ -371,6 +376,13 @@ class Playbook(_Strict):
                 f"{str(folder)!r} is not a folder; create it, or remove `template_folder:` to use the shipped ones"
             )
         return folder
+
+    @field_validator("locale")
+    @classmethod
+    def _locale(cls, locale: str) -> str:
+        if locale not in ("zh-CN", "en"):
+            raise ValueError(f"{locale!r} is not a language the bot speaks; use zh-CN or en")
+        return locale
 
     @field_validator("timezone")
     @classmethod

@@ -1,7 +1,11 @@
-"""The thread pool that runs listeners after their ack; it can tell when all work has finished."""
+"""The thread pool that runs listeners after their ack; it can tell when all work has finished.
+
+Work runs in a copy of the submitter's context variables (as asyncio does for its tasks), so the language a
+bolt middleware chose for the request (bot.core.i18n.use_locale) holds in the listener's thread too."""
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -19,7 +23,8 @@ class TrackingExecutor(ThreadPoolExecutor):
     def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
         with self._idle:
             self._pending += 1
-        future = super().submit(fn, *args, **kwargs)
+        context = contextvars.copy_context()
+        future = super().submit(context.run, fn, *args, **kwargs)
         future.add_done_callback(self._done)
         return future
 

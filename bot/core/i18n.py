@@ -87,6 +87,13 @@ def use_locale(locale: str | None) -> Iterator[str]:
         _current.reset(token)
 
 
+def set_locale(locale: str | None) -> str:
+    """Speak `locale` from here to the end of the current context. Only for an entry point that runs in a
+    context of its own (bolt's dispatch of one request, see bot/app.py); everywhere else, `use_locale`."""
+    _current.set(normalize(locale, _current.get()))
+    return _current.get()
+
+
 def gettext(message: str, /, **params: Any) -> str:
     """`message` in the current language, with `{name}` placeholders filled from `params`."""
     text = translations(_current.get()).gettext(message)

@@ -3,21 +3,32 @@
 Every `{{ value }}` in a Slack template is masked for customer identifiers and escaped for mrkdwn
 unless it is a `SlackMarkup` made by a filter here (a mention, a channel link), so a template author
 cannot forget to escape a title.
+
+Templates speak through jinja2's i18n extension: `{% trans name=value %}English text {{ name }}{% endtrans %}`
+(trimmed: line breaks inside a block are one space) or `_("English text %(name)s", name=value)`. The text is
+looked up in bot.core.i18n's catalogs in the current language (`use_locale`, or `locale=` on a render call)
+at render time, so one compiled template serves every language. The values placed into a translated text go
+through the same masking and escaping as `{{ value }}` does, before they are placed.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from jinja2 import BytecodeCache, FileSystemLoader, StrictUndefined, TemplateError
+from jinja2 import BytecodeCache, FileSystemLoader, StrictUndefined, TemplateError, pass_context
 from jinja2.bccache import Bucket
+from jinja2.runtime import Context
 from jinja2.sandbox import SandboxedEnvironment
+from markupsafe import Markup
 
+from bot.core import i18n
 from bot.core.clock import utc
+from bot.core.i18n import N_
 from bot.core.text import mask_identifiers, safe_text, strip_control, truncate
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
@@ -71,6 +82,85 @@ def _finalize_plain(value: Any) -> Any:
     return "" if value is None else mask_identifiers(str(value))
 
 
+def _finalize_html(value: Any) -> Any:
+    """As plain, but a translated sentence (Markup, its values escaped already) stays markup."""
+    if isinstance(value, Markup):
+        return Markup(mask_identifiers(str(value)))
+    return _finalize_plain(value)
+
+
+Finalize = Callable[[Any], Any]
+
+
+def _translating(env: SandboxedEnvironment, finalize: Finalize, wrap: Callable[[str], str]) -> None:
+    """Give the environment gettext callables that translate in the current language and pass each value
+    through the environment's `finalize` before it is placed, so `{% trans title=title %}` masks and escapes
+    `title` exactly as `{{ title }}` would. The finished sentence is wrapped (SlackMarkup, or Markup where the
+    environment autoescapes) so it is not escaped twice. jinja2's "newstyle" gettext: the callable receives
+    the values and formats `%(name)s` itself (installed as globals, so jinja2 does not format them again)."""
+
+    def fill(ctx: Context, text: str, values: dict[str, Any]) -> str:
+        placed = {name: finalize(value) for name, value in values.items()}
+        if ctx.eval_ctx.autoescape:
+            return Markup(text) % placed  # markupsafe escapes each value
+        return wrap(text % placed) if placed else wrap(text.replace("%%", "%"))
+
+    @pass_context
+    def gettext(ctx: Context, message: str, /, **values: Any) -> str:
+        return fill(ctx, i18n.translations(i18n.current_locale()).gettext(message), values)
+
+    @pass_context
+    def ngettext(ctx: Context, singular: str, plural: str, n: int, /, **values: Any) -> str:
+        values.setdefault("num", n)
+        return fill(ctx, i18n.translations(i18n.current_locale()).ngettext(singular, plural, n), values)
+
+    env.add_extension("jinja2.ext.i18n")
+    env.policies["ext.i18n.trimmed"] = True  # as tests/test_catalogs.py extracts them
+    env.newstyle_gettext = True  # type: ignore[attr-defined]
+    env.globals.update(gettext=gettext, _=gettext, ngettext=ngettext)
+
+
+def zone_label(when: datetime) -> str:
+    """The zone of a local time, unambiguously: `UTC+8` (never `CST`, which is also US Central); in Chinese
+    China's own zone reads `北京时间`."""
+    offset = when.utcoffset()
+    minutes = int(offset.total_seconds() // 60) if offset is not None else 0
+    if i18n.current_locale() == "zh-CN" and minutes == 8 * 60 and str(when.tzinfo) in CHINA_ZONES:
+        return "北京时间"
+    if minutes == 0:
+        return "UTC"
+    sign, minutes = ("+" if minutes > 0 else "-"), abs(minutes)
+    return f"UTC{sign}{minutes // 60}" + (f":{minutes % 60:02d}" if minutes % 60 else "")
+
+
+# The states the code hands to templates as bare values, shown with `{{ value | word }}`.
+WORDS = {
+    "reported": N_("reported"),
+    "investigating": N_("investigating"),
+    "resolved": N_("resolved"),
+    "closed": N_("closed"),
+    "pending": N_("pending"),
+    "met": N_("met"),
+    "missed": N_("missed"),
+    "cancelled": N_("cancelled"),
+    "active": N_("active"),
+    "acknowledged": N_("acknowledged"),
+    "exhausted": N_("exhausted"),
+    "no longer applies": N_("no longer applies"),
+    "initial": N_("initial"),
+    "update": N_("update"),
+}
+
+
+def word(value: Any) -> str:
+    """A state's word in the current language (an unknown one as it is)."""
+    text = str(value)
+    return i18n.gettext(WORDS[text]) if text in WORDS else text
+
+
+CHINA_ZONES = {"Asia/Shanghai", "Asia/Chongqing", "Asia/Chungking", "Asia/Harbin", "Asia/Urumqi", "PRC"}
+
+
 class _CompiledTemplates(BytecodeCache):
     """Compiled templates kept in memory for every Renderer of one kind in the process (the offline demo and
     the tests start many apps; compiling was most of the rendering time). A bucket is keyed by the template's
@@ -116,7 +206,7 @@ class Renderer:
             bytecode_cache=_COMPILED["html"],
             undefined=StrictUndefined,
             autoescape=True,
-            finalize=_finalize_plain,
+            finalize=_finalize_html,
             trim_blocks=True,
             lstrip_blocks=True,
         )
@@ -139,9 +229,13 @@ class Renderer:
             trim_blocks=True,
             lstrip_blocks=True,
         )
-        self.markdown_env.filters.update(user=user_mention, local_time=self.local_time)
+        _translating(self.plain_env, _finalize_plain, str)
+        _translating(self.html_env, _finalize_plain, str)
+        _translating(self.env, _finalize, SlackMarkup)
+        _translating(self.markdown_env, _finalize_markdown, SlackMarkup)
+        self.markdown_env.filters.update(user=user_mention, local_time=self.local_time, word=word)
         for env in (self.plain_env, self.html_env):
-            env.filters.update(local_time=self.local_time, mask=mask_identifiers)
+            env.filters.update(local_time=self.local_time, mask=mask_identifiers, word=word)
         self.env.filters.update(
             user=user_mention,
             channel=channel_link,
@@ -149,29 +243,35 @@ class Renderer:
             mask=mask_identifiers,
             shorten=lambda text, limit=200: truncate(str(text), int(limit)),
             raw=SlackMarkup,
+            word=word,
         )
 
     def local_time(self, when: datetime | None, fmt: str = "%Y-%m-%d %H:%M %Z") -> str:
-        """A UTC time shown in the playbook's timezone."""
+        """A UTC time shown in the playbook's timezone; `%Z` is the unambiguous zone_label."""
         if when is None:
             return "—"
-        return utc(when).astimezone(self.tz).strftime(fmt)
+        local = utc(when).astimezone(self.tz)
+        return local.strftime(fmt.replace("%Z", zone_label(local).replace("%", "%%")))
 
-    def render(self, name: str, **context: Any) -> str:
-        """Render templates/<name> for Slack."""
-        return strip_control(self.env.get_template(name).render(**context)).strip()
+    def _render(self, env: SandboxedEnvironment, name: str, locale: str | None, context: dict[str, Any]) -> str:
+        with i18n.use_locale(locale):  # None keeps the language the caller's scope speaks
+            return env.get_template(name).render(**context)
 
-    def render_plain(self, name: str, **context: Any) -> str:
+    def render(self, name: str, *, locale: str | None = None, **context: Any) -> str:
+        """Render templates/<name> for Slack, in `locale` or the current language."""
+        return strip_control(self._render(self.env, name, locale, context)).strip()
+
+    def render_plain(self, name: str, *, locale: str | None = None, **context: Any) -> str:
         """Render a plain-text template (a customer notice): masked, not escaped."""
-        return strip_control(self.plain_env.get_template(name).render(**context)).strip()
+        return strip_control(self._render(self.plain_env, name, locale, context)).strip()
 
-    def render_html(self, name: str, **context: Any) -> str:
+    def render_html(self, name: str, *, locale: str | None = None, **context: Any) -> str:
         """Render an HTML template with autoescaping (the status page, e-mail HTML)."""
-        return strip_control(self.html_env.get_template(name).render(**context))
+        return strip_control(self._render(self.html_env, name, locale, context))
 
-    def render_markdown(self, name: str, **context: Any) -> str:
+    def render_markdown(self, name: str, *, locale: str | None = None, **context: Any) -> str:
         """Render a Markdown document (the review draft): values masked and Markdown-escaped."""
-        return strip_control(self.markdown_env.get_template(name).render(**context)).strip() + "\n"
+        return strip_control(self._render(self.markdown_env, name, locale, context)).strip() + "\n"
 
     def check(self, name: str, *, plain: bool = False, **context: Any) -> str | None:
         """Render once to prove a template exists and fills; returns the problem, or None."""

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from bot.core.clock import utc
 from bot.core.errors import ConflictError, NotFoundError
-from bot.core.i18n import _
+from bot.core.i18n import _, use_locale
 from bot.core.labels import state_label
 from bot.core.text import safe_text
 from bot.deadlines.escalation import Escalations
@@ -118,14 +118,15 @@ class TimekeepingService:
                 raise ConflictError(self._already(deadline))
             self.deadlines.close(s, deadline, DeadlineState.MET, now=now, actor=actor)
             due = utc(deadline.due_at)
-            text = self.incidents.renderer.render(
-                "slack/clock.j2",
-                event="deadline_met",
-                actor=actor,
-                deadline_name=deadline.name,
-                late=humanize(now - due) if now > due else "",
-                spare=humanize(due - now),
-            )
+            with use_locale(self.incidents.playbook.locale):  # posted in the channel (bot.core.i18n)
+                text = self.incidents.renderer.render(
+                    "slack/clock.j2",
+                    event="deadline_met",
+                    actor=actor,
+                    deadline_name=deadline.name,
+                    late=humanize(now - due) if now > due else "",
+                    spare=humanize(due - now),
+                )
             channel = incident.channel_id
         self.schedule_changed()
         self._announce(channel, text)
@@ -159,7 +160,10 @@ class TimekeepingService:
             ]
             channel = incident.channel_id
         self.schedule_changed()
-        message = self.incidents.renderer.render("slack/clock.j2", event="solution", actor=actor, text=text, met=met)
+        with use_locale(self.incidents.playbook.locale):  # posted in the channel (bot.core.i18n)
+            message = self.incidents.renderer.render(
+                "slack/clock.j2", event="solution", actor=actor, text=text, met=met
+            )
         self._announce(channel, message)
         return None
 
@@ -234,11 +238,16 @@ class TimekeepingService:
             texts = []
             for chain in stopped:
                 took = now - utc(chain.started_at)
-                texts.append(
-                    self.incidents.renderer.render(
-                        "slack/clock.j2", event="acknowledged", actor=actor, reason=chain.reason, took=humanize(took)
+                with use_locale(self.incidents.playbook.locale):  # posted in the channel (bot.core.i18n)
+                    texts.append(
+                        self.incidents.renderer.render(
+                            "slack/clock.j2",
+                            event="acknowledged",
+                            actor=actor,
+                            reason=chain.reason,
+                            took=humanize(took),
+                        )
                     )
-                )
             channel = incident.channel_id
         self.schedule_changed()
         for text in texts:

@@ -26,7 +26,7 @@ from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from bot.core.clock import utc
-from bot.core.i18n import _, ngettext
+from bot.core.i18n import _, ngettext, use_locale
 from bot.core.render import user_mention
 from bot.deadlines.service import humanize, is_action_item, next_action, owner_for, reminder_times
 from bot.services import Services
@@ -103,8 +103,8 @@ class Clockwork:
     def sweep(self) -> SweepResult:
         """Handle everything due now; repeat while handling made more work due (a chain's first page).
         Rows are decided in chunks (one transaction each, a savepoint per row) and each chunk's messages
-        start going out as soon as it commits."""
-        with self._sweep_lock:
+        start going out as soon as it commits. In the playbook's language (bot.core.i18n)."""
+        with self._sweep_lock, use_locale(self.playbook.locale):
             result = SweepResult()
             now = self.services.clock.now()
             for _pass in range(100):  # bounded: each pass moves every handled row past `now`

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.core.clock import Clock, utc
 from bot.core.config import Playbook
 from bot.core.errors import ConflictError, NotFoundError, PermissionDeniedError, UserInputError
+from bot.core.i18n import current_locale, use_locale
 from bot.core.render import Renderer, SlackMarkup, user_mention
 from bot.core.text import build_channel_name, safe_snippet, safe_text, truncate
 from bot.deadlines.escalation import Escalations
@@ -417,7 +418,7 @@ class IncidentService:
         text = self.renderer.render(
             "slack/topic.j2",
             severity=incident.severity,
-            kind_name=self.playbook.kinds[incident.kind].name,
+            kind_name=self.playbook.kinds[incident.kind].name_in(current_locale()),
             title=incident.title,
             status=incident.status,
             is_drill=incident.is_drill,
@@ -652,7 +653,7 @@ class IncidentService:
                 at=incident.updated_at,
                 event="severity_changed",
                 actor_id=actor,
-                text=f"{old} → {severity}",
+                text=f"{old.upper()} → {severity.upper()}",  # one spelling: SEV2, as everywhere shown
                 data={"old": old, "new": severity, "command": command},
             )
             page_on = self.playbook.escalation.page_on_open
@@ -777,6 +778,10 @@ class IncidentService:
 
     def _final_summary(self, s: Session, incident: Incident, actor: str, *, reviewed: bool) -> str:
         """What the channel says last, before it is archived: time open, deadlines, ratings, open work."""
+        with use_locale(self.playbook.locale):  # posted in the channel (bot.core.i18n)
+            return self._final_summary_text(s, incident, actor, reviewed=reviewed)
+
+    def _final_summary_text(self, s: Session, incident: Incident, actor: str, *, reviewed: bool) -> str:
         deadlines = queries.list_deadlines(s, incident.id)
         ratings = queries.list_ratings(s, incident.id)
         customer = next((r.score for r in ratings if r.source == "customer"), None)
@@ -785,7 +790,7 @@ class IncidentService:
             "slack/final_summary.j2",
             number=incident.id,
             severity=incident.severity.upper(),
-            kind=self.playbook.kinds[incident.kind].name,
+            kind=self.playbook.kinds[incident.kind].name_in(current_locale()),
             title=incident.title,
             open_for=humanize(utc(incident.closed_at or incident.updated_at) - utc(incident.created_at)),
             met=sum(d.state == "met" for d in deadlines),
@@ -919,7 +924,8 @@ class IncidentService:
 
     def _announce(self, incident_id: int, s: Session | None = None, **context: Any) -> None:
         """Tell the channel what changed: through the outbox, run at once unless `s` is still open."""
-        self._effect(s, incident_id, "post", text=self.renderer.render("slack/announce.j2", **context))
+        with use_locale(self.playbook.locale):  # posted in the channel (bot.core.i18n)
+            self._effect(s, incident_id, "post", text=self.renderer.render("slack/announce.j2", **context))
         if s is None:
             self.flush(incident_id)
 

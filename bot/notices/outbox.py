@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core.clock import Clock
+from bot.core.i18n import use_locale
 from bot.slack.gateway import SlackCallError
 from store import queries
 from store.states import OutboxState
@@ -63,9 +64,10 @@ class LaneResult:
 
 
 class Outbox:
-    def __init__(self, db: sessionmaker[Session], clock: Clock) -> None:
+    def __init__(self, db: sessionmaker[Session], clock: Clock, locale: str | None = None) -> None:
         self.db = db
         self.clock = clock
+        self.locale = locale  # the playbook's: what an effect renders goes to a channel (bot.core.i18n)
         self.handlers: dict[str, Handler] = {}
 
     def register(self, effect: str, handler: Handler) -> None:
@@ -77,6 +79,10 @@ class Outbox:
 
     def run(self, incident_id: int, *, resumed: bool = False) -> LaneResult:
         """Run the incident's pending side effects in order until one must wait (retry, or another worker)."""
+        with use_locale(self.locale):
+            return self._run(incident_id, resumed=resumed)
+
+    def _run(self, incident_id: int, *, resumed: bool) -> LaneResult:
         ran = 0
         gave_up: tuple[str, str] | None = None  # (effect, error) of a step that failed for good in this run
         for _ in range(MAX_STEPS):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from bot.core.clock import utc
 from bot.core.config import NOTICE_STAGES
 from bot.core.errors import ConflictError, NotFoundError, PermissionDeniedError, UserInputError
-from bot.core.i18n import N_, _, ngettext
+from bot.core.i18n import N_, _, ngettext, use_locale
 from bot.core.labels import BOT_NAME, severity_label
 from bot.core.text import mask_identifiers, safe_text
 from bot.deadlines.service import Deadlines
@@ -189,7 +189,7 @@ class NoticeService:
             texts = {
                 channel: {
                     locale: self.incidents.renderer.render_plain(
-                        self.spec.template(locale, stage, channel), **self.context(s, incident, locale)
+                        self.spec.template(locale, stage, channel), locale=locale, **self.context(s, incident, locale)
                     )[:NOTICE_TEXT_MAX]
                     for locale in locales
                 }
@@ -213,7 +213,8 @@ class NoticeService:
                 text=stage,
                 data={"notice_id": notice.id, "channels": channels, "locales": locales},
             )
-            status = self._status_line(notice, incident)
+            with use_locale(self.incidents.playbook.locale):  # the preview is posted in the channel (bot.core.i18n)
+                status = self._status_line(notice, incident)
             notice_id, number, incident_channel = notice.id, incident.id, incident.channel_id
         if not incident_channel:
             return _(
@@ -221,9 +222,10 @@ class NoticeService:
                 notice=notice_id,
                 number=number,
             )
-        blocks = notice_preview_blocks(notice, channel_names=channel_names(), status=status)
         try:
-            ts = self.incidents.slack.post(incident_channel, self._preview_title(number, stage), blocks)
+            with use_locale(self.incidents.playbook.locale):  # the preview is posted in the channel (bot.core.i18n)
+                blocks = notice_preview_blocks(notice, channel_names=channel_names(), status=status)
+                ts = self.incidents.slack.post(incident_channel, self._preview_title(number, stage), blocks)
         except SlackCallError as exc:
             raise ConflictError(
                 _("Slack refused the notice preview (`{error}`); nothing was published.", error=exc.error)
@@ -271,12 +273,17 @@ class NoticeService:
     def _refresh_preview(self, notice: Notice, incident: Incident) -> None:
         if not (notice.preview_ts and incident.channel_id):
             return
-        status = self._status_line(notice, incident)
-        blocks = notice_preview_blocks(notice, channel_names=channel_names(), status=status)
-        with contextlib.suppress(SlackCallError):  # the preview is a convenience; the record is in the store
-            self.incidents.slack.update(
-                incident.channel_id, notice.preview_ts, self._preview_title(incident.id, notice.stage), blocks
+        with use_locale(self.incidents.playbook.locale):  # the preview is in the channel (bot.core.i18n)
+            blocks = notice_preview_blocks(
+                notice, channel_names=channel_names(), status=self._status_line(notice, incident)
             )
+            with contextlib.suppress(SlackCallError):  # the preview is a convenience; the record is in the store
+                self.incidents.slack.update(
+                    incident.channel_id,
+                    notice.preview_ts,
+                    self._preview_title(incident.id, notice.stage),
+                    blocks,
+                )
 
     # ---- editing and approving --------------------------------------------------------------------------
 

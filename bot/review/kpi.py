@@ -33,6 +33,8 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from bot.core.clock import utc
+from bot.core.i18n import _
+from bot.core.render import Renderer
 
 DIMENSIONS = ("all", "kind", "severity", "category")
 
@@ -245,59 +247,61 @@ def hours(seconds: float | None) -> str:
     if seconds is None:
         return "—"
     if seconds < 3600:
-        return f"{seconds / 60:.0f}m"
-    return f"{seconds / 3600:.1f}h"
+        minutes = f"{seconds / 60:.0f}"
+        return _("{minutes}m", minutes=minutes)
+    in_hours = f"{seconds / 3600:.1f}"
+    return _("{hours}h", hours=in_hours)
 
 
 def percent(share: float | None) -> str:
     return "—" if share is None else f"{share * 100:.0f}%"
 
 
-def as_text(report: Report, period: str) -> str:
-    """Plain text that reads well in Slack (mrkdwn) and in a terminal."""
+def _figures(g: Group) -> dict[str, Any]:
+    """A group's figures, formatted for the template."""
+    return {
+        "value": g.value,
+        "incidents": g.incidents,
+        "fr_mean": hours(g.first_response.mean),
+        "fr_median": hours(g.first_response.median),
+        "responded": g.first_response.n,
+        "ack_median": hours(g.acknowledge.median),
+        "ack_p90": hours(g.acknowledge.p90),
+        "res_mean": hours(g.resolve.mean),
+        "res_median": hours(g.resolve.median),
+        "res_p90": hours(g.resolve.p90),
+        "satisfied": percent(g.satisfaction),
+    }
+
+
+def as_text(report: Report, period: str, renderer: Renderer | None = None) -> str:
+    """Slack mrkdwn that reads well in a terminal too (templates/slack/kpi.j2), in the current language."""
     total = report.group("all") or Group("all", "all")
-    lines = [f"*Incident KPIs, {period}*: {total.incidents} incident(s), drills excluded"]
-    fr, sat = total.first_response, total.satisfaction
-    lines.append(
-        f"First response: mean {hours(fr.mean)}, median {hours(fr.median)} (target ≤ 24h; {fr.n} responded) · "
-        f"time to acknowledge: median {hours(total.acknowledge.median)}, p90 {hours(total.acknowledge.p90)} · "
-        f"time to resolve: mean {hours(total.resolve.mean)}, median {hours(total.resolve.median)}, "
-        f"p90 {hours(total.resolve.p90)}"
+    sat = total.satisfaction
+    by = [(d, [_figures(g) for g in report.groups if g.dimension == d]) for d in DIMENSIONS[1:]]
+    return (renderer or Renderer()).render(
+        "slack/kpi.j2",
+        period=period,
+        total=_figures(total),
+        satisfaction=percent(sat),
+        good_at_least=report.good_at_least,
+        rated=total.rated,
+        target=percent(report.satisfaction_target),
+        verdict="" if sat is None else ("met" if sat >= report.satisfaction_target else "below"),
+        deadlines=[
+            {
+                "key": key,
+                "share": percent(met / (met + missed) if met + missed else None),
+                "met": met,
+                "total": met + missed,
+                "late": report.met_late.get(key, 0),
+            }
+            for key, met, missed in report.deadlines
+        ],
+        hot_spots=report.hot_spots,
+        open_actions=report.open_actions,
+        by=[(d, rows) for d, rows in by if rows],
     )
-    verdict = (
-        ""
-        if sat is None
-        else (" :white_check_mark:" if sat >= report.satisfaction_target else " :warning: below target")
-    )
-    lines.append(
-        f"Satisfaction: {percent(sat)} rated {report.good_at_least}+ of 5 ({total.rated} rated; "
-        f"target {percent(report.satisfaction_target)}){verdict}"
-    )
-    if report.deadlines:
-        lines.append(
-            "Deadlines met on time: "
-            + ", ".join(
-                f"{key} {percent(met / (met + missed) if met + missed else None)} ({met}/{met + missed}"
-                + (f"; {report.met_late[key]} met late)" if report.met_late.get(key) else ")")
-                for key, met, missed in report.deadlines
-            )
-        )
-    if report.hot_spots:
-        lines.append("Hot spots: " + ", ".join(f"{category} ({n})" for category, n in report.hot_spots))
-    lines.append(f"Open action items: {report.open_actions}")
-    for dimension in DIMENSIONS[1:]:
-        rows = [g for g in report.groups if g.dimension == dimension]
-        if not rows:
-            continue
-        lines.append(f"\n*By {dimension}*")
-        lines += [
-            f"• {g.value}: {g.incidents} · first response {hours(g.first_response.mean)}/"
-            f"{hours(g.first_response.median)} (mean/median) · ack {hours(g.acknowledge.median)} · "
-            f"resolve {hours(g.resolve.median)}/{hours(g.resolve.p90)} (median/p90) · "
-            f"satisfied {percent(g.satisfaction)}"
-            for g in rows
-        ]
-    return "\n".join(lines)
 
 
 CSV_FIELDS = (

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from bot.core.clock import utc
 from bot.core.errors import ConflictError, UserInputError
-from bot.core.i18n import _, ngettext
+from bot.core.i18n import _, ngettext, use_locale
 from bot.core.inputs import day_in_range
 from bot.core.labels import BOT_NAME, event_label, severity_label, state_label
 from bot.core.render import SlackMarkup
@@ -302,8 +302,8 @@ class AftercareService:
                     status=state_label(incident.status),
                 )
             )
-        markdown = self.review_markdown(incident.id)
-        with self.db.begin() as s:
+        with use_locale(self.playbook.locale), self.db.begin() as s:  # posted in the channel (bot.core.i18n)
+            markdown = self.review_markdown(incident.id)
             queries.set_review_posted(s, incident.id, at=self.clock.now())
             self._queue_review(s, incident.id, markdown)
         self.incidents.flush(incident.id)
@@ -347,7 +347,8 @@ class AftercareService:
     def export_review(self, *, channel_id: str, actor: str) -> str | None:
         incident = self.incidents.find(channel_id=channel_id)
         self.incidents.require(Action.REVIEW_EXPORT, incident, actor)
-        markdown = self.review_markdown(incident.id)
+        with use_locale(self.playbook.locale):  # a file for the channel (bot.core.i18n)
+            markdown = self.review_markdown(incident.id)
         filename = f"incident-{incident.id}-review.md"
         try:
             self.slack.upload(
@@ -398,9 +399,10 @@ class AftercareService:
     # ---- the review draft, from the record ----------------------------------------------------------------
 
     def review_markdown(self, incident_id: int) -> str:
-        with self.db() as s:
+        """The draft, in the playbook's language: it is posted in (or shared into) the channel."""
+        with use_locale(self.playbook.locale), self.db() as s:
             context = self._review_context(s, self.incidents.row(s, incident_id))
-        return self.renderer.render_markdown(self.playbook.review.template, **context)
+            return self.renderer.render_markdown(self.playbook.review.template, **context)
 
     def _review_context(self, s: Session, incident: Incident) -> dict[str, Any]:
         local = self.renderer.local_time

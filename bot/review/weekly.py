@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core.clock import Clock, utc
 from bot.core.config import Playbook
+from bot.core.i18n import _, use_locale
 from bot.core.render import Renderer
 from bot.review.charts import weekly_chart
 from bot.review.kpi import Report, as_text, kpi_report
@@ -55,7 +56,7 @@ class ReportService:
 
     def kpi_text(self, days: tuple[date, ...] = ()) -> str:
         start, end, label = self.period(days)
-        return as_text(self.report(start, end), label)
+        return as_text(self.report(start, end), label, self.renderer)
 
     # ---- the weekly report --------------------------------------------------------------------------------
 
@@ -111,10 +112,14 @@ class ReportService:
                 log.warning("weekly report: no channel #%s", name)
                 return f"no channel #{name}"
             channel = str(found["id"])
-            self.slack.post(channel, ":bar_chart: Weekly incident report\n" + as_text(report, label))
-            chart_title = f"Incidents {first.isoformat()} to {last.isoformat()}"  # the chart's font has no dashes
+            with use_locale(self.playbook.locale):  # posted in a channel (bot.core.i18n)
+                heading = ":bar_chart: " + _("Weekly incident report")
+                self.slack.post(channel, heading + "\n" + as_text(report, label, self.renderer))
+                file_title = _("Incidents {period}", period=label)
+            # the chart's font has neither dashes nor Chinese: its own title stays English
+            chart_title = f"Incidents {first.isoformat()} to {last.isoformat()}"
             png = weekly_chart(self.daily_counts(start, end), report, title=chart_title)
-            self.slack.upload(channel, f"incidents-{first.isoformat()}.png", png, title=f"Incidents {label}")
+            self.slack.upload(channel, f"incidents-{first.isoformat()}.png", png, title=file_title)
         except SlackCallError as exc:
             log.warning("weekly report: Slack refused it: %s", exc.error)
             return f"failed: {exc.error}"

@@ -188,7 +188,17 @@ class SlackSandbox:
 
     # ---- the workspace, as tests and the demo set it up -------------------------------------------------
 
-    def add_user(self, user_id: str, name: str, *, real_name: str | None = None, is_bot: bool = False) -> str:
+    def add_user(
+        self,
+        user_id: str,
+        name: str,
+        *,
+        real_name: str | None = None,
+        is_bot: bool = False,
+        locale: str = "en-US",
+    ) -> str:
+        """A member; `locale` is the language they chose in Slack (answered by `users.info` with
+        `include_locale`, as Slack does)."""
         with self.lock:
             self.users[user_id] = {
                 "id": user_id,
@@ -198,8 +208,14 @@ class SlackSandbox:
                 "is_bot": is_bot,
                 "deleted": False,
                 "profile": {"display_name": name, "real_name": real_name or name},
+                "locale": locale,
             }
         return user_id
+
+    def set_user_locale(self, user_id: str, locale: str) -> None:
+        """The member switches Slack's language (`zh-CN`, `en-US`...)."""
+        with self.lock:
+            self.users[user_id]["locale"] = locale
 
     def add_usergroup(self, group_id: str, handle: str, users: list[str]) -> str:
         with self.lock:
@@ -381,7 +397,7 @@ class SlackSandbox:
             return 200, {}, {"ok": True, "fault_counts": counts}
         if parsed.path == "/_sandbox/users" and body:  # seed users from another process
             for user in json.loads(body.decode()):
-                self.add_user(user["id"], user["name"])
+                self.add_user(user["id"], user["name"], locale=user.get("locale", "en-US"))
             return 200, {}, {"ok": True}
         if parsed.path in ("/_sandbox/channels", "/_sandbox/response_url"):
             return self._handle_seed(parsed.path, body)
@@ -790,6 +806,8 @@ class SlackSandbox:
         user = self.users.get(str(args["user"]))
         if user is None:
             raise SlackError("user_not_found")
+        if str(args.get("include_locale", "")).lower() not in ("1", "true"):  # Slack leaves it out unless asked
+            user = {k: v for k, v in user.items() if k != "locale"}
         return {"user": user}
 
     def m_users_list(self, args: dict[str, Any]) -> dict[str, Any]:

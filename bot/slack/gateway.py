@@ -56,8 +56,11 @@ class SlackGateway:
         backoff: float = 0.25,
         max_backoff: float = 8.0,
         sleep: Callable[[float], None] = time.sleep,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.client = client
+        self.monotonic = monotonic
+        self._locales: dict[str, tuple[float, str | None]] = {}  # user -> (looked up at, Slack locale)
         self.max_attempts = max_attempts
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -277,6 +280,25 @@ class SlackGateway:
             if exc.error in ("user_not_found", "user_not_visible"):
                 return None
             raise
+
+    LOCALE_TTL = 600.0  # seconds a user's Slack locale is remembered (people rarely switch languages)
+
+    def user_locale(self, user: str) -> str | None:
+        """The user's Slack locale (`zh-CN`, `en-US`...) from `users.info` with `include_locale`, remembered for
+        LOCALE_TTL, so a request pays for the lookup at most once per user in that time. None when Slack does
+        not say (or refuses: the reader then gets the playbook's language, never an error)."""
+        now = self.monotonic()
+        cached = self._locales.get(user)
+        if cached is not None and now - cached[0] < self.LOCALE_TTL:
+            return cached[1]
+        try:
+            found = self.call("users.info", user=user, include_locale=True).get("user") or {}
+            locale = str(found.get("locale") or "") or None
+        except SlackCallError as exc:
+            log.info("users.info for %s's locale failed (%s); using the playbook's language", user, exc.error)
+            locale = None
+        self._locales[user] = (now, locale)
+        return locale
 
     def find_user(self, handle: str) -> dict[str, Any] | None:
         """Find a member by @handle, display name or real name (for unescaped mentions)."""

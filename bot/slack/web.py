@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from waitress.server import create_server
 
+from bot.core.i18n import use_locale
 from store.db import ping
 
 if TYPE_CHECKING:
@@ -91,7 +92,8 @@ def make_wsgi(bot: Bot, *, public_url: str | None = None, slack_events: bool = T
 
     def wsgi(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         path = environ.get("PATH_INFO", "")
-        routed = _status_route(bot, environ, base)
+        with use_locale(bot.services.playbook.locale):  # the page's own words; notices carry their locales
+            routed = _status_route(bot, environ, base)
         if routed is not None:
             code, content_type, data = routed
             etag = '"' + hashlib.sha256(data).hexdigest()[:32] + '"'
