@@ -95,9 +95,10 @@ def register(app: App, services: Services) -> None:
                     reporter=user,
                     origin_channel=channel,
                 )
-                message: str | None = incidents.opened_message(incidents.setup_channel(incident.id))
-            else:
-                message = change(command, channel, user, f"{body['command']} {body.get('text', '')}".strip())
+                url = body["response_url"]  # told as soon as the channel is ready, while the plan goes out
+                incidents.setup_channel(incident.id, tell=lambda text: services.slack.respond(url, text))
+                return
+            message = change(command, channel, user, f"{body['command']} {body.get('text', '')}".strip())
             if message:
                 services.slack.respond(body["response_url"], message)
 
