@@ -69,7 +69,10 @@ def failed_step_name(effect: str) -> str:
 class ChannelUpdates:
     """What follows a committed change in the channel: announcements, card and topic refreshes, run at once."""
 
-    def __init__(self, *, db: sessionmaker[Session], slack: SlackGateway, renderer: Renderer, outbox: Outbox) -> None:
+    def __init__(
+        self, *, playbook: Playbook, db: sessionmaker[Session], slack: SlackGateway, renderer: Renderer, outbox: Outbox
+    ) -> None:
+        self.playbook = playbook
         self.db = db
         self.slack = slack
         self.renderer = renderer
@@ -83,7 +86,9 @@ class ChannelUpdates:
 
     def announce(self, s: Session, incident_id: int, **context: Any) -> None:
         """Tell the channel what changed (slack/announce.j2), in the playbook's language, once `s` commits."""
-        self.queue(s, incident_id, "post", text=self.renderer.render("slack/announce.j2", **context))
+        with use_locale(self.playbook.locale):
+            text = self.renderer.render("slack/announce.j2", **context)
+        self.queue(s, incident_id, "post", text=text)
 
     def refresh(self, s: Session, incident_id: int, *, topic: bool = False) -> None:
         """Bring the card (and the topic) up to the incident as it is once `s` commits."""

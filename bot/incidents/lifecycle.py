@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.core.clock import Clock, utc
 from bot.core.config import Playbook
 from bot.core.errors import ConflictError, PermissionDeniedError, UserInputError
-from bot.core.i18n import _
+from bot.core.i18n import _, use_locale
 from bot.core.render import Renderer
 from bot.deadlines.escalation import Escalations
 from bot.deadlines.service import Deadlines, humanize, is_action_item
@@ -147,7 +147,8 @@ class Lifecycle:
             self.deadlines.create(s, incident, start="opened", now=now, actor=reporter)
             self.channel.queue_setup(s, incident, reporter=reporter)
             if severity in self.playbook.escalation.page_on_open:
-                reason = _("{severity} {kind} opened", severity=severity.upper(), kind=kind.name.lower())
+                with use_locale(self.playbook.locale):  # pages are the team's, in the playbook's language
+                    reason = _("{severity} {kind} opened", severity=severity.upper(), kind=kind.name.lower())
                 self._page_severe(s, incident, reason, now, actor=reporter)
         self.schedule_changed()
         return incident
@@ -187,7 +188,8 @@ class Lifecycle:
             )
             page_on = self.playbook.escalation.page_on_open
             if severity in page_on and old not in page_on:
-                reason = _("severity raised to {severity}", severity=severity.upper())
+                with use_locale(self.playbook.locale):
+                    reason = _("severity raised to {severity}", severity=severity.upper())
                 self._page_severe(s, incident, reason, incident.updated_at, actor=actor)
             self.updates.announce(s, incident.id, event="severity_changed", actor=actor, old=old, new=severity)
             self.updates.refresh(s, incident.id, topic=True)
@@ -289,7 +291,8 @@ class Lifecycle:
             if incident.review_posted_at is None:
                 incident.review_at = None  # a closed incident's channel is archived: no draft is posted there
             self.deadlines.on_close(s, incident, now=now, actor=actor)
-            summary = self._final_summary(s, incident, actor, reviewed=not unreviewed)
+            with use_locale(self.playbook.locale):  # the channel's last message, in the channel's language
+                summary = self._final_summary(s, incident, actor, reviewed=not unreviewed)
             # announce, card, final summary and archive commit with the close and run in this order
             self.updates.announce(s, incident.id, event="closed", actor=actor)
             self.updates.refresh(s, incident.id, topic=True)

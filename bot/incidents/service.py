@@ -84,7 +84,7 @@ class IncidentService:
         self.channel = ChannelSetup(
             playbook=playbook, db=db, slack=slack, clock=clock, renderer=renderer, outbox=outbox
         )
-        self.updates = ChannelUpdates(db=db, slack=slack, renderer=renderer, outbox=outbox)
+        self.updates = ChannelUpdates(playbook=playbook, db=db, slack=slack, renderer=renderer, outbox=outbox)
         self.lifecycle = Lifecycle(
             playbook=playbook,
             db=db,
