@@ -26,7 +26,6 @@ from bot.incidents.records import locate_incident
 from store import queries
 from store.models import Incident, RoleAssignment
 
-STATUS_FLOW = ("reported", "investigating", "resolved", "closed")
 # what a resolve writes in its own transaction (e.g. the satisfaction rating prompts)
 AfterResolve = Callable[[Session, Incident], None]
 

@@ -28,7 +28,7 @@ from bot.core.render import Renderer
 from bot.deadlines.escalation import Escalations
 from bot.deadlines.service import Deadlines
 from bot.incidents.channel import SETUP_STEPS, ChannelSetup, ChannelUpdates, SetupOutcome
-from bot.incidents.lifecycle import STATUS_FLOW, AfterResolve, IncidentCreate, Lifecycle
+from bot.incidents.lifecycle import AfterResolve, IncidentCreate, Lifecycle
 from bot.incidents.permissions import Action, Permissions, Who, language
 from bot.incidents.records import load_incident, locate_incident
 from bot.incidents.roles import Roles
@@ -38,7 +38,7 @@ from bot.slack.commands import UserRef
 from bot.slack.gateway import SlackGateway
 from store.models import Incident
 
-__all__ = ["SETUP_STEPS", "STATUS_FLOW", "IncidentCreate", "IncidentService", "SetupOutcome"]
+__all__ = ["SETUP_STEPS", "IncidentCreate", "IncidentService", "SetupOutcome"]
 
 
 P = ParamSpec("P")
