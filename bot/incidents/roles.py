@@ -19,7 +19,7 @@ from bot.core.text import safe_text
 from bot.incidents.channel import ChannelUpdates, no_channel_yet, slack_refused
 from bot.incidents.lifecycle import Lifecycle
 from bot.incidents.permissions import Action, Permissions, Who
-from bot.incidents.records import load_incident, locate_incident
+from bot.incidents.records import locate_incident
 from bot.slack.commands import UserRef
 from bot.slack.gateway import SlackCallError, SlackGateway
 from store import queries
@@ -66,14 +66,11 @@ class Roles:
         return str(user["id"])
 
     def assign(self, *, channel_id: str, role: str, user: UserRef, actor: str, command: str = "") -> str | None:
-        with self.db() as s:
-            incident = locate_incident(s, channel_id=channel_id)
-        self._check_role_of_kind(incident, role)
-        target = self.resolve_user(user, actor)
-        return self._assign(incident.id, role, target, actor, command=command)
+        target = self.resolve_user(user, actor)  # asking Slack who that is happens before the unit of work
+        return self._assign(role, target, actor, channel_id=channel_id, command=command)
 
     def take(self, *, incident_id: int, role: str, actor: str) -> str | None:
-        return self._assign(incident_id, role, actor, actor, command="button: take role", open_only=True)
+        return self._assign(role, actor, actor, number=incident_id, command="button: take role", open_only=True)
 
     def _role_name(self, role: str) -> str:
         return safe_text(self.playbook.roles[role].name)
@@ -148,15 +145,24 @@ class Roles:
         return _("{user} already holds *{role}* in #{number}.", user=mention, role=self._role_name(role), number=number)
 
     def _assign(
-        self, incident_id: int, role: str, target: str, actor: str, *, command: str, open_only: bool = False
+        self,
+        role: str,
+        target: str,
+        actor: str,
+        *,
+        command: str,
+        channel_id: str | None = None,
+        number: int | None = None,
+        open_only: bool = False,
     ) -> str | None:
+        """One unit of work: load the incident once, check, claim the role, queue what the channel is told."""
         if role not in self.playbook.roles:
             raise NotFoundError(
                 _("Unknown role `{role}`. Roles: {roles}.", role=safe_text(role), roles=", ".join(self.playbook.roles))
             )
         role_name = self.playbook.roles[role].name
         with self.db.begin() as s:
-            incident = load_incident(s, incident_id)
+            incident = locate_incident(s, channel_id=channel_id, number=number)
             self._check_role_of_kind(incident, role)
             self.lifecycle.require_open(incident, _("change roles in"))
             assignment = next((a for a in incident.roles if a.role == role), None)
