@@ -29,6 +29,7 @@ def register(app: App, services: Services) -> None:
             channel=body["channel_id"],
             said=f"{body['command']} {body.get('text', '')}".strip(),
             trigger_id=body.get("trigger_id", ""),
+            response_url=body.get("response_url", ""),
         )
         if spec.answers_in_ack:
             answer = spec.run(services, command, request)

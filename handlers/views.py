@@ -29,7 +29,6 @@ def register(app: App, services: Services) -> None:
             incident = services.incidents.open_incident(
                 incident_in, reporter=user, origin_channel=channel_id(view.get("private_metadata"))
             )
-            outcome = services.incidents.setup_channel(incident.id)
-            services.slack.dm(user, services.incidents.opened_message(outcome))
+            services.incidents.setup_channel(incident.id, tell=lambda text: services.slack.dm(user, text))
 
     app.view(CallbackId.OPEN_INCIDENT)(handle_open_incident_view)

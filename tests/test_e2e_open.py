@@ -236,7 +236,9 @@ def test_slack_failing_half_way_is_recorded_shown_and_repaired_without_a_second_
     )
     channel = stack.incident_channel(1)
     assert channel.members == [stack.sandbox.bot_user_id]
-    assert stack.sandbox.channel_messages(channel.id) == []
+    # the card went out with the invites (concurrently), seen by nobody yet; the plan waits for the invites
+    [card] = stack.sandbox.channel_messages(channel.id)
+    assert card.text.startswith("#1 SEV2")
 
     stack.sandbox.failures.clear()
     stack.driver.slash(REPORTER, general.id, "repair 1")
@@ -250,7 +252,7 @@ def test_slack_failing_half_way_is_recorded_shown_and_repaired_without_a_second_
 
 
 def test_every_command_is_acked_within_slacks_limit_even_when_slack_is_slow(stack: Stack) -> None:
-    stack.sandbox.latency = 0.4  # every Web API call takes 0.4 s: opening makes about eight
+    stack.sandbox.latency = 0.4  # every Web API call takes 0.4 s: opening makes about six
     general = stack.sandbox.channel_by_name("general")
     assert general is not None
     started = time.perf_counter()
@@ -261,7 +263,9 @@ def test_every_command_is_acked_within_slacks_limit_even_when_slack_is_slow(stac
 
     assert reply.status == 200 and reply.text == "Opening a new outage incident…"
     assert acked < 3.0
-    assert finished > 2.0  # the slow work really happened after the ack
+    # the slow work really happened after the ack: three round trips (create; topic, invites and card together;
+    # the plan while the reporter is told)
+    assert finished > 3 * 0.4
     assert stack.incident_channel(1).topic.startswith("SEV1 Service outage")
 
 

@@ -172,7 +172,7 @@ def test_repair_finishes_a_closed_incident_whose_archive_slack_refused(stack: St
 
     stack.driver.slash(LEAD, general.id, "repair 1")  # a closed incident is repaired too
 
-    assert stack.ephemeral_texts(LEAD)[-1] == "#1 is closed; 1 unfinished step(s) done."
+    assert stack.ephemeral_texts(LEAD)[-1] == "#1 is closed; unfinished steps done: 1."
     assert stack.incident_channel(1).is_archived
     summaries = [t for t in stack.texts(channel.id) if t.startswith(":checkered_flag: *Final summary of #1*")]
     assert len(summaries) == 1

@@ -17,12 +17,15 @@ item's owner), the people a page reached, the current holder of a role handing i
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from enum import StrEnum
 
+from bot.core import i18n
 from bot.core.config import Playbook
 from bot.core.errors import PermissionDeniedError
+from bot.core.i18n import N_, _
 from bot.core.text import safe_text
 from bot.slack.gateway import SlackCallError, SlackGateway
 from store.models import Incident
@@ -96,44 +99,55 @@ A, P, OWN, L, AP, AD = Who.ANYONE, Who.PARTICIPANT, Who.ROLE_OWNER, Who.LEAD, Wh
 READERS = (P, AD, Who.VISIBLE)  # inside the incident's channel everyone there is a participant
 
 POLICY: dict[Action, Rule] = {
-    Action.OPEN: _rule([A], ["/incident open", "/complaint", "/outage", "modal: report"], "open incidents"),
-    Action.HELP: _rule([A], ["/incident help"], "read the help", read_only=True),
-    Action.LIST: _rule([A], ["/incident list"], "list open incidents", read_only=True),
-    Action.REPORT: _rule([A], ["/incident report"], "read the KPI report", read_only=True),
-    Action.STATUS: _rule(READERS, ["/incident status"], "read the status of", read_only=True),
-    Action.TIMELINE: _rule(READERS, ["/incident timeline"], "read the timeline of", read_only=True),
-    Action.DEADLINES: _rule(READERS, ["/incident deadlines"], "read the deadlines of", read_only=True),
+    Action.OPEN: _rule([A], ["/incident open", "/complaint", "/outage", "modal: report"], N_("open incidents")),
+    Action.HELP: _rule([A], ["/incident help"], N_("read the help"), read_only=True),
+    Action.LIST: _rule([A], ["/incident list"], N_("list open incidents"), read_only=True),
+    Action.REPORT: _rule([A], ["/incident report"], N_("read the KPI report"), read_only=True),
+    Action.STATUS: _rule(READERS, ["/incident status"], N_("read the status of"), read_only=True),
+    Action.TIMELINE: _rule(READERS, ["/incident timeline"], N_("read the timeline of"), read_only=True),
+    Action.DEADLINES: _rule(READERS, ["/incident deadlines"], N_("read the deadlines of"), read_only=True),
     Action.TAKE_OPEN_ROLE: _rule(
-        [P, AD], ["/incident assign <open role>", "button: Take <role>"], "take or assign open roles in"
+        [P, AD], ["/incident assign <open role>", "button: Take <role>"], N_("take or assign open roles in")
     ),
-    Action.REASSIGN_ROLE: _rule([L, AD, Who.ROLE_HOLDER], ["/incident assign <held role>"], "reassign roles in"),
-    Action.ASSIGN_APPROVER: _rule([L, AD], ["/incident assign <approving role>"], "assign approving roles in"),
-    Action.SEV: _rule([OWN, AD], ["/incident sev"], "change the severity of"),
-    Action.UPDATE: _rule([OWN, AD], ["/incident update"], "post updates to"),
-    Action.SOLUTION: _rule([OWN, AD], ["/incident solution"], "record the solution of"),
-    Action.RESOLVE: _rule([OWN, AD], ["/incident resolve"], "resolve"),
-    Action.CLOSE: _rule([OWN, AD], ["/incident close"], "close"),
-    Action.PAUSE: _rule([OWN, AD], ["/incident pause"], "pause"),
-    Action.RESUME: _rule([OWN, AD], ["/incident resume"], "resume"),
-    Action.REPAIR: _rule([P, AD], ["/incident repair"], "repair"),
+    Action.REASSIGN_ROLE: _rule([L, AD, Who.ROLE_HOLDER], ["/incident assign <held role>"], N_("reassign roles in")),
+    Action.ASSIGN_APPROVER: _rule([L, AD], ["/incident assign <approving role>"], N_("assign approving roles in")),
+    Action.SEV: _rule([OWN, AD], ["/incident sev"], N_("change the severity of")),
+    Action.UPDATE: _rule([OWN, AD], ["/incident update"], N_("post updates to")),
+    Action.SOLUTION: _rule([OWN, AD], ["/incident solution"], N_("record the solution of")),
+    Action.RESOLVE: _rule([OWN, AD], ["/incident resolve"], N_("resolve")),
+    Action.CLOSE: _rule([OWN, AD], ["/incident close"], N_("close")),
+    Action.PAUSE: _rule([OWN, AD], ["/incident pause"], N_("pause")),
+    Action.RESUME: _rule([OWN, AD], ["/incident resume"], N_("resume")),
+    Action.REPAIR: _rule([P, AD], ["/incident repair"], N_("repair")),
     Action.MARK_DONE: _rule(
-        [OWN, AD, Who.DEADLINE_OWNER], ["/incident done", "button: Mark done"], "mark deadlines done in"
+        [OWN, AD, Who.DEADLINE_OWNER], ["/incident done", "button: Mark done"], N_("mark deadlines done in")
     ),
-    Action.SNOOZE: _rule([L, AD, Who.DEADLINE_OWNER], ["button: Snooze"], "snooze deadlines of"),
-    Action.ACK: _rule([OWN, AD, Who.PAGED], ["/incident ack", "button: Acknowledge"], "acknowledge pages for"),
-    Action.DRAFT_NOTICE: _rule([OWN, AD], ["/incident notice"], "draft notices for"),
-    Action.EDIT_NOTICE: _rule([OWN, AD], ["button: Edit", "modal: edit notice"], "edit notices for"),
-    Action.APPROVE_NOTICE: _rule([AP, AD], ["button: Approve"], "approve notices for"),
-    Action.PUBLISH_NOTICE: _rule([OWN, AD], ["button: Publish"], "publish notices for"),
+    Action.SNOOZE: _rule([L, AD, Who.DEADLINE_OWNER], ["button: Snooze"], N_("snooze deadlines of")),
+    Action.ACK: _rule([OWN, AD, Who.PAGED], ["/incident ack", "button: Acknowledge"], N_("acknowledge pages for")),
+    Action.DRAFT_NOTICE: _rule([OWN, AD], ["/incident notice"], N_("draft notices for")),
+    Action.EDIT_NOTICE: _rule([OWN, AD], ["button: Edit", "modal: edit notice"], N_("edit notices for")),
+    Action.APPROVE_NOTICE: _rule([AP, AD], ["button: Approve"], N_("approve notices for")),
+    Action.PUBLISH_NOTICE: _rule([OWN, AD], ["button: Publish"], N_("publish notices for")),
     Action.SATISFACTION: _rule(
-        [OWN, AD], ["/incident satisfaction", "button: customer rating"], "record satisfaction for"
+        [OWN, AD], ["/incident satisfaction", "button: customer rating"], N_("record satisfaction for")
     ),
-    Action.RATE_RESPONSE: _rule([OWN, AD], ["button: rate the response"], "rate the response to"),
-    Action.ACTION_ITEM: _rule([OWN, AD], ["/incident action"], "add action items to"),
-    Action.REVIEW_POST: _rule([OWN, AD], ["/incident review post"], "post the review of"),
-    Action.REVIEW_EXPORT: _rule([OWN, AD], ["/incident review export"], "export the review of"),
-    Action.REVIEW_DONE: _rule([L, AD], ["/incident review done"], "complete the review of"),
+    Action.RATE_RESPONSE: _rule([OWN, AD], ["button: rate the response"], N_("rate the response to")),
+    Action.ACTION_ITEM: _rule([OWN, AD], ["/incident action"], N_("add action items to")),
+    Action.REVIEW_POST: _rule([OWN, AD], ["/incident review post"], N_("post the review of")),
+    Action.REVIEW_EXPORT: _rule([OWN, AD], ["/incident review export"], N_("export the review of")),
+    Action.REVIEW_DONE: _rule([L, AD], ["/incident review done"], N_("complete the review of")),
 }
+
+
+@contextmanager
+def language(playbook: Playbook) -> Iterator[str]:
+    """The caller's language if one is set (the request's reader, chosen by the bolt middleware), else the
+    playbook's (a job, another service, a test calling in directly)."""
+    if i18n._current.get(None) is not None:
+        yield i18n.current_locale()
+        return
+    with i18n.use_locale(playbook.locale) as locale:
+        yield locale
 
 
 class Permissions:
@@ -213,6 +227,7 @@ class Permissions:
             raise PermissionDeniedError(self.refusal(action, incident, holder=holder))
 
     def refusal(self, action: Action, incident: Incident, *, holder: str | None = None) -> str:
+        """ "Only <who> can <verb> #12." in the reader's language, naming the people who can."""
         rule = POLICY[action]
         lead = self.lead(incident)
         names: list[str] = []
@@ -220,52 +235,63 @@ class Permissions:
             if kind not in rule.allowed:
                 continue
             if kind is L:
-                names.append(f"the lead (<@{lead}>)" if lead else "the lead (nobody yet)")
+                names.append(_("the lead ({user})", user=mention(lead)) if lead else _("the lead (nobody yet)"))
             elif kind is OWN:
                 owners = sorted(self.role_owners(incident) - {lead})
                 names.append(
-                    "role owners (" + ", ".join(f"<@{u}>" for u in owners) + ")" if owners else "the role owners"
+                    _("role owners ({users})", users=", ".join(mention(u) for u in owners))
+                    if owners
+                    else _("the role owners")
                 )
                 if L not in rule.allowed and lead:
-                    names[-1] = f"the lead (<@{lead}>), " + names[-1]
+                    names[-1] = _("the lead ({user}), {others}", user=mention(lead), others=names[-1])
             elif kind is AP:
-                names.append(self.approver_names(incident))
+                names.append(self._approver_names(incident))
             elif kind is Who.DEADLINE_OWNER:
-                names.append("the person the deadline reminds")
+                names.append(_("the person the deadline reminds"))
             elif kind is Who.PAGED:
-                names.append("the people paged")
+                names.append(_("the people paged"))
             elif kind is Who.ROLE_HOLDER:
                 if holder is not None and holder == lead:
                     continue  # already named as the lead
-                names.append(f"the role's holder (<@{holder}>)" if holder else "the role's holder")
+                names.append(
+                    _("the role's holder ({user})", user=mention(holder)) if holder else _("the role's holder")
+                )
             elif kind is P:
-                where = f"<#{incident.channel_id}>" if incident.channel_id else "its channel"
-                names.append(f"participants ({where}'s members, the reporter and role owners)")
+                where = f"<#{incident.channel_id}>" if incident.channel_id else _("its channel")
+                names.append(_("participants ({channel}'s members, the reporter and role owners)", channel=where))
             elif kind is AD:
-                names.append("a playbook admin")
-        who = names[0] if len(names) == 1 else f"{', '.join(names[:-1])} or {names[-1]}"
+                names.append(_("a playbook admin"))
+        who = names[0] if len(names) == 1 else _("{some} or {last}", some=", ".join(names[:-1]), last=names[-1])
+        said = _("Only {who} can {verb} #{number}.", who=who, verb=_(rule.verb), number=incident.id)
         hint = self._hint(action, incident)
-        return f"Only {who} can {rule.verb} #{incident.id}.{hint}"
+        return f"{said} {hint}" if hint else said
 
     def _hint(self, action: Action, incident: Incident) -> str:
         if POLICY[action].read_only and incident.channel_id:
-            return f" Ask to be invited to <#{incident.channel_id}>."
+            return _("Ask to be invited to <#{channel}>.", channel=incident.channel_id)
         if Who.ROLE_OWNER in POLICY[action].allowed:
-            return " Ask one of them, or take an open role with `/incident assign <role> me`."
+            return _("Ask one of them, or take an open role with `/incident assign <role> me`.")
         if Who.PARTICIPANT in POLICY[action].allowed and incident.channel_id:
-            return f" Join <#{incident.channel_id}> to take part."
+            return _("Join <#{channel}> to take part.", channel=incident.channel_id)
         return ""
 
     def approver_names(self, incident: Incident) -> str:
         """The approving roles this incident has (all of them if it has none), with their owners."""
+        with language(self.playbook):
+            return self._approver_names(incident)
+
+    def _approver_names(self, incident: Incident) -> str:
         present = {a.role for a in incident.roles}
         roles = [r for r in self.playbook.approval_roles if r in present] or list(self.playbook.approval_roles)
         names = []
         for role in roles:
             owner = next((a.user_id for a in incident.roles if a.role == role and a.user_id), None)
             label = safe_text(self.playbook.roles[role].name)
-            names.append(f"{label} (<@{owner}>)" if owner else f"{label} (nobody yet)")
-        return " or ".join(names) or "an approver"
+            names.append(
+                _("{role} ({user})", role=label, user=mention(owner)) if owner else _("{role} (nobody yet)", role=label)
+            )
+        return _(" or ").join(names) or _("an approver")
 
     def role_pool(self, role: str) -> list[str]:
         """The people the playbook names for a role: its default owners, or its user group's members."""
@@ -278,3 +304,7 @@ class Permissions:
             except SlackCallError as exc:
                 log.warning("could not read user group %s for role %s: %s", spec.usergroup, role, exc.error)
         return []
+
+
+def mention(user: str | None) -> str:
+    return f"<@{user}>"

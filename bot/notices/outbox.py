@@ -9,13 +9,18 @@ idempotent: posts carry the row's key in their metadata and, when taken again, l
 before posting (SlackGateway.post check_first); topic, invite, card update and archive simply run again.
 A refused effect is retried with backoff a bounded number of times, then recorded as failed; the lane
 stops at a row that is waiting for its retry, so a channel never reads its messages out of order.
+Rows written `together` (e.g. an incident's topic, invites and card, which do not depend on each other) are
+leased in one transaction, run concurrently, and recorded in one transaction: a lane pays one Slack round
+trip for them, not one each, and they still count as one step of the order.
 `/incident repair` makes every unfinished or failed row of the incident due again and runs the lane.
 """
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -26,6 +31,7 @@ from bot.core.clock import Clock
 from bot.core.i18n import use_locale
 from bot.slack.gateway import SlackCallError
 from store import queries
+from store.models import OutboxMessage
 from store.states import OutboxState
 
 log = logging.getLogger(__name__)
@@ -36,6 +42,7 @@ BACKOFF = timedelta(seconds=15)
 # Answers no retry can change: recorded as failed at once (repair can still run it again), and the lane goes on.
 PERMANENT = frozenset({"is_archived", "channel_not_found", "user_not_found", "user_disabled", "account_inactive"})
 MAX_STEPS = 200  # one run of a lane is bounded; what is left runs at the next sweep
+TOGETHER = "together"  # the payload key naming the batch a row runs concurrently with
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,7 @@ class Step:
 # A handler does the Slack part outside any transaction and may return what to record with its outcome.
 Recorder = Callable[[Session], object]
 Handler = Callable[[Step], Recorder | None]
+Outcome = Recorder | str | None  # what a handler gave back, or the error it was refused with
 
 
 @dataclass(frozen=True)
@@ -61,6 +69,17 @@ class LaneResult:
     failed_effect: str | None = None
     error: str | None = None
     waiting: int = 0  # rows left: held by another worker, or waiting for their retry
+
+
+@dataclass
+class _Lane:
+    """What one run of a lane did so far."""
+
+    ran: int = 0
+    gave_up: tuple[str, str] | None = None  # (effect, error) of a step that failed for good in this run
+
+    def result(self) -> LaneResult:
+        return LaneResult(self.ran, *(self.gave_up or (None, None)))
 
 
 class Outbox:
@@ -73,75 +92,138 @@ class Outbox:
     def register(self, effect: str, handler: Handler) -> None:
         self.handlers[effect] = handler
 
-    def add(self, s: Session, incident_id: int, key: str, effect: str, **payload: Any) -> None:
-        """Write a side effect in the caller's transaction (the one that commits the change)."""
+    def add(
+        self, s: Session, incident_id: int, key: str, effect: str, *, together: str | None = None, **payload: Any
+    ) -> None:
+        """Write a side effect in the caller's transaction (the one that commits the change). Rows with the same
+        `together` written one after the other run concurrently, as one step of the lane."""
+        if together is not None:
+            payload[TOGETHER] = together
         queries.add_effect(s, key=key, incident_id=incident_id, effect=effect, payload=payload, at=self.clock.now())
 
-    def run(self, incident_id: int, *, resumed: bool = False) -> LaneResult:
-        """Run the incident's pending side effects in order until one must wait (retry, or another worker)."""
+    def run(self, incident_id: int, *, resumed: bool = False, until: str | None = None) -> LaneResult:
+        """Run the incident's pending side effects (see `_run`) in the playbook's language."""
         with use_locale(self.locale):
-            return self._run(incident_id, resumed=resumed)
+            return self._run(incident_id, resumed=resumed, until=until)
 
-    def _run(self, incident_id: int, *, resumed: bool) -> LaneResult:
-        ran = 0
-        gave_up: tuple[str, str] | None = None  # (effect, error) of a step that failed for good in this run
+    def _run(self, incident_id: int, *, resumed: bool, until: str | None) -> LaneResult:
+        """Run the incident's pending side effects in order until one must wait (retry, or another worker), or
+        until the batch named `until` is done (the caller has something to do then; the rest stays pending).
+        Recording one batch's outcome and leasing the next share a transaction."""
+        lane = _Lane()
+        done: list[tuple[int, int, Step, Outcome]] = []  # the batch just run, recorded in the next transaction
         for _ in range(MAX_STEPS):
             now = self.clock.now()
             with self.db.begin() as s:
+                if done:
+                    stop = self._record(s, lane, done, until)
+                    if stop is not None:
+                        return stop
                 head = queries.lane_head(s, incident_id)
                 if head is None:
-                    return LaneResult(ran, *(gave_up or (None, None)))
+                    return lane.result()
                 if not queries.lease_effect(s, head.id, now=now, lease_until=now + LEASE):
                     # held by another worker, or waiting for its retry after a refusal (which is reported)
-                    refused = head.error if head.lease_until is None and head.due_at > now else None
-                    return LaneResult(ran, failed_effect=head.effect if refused else None, error=refused, waiting=1)
-                s.refresh(head)
-                row_id, attempts = head.id, head.attempts
-                step = Step(
-                    head.key,
-                    incident_id,
-                    head.effect,
-                    dict(head.payload or {}),
-                    retried=attempts > 1 or head.error is not None,
-                    resumed=resumed,
-                )
-            handler = self.handlers.get(step.effect)
-            try:
-                if handler is None:
-                    raise SlackCallError(step.effect, "unknown_effect")
-                recorder = handler(step)
-            except Exception as exc:  # a Slack refusal, or a bug: either way bounded, recorded, never lost
-                error = exc.error if isinstance(exc, SlackCallError) else f"internal error ({type(exc).__name__})"
-                if not isinstance(exc, SlackCallError):
-                    log.exception("outbox: %s failed", step.key)
-                if self._refused(row_id, step, attempts, error):
-                    gave_up = (step.effect, error)
-                    continue
-                return LaneResult(ran, failed_effect=step.effect, error=error, waiting=1)
-            with self.db.begin() as s:
-                if recorder is not None:
-                    recorder(s)
-                row = queries.get_outbox_message(s, row_id)
-                if row is not None:
-                    row.state, row.lease_until = OutboxState.SENT, None
-            ran += 1
-        return LaneResult(ran, waiting=1)
+                    waits = head.error if head.lease_until is None and head.due_at > now else None
+                    return LaneResult(lane.ran, failed_effect=head.effect if waits else None, error=waits, waiting=1)
+                batch = [head] + [
+                    row
+                    for row in self._together_with(s, head)
+                    if queries.lease_effect(s, row.id, now=now, lease_until=now + LEASE)
+                ]
+                leased: list[tuple[int, int, Step]] = []
+                for row in batch:
+                    s.refresh(row)
+                    step = Step(
+                        row.key,
+                        incident_id,
+                        row.effect,
+                        dict(row.payload or {}),
+                        retried=row.attempts > 1 or row.error is not None,
+                        resumed=resumed,
+                    )
+                    leased.append((row.id, row.attempts, step))
+            outcomes = self._perform([step for _, _, step in leased])
+            done = [
+                (row_id, attempts, step, out) for (row_id, attempts, step), out in zip(leased, outcomes, strict=True)
+            ]
+        with self.db.begin() as s:
+            stop = self._record(s, lane, done, until) if done else None
+        return stop or LaneResult(lane.ran, waiting=1)
 
-    def _refused(self, row_id: int, step: Step, attempts: int, error: str) -> bool:
+    def _record(
+        self, s: Session, lane: _Lane, done: list[tuple[int, int, Step, Outcome]], until: str | None
+    ) -> LaneResult | None:
+        """Record a batch's outcomes in `s`; the lane's result if it stops here (a refusal to retry, `until`)."""
+        refused: tuple[str, str] | None = None  # the first refusal of the batch that waits for its retry
+        for row_id, attempts, step, outcome in done:
+            if isinstance(outcome, str):
+                if self._refused(s, row_id, step, attempts, outcome):
+                    lane.gave_up = (step.effect, outcome)
+                elif refused is None:
+                    refused = (step.effect, outcome)
+                continue
+            if outcome is not None:
+                outcome(s)
+            sent = queries.get_outbox_message(s, row_id)
+            if sent is not None:
+                sent.state, sent.lease_until = OutboxState.SENT, None
+            lane.ran += 1
+        if refused is not None:
+            return LaneResult(lane.ran, failed_effect=refused[0], error=refused[1], waiting=1)
+        if until is not None and any(step.payload.get(TOGETHER) == until for _, _, step, _ in done):
+            return lane.result()
+        return None
+
+    @staticmethod
+    def _together_with(s: Session, head: OutboxMessage) -> list[OutboxMessage]:
+        """The pending rows right after `head` written to run with it (none unless `head` names a batch)."""
+        batch = (head.payload or {}).get(TOGETHER)
+        if batch is None:
+            return []
+        rows: list[OutboxMessage] = []
+        for row in queries.list_effects(s, head.incident_id):
+            if row.id <= head.id or row.state != OutboxState.PENDING:
+                continue
+            if (row.payload or {}).get(TOGETHER) != batch:
+                break  # the batch is the run of rows written together; what follows waits for all of it
+            rows.append(row)
+        return rows
+
+    def _perform(self, steps: list[Step]) -> list[Outcome]:
+        """Run the handlers, concurrently when there are several; each gives its recorder or its error."""
+        if len(steps) == 1:
+            return [self._handle(steps[0])]
+        contexts = [contextvars.copy_context() for _ in steps]  # each thread speaks this run's language
+        with ThreadPoolExecutor(max_workers=len(steps), thread_name_prefix="outbox") as pool:
+            return list(pool.map(lambda context, step: context.run(self._handle, step), contexts, steps))
+
+    def _handle(self, step: Step) -> Outcome:
+        handler = self.handlers.get(step.effect)
+        try:
+            if handler is None:
+                raise SlackCallError(step.effect, "unknown_effect")
+            return handler(step)
+        except Exception as exc:  # a Slack refusal, or a bug: either way bounded, recorded, never lost
+            if not isinstance(exc, SlackCallError):
+                log.exception("outbox: %s failed", step.key)
+                return f"internal error ({type(exc).__name__})"
+            return exc.error
+
+    def _refused(self, s: Session, row_id: int, step: Step, attempts: int, error: str) -> bool:
         """Record a refusal: retry later with backoff, or give up (True) after the bound or on a final answer."""
         now = self.clock.now()
-        with self.db.begin() as s:
-            row = queries.get_outbox_message(s, row_id)
-            if row is None:
-                return True
-            row.lease_until, row.error = None, error[:80]
-            if attempts < ATTEMPTS and error not in PERMANENT:
-                row.due_at = now + BACKOFF * 2 ** (attempts - 1)
-                log.warning("outbox: %s refused (%s); trying again at %s", step.key, error, row.due_at)
-                return False
-            row.state = OutboxState.FAILED
-            log.error("outbox: gave up %s after %d attempts: %s", step.key, attempts, error)
+        row = queries.get_outbox_message(s, row_id)
+        if row is None:
             return True
+        row.lease_until, row.error = None, error[:80]
+        if attempts < ATTEMPTS and error not in PERMANENT:
+            row.due_at = now + BACKOFF * 2 ** (attempts - 1)
+            log.warning("outbox: %s refused (%s); trying again at %s", step.key, error, row.due_at)
+            return False
+        row.state = OutboxState.FAILED
+        log.error("outbox: gave up %s after %d attempts: %s", step.key, attempts, error)
+        return True
 
     def reopen(self, incident_id: int) -> int:
         """Make the incident's unfinished and given-up side effects due now (what `repair` does first)."""

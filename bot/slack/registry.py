@@ -61,6 +61,7 @@ class Request:
     channel: str
     said: str
     trigger_id: str = ""  # lets the command open a form
+    response_url: str = ""  # lets a long command tell the user more than once (open: card up, then the plan)
 
 
 @dataclass(frozen=True)
@@ -215,7 +216,11 @@ def _open(services: Services, command: Command, request: Request) -> str | None:
         reporter=request.actor,
         origin_channel=request.channel,
     )
-    return incidents.opened_message(incidents.setup_channel(incident.id))
+    url = request.response_url  # told as soon as the channel is ready, while the plan goes out
+    if not url:
+        return incidents.opened_message(incidents.setup_channel(incident.id))
+    incidents.setup_channel(incident.id, tell=lambda text: services.slack.respond(url, text))
+    return None
 
 
 def _open_form(services: Services, command: Command, request: Request) -> None:

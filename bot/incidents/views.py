@@ -1,0 +1,108 @@
+"""Read-only answers, just for the person asking: an incident's status card, its timeline, the open list, help.
+
+Each loads what it shows in one read-only session and changes nothing.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.core.config import Playbook
+from bot.core.i18n import _
+from bot.core.render import Renderer, SlackMarkup, user_mention
+from bot.core.text import safe_snippet, safe_text, truncate
+from bot.incidents.permissions import Action, Permissions
+from bot.incidents.records import locate_incident
+from bot.slack.blocks import card_text, incident_card
+from bot.slack.gateway import SlackGateway
+from store import queries
+from store.models import Incident
+
+TIMELINE_MAX = 39_000  # under Slack's 40,000 characters for a message's text
+
+
+class Views:
+    def __init__(
+        self,
+        *,
+        playbook: Playbook,
+        db: sessionmaker[Session],
+        slack: SlackGateway,
+        renderer: Renderer,
+        permissions: Permissions,
+    ) -> None:
+        self.playbook = playbook
+        self.db = db
+        self.slack = slack
+        self.renderer = renderer
+        self.permissions = permissions
+
+    def readable(self, action: Action, *, channel_id: str | None, number: int | None, actor: str) -> Incident:
+        """The incident a read names, if `actor` may read it from where they asked."""
+        with self.db() as s:
+            incident = locate_incident(s, channel_id=channel_id, number=number)
+        self.permissions.require(action, incident, actor)
+        return incident
+
+    def status_blocks(
+        self, *, channel_id: str | None, number: int | None, actor: str
+    ) -> tuple[str, list[dict[str, Any]]]:
+        incident = self.readable(Action.STATUS, channel_id=channel_id, number=number, actor=actor)
+        return card_text(incident, self.playbook), incident_card(incident, self.playbook, self.renderer)
+
+    def timeline_text(self, *, channel_id: str | None, number: int | None, actor: str) -> str:
+        incident = self.readable(Action.TIMELINE, channel_id=channel_id, number=number, actor=actor)
+        with self.db() as s:  # asking Slack who may read it happens outside any transaction
+            events = [
+                {
+                    "at": e.at,
+                    "actor_id": e.actor_id or self.slack.bot_user_id,
+                    "summary": self._summary(e.event, e.text, e.data),
+                }
+                for e in queries.list_timeline(s, incident.id)
+            ]
+        text = self.renderer.render("slack/timeline.j2", number=incident.id, events=events)
+        return truncate(text, TIMELINE_MAX)
+
+    def _summary(self, event: str, text: str, data: dict[str, Any]) -> SlackMarkup:
+        """One line of the timeline: what happened, in the reader's language (the text typed stays as typed)."""
+        t = safe_snippet(text, 300)
+        role = safe_text(text)
+        summaries = {
+            "opened": lambda: _(
+                "opened it ({severity} {kind}): {text}",
+                severity=str(data.get("severity", "")).upper(),
+                kind=data.get("kind", ""),
+                text=t,
+            ),
+            "assigned": lambda: _("assigned {user} as *{role}*", user=user_mention(data.get("user")), role=role),
+            "role_taken": lambda: _("took the role *{role}*", role=role),
+            "severity_changed": lambda: _("changed the severity {change}", change=t),
+            "status_changed": lambda: _("status {change}", change=t),
+            "update": lambda: _("update: {text}", text=t),
+            "resolved": lambda: _("resolved it: {text}", text=t),
+            "closed": lambda: _("closed it"),
+            "channel_created": lambda: _("created the channel #{name}", name=t),
+            "setup_failed": lambda: f":warning: {t} (`{safe_text(str(data.get('error', '')))}`)",
+            "repaired": lambda: _("repaired the set-up"),
+        }
+        said = summaries.get(event)
+        return SlackMarkup(said() if said else event.replace("_", " ") + (f": {t}" if t else ""))
+
+    def list_text(self) -> str:
+        with self.db() as s:
+            incidents = [
+                {
+                    "id": i.id,
+                    "severity": i.severity,
+                    "kind": i.kind,
+                    "title": i.title,
+                    "status": i.status,
+                    "channel_id": i.channel_id,
+                    "lead": self.permissions.lead(i),
+                }
+                for i in queries.list_open_incidents(s)
+            ]
+        return self.renderer.render("slack/list.j2", incidents=incidents)
