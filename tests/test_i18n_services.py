@@ -78,7 +78,7 @@ def test_the_notice_approval_speaks_chinese_and_names_the_severity_as_sev2(stack
     assert refused.value.message == f"该通知由您起草，须由他人审批：PR（<@{LEGAL}>）或预案管理员。"
     with chinese(), pytest.raises(PermissionDeniedError) as refused:
         notices.publish(notice_id=1, actor=LEAD)
-    assert refused.value.message == (f"事件 #1 为 SEV2：其客户通知须经 PR (<@{LEGAL}>)或预案管理员审批后方可发布。")
+    assert refused.value.message == (f"事件 #1 为 SEV2：其客户通知须经 PR（<@{LEGAL}>）或预案管理员审批后方可发布。")
     with chinese():
         notices.approve(notice_id=1, actor=ADMIN)
         notices.publish(notice_id=1, actor=LEAD)
