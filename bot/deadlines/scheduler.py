@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from bot.core.clock import utc
 from bot.core.render import user_mention
 from bot.deadlines.service import humanize, is_action_item, next_action, owner_for, reminder_times
+from bot.review.kpi import refresh_rollup
 from bot.services import Services
 from bot.slack.blocks import page_blocks, reminder_blocks
 from bot.slack.gateway import SlackCallError
@@ -88,6 +89,7 @@ class Clockwork:
             services.outbox.resume,  # side effects whose worker died (lease ran out) or whose retry is due
             services.aftercare.post_due_reviews,
             services.reports.run_weekly,
+            lambda now: refresh_rollup(services.db, now),  # the KPI report's months, recomputed once stale
         ]
 
     def close(self) -> None:

@@ -1,0 +1,189 @@
+"""The KPI rollup gives the same report as querying every record, on SQLite and PostgreSQL: over whole months,
+over periods that cut months (local days in Shanghai), and after incidents change once they were counted (a
+deadline met late, an incident reopened, a drill flag set afterwards, a page acknowledged, a bulk update)."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.review.kpi import kpi_report, months_within, refresh_rollup
+from store.db import make_engine, make_session_factory, upgrade
+from store.models import Deadline, Escalation, Incident, KpiCell, KpiStale, SatisfactionRating
+
+FIRST = datetime(2026, 1, 1, tzinfo=UTC)
+MONTHS = ["2026-01", "2026-02", "2026-03", "2026-04", "2026-05", "2026-06"]
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+PERIODS = [
+    (datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 7, 1, tzinfo=UTC)),  # whole months
+    (datetime(2026, 1, 1, tzinfo=SHANGHAI), datetime(2026, 7, 1, tzinfo=SHANGHAI)),  # local days: cut months
+    (datetime(2026, 2, 10, 7, 30, tzinfo=UTC), datetime(2026, 5, 20, 13, 0, tzinfo=UTC)),
+    (datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 15, tzinfo=UTC)),  # no whole month
+]
+
+
+def generate(session: Session, n: int, seed: int = 11) -> None:
+    """Incidents over six months with first responses (some late), action items, pages and ratings."""
+    rng = random.Random(seed)
+    for i in range(n):
+        created = FIRST + timedelta(seconds=rng.randrange(0, 181 * 24 * 3600))
+        kind = rng.choice(("complaint", "outage", "surge"))
+        resolved = created + timedelta(seconds=rng.randrange(600, 300_000)) if rng.random() < 0.8 else None
+        score = rng.randint(1, 5) if resolved and rng.random() < 0.6 else None
+        incident = Incident(
+            kind=kind,
+            severity=f"sev{rng.randint(1, 4)}",
+            category=rng.choice(("technical", "service", "policy")) if kind == "complaint" else None,
+            title=f"客户卡号6222021234567890123被重复扣款 {i}",
+            status="resolved" if resolved else "investigating",
+            is_drill=rng.random() < 0.05,
+            playbook_version="test",
+            reporter_id="UGEN",
+            created_at=created,
+            updated_at=created,
+            resolved_at=resolved,
+            satisfaction_score=score,
+        )
+        session.add(incident)
+        session.flush()
+        if score is not None:
+            session.add(
+                SatisfactionRating(
+                    incident_id=incident.id,
+                    source="customer",
+                    rater_id="customer",
+                    score=score,
+                    comment="",
+                    at=resolved,
+                )
+            )
+        keys = ["first_response"] + [f"action-{j + 1}" for j in range(rng.randint(0, 2))]
+        for key in keys:
+            state = rng.choice(("met", "met", "missed", "pending"))
+            closed = created + timedelta(seconds=rng.randrange(300, 120_000)) if state == "met" else None
+            if key == "first_response" and closed is not None:
+                incident.first_response_at = closed
+            session.add(_deadline(incident, key, state, closed))
+        for _ in range(rng.randint(0, 2)):
+            started = created + timedelta(minutes=rng.randrange(0, 60))
+            acked = started + timedelta(seconds=rng.randrange(30, 7200)) if rng.random() < 0.7 else None
+            session.add(
+                Escalation(
+                    incident_id=incident.id,
+                    reason="test",
+                    levels=[],
+                    level=1,
+                    state="acknowledged" if acked else "active",
+                    started_at=started,
+                    acked_at=acked,
+                )
+            )
+    session.commit()
+
+
+def _deadline(incident: Incident, key: str, state: str, closed: datetime | None) -> Deadline:
+    return Deadline(
+        incident_id=incident.id,
+        key=key,
+        name=key,
+        owner_role="lead",
+        start_at=incident.created_at,
+        due_at=incident.created_at + timedelta(hours=24),
+        state=state,
+        closed_at=closed,
+        incident_created_at=incident.created_at,
+        incident_is_drill=incident.is_drill,
+    )
+
+
+def stale(db: sessionmaker[Session]) -> set[str]:
+    with db() as s:
+        return set(s.scalars(select(KpiStale.month)))
+
+
+def assert_rollup_is_exact(db: sessionmaker[Session]) -> None:
+    for start, end in PERIODS:
+        with db() as s:
+            fast = kpi_report(s, start, end)
+        with db() as s:
+            direct = kpi_report(s, start, end, rollup=False)
+        assert fast == direct, (start, end)
+
+
+def test_the_rollup_reports_what_every_record_says(any_db_url: str) -> None:
+    engine = make_engine(any_db_url)
+    upgrade(engine)
+    db = make_session_factory(engine)
+    with db() as s:
+        generate(s, 500)
+    assert stale(db) == set(MONTHS)  # every month with new records waits for its computation
+    assert_rollup_is_exact(db)
+
+    # the scheduler computes months that ended, never the current one
+    assert refresh_rollup(db, datetime(2026, 6, 20, tzinfo=UTC), limit=12) == MONTHS[:-1]
+    assert stale(db) == {"2026-06"}
+    assert refresh_rollup(db, datetime(2026, 7, 2, tzinfo=UTC), limit=12) == ["2026-06"]
+    assert stale(db) == set()
+    assert months_within(*PERIODS[1]) == MONTHS[:-1]  # Shanghai's June ends at 16:00 UTC on the 30th
+    assert_rollup_is_exact(db)
+    with db() as s:
+        before = kpi_report(s, *PERIODS[0])
+        total = before.group("all")
+        assert total is not None
+        assert total.incidents == s.scalar(select(func.count()).select_from(Incident).where(~Incident.is_drill))
+        feb = s.scalars(
+            select(Incident)
+            .where(Incident.created_at >= datetime(2026, 2, 1, tzinfo=UTC))
+            .where(Incident.created_at < datetime(2026, 3, 1, tzinfo=UTC))
+            .where(Incident.is_drill.is_(False))
+            .order_by(Incident.id)
+        ).all()
+        # changes after the months were counted
+        pending = s.scalars(
+            select(Deadline).where(Deadline.state == "pending", Deadline.key == "first_response")
+        ).first()
+        assert pending is not None
+        pending.state, pending.closed_at = "met", pending.due_at + timedelta(hours=5)  # met late
+        reopened = next(i for i in feb if i.resolved_at is not None)
+        reopened.resolved_at, reopened.status = None, "investigating"
+        feb[-1].is_drill = True  # found to be a drill
+        page = s.scalars(select(Escalation).where(Escalation.acked_at.is_(None))).first()
+        assert page is not None
+        page.acked_at, page.state = page.started_at + timedelta(minutes=4), "acknowledged"
+        changed = {
+            f"{pending.incident_created_at.astimezone(UTC):%Y-%m}",
+            "2026-02",
+            f"{s.get(Incident, page.incident_id).created_at.astimezone(UTC):%Y-%m}",  # type: ignore[union-attr]
+        }
+        s.commit()
+    assert stale(db) == changed
+    with db() as s:  # a bulk update, as a hand-made fix would be, is seen too
+        s.execute(
+            update(Incident)
+            .where(Incident.created_at >= datetime(2026, 4, 1, tzinfo=UTC))
+            .where(Incident.created_at < datetime(2026, 4, 3, tzinfo=UTC))
+            .values(severity="sev1")
+        )
+        s.commit()
+    assert stale(db) == changed | {"2026-04"}
+    assert_rollup_is_exact(db)
+    with db() as s:
+        after = kpi_report(s, *PERIODS[0])
+    assert after != before  # the changes did change the figures, and the report shows them at once
+
+    refresh_rollup(db, datetime(2026, 7, 2, tzinfo=UTC), limit=12)
+    assert stale(db) == set()
+    assert_rollup_is_exact(db)
+
+    # and the report does read the rollup: a cell changed by hand shows in it
+    with db() as s:
+        s.execute(update(KpiCell).where(KpiCell.month == "2026-03", KpiCell.measure == "resolve").values(n=0))
+        s.commit()
+    with db() as s:
+        tampered, untouched = kpi_report(s, *PERIODS[0]).group("all"), after.group("all")
+        assert tampered is not None and untouched is not None and tampered.incidents < untouched.incidents
+    engine.dispose()
