@@ -300,12 +300,24 @@ class SeenRequest(Base):
 
 
 class KpiStale(Base):
-    """A month (UTC, of the incidents' opening) whose KPI cells no longer match the records; the triggers of
-    migration 0010 add it when a row that counts changes, and the rollup's refresh takes it away."""
+    """15 minutes (UTC) in which an incident was opened whose KPI rows changed since its month was computed;
+    the triggers of migration 0010 add it, the rollup's refresh of the month takes it away."""
 
     __tablename__ = "kpi_stale"
 
-    month: Mapped[str] = mapped_column(String(7), primary_key=True)  # YYYY-MM
+    slot: Mapped[str] = mapped_column(String(16), primary_key=True)  # YYYY-MM-DD HH:MM, minutes 00/15/30/45
+
+
+class KpiMonth(Base):
+    """A month whose KPI cells were computed: in which timezone (its bounds) and with which rating threshold."""
+
+    __tablename__ = "kpi_months"
+
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)  # YYYY-MM, local
+    zone: Mapped[str] = mapped_column(String(64))
+    good_at_least: Mapped[int] = mapped_column(Integer)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class KpiCell(Base):

@@ -5,13 +5,13 @@ deadline met late, an incident reopened, a drill flag set afterwards, a page ack
 from __future__ import annotations
 
 import random
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from bot.review.kpi import kpi_report, months_within, refresh_rollup
+from bot.review.kpi import KpiQuery, Month, kpi_report, refresh_rollup
 from store.db import make_engine, make_session_factory, upgrade
 from store.models import Deadline, Escalation, Incident, KpiCell, KpiStale, SatisfactionRating
 
@@ -100,18 +100,26 @@ def _deadline(incident: Incident, key: str, state: str, closed: datetime | None)
     )
 
 
-def stale(db: sessionmaker[Session]) -> set[str]:
+def stale(db: sessionmaker[Session], zone: tzinfo = UTC) -> set[str]:
+    """The months (of `zone`) with a stale slot."""
     with db() as s:
-        return set(s.scalars(select(KpiStale.month)))
+        slots = s.scalars(select(KpiStale.slot)).all()
+    return {Month.of(datetime.strptime(slot, "%Y-%m-%d %H:%M").replace(tzinfo=UTC), zone).key for slot in slots}
 
 
-def assert_rollup_is_exact(db: sessionmaker[Session]) -> None:
+def assert_rollup_is_exact(db: sessionmaker[Session], zone: tzinfo = UTC) -> None:
     for start, end in PERIODS:
         with db() as s:
-            fast = kpi_report(s, start, end)
+            fast = kpi_report(s, start, end, zone=zone)
         with db() as s:
             direct = kpi_report(s, start, end, rollup=False)
         assert fast == direct, (start, end)
+
+
+def held(db: sessionmaker[Session], start: datetime, end: datetime, zone: tzinfo) -> list[str]:
+    """The months the report of [start, end) reads from the rollup."""
+    with db() as s:
+        return [m.key for m in KpiQuery(s, start, end, zone=zone)._rolled_up_months()]
 
 
 def test_the_rollup_reports_what_every_record_says(any_db_url: str) -> None:
@@ -128,7 +136,9 @@ def test_the_rollup_reports_what_every_record_says(any_db_url: str) -> None:
     assert stale(db) == {"2026-06"}
     assert refresh_rollup(db, datetime(2026, 7, 2, tzinfo=UTC), limit=12) == ["2026-06"]
     assert stale(db) == set()
-    assert months_within(*PERIODS[1]) == MONTHS[:-1]  # Shanghai's June ends at 16:00 UTC on the 30th
+    assert held(db, *PERIODS[0], UTC) == MONTHS
+    assert held(db, *PERIODS[1], UTC) == MONTHS[:-1]  # Shanghai's June ends at 16:00 UTC on the 30th
+    assert held(db, *PERIODS[1], SHANGHAI) == []  # months of another zone are not these months
     assert_rollup_is_exact(db)
     with db() as s:
         before = kpi_report(s, *PERIODS[0])
@@ -154,11 +164,9 @@ def test_the_rollup_reports_what_every_record_says(any_db_url: str) -> None:
         page = s.scalars(select(Escalation).where(Escalation.acked_at.is_(None))).first()
         assert page is not None
         page.acked_at, page.state = page.started_at + timedelta(minutes=4), "acknowledged"
-        changed = {
-            f"{pending.incident_created_at.astimezone(UTC):%Y-%m}",
-            "2026-02",
-            f"{s.get(Incident, page.incident_id).created_at.astimezone(UTC):%Y-%m}",  # type: ignore[union-attr]
-        }
+        paged = s.get(Incident, page.incident_id)
+        assert pending.incident_created_at is not None and paged is not None
+        changed = {f"{pending.incident_created_at.astimezone(UTC):%Y-%m}", "2026-02", f"{paged.created_at:%Y-%m}"}
         s.commit()
     assert stale(db) == changed
     with db() as s:  # a bulk update, as a hand-made fix would be, is seen too
@@ -170,6 +178,7 @@ def test_the_rollup_reports_what_every_record_says(any_db_url: str) -> None:
         )
         s.commit()
     assert stale(db) == changed | {"2026-04"}
+    assert held(db, *PERIODS[0], UTC) == [m for m in MONTHS if m not in changed | {"2026-04"}]
     assert_rollup_is_exact(db)
     with db() as s:
         after = kpi_report(s, *PERIODS[0])
@@ -186,4 +195,15 @@ def test_the_rollup_reports_what_every_record_says(any_db_url: str) -> None:
     with db() as s:
         tampered, untouched = kpi_report(s, *PERIODS[0]).group("all"), after.group("all")
         assert tampered is not None and untouched is not None and tampered.incidents < untouched.incidents
+
+    # the playbook's timezone (or rating threshold) changed: the rollup starts again, in Shanghai's months
+    assert refresh_rollup(db, datetime(2026, 7, 20, tzinfo=UTC), zone=SHANGHAI, limit=12) == MONTHS
+    assert stale(db, SHANGHAI) <= {"2026-07"}  # Shanghai's July (from 16:00 UTC on 30 June) has not ended
+    assert held(db, *PERIODS[1], SHANGHAI) == MONTHS
+    assert held(db, *PERIODS[0], UTC) == []
+    assert_rollup_is_exact(db, SHANGHAI)
+    with db() as s:
+        assert kpi_report(s, *PERIODS[1], zone=SHANGHAI, good_at_least=3) == kpi_report(
+            s, *PERIODS[1], good_at_least=3, rollup=False
+        )  # counted with another threshold than the rollup's: queried directly
     engine.dispose()

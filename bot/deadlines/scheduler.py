@@ -89,11 +89,16 @@ class Clockwork:
             services.outbox.resume,  # side effects whose worker died (lease ran out) or whose retry is due
             services.aftercare.post_due_reviews,
             services.reports.run_weekly,
-            lambda now: refresh_rollup(services.db, now),  # the KPI report's months, recomputed once stale
+            self._refresh_kpis,
         ]
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
+
+    def _refresh_kpis(self, now: datetime) -> None:
+        """The KPI report's months, in the playbook's timezone, computed again once stale."""
+        good = self.playbook.satisfaction.good_at_least
+        refresh_rollup(self.services.db, now, zone=self.playbook.tz, good_at_least=good)
 
     def wait_idle(self) -> None:
         """Return once no sweep is running (a sweep in progress finishes first)."""

@@ -1,11 +1,12 @@
 """kpi rollup: the KPI report's per-month figures, kept exact by triggers that mark a month stale
 
 A whole year of incidents took seconds to aggregate on every report. The report now reads the per-month
-cells of the months that ended and are not stale, and queries the rest (edges of the period, stale months)
-directly. Triggers on incidents, deadlines and escalations mark the month (UTC, of the incident's opening)
-of every row that changes a figure, so a late deadline, a reopened incident or a drill flag set afterwards
-makes its month stale until the scheduler computes it again. Triggers, not application code: they also
-see bulk updates and hand-made fixes.
+cells (months of the playbook's timezone) of the months that were computed and are not stale, and queries
+the rest (edges of the period, stale months) directly. Triggers on incidents, deadlines and escalations mark
+the 15 minutes (UTC) in which the incident of every row that changes a figure was opened, so a late
+deadline, a reopened incident or a drill flag set afterwards makes its month stale until the scheduler
+computes it again. Triggers, not application code: they also see bulk updates and hand-made fixes. Slots
+of 15 minutes, not months, because the timezone is the playbook's and every zone's months start on one.
 
 Revision ID: 0010
 Revises: 0009
@@ -34,14 +35,19 @@ DEADLINE_COLUMNS = ("key", "state", "closed_at", "due_at", "incident_created_at"
 ESCALATION_COLUMNS = ("incident_id", "started_at", "acked_at")
 
 PG_FUNCTIONS = """
+CREATE FUNCTION kpi_slot(moment timestamptz) RETURNS text LANGUAGE sql STABLE AS $$
+    SELECT to_char(moment AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:')
+        || lpad((floor(extract(minute FROM moment AT TIME ZONE 'UTC') / 15) * 15)::int::text, 2, '0')
+$$;
+
 CREATE FUNCTION kpi_mark_incident() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP <> 'INSERT' THEN
-        INSERT INTO kpi_stale (month) VALUES (to_char(OLD.created_at AT TIME ZONE 'UTC', 'YYYY-MM'))
+        INSERT INTO kpi_stale (slot) VALUES (kpi_slot(OLD.created_at))
         ON CONFLICT DO NOTHING;
     END IF;
     IF TG_OP <> 'DELETE' THEN
-        INSERT INTO kpi_stale (month) VALUES (to_char(NEW.created_at AT TIME ZONE 'UTC', 'YYYY-MM'))
+        INSERT INTO kpi_stale (slot) VALUES (kpi_slot(NEW.created_at))
         ON CONFLICT DO NOTHING;
     END IF;
     RETURN NULL;
@@ -50,11 +56,11 @@ END $$;
 CREATE FUNCTION kpi_mark_deadline() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP <> 'INSERT' AND OLD.incident_created_at IS NOT NULL THEN
-        INSERT INTO kpi_stale (month) VALUES (to_char(OLD.incident_created_at AT TIME ZONE 'UTC', 'YYYY-MM'))
+        INSERT INTO kpi_stale (slot) VALUES (kpi_slot(OLD.incident_created_at))
         ON CONFLICT DO NOTHING;
     END IF;
     IF TG_OP <> 'DELETE' AND NEW.incident_created_at IS NOT NULL THEN
-        INSERT INTO kpi_stale (month) VALUES (to_char(NEW.incident_created_at AT TIME ZONE 'UTC', 'YYYY-MM'))
+        INSERT INTO kpi_stale (slot) VALUES (kpi_slot(NEW.incident_created_at))
         ON CONFLICT DO NOTHING;
     END IF;
     RETURN NULL;
@@ -63,13 +69,13 @@ END $$;
 CREATE FUNCTION kpi_mark_escalation() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF TG_OP <> 'INSERT' THEN
-        INSERT INTO kpi_stale (month)
-        SELECT to_char(i.created_at AT TIME ZONE 'UTC', 'YYYY-MM') FROM incidents i WHERE i.id = OLD.incident_id
+        INSERT INTO kpi_stale (slot)
+        SELECT kpi_slot(i.created_at) FROM incidents i WHERE i.id = OLD.incident_id
         ON CONFLICT DO NOTHING;
     END IF;
     IF TG_OP <> 'DELETE' THEN
-        INSERT INTO kpi_stale (month)
-        SELECT to_char(i.created_at AT TIME ZONE 'UTC', 'YYYY-MM') FROM incidents i WHERE i.id = NEW.incident_id
+        INSERT INTO kpi_stale (slot)
+        SELECT kpi_slot(i.created_at) FROM incidents i WHERE i.id = NEW.incident_id
         ON CONFLICT DO NOTHING;
     END IF;
     RETURN NULL;
@@ -99,17 +105,22 @@ def _pg_triggers() -> list[str]:
     return statements
 
 
+def sqlite_slot(column: str) -> str:
+    """`YYYY-MM-DD HH:MM` of the 15 minutes a stored UTC time (`YYYY-MM-DD HH:MM:SS.ffffff`) falls in."""
+    return f"substr({column}, 1, 14) || printf('%02d', (CAST(substr({column}, 15, 2) AS INTEGER) / 15) * 15)"
+
+
 def _sqlite_triggers() -> list[str]:
     def mark(row: str, table: str) -> str:
         if table == "incidents":
-            return f"INSERT OR IGNORE INTO kpi_stale (month) VALUES (substr({row}.created_at, 1, 7));"
+            return f"INSERT OR IGNORE INTO kpi_stale (slot) VALUES ({sqlite_slot(f'{row}.created_at')});"
         if table == "deadlines":
             return (
-                f"INSERT OR IGNORE INTO kpi_stale (month) SELECT substr({row}.incident_created_at, 1, 7) "
+                f"INSERT OR IGNORE INTO kpi_stale (slot) SELECT {sqlite_slot(f'{row}.incident_created_at')} "
                 f"WHERE {row}.incident_created_at IS NOT NULL;"
             )
         return (
-            "INSERT OR IGNORE INTO kpi_stale (month) SELECT substr(i.created_at, 1, 7) FROM incidents i "
+            f"INSERT OR IGNORE INTO kpi_stale (slot) SELECT {sqlite_slot('i.created_at')} FROM incidents i "
             f"WHERE i.id = {row}.incident_id;"
         )
 
@@ -131,7 +142,16 @@ def _sqlite_triggers() -> list[str]:
 def upgrade() -> None:
     op.create_table(
         "kpi_stale",
+        sa.Column("slot", sa.String(length=16), nullable=False),
+        sa.PrimaryKeyConstraint("slot"),
+    )
+    op.create_table(
+        "kpi_months",
         sa.Column("month", sa.String(length=7), nullable=False),
+        sa.Column("zone", sa.String(length=64), nullable=False),
+        sa.Column("good_at_least", sa.Integer(), nullable=False),
+        sa.Column("starts_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("ends_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("month"),
     )
     op.create_table(
@@ -165,14 +185,11 @@ def upgrade() -> None:
         op.execute(PG_FUNCTIONS)
         for statement in _pg_triggers():
             op.execute(statement)
-        op.execute(
-            "INSERT INTO kpi_stale (month) SELECT DISTINCT to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM') "
-            "FROM incidents"
-        )
+        op.execute("INSERT INTO kpi_stale (slot) SELECT DISTINCT kpi_slot(created_at) FROM incidents")
     else:
         for statement in _sqlite_triggers():
             op.execute(statement)
-        op.execute("INSERT INTO kpi_stale (month) SELECT DISTINCT substr(created_at, 1, 7) FROM incidents")
+        op.execute(f"INSERT INTO kpi_stale (slot) SELECT DISTINCT {sqlite_slot('created_at')} FROM incidents")
 
 
 def downgrade() -> None:
@@ -182,6 +199,7 @@ def downgrade() -> None:
             op.execute(f"DROP TRIGGER IF EXISTS kpi_{table}_update ON {table}")
         for function in ("kpi_mark_incident", "kpi_mark_deadline", "kpi_mark_escalation"):
             op.execute(f"DROP FUNCTION IF EXISTS {function}()")
+        op.execute("DROP FUNCTION IF EXISTS kpi_slot(timestamptz)")
     else:
         for table in ("incidents", "deadlines", "escalations"):
             for event in ("insert", "delete", "update"):
@@ -190,4 +208,5 @@ def downgrade() -> None:
     op.drop_table("kpi_deadline_cells")
     op.drop_index("ix_kpi_cells_month", table_name="kpi_cells")
     op.drop_table("kpi_cells")
+    op.drop_table("kpi_months")
     op.drop_table("kpi_stale")
