@@ -13,7 +13,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.review.kpi import KpiQuery, Month, kpi_report, refresh_rollup
 from store.db import make_engine, make_session_factory, upgrade
-from store.models import Deadline, Escalation, Incident, KpiCell, KpiStale, SatisfactionRating
+from store.models import Deadline, Escalation, Incident, KpiCell, KpiMonth, KpiStale, SatisfactionRating
+from tests.conftest import LEAD, Stack
 
 FIRST = datetime(2026, 1, 1, tzinfo=UTC)
 MONTHS = ["2026-01", "2026-02", "2026-03", "2026-04", "2026-05", "2026-06"]
@@ -207,3 +208,22 @@ def test_the_rollup_reports_what_every_record_says(any_db_url: str) -> None:
             s, *PERIODS[1], good_at_least=3, rollup=False
         )  # counted with another threshold than the rollup's: queried directly
     engine.dispose()
+
+
+def test_the_scheduler_keeps_the_playbook_months_and_the_report_reads_them(stack: Stack) -> None:
+    channel = stack.open("complaint sev2 cat:technical 客户卡号6222021234567890123被重复扣款").id
+    stack.driver.slash(LEAD, channel, "done first_response")
+    stack.advance(hours=3)
+    stack.driver.slash(LEAD, channel, "resolve 已退款")
+    with stack.bot.services.db() as s:
+        assert s.scalars(select(KpiMonth)).all() == []  # November has not ended: nothing computed yet
+    stack.advance(days=8)  # into December (Shanghai): the next sweep computes November
+    with stack.bot.services.db() as s:
+        months = s.scalars(select(KpiMonth)).all()
+        assert [(m.month, m.zone) for m in months] == [("2026-11", "Asia/Shanghai")]
+        assert s.scalars(select(KpiStale)).all() == []
+        assert KpiQuery(s, months[0].starts_at, months[0].ends_at, zone=SHANGHAI)._rolled_up_months() != []
+    stack.driver.slash(LEAD, channel, "report 2026-11-01 2026-11-30")
+    text = stack.ephemeral_texts(LEAD)[-1]
+    assert text.startswith("*Incident KPIs, 2026-11-01 – 2026-11-30*: 1 incident(s), drills excluded")
+    assert "time to resolve: mean 3.0h, median 3.0h, p90 3.0h" in text

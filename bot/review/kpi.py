@@ -387,16 +387,19 @@ def refresh_rollup(
         if other is not None:
             _start_again(s)
             s.commit()
-        slots = s.execute(text("SELECT slot FROM kpi_stale ORDER BY slot")).scalars()
-        due: dict[str, Month] = {}
-        for slot in slots:
-            month = Month.of(datetime.strptime(slot, "%Y-%m-%d %H:%M").replace(tzinfo=UTC), zone)
-            if month.end > utc(now) or len(due) >= limit:
+        due: list[Month] = []
+        after = ""
+        while len(due) < limit:  # the earliest stale slot, then the first one past its month: a few index reads
+            slot = s.execute(text("SELECT MIN(slot) FROM kpi_stale WHERE slot >= :after"), {"after": after}).scalar()
+            if slot is None:
                 break
-            if month.aligned:
-                due.setdefault(month.key, month)
+            month = Month.of(datetime.strptime(slot, "%Y-%m-%d %H:%M").replace(tzinfo=UTC), zone)
+            if month.end > utc(now) or not month.aligned:  # not ended yet; or a zone off the 15 minutes: direct
+                break
+            due.append(month)
+            after = slot_of(month.end)
     done = []
-    for month in due.values():
+    for month in due:
         try:
             with db.begin() as s:
                 _refresh_month(s, month, name, good_at_least)
