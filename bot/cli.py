@@ -219,8 +219,9 @@ def cmd_report(args: argparse.Namespace, settings: Settings) -> int:
     except OperationalError as exc:  # say which store could not be reached, not a traceback
         raise ConfigError("command line", [f"--database: cannot reach the store ({type(exc.orig).__name__})"]) from None
     with make_session_factory(engine)() as session:
+        spec = playbook.satisfaction
         report = kpi_report(
-            session, start, end, good_at_least=playbook.satisfaction.good_at_least, target=playbook.satisfaction.target
+            session, start, end, good_at_least=spec.good_at_least, target=spec.target, zone=ZoneInfo(playbook.timezone)
         )
     engine.dispose()
     set_bank_patterns(p.regex for p in playbook.masking.patterns)

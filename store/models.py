@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from store.types import UTCDateTime
@@ -297,3 +297,59 @@ class SeenRequest(Base):
 
     signature: Mapped[str] = mapped_column(String(80), primary_key=True)
     timestamp: Mapped[int] = mapped_column(Integer, index=True)  # X-Slack-Request-Timestamp, epoch seconds
+
+
+class KpiStale(Base):
+    """15 minutes (UTC) in which an incident was opened whose KPI rows changed since its month was computed;
+    the triggers of migration 0010 add it, the rollup's refresh of the month takes it away."""
+
+    __tablename__ = "kpi_stale"
+
+    slot: Mapped[str] = mapped_column(String(16), primary_key=True)  # YYYY-MM-DD HH:MM, minutes 00/15/30/45
+
+
+class KpiMonth(Base):
+    """A month whose KPI cells were computed: in which timezone (its bounds) and with which rating threshold."""
+
+    __tablename__ = "kpi_months"
+
+    month: Mapped[str] = mapped_column(String(7), primary_key=True)  # YYYY-MM, local
+    zone: Mapped[str] = mapped_column(String(64))
+    good_at_least: Mapped[int] = mapped_column(Integer)
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class KpiCell(Base):
+    """One row of the KPI report's histogram query for one month: the incidents of a kind, severity and
+    category whose measure (resolve, first response, acknowledge) took `minute` whole minutes."""
+
+    __tablename__ = "kpi_cells"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    month: Mapped[str] = mapped_column(String(7))
+    measure: Mapped[str] = mapped_column(String(10))
+    kind: Mapped[str] = mapped_column(String(40))
+    severity: Mapped[str] = mapped_column(String(10))
+    category: Mapped[str] = mapped_column(String(60))
+    minute: Mapped[int | None] = mapped_column(Integer)  # None: not resolved
+    n: Mapped[int] = mapped_column(Integer)
+    total: Mapped[int | None] = mapped_column(BigInteger)  # microseconds, summed exactly
+    rated: Mapped[int] = mapped_column(Integer)
+    satisfied: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_kpi_cells_month", "month", "measure"),)
+
+
+class KpiDeadlineCell(Base):
+    """How many deadlines of one month's incidents ended in each state, per deadline key."""
+
+    __tablename__ = "kpi_deadline_cells"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    month: Mapped[str] = mapped_column(String(7))
+    key: Mapped[str] = mapped_column(String(40))
+    state: Mapped[str] = mapped_column(String(20))
+    n: Mapped[int] = mapped_column(Integer)
+
+    __table_args__ = (Index("ix_kpi_deadline_cells_month", "month"),)

@@ -88,3 +88,17 @@ def test_connection_errors_are_retried_then_reported() -> None:
         gateway.call("auth.test")
     assert exc.value.error == "connection_error"
     assert sleeps == [0.1, 0.2]
+
+
+def test_a_rate_limit_waits_what_slack_says_and_does_not_grow_the_backoff(sandbox: SlackSandbox) -> None:
+    sleeps: list[float] = []
+    gateway = SlackGateway(
+        make_web_client(sandbox.bot_token, sandbox.api_url), max_attempts=5, backoff=0.5, sleep=sleeps.append
+    )
+    channel = gateway.create_channel("mixed")["id"]
+    sandbox.fail("chat.postMessage", error="service_unavailable", status=503, times=1)
+    sandbox.fail("chat.postMessage", error="ratelimited", status=429, times=1)  # Retry-After: 1
+    sandbox.fail("chat.postMessage", error="service_unavailable", status=503, times=1)
+    gateway.post(channel, "made it")
+    assert [m.text for m in sandbox.channel_messages(channel)] == ["made it"]
+    assert sleeps == [0.5, 1.0, 1.0]  # backoff, Slack's Retry-After, the backoff doubled once

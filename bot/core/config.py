@@ -19,11 +19,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from bot.core.durations import parse_duration as parse_any
 from bot.deadlines.working_hours import WorkingHours
 
 SEVERITY_RE = re.compile(r"^sev[1-9]$")
 KEY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-DURATION_RE = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*([mhd])\s*$")
 DEFAULT_SLACK_API_URL = "https://slack.com/api/"
 
 
@@ -37,7 +37,8 @@ class ConfigError(Exception):
 
 
 def parse_duration(value: object) -> timedelta:
-    """Read '30m', '24h', '2d' or a bare number of hours; negative or zero durations are refused."""
+    """A playbook duration: '30m', '24h', '2d', '2小时' (bot.core.durations' grammar) or a bare number of hours;
+    negative or zero durations are refused."""
     if isinstance(value, timedelta):  # a default written in code (e.g. the escalation when none is configured)
         if value <= timedelta(0):
             raise ValueError("must be positive; write it like 30m, 24h or 2d")
@@ -45,14 +46,17 @@ def parse_duration(value: object) -> timedelta:
     if isinstance(value, bool):
         raise ValueError("expected a duration such as 30m, 24h or 2d")
     if isinstance(value, int | float):
-        amount, unit = float(value), "h"
-    elif isinstance(value, str) and (m := DURATION_RE.match(value)):
-        amount, unit = float(m.group(1)), m.group(2)
+        duration = timedelta(hours=float(value))  # a YAML number: hours
+    elif isinstance(value, str):
+        try:
+            duration = parse_any(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a duration; write it like 30m, 24h or 2d") from None
     else:
         raise ValueError(f"{value!r} is not a duration; write it like 30m, 24h or 2d")
-    if amount <= 0:
+    if duration <= timedelta(0):
         raise ValueError(f"{value!r} must be positive; write it like 30m, 24h or 2d")
-    return timedelta(minutes=amount) if unit == "m" else timedelta(hours=amount * (24 if unit == "d" else 1))
+    return duration
 
 
 class _Strict(BaseModel):

@@ -29,6 +29,7 @@ from bot.core.clock import utc
 from bot.core.i18n import _, ngettext, use_locale
 from bot.core.render import user_mention
 from bot.deadlines.service import humanize, is_action_item, next_action, owner_for, reminder_times
+from bot.review.kpi import refresh_rollup
 from bot.services import Services
 from bot.slack.blocks import page_blocks, reminder_blocks
 from bot.slack.gateway import SlackCallError
@@ -90,10 +91,16 @@ class Clockwork:
             services.outbox.resume,  # side effects whose worker died (lease ran out) or whose retry is due
             services.aftercare.post_due_reviews,
             services.reports.run_weekly,
+            self._refresh_kpis,
         ]
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
+
+    def _refresh_kpis(self, now: datetime) -> None:
+        """The KPI report's months, in the playbook's timezone, computed again once stale."""
+        good = self.playbook.satisfaction.good_at_least
+        refresh_rollup(self.services.db, now, zone=self.playbook.tz, good_at_least=good)
 
     def wait_idle(self) -> None:
         """Return once no sweep is running (a sweep in progress finishes first)."""

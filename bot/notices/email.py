@@ -10,6 +10,7 @@ from email.message import EmailMessage
 from email.utils import formatdate, make_msgid
 
 from bot.core.i18n import _, ngettext
+from bot.core.retry import RetryPolicy, TransientError
 from bot.notices.webhooks import Delivery
 
 SECURITY = ("starttls", "ssl", "none")
@@ -64,28 +65,28 @@ class Mailer:
     def __init__(
         self, *, sleep: Callable[[float], None], attempts: int = 3, backoff: float = 0.5, timeout: float = 20.0
     ) -> None:
-        self.sleep, self.attempts, self.backoff, self.timeout = sleep, attempts, backoff, timeout
+        self.retry = RetryPolicy(attempts=attempts, backoff=backoff, sleep=sleep)
+        self.timeout = timeout
 
     def send(self, settings: SmtpSettings, message: EmailMessage) -> Delivery:
-        delay, detail = self.backoff, ""
-        for attempt in range(1, self.attempts + 1):
+        def attempt(n: int) -> Delivery:
             try:
                 self._send_once(settings, message)
                 count = len(message["To"].split(","))
-                return Delivery(True, attempt, ngettext("sent to {n} recipient", "sent to {n} recipients", count))
+                return Delivery(True, n, ngettext("sent to {n} recipient", "sent to {n} recipients", count))
             except smtplib.SMTPResponseException as exc:
-                detail = f"smtp {exc.smtp_code}"
                 if not 400 <= exc.smtp_code < 500:
-                    return Delivery(False, attempt, detail)
+                    return Delivery(False, n, f"smtp {exc.smtp_code}")
+                raise TransientError(f"smtp {exc.smtp_code}") from None  # 4xx: temporary, by SMTP's own rules
             except smtplib.SMTPRecipientsRefused:
-                return Delivery(False, attempt, _("every recipient was refused"))
+                return Delivery(False, n, _("every recipient was refused"))
             except (OSError, smtplib.SMTPException) as exc:
-                detail = _("connection error ({error})", error=type(exc).__name__)
+                raise TransientError(_("connection error ({error})", error=type(exc).__name__)) from None
 
-            if attempt < self.attempts:
-                self.sleep(delay)
-                delay *= 2
-        return Delivery(False, self.attempts, detail)
+        try:
+            return self.retry.run(attempt)
+        except TransientError as exc:
+            return Delivery(False, self.retry.attempts, exc.detail)
 
     def _send_once(self, settings: SmtpSettings, message: EmailMessage) -> None:
         context = ssl.create_default_context()

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.core.i18n import _
+from bot.core.retry import RetryPolicy, TransientError
 
 SIGNATURE_HEADER = "X-Incident-Desk-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"  # the outbox key: the same on every attempt and after a restart
@@ -51,14 +52,15 @@ class WebhookSender:
     def __init__(
         self, *, sleep: Callable[[float], None], attempts: int = 3, backoff: float = 0.5, timeout: float = 10.0
     ) -> None:
-        self.attempts, self.backoff, self.timeout, self.sleep = attempts, backoff, timeout, sleep
+        self.retry = RetryPolicy(attempts=attempts, backoff=backoff, sleep=sleep)
+        self.timeout = timeout
 
     def send(self, url: str, payload: dict[str, Any], secret: str, *, key: str = "") -> Delivery:
         """POST the payload; retry 5xx, 429 and connection errors; never raise. Every attempt, and a re-send
         after a crash, carries the same Idempotency-Key, so the receiving system can take it once."""
         body = json.dumps(payload, ensure_ascii=False).encode()
-        delay, detail = self.backoff, ""
-        for attempt in range(1, self.attempts + 1):
+
+        def attempt(n: int) -> Delivery:
             timestamp = str(int(time.time()))
             request = urllib.request.Request(
                 url,
@@ -73,26 +75,25 @@ class WebhookSender:
             )
             try:
                 with _OPENER.open(request, timeout=self.timeout) as response:
-                    if 200 <= response.status < 300:
-                        return Delivery(True, attempt, f"http {response.status}")
-                    return Delivery(False, attempt, f"http {response.status}")
+                    return Delivery(200 <= response.status < 300, n, f"http {response.status}")
             except urllib.error.HTTPError as exc:
                 detail = f"http {exc.code}"
                 if 300 <= exc.code < 400:
                     return Delivery(
                         False,
-                        attempt,
+                        n,
                         _(
                             "{status}: a redirect, not followed; set the webhook URL to its final address",
                             status=detail,
                         ),
                     )
                 if exc.code < 500 and exc.code != 429:
-                    return Delivery(False, attempt, detail)
+                    return Delivery(False, n, detail)
+                raise TransientError(detail) from None
             except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
-                detail = _("connection error ({error})", error=type(exc).__name__)
+                raise TransientError(_("connection error ({error})", error=type(exc).__name__)) from None
 
-            if attempt < self.attempts:
-                self.sleep(delay)
-                delay *= 2
-        return Delivery(False, self.attempts, detail)
+        try:
+            return self.retry.run(attempt)
+        except TransientError as exc:
+            return Delivery(False, self.retry.attempts, exc.detail)

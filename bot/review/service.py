@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from statistics import mean
@@ -14,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from bot.core.clock import utc
+from bot.core.durations import parse_duration
 from bot.core.errors import ConflictError, UserInputError
 from bot.core.i18n import _, ngettext, use_locale
 from bot.core.inputs import day_in_range
@@ -38,7 +40,7 @@ log = logging.getLogger(__name__)
 CUSTOMER = "customer"  # the rater_id of the one customer rating per incident
 INTERNAL = "internal"
 SLACK_DRAFT_MAX = 11_000  # under the markdown block's 12,000 characters, with room for the footer
-DUE_RE = re.compile(r"^(\d{1,4})([mhdw])$")
+MAX_DUE = timedelta(weeks=9999)  # the longest the old grammar (four digits of weeks) allowed
 DATE_RE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
 
 
@@ -51,10 +53,12 @@ class Due:
 
 
 def parse_due(word: str) -> Due:
-    """`3d`, `12h`, `90m`, `2w`, or `2026-12-01` (due at the end of that working day)."""
-    if m := DUE_RE.match(word.lower()):
-        unit = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}[m.group(2)]
-        return Due(after=timedelta(**{unit: int(m.group(1))}))
+    """`3d`, `12h`, `90m`, `2w`, `3天` (bot.core.durations' grammar), or `2026-12-01` (due at the end of that
+    working day)."""
+    with suppress(ValueError):
+        after = parse_duration(word)
+        if timedelta(0) <= after <= MAX_DUE:
+            return Due(after=after)
     if m := DATE_RE.match(word):
         try:
             on = datetime(int(m.group(1)), int(m.group(2)), int(m.group(3)))

@@ -52,7 +52,7 @@ class ReportService:
     def report(self, start: datetime, end: datetime) -> Report:
         spec = self.playbook.satisfaction
         with self.db() as s:
-            return kpi_report(s, start, end, good_at_least=spec.good_at_least, target=spec.target)
+            return kpi_report(s, start, end, good_at_least=spec.good_at_least, target=spec.target, zone=self.tz)
 
     def kpi_text(self, days: tuple[date, ...] = ()) -> str:
         start, end, label = self.period(days)

@@ -1,8 +1,9 @@
 """The one gateway to Slack's Web API.
 
 Every call goes through `SlackGateway.call`, which retries 429s after Slack's Retry-After and
-transient failures (5xx, connection errors) with bounded exponential backoff. Posts to one channel
-are serialised so a retried message cannot be overtaken by the next one.
+transient failures (5xx, connection errors) with bounded exponential backoff: bot.core.retry's policy, the
+same as webhooks' and SMTP's. Posts to one channel are serialised so a retried message cannot be overtaken
+by the next one.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.webhook import WebhookClient
+
+from bot.core.retry import RetryPolicy, TransientError, retry_after
 
 log = logging.getLogger(__name__)
 
@@ -61,10 +64,7 @@ class SlackGateway:
         self.client = client
         self.monotonic = monotonic
         self._locales: dict[str, tuple[float, str | None]] = {}  # user -> (looked up at, Slack locale)
-        self.max_attempts = max_attempts
-        self.backoff = backoff
-        self.max_backoff = max_backoff
-        self.sleep = sleep
+        self.retry = RetryPolicy(attempts=max_attempts, backoff=backoff, max_backoff=max_backoff, sleep=sleep)
         self._channel_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._locks_guard = threading.Lock()
         self._bot_user_id: str | None = None
@@ -91,10 +91,10 @@ class SlackGateway:
         sent again, `recover` may find the result of the earlier attempt (a post found by its key); and
         an error in `benign_after_retry` after an ambiguous attempt means that attempt succeeded.
         """
-        delay = self.backoff
-        ambiguous = False
-        for attempt in range(1, self.max_attempts + 1):
-            last = attempt == self.max_attempts
+        ambiguous = False  # an attempt may have done the work although it failed
+
+        def attempt(n: int) -> dict[str, Any]:
+            nonlocal ambiguous
             if ambiguous and recover is not None:
                 found = recover()
                 if found is not None:
@@ -107,18 +107,13 @@ class SlackGateway:
                 status = exc.response.status_code
                 error = str(exc.response.get("error", "")) if isinstance(exc.response.data, dict) else ""
                 if status == 429:
-                    if last:
-                        break
-                    wait = _retry_after(exc.response.headers)
-                    log.warning("Slack rate-limited %s; retrying in %ss (attempt %d)", method, wait, attempt)
-                    self.sleep(wait)
-                    continue
-                if (status >= 500 or error in TRANSIENT_ERRORS) and not last:
+                    wait = retry_after(exc.response.headers)
+                    log.warning("Slack rate-limited %s; retrying in %ss (attempt %d)", method, wait, n)
+                    raise TransientError("ratelimited", retry_after=wait) from None
+                if status >= 500 or error in TRANSIENT_ERRORS:
                     log.warning("Slack %s failed transiently (%s %s); retrying", method, status, error)
                     ambiguous = ambiguous or status >= 500 or error in ("internal_error", "fatal_error")
-                    self.sleep(delay)
-                    delay = min(delay * 2, self.max_backoff)
-                    continue
+                    raise TransientError(error or f"http_{status}") from None
                 if ambiguous and error in benign_after_retry:
                     log.info("Slack %s answered %s after an ambiguous attempt: taken as done", method, error)
                     return {}
@@ -126,13 +121,14 @@ class SlackGateway:
             except SlackRequestError as exc:  # a file upload's middle step was refused
                 raise SlackCallError(method, "upload_failed") from exc
             except (urllib.error.URLError, ConnectionError, TimeoutError) as exc:
-                if last:
-                    raise SlackCallError(method, "connection_error") from exc
                 log.warning("Slack %s: connection problem (%s); retrying", method, type(exc).__name__)
                 ambiguous = True
-                self.sleep(delay)
-                delay = min(delay * 2, self.max_backoff)
-        raise SlackCallError(method, "ratelimited")
+                raise TransientError("connection_error") from exc
+
+        try:
+            return self.retry.run(attempt)
+        except TransientError as exc:
+            raise SlackCallError(method, exc.detail) from None
 
     def _channel_lock(self, channel: str) -> threading.Lock:
         with self._locks_guard:
@@ -339,33 +335,25 @@ class SlackGateway:
     def respond(self, response_url: str, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
         """Reply through a command's response_url (ephemeral by default), with the same retry rules."""
         webhook = WebhookClient(response_url, retry_handlers=[])
-        delay = self.backoff
-        for attempt in range(1, self.max_attempts + 1):
+
+        def attempt(_n: int) -> None:
             try:
                 result = webhook.send(text=text, blocks=blocks, response_type="ephemeral", replace_original=False)
             except (urllib.error.URLError, ConnectionError, TimeoutError):
-                result = None
-            if result is not None and result.status_code < 300:
+                raise TransientError("http_connection_error") from None
+            if result.status_code < 300:
                 return
-            if result is not None and result.status_code == 429:
-                self.sleep(_retry_after(result.headers))
-                continue
-            if (result is not None and result.status_code < 500) or attempt == self.max_attempts:
-                status = result.status_code if result is not None else "connection_error"
-                raise SlackCallError("response_url", f"http_{status}")
-            self.sleep(delay)
-            delay = min(delay * 2, self.max_backoff)
+            if result.status_code == 429:
+                raise TransientError("http_429", retry_after=retry_after(result.headers))
+            if result.status_code >= 500:
+                raise TransientError(f"http_{result.status_code}")
+            raise SlackCallError("response_url", f"http_{result.status_code}")
+
+        try:
+            self.retry.run(attempt)
+        except TransientError as exc:
+            raise SlackCallError("response_url", exc.detail) from None
 
 
 def make_web_client(token: str, base_url: str) -> WebClient:
     return WebClient(token=token, base_url=base_url, timeout=10, retry_handlers=[])
-
-
-def _retry_after(headers: Any) -> float:
-    values = {k.lower(): v for k, v in dict(headers or {}).items()}
-    raw = values.get("retry-after", "1")
-    raw = raw[0] if isinstance(raw, list) else raw
-    try:
-        return max(0.0, float(raw))
-    except ValueError:
-        return 1.0
