@@ -7,7 +7,7 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
-import handlers.aftercare
+import handlers.review
 from bot.incidents.service import IncidentCreate
 from bot.services import Services
 from bot.slack.blocks import report_modal
@@ -31,7 +31,7 @@ def register(app: App, services: Services) -> None:
             text, blocks = incidents.status_blocks(channel_id=channel, number=command.number, actor=user)
             ack(text=text, blocks=blocks)
         elif command.name == "deadlines":
-            ack(text=services.timekeeping.deadlines_text(channel_id=channel, number=command.number, actor=user))
+            ack(text=services.deadline_actions.deadlines_text(channel_id=channel, number=command.number, actor=user))
         else:
             ack(text=incidents.timeline_text(channel_id=channel, number=command.number, actor=user))
 
@@ -52,11 +52,11 @@ def register(app: App, services: Services) -> None:
         if command.name == "close":
             return incidents.close(channel_id=channel, actor=user, command=said)
         if command.name == "done":
-            return services.timekeeping.mark_done(actor=user, channel_id=channel, word=command.text or "")
+            return services.deadline_actions.mark_done(actor=user, channel_id=channel, word=command.text or "")
         if command.name == "solution":
-            return services.timekeeping.record_solution(channel_id=channel, text=command.text or "", actor=user)
+            return services.deadline_actions.record_solution(channel_id=channel, text=command.text or "", actor=user)
         if command.name == "ack":
-            return services.timekeeping.acknowledge(actor=user, channel_id=channel)
+            return services.deadline_actions.acknowledge(actor=user, channel_id=channel)
         if command.name == "pause":
             return incidents.pause(channel_id=channel, reason=command.text or "", actor=user, command=said)
         if command.name == "report":  # over a large store this can take longer than Slack waits for an ack
@@ -66,8 +66,8 @@ def register(app: App, services: Services) -> None:
             return services.notices.draft(
                 channel_id=channel, stage=command.stage, actor=user, channels=command.channels, locales=command.locales
             )
-        if command.name in handlers.aftercare.COMMANDS:
-            return handlers.aftercare.run_command(services, command, channel, user)
+        if command.name in handlers.review.COMMANDS:
+            return handlers.review.run_command(services, command, channel, user)
         if command.name == "resume":
             return incidents.resume(channel_id=channel, actor=user, command=said)
         return incidents.repair(channel_id=channel, number=command.number, actor=user)

@@ -15,7 +15,6 @@ import pytest
 from sqlalchemy import select
 
 from bot.core.clock import FixedClock
-from bot.deadlines.scheduler import Clockwork
 from bot.incidents.service import IncidentCreate
 from bot.sandbox.server import SlackSandbox
 from bot.services import Services
@@ -118,7 +117,7 @@ def test_a_page_in_flight_when_the_scheduler_is_killed_arrives_exactly_once(
     assert wait_for(lambda: len(pages(sandbox, LEAD)) == (1 if slack_took_it else 0))
     sandbox.holds.clear()
 
-    restarted = Clockwork(services)
+    restarted = services.clockwork  # built with the services, never swept: as in a restarted process
     services.clock.set(OPENED + timedelta(minutes=1))  # type: ignore[attr-defined]
     restarted.sweep()
     assert len(pages(sandbox, LEAD)) == (1 if slack_took_it else 0)  # still leased to the dead sender

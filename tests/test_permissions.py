@@ -106,7 +106,7 @@ def resolved(case: Case) -> None:
 
 def reviewed(case: Case) -> None:
     resolved(case)
-    case.stack.bot.services.aftercare.complete_review(channel_id=case.channel, actor=LEAD)
+    case.stack.bot.services.review.complete_review(channel_id=case.channel, actor=LEAD)
 
 
 def paused(case: Case) -> None:

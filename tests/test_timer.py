@@ -29,7 +29,7 @@ def test_a_row_falling_due_while_a_sweep_is_held_open_is_swept_right_after_it(st
     stack.open("complaint sev3 Fee charged twice")
     stack.clock.advance(timedelta(hours=1))
     stack.open("complaint sev3 客户卡号6222021234567890123被重复扣款")
-    scheduler = Scheduler(stack.bot.clockwork, interval=timedelta(hours=1))
+    scheduler = Scheduler(stack.bot.clockwork, db=stack.bot.services.db, clock=stack.clock, interval=timedelta(hours=1))
     scheduler.start()  # its first sweep finds nothing due and plans the next wake-up, hours away
     assert wait_for(lambda: scheduler.aps.get_job("sweep-next") is not None)
     hold = stack.sandbox.hold("chat.postMessage")
@@ -58,7 +58,7 @@ def test_stopping_while_a_sweep_is_held_open_waits_for_it_and_does_not_hang(stac
     stack.open("complaint sev3 Card declined abroad")
     stack.clock.advance(timedelta(hours=11))
     hold = stack.sandbox.hold("chat.postMessage")
-    scheduler = Scheduler(stack.bot.clockwork, interval=timedelta(hours=1))
+    scheduler = Scheduler(stack.bot.clockwork, db=stack.bot.services.db, clock=stack.clock, interval=timedelta(hours=1))
     scheduler.start()
     stopper = threading.Thread(target=scheduler.stop)
     try:

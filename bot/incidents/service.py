@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -84,7 +84,9 @@ class IncidentService:
         deadlines: Deadlines,
         escalations: Escalations,
         outbox: Outbox,
+        permissions: Permissions | None = None,
         schedule_changed: Callable[[], None] = lambda: None,
+        after_resolve: Sequence[Callable[[Session, Incident], None]] = (),
     ) -> None:
         self.playbook = playbook
         self.db = db
@@ -95,9 +97,9 @@ class IncidentService:
         self.escalations = escalations
         self.schedule_changed = schedule_changed
         self.outbox = outbox
-        self.permissions = Permissions(playbook, slack)
-        # written in the resolving transaction, e.g. the satisfaction rating prompts
-        self.after_resolve: list[Callable[[Session, Incident], None]] = []
+        self.permissions = permissions or Permissions(playbook, slack)
+        # written in the resolving transaction, e.g. the satisfaction rating prompts (given by the composition root)
+        self.after_resolve = tuple(after_resolve)
         for effect, handler in {
             "channel.create": self._fx_create,
             "channel.topic": self._fx_topic,

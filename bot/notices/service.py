@@ -9,28 +9,27 @@ import json
 import logging
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
-from bot.core.clock import utc
-from bot.core.config import NOTICE_STAGES
+from bot.core.clock import Clock, utc
+from bot.core.config import NOTICE_STAGES, Playbook
 from bot.core.errors import ConflictError, NotFoundError, PermissionDeniedError, UserInputError
+from bot.core.render import Renderer
 from bot.core.text import mask_identifiers, safe_text
 from bot.deadlines.service import Deadlines
-from bot.incidents.permissions import Action
+from bot.incidents.permissions import Action, Permissions
 from bot.notices.email import Mailer, SmtpSettings, build_message
-from bot.notices.outbox import Recorder, Step
+from bot.notices.outbox import Outbox, Recorder, Step
 from bot.notices.webhooks import Delivery, WebhookSender
 from bot.slack.blocks import NOTICE_TEXT_MAX, mrkdwn, notice_edit_modal, notice_preview_blocks
-from bot.slack.gateway import SlackCallError
+from bot.slack.gateway import SlackCallError, SlackGateway
 from store import queries
 from store.models import Incident, Notice, NoticeDelivery, TimelineEvent
-
-if TYPE_CHECKING:
-    from bot.incidents.service import IncidentService
 
 log = logging.getLogger(__name__)
 
@@ -75,23 +74,57 @@ def peak(incident: Incident) -> str:
     return min(incident.peak_severity or incident.severity, incident.severity)
 
 
+class IncidentLookup(Protocol):
+    """What notices need of the incidents: find the one a command names, load it in a unit of work, post to
+    its channel, and run its queued side effects now."""
+
+    def find(self, *, channel_id: str | None, number: int | None = None) -> Incident: ...
+
+    def row(self, s: Session, incident_id: int) -> Incident: ...
+
+    def try_post(self, channel_id: str, text: str) -> None: ...
+
+    def flush(self, incident_id: int) -> str | None: ...
+
+
 class NoticeService:
     """Draft, edit, approve and publish. Webhook URLs, the signing secret and SMTP settings are read from
     the environment when a notice is published, so they are never stored or shown."""
 
     def __init__(
-        self, *, incidents: IncidentService, deadlines: Deadlines, environ: Mapping[str, str] | None = None
+        self,
+        *,
+        playbook: Playbook,
+        db: sessionmaker[Session],
+        slack: SlackGateway,
+        clock: Clock,
+        renderer: Renderer,
+        outbox: Outbox,
+        incidents: IncidentLookup,
+        permissions: Permissions,
+        deadlines: Deadlines,
+        webhooks: WebhookSender,
+        mailer: Mailer,
+        schedule_changed: Callable[[], None],
+        environ: Mapping[str, str] | None = None,
     ) -> None:
+        self.playbook = playbook
+        self.spec = playbook.notices
+        self.db = db
+        self.slack = slack
+        self.clock = clock
+        self.renderer = renderer
+        self.outbox = outbox
         self.incidents = incidents
+        self.permissions = permissions
         self.deadlines = deadlines
-        self.playbook = incidents.playbook
-        self.spec = incidents.playbook.notices
-        self.webhooks = WebhookSender(sleep=incidents.clock.sleep)
-        self.mailer = Mailer(sleep=incidents.clock.sleep)
+        self.webhooks = webhooks
+        self.mailer = mailer
+        self.schedule_changed = schedule_changed
         self.environ = os.environ if environ is None else environ
         self._slack_channels: dict[str, str] = {}
-        incidents.outbox.register("notice.deliver", self._fx_deliver)
-        incidents.outbox.register("notice.finish", self._fx_finish)
+        outbox.register("notice.deliver", self._fx_deliver)
+        outbox.register("notice.finish", self._fx_finish)
 
     # ---- drafting ---------------------------------------------------------------------------------------
 
@@ -101,7 +134,7 @@ class NoticeService:
         notice says what the template says for customers, edited by the drafter before approval."""
         kind = self.playbook.kinds[incident.kind]
         updates = [e for e in queries.list_timeline(s, incident.id) if e.event == "update"]
-        local = self.incidents.renderer.local_time
+        local = self.renderer.local_time
         return {
             "number": incident.id,
             "title": incident.title,
@@ -143,10 +176,10 @@ class NoticeService:
         if stage not in NOTICE_STAGES:
             raise UserInputError(f"Unknown stage `{safe_text(stage)}`. Stages: {', '.join(NOTICE_STAGES)}.")
         locales = [loc for loc in locales if loc in self.spec.locales] or list(self.spec.locales)
-        now = self.incidents.clock.now()
-        with self.incidents.db.begin() as s:
+        now = self.clock.now()
+        with self.db.begin() as s:
             incident = self.incidents.row(s, self.incidents.find(channel_id=channel_id).id)
-            self.incidents.require(Action.DRAFT_NOTICE, incident, actor)
+            self.permissions.require(Action.DRAFT_NOTICE, incident, actor)
             self._refuse_channels(incident, channels, stage)
             channels = list(channels) or list(self.channels_for(incident.kind))
             if not channels:
@@ -160,7 +193,7 @@ class NoticeService:
                 raise ConflictError(f"#{incident.id} is not resolved yet; draft the `update` notice instead.")
             texts = {
                 channel: {
-                    locale: self.incidents.renderer.render_plain(
+                    locale: self.renderer.render_plain(
                         self.spec.template(locale, stage, channel), **self.context(s, incident, locale)
                     )[:NOTICE_TEXT_MAX]
                     for locale in locales
@@ -187,10 +220,10 @@ class NoticeService:
             return f"Drafted notice {notice_id}, but #{number} has no channel to preview it in; run `/incident repair`."
         blocks = notice_preview_blocks(notice, channel_names=CHANNEL_NAMES, status=status)
         try:
-            ts = self.incidents.slack.post(incident_channel, f"Customer notice for #{number} ({stage})", blocks)
+            ts = self.slack.post(incident_channel, f"Customer notice for #{number} ({stage})", blocks)
         except SlackCallError as exc:
             raise ConflictError(f"Slack refused the notice preview (`{exc.error}`); nothing was published.") from None
-        with self.incidents.db.begin() as s:
+        with self.db.begin() as s:
             row = s.get(Notice, notice_id)
             assert row is not None
             row.preview_ts = ts
@@ -201,10 +234,10 @@ class NoticeService:
         return peak(incident) in self.spec.approval.severities
 
     def _who_approves(self, incident: Incident) -> str:
-        return self.incidents.permissions.approver_names(incident)
+        return self.permissions.approver_names(incident)
 
     def _status_line(self, notice: Notice, incident: Incident) -> str:
-        local = self.incidents.renderer.local_time
+        local = self.renderer.local_time
         if notice.state == "published" and notice.published_at:
             return f":loudspeaker: Published by <@{notice.published_by}> at {local(notice.published_at)}."
         if notice.state == "approved" and notice.approved_at:
@@ -221,7 +254,7 @@ class NoticeService:
             return
         blocks = notice_preview_blocks(notice, channel_names=CHANNEL_NAMES, status=self._status_line(notice, incident))
         with contextlib.suppress(SlackCallError):  # the preview is a convenience; the record is in the store
-            self.incidents.slack.update(
+            self.slack.update(
                 incident.channel_id, notice.preview_ts, f"Customer notice for #{incident.id} ({notice.stage})", blocks
             )
 
@@ -235,18 +268,18 @@ class NoticeService:
 
     def editor(self, *, notice_id: int, actor: str) -> dict[str, Any]:
         """The Edit modal, for a responder, while the notice is not yet published."""
-        with self.incidents.db.begin() as s:
+        with self.db.begin() as s:
             notice, incident = self._load(s, notice_id)
-            self.incidents.require(Action.EDIT_NOTICE, incident, actor)
+            self.permissions.require(Action.EDIT_NOTICE, incident, actor)
             self._require_editable(notice)
             return notice_edit_modal(notice.id, incident.id, notice.stage, notice.texts, CHANNEL_NAMES)
 
     def edit(self, *, notice_id: int, texts: Mapping[tuple[str, str], str], actor: str) -> None:
         """Save edited texts (masked); a change after approval needs a new approval."""
-        now = self.incidents.clock.now()
-        with self.incidents.db.begin() as s:
+        now = self.clock.now()
+        with self.db.begin() as s:
             notice, incident = self._load(s, notice_id)
-            self.incidents.require(Action.EDIT_NOTICE, incident, actor)
+            self.permissions.require(Action.EDIT_NOTICE, incident, actor)
             self._require_editable(notice)
             new = {channel: dict(localized) for channel, localized in notice.texts.items()}
             for (channel, locale), text in texts.items():
@@ -315,10 +348,10 @@ class NoticeService:
             raise ConflictError(f"This notice is already approved by <@{notice.approved_by}>; it is ready to publish.")
 
     def approve(self, *, notice_id: int, actor: str) -> None:
-        now = self.incidents.clock.now()
-        with self.incidents.db.begin() as s:
+        now = self.clock.now()
+        with self.db.begin() as s:
             notice, incident = self._load(s, notice_id)
-            self.incidents.require(Action.APPROVE_NOTICE, incident, actor)
+            self.permissions.require(Action.APPROVE_NOTICE, incident, actor)
             self._require_approvable(notice, incident)
             if actor in notice_editors(s, notice):
                 raise PermissionDeniedError(
@@ -352,10 +385,10 @@ class NoticeService:
     # ---- publishing -------------------------------------------------------------------------------------
 
     def publish(self, *, notice_id: int, actor: str) -> None:
-        now = self.incidents.clock.now()
-        with self.incidents.db.begin() as s:
+        now = self.clock.now()
+        with self.db.begin() as s:
             notice, incident = self._load(s, notice_id)
-            self.incidents.require(Action.PUBLISH_NOTICE, incident, actor)
+            self.permissions.require(Action.PUBLISH_NOTICE, incident, actor)
             self._require_unpublished(notice)
             if self.needs_approval(incident) and notice.approved_digest != digest(notice.texts, peak(incident)):
                 was = f" (it has been {peak(incident).upper()})" if peak(incident) != incident.severity else ""
@@ -378,7 +411,7 @@ class NoticeService:
             s.refresh(notice)  # ours now: send the texts as stored (an edit a moment before included)
             # each target's delivery, then the record of the outcome, commit with the decision to publish: a
             # crash mid-publish is finished after the restart, and the notice never stays "publishing"
-            box, number = self.incidents.outbox, incident.id
+            box, number = self.outbox, incident.id
             for channel in notice.texts:
                 box.add(
                     s,
@@ -390,14 +423,14 @@ class NoticeService:
                 )
             box.add(s, number, f"notice:{notice.id}:published", "notice.finish", notice_id=notice.id, actor=actor)
         self.incidents.flush(number)
-        self.incidents.schedule_changed()
+        self.schedule_changed()
 
     def _fx_deliver(self, step: Step) -> Recorder | None:
         """Send one channel's texts to its target, once: a delivery already recorded is not sent again. A
         webhook carries the step's key as its Idempotency-Key, so a re-send after a crash can be recognised."""
         notice_id, channel = int(step.payload["notice_id"]), step.key.rsplit(":", 1)[1]
         now = datetime.fromisoformat(str(step.payload["at"]))
-        with self.incidents.db() as s:
+        with self.db() as s:
             notice, incident = self._load(s, notice_id)
             if any(d.channel == channel for d in self._deliveries(s, notice_id)):
                 return None
@@ -450,7 +483,7 @@ class NoticeService:
             if notice.state == "published":
                 return
             rows = self._deliveries(s, notice_id)
-            now = max((utc(d.at) for d in rows), default=self.incidents.clock.now())
+            now = max((utc(d.at) for d in rows), default=self.clock.now())
             outcomes = {
                 d.channel: Delivery(
                     d.outcome == "delivered", d.attempts, d.detail, worth_retrying=not d.detail.startswith("not sent")
@@ -477,7 +510,7 @@ class NoticeService:
             self._refresh_preview(notice, incident)
             if incident.channel_id:
                 text = self._outcome_text(actor, notice.stage, outcomes)
-                self.incidents.outbox.add(s, incident.id, f"notice:{notice.id}:told", "post", text=text)
+                self.outbox.add(s, incident.id, f"notice:{notice.id}:told", "post", text=text)
 
         return record
 
@@ -579,7 +612,7 @@ class NoticeService:
         parts = {locale: split_subject(text) for locale, text in localized.items()}
         subject = " / ".join(subject for subject, _ in parts.values())
         text = "\n\n----------\n\n".join(body for _, body in parts.values())
-        html = self.incidents.renderer.render_html(
+        html = self.renderer.render_html(
             "html/email.html.j2",
             subject=subject,
             parts=[
@@ -600,12 +633,12 @@ class NoticeService:
         try:
             channel_id = self._slack_channels.get(name)
             if channel_id is None:
-                found = self.incidents.slack.find_channel(name.lstrip("#"))
+                found = self.slack.find_channel(name.lstrip("#"))
                 if found is None:
                     return Delivery(False, 1, f"no Slack channel #{safe_text(name.lstrip('#'))}")
                 channel_id = self._slack_channels[name] = str(found["id"])
             text = "\n\n".join(safe_text(t) for t in localized.values())
-            self.incidents.slack.post(channel_id, text[:3000], [{"type": "section", "text": mrkdwn(text[:3000])}])
+            self.slack.post(channel_id, text[:3000], [{"type": "section", "text": mrkdwn(text[:3000])}])
         except SlackCallError as exc:
             hint = f" (invite the bot to #{safe_text(name.lstrip('#'))})" if exc.error == "not_in_channel" else ""
             return Delivery(False, 1, exc.error + hint)

@@ -19,19 +19,23 @@ COMMANDS = {"satisfaction", "action", "review"}
 
 
 def run_command(services: Services, command: Command, channel: str, user: str) -> str | None:
-    aftercare = services.aftercare
+    review_service = services.review
     if command.name == "satisfaction":
         assert command.number is not None
-        return aftercare.record_customer(
+        return review_service.record_customer(
             actor=user, score=command.number, comment=command.text or "", channel_id=channel
         )
     if command.name == "action":
         assert command.user is not None and command.due is not None
-        return aftercare.add_action(
+        return review_service.add_action(
             channel_id=channel, text=command.text or "", owner=command.user, due=parse_due(command.due), actor=user
         )
-    review = {"post": aftercare.post_review_now, "export": aftercare.export_review, "done": aftercare.complete_review}
-    return review[command.text or ""](channel_id=channel, actor=user)
+    steps = {
+        "post": review_service.post_review_now,
+        "export": review_service.export_review,
+        "done": review_service.complete_review,
+    }
+    return steps[command.text or ""](channel_id=channel, actor=user)
 
 
 def register(app: App, services: Services) -> None:
@@ -46,7 +50,7 @@ def register(app: App, services: Services) -> None:
         ack()
         with reporting_errors(services.slack, body):
             number, score = _rating(action)
-            message = services.aftercare.record_customer(actor=body["user"]["id"], score=score, incident_id=number)
+            message = services.review.record_customer(actor=body["user"]["id"], score=score, incident_id=number)
             if message:
                 services.slack.respond(body["response_url"], message)
 
@@ -54,7 +58,7 @@ def register(app: App, services: Services) -> None:
         ack()
         with reporting_errors(services.slack, body):
             number, score = _rating(action)
-            message = services.aftercare.rate_response(incident_id=number, score=score, actor=body["user"]["id"])
+            message = services.review.rate_response(incident_id=number, score=score, actor=body["user"]["id"])
             services.slack.respond(body["response_url"], message)
 
     app.action(re.compile(rf"^{ActionId.RATE_CUSTOMER}:"))(handle_rate_customer_button)
