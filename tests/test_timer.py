@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time as wall
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from bot.deadlines.scheduler import Scheduler
 from tests.conftest import LEAD, Stack
@@ -73,3 +73,29 @@ def test_stopping_while_a_sweep_is_held_open_waits_for_it_and_does_not_hang(stac
     assert not scheduler.aps.running
     assert len(reminders_for(stack, "Fee charged twice")) == 1  # the held sweep finished its sends
     assert not reminders_for(stack, "Card declined abroad")  # nothing new started after stop
+
+
+def test_a_change_made_by_a_command_replans_the_running_timer(stack: Stack) -> None:
+    """The app's own timer hears of every change to the rows (the wiring's ScheduleChanged): once its first
+    sweep found nothing to do, opening an incident plans an earlier wake-up for that incident's work."""
+    scheduler = stack.bot.scheduler
+    scheduler.start()
+    try:
+        interval = scheduler.aps.get_job("sweep-interval")
+        first = interval.next_run_time
+        assert wait_for(lambda: scheduler.aps.get_job("sweep-interval").next_run_time != first)
+        assert wait_for(lambda: not scheduler._sweeping)
+        planned = scheduler.aps.get_job("sweep-next")  # the next scheduled report, days away
+        before = planned.next_run_time if planned is not None else None
+        stack.open("complaint sev3 客户卡号6222021234567890123被重复扣款")
+
+        def replanned() -> bool:
+            job = scheduler.aps.get_job("sweep-next")
+            return job is not None and job.next_run_time != before
+
+        assert wait_for(replanned), "the open did not reach the timer"
+        wake = scheduler.aps.get_job("sweep-next").next_run_time
+        assert wake > datetime.now(UTC) and (before is None or wake < before)  # the new incident's work, sooner
+    finally:
+        scheduler.stop()
+    assert not scheduler.aps.running
