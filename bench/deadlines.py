@@ -135,8 +135,8 @@ def run_round(args: argparse.Namespace, api_url: str, fault_rate: float, tmp: st
         send_workers=16,
         timer_interval=timedelta(seconds=30),
     )
-    clockwork = services.clockwork
-    clockwork.sweep()  # reconcile: anything due while we were down
+    sweeper = services.sweeper
+    sweeper.sweep()  # reconcile: anything due while we were down
     scheduler = services.scheduler
     scheduler.start()
     scheduler.poke()
@@ -168,7 +168,7 @@ def run_round(args: argparse.Namespace, api_url: str, fault_rate: float, tmp: st
     got = reminders()
     lateness = [at - fire_at.timestamp() for at in lines(got)]
     scheduler.stop()
-    clockwork.close()
+    sweeper.close()
     engine.dispose()
     return {
         "load": took,

@@ -21,7 +21,7 @@ from bot.core.config import Playbook
 from bot.core.errors import BotError
 from bot.core.executor import TrackingExecutor
 from bot.core.text import set_bank_patterns
-from bot.deadlines.scheduler import Clockwork, Scheduler
+from bot.deadlines.scheduler import Scheduler, Sweeper
 from bot.services import Services
 from bot.slack.gateway import SlackGateway
 from bot.slack.ids import BlockId
@@ -40,7 +40,7 @@ class Bot:
     app: App
     services: Services
     executor: TrackingExecutor
-    clockwork: Clockwork  # the sweep: tests call it after moving the clock
+    sweeper: Sweeper  # acts on what is due: tests call sweep() after moving the clock
     scheduler: Scheduler  # the timer around it: `incident-desk run` starts it
     verifier: RequestVerifier | None  # HTTP mode's front (bot/slack/web.py); None in Socket Mode
 
@@ -77,7 +77,7 @@ def create_app(
     handlers.review.register(app, services)
     app.error(_error_handler(services))
     verifier = RequestVerifier(signing_secret, session_factory) if signing_secret else None
-    return Bot(app, services, executor, services.clockwork, services.scheduler, verifier)
+    return Bot(app, services, executor, services.sweeper, services.scheduler, verifier)
 
 
 def resume_unfinished(bot: Bot) -> int:

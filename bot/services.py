@@ -14,7 +14,7 @@ from bot.core.events import Events, IncidentResolved, ScheduleChanged
 from bot.core.render import Renderer
 from bot.deadlines.escalation import Escalations
 from bot.deadlines.owner_actions import DeadlineActions
-from bot.deadlines.scheduler import Clockwork, Scheduler
+from bot.deadlines.scheduler import Scheduler, Sweeper
 from bot.deadlines.service import Deadlines
 from bot.incidents.permissions import Permissions
 from bot.incidents.service import IncidentService
@@ -49,8 +49,8 @@ class Services:
     status_page: StatusPage
     review: ReviewService
     reports: ReportService
-    clockwork: Clockwork
-    scheduler: Scheduler  # the timer around the clockwork; `incident-desk run` starts it
+    sweeper: Sweeper
+    scheduler: Scheduler  # the timer around the sweeper; `incident-desk run` starts it
 
     @classmethod
     def build(
@@ -134,7 +134,7 @@ class Services:
         reports = ReportService(playbook, db, slack, clock, renderer)
 
         # the clock's sweep and its timer: due deadlines and pages, plus the jobs due at a moment
-        clockwork = Clockwork(
+        sweeper = Sweeper(
             playbook=playbook,
             db=db,
             slack=slack,
@@ -148,7 +148,7 @@ class Services:
             ),
             send_workers=send_workers,
         )
-        scheduler = Scheduler(clockwork, db=db, clock=clock, interval=timer_interval)
+        scheduler = Scheduler(sweeper, db=db, clock=clock, interval=timer_interval)
 
         # who reacts to what, all of it here
         events.subscribe(ScheduleChanged, lambda _: scheduler.poke())
@@ -172,6 +172,6 @@ class Services:
             status_page=status_page,
             review=review,
             reports=reports,
-            clockwork=clockwork,
+            sweeper=sweeper,
             scheduler=scheduler,
         )

@@ -39,14 +39,14 @@ def main() -> None:
         SlackGateway(make_web_client("xoxb-sandbox-token", api_url)),
         FileClock(Path(clock_file)),
     )
-    clockwork, leader = services.clockwork, LeaderLock(engine)
+    sweeper, leader = services.sweeper, LeaderLock(engine)
     status = Path(status_file)
     tell(status, "standby")
     while True:
         if leader.acquire():
             if status.read_text() != "leader":
                 tell(status, "leader")
-            clockwork.sweep()
+            sweeper.sweep()
         time.sleep(0.05)  # the worker's polling interval
 
 

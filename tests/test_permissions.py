@@ -90,7 +90,7 @@ def open_case(stack: Stack) -> Case:
     channel = stack.incident_channel(incident.id).id
     services.incidents.assign_role(channel_id=channel, role="legal_compliance", user=UserRef(LEGAL), actor=LEAD)
     stack.join(channel, COMMS)
-    stack.bot.clockwork.sweep()  # the SEV2 page reaches the lead
+    stack.bot.sweeper.sweep()  # the SEV2 page reaches the lead
     card = stack.sandbox.channel_messages(channel)[0]
     case = Case(stack, incident.id, channel, card.ts, general.id)
     case.before_incidents = int(case.scalar(select(func.count()).select_from(Incident)) or 0)

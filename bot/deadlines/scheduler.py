@@ -1,4 +1,4 @@
-"""The clockwork: finds deadline and escalation rows that are due, acts on each once, and sends.
+"""The sweeper: finds deadline and escalation rows that are due, acts on each once, and sends.
 
 The store is the source of truth. Due rows are decided in chunks, one transaction each, which claims a
 unique sent-notification key per reminder or page (so no decision is taken twice), moves each row's
@@ -74,7 +74,7 @@ class SweepResult:
     sends: list[Send] = field(default_factory=list)
 
 
-class Clockwork:
+class Sweeper:
     """Acts on due rows. `sweep()` is what the timer calls; tests call it after moving the clock."""
 
     def __init__(
@@ -708,7 +708,7 @@ class LeaderLock:
 
 
 class Scheduler:
-    """The timer around Clockwork: APScheduler wakes the sweep at the next due moment, or every `interval`.
+    """The timer around Sweeper: APScheduler wakes the sweep at the next due moment, or every `interval`.
 
     Wake-ups coalesce, never drop: a tick that finds a sweep running returns at once (the running one looks
     again when it ends), and a sweep that ends with work already due sweeps again in the same tick instead of
@@ -722,7 +722,7 @@ class Scheduler:
 
     def __init__(
         self,
-        clockwork: Clockwork,
+        sweeper: Sweeper,
         *,
         db: sessionmaker[Session],
         clock: Clock,
@@ -732,7 +732,7 @@ class Scheduler:
 
         self.db = db
         self.clock = clock
-        self.clockwork = clockwork
+        self.sweeper = sweeper
         self.leader = LeaderLock(db.kw["bind"])
         self.interval = interval
         self.aps = BackgroundScheduler(timezone=UTC)
@@ -762,8 +762,8 @@ class Scheduler:
         timer is stopped without waiting, and the sweep is waited for here."""
         self._stopping = True
         self.aps.shutdown(wait=False)
-        self.clockwork.wait_idle()
-        self.clockwork.close()
+        self.sweeper.wait_idle()
+        self.sweeper.close()
         self.leader.release()
 
     def tick(self) -> None:
@@ -779,7 +779,7 @@ class Scheduler:
                 return  # standing by: another process is the active scheduler
             passes = 0
             while True:
-                self.clockwork.sweep()
+                self.sweeper.sweep()
                 passes += 1
                 with self._state:
                     wake = self._next_wakeup()
