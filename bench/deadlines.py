@@ -24,7 +24,6 @@ from sqlalchemy import insert
 from bench.common import ROOT, percentile
 from bot.core.clock import SystemClock
 from bot.core.config import load_playbook
-from bot.deadlines.scheduler import Clockwork, Scheduler
 from bot.deadlines.service import next_action
 from bot.services import Services
 from bot.slack.gateway import SlackGateway, make_web_client
@@ -133,10 +132,12 @@ def run_round(args: argparse.Namespace, api_url: str, fault_rate: float, tmp: st
         make_session_factory(engine),
         SlackGateway(make_web_client("xoxb-sandbox-token", api_url)),
         SystemClock(),
+        send_workers=16,
+        timer_interval=timedelta(seconds=30),
     )
-    clockwork = Clockwork(services, send_workers=16)
-    clockwork.sweep()  # reconcile: anything due while we were down
-    scheduler = Scheduler(clockwork, interval=timedelta(seconds=30))
+    sweeper = services.sweeper
+    sweeper.sweep()  # reconcile: anything due while we were down
+    scheduler = services.scheduler
     scheduler.start()
     scheduler.poke()
     reconcile = time.perf_counter() - started
@@ -167,7 +168,7 @@ def run_round(args: argparse.Namespace, api_url: str, fault_rate: float, tmp: st
     got = reminders()
     lateness = [at - fire_at.timestamp() for at in lines(got)]
     scheduler.stop()
-    clockwork.close()
+    sweeper.close()
     engine.dispose()
     return {
         "load": took,

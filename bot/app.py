@@ -13,9 +13,9 @@ from slack_sdk import WebClient
 from sqlalchemy.orm import Session, sessionmaker
 
 import handlers.actions
-import handlers.aftercare
 import handlers.commands
 import handlers.notices
+import handlers.review
 import handlers.views
 from bot.core.clock import Clock, SystemClock
 from bot.core.config import Playbook
@@ -23,7 +23,7 @@ from bot.core.errors import BotError
 from bot.core.executor import TrackingExecutor
 from bot.core.i18n import normalize, set_locale, use_locale
 from bot.core.text import set_bank_patterns
-from bot.deadlines.scheduler import Clockwork
+from bot.deadlines.scheduler import Scheduler, Sweeper
 from bot.services import Services
 from bot.slack.gateway import SlackGateway
 from bot.slack.ids import BlockId
@@ -42,7 +42,8 @@ class Bot:
     app: App
     services: Services
     executor: TrackingExecutor
-    clockwork: Clockwork
+    sweeper: Sweeper  # acts on what is due: tests call sweep() after moving the clock
+    scheduler: Scheduler  # the timer around it: `incident-desk run` starts it
     verifier: RequestVerifier | None  # HTTP mode's front (bot/slack/web.py); None in Socket Mode
 
 
@@ -55,7 +56,8 @@ def create_app(
     clock: Clock | None = None,
     executor: TrackingExecutor | None = None,
 ) -> Bot:
-    """Wire the gateway, services, listeners and the one error handler."""
+    """The composition root, top to bottom: the gateway, the services (bot/services.py), bolt, the listeners
+    and the one error handler."""
     set_bank_patterns(p.regex for p in playbook.masking.patterns)
     clock = clock or SystemClock()
     gateway = SlackGateway(client, sleep=clock.sleep)  # retry waits are time too: a test clock moves instead
@@ -75,10 +77,10 @@ def create_app(
     handlers.actions.register(app, services)
     handlers.views.register(app, services)
     handlers.notices.register(app, services)
-    handlers.aftercare.register(app, services)
+    handlers.review.register(app, services)
     app.error(_error_handler(services, gateway, playbook))
     verifier = RequestVerifier(signing_secret, session_factory) if signing_secret else None
-    return Bot(app, services, executor, Clockwork(services), verifier)
+    return Bot(app, services, executor, services.sweeper, services.scheduler, verifier)
 
 
 def resume_unfinished(bot: Bot) -> int:

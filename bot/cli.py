@@ -152,11 +152,10 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
         log.warning("playbook: %s", warning)
     runtime = build_runtime(settings, playbook, host=args.host)
     from bot.app import resume_unfinished
-    from bot.deadlines.scheduler import Scheduler
 
     # unfinished side effects of the last run go out first (its sweep takes any whose lease still runs)
     threading.Thread(target=resume_unfinished, args=(runtime.bot,), name="resume", daemon=True).start()
-    scheduler = Scheduler(runtime.bot.clockwork)
+    scheduler = runtime.bot.scheduler
     scheduler.start()  # with PostgreSQL, only the process holding the advisory lock sends
     try:
         if runtime.socket is not None:

@@ -355,7 +355,7 @@ def _play(stack: OfflineStack, clock: FixedClock, out: TextIO, systems: BankSyst
     def slash(user: str, channel: str, text: str, command: str = "/incident") -> None:
         t.command(user, channel, f"{command} {text}".strip())
         driver.slash(user, channel, text, command=command)
-        stack.bot.clockwork.sweep()
+        stack.bot.sweeper.sweep()
         t.flush()
 
     def click(user: str, channel: str, ts: str, action_id: str) -> None:
@@ -387,7 +387,7 @@ def _play(stack: OfflineStack, clock: FixedClock, out: TextIO, systems: BankSyst
     slash(mei, incident_channel.id, "deadlines")
     t.say("\n" + _("... twelve hours later (the demo moves its clock; the bot's scheduler sweeps what fell due) ..."))
     clock.advance(timedelta(hours=12))
-    stack.bot.clockwork.sweep()
+    stack.bot.sweeper.sweep()
     t.flush()
     click(wang, last_dm(wang).channel, last_dm(wang).ts, ActionId.MARK_DONE)
     slash(zhang, incident_channel.id, f"update {script.update}")

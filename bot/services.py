@@ -1,57 +1,87 @@
-"""The service container handed to handlers and jobs."""
+"""The composition root's domain half: every service built once, in dependency order, each given exactly
+what it uses. Reading `Services.build` top to bottom tells who calls whom; nothing registers itself later."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass
+from datetime import timedelta
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core.clock import Clock
 from bot.core.config import Playbook
+from bot.core.events import Events, IncidentResolved, ScheduleChanged
 from bot.core.render import Renderer
 from bot.deadlines.escalation import Escalations
-from bot.deadlines.owner_actions import TimekeepingService
+from bot.deadlines.owner_actions import DeadlineActions
+from bot.deadlines.scheduler import Scheduler, Sweeper
 from bot.deadlines.service import Deadlines
+from bot.incidents.permissions import Permissions
 from bot.incidents.service import IncidentService
+from bot.notices.email import Mailer
 from bot.notices.outbox import Outbox
 from bot.notices.service import NoticeService
 from bot.notices.status_page import StatusPage
-from bot.review.service import AftercareService
+from bot.notices.webhooks import WebhookSender
+from bot.review.kpi import refresh_rollup
+from bot.review.service import ReviewService
 from bot.review.weekly import ReportService
 from bot.slack.gateway import SlackGateway
+from store.models import Incident
 
 
-@dataclass
+@dataclass(frozen=True)
 class Services:
+    """What handlers, jobs and the CLI are handed; built only by `build`."""
+
     playbook: Playbook
     db: sessionmaker[Session]
     slack: SlackGateway
     clock: Clock
     renderer: Renderer
+    events: Events
+    outbox: Outbox
+    permissions: Permissions
     deadlines: Deadlines
     escalations: Escalations
     incidents: IncidentService
-    timekeeping: TimekeepingService
+    deadline_actions: DeadlineActions
     notices: NoticeService
     status_page: StatusPage
-    aftercare: AftercareService
+    review: ReviewService
     reports: ReportService
-    outbox: Outbox
-    # called after a change that moves a deadline or a page, so the scheduler can plan its next wake-up
-    schedule_changed: list[Callable[[], None]] = field(default_factory=list)
+    sweeper: Sweeper
+    scheduler: Scheduler  # the timer around the sweeper; `incident-desk run` starts it
 
     @classmethod
-    def build(cls, playbook: Playbook, db: sessionmaker[Session], slack: SlackGateway, clock: Clock) -> Services:
+    def build(
+        cls,
+        playbook: Playbook,
+        db: sessionmaker[Session],
+        slack: SlackGateway,
+        clock: Clock,
+        *,
+        send_workers: int = 8,
+        timer_interval: timedelta = timedelta(seconds=15),
+    ) -> Services:
+        # the parts every service may use
         renderer = Renderer(playbook.timezone, playbook.template_folder)
-        deadlines, escalations = Deadlines(playbook), Escalations(playbook)
-        listeners: list[Callable[[], None]] = []
+        events = Events()
         outbox = Outbox(db, clock, playbook.locale)
+        permissions = Permissions(playbook, slack)
 
-        def changed() -> None:
-            for listener in listeners:
-                listener()
+        def schedule_changed() -> None:
+            events.publish(ScheduleChanged())
 
+        def resolved(s: Session, incident: Incident) -> None:
+            events.publish(IncidentResolved(s, incident))
+
+        # the rules for deadline and page rows, used inside other services' units of work
+        deadlines = Deadlines(playbook)
+        escalations = Escalations(playbook)
+
+        # the incident's lifecycle, then what people do around it
         incidents = IncidentService(
             playbook=playbook,
             db=db,
@@ -61,29 +91,92 @@ class Services:
             deadlines=deadlines,
             escalations=escalations,
             outbox=outbox,
-            schedule_changed=changed,
+            permissions=permissions,
+            schedule_changed=schedule_changed,
+            after_resolve=(resolved,),
         )
-        timekeeping = TimekeepingService(
-            incidents=incidents, deadlines=deadlines, escalations=escalations, schedule_changed=changed
+        deadline_actions = DeadlineActions(
+            playbook=playbook,
+            db=db,
+            clock=clock,
+            renderer=renderer,
+            incidents=incidents,
+            permissions=permissions,
+            deadlines=deadlines,
+            escalations=escalations,
+            schedule_changed=schedule_changed,
         )
-        notices = NoticeService(incidents=incidents, deadlines=deadlines)
+        notices = NoticeService(
+            playbook=playbook,
+            db=db,
+            slack=slack,
+            clock=clock,
+            renderer=renderer,
+            outbox=outbox,
+            incidents=incidents,
+            permissions=permissions,
+            deadlines=deadlines,
+            webhooks=WebhookSender(sleep=clock.sleep),
+            mailer=Mailer(sleep=clock.sleep),
+            schedule_changed=schedule_changed,
+        )
         status_page = StatusPage(playbook, db, renderer, clock, notices.published)
-        aftercare = AftercareService(incidents=incidents, deadlines=deadlines)
-        incidents.after_resolve.append(aftercare.on_resolved)
+        review = ReviewService(
+            playbook=playbook,
+            db=db,
+            slack=slack,
+            clock=clock,
+            renderer=renderer,
+            outbox=outbox,
+            incidents=incidents,
+            permissions=permissions,
+            deadlines=deadlines,
+            schedule_changed=schedule_changed,
+        )
+        reports = ReportService(playbook, db, slack, clock, renderer)
+
+        # the clock's sweep and its timer: due deadlines and pages, plus the jobs due at a moment
+        sweeper = Sweeper(
+            playbook=playbook,
+            db=db,
+            slack=slack,
+            clock=clock,
+            renderer=renderer,
+            escalations=escalations,
+            jobs=(
+                outbox.resume,  # side effects whose worker died (lease ran out) or whose retry is due
+                review.post_due_reviews,
+                reports.run_weekly,
+                functools.partial(  # the KPI report's months, computed again once stale (bot/review/kpi.py)
+                    refresh_rollup, db, zone=playbook.tz, good_at_least=playbook.satisfaction.good_at_least
+                ),
+            ),
+            send_workers=send_workers,
+        )
+        scheduler = Scheduler(sweeper, db=db, clock=clock, interval=timer_interval)
+
+        # who reacts to what, all of it here
+        events.subscribe(ScheduleChanged, lambda _: scheduler.poke())
+        events.subscribe(IncidentResolved, review.on_resolved)
+        events.seal()
+
         return cls(
-            playbook,
-            db,
-            slack,
-            clock,
-            renderer,
-            deadlines,
-            escalations,
-            incidents,
-            timekeeping,
-            notices,
-            status_page,
-            aftercare,
-            ReportService(playbook, db, slack, clock, renderer),
-            outbox,
-            listeners,
+            playbook=playbook,
+            db=db,
+            slack=slack,
+            clock=clock,
+            renderer=renderer,
+            events=events,
+            outbox=outbox,
+            permissions=permissions,
+            deadlines=deadlines,
+            escalations=escalations,
+            incidents=incidents,
+            deadline_actions=deadline_actions,
+            notices=notices,
+            status_page=status_page,
+            review=review,
+            reports=reports,
+            sweeper=sweeper,
+            scheduler=scheduler,
         )

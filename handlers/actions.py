@@ -35,19 +35,19 @@ def register(app: App, services: Services) -> None:
     def handle_mark_done_button(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
         with reporting_errors(services.slack, body):
-            services.timekeeping.mark_done(actor=body["user"]["id"], deadline_id=_row_id(action))
+            services.deadline_actions.mark_done(actor=body["user"]["id"], deadline_id=_row_id(action))
             services.slack.respond(body["response_url"], _(":white_check_mark: Marked done. Thank you."))
 
     def handle_snooze_button(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
         with reporting_errors(services.slack, body):
-            message = services.timekeeping.snooze(deadline_id=_row_id(action), actor=body["user"]["id"])
+            message = services.deadline_actions.snooze(deadline_id=_row_id(action), actor=body["user"]["id"])
             services.slack.respond(body["response_url"], message)
 
     def handle_acknowledge_button(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
         with reporting_errors(services.slack, body):
-            services.timekeeping.acknowledge(actor=body["user"]["id"], escalation_id=_row_id(action))
+            services.deadline_actions.acknowledge(actor=body["user"]["id"], escalation_id=_row_id(action))
             services.slack.respond(body["response_url"], _(":white_check_mark: Acknowledged; paging stopped."))
 
     app.action(re.compile(rf"^{ActionId.TAKE_ROLE}:"))(handle_take_role_button)

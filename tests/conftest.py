@@ -278,9 +278,9 @@ class Stack:
             if wake is None or utc(wake) > target:
                 break
             self.clock.set(max(utc(wake), self.clock.now()))
-            self.bot.clockwork.sweep()
+            self.bot.sweeper.sweep()
         self.clock.set(target)
-        self.bot.clockwork.sweep()
+        self.bot.sweeper.sweep()
 
     def join(self, channel: str, *users: str) -> None:
         """People join the (public) incident channel, as anyone in the workspace may: they become participants."""
@@ -366,7 +366,7 @@ def running_stack(sandbox: SlackSandbox, playbook: Playbook, db_url: str, clock:
         bot.executor.wait_idle()
         http.stop()
         bot.executor.shutdown(wait=True)
-        bot.clockwork.close()
+        bot.sweeper.close()
         engine.dispose()
 
 

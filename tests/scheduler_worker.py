@@ -12,7 +12,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from bot.deadlines.scheduler import Clockwork, LeaderLock
+from bot.deadlines.scheduler import LeaderLock
 from bot.services import Services
 from bot.slack.gateway import SlackGateway, make_web_client
 from store.db import make_engine, make_session_factory
@@ -39,14 +39,14 @@ def main() -> None:
         SlackGateway(make_web_client("xoxb-sandbox-token", api_url)),
         FileClock(Path(clock_file)),
     )
-    clockwork, leader = Clockwork(services), LeaderLock(services)
+    sweeper, leader = services.sweeper, LeaderLock(engine)
     status = Path(status_file)
     tell(status, "standby")
     while True:
         if leader.acquire():
             if status.read_text() != "leader":
                 tell(status, "leader")
-            clockwork.sweep()
+            sweeper.sweep()
         time.sleep(0.05)  # the worker's polling interval
 
 

@@ -90,7 +90,7 @@ def test_the_reporter_hands_the_lead_over(shipped_stack: Stack) -> None:
 def test_a_sev1_opened_by_its_lead_does_not_page_the_lead(shipped_stack: Stack) -> None:
     stack = shipped_stack
     channel = stack.open("outage sev1 核心系统无法登录").id
-    stack.bot.clockwork.sweep()
+    stack.bot.sweeper.sweep()
     assert not any("Page for #1" in t for t in stack.dm_texts(REPORTER))
     skipped = events(stack, "page_skipped")
     assert [(e.text, e.data.get("why")) for e in skipped[:2]] == [("Owner", "caused it"), ("Team lead", "caused it")]
@@ -108,7 +108,7 @@ def test_a_sev1_opened_by_its_lead_does_not_page_the_lead(shipped_stack: Stack) 
 def test_the_lead_raising_to_sev1_is_not_paged_the_next_person_in_the_chain_is(stack: Stack) -> None:
     channel = stack.open("outage sev3 手机银行转账失败").id
     stack.driver.slash(LEAD, channel, "sev 1")
-    stack.bot.clockwork.sweep()
+    stack.bot.sweeper.sweep()
     assert not any("*Page for #1*" in t for t in stack.dm_texts(LEAD))
     assert any(t.startswith(":rotating_light: *Page for #1*: severity raised to SEV1") for t in stack.dm_texts(ADMIN))
     with stack.bot.services.db() as s:
@@ -117,7 +117,7 @@ def test_the_lead_raising_to_sev1_is_not_paged_the_next_person_in_the_chain_is(s
     # someone else raising it pages the lead as before
     other = stack.open("outage sev3 柜面系统缓慢").id
     stack.driver.slash(TECH, other, "sev 2")
-    stack.bot.clockwork.sweep()
+    stack.bot.sweeper.sweep()
     assert any(t.startswith(":rotating_light: *Page for #2*") for t in stack.dm_texts(LEAD))
 
 

@@ -13,7 +13,7 @@ from bot.deadlines.working_hours import WorkingHours
 from tests.conftest import test_playbook
 
 PLAYBOOK = test_playbook()
-HOURS = PLAYBOOK.working_hours_calendar()  # Mon–Fri 09:00–18:00 Asia/Shanghai, with holidays
+HOURS = WorkingHours.of(PLAYBOOK)  # Mon–Fri 09:00–18:00 Asia/Shanghai, with holidays
 SHANGHAI = PLAYBOOK.tz
 
 MOMENTS = st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 31), timezones=st.just(UTC))

@@ -173,7 +173,7 @@ def test_twenty_approve_clicks_approve_once(db_stack: Stack) -> None:
 
 
 def page(stack: Stack) -> Message:
-    stack.bot.clockwork.sweep()
+    stack.bot.sweeper.sweep()
     return next(m for m in stack.sandbox.dm_messages(LEAD) if "Page for #1" in m.text)
 
 

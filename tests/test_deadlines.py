@@ -140,8 +140,8 @@ def test_a_restart_sends_each_due_reminder_once_and_escalates_what_passed_while_
     stack.clock.advance(timedelta(hours=25))
     bot, http, engine = build_stack(stack.sandbox, stack.bot.services.playbook, url, stack.clock)
     try:
-        first = bot.clockwork.sweep()
-        second = bot.clockwork.sweep()
+        first = bot.sweeper.sweep()
+        second = bot.sweeper.sweep()
 
         with bot.services.db() as s:
             from sqlalchemy import select
@@ -164,19 +164,19 @@ def test_a_restart_sends_each_due_reminder_once_and_escalates_what_passed_while_
     finally:
         http.stop()
         bot.executor.shutdown(wait=True)
-        bot.clockwork.close()
+        bot.sweeper.close()
         engine.dispose()
 
 
 def test_two_sweeps_never_send_the_same_reminder_twice(stack: Stack) -> None:
     stack.open("complaint sev3 Fee charged twice")
     stack.clock.advance(timedelta(hours=12))
-    stack.bot.clockwork.sweep()
+    stack.bot.sweeper.sweep()
     with stack.bot.services.db.begin() as s:  # as if another process had read the rows before they moved on
         from sqlalchemy import update
 
         s.execute(update(Deadline).values(next_action_at=OPENED + timedelta(hours=12), reminders_done=0))
-    again = stack.bot.clockwork.sweep()
+    again = stack.bot.sweeper.sweep()
     assert again.sent == 0
     assert len([m for m in stack.sandbox.messages if "Reminder: *First response" in m.text]) == 1
 
@@ -220,7 +220,7 @@ def test_a_status_update_meets_the_cadence_and_re_arms_it_from_the_update(stack:
 
 def test_a_severe_opening_pages_the_lead_and_ack_from_the_channel_stops_it(stack: Stack) -> None:
     channel = stack.open("outage sev1 Core banking down")
-    stack.bot.clockwork.sweep()
+    stack.bot.sweeper.sweep()
     assert stack.dm_texts(LEAD)[-1].startswith(":rotating_light: *Page for #1*: SEV1 service outage opened")
     stack.advance(minutes=3)
     stack.driver.slash(LEAD, channel.id, "ack")
@@ -255,7 +255,7 @@ def test_a_severe_opening_pages_the_lead_and_ack_from_the_channel_stops_it(stack
 
 def test_only_people_paged_or_responders_may_acknowledge(stack: Stack) -> None:
     channel = stack.open("outage sev1 Core banking down")
-    stack.bot.clockwork.sweep()
+    stack.bot.sweeper.sweep()
     from tests.conftest import OUTSIDER
 
     stack.driver.slash(OUTSIDER, channel.id, "ack")
@@ -378,14 +378,12 @@ def test_reminders_falling_due_together_reach_a_person_as_one_digest(stack: Stac
 
 
 def test_the_timer_sweeps_by_itself_once_started(stack: Stack) -> None:
-    """`incident-desk run` starts APScheduler around the clockwork: due work goes out without a test's sweep."""
+    """`incident-desk run` starts APScheduler around the sweeper: due work goes out without a test's sweep."""
     import time as wall
-
-    from bot.deadlines.scheduler import Scheduler
 
     stack.open("complaint sev3 Fee charged twice")
     stack.clock.advance(timedelta(hours=12))  # the reminder is due now; nobody calls sweep()
-    scheduler = Scheduler(stack.bot.clockwork)
+    scheduler = stack.bot.scheduler  # the app's own timer, as `incident-desk run` starts it
     scheduler.start()
     try:
         deadline = wall.monotonic() + 10
@@ -403,7 +401,7 @@ NO_LEAD = "aliases: [commander, ic, 组长, 指挥长]\n    default_owners: []"
 @pytest.mark.playbook({NO_LEAD: NO_LEAD})  # undo the test playbook's default lead
 def test_a_severe_opening_with_nobody_to_page_says_so_and_what_to_do(stack: Stack) -> None:
     channel = stack.open("outage sev1 Core banking down")
-    stack.bot.clockwork.sweep()
+    stack.bot.sweeper.sweep()
     assert stack.texts(channel.id)[-1] == (
         ":sos: Nobody could be paged for *SEV1 service outage opened*: no one holds the roles the escalation levels "
         "name. Take the lead with `/incident assign lead me`, and fill in the playbook's `escalation.levels`."

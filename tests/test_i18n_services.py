@@ -33,7 +33,7 @@ def chinese() -> Iterator[None]:
 
 
 def review_markdown(stack: Stack, number: int = 1) -> str:
-    return stack.bot.services.aftercare.review_markdown(number)
+    return stack.bot.services.review.review_markdown(number)
 
 
 # ---- zh-CN ------------------------------------------------------------------------------------------------
@@ -60,10 +60,10 @@ def test_reminders_and_pages_go_out_in_chinese(stack: Stack) -> None:
 def test_a_refusal_from_the_clock_is_in_chinese(stack: Stack) -> None:
     channel = stack.open("complaint sev3 客户卡号6222021234567890123被重复扣款").id
     with chinese(), pytest.raises(ConflictError) as refused:
-        stack.bot.services.timekeeping.acknowledge(actor=LEAD, channel_id=channel)
+        stack.bot.services.deadline_actions.acknowledge(actor=LEAD, channel_id=channel)
     assert refused.value.message == "事件 #1 目前没有进行中的升级呼叫。"
     with chinese(), pytest.raises(BotError) as refused:
-        stack.bot.services.timekeeping.mark_done(actor=LEAD, channel_id=channel, word="nothing_like_it")
+        stack.bot.services.deadline_actions.mark_done(actor=LEAD, channel_id=channel, word="nothing_like_it")
     assert refused.value.message.startswith("事件 #1 中没有名为 `nothing_like_it` 的待完成截止事项。待完成：")
 
 

@@ -1,4 +1,4 @@
-"""A page is never lost: what the clockwork decides is written before it is sent, so a sender killed
+"""A page is never lost: what the sweeper decides is written before it is sent, so a sender killed
 mid-send, or a Slack that refuses, leaves work that is finished later — once, never twice."""
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import pytest
 from sqlalchemy import select
 
 from bot.core.clock import FixedClock
-from bot.deadlines.scheduler import Clockwork
 from bot.incidents.service import IncidentCreate
 from bot.sandbox.server import SlackSandbox
 from bot.services import Services
@@ -41,7 +40,7 @@ def pages(sandbox: SlackSandbox, user: str) -> list[str]:
 def test_a_page_slack_refuses_is_retried_then_told_and_the_next_level_is_paged_at_once(stack: Stack) -> None:
     channel = stack.open("outage sev1 核心系统中断，客户电话13812345678无法转账")
     stack.sandbox.users[LEAD]["deleted"] = True  # the lead's account was just deactivated: no DM can reach him
-    stack.bot.clockwork.sweep()
+    stack.bot.sweeper.sweep()
     assert pages(stack.sandbox, LEAD) == []
 
     stack.advance(seconds=29)
@@ -118,7 +117,7 @@ def test_a_page_in_flight_when_the_scheduler_is_killed_arrives_exactly_once(
     assert wait_for(lambda: len(pages(sandbox, LEAD)) == (1 if slack_took_it else 0))
     sandbox.holds.clear()
 
-    restarted = Clockwork(services)
+    restarted = services.sweeper  # built with the services, never swept: as in a restarted process
     services.clock.set(OPENED + timedelta(minutes=1))  # type: ignore[attr-defined]
     restarted.sweep()
     assert len(pages(sandbox, LEAD)) == (1 if slack_took_it else 0)  # still leased to the dead sender

@@ -93,7 +93,7 @@ def open_case(stack: Stack) -> Case:
     channel = stack.incident_channel(incident.id).id
     services.incidents.assign_role(channel_id=channel, role="legal_compliance", user=UserRef(LEGAL), actor=LEAD)
     stack.join(channel, COMMS)
-    stack.bot.clockwork.sweep()  # the SEV2 page reaches the lead
+    stack.bot.sweeper.sweep()  # the SEV2 page reaches the lead
     card = stack.sandbox.channel_messages(channel)[0]
     case = Case(stack, incident.id, channel, card.ts, general.id)
     case.before_incidents = int(case.scalar(select(func.count()).select_from(Incident)) or 0)
@@ -109,7 +109,7 @@ def resolved(case: Case) -> None:
 
 def reviewed(case: Case) -> None:
     resolved(case)
-    case.stack.bot.services.aftercare.complete_review(channel_id=case.channel, actor=LEAD)
+    case.stack.bot.services.review.complete_review(channel_id=case.channel, actor=LEAD)
 
 
 def paused(case: Case) -> None:

@@ -1,4 +1,4 @@
-"""The real timer (APScheduler around the clockwork): a wake-up planned while a sweep runs is never dropped."""
+"""The real timer (APScheduler around the sweeper): a wake-up planned while a sweep runs is never dropped."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def test_a_row_falling_due_while_a_sweep_is_held_open_is_swept_right_after_it(st
     stack.open("complaint sev3 Fee charged twice")
     stack.clock.advance(timedelta(hours=1))
     stack.open("complaint sev3 客户卡号6222021234567890123被重复扣款")
-    scheduler = Scheduler(stack.bot.clockwork, interval=timedelta(hours=1))
+    scheduler = Scheduler(stack.bot.sweeper, db=stack.bot.services.db, clock=stack.clock, interval=timedelta(hours=1))
     scheduler.start()  # its first sweep finds nothing due and plans the next wake-up, hours away
     assert wait_for(lambda: scheduler.aps.get_job("sweep-next") is not None)
     hold = stack.sandbox.hold("chat.postMessage")
@@ -58,7 +58,7 @@ def test_stopping_while_a_sweep_is_held_open_waits_for_it_and_does_not_hang(stac
     stack.open("complaint sev3 Card declined abroad")
     stack.clock.advance(timedelta(hours=11))
     hold = stack.sandbox.hold("chat.postMessage")
-    scheduler = Scheduler(stack.bot.clockwork, interval=timedelta(hours=1))
+    scheduler = Scheduler(stack.bot.sweeper, db=stack.bot.services.db, clock=stack.clock, interval=timedelta(hours=1))
     scheduler.start()
     stopper = threading.Thread(target=scheduler.stop)
     try:
@@ -73,3 +73,26 @@ def test_stopping_while_a_sweep_is_held_open_waits_for_it_and_does_not_hang(stac
     assert not scheduler.aps.running
     assert len(reminders_for(stack, "Fee charged twice")) == 1  # the held sweep finished its sends
     assert not reminders_for(stack, "Card declined abroad")  # nothing new started after stop
+
+
+def test_a_change_made_by_a_command_replans_the_running_timer(stack: Stack) -> None:
+    """The app's own timer hears of every change to the rows (the wiring's ScheduleChanged): once its first
+    sweep has planned the next wake-up (the weekly report, days away) and its safety interval is taken away,
+    only the change itself can plan the earlier wake-up for the new incident's work."""
+    scheduler = stack.bot.scheduler
+    scheduler.start()
+    try:
+        # the first tick plans its wake-up as its very last step: once the job is there, the tick is over
+        assert wait_for(lambda: scheduler.aps.get_job("sweep-next") is not None)
+        scheduler.aps.remove_job("sweep-interval")
+        before = scheduler.aps.get_job("sweep-next").next_run_time
+        stack.open("complaint sev3 客户卡号6222021234567890123被重复扣款")
+
+        def replanned() -> bool:
+            job = scheduler.aps.get_job("sweep-next")
+            return job is not None and job.next_run_time < before
+
+        assert wait_for(replanned, seconds=30), "the open did not reach the timer"
+    finally:
+        scheduler.stop()
+    assert not scheduler.aps.running

@@ -281,5 +281,5 @@ def test_the_error_handler_never_acts_on_an_unverified_body(
         assert [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR] == []
     finally:
         bot.executor.shutdown(wait=True)
-        bot.clockwork.close()
+        bot.sweeper.close()
         engine.dispose()

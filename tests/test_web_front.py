@@ -153,5 +153,5 @@ def test_socket_mode_serves_health_and_the_status_page_but_no_slack_events(
         runtime.socket.close()
         runtime.http.stop()
         runtime.bot.executor.shutdown(wait=True)
-        runtime.bot.clockwork.close()
+        runtime.bot.sweeper.close()
         runtime.engine.dispose()

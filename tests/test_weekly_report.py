@@ -15,7 +15,7 @@ from tests.conftest import LEAD, ROOT, Stack
 
 def test_the_weekly_report_is_posted_on_monday_with_a_chart(stack: Stack) -> None:
     reports = stack.sandbox.add_channel("incident-reports", [stack.sandbox.bot_user_id, LEAD])
-    stack.bot.clockwork.sweep()  # the first sweep plans the first run
+    stack.bot.sweeper.sweep()  # the first sweep plans the first run
     with stack.bot.services.db() as s:
         (planned,) = s.scalars(select(ReportRun)).all()
     assert planned.due_at.replace(tzinfo=UTC) == datetime(2026, 11, 30, 1, 0, tzinfo=UTC)  # Monday 09:00 Shanghai
@@ -44,7 +44,7 @@ def test_the_weekly_report_is_posted_on_monday_with_a_chart(stack: Stack) -> Non
     assert len(colours) > 10  # not blank
     assert (200, 30, 45) in colours and (235, 120, 40) in colours and (240, 190, 60) in colours  # sev1-3 bars
 
-    stack.bot.clockwork.sweep()  # nothing more until next Monday
+    stack.bot.sweeper.sweep()  # nothing more until next Monday
     assert len(stack.sandbox.channel_messages(reports)) == 2
     with stack.bot.services.db() as s:
         runs = [

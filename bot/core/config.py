@@ -20,7 +20,6 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.core.durations import parse_duration as parse_any
-from bot.deadlines.working_hours import WorkingHours
 
 SEVERITY_RE = re.compile(r"^sev[1-9]$")
 KEY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -427,11 +426,6 @@ class Playbook(_Strict):
     @property
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
-
-    def working_hours_calendar(self) -> WorkingHours:
-        spec = self.working_hours
-        days = {WEEKDAYS.index(d) for d in spec.days}
-        return WorkingHours(self.timezone, days, spec.start, spec.end, set(spec.holidays))
 
     def notice_channels_for(self, kind: str) -> tuple[str, ...]:
         """The notice channels a kind uses: its own list, else every configured channel fit for its audience

@@ -75,7 +75,7 @@ class Escalations:
 
     def acknowledge(self, s: Session, chain: Escalation, *, actor: str, now: datetime) -> timedelta | None:
         """Stop the chain if it is still active: every page it still had pending is cancelled. Returns the time
-        to acknowledge, or None when another request (or the clockwork) stopped it first."""
+        to acknowledge, or None when another request (or the sweeper) stopped it first."""
         if not queries.acknowledge_escalation(s, chain.id, actor=actor, at=now):
             return None
         chain.state, chain.acked_at, chain.acked_by, chain.next_action_at = (

@@ -3,24 +3,23 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from bot.core.clock import utc
+from bot.core.clock import Clock, utc
+from bot.core.config import Playbook
 from bot.core.errors import ConflictError, NotFoundError
 from bot.core.i18n import _, use_locale
 from bot.core.labels import state_label
+from bot.core.render import Renderer
 from bot.core.text import safe_text
 from bot.deadlines.escalation import Escalations
 from bot.deadlines.service import Deadlines, humanize, owner_for
-from bot.incidents.permissions import Action, Who
+from bot.incidents.permissions import Action, Permissions, Who
 from store import queries
-from store.models import Deadline, Escalation
+from store.models import Deadline, Escalation, Incident
 from store.states import DeadlineState, EscalationState
-
-if TYPE_CHECKING:
-    from bot.incidents.service import IncidentService
 
 STATE_ICONS = {
     "pending": ":hourglass:",
@@ -30,27 +29,52 @@ STATE_ICONS = {
 }
 
 
-class TimekeepingService:
+class IncidentLookup(Protocol):
+    """What the deadline actions need of the incidents: find the one a command names, load it in a unit of
+    work, and post to its channel without undoing what was recorded."""
+
+    def find(self, *, channel_id: str | None, number: int | None = None) -> Incident: ...
+
+    def row(self, s: Session, incident_id: int) -> Incident: ...
+
+    def try_post(self, channel_id: str, text: str) -> None: ...
+
+
+class DeadlineActions:
+    """What people do with an incident's deadlines and pages (list, done, solution, snooze, ack); the rules
+    themselves are `Deadlines` and `Escalations`."""
+
     def __init__(
         self,
         *,
-        incidents: IncidentService,
+        playbook: Playbook,
+        db: sessionmaker[Session],
+        clock: Clock,
+        renderer: Renderer,
+        incidents: IncidentLookup,
+        permissions: Permissions,
         deadlines: Deadlines,
         escalations: Escalations,
         schedule_changed: Callable[[], None],
     ) -> None:
+        self.playbook = playbook
+        self.db = db
+        self.clock = clock
+        self.renderer = renderer
         self.incidents = incidents
+        self.permissions = permissions
         self.deadlines = deadlines
         self.escalations = escalations
         self.schedule_changed = schedule_changed
 
     def deadlines_text(self, *, channel_id: str | None, number: int | None, actor: str) -> str:
         """Every deadline with owner, due time in the playbook's timezone, time left, and state."""
-        incident = self.incidents.readable(Action.DEADLINES, channel_id=channel_id, number=number, actor=actor)
-        now = self.incidents.clock.now()
-        playbook = self.incidents.playbook
+        incident = self.incidents.find(channel_id=channel_id, number=number)
+        self.permissions.require(Action.DEADLINES, incident, actor)
+        now = self.clock.now()
+        playbook = self.playbook
         rows = []
-        with self.incidents.db() as s:
+        with self.db() as s:
             for d in self.deadlines.all(s, incident.id):
                 due = utc(d.due_at)
                 if d.state == "pending":
@@ -85,7 +109,7 @@ class TimekeepingService:
                     }
                 )
         pending = any(r["state"] == DeadlineState.PENDING for r in rows)
-        return self.incidents.renderer.render("slack/deadlines.j2", number=incident.id, deadlines=rows, pending=pending)
+        return self.renderer.render("slack/deadlines.j2", number=incident.id, deadlines=rows, pending=pending)
 
     def _announce(self, channel_id: str | None, text: str) -> None:
         if channel_id:
@@ -96,8 +120,8 @@ class TimekeepingService:
     ) -> str | None:
         """Mark a deadline met (the command names it; the button carries its id). A missed one is met late:
         the first response is recorded whenever it happens, with its lateness."""
-        now = self.incidents.clock.now()
-        with self.incidents.db.begin() as s:
+        now = self.clock.now()
+        with self.db.begin() as s:
             if deadline_id is not None:
                 deadline = queries.get_deadline(s, deadline_id)
                 if deadline is None:
@@ -109,17 +133,17 @@ class TimekeepingService:
             else:
                 incident = self.incidents.row(s, self.incidents.find(channel_id=channel_id).id)
                 deadline = self.deadlines.find(s, incident, word or "")
-            owner = owner_for(incident, deadline.owner_role, self.incidents.playbook.lead_role, deadline.owner_user)
+            owner = owner_for(incident, deadline.owner_role, self.playbook.lead_role, deadline.owner_user)
             mine = (Who.DEADLINE_OWNER,) if actor == owner else ()
-            self.incidents.require(Action.MARK_DONE, incident, actor, also=mine)
+            self.permissions.require(Action.MARK_DONE, incident, actor, also=mine)
             doable = [DeadlineState.PENDING] if deadline.cadence else [DeadlineState.PENDING, DeadlineState.MISSED]
             if not queries.transition_deadline(s, deadline.id, expected=doable, state=DeadlineState.MET):
                 s.refresh(deadline)  # met (or cancelled) by another request a moment ago
                 raise ConflictError(self._already(deadline))
             self.deadlines.close(s, deadline, DeadlineState.MET, now=now, actor=actor)
             due = utc(deadline.due_at)
-            with use_locale(self.incidents.playbook.locale):  # posted in the channel (bot.core.i18n)
-                text = self.incidents.renderer.render(
+            with use_locale(self.playbook.locale):  # posted in the channel (bot.core.i18n)
+                text = self.renderer.render(
                     "slack/clock.j2",
                     event="deadline_met",
                     actor=actor,
@@ -142,10 +166,10 @@ class TimekeepingService:
     def record_solution(self, *, channel_id: str, text: str, actor: str) -> str | None:
         """The solution given to the customer, on the record; it meets the deadlines whose `met_by` names
         `solution` (late ones are met late)."""
-        now = self.incidents.clock.now()
-        with self.incidents.db.begin() as s:
+        now = self.clock.now()
+        with self.db.begin() as s:
             incident = self.incidents.row(s, self.incidents.find(channel_id=channel_id).id)
-            self.incidents.require(Action.SOLUTION, incident, actor)
+            self.permissions.require(Action.SOLUTION, incident, actor)
             if incident.status == "closed":
                 raise ConflictError(_("#{number} is closed; its record can no longer change.", number=incident.id))
             queries.add_timeline_event(
@@ -160,31 +184,29 @@ class TimekeepingService:
             ]
             channel = incident.channel_id
         self.schedule_changed()
-        with use_locale(self.incidents.playbook.locale):  # posted in the channel (bot.core.i18n)
-            message = self.incidents.renderer.render(
+        with use_locale(self.playbook.locale):  # posted in the channel (bot.core.i18n)
+            message = self.renderer.render(
                 "slack/clock.j2", event="solution", actor=actor, text=text, met=met
             )
         self._announce(channel, message)
         return None
 
     def snooze(self, *, deadline_id: int, actor: str) -> str:
-        now = self.incidents.clock.now()
-        with self.incidents.db.begin() as s:
+        now = self.clock.now()
+        with self.db.begin() as s:
             deadline = queries.get_deadline(s, deadline_id)
             if deadline is None:
                 raise NotFoundError(_("That deadline no longer exists."))
             incident = self.incidents.row(s, deadline.incident_id)
-            owner = owner_for(incident, deadline.owner_role, self.incidents.playbook.lead_role, deadline.owner_user)
+            owner = owner_for(incident, deadline.owner_role, self.playbook.lead_role, deadline.owner_user)
             mine = (Who.DEADLINE_OWNER,) if actor == owner else ()
-            self.incidents.require(Action.SNOOZE, incident, actor, also=mine)
+            self.permissions.require(Action.SNOOZE, incident, actor, also=mine)
             if incident.status == "closed":
                 raise ConflictError(_("#{number} is closed; nothing more will be sent for it.", number=incident.id))
             until = self.deadlines.snooze(s, deadline, now=now, actor=actor)
             name = deadline.name
         self.schedule_changed()
-        return self.incidents.renderer.render(
-            "slack/clock.j2", event="snoozed", actor=actor, deadline_name=name, until=until
-        )
+        return self.renderer.render("slack/clock.j2", event="snoozed", actor=actor, deadline_name=name, until=until)
 
     @staticmethod
     def _not_paging(chain: Escalation) -> str:
@@ -208,8 +230,8 @@ class TimekeepingService:
 
     def acknowledge(self, *, actor: str, channel_id: str | None = None, escalation_id: int | None = None) -> str | None:
         """Stop paging: the button acknowledges its chain, `/incident ack` every active chain of the incident."""
-        now = self.incidents.clock.now()
-        with self.incidents.db.begin() as s:
+        now = self.clock.now()
+        with self.db.begin() as s:
             if escalation_id is not None:
                 chain = queries.get_escalation(s, escalation_id)
                 if chain is None:
@@ -227,7 +249,7 @@ class TimekeepingService:
             paged: set[str] = set()
             for chain in chains:
                 paged |= self.escalations.paged_users(s, chain)
-            self.incidents.require(Action.ACK, incident, actor, also=(Who.PAGED,) if actor in paged else ())
+            self.permissions.require(Action.ACK, incident, actor, also=(Who.PAGED,) if actor in paged else ())
             # each chain is stopped by one conditional update: of concurrent clicks, one acknowledges it
             stopped = [c for c in chains if self.escalations.acknowledge(s, c, actor=actor, now=now) is not None]
             if not stopped:
@@ -238,9 +260,9 @@ class TimekeepingService:
             texts = []
             for chain in stopped:
                 took = now - utc(chain.started_at)
-                with use_locale(self.incidents.playbook.locale):  # posted in the channel (bot.core.i18n)
+                with use_locale(self.playbook.locale):  # posted in the channel (bot.core.i18n)
                     texts.append(
-                        self.incidents.renderer.render(
+                        self.renderer.render(
                             "slack/clock.j2",
                             event="acknowledged",
                             actor=actor,

@@ -1,4 +1,4 @@
-"""The clockwork: finds deadline and escalation rows that are due, acts on each once, and sends.
+"""The sweeper: finds deadline and escalation rows that are due, acts on each once, and sends.
 
 The store is the source of truth. Due rows are decided in chunks, one transaction each, which claims a
 unique sent-notification key per reminder or page (so no decision is taken twice), moves each row's
@@ -16,23 +16,23 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Engine
+from sqlalchemy.orm import Session, sessionmaker
 
-from bot.core.clock import utc
+from bot.core.clock import Clock, utc
+from bot.core.config import Playbook
 from bot.core.i18n import _, ngettext, use_locale
-from bot.core.render import user_mention
+from bot.core.render import Renderer, user_mention
+from bot.deadlines.escalation import Escalations
 from bot.deadlines.service import humanize, is_action_item, next_action, owner_for, reminder_times
-from bot.review.kpi import refresh_rollup
-from bot.services import Services
 from bot.slack.blocks import page_blocks, reminder_blocks
-from bot.slack.gateway import SlackCallError
+from bot.slack.gateway import SlackCallError, SlackGateway
 from store import queries
 from store.db import ping, try_advisory_lock
 from store.models import Deadline, Escalation, Incident
@@ -76,31 +76,40 @@ class SweepResult:
     sends: list[Send] = field(default_factory=list)
 
 
-class Clockwork:
+class Sweeper:
     """Acts on due rows. `sweep()` is what the timer calls; tests call it after moving the clock."""
 
-    def __init__(self, services: Services, *, send_workers: int = 8, batch: int = 1000, chunk: int = 50) -> None:
-        self.services = services
-        self.playbook = services.playbook
+    def __init__(
+        self,
+        *,
+        playbook: Playbook,
+        db: sessionmaker[Session],
+        slack: SlackGateway,
+        clock: Clock,
+        renderer: Renderer,
+        escalations: Escalations,
+        jobs: Sequence[Callable[[datetime], object]] = (),
+        send_workers: int = 8,
+        batch: int = 1000,
+        chunk: int = 50,
+    ) -> None:
+        self.playbook = playbook
+        self.db = db
+        self.slack = slack
+        self.clock = clock
+        self.renderer = renderer
+        self.escalations = escalations
+        # work due at a moment that is not a deadline or a page (unfinished side effects, review drafts,
+        # scheduled reports): the composition root lists it
+        self.jobs = list(jobs)
         self.batch = batch
         self.chunk = chunk
         self.pool = ThreadPoolExecutor(max_workers=send_workers, thread_name_prefix="send")
         self._pending_claims: list[tuple[str, int, list[str]]] | None = None
         self._sweep_lock = threading.Lock()
-        self.jobs: list[Callable[[datetime], object]] = [
-            services.outbox.resume,  # side effects whose worker died (lease ran out) or whose retry is due
-            services.aftercare.post_due_reviews,
-            services.reports.run_weekly,
-            self._refresh_kpis,
-        ]
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
-
-    def _refresh_kpis(self, now: datetime) -> None:
-        """The KPI report's months, in the playbook's timezone, computed again once stale."""
-        good = self.playbook.satisfaction.good_at_least
-        refresh_rollup(self.services.db, now, zone=self.playbook.tz, good_at_least=good)
 
     def wait_idle(self) -> None:
         """Return once no sweep is running (a sweep in progress finishes first)."""
@@ -113,9 +122,9 @@ class Clockwork:
         start going out as soon as it commits. In the playbook's language (bot.core.i18n)."""
         with self._sweep_lock, use_locale(self.playbook.locale):
             result = SweepResult()
-            now = self.services.clock.now()
+            now = self.clock.now()
             for _pass in range(100):  # bounded: each pass moves every handled row past `now`
-                with self.services.db() as s:
+                with self.db() as s:
                     due: list[tuple[type[Deadline] | type[Escalation], int]]
                     due = [(Deadline, i) for i in queries.due_deadline_ids(s, now, self.batch)]
                     due += [(Escalation, i) for i in queries.due_escalation_ids(s, now, self.batch)]
@@ -142,7 +151,7 @@ class Clockwork:
         it fails, or a claim was taken already, redo it row by row (claims then made one at a time) so one
         broken row cannot hold back every other reminder."""
         try:
-            with self.services.db.begin() as s:
+            with self.db.begin() as s:
                 self._pending_claims = [] if len(rows) > 1 else None
                 sends = self._decide(s, rows, now)
                 if self._pending_claims:
@@ -194,7 +203,7 @@ class Clockwork:
 
     def _take_outbox(self, now: datetime) -> list[Send]:
         """Messages to send again: a retry that is due, or one whose sender died (its lease ran out)."""
-        with self.services.db.begin() as s:
+        with self.db.begin() as s:
             rows = queries.take_due_outbox(s, now, lease_until=now + LEASE, limit=self.batch)
             return [
                 Send(
@@ -287,7 +296,7 @@ class Clockwork:
         if not self._claim(s, key, incident_id=incident.id, recipients=recipients, at=now):
             return []
         context = self._context(incident, deadline, owner, now)
-        render = self.services.renderer.render
+        render = self.renderer.render
         queries.add_timeline_event(
             s,
             incident.id,
@@ -347,7 +356,7 @@ class Clockwork:
         )
         escalate = deadline.escalate
         if escalate:
-            self.services.escalations.start(
+            self.escalations.start(
                 s,
                 incident,
                 reason=_("{deadline} missed", deadline=deadline.name),
@@ -359,7 +368,7 @@ class Clockwork:
         if not self._claim(s, key, incident_id=incident.id, recipients=[owner] if owner else [], at=now):
             return []
         context = self._context(incident, deadline, owner, now)
-        render = self.services.renderer.render
+        render = self.renderer.render
         sends = []
         if self._open_channel(incident):
             sends.append(
@@ -401,16 +410,16 @@ class Clockwork:
         users += list(level.get("users") or [])
         if level.get("usergroup"):
             try:
-                users += self.services.slack.usergroup_members(level["usergroup"])
+                users += self.slack.usergroup_members(level["usergroup"])
             except SlackCallError as exc:
                 log.warning("escalation: user group %s unreadable: %s", level["usergroup"], exc.error)
         return list(dict.fromkeys(users))
 
     def _page_next(self, s: Session, incident: Incident, chain: Escalation, now: datetime) -> list[Send]:
-        render = self.services.renderer.render
+        render = self.renderer.render
         sends: list[Send] = []
         levels = chain.levels
-        already = self.services.escalations.paged_users(s, chain)
+        already = self.escalations.paged_users(s, chain)
         while chain.level < len(levels):
             index, level = chain.level, levels[chain.level]
             chain.level += 1
@@ -527,9 +536,9 @@ class Clockwork:
         try:
             key = send.box[0] if send.box else ""
             if send.channel:
-                self.services.slack.post(send.channel, send.text, send.blocks, key=key, check_first=send.resumed)
+                self.slack.post(send.channel, send.text, send.blocks, key=key, check_first=send.resumed)
             elif send.user:
-                self.services.slack.dm(send.user, send.text, send.blocks, key=key, check_first=send.resumed)
+                self.slack.dm(send.user, send.text, send.blocks, key=key, check_first=send.resumed)
         except SlackCallError as exc:
             log.warning("could not send %s: %s", send.key, exc.error)
             return exc.error
@@ -563,8 +572,8 @@ class Clockwork:
             result.sent += error is None
             result.failed += error is not None
         if outcomes or delivered or refused:
-            now = self.services.clock.now()
-            with self.services.db.begin() as s:
+            now = self.clock.now()
+            with self.db.begin() as s:
                 queries.set_notification_outcomes(s, outcomes)
                 queries.mark_outbox_sent(s, delivered)
                 for key, error in refused:
@@ -603,7 +612,7 @@ class Clockwork:
             data={"escalation_id": chain.id, "user": row.user_id, "attempts": row.attempts},
         )
         if self._open_channel(incident):
-            note = self.services.renderer.render(
+            note = self.renderer.render(
                 "slack/clock.j2", event="page_failed", user=row.user_id, error=error, moving_on=moving_on
             )
             queries.add_outbox(
@@ -678,8 +687,8 @@ class LeaderLock:
     """Exactly one active scheduler per PostgreSQL database: a session-level advisory lock on a dedicated
     connection. SQLite runs one process, so there it is always held."""
 
-    def __init__(self, services: Services) -> None:
-        self.engine = services.db.kw["bind"]
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
         self._conn: Connection | None = None
 
     @property
@@ -711,7 +720,7 @@ class LeaderLock:
 
 
 class Scheduler:
-    """The timer around Clockwork: APScheduler wakes the sweep at the next due moment, or every `interval`.
+    """The timer around Sweeper: APScheduler wakes the sweep at the next due moment, or every `interval`.
 
     Wake-ups coalesce, never drop: a tick that finds a sweep running returns at once (the running one looks
     again when it ends), and a sweep that ends with work already due sweeps again in the same tick instead of
@@ -723,19 +732,25 @@ class Scheduler:
     RETRY = timedelta(seconds=1)
     INSTANCES = 10  # APScheduler skips a run beyond this many live instances; ours return at once
 
-    def __init__(self, clockwork: Clockwork, *, interval: timedelta = timedelta(seconds=15)) -> None:
+    def __init__(
+        self,
+        sweeper: Sweeper,
+        *,
+        db: sessionmaker[Session],
+        clock: Clock,
+        interval: timedelta = timedelta(seconds=15),
+    ) -> None:
         from apscheduler.schedulers.background import BackgroundScheduler
 
-        services = clockwork.services
-        self.services = services
-        self.clockwork = clockwork
-        self.leader = LeaderLock(services)
+        self.db = db
+        self.clock = clock
+        self.sweeper = sweeper
+        self.leader = LeaderLock(db.kw["bind"])
         self.interval = interval
         self.aps = BackgroundScheduler(timezone=UTC)
         self._stopping = False
         self._state = threading.Lock()  # guards _sweeping and the planning of the next wake-up
         self._sweeping = False
-        services.schedule_changed.append(self.poke)
 
     def start(self) -> None:
         self.aps.start()
@@ -759,8 +774,8 @@ class Scheduler:
         timer is stopped without waiting, and the sweep is waited for here."""
         self._stopping = True
         self.aps.shutdown(wait=False)
-        self.clockwork.wait_idle()
-        self.clockwork.close()
+        self.sweeper.wait_idle()
+        self.sweeper.close()
         self.leader.release()
 
     def tick(self) -> None:
@@ -776,11 +791,11 @@ class Scheduler:
                 return  # standing by: another process is the active scheduler
             passes = 0
             while True:
-                self.clockwork.sweep()
+                self.sweeper.sweep()
                 passes += 1
                 with self._state:
                     wake = self._next_wakeup()
-                    due = wake is not None and wake <= self.services.clock.now()
+                    due = wake is not None and wake <= self.clock.now()
                     if due and passes < self.PASSES and not self._stopping:
                         continue  # what fell due while sweeping goes now, in this run
                     self._sweeping = False
@@ -795,19 +810,19 @@ class Scheduler:
         """Plan the next wake-up at the earliest due moment (called when rows change). While a sweep runs
         nothing is planned: it reads the rows again when it ends."""
         with self._state:
-            if self._sweeping:
-                return
+            if self._sweeping or not self.aps.running:
+                return  # not started (tests, the CLI's one-off commands): nothing to plan
             self._plan(self._next_wakeup())
 
     def _next_wakeup(self) -> datetime | None:
-        with self.services.db() as s:
+        with self.db() as s:
             wake = queries.next_wakeup(s)
         return utc(wake) if wake is not None else None
 
     def _plan(self, wake: datetime | None, *, at_least: timedelta = timedelta(0)) -> None:
         if wake is None or self._stopping or not self.aps.running:
             return
-        delay = max(at_least, wake - self.services.clock.now())
+        delay = max(at_least, wake - self.clock.now())
         self.aps.add_job(
             self.tick,
             "date",

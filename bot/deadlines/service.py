@@ -17,6 +17,7 @@ from bot.core.errors import ConflictError, NotFoundError
 from bot.core.i18n import _, ngettext
 from bot.core.labels import state_label
 from bot.core.text import safe_text
+from bot.deadlines.working_hours import WorkingHours
 from store import queries
 from store.models import Deadline, Incident
 from store.states import DEADLINE_MOVES, DONE, DeadlineState, require_moves
@@ -71,7 +72,7 @@ class Deadlines:
 
     def __init__(self, playbook: Playbook) -> None:
         self.playbook = playbook
-        self.working_hours = playbook.working_hours_calendar()
+        self.working_hours = WorkingHours.of(playbook)
 
     def due(self, clock: str, start: datetime, duration: timedelta) -> datetime:
         """When a deadline of `duration` started at `start` falls due, in calendar or working time."""

@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from bot.core.clock import utc
+from bot.core.config import WEEKDAYS, Playbook
 
 MAX_DAYS = 3 * 366  # a deadline further than this in working time is a playbook mistake
 
@@ -19,6 +20,14 @@ class WorkingHours:
             raise ValueError("working hours need at least one working day and start before end")
         self.tz = ZoneInfo(tz)
         self.days, self.start, self.end, self.holidays = days, start, end, holidays
+
+    @classmethod
+    def of(cls, playbook: Playbook) -> WorkingHours:
+        """The playbook's working days, hours and holidays in its timezone (built here, so the core's config
+        does not depend on the clock's arithmetic)."""
+        spec = playbook.working_hours
+        days = {WEEKDAYS.index(d) for d in spec.days}
+        return cls(playbook.timezone, days, spec.start, spec.end, set(spec.holidays))
 
     def _intervals(self, since: datetime) -> Iterator[tuple[datetime, datetime]]:
         """Working intervals (UTC) from the day of `since` on, in order."""

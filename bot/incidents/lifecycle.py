@@ -7,7 +7,7 @@ anything is said to Slack; then the incident's lane runs at once (`ChannelUpdate
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -60,7 +60,7 @@ class Lifecycle:
         channel: ChannelSetup,
         updates: ChannelUpdates,
         schedule_changed: Callable[[], None],
-        after_resolve: list[AfterResolve],
+        after_resolve: Sequence[AfterResolve],
     ) -> None:
         self.playbook = playbook
         self.db = db

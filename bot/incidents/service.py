@@ -16,7 +16,7 @@ services their own; new code takes the parts (or their dependencies) directly.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Concatenate, ParamSpec, TypeVar
 
@@ -69,7 +69,9 @@ class IncidentService:
         deadlines: Deadlines,
         escalations: Escalations,
         outbox: Outbox,
+        permissions: Permissions | None = None,
         schedule_changed: Callable[[], None] = lambda: None,
+        after_resolve: Sequence[Callable[[Session, Incident], None]] = (),
     ) -> None:
         self.playbook = playbook
         self.db = db
@@ -78,9 +80,9 @@ class IncidentService:
         self.renderer = renderer
         self.outbox = outbox
         self.schedule_changed = schedule_changed
-        self.permissions = Permissions(playbook, slack)
-        # written in the resolving transaction, e.g. the satisfaction rating prompts
-        self.after_resolve: list[AfterResolve] = []
+        self.permissions = permissions or Permissions(playbook, slack)
+        # written in the resolving transaction, e.g. the satisfaction rating prompts (given by the composition root)
+        self.after_resolve: tuple[AfterResolve, ...] = tuple(after_resolve)
         self.channel = ChannelSetup(
             playbook=playbook, db=db, slack=slack, clock=clock, renderer=renderer, outbox=outbox
         )

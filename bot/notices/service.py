@@ -9,29 +9,29 @@ import json
 import logging
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from bot.core.clock import utc
-from bot.core.config import NOTICE_STAGES
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.core.clock import Clock, utc
+from bot.core.config import NOTICE_STAGES, Playbook
 from bot.core.errors import ConflictError, NotFoundError, PermissionDeniedError, UserInputError
 from bot.core.i18n import N_, _, ngettext, use_locale
 from bot.core.labels import BOT_NAME, severity_label
+from bot.core.render import Renderer
 from bot.core.text import mask_identifiers, safe_text
 from bot.deadlines.service import Deadlines
-from bot.incidents.permissions import Action
+from bot.incidents.permissions import Action, Permissions
 from bot.notices.email import Mailer, SmtpSettings, build_message
-from bot.notices.outbox import Recorder, Step
+from bot.notices.outbox import Outbox, Recorder, Step
 from bot.notices.webhooks import Delivery, WebhookSender
 from bot.slack.blocks import NOTICE_TEXT_MAX, mrkdwn, notice_edit_modal, notice_preview_blocks
-from bot.slack.gateway import SlackCallError
+from bot.slack.gateway import SlackCallError, SlackGateway
 from store import queries
 from store.models import Incident, Notice, NoticeDelivery
 from store.states import NoticeState
-
-if TYPE_CHECKING:
-    from bot.incidents.service import IncidentService
 
 log = logging.getLogger(__name__)
 
@@ -89,23 +89,57 @@ def peak(incident: Incident) -> str:
     return min(incident.peak_severity or incident.severity, incident.severity)
 
 
+class IncidentLookup(Protocol):
+    """What notices need of the incidents: find the one a command names, load it in a unit of work, post to
+    its channel, and run its queued side effects now."""
+
+    def find(self, *, channel_id: str | None, number: int | None = None) -> Incident: ...
+
+    def row(self, s: Session, incident_id: int) -> Incident: ...
+
+    def try_post(self, channel_id: str, text: str) -> None: ...
+
+    def flush(self, incident_id: int) -> str | None: ...
+
+
 class NoticeService:
     """Draft, edit, approve and publish. Webhook URLs, the signing secret and SMTP settings are read from
     the environment when a notice is published, so they are never stored or shown."""
 
     def __init__(
-        self, *, incidents: IncidentService, deadlines: Deadlines, environ: Mapping[str, str] | None = None
+        self,
+        *,
+        playbook: Playbook,
+        db: sessionmaker[Session],
+        slack: SlackGateway,
+        clock: Clock,
+        renderer: Renderer,
+        outbox: Outbox,
+        incidents: IncidentLookup,
+        permissions: Permissions,
+        deadlines: Deadlines,
+        webhooks: WebhookSender,
+        mailer: Mailer,
+        schedule_changed: Callable[[], None],
+        environ: Mapping[str, str] | None = None,
     ) -> None:
+        self.playbook = playbook
+        self.spec = playbook.notices
+        self.db = db
+        self.slack = slack
+        self.clock = clock
+        self.renderer = renderer
+        self.outbox = outbox
         self.incidents = incidents
+        self.permissions = permissions
         self.deadlines = deadlines
-        self.playbook = incidents.playbook
-        self.spec = incidents.playbook.notices
-        self.webhooks = WebhookSender(sleep=incidents.clock.sleep)
-        self.mailer = Mailer(sleep=incidents.clock.sleep)
+        self.webhooks = webhooks
+        self.mailer = mailer
+        self.schedule_changed = schedule_changed
         self.environ = os.environ if environ is None else environ
         self._slack_channels: dict[str, str] = {}
-        incidents.outbox.register("notice.deliver", self._fx_deliver)
-        incidents.outbox.register("notice.finish", self._fx_finish)
+        outbox.register("notice.deliver", self._fx_deliver)
+        outbox.register("notice.finish", self._fx_finish)
 
     # ---- drafting ---------------------------------------------------------------------------------------
 
@@ -115,7 +149,7 @@ class NoticeService:
         notice says what the template says for customers, edited by the drafter before approval."""
         kind = self.playbook.kinds[incident.kind]
         updates = [e for e in queries.list_timeline(s, incident.id) if e.event == "update"]
-        local = self.incidents.renderer.local_time
+        local = self.renderer.local_time
         return {
             "number": incident.id,
             "title": incident.title,
@@ -166,10 +200,10 @@ class NoticeService:
                 _("Unknown stage `{stage}`. Stages: {stages}.", stage=safe_text(stage), stages=", ".join(NOTICE_STAGES))
             )
         locales = [loc for loc in locales if loc in self.spec.locales] or list(self.spec.locales)
-        now = self.incidents.clock.now()
-        with self.incidents.db.begin() as s:
+        now = self.clock.now()
+        with self.db.begin() as s:
             incident = self.incidents.row(s, self.incidents.find(channel_id=channel_id).id)
-            self.incidents.require(Action.DRAFT_NOTICE, incident, actor)
+            self.permissions.require(Action.DRAFT_NOTICE, incident, actor)
             self._refuse_channels(incident, channels, stage)
             channels = list(channels) or list(self.channels_for(incident.kind))
             if not channels:
@@ -188,7 +222,7 @@ class NoticeService:
                 )
             texts = {
                 channel: {
-                    locale: self.incidents.renderer.render_plain(
+                    locale: self.renderer.render_plain(
                         self.spec.template(locale, stage, channel), locale=locale, **self.context(s, incident, locale)
                     )[:NOTICE_TEXT_MAX]
                     for locale in locales
@@ -213,7 +247,7 @@ class NoticeService:
                 text=stage,
                 data={"notice_id": notice.id, "channels": channels, "locales": locales},
             )
-            with use_locale(self.incidents.playbook.locale):  # the preview is posted in the channel (bot.core.i18n)
+            with use_locale(self.playbook.locale):  # the preview is posted in the channel (bot.core.i18n)
                 status = self._status_line(notice, incident)
             notice_id, number, incident_channel = notice.id, incident.id, incident.channel_id
         if not incident_channel:
@@ -223,14 +257,14 @@ class NoticeService:
                 number=number,
             )
         try:
-            with use_locale(self.incidents.playbook.locale):  # the preview is posted in the channel (bot.core.i18n)
+            with use_locale(self.playbook.locale):  # the preview is posted in the channel (bot.core.i18n)
                 blocks = notice_preview_blocks(notice, channel_names=channel_names(), status=status)
-                ts = self.incidents.slack.post(incident_channel, self._preview_title(number, stage), blocks)
+                ts = self.slack.post(incident_channel, self._preview_title(number, stage), blocks)
         except SlackCallError as exc:
             raise ConflictError(
                 _("Slack refused the notice preview (`{error}`); nothing was published.", error=exc.error)
             ) from None
-        with self.incidents.db.begin() as s:
+        with self.db.begin() as s:
             row = queries.get_notice(s, notice_id)
             assert row is not None
             row.preview_ts = ts
@@ -241,14 +275,14 @@ class NoticeService:
         return peak(incident) in self.spec.approval.severities
 
     def _who_approves(self, incident: Incident) -> str:
-        return self.incidents.permissions.approver_names(incident)
+        return self.permissions.approver_names(incident)
 
     @staticmethod
     def _preview_title(number: int, stage: str) -> str:
         return _("Customer notice for #{number} ({stage})", number=number, stage=stage)
 
     def _status_line(self, notice: Notice, incident: Incident) -> str:
-        local = self.incidents.renderer.local_time
+        local = self.renderer.local_time
         if notice.state == "published" and notice.published_at:
             return _(
                 ":loudspeaker: Published by <@{user}> at {time}.",
@@ -273,12 +307,12 @@ class NoticeService:
     def _refresh_preview(self, notice: Notice, incident: Incident) -> None:
         if not (notice.preview_ts and incident.channel_id):
             return
-        with use_locale(self.incidents.playbook.locale):  # the preview is in the channel (bot.core.i18n)
+        with use_locale(self.playbook.locale):  # the preview is in the channel (bot.core.i18n)
             blocks = notice_preview_blocks(
                 notice, channel_names=channel_names(), status=self._status_line(notice, incident)
             )
             with contextlib.suppress(SlackCallError):  # the preview is a convenience; the record is in the store
-                self.incidents.slack.update(
+                self.slack.update(
                     incident.channel_id,
                     notice.preview_ts,
                     self._preview_title(incident.id, notice.stage),
@@ -295,18 +329,18 @@ class NoticeService:
 
     def editor(self, *, notice_id: int, actor: str) -> dict[str, Any]:
         """The Edit modal, for a responder, while the notice is not yet published."""
-        with self.incidents.db.begin() as s:
+        with self.db.begin() as s:
             notice, incident = self._load(s, notice_id)
-            self.incidents.require(Action.EDIT_NOTICE, incident, actor)
+            self.permissions.require(Action.EDIT_NOTICE, incident, actor)
             self._require_editable(notice)
             return notice_edit_modal(notice.id, incident.id, notice.stage, notice.texts, channel_names())
 
     def edit(self, *, notice_id: int, texts: Mapping[tuple[str, str], str], actor: str) -> None:
         """Save edited texts (masked); a change after approval needs a new approval."""
-        now = self.incidents.clock.now()
-        with self.incidents.db.begin() as s:
+        now = self.clock.now()
+        with self.db.begin() as s:
             notice, incident = self._load(s, notice_id)
-            self.incidents.require(Action.EDIT_NOTICE, incident, actor)
+            self.permissions.require(Action.EDIT_NOTICE, incident, actor)
             self._require_editable(notice)
             new = {channel: dict(localized) for channel, localized in notice.texts.items()}
             for (channel, locale), text in texts.items():
@@ -389,10 +423,10 @@ class NoticeService:
             )
 
     def approve(self, *, notice_id: int, actor: str) -> None:
-        now = self.incidents.clock.now()
-        with self.incidents.db.begin() as s:
+        now = self.clock.now()
+        with self.db.begin() as s:
             notice, incident = self._load(s, notice_id)
-            self.incidents.require(Action.APPROVE_NOTICE, incident, actor)
+            self.permissions.require(Action.APPROVE_NOTICE, incident, actor)
             self._require_approvable(notice, incident)
             if actor in notice_editors(s, notice):
                 raise PermissionDeniedError(
@@ -429,10 +463,10 @@ class NoticeService:
     # ---- publishing -------------------------------------------------------------------------------------
 
     def publish(self, *, notice_id: int, actor: str) -> None:
-        now = self.incidents.clock.now()
-        with self.incidents.db.begin() as s:
+        now = self.clock.now()
+        with self.db.begin() as s:
             notice, incident = self._load(s, notice_id)
-            self.incidents.require(Action.PUBLISH_NOTICE, incident, actor)
+            self.permissions.require(Action.PUBLISH_NOTICE, incident, actor)
             self._require_unpublished(notice)
             if self.needs_approval(incident) and notice.approved_digest != digest(notice.texts, peak(incident)):
                 was = (
@@ -466,7 +500,7 @@ class NoticeService:
             s.refresh(notice)  # ours now: send the texts as stored (an edit a moment before included)
             # each target's delivery, then the record of the outcome, commit with the decision to publish: a
             # crash mid-publish is finished after the restart, and the notice never stays "publishing"
-            box, number = self.incidents.outbox, incident.id
+            box, number = self.outbox, incident.id
             for channel in notice.texts:
                 box.add(
                     s,
@@ -478,14 +512,14 @@ class NoticeService:
                 )
             box.add(s, number, f"notice:{notice.id}:published", "notice.finish", notice_id=notice.id, actor=actor)
         self.incidents.flush(number)
-        self.incidents.schedule_changed()
+        self.schedule_changed()
 
     def _fx_deliver(self, step: Step) -> Recorder | None:
         """Send one channel's texts to its target, once: a delivery already recorded is not sent again. A
         webhook carries the step's key as its Idempotency-Key, so a re-send after a crash can be recognised."""
         notice_id, channel = int(step.payload["notice_id"]), step.key.rsplit(":", 1)[1]
         now = datetime.fromisoformat(str(step.payload["at"]))
-        with self.incidents.db() as s:
+        with self.db() as s:
             notice, incident = self._load(s, notice_id)
             if any(d.channel == channel for d in self._deliveries(s, notice_id)):
                 return None
@@ -544,7 +578,7 @@ class NoticeService:
             if notice.state == NoticeState.PUBLISHED:
                 return
             rows = self._deliveries(s, notice_id)
-            now = max((utc(d.at) for d in rows), default=self.incidents.clock.now())
+            now = max((utc(d.at) for d in rows), default=self.clock.now())
             outcomes = {
                 d.channel: Delivery(
                     d.outcome == "delivered", d.attempts, d.detail, worth_retrying=not not_worth_retrying(d.detail)
@@ -571,7 +605,7 @@ class NoticeService:
             self._refresh_preview(notice, incident)
             if incident.channel_id:
                 text = self._outcome_text(actor, notice.stage, outcomes)
-                self.incidents.outbox.add(s, incident.id, f"notice:{notice.id}:told", "post", text=text)
+                self.outbox.add(s, incident.id, f"notice:{notice.id}:told", "post", text=text)
 
         return record
 
@@ -693,7 +727,7 @@ class NoticeService:
         parts = {locale: split_subject(text) for locale, text in localized.items()}
         subject = " / ".join(subject for subject, _body in parts.values())
         text = "\n\n----------\n\n".join(body for _subject, body in parts.values())
-        html = self.incidents.renderer.render_html(
+        html = self.renderer.render_html(
             "html/email.html.j2",
             subject=subject,
             parts=[
@@ -716,12 +750,12 @@ class NoticeService:
         try:
             channel_id = self._slack_channels.get(name)
             if channel_id is None:
-                found = self.incidents.slack.find_channel(name.lstrip("#"))
+                found = self.slack.find_channel(name.lstrip("#"))
                 if found is None:
                     return Delivery(False, 1, _("no Slack channel #{name}", name=safe_text(name.lstrip("#"))))
                 channel_id = self._slack_channels[name] = str(found["id"])
             text = "\n\n".join(safe_text(t) for t in localized.values())
-            self.incidents.slack.post(channel_id, text[:3000], [{"type": "section", "text": mrkdwn(text[:3000])}])
+            self.slack.post(channel_id, text[:3000], [{"type": "section", "text": mrkdwn(text[:3000])}])
         except SlackCallError as exc:
             hint = (
                 _(" (invite @{bot} to #{name})", bot=BOT_NAME, name=safe_text(name.lstrip("#")))

@@ -6,6 +6,7 @@ Only what was published to the status-page channel appears, in the playbook's lo
 from __future__ import annotations
 
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -49,7 +50,12 @@ def words_for(locale: str) -> dict[str, str]:
 
 class StatusPage:
     def __init__(
-        self, playbook: Playbook, db: sessionmaker[Session], renderer: Renderer, clock: Clock, published: Any
+        self,
+        playbook: Playbook,
+        db: sessionmaker[Session],
+        renderer: Renderer,
+        clock: Clock,
+        published: Callable[[Session], list[dict[str, Any]]],
     ) -> None:
         self.playbook, self.db, self.renderer, self.clock = playbook, db, renderer, clock
         self.spec = playbook.notices

@@ -6,34 +6,35 @@ from __future__ import annotations
 import logging
 import re
 import uuid
+from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from statistics import mean
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
-from bot.core.clock import utc
+from bot.core.clock import Clock, utc
+from bot.core.config import Playbook
 from bot.core.durations import parse_duration
 from bot.core.errors import ConflictError, UserInputError
+from bot.core.events import IncidentResolved
 from bot.core.i18n import _, ngettext, use_locale
 from bot.core.inputs import day_in_range
 from bot.core.labels import BOT_NAME, event_label, severity_label, state_label
-from bot.core.render import SlackMarkup
+from bot.core.render import Renderer, SlackMarkup
 from bot.core.text import mask_identifiers, safe_snippet, safe_text, truncate
 from bot.deadlines.service import ACTION_PREFIX, Deadlines, humanize, is_action_item, next_action, owner_for
-from bot.incidents.permissions import Action
+from bot.incidents.permissions import Action, Permissions
+from bot.notices.outbox import Outbox
 from bot.slack.blocks import rating_blocks
 from bot.slack.commands import UserRef
-from bot.slack.gateway import SlackCallError
+from bot.slack.gateway import SlackCallError, SlackGateway
 from bot.slack.ids import ActionId
 from store import queries
 from store.models import Deadline, Incident, TimelineEvent
 from store.states import DONE, DeadlineState, IncidentStatus
-
-if TYPE_CHECKING:
-    from bot.incidents.service import IncidentService
 
 log = logging.getLogger(__name__)
 
@@ -83,24 +84,58 @@ def timeline_text(event: TimelineEvent) -> str:
     return event.text
 
 
-class AftercareService:
-    def __init__(self, *, incidents: IncidentService, deadlines: Deadlines) -> None:
+class IncidentLookup(Protocol):
+    """What the review needs of the incidents: find the one a command names, load it in a unit of work,
+    resolve a mentioned user, post to its channel, and run its queued side effects now."""
+
+    def find(self, *, channel_id: str | None, number: int | None = None) -> Incident: ...
+
+    def row(self, s: Session, incident_id: int) -> Incident: ...
+
+    def resolve_user(self, ref: UserRef, actor: str) -> str: ...
+
+    def try_post(self, channel_id: str, text: str) -> None: ...
+
+    def flush(self, incident_id: int) -> str | None: ...
+
+
+class ReviewService:
+    """After the incident: satisfaction, the team's rating, action items and the post-incident review."""
+
+    def __init__(
+        self,
+        *,
+        playbook: Playbook,
+        db: sessionmaker[Session],
+        slack: SlackGateway,
+        clock: Clock,
+        renderer: Renderer,
+        outbox: Outbox,
+        incidents: IncidentLookup,
+        permissions: Permissions,
+        deadlines: Deadlines,
+        schedule_changed: Callable[[], None],
+    ) -> None:
+        self.playbook = playbook
+        self.db = db
+        self.slack = slack
+        self.clock = clock
+        self.renderer = renderer
+        self.outbox = outbox
         self.incidents = incidents
+        self.permissions = permissions
         self.deadlines = deadlines
-        self.playbook = incidents.playbook
-        self.renderer = incidents.renderer
-        self.slack = incidents.slack
-        self.clock = incidents.clock
-        self.db = incidents.db
+        self.schedule_changed = schedule_changed
 
     # ---- satisfaction -----------------------------------------------------------------------------------
 
-    def on_resolved(self, s: Session, incident: Incident) -> None:
+    def on_resolved(self, event: IncidentResolved) -> None:
         """Ask for the customer's rating in the channel, and each participant for theirs of the response: queued
         in the resolving transaction, so a crash right after the resolve still asks (once)."""
+        s, incident = event.session, event.incident
         incident_id = incident.id
         participants = sorted({a.user_id for a in incident.roles if a.user_id})
-        box = self.incidents.outbox
+        box = self.outbox
         if incident.channel_id:
             text = _(
                 "When customer comms has called the customer back (满意度回访), record their rating for "
@@ -132,7 +167,7 @@ class AftercareService:
         now = self.clock.now()
         with self.db.begin() as s:
             incident = self.incidents.row(s, number)
-            self.incidents.require(Action.SATISFACTION, incident, actor)
+            self.permissions.require(Action.SATISFACTION, incident, actor)
             if incident.status not in DONE:
                 raise ConflictError(
                     _(
@@ -164,7 +199,7 @@ class AftercareService:
             )
             self.deadlines.on_event(s, incident, "satisfaction", now=now, actor=actor)
             channel = incident.channel_id if incident.status != IncidentStatus.CLOSED else None
-        self.incidents.schedule_changed()
+        self.schedule_changed()
         said = f" — {safe_snippet(comment, 500)}" if comment else ""
         if channel:
             self.incidents.try_post(
@@ -179,7 +214,7 @@ class AftercareService:
         now = self.clock.now()
         with self.db.begin() as s:
             incident = self.incidents.row(s, incident_id)
-            self.incidents.require(Action.RATE_RESPONSE, incident, actor)
+            self.permissions.require(Action.RATE_RESPONSE, incident, actor)
             if not self._upsert(s, incident_id, source=INTERNAL, rater=actor, score=score, comment="", now=now):
                 raise ConflictError(
                     _(
@@ -217,7 +252,7 @@ class AftercareService:
     def add_action(self, *, channel_id: str, text: str, owner: UserRef, due: Due, actor: str) -> str | None:
         """An action item is a deadline owned by one person: reminded, and escalated when missed."""
         incident = self.incidents.find(channel_id=channel_id)
-        self.incidents.require(Action.ACTION_ITEM, incident, actor)
+        self.permissions.require(Action.ACTION_ITEM, incident, actor)
         user = self.incidents.resolve_user(owner, actor)
         now = self.clock.now()
         due_at = self._due_at(due, now)
@@ -256,7 +291,7 @@ class AftercareService:
                 data={"deadline_id": deadline.id, "key": deadline.key, "owner": user, "due_at": due_at.isoformat()},
             )
             key, channel = deadline.key, incident.channel_id
-        self.incidents.schedule_changed()
+        self.schedule_changed()
         message = _(
             ":pushpin: <@{actor}> added action item `{key}` for <@{owner}>, due {due}: {text}",
             actor=actor,
@@ -297,7 +332,7 @@ class AftercareService:
 
     def post_review_now(self, *, channel_id: str, actor: str) -> str | None:
         incident = self.incidents.find(channel_id=channel_id)
-        self.incidents.require(Action.REVIEW_POST, incident, actor)
+        self.permissions.require(Action.REVIEW_POST, incident, actor)
         if incident.status not in ("resolved", "closed"):
             raise ConflictError(
                 _(
@@ -316,7 +351,7 @@ class AftercareService:
     def _queue_review(self, s: Session, incident_id: int, markdown: str) -> None:
         """The draft in the channel and a note to the lead, queued in the transaction that marks it posted."""
         incident = self.incidents.row(s, incident_id)
-        channel, lead = incident.channel_id, self.incidents.lead_of(incident)
+        channel, lead = incident.channel_id, self.permissions.lead(incident)
         queries.add_timeline_event(s, incident_id, at=self.clock.now(), event="review_posted", actor_id=None)
         shown = markdown if len(markdown) <= SLACK_DRAFT_MAX else markdown[:SLACK_DRAFT_MAX] + "\n\n…"
         footer = _(
@@ -328,7 +363,7 @@ class AftercareService:
             {"type": "context", "elements": [{"type": "mrkdwn", "text": footer}]},
         ]
         nonce = uuid.uuid4().hex[:12]
-        box = self.incidents.outbox
+        box = self.outbox
         if channel:
             box.add(
                 s,
@@ -350,7 +385,7 @@ class AftercareService:
 
     def export_review(self, *, channel_id: str, actor: str) -> str | None:
         incident = self.incidents.find(channel_id=channel_id)
-        self.incidents.require(Action.REVIEW_EXPORT, incident, actor)
+        self.permissions.require(Action.REVIEW_EXPORT, incident, actor)
         with use_locale(self.playbook.locale):  # a file for the channel (bot.core.i18n)
             markdown = self.review_markdown(incident.id)
         filename = f"incident-{incident.id}-review.md"
@@ -372,7 +407,7 @@ class AftercareService:
         now = self.clock.now()
         with self.db.begin() as s:
             incident = self.incidents.row(s, self.incidents.find(channel_id=channel_id).id)
-            self.incidents.require(Action.REVIEW_DONE, incident, actor)
+            self.permissions.require(Action.REVIEW_DONE, incident, actor)
             if incident.status not in ("resolved", "closed"):
                 raise ConflictError(
                     _(

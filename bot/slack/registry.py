@@ -246,8 +246,8 @@ def _notice(services: Services, command: Command, request: Request) -> str | Non
 
 
 def _review(services: Services, command: Command, request: Request) -> str | None:
-    aftercare = services.aftercare
-    run = {"post": aftercare.post_review_now, "export": aftercare.export_review, "done": aftercare.complete_review}
+    review = services.review
+    run = {"post": review.post_review_now, "export": review.export_review, "done": review.complete_review}
     return run[command.get(VERB)](channel_id=request.channel, actor=request.actor)
 
 
@@ -388,7 +388,7 @@ REGISTRY: tuple[Spec, ...] = (
         args=(DEADLINE,),
         actions=(Action.MARK_DONE,),
         read_only=False,
-        run=lambda services, command, request: services.timekeeping.mark_done(
+        run=lambda services, command, request: services.deadline_actions.mark_done(
             actor=request.actor, channel_id=request.channel, word=command.get(DEADLINE)
         ),
         help=N_("mark a deadline met (a missed one is recorded as met late)."),
@@ -399,7 +399,7 @@ REGISTRY: tuple[Spec, ...] = (
         name="ack",
         actions=(Action.ACK,),
         read_only=False,
-        run=lambda services, command, request: services.timekeeping.acknowledge(
+        run=lambda services, command, request: services.deadline_actions.acknowledge(
             actor=request.actor, channel_id=request.channel
         ),
         help=N_("acknowledge the pages for this incident and stop the escalation."),
@@ -410,7 +410,7 @@ REGISTRY: tuple[Spec, ...] = (
         args=(SOLUTION,),
         actions=(Action.SOLUTION,),
         read_only=False,
-        run=lambda services, command, request: services.timekeeping.record_solution(
+        run=lambda services, command, request: services.deadline_actions.record_solution(
             channel_id=request.channel, text=command.get(SOLUTION), actor=request.actor
         ),
         help=N_("record the solution given to the customer (meets the solution deadline)."),
@@ -441,7 +441,7 @@ REGISTRY: tuple[Spec, ...] = (
         wrong=SATISFACTION_USAGE,
         actions=(Action.SATISFACTION,),
         read_only=False,
-        run=lambda services, command, request: services.aftercare.record_customer(
+        run=lambda services, command, request: services.review.record_customer(
             actor=request.actor,
             score=command.get(SCORE),
             comment=command.get(COMMENT) or "",
@@ -463,7 +463,7 @@ REGISTRY: tuple[Spec, ...] = (
         ),
         actions=(Action.ACTION_ITEM,),
         read_only=False,
-        run=lambda services, command, request: services.aftercare.add_action(
+        run=lambda services, command, request: services.review.add_action(
             channel_id=request.channel,
             text=command.get(ACTION_TEXT),
             owner=command.get(OWNER),
@@ -520,7 +520,7 @@ REGISTRY: tuple[Spec, ...] = (
         wrong=NUMBER_USAGE,
         actions=(Action.DEADLINES,),
         read_only=True,
-        run=lambda services, command, request: services.timekeeping.deadlines_text(
+        run=lambda services, command, request: services.deadline_actions.deadlines_text(
             channel_id=request.channel, number=command.get(DEADLINES_NUMBER), actor=request.actor
         ),
         help=N_("every deadline with its owner, due time and time left."),

@@ -27,7 +27,7 @@ def register(app: App, services: Services) -> None:
         ack()
         with reporting_errors(services.slack, body):
             number, score = _rating(action)
-            message = services.aftercare.record_customer(actor=body["user"]["id"], score=score, incident_id=number)
+            message = services.review.record_customer(actor=body["user"]["id"], score=score, incident_id=number)
             if message:
                 services.slack.respond(body["response_url"], message)
 
@@ -35,7 +35,7 @@ def register(app: App, services: Services) -> None:
         ack()
         with reporting_errors(services.slack, body):
             number, score = _rating(action)
-            message = services.aftercare.rate_response(incident_id=number, score=score, actor=body["user"]["id"])
+            message = services.review.rate_response(incident_id=number, score=score, actor=body["user"]["id"])
             services.slack.respond(body["response_url"], message)
 
     app.action(re.compile(rf"^{ActionId.RATE_CUSTOMER}:"))(handle_rate_customer_button)
