@@ -4,6 +4,7 @@ and DMs speak the language they chose in Slack (`users.info` with `include_local
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
@@ -150,3 +151,23 @@ def test_the_command_line_takes_a_language_for_the_demo_and_the_report() -> None
     assert build_parser().parse_args(["report", "--lang", "zh-CN"]).lang == "zh-CN"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["run", "--offline", "--lang", "fr"])
+
+
+@CHINESE_PLAYBOOK
+def test_a_slow_users_info_never_holds_up_the_ack_and_the_reader_gets_the_playbooks_language(stack: Stack) -> None:
+    """The reader's locale is looked up before the ack: one attempt, awaited at most a moment. While Slack sits
+    on `users.info`, the answer comes at once in the playbook's language; once Slack answers, in the reader's."""
+    general = stack.sandbox.channel_by_name("general")
+    assert general is not None
+    held = stack.sandbox.hold("users.info")
+    reply = stack.driver.slash(TECH, general.id, "help")  # TECH reads Slack in English (the fixture's en-US)
+    assert reply.status == 200 and reply.seconds < 2.0
+    assert reply.text.startswith("*incident-desk 命令*")  # the playbook's zh-CN, not a wait for Slack
+    assert held.reached.is_set()
+    held.release()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # the lookup still lands and serves the next request
+        answer = stack.driver.slash(TECH, general.id, "help").text
+        if answer.startswith("*incident-desk commands*"):
+            break
+    assert answer.startswith("*incident-desk commands*")

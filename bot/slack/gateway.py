@@ -15,6 +15,8 @@ import urllib.error
 import uuid
 from collections import defaultdict
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 from slack_sdk import WebClient
@@ -64,6 +66,8 @@ class SlackGateway:
         self.client = client
         self.monotonic = monotonic
         self._locales: dict[str, tuple[float, str | None]] = {}  # user -> (looked up at, Slack locale)
+        self._locale_lookups: dict[str, Future[str | None]] = {}  # lookups under way, shared by their waiters
+        self._locale_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="locale")
         self.retry = RetryPolicy(attempts=max_attempts, backoff=backoff, max_backoff=max_backoff, sleep=sleep)
         self._channel_locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
         self._locks_guard = threading.Lock()
@@ -278,22 +282,40 @@ class SlackGateway:
             raise
 
     LOCALE_TTL = 600.0  # seconds a user's Slack locale is remembered (people rarely switch languages)
+    LOCALE_WAIT = 0.3  # the longest a request waits for it: the lookup sits before Slack's 3-second ack
 
     def user_locale(self, user: str) -> str | None:
         """The user's Slack locale (`zh-CN`, `en-US`...) from `users.info` with `include_locale`, remembered for
-        LOCALE_TTL, so a request pays for the lookup at most once per user in that time. None when Slack does
-        not say (or refuses: the reader then gets the playbook's language, never an error)."""
+        LOCALE_TTL, so a request pays for the lookup at most once per user in that time. One attempt, awaited
+        at most LOCALE_WAIT: a slow or failing Slack never holds up an ack; the reader then gets the playbook's
+        language (None), and the lookup, if it still answers, serves the next request."""
         now = self.monotonic()
-        cached = self._locales.get(user)
-        if cached is not None and now - cached[0] < self.LOCALE_TTL:
-            return cached[1]
+        with self._locks_guard:
+            cached = self._locales.get(user)
+            if cached is not None and now - cached[0] < self.LOCALE_TTL:
+                return cached[1]
+            lookup = self._locale_lookups.get(user)
+            if lookup is None:
+                lookup = self._locale_pool.submit(self._look_up_locale, user, now)
+                self._locale_lookups[user] = lookup
         try:
-            found = self.call("users.info", user=user, include_locale=True).get("user") or {}
+            return lookup.result(timeout=self.LOCALE_WAIT)
+        except FutureTimeout:
+            log.info("users.info for %s's locale is slow; using the playbook's language for now", user)
+            return None
+
+    def _look_up_locale(self, user: str, asked_at: float) -> str | None:
+        try:
+            response = self.client.users_info(user=user, include_locale=True)
+            found = (response.data if isinstance(response.data, dict) else {}).get("user") or {}
             locale = str(found.get("locale") or "") or None
-        except SlackCallError as exc:
-            log.info("users.info for %s's locale failed (%s); using the playbook's language", user, exc.error)
+        except (SlackApiError, SlackRequestError, OSError, urllib.error.URLError) as exc:
+            error = exc.response.get("error", "") if isinstance(exc, SlackApiError) else type(exc).__name__
+            log.info("users.info for %s's locale failed (%s); using the playbook's language", user, error)
             locale = None
-        self._locales[user] = (now, locale)
+        with self._locks_guard:
+            self._locales[user] = (asked_at, locale)
+            self._locale_lookups.pop(user, None)
         return locale
 
     def find_user(self, handle: str) -> dict[str, Any] | None:
