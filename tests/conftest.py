@@ -113,7 +113,7 @@ def playbook(request: pytest.FixtureRequest) -> Playbook:
 
 @pytest.fixture
 def sandbox() -> Iterator[SlackSandbox]:
-    with SlackSandbox() as sb:
+    with SlackSandbox(page_size=3) as sb:  # list methods answer in small pages: callers must follow cursors
         for user_id, name in PEOPLE.items():
             sb.add_user(user_id, name, real_name=name.replace(".", " ").title())
         sb.leaks.plant(*PLANTED)

@@ -7,6 +7,8 @@ Slack would reject, and records every call so tests can assert on what people wo
 
 from __future__ import annotations
 
+import base64
+import binascii
 import itertools
 import json
 import random
@@ -41,6 +43,14 @@ DROP = 0  # a status that makes the server close the connection without answerin
 CHANNEL_NAME_RE = re.compile(r"^[a-z0-9_-]+$")
 TOPIC_MAX = 250
 MESSAGE_TEXT_MAX = 40_000
+USER_ID_RE = re.compile(r"^[UW][A-Z0-9]{2,}$")
+# The list methods' `limit`: Slack's default when none is given, and the most it answers in one page.
+LIST_LIMITS = {
+    "conversations.list": (100, 1000),
+    "conversations.members": (100, 1000),
+    "conversations.history": (100, 999),
+    "users.list": (200, 1000),
+}
 
 
 class SlackError(Exception):
@@ -155,8 +165,12 @@ class SlackSandbox:
         bot_token: str = "xoxb-sandbox-token",
         bot_user_id: str = "UBOTSANDBOX",
         bot_scopes: set[str] | None = None,
+        page_size: int | None = None,
     ) -> None:
         self.bot_token = bot_token
+        # Slack may answer a list method with fewer items than `limit` asked for, and does for big workspaces;
+        # a small `page_size` makes every list paginate, so a caller that ignores next_cursor misses items.
+        self.page_size = page_size
         # what the token was granted: the app manifest's bot scopes unless a test says otherwise
         self.bot_scopes = manifest_scopes() if bot_scopes is None else set(bot_scopes)
         self.bot_user_id = bot_user_id
@@ -550,6 +564,8 @@ class SlackSandbox:
 
     def _conversation_type(self, channel_id: str) -> str | None:
         with self.lock:
+            if channel_id in self.users:  # a user ID as a channel: the app's DM with them
+                return "im"
             channel = self.channels.get(channel_id)
         if channel is None:
             return None
@@ -573,6 +589,39 @@ class SlackSandbox:
             if errors:
                 raise SlackError("invalid_blocks", response_metadata={"messages": errors})
         return blocks
+
+    def _page(self, method: str, args: dict[str, Any], items: list[Any]) -> tuple[list[Any], str]:
+        """One page of `items` as Slack pages a list: `limit` (capped by the sandbox's page size) from the
+        opaque `cursor`; the cursor of the next page, or "" after the last one."""
+        default, most = LIST_LIMITS[method]
+        try:
+            limit = int(args.get("limit") or 0) or default
+        except ValueError:
+            raise SlackError("invalid_limit") from None
+        limit = min(max(limit, 1), most, self.page_size or most)
+        start = 0
+        if args.get("cursor"):
+            try:
+                kind, _, offset = base64.b64decode(str(args["cursor"]), validate=True).decode().partition(":")
+                start = int(offset)
+            except (binascii.Error, UnicodeDecodeError, ValueError):
+                raise SlackError("invalid_cursor") from None
+            if kind != method or start <= 0:
+                raise SlackError("invalid_cursor")
+        end = start + limit
+        cursor = base64.b64encode(f"{method}:{end}".encode()).decode() if end < len(items) else ""
+        return items[start:end], cursor
+
+    def _user_dm(self, user: str) -> Channel:
+        """The app's DM with `user`, opened if need be (as conversations.open does)."""
+        for c in self.channels.values():
+            if c.is_im and set(c.members) == {self.bot_user_id, user}:
+                return c
+        cid = self._new_id("D")
+        self.channels[cid] = Channel(
+            cid, cid, self.bot_user_id, int(time.time()), is_im=True, members=[self.bot_user_id, user]
+        )
+        return self.channels[cid]
 
     def _post(
         self, channel: str, user: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None = None
@@ -612,6 +661,15 @@ class SlackSandbox:
         }
 
     def m_chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._require(args, "channel")
+        target = str(args["channel"])
+        if USER_ID_RE.match(target) and target not in self.channels:  # Slack posts to the app's DM with them
+            user = self.users.get(target)
+            if user is None:
+                raise SlackError("channel_not_found")
+            if user.get("deleted"):
+                raise SlackError("user_disabled")
+            args = {**args, "channel": self._user_dm(target).id}
         channel = self._channel(args)
         blocks = self._check_message_content(args)
         if channel.is_archived:
@@ -709,19 +767,24 @@ class SlackSandbox:
 
     def m_conversations_members(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(args)
-        return {"members": list(channel.members), "response_metadata": {"next_cursor": ""}}
+        page, cursor = self._page("conversations.members", args, list(channel.members))
+        return {"members": page, "response_metadata": {"next_cursor": cursor}}
 
     def m_conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"channel": self._channel_json(self._channel(args))}
 
     def m_conversations_list(self, args: dict[str, Any]) -> dict[str, Any]:
-        limit = int(args.get("limit") or 100)
-        start = int(args.get("cursor") or 0)
         exclude_archived = str(args.get("exclude_archived", "")).lower() in ("1", "true")
-        channels = [c for c in self.channels.values() if not c.is_im and not (exclude_archived and c.is_archived)]
-        page = channels[start : start + limit]
-        nxt = str(start + limit) if start + limit < len(channels) else ""
-        return {"channels": [self._channel_json(c) for c in page], "response_metadata": {"next_cursor": nxt}}
+        types = {t.strip() for t in str(args.get("types") or "public_channel").split(",")}
+        channels = [
+            c
+            for c in self.channels.values()
+            if not (exclude_archived and c.is_archived)
+            and (not c.is_private or self.bot_user_id in c.members)  # private ones only where the bot is
+            and ("im" if c.is_im else "private_channel" if c.is_private else "public_channel") in types
+        ]
+        page, cursor = self._page("conversations.list", args, channels)
+        return {"channels": [self._channel_json(c) for c in page], "response_metadata": {"next_cursor": cursor}}
 
     def m_conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
         self._require(args, "users")
@@ -731,6 +794,8 @@ class SlackSandbox:
                 raise SlackError("user_not_found")
             if self.users[user].get("deleted"):
                 raise SlackError("user_disabled")
+        if len(users) == 1:
+            return {"channel": {"id": self._user_dm(users[0]).id}}
         for c in self.channels.values():
             if c.is_im and set(c.members) == {self.bot_user_id, *users}:
                 return {"channel": {"id": c.id}}
@@ -751,10 +816,9 @@ class SlackSandbox:
         channel = self._channel(args)
         if self.bot_user_id not in channel.members:
             raise SlackError("not_in_channel")
-        limit = min(int(args.get("limit") or 100), 999)
         with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
-        msgs = [m for m in reversed(self.messages) if m.channel == channel.id]
-        page = msgs[:limit]
+        msgs = [m for m in reversed(self.messages) if m.channel == channel.id]  # newest first
+        page, cursor = self._page("conversations.history", args, msgs)
         return {
             "messages": [
                 {
@@ -766,9 +830,9 @@ class SlackSandbox:
                 }
                 for m in page
             ],
-            "has_more": len(msgs) > limit,
+            "has_more": bool(cursor),
             "pin_count": 0,
-            "response_metadata": {"next_cursor": ""},
+            "response_metadata": {"next_cursor": cursor},
         }
 
     def m_users_info(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -779,7 +843,8 @@ class SlackSandbox:
         return {"user": user}
 
     def m_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {"members": list(self.users.values()), "response_metadata": {"next_cursor": ""}}
+        page, cursor = self._page("users.list", args, list(self.users.values()))
+        return {"members": page, "response_metadata": {"next_cursor": cursor}}
 
     def m_usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
         self._require(args, "usergroup")
