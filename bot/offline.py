@@ -12,13 +12,12 @@ import os
 import re
 import secrets
 import tempfile
-import threading
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -27,7 +26,7 @@ from bot.core.clock import Clock, FixedClock, SystemClock
 from bot.core.config import Playbook
 from bot.core.text import mask_identifiers
 from bot.sandbox.driver import SlackDriver, click_button
-from bot.sandbox.server import Ephemeral, Message, SlackSandbox
+from bot.sandbox.server import Ephemeral, Message, PromptHTTPServer, SlackSandbox
 from bot.slack.gateway import make_web_client
 from bot.slack.web import HttpServer, make_wsgi
 from store.db import make_engine, make_session_factory, upgrade
@@ -93,8 +92,8 @@ class BankSystems:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = PromptHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.serve_in_thread("external-systems")
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}{path}"

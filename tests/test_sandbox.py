@@ -272,3 +272,20 @@ def test_list_methods_paginate_with_limit_and_an_opaque_cursor(sandbox: SlackSan
     first = client.conversations_history(channel=channel, limit=3)
     assert first["has_more"] and len(first["messages"]) == 2
     assert error_of(lambda: client.conversations_members(channel=channel, cursor="42")) == "invalid_cursor"
+
+
+def test_the_servers_stop_at_once_rather_than_at_the_next_poll() -> None:
+    """Every test stops a server or three; a loop that polls a flag makes each stop wait out the interval."""
+    from http.server import BaseHTTPRequestHandler
+    from threading import Thread
+
+    from bot.sandbox.server import PromptHTTPServer
+
+    server = PromptHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    loop = Thread(target=server.serve_forever, kwargs={"poll_interval": 60.0}, daemon=True)
+    loop.start()
+    stopper = Thread(target=server.shutdown, daemon=True)
+    stopper.start()
+    stopper.join(timeout=10)  # a polling loop would take the whole minute
+    assert not stopper.is_alive() and not loop.is_alive()
+    server.server_close()

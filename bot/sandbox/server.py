@@ -13,6 +13,8 @@ import itertools
 import json
 import random
 import re
+import selectors
+import socket
 import threading
 import time
 import urllib.parse
@@ -51,6 +53,51 @@ LIST_LIMITS = {
     "conversations.history": (100, 999),
     "users.list": (200, 1000),
 }
+
+
+class PromptHTTPServer(ThreadingHTTPServer):
+    """A threading HTTP server whose `shutdown` returns at once: the serving loop waits on the listening socket
+    and a wake-up socket, instead of polling a flag every `poll_interval` (0.5 s by default, paid by every test
+    that stops a server)."""
+
+    daemon_threads = True
+    request_queue_size = 256  # Slack takes bursts; the default backlog of 5 resets connections
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self._stopped.set()
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:  # poll_interval kept for the signature only
+        self._stopped.clear()
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self, selectors.EVENT_READ)
+                selector.register(self._wake_r, selectors.EVENT_READ)
+                while not self._stop.is_set():
+                    for key, _ in selector.select():
+                        if key.fileobj is self and not self._stop.is_set():
+                            self.handle_request()  # ready now: accepts and hands to a thread
+        finally:
+            self._stopped.set()
+
+    def shutdown(self) -> None:
+        """Stop the loop (wakes it now) and wait until it has ended."""
+        self._stop.set()
+        self._wake_w.send(b"\0")
+        self._stopped.wait()
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def serve_in_thread(self, name: str) -> threading.Thread:
+        thread = threading.Thread(target=self.serve_forever, name=name, daemon=True)
+        thread.start()
+        return thread
 
 
 class SlackError(Exception):
@@ -197,7 +244,7 @@ class SlackSandbox:
         self._ts = itertools.count(1)
         self._epoch = int(time.time())
         self.add_user(bot_user_id, "incident-desk", is_bot=True)
-        self._httpd: ThreadingHTTPServer | None = None
+        self._httpd: PromptHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     # ---- the workspace, as tests and the demo set it up -------------------------------------------------
@@ -333,15 +380,8 @@ class SlackSandbox:
 
             do_GET = do_POST
 
-        class Server(ThreadingHTTPServer):
-            request_queue_size = 256  # Slack takes bursts; the default backlog of 5 resets connections
-
-        self._httpd = Server(("127.0.0.1", port), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, name="slack-sandbox", daemon=True
-        )
-        self._thread.start()
+        self._httpd = PromptHTTPServer(("127.0.0.1", port), Handler)
+        self._thread = self._httpd.serve_in_thread("slack-sandbox")
         return self
 
     def stop(self) -> None:
