@@ -8,6 +8,7 @@ from typing import Any
 from slack_bolt import Ack, App
 
 import handlers.aftercare
+from bot.core.i18n import use_locale
 from bot.incidents.service import IncidentCreate
 from bot.services import Services
 from bot.slack.blocks import report_modal
@@ -17,6 +18,12 @@ from bot.slack.replies import reporting_errors
 COMMANDS = re.compile(r"^/(incident|complaint|outage)$")
 # Read-only commands answer inside the ack; the rest ack first and do their Slack work after.
 READ_ONLY = {"help", "list", "status", "timeline", "deadlines"}
+
+
+def _report_modal(services: Services, channel: str) -> dict[str, Any]:
+    """The report form, in the playbook's language until the reader's own locale is looked up."""
+    with use_locale(services.playbook.locale):
+        return report_modal(services.playbook, origin_channel=channel)
 
 
 def register(app: App, services: Services) -> None:
@@ -84,7 +91,7 @@ def register(app: App, services: Services) -> None:
             ack()
         with reporting_errors(services.slack, body):
             if command.name == "open_modal":
-                services.slack.open_view(body["trigger_id"], report_modal(services.playbook, origin_channel=channel))
+                services.slack.open_view(body["trigger_id"], _report_modal(services, channel))
                 return
             if command.name == "open":
                 assert command.kind is not None and command.title is not None

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, select, text
 from sqlalchemy.orm import Session
 
 from bot.core.clock import utc
+from bot.core.i18n import use_locale
 from bot.core.render import user_mention
 from bot.deadlines.service import humanize, is_action_item, next_action, owner_for, reminder_times
 from bot.services import Services
@@ -298,13 +299,15 @@ class Clockwork:
         if owner:
             text = render("slack/clock.j2", event="reminder_dm", skipped=max(0, len(fired) - 1), **context)
             snooze = f"Snooze {humanize(self.playbook.reminders.snooze)}"
+            with use_locale(self.playbook.locale):  # the recipient's own locale once it is looked up
+                blocks = reminder_blocks(text, deadline.id, snooze)
             sends.append(
                 Send(
                     key,
                     incident.id,
                     user=owner,
                     text=text,
-                    blocks=reminder_blocks(text, deadline.id, snooze),
+                    blocks=blocks,
                     digestible=True,
                 )
             )
@@ -462,9 +465,10 @@ class Clockwork:
                 next_level=next_level,
                 timeout=humanize(timeout),
             )
+            with use_locale(self.playbook.locale):  # the recipients' own locale once it is looked up
+                blocks = page_blocks(text, chain.id)
             sends += [
-                Send(key, incident.id, user=u, text=text, blocks=page_blocks(text, chain.id), escalation_id=chain.id)
-                for u in recipients
+                Send(key, incident.id, user=u, text=text, blocks=blocks, escalation_id=chain.id) for u in recipients
             ]
             if self._open_channel(incident):
                 mentions = ", ".join(user_mention(u) for u in recipients)

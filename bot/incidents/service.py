@@ -20,13 +20,14 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.core.clock import Clock, utc
 from bot.core.config import Playbook
 from bot.core.errors import ConflictError, NotFoundError, PermissionDeniedError, UserInputError
+from bot.core.i18n import use_locale
 from bot.core.render import Renderer, SlackMarkup, user_mention
 from bot.core.text import build_channel_name, safe_snippet, safe_text, truncate
 from bot.deadlines.escalation import Escalations
 from bot.deadlines.service import Deadlines, humanize, is_action_item
 from bot.incidents.permissions import Action, Permissions, Who
 from bot.notices.outbox import LaneResult, Outbox, Recorder, Step
-from bot.slack.blocks import card_text, incident_card
+from bot.slack.blocks import CardFacts, CardRole, card_text, incident_card
 from bot.slack.commands import UserRef
 from bot.slack.gateway import SlackCallError, SlackGateway
 from store import queries
@@ -36,6 +37,28 @@ log = logging.getLogger(__name__)
 
 TOPIC_MAX = 250
 STATUS_FLOW = ("reported", "investigating", "resolved", "closed")
+
+
+def card_facts(incident: Incident) -> CardFacts:
+    """What the card shows, copied out of the row (the builders never see the store)."""
+    return CardFacts(
+        id=incident.id,
+        title=incident.title,
+        kind=incident.kind,
+        severity=incident.severity,
+        status=incident.status,
+        reporter_id=incident.reporter_id,
+        created_at=incident.created_at,
+        playbook_version=incident.playbook_version,
+        category=incident.category,
+        description=incident.description,
+        customer_ref=incident.customer_ref,
+        resolution_summary=incident.resolution_summary,
+        is_drill=incident.is_drill,
+        roles=tuple(CardRole(a.role, a.user_id, a.assigned_by) for a in incident.roles),
+    )
+
+
 NAME_ATTEMPTS = 10
 # The channel set-up, one outbox row each, in this order; what the reporter is told when one fails.
 SETUP_STEPS = {
@@ -272,10 +295,11 @@ class IncidentService:
         incident, channel = self._channel_of(step)
         if incident.card_ts is not None:
             return None
+        text, blocks = self.card(incident)
         ts = self.slack.post(
             channel,
-            card_text(incident, self.playbook),
-            incident_card(incident, self.playbook, self.renderer),
+            text,
+            blocks,
             key=step.key,
             check_first=step.retried,  # a run killed after Slack took the card finds it instead of posting again
         )
@@ -332,12 +356,7 @@ class IncidentService:
         """Bring the card (and the topic) up to the incident as it is now: running it again is harmless."""
         incident, channel = self._channel_of(step)
         if incident.card_ts:
-            self.slack.update(
-                channel,
-                incident.card_ts,
-                card_text(incident, self.playbook),
-                incident_card(incident, self.playbook, self.renderer),
-            )
+            self.slack.update(channel, incident.card_ts, *self.card(incident))
         if step.payload.get("topic") and incident.topic_set:
             self.slack.set_topic(channel, self._topic(incident))
         return None
@@ -953,7 +972,14 @@ class IncidentService:
         self, *, channel_id: str | None, number: int | None, actor: str
     ) -> tuple[str, list[dict[str, Any]]]:
         incident = self.readable(Action.STATUS, channel_id=channel_id, number=number, actor=actor)
-        return card_text(incident, self.playbook), incident_card(incident, self.playbook, self.renderer)
+        return self.card(incident)
+
+    def card(self, incident: Incident) -> tuple[str, list[dict[str, Any]]]:
+        """The card's fallback text and blocks, in the playbook's language (it is a channel message; the
+        status reply will follow its reader's locale once that is looked up)."""
+        facts = card_facts(incident)
+        with use_locale(self.playbook.locale):
+            return card_text(facts, self.playbook), incident_card(facts, self.playbook, self.renderer)
 
     def timeline_text(self, *, channel_id: str | None, number: int | None, actor: str) -> str:
         incident = self.readable(Action.TIMELINE, channel_id=channel_id, number=number, actor=actor)

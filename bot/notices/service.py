@@ -18,13 +18,14 @@ from sqlalchemy import select
 from bot.core.clock import utc
 from bot.core.config import NOTICE_STAGES
 from bot.core.errors import ConflictError, NotFoundError, PermissionDeniedError, UserInputError
+from bot.core.i18n import use_locale
 from bot.core.text import mask_identifiers, safe_text
 from bot.deadlines.service import Deadlines
 from bot.incidents.permissions import Action
 from bot.notices.email import Mailer, SmtpSettings, build_message
 from bot.notices.outbox import Recorder, Step
 from bot.notices.webhooks import Delivery, WebhookSender
-from bot.slack.blocks import NOTICE_TEXT_MAX, mrkdwn, notice_edit_modal, notice_preview_blocks
+from bot.slack.blocks import NOTICE_TEXT_MAX, notice_edit_modal, notice_preview_blocks, text_blocks
 from bot.slack.gateway import SlackCallError
 from store import queries
 from store.models import Incident, Notice, NoticeDelivery, TimelineEvent
@@ -185,7 +186,7 @@ class NoticeService:
             notice_id, number, incident_channel = notice.id, incident.id, incident.channel_id
         if not incident_channel:
             return f"Drafted notice {notice_id}, but #{number} has no channel to preview it in; run `/incident repair`."
-        blocks = notice_preview_blocks(notice, channel_names=CHANNEL_NAMES, status=status)
+        blocks = self._preview(notice, status)
         try:
             ts = self.incidents.slack.post(incident_channel, f"Customer notice for #{number} ({stage})", blocks)
         except SlackCallError as exc:
@@ -216,10 +217,23 @@ class NoticeService:
             )
         return "Draft; any responder may publish it."
 
+    def _preview(self, notice: Notice, status: str) -> list[dict[str, Any]]:
+        """The preview's blocks, in the playbook's language (a channel message)."""
+        with use_locale(self.incidents.playbook.locale):
+            return notice_preview_blocks(
+                notice_id=notice.id,
+                number=notice.incident_id,
+                stage=notice.stage,
+                texts=notice.texts,
+                published=notice.state == "published",
+                channel_names=CHANNEL_NAMES,
+                status=status,
+            )
+
     def _refresh_preview(self, notice: Notice, incident: Incident) -> None:
         if not (notice.preview_ts and incident.channel_id):
             return
-        blocks = notice_preview_blocks(notice, channel_names=CHANNEL_NAMES, status=self._status_line(notice, incident))
+        blocks = self._preview(notice, self._status_line(notice, incident))
         with contextlib.suppress(SlackCallError):  # the preview is a convenience; the record is in the store
             self.incidents.slack.update(
                 incident.channel_id, notice.preview_ts, f"Customer notice for #{incident.id} ({notice.stage})", blocks
@@ -239,7 +253,8 @@ class NoticeService:
             notice, incident = self._load(s, notice_id)
             self.incidents.require(Action.EDIT_NOTICE, incident, actor)
             self._require_editable(notice)
-            return notice_edit_modal(notice.id, incident.id, notice.stage, notice.texts, CHANNEL_NAMES)
+            with use_locale(self.incidents.playbook.locale):  # until the reader's own locale is looked up
+                return notice_edit_modal(notice.id, incident.id, notice.stage, notice.texts, CHANNEL_NAMES)
 
     def edit(self, *, notice_id: int, texts: Mapping[tuple[str, str], str], actor: str) -> None:
         """Save edited texts (masked); a change after approval needs a new approval."""
@@ -605,7 +620,7 @@ class NoticeService:
                     return Delivery(False, 1, f"no Slack channel #{safe_text(name.lstrip('#'))}")
                 channel_id = self._slack_channels[name] = str(found["id"])
             text = "\n\n".join(safe_text(t) for t in localized.values())
-            self.incidents.slack.post(channel_id, text[:3000], [{"type": "section", "text": mrkdwn(text[:3000])}])
+            self.incidents.slack.post(channel_id, text[:3000], text_blocks(text[:3000]))
         except SlackCallError as exc:
             hint = f" (invite the bot to #{safe_text(name.lstrip('#'))})" if exc.error == "not_in_channel" else ""
             return Delivery(False, 1, exc.error + hint)
