@@ -111,14 +111,21 @@ def playbook(request: pytest.FixtureRequest) -> Playbook:
     return test_playbook(marker.args[0] if marker else None)
 
 
-@pytest.fixture
-def sandbox() -> Iterator[SlackSandbox]:
+@contextmanager
+def workspace() -> Iterator[SlackSandbox]:
+    """The sandbox with the people in it and the planted identifiers; fails if the bot sent unknown arguments."""
     with SlackSandbox(page_size=3) as sb:  # list methods answer in small pages: callers must follow cursors
         for user_id, name in PEOPLE.items():
             sb.add_user(user_id, name, real_name=name.replace(".", " ").title())
         sb.leaks.plant(*PLANTED)
         yield sb
         assert not sb.unknown_args, f"the bot sent arguments Slack does not know: {sb.unknown_args}"
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SlackSandbox]:
+    with workspace() as sb:
+        yield sb
 
 
 @pytest.fixture(autouse=True)
@@ -234,9 +241,16 @@ def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return str(request.getfixturevalue("postgres_url"))
 
 
+def test_clock() -> FixedClock:
+    return FixedClock(datetime(2026, 11, 24, 2, 0, tzinfo=UTC))  # 10:00 in Shanghai
+
+
+test_clock.__test__ = False  # type: ignore[attr-defined]
+
+
 @pytest.fixture
 def clock() -> FixedClock:
-    return FixedClock(datetime(2026, 11, 24, 2, 0, tzinfo=UTC))  # 10:00 in Shanghai
+    return test_clock()
 
 
 @dataclass
