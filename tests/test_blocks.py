@@ -103,6 +103,7 @@ def test_every_builder_makes_what_the_test_server_accepts(playbook: Playbook, lo
             kit.rating_blocks("How did it go?", 7, ActionId.RATE_RESPONSE),
             kit.page_blocks("You are paged", 2),
             kit.text_blocks("t" * 4000),
+            kit.document_blocks("# 复盘\n" + "内容" * 3000, "Add action items"),
             kit.notice_preview_blocks(
                 notice_id=1,
                 number=7,

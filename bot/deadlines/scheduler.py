@@ -30,7 +30,7 @@ from bot.core.i18n import use_locale
 from bot.core.render import user_mention
 from bot.deadlines.service import humanize, is_action_item, next_action, owner_for, reminder_times
 from bot.services import Services
-from bot.slack.blocks import page_blocks, reminder_blocks
+from bot.slack.blocks import page_blocks, reminder_blocks, text_blocks
 from bot.slack.gateway import SlackCallError
 from store import queries
 from store.models import Deadline, Escalation, Incident
@@ -640,7 +640,7 @@ def digest(sends: list[Send]) -> list[Send]:
         for start in range(0, len(group), DIGEST_MAX):
             part = group[start : start + DIGEST_MAX]
             header = f":alarm_clock: {len(part)} of your deadlines need attention:"
-            blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": header}}]
+            blocks = text_blocks(header)
             for send in part:
                 blocks += send.blocks or []
             text = header + "\n" + "\n".join(send.text for send in part)

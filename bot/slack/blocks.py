@@ -19,6 +19,7 @@ from slack_sdk.models.blocks import (
     ContextBlock,
     HeaderBlock,
     InputBlock,
+    MarkdownBlock,
     MarkdownTextObject,
     Option,
     PlainTextInputElement,
@@ -103,6 +104,11 @@ def to_dicts(blocks: Sequence[SlackBlock]) -> list[Block]:
 def text_blocks(text: str) -> list[Block]:
     """A message that is one mrkdwn section (cut to a section's limit)."""
     return to_dicts([SectionBlock(text=mrkdwn(truncate(text, SECTION_MAX)))])
+
+
+def document_blocks(markdown: str, footer: str) -> list[Block]:
+    """A long document (the review draft) as a markdown block, with a line of guidance under it."""
+    return to_dicts([MarkdownBlock(text=markdown), ContextBlock(elements=[mrkdwn(truncate(footer, SECTION_MAX))])])
 
 
 def _field(label: str, value: str) -> MarkdownTextObject:
