@@ -170,18 +170,45 @@ class PostgresDatabases:
     """Empty databases of their own for tests, made one ahead and dropped behind on a helper thread.
 
     With fsync on, CREATE and DROP DATABASE each wait a third of a second for the disk; the test needs
-    neither wait. A database is handed out only once and dropped (WITH FORCE) after its test."""
+    neither wait. A database is handed out only once and dropped (WITH FORCE) after its test.
 
-    def __init__(self, admin_url: str) -> None:
+    `migrated`: each database is a copy of one migrated to head once per process (CREATE DATABASE ... TEMPLATE),
+    for stacks, which would otherwise run every migration again (most of a second each); tests of the
+    migrations themselves take empty ones."""
+
+    def __init__(self, admin_url: str, *, migrated: bool = False) -> None:
         self.admin_url = admin_url
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-databases")
+        # DROP DATABASE waits for a checkpoint (seconds on a busy disk): on a thread of its own, so the next
+        # CREATE is not queued behind it
+        self._dropper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-drops")
         self._next: Future[str] | None = None
         self._drops: list[Future[None]] = []
+        self._migrated = migrated
+        self._template: str | None = None
+
+    def url(self, name: str) -> str:
+        return f"{self.admin_url.rsplit('/', 1)[0]}/{name}"
+
+    def _template_name(self) -> str:
+        """The migrated database the copies are made from (on the helper thread, so only it connects)."""
+        if self._template is None:
+            name = f"idesk_template_{secrets.token_hex(6)}"
+            with psycopg.connect(self.admin_url, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+            engine = make_engine(self.url(name))
+            try:
+                upgrade(engine)
+            finally:
+                engine.dispose()  # CREATE DATABASE ... TEMPLATE needs it without connections
+            self._template = name
+        return self._template
 
     def _create(self) -> str:
         name = f"idesk_test_{secrets.token_hex(6)}"
+        template = f' TEMPLATE "{self._template_name()}"' if self._migrated else ""
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"{template}')
         return name
 
     def _drop(self, name: str) -> None:
@@ -189,13 +216,13 @@ class PostgresDatabases:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def take(self) -> str:
-        """A new empty database's name; the next one starts being made now."""
+        """A new database (empty, or a copy of the migrated template); the next one starts being made now."""
         ready = self._next or self._pool.submit(self._create)
         self._next = self._pool.submit(self._create)
         return ready.result()
 
     def give_back(self, name: str) -> None:
-        self._drops.append(self._pool.submit(self._drop, name))
+        self._drops.append(self._dropper.submit(self._drop, name))
 
     def close(self) -> None:
         """Drop the spare and wait for every drop, so no database outlives the run."""
@@ -203,42 +230,69 @@ class PostgresDatabases:
             with suppress(Exception):
                 self.give_back(self._next.result())
             self._next = None
+        self._pool.shutdown(wait=True)  # no copy is being made from the template any more
+        if self._template is not None:
+            self.give_back(self._template)
+            self._template = None
         for drop in self._drops:
             drop.result()
         self._drops.clear()
-        self._pool.shutdown(wait=True)
+        self._dropper.shutdown(wait=True)
 
 
 @cache
-def postgres_databases() -> PostgresDatabases:
-    return PostgresDatabases(PG_ADMIN_URL)
+def postgres_databases(migrated: bool = False) -> PostgresDatabases:
+    return PostgresDatabases(PG_ADMIN_URL, migrated=migrated)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if postgres_databases.cache_info().currsize:
-        postgres_databases().close()
+        for migrated in (False, True):
+            postgres_databases(migrated).close()
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A database of its own on the local PostgreSQL server, dropped afterwards."""
+@contextmanager
+def _postgres(migrated: bool) -> Iterator[str]:
     reason = postgres_available()
     if reason:
         pytest.skip(reason)
-    databases = postgres_databases()
+    databases = postgres_databases(migrated)
     name = databases.take()
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
     try:
-        yield f"{base}/{name}"
+        yield databases.url(name)
     finally:
         databases.give_back(name)
 
 
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """An empty database of its own on the local PostgreSQL server, dropped afterwards."""
+    with _postgres(migrated=False) as url:
+        yield url
+
+
+@pytest.fixture
+def migrated_postgres_url() -> Iterator[str]:
+    """A database of its own already migrated to head (a copy of a template), dropped afterwards."""
+    with _postgres(migrated=True) as url:
+        yield url
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database on either backend (for the tests of the migrations and the store)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
     return str(request.getfixturevalue("postgres_url"))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def stack_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database on either backend for a running stack: starts at head (the migrations are tested on empty
+    ones in test_store.py)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"  # build_stack copies the migrated template
+    return str(request.getfixturevalue("migrated_postgres_url"))
 
 
 def test_clock() -> FixedClock:
