@@ -37,28 +37,6 @@ log = logging.getLogger(__name__)
 
 TOPIC_MAX = 250
 STATUS_FLOW = ("reported", "investigating", "resolved", "closed")
-
-
-def card_facts(incident: Incident) -> CardFacts:
-    """What the card shows, copied out of the row (the builders never see the store)."""
-    return CardFacts(
-        id=incident.id,
-        title=incident.title,
-        kind=incident.kind,
-        severity=incident.severity,
-        status=incident.status,
-        reporter_id=incident.reporter_id,
-        created_at=incident.created_at,
-        playbook_version=incident.playbook_version,
-        category=incident.category,
-        description=incident.description,
-        customer_ref=incident.customer_ref,
-        resolution_summary=incident.resolution_summary,
-        is_drill=incident.is_drill,
-        roles=tuple(CardRole(a.role, a.user_id, a.assigned_by) for a in incident.roles),
-    )
-
-
 NAME_ATTEMPTS = 10
 # The channel set-up, one outbox row each, in this order; what the reporter is told when one fails.
 SETUP_STEPS = {
@@ -977,9 +955,29 @@ class IncidentService:
     def card(self, incident: Incident) -> tuple[str, list[dict[str, Any]]]:
         """The card's fallback text and blocks, in the playbook's language (it is a channel message; the
         status reply will follow its reader's locale once that is looked up)."""
-        facts = card_facts(incident)
+        facts = self.card_facts(incident)
         with use_locale(self.playbook.locale):
             return card_text(facts, self.playbook), incident_card(facts, self.playbook, self.renderer)
+
+    @staticmethod
+    def card_facts(incident: Incident) -> CardFacts:
+        """What the card shows, copied out of the row (the builders never see the store)."""
+        return CardFacts(
+            id=incident.id,
+            title=incident.title,
+            kind=incident.kind,
+            severity=incident.severity,
+            status=incident.status,
+            reporter_id=incident.reporter_id,
+            created_at=incident.created_at,
+            playbook_version=incident.playbook_version,
+            category=incident.category,
+            description=incident.description,
+            customer_ref=incident.customer_ref,
+            resolution_summary=incident.resolution_summary,
+            is_drill=incident.is_drill,
+            roles=tuple(CardRole(a.role, a.user_id, a.assigned_by) for a in incident.roles),
+        )
 
     def timeline_text(self, *, channel_id: str | None, number: int | None, actor: str) -> str:
         incident = self.readable(Action.TIMELINE, channel_id=channel_id, number=number, actor=actor)
