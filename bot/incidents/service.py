@@ -25,9 +25,9 @@ from bot.core.render import Renderer, SlackMarkup, user_mention
 from bot.core.text import build_channel_name, safe_snippet, safe_text, truncate
 from bot.deadlines.escalation import Escalations
 from bot.deadlines.service import Deadlines, humanize, is_action_item
+from bot.incidents.card import card
 from bot.incidents.permissions import Action, Permissions, Who
 from bot.notices.outbox import LaneResult, Outbox, Recorder, Step
-from bot.slack.blocks import CardFacts, CardRole, card_text, incident_card
 from bot.slack.commands import UserRef
 from bot.slack.gateway import SlackCallError, SlackGateway
 from store import queries
@@ -955,29 +955,8 @@ class IncidentService:
     def card(self, incident: Incident) -> tuple[str, list[dict[str, Any]]]:
         """The card's fallback text and blocks, in the playbook's language (it is a channel message; the
         status reply will follow its reader's locale once that is looked up)."""
-        facts = self.card_facts(incident)
         with use_locale(self.playbook.locale):
-            return card_text(facts, self.playbook), incident_card(facts, self.playbook, self.renderer)
-
-    @staticmethod
-    def card_facts(incident: Incident) -> CardFacts:
-        """What the card shows, copied out of the row (the builders never see the store)."""
-        return CardFacts(
-            id=incident.id,
-            title=incident.title,
-            kind=incident.kind,
-            severity=incident.severity,
-            status=incident.status,
-            reporter_id=incident.reporter_id,
-            created_at=incident.created_at,
-            playbook_version=incident.playbook_version,
-            category=incident.category,
-            description=incident.description,
-            customer_ref=incident.customer_ref,
-            resolution_summary=incident.resolution_summary,
-            is_drill=incident.is_drill,
-            roles=tuple(CardRole(a.role, a.user_id, a.assigned_by) for a in incident.roles),
-        )
+            return card(incident, self.playbook, self.renderer)
 
     def timeline_text(self, *, channel_id: str | None, number: int | None, actor: str) -> str:
         incident = self.readable(Action.TIMELINE, channel_id=channel_id, number=number, actor=actor)
