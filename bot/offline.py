@@ -17,13 +17,12 @@ import os
 import re
 import secrets
 import tempfile
-import threading
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -33,7 +32,7 @@ from bot.core.config import Playbook
 from bot.core.i18n import _, ngettext, normalize, use_locale
 from bot.core.text import mask_identifiers
 from bot.sandbox.driver import SlackDriver
-from bot.sandbox.server import Ephemeral, Message, SlackSandbox
+from bot.sandbox.server import Ephemeral, Message, PromptHTTPServer, SlackSandbox
 from bot.slack.gateway import make_web_client
 from bot.slack.ids import ActionId
 from bot.slack.web import HttpServer, make_wsgi
@@ -138,8 +137,8 @@ class BankSystems:
             def log_message(self, format: str, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server = PromptHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.serve_in_thread("external-systems")
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.server.server_address[1]}{path}"

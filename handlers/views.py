@@ -7,6 +7,7 @@ from typing import Any
 
 from slack_bolt import Ack, App
 
+from bot.core.i18n import use_locale
 from bot.services import Services
 from bot.slack.forms import incident_from_view
 from bot.slack.ids import CallbackId
@@ -22,7 +23,8 @@ def channel_id(value: object) -> str | None:
 
 def register(app: App, services: Services) -> None:
     def handle_open_incident_view(ack: Ack, body: dict[str, Any], view: dict[str, Any]) -> None:
-        incident_in = incident_from_view(view["state"]["values"], services.playbook)
+        with use_locale(services.playbook.locale):  # until the reader's own locale is looked up
+            incident_in = incident_from_view(view["state"]["values"], services.playbook)
         ack()
         user = body["user"]["id"]
         with reporting_errors(services.slack, body):

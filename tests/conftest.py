@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import queue
 import secrets
 import shutil
 import tempfile
@@ -116,14 +117,21 @@ def playbook(request: pytest.FixtureRequest) -> Playbook:
     return test_playbook(marker.args[0] if marker else None)
 
 
-@pytest.fixture
-def sandbox() -> Iterator[SlackSandbox]:
-    with SlackSandbox() as sb:
+@contextmanager
+def workspace() -> Iterator[SlackSandbox]:
+    """The sandbox with the people in it and the planted identifiers; fails if the bot sent unknown arguments."""
+    with SlackSandbox(page_size=3) as sb:  # list methods answer in small pages: callers must follow cursors
         for user_id, name in PEOPLE.items():
             sb.add_user(user_id, name, real_name=name.replace(".", " ").title())
         sb.leaks.plant(*PLANTED)
         yield sb
         assert not sb.unknown_args, f"the bot sent arguments Slack does not know: {sb.unknown_args}"
+
+
+@pytest.fixture
+def sandbox() -> Iterator[SlackSandbox]:
+    with workspace() as sb:
+        yield sb
 
 
 @pytest.fixture(autouse=True)
@@ -168,18 +176,48 @@ class PostgresDatabases:
     """Empty databases of their own for tests, made one ahead and dropped behind on a helper thread.
 
     With fsync on, CREATE and DROP DATABASE each wait a third of a second for the disk; the test needs
-    neither wait. A database is handed out only once and dropped (WITH FORCE) after its test."""
+    neither wait. A database is handed out only once and dropped (WITH FORCE) after its test.
 
-    def __init__(self, admin_url: str) -> None:
+    `migrated`: each database is a copy of one migrated to head once per process (CREATE DATABASE ... TEMPLATE),
+    for stacks, which would otherwise run every migration again (most of a second each); tests of the
+    migrations themselves take empty ones. A migrated database given back is emptied (its connections ended,
+    every table but alembic_version truncated, identities restarted) and handed out again: as new as a copy,
+    without DROP DATABASE's checkpoint (seconds each on a busy disk)."""
+
+    def __init__(self, admin_url: str, *, migrated: bool = False) -> None:
         self.admin_url = admin_url
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-databases")
+        # DROP DATABASE waits for a checkpoint (seconds on a busy disk): on a thread of its own, so the next
+        # CREATE is not queued behind it
+        self._dropper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pg-drops")
         self._next: Future[str] | None = None
         self._drops: list[Future[None]] = []
+        self._migrated = migrated
+        self._template: str | None = None
+        self._clean: queue.SimpleQueue[str] = queue.SimpleQueue()  # emptied, ready to hand out again
+
+    def url(self, name: str) -> str:
+        return f"{self.admin_url.rsplit('/', 1)[0]}/{name}"
+
+    def _template_name(self) -> str:
+        """The migrated database the copies are made from (on the helper thread, so only it connects)."""
+        if self._template is None:
+            name = f"idesk_template_{secrets.token_hex(6)}"
+            with psycopg.connect(self.admin_url, autocommit=True) as conn:
+                conn.execute(f'CREATE DATABASE "{name}"')
+            engine = make_engine(self.url(name))
+            try:
+                upgrade(engine)
+            finally:
+                engine.dispose()  # CREATE DATABASE ... TEMPLATE needs it without connections
+            self._template = name
+        return self._template
 
     def _create(self) -> str:
         name = f"idesk_test_{secrets.token_hex(6)}"
+        template = f' TEMPLATE "{self._template_name()}"' if self._migrated else ""
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"{template}')
         return name
 
     def _drop(self, name: str) -> None:
@@ -187,13 +225,41 @@ class PostgresDatabases:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
     def take(self) -> str:
-        """A new empty database's name; the next one starts being made now."""
+        """A new database (empty, or a copy of the migrated template); the next one starts being made now."""
+        with suppress(queue.Empty):
+            return self._clean.get_nowait()
         ready = self._next or self._pool.submit(self._create)
         self._next = self._pool.submit(self._create)
         return ready.result()
 
     def give_back(self, name: str) -> None:
-        self._drops.append(self._pool.submit(self._drop, name))
+        recycle = self._migrated and name != self._template
+        self._drops.append(self._dropper.submit(self._empty if recycle else self._drop, name))
+
+    def _empty(self, name: str) -> None:
+        """Make a used migrated database as it was copied: no connection left, every table empty."""
+        try:
+            with psycopg.connect(self.admin_url, autocommit=True) as conn:
+                conn.execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                    " WHERE datname = %s AND pid <> pg_backend_pid()",
+                    (name,),
+                )
+            with psycopg.connect(self.url(name), autocommit=True) as conn:
+                tables = [
+                    row[0]
+                    for row in conn.execute(
+                        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+                    )
+                ]
+                if tables:
+                    conn.execute(
+                        f"TRUNCATE {', '.join(chr(34) + t + chr(34) for t in tables)} RESTART IDENTITY CASCADE"
+                    )
+        except psycopg.Error:
+            self._drop(name)  # not reusable: gone instead
+            return
+        self._clean.put(name)
 
     def close(self) -> None:
         """Drop the spare and wait for every drop, so no database outlives the run."""
@@ -201,47 +267,90 @@ class PostgresDatabases:
             with suppress(Exception):
                 self.give_back(self._next.result())
             self._next = None
+        self._pool.shutdown(wait=True)  # no copy is being made from the template any more
+        for drop in self._drops:  # databases being emptied end up in the clean queue
+            drop.result()
+        self._drops.clear()
+        self._migrated = False  # from here on, a database given back is dropped
+        while True:
+            try:
+                self.give_back(self._clean.get_nowait())
+            except queue.Empty:
+                break
+        if self._template is not None:
+            self.give_back(self._template)
+            self._template = None
         for drop in self._drops:
             drop.result()
         self._drops.clear()
-        self._pool.shutdown(wait=True)
+        self._dropper.shutdown(wait=True)
 
 
 @cache
-def postgres_databases() -> PostgresDatabases:
-    return PostgresDatabases(PG_ADMIN_URL)
+def postgres_databases(migrated: bool = False) -> PostgresDatabases:
+    return PostgresDatabases(PG_ADMIN_URL, migrated=migrated)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     if postgres_databases.cache_info().currsize:
-        postgres_databases().close()
+        for migrated in (False, True):
+            postgres_databases(migrated).close()
 
 
-@pytest.fixture
-def postgres_url() -> Iterator[str]:
-    """A database of its own on the local PostgreSQL server, dropped afterwards."""
+@contextmanager
+def _postgres(migrated: bool) -> Iterator[str]:
     reason = postgres_available()
     if reason:
         pytest.skip(reason)
-    databases = postgres_databases()
+    databases = postgres_databases(migrated)
     name = databases.take()
-    base = PG_ADMIN_URL.rsplit("/", 1)[0]
     try:
-        yield f"{base}/{name}"
+        yield databases.url(name)
     finally:
         databases.give_back(name)
 
 
+@pytest.fixture
+def postgres_url() -> Iterator[str]:
+    """An empty database of its own on the local PostgreSQL server, dropped afterwards."""
+    with _postgres(migrated=False) as url:
+        yield url
+
+
+@pytest.fixture
+def migrated_postgres_url() -> Iterator[str]:
+    """A database of its own already migrated to head (a copy of a template), dropped afterwards."""
+    with _postgres(migrated=True) as url:
+        yield url
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def any_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """An empty database on either backend (for the tests of the migrations and the store)."""
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'store.db'}"
     return str(request.getfixturevalue("postgres_url"))
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def stack_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A database on either backend for a running stack: starts at head (the migrations are tested on empty
+    ones in test_store.py)."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'store.db'}"  # build_stack copies the migrated template
+    return str(request.getfixturevalue("migrated_postgres_url"))
+
+
+def test_clock() -> FixedClock:
+    return FixedClock(datetime(2026, 11, 24, 2, 0, tzinfo=UTC))  # 10:00 in Shanghai
+
+
+test_clock.__test__ = False  # type: ignore[attr-defined]
+
+
 @pytest.fixture
 def clock() -> FixedClock:
-    return FixedClock(datetime(2026, 11, 24, 2, 0, tzinfo=UTC))  # 10:00 in Shanghai
+    return test_clock()
 
 
 @dataclass

@@ -21,10 +21,10 @@ CRASH = "Something went wrong"
 
 @pytest.fixture
 def db_stack(
-    sandbox: SlackSandbox, general: str, playbook: Playbook, any_db_url: str, clock: FixedClock
+    sandbox: SlackSandbox, general: str, playbook: Playbook, stack_db_url: str, clock: FixedClock
 ) -> Iterator[Stack]:
     """The running bot on SQLite and on PostgreSQL."""
-    with running_stack(sandbox, playbook, any_db_url, clock) as running:
+    with running_stack(sandbox, playbook, stack_db_url, clock) as running:
         yield running
 
 

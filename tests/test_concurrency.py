@@ -41,12 +41,12 @@ pytestmark = pytest.mark.playbook({"admins: []": f"admins: [{ADMIN}, {', '.join(
 
 @pytest.fixture
 def db_stack(
-    sandbox: SlackSandbox, general: str, playbook: Playbook, any_db_url: str, clock: FixedClock
+    sandbox: SlackSandbox, general: str, playbook: Playbook, stack_db_url: str, clock: FixedClock
 ) -> Iterator[Stack]:
     """The running bot on SQLite and on PostgreSQL, with forty more people in the workspace."""
     for n, user in enumerate(ADMINS + PARTICIPANTS):
         sandbox.add_user(user, f"person.{n}")
-    with running_stack(sandbox, playbook, any_db_url, clock) as running:
+    with running_stack(sandbox, playbook, stack_db_url, clock) as running:
         yield running
 
 

@@ -102,3 +102,31 @@ def test_a_rate_limit_waits_what_slack_says_and_does_not_grow_the_backoff(sandbo
     gateway.post(channel, "made it")
     assert [m.text for m in sandbox.channel_messages(channel)] == ["made it"]
     assert sleeps == [0.5, 1.0, 1.0]  # backoff, Slack's Retry-After, the backoff doubled once
+
+
+def test_a_retried_post_finds_its_first_attempt_beyond_the_first_page_of_history(
+    sandbox: SlackSandbox, gateway: SlackGateway
+) -> None:
+    sandbox.page_size = 2  # Slack answers history in pages; the earlier attempt is on the third
+    channel = gateway.create_channel("paged-history")["id"]
+    first = gateway.post(channel, "the card", key="card-1")
+    for n in range(5):
+        gateway.post(channel, f"later {n}")
+    assert gateway.post(channel, "the card", key="card-1", check_first=True) == first
+    assert [m.text for m in sandbox.channel_messages(channel)].count("the card") == 1
+    assert len(sandbox.calls_to("conversations.history")) == 3
+
+
+def test_every_listing_follows_the_cursor(sandbox: SlackSandbox, gateway: SlackGateway) -> None:
+    sandbox.page_size = 2
+    for n in range(5):
+        sandbox.add_channel(f"early-{n}")
+    wanted = gateway.create_channel("last-created")
+    found_channel = gateway.find_channel("last-created")
+    assert found_channel is not None and found_channel["id"] == wanted["id"]
+    people = [sandbox.add_user(f"UPAGE{n:06d}", f"person.{n}") for n in range(5)]
+    gateway.invite(wanted["id"], people)
+    assert gateway.channel_members(wanted["id"]) == {sandbox.bot_user_id, *people}
+    assert len(sandbox.calls_to("conversations.members")) > 2
+    found = gateway.find_user("person.4")
+    assert found is not None and found["id"] == people[-1]

@@ -51,6 +51,7 @@ class Case:
     before_incidents: int = 0
     tables_before: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
     views: set[str] = field(default_factory=set)
+    ephemerals_before: int = 0  # replies before the request under test, which are not its answer
 
     def incident(self) -> Incident:
         with self.stack.bot.services.db() as s:
@@ -189,7 +190,9 @@ def report_submission(case: Case, user: str) -> Reply:
 
 
 def last_ephemeral(case: Case, user: str) -> str:
-    shown = case.stack.sandbox.ephemerals_for(user)
+    """The last private reply `user` got since the request under test was sent (not one to an earlier case)."""
+    with case.stack.sandbox.lock:
+        shown = [e for e in case.stack.sandbox.ephemerals[case.ephemerals_before :] if e.user == user]
     return shown[-1].text if shown else ""
 
 
@@ -490,13 +493,29 @@ def refusal(case: Case, user: str, reply: Reply, modal: bool) -> str:
 def test_the_permission_matrix(stack: Stack, surface: Surface) -> None:
     rule = POLICY[surface.action]
     problems = []
-    for persona, (user, kinds) in PERSONAS.items():
-        case = open_case(stack)
-        surface.prepare(case)
+
+    def allowed_as(persona: str) -> bool:
+        kinds = PERSONAS[persona][1]
         also = {surface.situational[persona]} if persona in surface.situational else set()
-        allowed = bool((kinds | also) & rule.allowed)
+        return bool((kinds | also) & rule.allowed)
+
+    # Refused people first, all on one case: each refusal is checked to change nothing in the store and post
+    # nothing, so the case is as prepared for the next one. Each allowed person then gets a case as prepared
+    # (the first takes the refusals' case, untouched as shown).
+    untouched: Case | None = None
+    for persona in sorted(PERSONAS, key=allowed_as):
+        user = PERSONAS[persona][0]
+        allowed = allowed_as(persona)
+        if untouched is None:
+            case = untouched = open_case(stack)
+            surface.prepare(case)
+        else:
+            case = untouched
+        if allowed:
+            untouched = None  # the effect changes it
         before, posted = snapshot(stack), len(stack.sandbox.messages)
         case.tables_before = before
+        case.ephemerals_before = len(stack.sandbox.ephemerals)
         reply = surface.act(case, user)
         assert reply.status == 200, reply.body
         if allowed:

@@ -8,13 +8,12 @@ import hashlib
 import hmac
 import json
 import logging
-import threading
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
@@ -22,6 +21,7 @@ from slack_bolt.request import BoltRequest
 from sqlalchemy import func, select
 
 from bot.app import create_app
+from bot.sandbox.server import PromptHTTPServer
 from bot.slack.gateway import make_web_client
 from bot.slack.signing import WINDOW_SECONDS, RequestVerifier
 from store.db import make_engine, make_session_factory, upgrade
@@ -49,9 +49,8 @@ class Listener:
             def log_message(self, format: str, *args: Any) -> None:
                 return
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-        self.thread.start()
+        self.server = PromptHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = self.server.serve_in_thread("listener")
 
     @property
     def url(self) -> str:

@@ -31,7 +31,7 @@ from bot.core.i18n import _, ngettext, use_locale
 from bot.core.render import Renderer, user_mention
 from bot.deadlines.escalation import Escalations
 from bot.deadlines.service import humanize, is_action_item, next_action, owner_for, reminder_times
-from bot.slack.blocks import page_blocks, reminder_blocks
+from bot.slack.blocks import page_blocks, reminder_blocks, text_blocks
 from bot.slack.gateway import SlackCallError, SlackGateway
 from store import queries
 from store.db import ping, try_advisory_lock
@@ -310,13 +310,14 @@ class Sweeper:
         if owner:
             text = render("slack/clock.j2", event="reminder_dm", skipped=max(0, len(fired) - 1), **context)
             snooze = _("Snooze {time}", time=humanize(self.playbook.reminders.snooze))
+            blocks = reminder_blocks(text, deadline.id, snooze)
             sends.append(
                 Send(
                     key,
                     incident.id,
                     user=owner,
                     text=text,
-                    blocks=reminder_blocks(text, deadline.id, snooze),
+                    blocks=blocks,
                     digestible=True,
                 )
             )
@@ -485,9 +486,10 @@ class Sweeper:
                 next_level=next_level,
                 timeout=humanize(timeout),
             )
+            with use_locale(self.playbook.locale):  # the recipients' own locale once it is looked up
+                blocks = page_blocks(text, chain.id)
             sends += [
-                Send(key, incident.id, user=u, text=text, blocks=page_blocks(text, chain.id), escalation_id=chain.id)
-                for u in recipients
+                Send(key, incident.id, user=u, text=text, blocks=blocks, escalation_id=chain.id) for u in recipients
             ]
             if self._open_channel(incident):
                 mentions = ", ".join(user_mention(u) for u in recipients)
@@ -663,8 +665,7 @@ def digest(sends: list[Send]) -> list[Send]:
                 ":alarm_clock: {n} of your deadlines need attention:",
                 len(part),
             )
-
-            blocks: list[dict[str, Any]] = [{"type": "section", "text": {"type": "mrkdwn", "text": header}}]
+            blocks = text_blocks(header)
             for send in part:
                 blocks += send.blocks or []
             text = header + "\n" + "\n".join(send.text for send in part)

@@ -26,9 +26,9 @@ from bot.core.config import Playbook
 from bot.core.i18n import N_, _, current_locale, use_locale
 from bot.core.render import Renderer
 from bot.core.text import build_channel_name, truncate
+from bot.incidents.card import card
 from bot.incidents.records import load_incident
 from bot.notices.outbox import LaneResult, Outbox, Recorder, Step
-from bot.slack.blocks import card_text, incident_card
 from bot.slack.gateway import PER_USER_INVITE_ERRORS, SlackCallError, SlackGateway
 from store import queries
 from store.models import Incident
@@ -366,8 +366,7 @@ class ChannelSetup:
             return None
         ts = self.slack.post(
             channel,
-            card_text(incident, self.playbook),
-            incident_card(incident, self.playbook, self.renderer),
+            *card(incident, self.playbook, self.renderer),
             key=step.key,
             check_first=step.retried,  # a run killed after Slack took the card finds it instead of posting again
         )
@@ -438,12 +437,7 @@ class ChannelSetup:
         """Bring the card (and the topic) up to the incident as it is now: running it again is harmless."""
         incident, channel = self._channel_of(step)
         if incident.card_ts:
-            self.slack.update(
-                channel,
-                incident.card_ts,
-                card_text(incident, self.playbook),
-                incident_card(incident, self.playbook, self.renderer),
-            )
+            self.slack.update(channel, incident.card_ts, *card(incident, self.playbook, self.renderer))
         if step.payload.get("topic") and incident.topic_set:
             self.slack.set_topic(channel, self.topic(incident))
         return None

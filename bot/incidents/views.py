@@ -13,9 +13,9 @@ from bot.core.config import Playbook
 from bot.core.i18n import _
 from bot.core.render import Renderer, SlackMarkup, user_mention
 from bot.core.text import safe_snippet, safe_text, truncate
+from bot.incidents.card import card
 from bot.incidents.permissions import Action, Permissions
 from bot.incidents.records import locate_incident
-from bot.slack.blocks import card_text, incident_card
 from bot.slack.gateway import SlackGateway
 from store import queries
 from store.models import Incident
@@ -50,7 +50,7 @@ class Views:
         self, *, channel_id: str | None, number: int | None, actor: str
     ) -> tuple[str, list[dict[str, Any]]]:
         incident = self.readable(Action.STATUS, channel_id=channel_id, number=number, actor=actor)
-        return card_text(incident, self.playbook), incident_card(incident, self.playbook, self.renderer)
+        return card(incident, self.playbook, self.renderer)
 
     def timeline_text(self, *, channel_id: str | None, number: int | None, actor: str) -> str:
         incident = self.readable(Action.TIMELINE, channel_id=channel_id, number=number, actor=actor)

@@ -27,7 +27,7 @@ from bot.incidents.permissions import Action, Permissions
 from bot.notices.email import Mailer, SmtpSettings, build_message
 from bot.notices.outbox import Outbox, Recorder, Step
 from bot.notices.webhooks import Delivery, WebhookSender
-from bot.slack.blocks import NOTICE_TEXT_MAX, mrkdwn, notice_edit_modal, notice_preview_blocks
+from bot.slack.blocks import NOTICE_TEXT_MAX, notice_edit_modal, notice_preview_blocks, text_blocks
 from bot.slack.gateway import SlackCallError, SlackGateway
 from store import queries
 from store.models import Incident, Notice, NoticeDelivery
@@ -258,7 +258,7 @@ class NoticeService:
             )
         try:
             with use_locale(self.playbook.locale):  # the preview is posted in the channel (bot.core.i18n)
-                blocks = notice_preview_blocks(notice, channel_names=channel_names(), status=status)
+                blocks = self._preview(notice, status)
                 ts = self.slack.post(incident_channel, self._preview_title(number, stage), blocks)
         except SlackCallError as exc:
             raise ConflictError(
@@ -304,13 +304,24 @@ class NoticeService:
             )
         return _("Draft; any responder may publish it.")
 
+    def _preview(self, notice: Notice, status: str) -> list[dict[str, Any]]:
+        """The preview's blocks, in the playbook's language (a channel message)."""
+        with use_locale(self.playbook.locale):
+            return notice_preview_blocks(
+                notice_id=notice.id,
+                number=notice.incident_id,
+                stage=notice.stage,
+                texts=notice.texts,
+                published=notice.state == NoticeState.PUBLISHED,
+                channel_names=channel_names(),
+                status=status,
+            )
+
     def _refresh_preview(self, notice: Notice, incident: Incident) -> None:
         if not (notice.preview_ts and incident.channel_id):
             return
         with use_locale(self.playbook.locale):  # the preview is in the channel (bot.core.i18n)
-            blocks = notice_preview_blocks(
-                notice, channel_names=channel_names(), status=self._status_line(notice, incident)
-            )
+            blocks = self._preview(notice, self._status_line(notice, incident))
             with contextlib.suppress(SlackCallError):  # the preview is a convenience; the record is in the store
                 self.slack.update(
                     incident.channel_id,
@@ -755,7 +766,7 @@ class NoticeService:
                     return Delivery(False, 1, _("no Slack channel #{name}", name=safe_text(name.lstrip("#"))))
                 channel_id = self._slack_channels[name] = str(found["id"])
             text = "\n\n".join(safe_text(t) for t in localized.values())
-            self.slack.post(channel_id, text[:3000], [{"type": "section", "text": mrkdwn(text[:3000])}])
+            self.slack.post(channel_id, text[:3000], text_blocks(text[:3000]))
         except SlackCallError as exc:
             hint = (
                 _(" (invite @{bot} to #{name})", bot=BOT_NAME, name=safe_text(name.lstrip("#")))

@@ -28,7 +28,7 @@ from bot.core.text import mask_identifiers, safe_snippet, safe_text, truncate
 from bot.deadlines.service import ACTION_PREFIX, Deadlines, humanize, is_action_item, next_action, owner_for
 from bot.incidents.permissions import Action, Permissions
 from bot.notices.outbox import Outbox
-from bot.slack.blocks import rating_blocks
+from bot.slack.blocks import document_blocks, rating_blocks
 from bot.slack.commands import UserRef
 from bot.slack.gateway import SlackCallError, SlackGateway
 from bot.slack.ids import ActionId
@@ -358,10 +358,7 @@ class ReviewService:
             "Add action items with `/incident action <text> @owner <due>`, get the whole draft as a file with "
             "`/incident review export`, and mark the review complete with `/incident review done`."
         )
-        blocks: list[dict[str, Any]] = [
-            {"type": "markdown", "text": shown},
-            {"type": "context", "elements": [{"type": "mrkdwn", "text": footer}]},
-        ]
+        blocks = document_blocks(shown, footer)
         nonce = uuid.uuid4().hex[:12]
         box = self.outbox
         if channel:

@@ -1,8 +1,17 @@
-"""Block Kit limits as Slack enforces them, for the sandbox to reject what Slack would reject."""
+"""Block Kit limits as Slack enforces them, for the sandbox to reject what Slack would reject.
+
+Two checks, both must pass: our own reading of Slack's limits (with Slack-style json-pointers), and slack_sdk's
+models (`Block.parse`, `View`), whose validators raise SlackObjectFormationError for what they know is wrong.
+On top, what neither checks: a `block_id` used twice in one message or view, an `action_id` twice in a block.
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+from slack_sdk.errors import SlackObjectFormationError
+from slack_sdk.models.blocks import Block
+from slack_sdk.models.views import View
 
 MESSAGE_BLOCKS_MAX = 50
 MODAL_BLOCKS_MAX = 100
@@ -152,6 +161,44 @@ class _Checker:
             self.element(block.get("element"), ptr + "/element")
 
 
+def _model_errors(checker: _Checker, block: Any, ptr: str) -> None:
+    """What slack_sdk's model of the block refuses (an unknown type, a limit, a missing field)."""
+    if not isinstance(block, dict):
+        return  # reported by the own checks
+    try:
+        model = Block.parse(block)
+        if model is None:
+            checker.err("unsupported block type (slack_sdk)", ptr + "/type")
+            return
+        model.to_dict()  # validates the block and everything in it
+    except SlackObjectFormationError as exc:
+        checker.err(f"{exc} (slack_sdk)", ptr)
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:  # a shape the model cannot even read
+        checker.err(f"malformed block: {type(exc).__name__}: {exc} (slack_sdk)", ptr)
+
+
+def _duplicate_ids(checker: _Checker, blocks: list[Any], prefix: str) -> None:
+    """A block_id may appear once per message or view, an action_id once per block (Slack: invalid_blocks)."""
+    seen_blocks: set[str] = set()
+    for i, block in enumerate(blocks):
+        if not isinstance(block, dict):
+            continue
+        block_id = block.get("block_id")
+        if isinstance(block_id, str):
+            if block_id in seen_blocks:
+                checker.err(f"duplicate block_id {block_id!r}", f"{prefix}/{i}/block_id")
+            seen_blocks.add(block_id)
+        elements = [(f"elements/{j}", el) for j, el in enumerate(block.get("elements") or [])]
+        elements += [(key, block[key]) for key in ("accessory", "element") if key in block]
+        seen_actions: set[str] = set()
+        for where, element in elements:
+            action_id = element.get("action_id") if isinstance(element, dict) else None
+            if isinstance(action_id, str):
+                if action_id in seen_actions:
+                    checker.err(f"duplicate action_id {action_id!r} in a block", f"{prefix}/{i}/{where}/action_id")
+                seen_actions.add(action_id)
+
+
 def validate_blocks(blocks: Any, surface: str = "message") -> list[str]:
     """Slack-style error strings for a blocks array; empty when Slack would accept it."""
     checker = _Checker()
@@ -163,6 +210,8 @@ def validate_blocks(blocks: Any, surface: str = "message") -> list[str]:
     else:
         for i, block in enumerate(blocks):
             checker.block(block, f"/blocks/{i}", surface)
+            _model_errors(checker, block, f"/blocks/{i}")
+        _duplicate_ids(checker, blocks, "/blocks")
         markdown = sum(len(b.get("text") or "") for b in blocks if isinstance(b, dict) and b.get("type") == "markdown")
         if markdown > MARKDOWN_TEXT_MAX:
             checker.err(f"markdown blocks must total less than {MARKDOWN_TEXT_MAX + 1} characters", "/blocks")
@@ -185,4 +234,11 @@ def validate_view(view: Any) -> list[str]:
     checker.ident(view.get("callback_id"), "/view/callback_id")
     if len(str(view.get("private_metadata", ""))) > 3000:
         checker.err("must be less than 3001 characters", "/view/private_metadata")
+    if not checker.errors and isinstance(blocks, list) and blocks:
+        try:  # slack_sdk's model of the view (title, buttons, metadata, block count)
+            View(**view).validate_json()
+        except SlackObjectFormationError as exc:
+            checker.err(f"{exc} (slack_sdk)", "/view")
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            checker.err(f"malformed view: {type(exc).__name__}: {exc} (slack_sdk)", "/view")
     return checker.errors + validate_blocks(blocks, "modal")

@@ -7,10 +7,14 @@ Slack would reject, and records every call so tests can assert on what people wo
 
 from __future__ import annotations
 
+import base64
+import binascii
 import itertools
 import json
 import random
 import re
+import selectors
+import socket
 import threading
 import time
 import urllib.parse
@@ -41,6 +45,59 @@ DROP = 0  # a status that makes the server close the connection without answerin
 CHANNEL_NAME_RE = re.compile(r"^[a-z0-9_-]+$")
 TOPIC_MAX = 250
 MESSAGE_TEXT_MAX = 40_000
+USER_ID_RE = re.compile(r"^[UW][A-Z0-9]{2,}$")
+# The list methods' `limit`: Slack's default when none is given, and the most it answers in one page.
+LIST_LIMITS = {
+    "conversations.list": (100, 1000),
+    "conversations.members": (100, 1000),
+    "conversations.history": (100, 999),
+    "users.list": (200, 1000),
+}
+
+
+class PromptHTTPServer(ThreadingHTTPServer):
+    """A threading HTTP server whose `shutdown` returns at once: the serving loop waits on the listening socket
+    and a wake-up socket, instead of polling a flag every `poll_interval` (0.5 s by default, paid by every test
+    that stops a server)."""
+
+    daemon_threads = True
+    request_queue_size = 256  # Slack takes bursts; the default backlog of 5 resets connections
+
+    def __init__(self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler]) -> None:
+        super().__init__(address, handler)
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._stop = threading.Event()
+        self._stopped = threading.Event()
+        self._stopped.set()
+
+    def serve_forever(self, poll_interval: float = 0.5) -> None:  # poll_interval kept for the signature only
+        self._stopped.clear()
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self, selectors.EVENT_READ)
+                selector.register(self._wake_r, selectors.EVENT_READ)
+                while not self._stop.is_set():
+                    for key, _ in selector.select():
+                        if key.fileobj is self and not self._stop.is_set():
+                            self.handle_request()  # ready now: accepts and hands to a thread
+        finally:
+            self._stopped.set()
+
+    def shutdown(self) -> None:
+        """Stop the loop (wakes it now) and wait until it has ended."""
+        self._stop.set()
+        self._wake_w.send(b"\0")
+        self._stopped.wait()
+
+    def server_close(self) -> None:
+        super().server_close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    def serve_in_thread(self, name: str) -> threading.Thread:
+        thread = threading.Thread(target=self.serve_forever, name=name, daemon=True)
+        thread.start()
+        return thread
 
 
 class SlackError(Exception):
@@ -155,8 +212,12 @@ class SlackSandbox:
         bot_token: str = "xoxb-sandbox-token",
         bot_user_id: str = "UBOTSANDBOX",
         bot_scopes: set[str] | None = None,
+        page_size: int | None = None,
     ) -> None:
         self.bot_token = bot_token
+        # Slack may answer a list method with fewer items than `limit` asked for, and does for big workspaces;
+        # a small `page_size` makes every list paginate, so a caller that ignores next_cursor misses items.
+        self.page_size = page_size
         # what the token was granted: the app manifest's bot scopes unless a test says otherwise
         self.bot_scopes = manifest_scopes() if bot_scopes is None else set(bot_scopes)
         self.bot_user_id = bot_user_id
@@ -183,7 +244,7 @@ class SlackSandbox:
         self._ts = itertools.count(1)
         self._epoch = int(time.time())
         self.add_user(bot_user_id, "incident-desk", is_bot=True)
-        self._httpd: ThreadingHTTPServer | None = None
+        self._httpd: PromptHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
     # ---- the workspace, as tests and the demo set it up -------------------------------------------------
@@ -335,15 +396,8 @@ class SlackSandbox:
 
             do_GET = do_POST
 
-        class Server(ThreadingHTTPServer):
-            request_queue_size = 256  # Slack takes bursts; the default backlog of 5 resets connections
-
-        self._httpd = Server(("127.0.0.1", port), Handler)
-        self._httpd.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.02}, name="slack-sandbox", daemon=True
-        )
-        self._thread.start()
+        self._httpd = PromptHTTPServer(("127.0.0.1", port), Handler)
+        self._thread = self._httpd.serve_in_thread("slack-sandbox")
         return self
 
     def stop(self) -> None:
@@ -580,6 +634,8 @@ class SlackSandbox:
 
     def _conversation_type(self, channel_id: str) -> str | None:
         with self.lock:
+            if channel_id in self.users:  # a user ID as a channel: the app's DM with them
+                return "im"
             channel = self.channels.get(channel_id)
         if channel is None:
             return None
@@ -603,6 +659,39 @@ class SlackSandbox:
             if errors:
                 raise SlackError("invalid_blocks", response_metadata={"messages": errors})
         return blocks
+
+    def _page(self, method: str, args: dict[str, Any], items: list[Any]) -> tuple[list[Any], str]:
+        """One page of `items` as Slack pages a list: `limit` (capped by the sandbox's page size) from the
+        opaque `cursor`; the cursor of the next page, or "" after the last one."""
+        default, most = LIST_LIMITS[method]
+        try:
+            limit = int(args.get("limit") or 0) or default
+        except ValueError:
+            raise SlackError("invalid_limit") from None
+        limit = min(max(limit, 1), most, self.page_size or most)
+        start = 0
+        if args.get("cursor"):
+            try:
+                kind, _, offset = base64.b64decode(str(args["cursor"]), validate=True).decode().partition(":")
+                start = int(offset)
+            except (binascii.Error, UnicodeDecodeError, ValueError):
+                raise SlackError("invalid_cursor") from None
+            if kind != method or start <= 0:
+                raise SlackError("invalid_cursor")
+        end = start + limit
+        cursor = base64.b64encode(f"{method}:{end}".encode()).decode() if end < len(items) else ""
+        return items[start:end], cursor
+
+    def _user_dm(self, user: str) -> Channel:
+        """The app's DM with `user`, opened if need be (as conversations.open does)."""
+        for c in self.channels.values():
+            if c.is_im and set(c.members) == {self.bot_user_id, user}:
+                return c
+        cid = self._new_id("D")
+        self.channels[cid] = Channel(
+            cid, cid, self.bot_user_id, int(time.time()), is_im=True, members=[self.bot_user_id, user]
+        )
+        return self.channels[cid]
 
     def _post(
         self, channel: str, user: str, text: str, blocks: list[dict[str, Any]], thread_ts: str | None = None
@@ -642,6 +731,15 @@ class SlackSandbox:
         }
 
     def m_chat_postMessage(self, args: dict[str, Any]) -> dict[str, Any]:
+        self._require(args, "channel")
+        target = str(args["channel"])
+        if USER_ID_RE.match(target) and target not in self.channels:  # Slack posts to the app's DM with them
+            user = self.users.get(target)
+            if user is None:
+                raise SlackError("channel_not_found")
+            if user.get("deleted"):
+                raise SlackError("user_disabled")
+            args = {**args, "channel": self._user_dm(target).id}
         channel = self._channel(args)
         blocks = self._check_message_content(args)
         if channel.is_archived:
@@ -739,19 +837,24 @@ class SlackSandbox:
 
     def m_conversations_members(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(args)
-        return {"members": list(channel.members), "response_metadata": {"next_cursor": ""}}
+        page, cursor = self._page("conversations.members", args, list(channel.members))
+        return {"members": page, "response_metadata": {"next_cursor": cursor}}
 
     def m_conversations_info(self, args: dict[str, Any]) -> dict[str, Any]:
         return {"channel": self._channel_json(self._channel(args))}
 
     def m_conversations_list(self, args: dict[str, Any]) -> dict[str, Any]:
-        limit = int(args.get("limit") or 100)
-        start = int(args.get("cursor") or 0)
         exclude_archived = str(args.get("exclude_archived", "")).lower() in ("1", "true")
-        channels = [c for c in self.channels.values() if not c.is_im and not (exclude_archived and c.is_archived)]
-        page = channels[start : start + limit]
-        nxt = str(start + limit) if start + limit < len(channels) else ""
-        return {"channels": [self._channel_json(c) for c in page], "response_metadata": {"next_cursor": nxt}}
+        types = {t.strip() for t in str(args.get("types") or "public_channel").split(",")}
+        channels = [
+            c
+            for c in self.channels.values()
+            if not (exclude_archived and c.is_archived)
+            and (not c.is_private or self.bot_user_id in c.members)  # private ones only where the bot is
+            and ("im" if c.is_im else "private_channel" if c.is_private else "public_channel") in types
+        ]
+        page, cursor = self._page("conversations.list", args, channels)
+        return {"channels": [self._channel_json(c) for c in page], "response_metadata": {"next_cursor": cursor}}
 
     def m_conversations_open(self, args: dict[str, Any]) -> dict[str, Any]:
         self._require(args, "users")
@@ -761,6 +864,8 @@ class SlackSandbox:
                 raise SlackError("user_not_found")
             if self.users[user].get("deleted"):
                 raise SlackError("user_disabled")
+        if len(users) == 1:
+            return {"channel": {"id": self._user_dm(users[0]).id}}
         for c in self.channels.values():
             if c.is_im and set(c.members) == {self.bot_user_id, *users}:
                 return {"channel": {"id": c.id}}
@@ -781,10 +886,9 @@ class SlackSandbox:
         channel = self._channel(args)
         if self.bot_user_id not in channel.members:
             raise SlackError("not_in_channel")
-        limit = min(int(args.get("limit") or 100), 999)
         with_metadata = str(args.get("include_all_metadata", "")).lower() in ("1", "true")
-        msgs = [m for m in reversed(self.messages) if m.channel == channel.id]
-        page = msgs[:limit]
+        msgs = [m for m in reversed(self.messages) if m.channel == channel.id]  # newest first
+        page, cursor = self._page("conversations.history", args, msgs)
         return {
             "messages": [
                 {
@@ -796,9 +900,9 @@ class SlackSandbox:
                 }
                 for m in page
             ],
-            "has_more": len(msgs) > limit,
+            "has_more": bool(cursor),
             "pin_count": 0,
-            "response_metadata": {"next_cursor": ""},
+            "response_metadata": {"next_cursor": cursor},
         }
 
     def m_users_info(self, args: dict[str, Any]) -> dict[str, Any]:
@@ -811,7 +915,8 @@ class SlackSandbox:
         return {"user": user}
 
     def m_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
-        return {"members": list(self.users.values()), "response_metadata": {"next_cursor": ""}}
+        page, cursor = self._page("users.list", args, list(self.users.values()))
+        return {"members": page, "response_metadata": {"next_cursor": cursor}}
 
     def m_usergroups_users_list(self, args: dict[str, Any]) -> dict[str, Any]:
         self._require(args, "usergroup")

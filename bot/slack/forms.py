@@ -6,6 +6,7 @@ from typing import Any
 
 from bot.core.config import Playbook
 from bot.core.errors import UserInputError
+from bot.core.i18n import _
 from bot.core.inputs import check_text
 from bot.incidents.service import IncidentCreate
 from bot.slack.ids import INPUT_ACTION, BlockId
@@ -26,20 +27,20 @@ def incident_from_view(values: dict[str, Any], playbook: Playbook) -> IncidentCr
         check_text(_value(values, block) or "", field=block)
     kind = _value(values, BlockId.KIND)
     if kind not in playbook.kinds:
-        raise UserInputError("Pick a kind.", field=BlockId.KIND)
+        raise UserInputError(_("Pick a kind."), field=BlockId.KIND)
     severity = _value(values, BlockId.SEVERITY)
     if severity is not None and severity not in playbook.severities:
-        raise UserInputError("Pick a severity from the list.", field=BlockId.SEVERITY)
+        raise UserInputError(_("Pick a severity from the list."), field=BlockId.SEVERITY)
     title = _value(values, BlockId.TITLE)
     if not title:
-        raise UserInputError("Give the incident a title, e.g. Card payments failing.", field=BlockId.TITLE)
+        raise UserInputError(_("Give the incident a title, e.g. Card payments failing."), field=BlockId.TITLE)
     category = _value(values, BlockId.CATEGORY)
     if category is not None:
         category = category.lower()
         allowed = playbook.kinds[kind].categories
         if category not in allowed:
-            listed = ", ".join(allowed) if allowed else f"none for {kind}; leave it blank"
-            raise UserInputError(f"Unknown category. Categories: {listed}.", field=BlockId.CATEGORY)
+            listed = ", ".join(allowed) if allowed else _("none for {kind}; leave it blank", kind=kind)
+            raise UserInputError(_("Unknown category. Categories: {listed}.", listed=listed), field=BlockId.CATEGORY)
     return IncidentCreate(
         kind=kind,
         title=title,

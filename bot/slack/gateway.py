@@ -236,19 +236,31 @@ class SlackGateway:
             return str(result["ts"])
 
     def _find_post(self, channel: str, key: str) -> dict[str, Any] | None:
-        """The bot's own recent message in `channel` carrying `key`, if an earlier attempt posted it."""
-        try:
-            page = self.call(
-                "conversations.history", channel=channel, limit=HISTORY_LOOKBACK, include_all_metadata=True
-            )
-        except SlackCallError as exc:
-            log.warning("could not read %s to check for an earlier post: %s", channel, exc.error)
-            return None
-        for message in page.get("messages", []):
-            metadata = message.get("metadata") or {}
-            payload = metadata.get("event_payload") or {}
-            if metadata.get("event_type") == POST_EVENT_TYPE and payload.get("key") == key:
-                return {"ts": message["ts"], "channel": channel}
+        """The bot's own recent message in `channel` carrying `key`, if an earlier attempt posted it (the
+        newest HISTORY_LOOKBACK messages, page by page: Slack may answer fewer than `limit` at a time)."""
+        cursor, read = "", 0
+        while read < HISTORY_LOOKBACK:
+            try:
+                page = self.call(
+                    "conversations.history",
+                    channel=channel,
+                    limit=HISTORY_LOOKBACK - read,
+                    include_all_metadata=True,
+                    cursor=cursor,
+                )
+            except SlackCallError as exc:
+                log.warning("could not read %s to check for an earlier post: %s", channel, exc.error)
+                return None
+            messages = page.get("messages", [])
+            for message in messages:
+                metadata = message.get("metadata") or {}
+                payload = metadata.get("event_payload") or {}
+                if metadata.get("event_type") == POST_EVENT_TYPE and payload.get("key") == key:
+                    return {"ts": message["ts"], "channel": channel}
+            read += len(messages)
+            cursor = page.get("response_metadata", {}).get("next_cursor", "")
+            if not cursor or not messages:
+                return None
         return None
 
     def update(self, channel: str, ts: str, text: str, blocks: list[dict[str, Any]] | None = None) -> None:
