@@ -267,3 +267,18 @@ def test_truncate_respects_the_limit(text: str, limit: int) -> None:
     cut = truncate(text, limit)
     assert len(cut) <= limit
     assert cut == mask_identifiers(text) or cut.endswith("…")  # masked first, then cut
+
+
+@pytest.mark.parametrize(
+    ("text", "told"),
+    [
+        ("outage 手机银行登录失败", "To open an incident, start with `open`: `/incident open outage [sev1-4] <title>`"),
+        ("客户投诉 客户卡号6222021234567890123被重复扣款", "`/incident open complaint [sev1-4] <title>`"),
+        ("帮助", "To see every command, type `/incident help`"),
+    ],
+)
+def test_a_kind_or_a_chinese_help_word_where_the_subcommand_goes_is_told_what_to_type(text: str, told: str) -> None:
+    with pytest.raises(UserInputError) as refused:
+        parse_command(text, PLAYBOOK)
+    assert told in refused.value.message
+    assert "6222021234567890123" not in refused.value.message

@@ -455,6 +455,29 @@ def _by_name(syntaxes: Iterable[Syntax]) -> dict[str, Syntax]:
     return table
 
 
+HELP_WORDS = {"帮助", "帮忙", "命令", "用法", "说明", "?", "？"}  # what a Chinese keyboard types for help
+
+
+def _kind_as_command(word: str, playbook: Playbook) -> UserInputError | None:
+    """`/incident outage 手机银行登录失败`: a kind typed where the subcommand goes means `open` that kind;
+    `/incident 帮助` means help. Say exactly what to type."""
+    if word in HELP_WORDS:
+        return UserInputError(_("To see every command, type `/incident help` (or just `/incident`)."))
+    kind = next(
+        (key for key, spec in playbook.kinds.items() if word.lower() == key or word in spec.names.values()),
+        None,
+    )
+    if kind is None:
+        return None
+    return UserInputError(
+        _(
+            "To open an incident, start with `open`: `/incident open {kind} [sev1-4] <title>`, "
+            "e.g. `/incident open {kind} sev2 Card payments failing`.",
+            kind=kind,
+        )
+    )
+
+
 def unknown_command(word: str, syntaxes: Sequence[Syntax]) -> UserInputError:
     """A refusal naming the closest command's usage line, if one is close."""
     table = _by_name(syntaxes)
@@ -490,7 +513,7 @@ def parse_command(
         return Command("help")
     syntax = _by_name(syntaxes).get(words[0].text.lower())
     if syntax is None:
-        raise unknown_command(words[0].text, syntaxes)
+        raise _kind_as_command(words[0].text, playbook) or unknown_command(words[0].text, syntaxes)
     return parse_arguments(syntax, words[1:], typed, playbook)
 
 
