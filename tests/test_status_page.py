@@ -4,6 +4,7 @@ check-config on notice templates."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -161,3 +162,20 @@ def test_check_config_reports_missing_and_broken_notice_templates(
         "{{ bank_name }}：{{ kind_name }}", encoding="utf-8"
     )
     assert main(["check-config", str(path)]) == 0
+
+
+def test_every_time_on_the_status_page_says_its_zone(stack: Stack) -> None:
+    """A customer reads the page anywhere: 10:00 is 北京时间 (UTC+8 in English), never a bare clock."""
+    two_incidents(stack)
+    chinese = get(stack, "/status?lang=zh-CN").decode()
+    english = get(stack, "/status?lang=en").decode()
+    assert re.findall(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}(?! (?:北京时间|UTC\+8))", _times(chinese)) == []
+    assert re.findall(r"\d{4}-\d{2}-\d{2} \d{2}:\d{2}(?! UTC\+8)", _times(english)) == []
+    assert "UTC+8" in english
+
+
+def _times(page: str) -> str:
+    """The page's own time stamps (the notices' bodies quote their own times, as written)."""
+    stamps = re.findall(r'<p class="meta">[^<]*</p>|<footer>[^<]*</footer>', page)
+    assert stamps, "the page shows when each incident began and when it was generated"
+    return " ".join(stamps)

@@ -82,7 +82,7 @@ class StatusPage:
             return list(self._published(s))
 
     def _time(self, when: datetime | None) -> str:
-        return self.renderer.local_time(when, "%Y-%m-%d %H:%M") if when else ""
+        return self.renderer.local_time(when) if when else ""  # with its zone: the page is read anywhere
 
     def html(self, lang: str | None, base: str = "") -> str:
         locales = self.locales(lang)
