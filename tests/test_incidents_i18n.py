@@ -20,7 +20,7 @@ def test_a_refusal_is_in_the_readers_language_and_names_who_can(stack: Stack) ->
         incidents.resolve(channel_id=channel.id, summary="已退款", actor=OUTSIDER)
 
     assert str(refused.value) == (
-        f"只有负责人（<@{LEAD}>）、角色负责人（<@{TECH}>）或预案管理员可以标记已解决 #1。"
+        f"只有组长（<@{LEAD}>）、角色负责人（<@{TECH}>）或预案管理员可以标记已解决 #1。"
         " 请联系他们之一，或用 `/incident assign <角色> me` 认领一个空缺角色。"
     )
     assert "6222021234567890123" not in str(refused.value)
