@@ -11,8 +11,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core.config import Playbook
 from bot.core.i18n import _
+from bot.core.labels import event_label, state_label
 from bot.core.render import Renderer, SlackMarkup, user_mention
 from bot.core.text import safe_snippet, safe_text, truncate
+from bot.incidents.channel import failed_step_name
 from bot.incidents.permissions import Action, Permissions
 from bot.incidents.records import locate_incident
 from bot.slack.blocks import card_text, incident_card
@@ -80,16 +82,33 @@ class Views:
             "assigned": lambda: _("assigned {user} as *{role}*", user=user_mention(data.get("user")), role=role),
             "role_taken": lambda: _("took the role *{role}*", role=role),
             "severity_changed": lambda: _("changed the severity {change}", change=t),
-            "status_changed": lambda: _("status {change}", change=t),
+            "status_changed": lambda: _("status {change}", change=self._status_change(t, data)),
             "update": lambda: _("update: {text}", text=t),
             "resolved": lambda: _("resolved it: {text}", text=t),
             "closed": lambda: _("closed it"),
             "channel_created": lambda: _("created the channel #{name}", name=t),
-            "setup_failed": lambda: f":warning: {t} (`{safe_text(str(data.get('error', '')))}`)",
+            "setup_failed": lambda: (
+                f":warning: {self._setup_failure(t, data)} (`{safe_text(str(data.get('error', '')))}`)"
+            ),
             "repaired": lambda: _("repaired the set-up"),
         }
         said = summaries.get(event)
-        return SlackMarkup(said() if said else event.replace("_", " ") + (f": {t}" if t else ""))
+        return SlackMarkup(said() if said else event_label(event) + (f": {t}" if t else ""))
+
+    @staticmethod
+    def _status_change(text: str, data: dict[str, Any]) -> str:
+        """`reported → investigating` in the reader's language: the states are in the event's data (the stored
+        text is English, written in whatever language the request that changed it spoke)."""
+        old, new = data.get("old"), data.get("new")
+        if isinstance(old, str) and isinstance(new, str):
+            return f"{state_label(old)} → {state_label(new)}"
+        return text
+
+    @staticmethod
+    def _setup_failure(text: str, data: dict[str, Any]) -> str:
+        """What Slack failed at, in the reader's language (the failed effect is in the data since the audit)."""
+        effect = data.get("effect")
+        return _("Slack failed while {step}", step=failed_step_name(effect)) if isinstance(effect, str) else text
 
     def list_text(self) -> str:
         with self.db() as s:
