@@ -150,3 +150,26 @@ def test_the_command_line_takes_a_language_for_the_demo_and_the_report() -> None
     assert build_parser().parse_args(["report", "--lang", "zh-CN"]).lang == "zh-CN"
     with pytest.raises(SystemExit):
         build_parser().parse_args(["run", "--offline", "--lang", "fr"])
+
+
+@CHINESE_PLAYBOOK
+def test_roles_and_deadlines_are_named_in_the_readers_language(stack: Stack, playbook: Playbook) -> None:
+    """The playbook names roles and deadlines per language (`names: {zh-CN: ...}`): a Chinese reader never reads
+    `Tech support` or `Investigation finished` in the middle of a Chinese sentence; an English one still does."""
+    assert playbook.roles["tech_support"].name_in("zh-CN") == "技术支持"
+    assert playbook.role_for("技术支持") == "tech_support"  # the Chinese name is understood when typed, too
+    stack.sandbox.set_user_locale(TECH, "zh-CN")  # LEAD keeps the fixture's en-US
+    channel = stack.open("complaint sev3 客户卡号6222021234567890123被重复扣款", user=LEAD)
+
+    chinese = stack.driver.slash(TECH, channel.id, "deadlines").text
+    assert f"*完成调查*（`investigation`）— <@{TECH}>（技术支持）— 11-26 10:00 北京时间 到期" in chinese
+    assert "*首次回复客户*（`first_response`）" in chinese and "（客户沟通）" in chinese
+    assert "Investigation finished" not in chinese and "Tech support" not in chinese
+    english = stack.driver.slash(LEAD, channel.id, "deadlines").text
+    assert f"*Investigation finished* (`investigation`) — <@{TECH}> (Tech support) — due 11-26 10:00 UTC+8" in english
+    assert not CJK.search(english)
+
+    timeline = stack.driver.slash(TECH, channel.id, "timeline").text
+    assert "设定截止事项: 完成调查" in timeline and "Investigation finished" not in timeline
+    assert "Set deadline" not in timeline
+    assert "deadline set: Investigation finished" in stack.driver.slash(LEAD, channel.id, "timeline").text

@@ -269,7 +269,7 @@ class Sweeper:
         return {
             "number": incident.id,
             "title": incident.title,
-            "deadline_name": deadline.name,
+            "deadline_name": self.playbook.deadline_name(incident.kind, deadline.key, deadline.name),
             "due_at": deadline.due_at,
             "owner": owner,
             "left": humanize(utc(deadline.due_at) - now),
@@ -359,7 +359,10 @@ class Sweeper:
             self.escalations.start(
                 s,
                 incident,
-                reason=_("{deadline} missed", deadline=deadline.name),
+                reason=_(
+                    "{deadline} missed",
+                    deadline=self.playbook.deadline_name(incident.kind, deadline.key, deadline.name),
+                ),
                 owner=owner,
                 now=now,
                 deadline_id=deadline.id,

@@ -25,6 +25,10 @@ from store.models import Incident
 TIMELINE_MAX = 39_000  # under Slack's 40,000 characters for a message's text
 
 
+# timeline events whose text is a deadline's name (as stored when it was set) and whose data names its key
+DEADLINE_EVENTS = ("deadline_set", "deadline_met", "deadline_missed", "deadline_cancelled")
+
+
 class Views:
     def __init__(
         self,
@@ -61,17 +65,19 @@ class Views:
                 {
                     "at": e.at,
                     "actor_id": e.actor_id or self.slack.bot_user_id,
-                    "summary": self._summary(e.event, e.text, e.data),
+                    "summary": self._summary(e.event, e.text, e.data, kind=incident.kind),
                 }
                 for e in queries.list_timeline(s, incident.id)
             ]
         text = self.renderer.render("slack/timeline.j2", number=incident.id, events=events)
         return truncate(text, TIMELINE_MAX)
 
-    def _summary(self, event: str, text: str, data: dict[str, Any]) -> SlackMarkup:
+    def _summary(self, event: str, text: str, data: dict[str, Any], *, kind: str = "") -> SlackMarkup:
         """One line of the timeline: what happened, in the reader's language (the text typed stays as typed)."""
+        if event in DEADLINE_EVENTS and isinstance(data.get("key"), str):  # the playbook's name, not the stored one
+            text = self.playbook.deadline_name(kind, data["key"], text)
         t = safe_snippet(text, 300)
-        role = safe_text(text)
+        role = safe_text(self.playbook.role_name(data["role"]) if isinstance(data.get("role"), str) else text)
         summaries = {
             "opened": lambda: _(
                 "opened it ({severity} {kind}): {text}",
