@@ -53,6 +53,8 @@ def test_reminders_and_pages_go_out_in_chinese(stack: Stack) -> None:
         page = stack.sandbox.dm_messages(TECH)[-1]
         assert "完成调查 已逾期" in page.text  # the deadline by its playbook name in Chinese (names: {zh-CN: ...})
         assert "15分钟" in page.text  # the level's acknowledgement timeout, in Chinese units
+        assert "*负责人*" in page.text and "*事件组长*" in page.text  # the levels' names: {zh-CN: ...}
+        assert "Owner" not in page.text and "Team lead" not in page.text
         assert "Investigation finished missed" not in page.text
 
 

@@ -181,10 +181,9 @@ class ReminderSpec(_Strict):
         return parse_duration(value)
 
 
-class EscalationLevel(_Strict):
+class EscalationLevel(_Named):
     """One level of the paging chain: who is paged and how long they have to acknowledge."""
 
-    name: str = Field(min_length=1)
     # `owner` pages the owner of the missed deadline (or the lead for a severe opening)
     owner: bool = False
     role: str | None = None

@@ -26,8 +26,8 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core.clock import Clock, utc
-from bot.core.config import Playbook
-from bot.core.i18n import _, ngettext, use_locale
+from bot.core.config import Playbook, name_in
+from bot.core.i18n import _, current_locale, ngettext, use_locale
 from bot.core.render import Renderer, user_mention
 from bot.deadlines.escalation import Escalations
 from bot.deadlines.service import humanize, is_action_item, next_action, owner_for, reminder_times
@@ -47,6 +47,12 @@ PAGE_ATTEMPTS = 4
 SEND_ATTEMPTS = 3
 RETRY_BACKOFF = timedelta(seconds=30)
 
+
+
+def level_name(level: dict[str, Any]) -> str:
+    """A frozen escalation level's name in the current language (`names:` in the playbook; older chains have
+    only the English `name`)."""
+    return name_in(str(level["name"]), level.get("names") or {}, current_locale())
 
 class ClaimTakenError(Exception):
     """Some notification of a chunk was claimed already (another process, or a replayed row)."""
@@ -459,7 +465,7 @@ class Sweeper:
                             f"page:{chain.id}:{index}:nobody",
                             incident.id,
                             channel=incident.channel_id,
-                            text=render("slack/clock.j2", event="page_nobody", level_name=level["name"]),
+                            text=render("slack/clock.j2", event="page_nobody", level_name=level_name(level)),
                         )
                     )
                 continue
@@ -477,14 +483,14 @@ class Sweeper:
                 text=level["name"],
                 data={"escalation_id": chain.id, "level": index, "users": recipients},
             )
-            next_level = levels[chain.level]["name"] if chain.level < len(levels) else None
+            next_level = level_name(levels[chain.level]) if chain.level < len(levels) else None
             text = render(
                 "slack/clock.j2",
                 event="page_dm",
                 number=incident.id,
                 title=incident.title,
                 reason=chain.reason,
-                level_name=level["name"],
+                level_name=level_name(level),
                 next_level=next_level,
                 timeout=humanize(timeout),
             )
@@ -503,7 +509,7 @@ class Sweeper:
                             "slack/clock.j2",
                             event="page_channel",
                             recipients=mentions,
-                            level_name=level["name"],
+                            level_name=level_name(level),
                             reason=chain.reason,
                         ),
                     )
