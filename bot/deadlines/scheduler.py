@@ -48,11 +48,11 @@ SEND_ATTEMPTS = 3
 RETRY_BACKOFF = timedelta(seconds=30)
 
 
-
 def level_name(level: dict[str, Any]) -> str:
     """A frozen escalation level's name in the current language (`names:` in the playbook; older chains have
     only the English `name`)."""
     return name_in(str(level["name"]), level.get("names") or {}, current_locale())
+
 
 class ClaimTakenError(Exception):
     """Some notification of a chunk was claimed already (another process, or a replayed row)."""
