@@ -173,3 +173,8 @@ def test_roles_and_deadlines_are_named_in_the_readers_language(stack: Stack, pla
     assert "设定截止事项: 完成调查" in timeline and "Investigation finished" not in timeline
     assert "Set deadline" not in timeline
     assert "deadline set: Investigation finished" in stack.driver.slash(LEAD, channel.id, "timeline").text
+
+    # the help names what to type and what it is called: `tech_support (技术支持)`
+    assert "tech_support (技术支持)" in stack.driver.slash(TECH, channel.id, "help").text
+    assert "complaint (客户投诉)" in stack.driver.slash(TECH, channel.id, "help").text
+    assert "tech_support (Tech support)" in stack.driver.slash(LEAD, channel.id, "help").text
