@@ -174,6 +174,11 @@ def test_roles_and_deadlines_are_named_in_the_readers_language(stack: Stack, pla
     assert "Set deadline" not in timeline
     assert "deadline set: Investigation finished" in stack.driver.slash(LEAD, channel.id, "timeline").text
 
+    # the channel hears the playbook's language, whoever assigns (LEAD reads English)
+    stack.driver.slash(LEAD, channel.id, f"assign legal <@{TECH}|tom.tech>")
+    assert stack.texts(channel.id)[-1] == f":bust_in_silhouette: <@{LEAD}> 指派 <@{TECH}> 担任 *法律合规*。"
+    assert f"指派 <@{TECH}> 担任 *法律合规*" in stack.driver.slash(TECH, channel.id, "timeline").text
+
     # the help names what to type and what it is called: `tech_support (技术支持)`
     assert "tech_support (技术支持)" in stack.driver.slash(TECH, channel.id, "help").text
     assert "complaint (客户投诉)" in stack.driver.slash(TECH, channel.id, "help").text
