@@ -10,6 +10,7 @@ import pytest
 
 from bot.cli import main
 from bot.core.config import ConfigError, Settings, load_playbook_text, parse_duration
+from bot.core.i18n import use_locale
 from tests.conftest import ROOT, playbook_text
 
 
@@ -200,3 +201,21 @@ def test_check_config_reports_a_missing_template_for_a_kinds_notice_channel(
         "notices.channels.complaint_system (en, update): 'notices/en/update/complaint_system.j2': TemplateNotFound"
     ) in err
     assert err.rstrip().endswith("(used by kinds complaint)")
+
+
+def test_names_per_language_are_optional_and_fall_back_to_the_english_name() -> None:
+    """A playbook without `names:` (a bank's own, older file) still loads; every reader then sees `name`."""
+    text = (ROOT / "config.yaml").read_text(encoding="utf-8").replace("names: {zh-CN: 技术支持}", "")
+    playbook = load_playbook_text(text)
+    assert playbook.roles["tech_support"].name_in("zh-CN") == "Tech support"
+    assert playbook.roles["lead"].name_in("zh-CN") == "事件组长"
+    assert playbook.roles["lead"].name_in("en") == "Incident lead"
+    assert playbook.severities["sev1"].name_in("zh-CN") == "特别重大"
+    with use_locale("zh-CN"):
+        assert playbook.deadline_name("complaint", "investigation", "Investigation finished") == "完成调查"
+        # the same key in another kind has that kind's own name; an action item keeps the text typed for it
+        assert playbook.deadline_name("surge", "status_update", "Status update") == "向指挥部报告进展"
+        assert playbook.deadline_name("complaint", "action_3", "Alert on retries") == "Alert on retries"
+        assert playbook.role_name("no_such_role") == "no_such_role"
+    with use_locale("en"):  # the row's own name: the one it was created with
+        assert playbook.deadline_name("complaint", "investigation", "Investigation done") == "Investigation done"

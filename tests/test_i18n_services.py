@@ -51,8 +51,10 @@ def test_reminders_and_pages_go_out_in_chinese(stack: Stack) -> None:
 
         stack.advance(hours=36)  # 48 h: the investigation is missed and its owner paged
         page = stack.sandbox.dm_messages(TECH)[-1]
-        assert "Investigation finished 已逾期" in page.text
+        assert "完成调查 已逾期" in page.text  # the deadline by its playbook name in Chinese (names: {zh-CN: ...})
         assert "15分钟" in page.text  # the level's acknowledgement timeout, in Chinese units
+        assert "*负责人*" in page.text and "*事件组长*" in page.text  # the levels' names: {zh-CN: ...}
+        assert "Owner" not in page.text and "Team lead" not in page.text
         assert "Investigation finished missed" not in page.text
 
 
@@ -75,10 +77,10 @@ def test_the_notice_approval_speaks_chinese_and_names_the_severity_as_sev2(stack
     notices = stack.bot.services.notices
     with chinese(), pytest.raises(PermissionDeniedError) as refused:
         notices.approve(notice_id=1, actor=LEGAL)  # the drafter may not approve their own notice
-    assert refused.value.message == f"该通知由您起草，须由他人审批：PR（<@{LEGAL}>）或预案管理员。"
+    assert refused.value.message == f"该通知由您起草，须由他人审批：公关（<@{LEGAL}>）或预案管理员。"
     with chinese(), pytest.raises(PermissionDeniedError) as refused:
         notices.publish(notice_id=1, actor=LEAD)
-    assert refused.value.message == (f"事件 #1 为 SEV2：其客户通知须经 PR（<@{LEGAL}>）或预案管理员审批后方可发布。")
+    assert refused.value.message == (f"事件 #1 为 SEV2：其客户通知须经 公关（<@{LEGAL}>）或预案管理员审批后方可发布。")
     with chinese():
         notices.approve(notice_id=1, actor=ADMIN)
         notices.publish(notice_id=1, actor=LEAD)
@@ -96,7 +98,7 @@ def test_the_review_draft_values_are_in_chinese(stack: Stack) -> None:
     with chinese():
         markdown = review_markdown(stack)
     assert "13小时0分钟" in markdown  # the time to resolve
-    assert f"| Investigation finished | <@{TECH}> |" in markdown and "| 已完成，提前 1天11小时 |" in markdown
+    assert f"| 完成调查 | <@{TECH}> |" in markdown and "| 已完成，提前 1天11小时 |" in markdown
     assert "| 待完成 |" in markdown  # a deadline still open, by its state's name
     assert f"<@{LEAD}> 严重级别变更: SEV3 → SEV2" in markdown
     assert "incident-desk 创建频道: inc-" in markdown

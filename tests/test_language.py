@@ -171,3 +171,36 @@ def test_a_slow_users_info_never_holds_up_the_ack_and_the_reader_gets_the_playbo
         if answer.startswith("*incident-desk commands*"):
             break
     assert answer.startswith("*incident-desk commands*")
+
+
+@CHINESE_PLAYBOOK
+def test_roles_and_deadlines_are_named_in_the_readers_language(stack: Stack, playbook: Playbook) -> None:
+    """The playbook names roles and deadlines per language (`names: {zh-CN: ...}`): a Chinese reader never reads
+    `Tech support` or `Investigation finished` in the middle of a Chinese sentence; an English one still does."""
+    assert playbook.roles["tech_support"].name_in("zh-CN") == "技术支持"
+    assert playbook.role_for("技术支持") == "tech_support"  # the Chinese name is understood when typed, too
+    stack.sandbox.set_user_locale(TECH, "zh-CN")  # LEAD keeps the fixture's en-US
+    channel = stack.open("complaint sev3 客户卡号6222021234567890123被重复扣款", user=LEAD)
+
+    chinese = stack.driver.slash(TECH, channel.id, "deadlines").text
+    assert f"*完成调查*（`investigation`）— <@{TECH}>（技术支持）— 11-26 10:00 北京时间 到期" in chinese
+    assert "*首次回复客户*（`first_response`）" in chinese and "（客户沟通）" in chinese
+    assert "Investigation finished" not in chinese and "Tech support" not in chinese
+    english = stack.driver.slash(LEAD, channel.id, "deadlines").text
+    assert f"*Investigation finished* (`investigation`) — <@{TECH}> (Tech support) — due 11-26 10:00 UTC+8" in english
+    assert not CJK.search(english)
+
+    timeline = stack.driver.slash(TECH, channel.id, "timeline").text
+    assert "设定截止事项: 完成调查" in timeline and "Investigation finished" not in timeline
+    assert "Set deadline" not in timeline
+    assert "deadline set: Investigation finished" in stack.driver.slash(LEAD, channel.id, "timeline").text
+
+    # the channel hears the playbook's language, whoever assigns (LEAD reads English)
+    stack.driver.slash(LEAD, channel.id, f"assign legal <@{TECH}|tom.tech>")
+    assert stack.texts(channel.id)[-1] == f":bust_in_silhouette: <@{LEAD}> 指派 <@{TECH}> 担任 *法律合规*。"
+    assert f"指派 <@{TECH}> 担任 *法律合规*" in stack.driver.slash(TECH, channel.id, "timeline").text
+
+    # the help names what to type and what it is called: `tech_support (技术支持)`
+    assert "tech_support (技术支持)" in stack.driver.slash(TECH, channel.id, "help").text
+    assert "complaint (客户投诉)" in stack.driver.slash(TECH, channel.id, "help").text
+    assert "tech_support (Tech support)" in stack.driver.slash(LEAD, channel.id, "help").text

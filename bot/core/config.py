@@ -20,6 +20,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from bot.core.durations import parse_duration as parse_any
+from bot.core.i18n import current_locale
 
 SEVERITY_RE = re.compile(r"^sev[1-9]$")
 KEY_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -62,7 +63,23 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class RoleSpec(_Strict):
+def name_in(name: str, names: Mapping[str, str], locale: str) -> str:
+    """A playbook name for staff reading `locale`: `name` (the English one) in English, else the name in that
+    language from `names:` (e.g. {zh-CN: 技术支持}), else `name`."""
+    return name if locale == "en" else names.get(locale) or name
+
+
+class _Named(_Strict):
+    """Something the playbook names for staff (a role, a severity, a deadline): `name`, and per-locale `names`."""
+
+    name: str = Field(min_length=1)
+    names: dict[str, str] = {}  # its name in each language staff read, e.g. {zh-CN: 技术支持}
+
+    def name_in(self, locale: str) -> str:
+        return name_in(self.name, self.names, locale)
+
+
+class RoleSpec(_Named):
     name: str = Field(min_length=1, max_length=60)
     description: str = Field(min_length=1)
     aliases: tuple[str, ...] = ()
@@ -78,16 +95,14 @@ class RoleSpec(_Strict):
         return owners
 
 
-class SeveritySpec(_Strict):
-    name: str = Field(min_length=1)
+class SeveritySpec(_Named):
     description: str = Field(min_length=1)
 
 
-class DeadlineSpec(_Strict):
+class DeadlineSpec(_Named):
     """One time limit of the plan: who owns it, how long it is, what happens to it on resolve."""
 
     key: str
-    name: str = Field(min_length=1)
     owner: str
     after: timedelta
     by_severity: dict[str, timedelta] = {}
@@ -166,10 +181,9 @@ class ReminderSpec(_Strict):
         return parse_duration(value)
 
 
-class EscalationLevel(_Strict):
+class EscalationLevel(_Named):
     """One level of the paging chain: who is paged and how long they have to acknowledge."""
 
-    name: str = Field(min_length=1)
     # `owner` pages the owner of the missed deadline (or the lead for a severe opening)
     owner: bool = False
     role: str | None = None
@@ -208,7 +222,7 @@ class KindSpec(_Strict):
     def name_in(self, locale: str) -> str:
         """The kind's name for staff reading `locale`: `name` (the English one staff know) in English, else the
         customer-facing name in that language from `names:`, else `name`."""
-        return self.name if locale == "en" else self.names.get(locale) or self.name
+        return name_in(self.name, self.names, locale)
 
 
 class ChannelSpec(_Strict):
@@ -444,11 +458,26 @@ class Playbook(_Strict):
         """The roles that approve customer notices (the default names only those this playbook has)."""
         return tuple(r for r in self.notices.approval.roles if r in self.roles)
 
+    def role_name(self, role: str) -> str:
+        """A role's name in the current language (bot.core.i18n): the card, announcements, replies, the review."""
+        spec = self.roles.get(role)
+        return spec.name_in(current_locale()) if spec else role
+
+    def deadline_name(self, kind: str, key: str, stored: str) -> str:
+        """A deadline's name in the current language. The row keeps the name it was created with (`stored`,
+        also an action item's typed text); a plan deadline of the incident's kind is named from the playbook."""
+        spec = self.kinds.get(kind)
+        for deadline in spec.deadlines if spec else ():
+            if deadline.key == key:
+                return deadline.name_in(current_locale()) if current_locale() != "en" else stored
+        return stored
+
     def role_for(self, word: str) -> str | None:
         """The role key a user's word (key, alias, or name) refers to."""
         norm = normalise_word(word)
         for key, role in self.roles.items():
-            if norm in {normalise_word(key), normalise_word(role.name), *(normalise_word(a) for a in role.aliases)}:
+            words = (key, role.name, *role.names.values(), *role.aliases)
+            if norm in {normalise_word(w) for w in words}:
                 return key
         return None
 

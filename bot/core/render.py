@@ -28,7 +28,7 @@ from markupsafe import Markup
 
 from bot.core import i18n
 from bot.core.clock import utc
-from bot.core.i18n import N_
+from bot.core.i18n import N_, _
 from bot.core.text import mask_identifiers, safe_text, strip_control, truncate
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
@@ -41,11 +41,11 @@ class SlackMarkup(str):
 
 
 def user_mention(user_id: str | None) -> SlackMarkup:
-    return SlackMarkup(f"<@{user_id}>") if user_id else SlackMarkup("_nobody_")
+    return SlackMarkup(f"<@{user_id}>") if user_id else SlackMarkup("_" + _("nobody") + "_")
 
 
 def channel_link(channel_id: str | None) -> SlackMarkup:
-    return SlackMarkup(f"<#{channel_id}>") if channel_id else SlackMarkup("_no channel yet_")
+    return SlackMarkup(f"<#{channel_id}>") if channel_id else SlackMarkup("_" + _("no channel yet") + "_")
 
 
 def _finalize(value: Any) -> Any:

@@ -35,6 +35,7 @@ class Escalations:
         levels: list[dict[str, Any]] = [
             {
                 "name": level.name,
+                "names": dict(level.names),  # its name per language, shown in pages (Playbook.level_name)
                 "owner": owner if level.owner else None,
                 "owner_level": level.owner,  # with no owner known yet, page whoever leads at page time
                 "role": level.role,

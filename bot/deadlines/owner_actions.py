@@ -97,13 +97,11 @@ class DeadlineActions:
                 rows.append(
                     {
                         "icon": STATE_ICONS.get(d.state, ""),
-                        "name": d.name,
+                        "name": playbook.deadline_name(incident.kind, d.key, d.name),
                         "key": d.key,
                         "due_at": d.due_at,
                         "owner": owner_for(incident, d.owner_role, playbook.lead_role, d.owner_user),
-                        "role_name": playbook.roles[d.owner_role].name
-                        if d.owner_role in playbook.roles
-                        else d.owner_role,
+                        "role_name": playbook.role_name(d.owner_role),
                         "when": when,
                         "state": d.state,
                     }
@@ -129,7 +127,7 @@ class DeadlineActions:
                 incident = self.incidents.row(s, deadline.incident_id)
                 missed = deadline.state == DeadlineState.MISSED
                 if deadline.state not in (DeadlineState.PENDING, DeadlineState.MISSED) or (missed and deadline.cadence):
-                    raise ConflictError(self._already(deadline))
+                    raise ConflictError(self._already(deadline, incident.kind))
             else:
                 incident = self.incidents.row(s, self.incidents.find(channel_id=channel_id).id)
                 deadline = self.deadlines.find(s, incident, word or "")
@@ -139,7 +137,7 @@ class DeadlineActions:
             doable = [DeadlineState.PENDING] if deadline.cadence else [DeadlineState.PENDING, DeadlineState.MISSED]
             if not queries.transition_deadline(s, deadline.id, expected=doable, state=DeadlineState.MET):
                 s.refresh(deadline)  # met (or cancelled) by another request a moment ago
-                raise ConflictError(self._already(deadline))
+                raise ConflictError(self._already(deadline, incident.kind))
             self.deadlines.close(s, deadline, DeadlineState.MET, now=now, actor=actor)
             due = utc(deadline.due_at)
             with use_locale(self.playbook.locale):  # posted in the channel (bot.core.i18n)
@@ -147,7 +145,7 @@ class DeadlineActions:
                     "slack/clock.j2",
                     event="deadline_met",
                     actor=actor,
-                    deadline_name=deadline.name,
+                    deadline_name=self.playbook.deadline_name(incident.kind, deadline.key, deadline.name),
                     late=humanize(now - due) if now > due else "",
                     spare=humanize(due - now),
                 )
@@ -156,11 +154,13 @@ class DeadlineActions:
         self._announce(channel, text)
         return None
 
-    @staticmethod
-    def _already(deadline: Deadline) -> str:
+    def _already(self, deadline: Deadline, kind: str) -> str:
         by = _(" by <@{user}>", user=deadline.closed_by) if deadline.closed_by and deadline.state == "met" else ""
         return _(
-            "*{name}* is already {state}{by}.", name=safe_text(deadline.name), state=state_label(deadline.state), by=by
+            "*{name}* is already {state}{by}.",
+            name=safe_text(self.playbook.deadline_name(kind, deadline.key, deadline.name)),
+            state=state_label(deadline.state),
+            by=by,
         )
 
     def record_solution(self, *, channel_id: str, text: str, actor: str) -> str | None:
@@ -178,16 +178,15 @@ class DeadlineActions:
             before = {d.id for d in self.deadlines.all(s, incident.id) if d.state == DeadlineState.MET}
             self.deadlines.on_event(s, incident, "solution", now=now, actor=actor)
             met = [
-                (d.name, humanize(now - utc(d.due_at)) if now > utc(d.due_at) else "")
+                (d.key, d.name, humanize(now - utc(d.due_at)) if now > utc(d.due_at) else "")
                 for d in self.deadlines.all(s, incident.id)
                 if d.state == DeadlineState.MET and d.id not in before
             ]
-            channel = incident.channel_id
+            channel, kind = incident.channel_id, incident.kind
         self.schedule_changed()
         with use_locale(self.playbook.locale):  # posted in the channel (bot.core.i18n)
-            message = self.renderer.render(
-                "slack/clock.j2", event="solution", actor=actor, text=text, met=met
-            )
+            named = [(self.playbook.deadline_name(kind, key, name), late) for key, name, late in met]
+            message = self.renderer.render("slack/clock.j2", event="solution", actor=actor, text=text, met=named)
         self._announce(channel, message)
         return None
 
@@ -204,7 +203,7 @@ class DeadlineActions:
             if incident.status == "closed":
                 raise ConflictError(_("#{number} is closed; nothing more will be sent for it.", number=incident.id))
             until = self.deadlines.snooze(s, deadline, now=now, actor=actor)
-            name = deadline.name
+            name = self.playbook.deadline_name(incident.kind, deadline.key, deadline.name)
         self.schedule_changed()
         return self.renderer.render("slack/clock.j2", event="snoozed", actor=actor, deadline_name=name, until=until)
 

@@ -26,8 +26,8 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core.clock import Clock, utc
-from bot.core.config import Playbook
-from bot.core.i18n import _, ngettext, use_locale
+from bot.core.config import Playbook, name_in
+from bot.core.i18n import _, current_locale, ngettext, use_locale
 from bot.core.render import Renderer, user_mention
 from bot.deadlines.escalation import Escalations
 from bot.deadlines.service import humanize, is_action_item, next_action, owner_for, reminder_times
@@ -46,6 +46,12 @@ LEASE = timedelta(minutes=2)
 PAGE_ATTEMPTS = 4
 SEND_ATTEMPTS = 3
 RETRY_BACKOFF = timedelta(seconds=30)
+
+
+def level_name(level: dict[str, Any]) -> str:
+    """A frozen escalation level's name in the current language (`names:` in the playbook; older chains have
+    only the English `name`)."""
+    return name_in(str(level["name"]), level.get("names") or {}, current_locale())
 
 
 class ClaimTakenError(Exception):
@@ -269,7 +275,7 @@ class Sweeper:
         return {
             "number": incident.id,
             "title": incident.title,
-            "deadline_name": deadline.name,
+            "deadline_name": self.playbook.deadline_name(incident.kind, deadline.key, deadline.name),
             "due_at": deadline.due_at,
             "owner": owner,
             "left": humanize(utc(deadline.due_at) - now),
@@ -360,7 +366,10 @@ class Sweeper:
             self.escalations.start(
                 s,
                 incident,
-                reason=_("{deadline} missed", deadline=deadline.name),
+                reason=_(
+                    "{deadline} missed",
+                    deadline=self.playbook.deadline_name(incident.kind, deadline.key, deadline.name),
+                ),
                 owner=owner,
                 now=now,
                 deadline_id=deadline.id,
@@ -457,7 +466,7 @@ class Sweeper:
                             f"page:{chain.id}:{index}:nobody",
                             incident.id,
                             channel=incident.channel_id,
-                            text=render("slack/clock.j2", event="page_nobody", level_name=level["name"]),
+                            text=render("slack/clock.j2", event="page_nobody", level_name=level_name(level)),
                         )
                     )
                 continue
@@ -475,14 +484,14 @@ class Sweeper:
                 text=level["name"],
                 data={"escalation_id": chain.id, "level": index, "users": recipients},
             )
-            next_level = levels[chain.level]["name"] if chain.level < len(levels) else None
+            next_level = level_name(levels[chain.level]) if chain.level < len(levels) else None
             text = render(
                 "slack/clock.j2",
                 event="page_dm",
                 number=incident.id,
                 title=incident.title,
                 reason=chain.reason,
-                level_name=level["name"],
+                level_name=level_name(level),
                 next_level=next_level,
                 timeout=humanize(timeout),
             )
@@ -502,7 +511,7 @@ class Sweeper:
                             "slack/clock.j2",
                             event="page_channel",
                             recipients=mentions,
-                            level_name=level["name"],
+                            level_name=level_name(level),
                             reason=chain.reason,
                         ),
                     )

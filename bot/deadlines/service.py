@@ -250,7 +250,7 @@ class Deadlines:
             s.refresh(deadline)  # snoozed, met or cancelled by another request a moment ago
             self._require_snoozable(s, deadline, now)
             raise ConflictError(
-                _("*{name}* changed just now; look at `/incident deadlines`.", name=safe_text(deadline.name))
+                _("*{name}* changed just now; look at `/incident deadlines`.", name=safe_text(self._name(s, deadline)))
             )
         deadline.snoozed_until, deadline.snoozes = until, deadline.snoozes + 1
         times = reminder_times(deadline.start_at, deadline.due_at, self.playbook.reminders.offsets)
@@ -268,8 +268,13 @@ class Deadlines:
         )
         return until
 
+    def _name(self, s: Session, deadline: Deadline) -> str:
+        """The deadline's name in the current language (the playbook names it per kind; see Playbook)."""
+        incident = queries.get_incident(s, deadline.incident_id)
+        return self.playbook.deadline_name(incident.kind, deadline.key, deadline.name) if incident else deadline.name
+
     def _require_snoozable(self, s: Session, deadline: Deadline, now: datetime) -> None:
-        name = safe_text(deadline.name)
+        name = safe_text(self._name(s, deadline))
         if deadline.state != "pending":
             raise ConflictError(
                 _(

@@ -236,8 +236,8 @@ class ChannelSetup:
                 at=self.clock.now(),
                 event="setup_failed",
                 actor_id=None,
-                text=f"Slack failed while {step}",
-                data={"error": result.error},
+                text=_("Slack failed while {step}", step=step),
+                data={"error": result.error, "effect": str(result.failed_effect)},
             )
         log.warning("incident %s set-up failed while %s: %s", incident_id, step, result.error)
         return SetupOutcome(incident, failed_step=step, error=result.error)

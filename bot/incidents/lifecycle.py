@@ -148,7 +148,11 @@ class Lifecycle:
             self.channel.queue_setup(s, incident, reporter=reporter)
             if severity in self.playbook.escalation.page_on_open:
                 with use_locale(self.playbook.locale):  # pages are the team's, in the playbook's language
-                    reason = _("{severity} {kind} opened", severity=severity.upper(), kind=kind.name.lower())
+                    reason = _(
+                        "{severity} {kind} opened",
+                        severity=severity.upper(),
+                        kind=kind.name_in(current_locale()).lower(),
+                    )
                 self._page_severe(s, incident, reason, now, actor=reporter)
         self.schedule_changed()
         return incident

@@ -287,7 +287,7 @@ class Permissions:
         names = []
         for role in roles:
             owner = next((a.user_id for a in incident.roles if a.role == role and a.user_id), None)
-            label = safe_text(self.playbook.roles[role].name)
+            label = safe_text(self.playbook.role_name(role))
             names.append(
                 _("{role} ({user})", role=label, user=mention(owner)) if owner else _("{role} (nobody yet)", role=label)
             )

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.core.clock import Clock
 from bot.core.config import Playbook
 from bot.core.errors import ConflictError, NotFoundError, PermissionDeniedError, UserInputError
-from bot.core.i18n import _
+from bot.core.i18n import _, current_locale, use_locale
 from bot.core.text import safe_text
 from bot.incidents.channel import ChannelUpdates, no_channel_yet, slack_refused
 from bot.incidents.lifecycle import Lifecycle
@@ -73,17 +73,17 @@ class Roles:
         return self._assign(role, actor, actor, number=incident_id, command="button: take role", open_only=True)
 
     def _role_name(self, role: str) -> str:
-        return safe_text(self.playbook.roles[role].name)
+        return safe_text(self.playbook.role_name(role))
 
     def _check_role_of_kind(self, incident: Incident, role: str) -> None:
         """Only the roles of the incident's kind can be held in it."""
         kind = self.playbook.kinds[incident.kind]
         if role not in kind.roles:
-            names = ", ".join(f"{r} ({self.playbook.roles[r].name})" for r in kind.roles)
+            names = ", ".join(f"{r} ({self.playbook.role_name(r)})" for r in kind.roles)
             raise UserInputError(
                 _(
                     "A {kind} has no *{role}* role. Its roles: {roles}.",
-                    kind=kind.name.lower(),
+                    kind=kind.name_in(current_locale()).lower(),
                     role=self._role_name(role),
                     roles=safe_text(names),
                 )
@@ -160,7 +160,9 @@ class Roles:
             raise NotFoundError(
                 _("Unknown role `{role}`. Roles: {roles}.", role=safe_text(role), roles=", ".join(self.playbook.roles))
             )
-        role_name = self.playbook.roles[role].name
+        role_name = self.playbook.roles[role].name  # the timeline's text; shown from its data's role
+        with use_locale(self.playbook.locale):  # the announcement is posted in the channel (bot.core.i18n)
+            channel_role_name = self.playbook.role_name(role)
         with self.db.begin() as s:
             incident = locate_incident(s, channel_id=channel_id, number=number)
             self._check_role_of_kind(incident, role)
@@ -197,7 +199,7 @@ class Roles:
             )
             incident.updated_at = now
             self.updates.announce(
-                s, incident.id, event=event, actor=actor, user_id=target, role_name=role_name, previous=previous
+                s, incident.id, event=event, actor=actor, user_id=target, role_name=channel_role_name, previous=previous
             )
             self.updates.refresh(s, incident.id)
         warning = self._invite(incident, target)  # before the announcement, so the new holder reads it

@@ -11,9 +11,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core.config import Playbook
 from bot.core.i18n import _
+from bot.core.labels import event_label, state_label
 from bot.core.render import Renderer, SlackMarkup, user_mention
 from bot.core.text import safe_snippet, safe_text, truncate
 from bot.incidents.card import card
+from bot.incidents.channel import failed_step_name
 from bot.incidents.permissions import Action, Permissions
 from bot.incidents.records import locate_incident
 from bot.slack.gateway import SlackGateway
@@ -21,6 +23,10 @@ from store import queries
 from store.models import Incident
 
 TIMELINE_MAX = 39_000  # under Slack's 40,000 characters for a message's text
+
+
+# timeline events whose text is a deadline's name (as stored when it was set) and whose data names its key
+DEADLINE_EVENTS = ("deadline_set", "deadline_met", "deadline_missed", "deadline_cancelled")
 
 
 class Views:
@@ -59,17 +65,19 @@ class Views:
                 {
                     "at": e.at,
                     "actor_id": e.actor_id or self.slack.bot_user_id,
-                    "summary": self._summary(e.event, e.text, e.data),
+                    "summary": self._summary(e.event, e.text, e.data, kind=incident.kind),
                 }
                 for e in queries.list_timeline(s, incident.id)
             ]
         text = self.renderer.render("slack/timeline.j2", number=incident.id, events=events)
         return truncate(text, TIMELINE_MAX)
 
-    def _summary(self, event: str, text: str, data: dict[str, Any]) -> SlackMarkup:
+    def _summary(self, event: str, text: str, data: dict[str, Any], *, kind: str = "") -> SlackMarkup:
         """One line of the timeline: what happened, in the reader's language (the text typed stays as typed)."""
+        if event in DEADLINE_EVENTS and isinstance(data.get("key"), str):  # the playbook's name, not the stored one
+            text = self.playbook.deadline_name(kind, data["key"], text)
         t = safe_snippet(text, 300)
-        role = safe_text(text)
+        role = safe_text(self.playbook.role_name(data["role"]) if isinstance(data.get("role"), str) else text)
         summaries = {
             "opened": lambda: _(
                 "opened it ({severity} {kind}): {text}",
@@ -80,16 +88,33 @@ class Views:
             "assigned": lambda: _("assigned {user} as *{role}*", user=user_mention(data.get("user")), role=role),
             "role_taken": lambda: _("took the role *{role}*", role=role),
             "severity_changed": lambda: _("changed the severity {change}", change=t),
-            "status_changed": lambda: _("status {change}", change=t),
+            "status_changed": lambda: _("status {change}", change=self._status_change(t, data)),
             "update": lambda: _("update: {text}", text=t),
             "resolved": lambda: _("resolved it: {text}", text=t),
             "closed": lambda: _("closed it"),
             "channel_created": lambda: _("created the channel #{name}", name=t),
-            "setup_failed": lambda: f":warning: {t} (`{safe_text(str(data.get('error', '')))}`)",
+            "setup_failed": lambda: (
+                f":warning: {self._setup_failure(t, data)} (`{safe_text(str(data.get('error', '')))}`)"
+            ),
             "repaired": lambda: _("repaired the set-up"),
         }
         said = summaries.get(event)
-        return SlackMarkup(said() if said else event.replace("_", " ") + (f": {t}" if t else ""))
+        return SlackMarkup(said() if said else event_label(event) + (f": {t}" if t else ""))
+
+    @staticmethod
+    def _status_change(text: str, data: dict[str, Any]) -> str:
+        """`reported → investigating` in the reader's language: the states are in the event's data (the stored
+        text is English, written in whatever language the request that changed it spoke)."""
+        old, new = data.get("old"), data.get("new")
+        if isinstance(old, str) and isinstance(new, str):
+            return f"{state_label(old)} → {state_label(new)}"
+        return text
+
+    @staticmethod
+    def _setup_failure(text: str, data: dict[str, Any]) -> str:
+        """What Slack failed at, in the reader's language (the failed effect is in the data since the audit)."""
+        effect = data.get("effect")
+        return _("Slack failed while {step}", step=failed_step_name(effect)) if isinstance(effect, str) else text
 
     def list_text(self) -> str:
         with self.db() as s:

@@ -20,7 +20,7 @@ from bot.core.config import Playbook
 from bot.core.durations import parse_duration
 from bot.core.errors import ConflictError, UserInputError
 from bot.core.events import IncidentResolved
-from bot.core.i18n import _, ngettext, use_locale
+from bot.core.i18n import _, current_locale, ngettext, use_locale
 from bot.core.inputs import day_in_range
 from bot.core.labels import BOT_NAME, event_label, severity_label, state_label
 from bot.core.render import Renderer, SlackMarkup
@@ -470,7 +470,7 @@ class ReviewService:
         return {
             "number": incident.id,
             "title": incident.title,
-            "kind": kind.name,
+            "kind": kind.name_in(current_locale()),
             "severity": severity_label(incident.severity),
             "category": incident.category or "—",
             "opened": local(incident.created_at),
@@ -481,7 +481,7 @@ class ReviewService:
             "playbook_version": incident.playbook_version,
             "roles": [
                 {
-                    "name": playbook.roles[a.role].name if a.role in playbook.roles else a.role,
+                    "name": playbook.role_name(a.role),
                     "owner": SlackMarkup(f"<@{a.user_id}>") if a.user_id else nobody,
                 }
                 for a in incident.roles
@@ -497,7 +497,7 @@ class ReviewService:
             ],
             "deadlines": [
                 {
-                    "name": d.name,
+                    "name": playbook.deadline_name(incident.kind, d.key, d.name),
                     "owner": SlackMarkup(f"<@{u}>")
                     if (u := owner_for(incident, d.owner_role, playbook.lead_role, d.owner_user))
                     else nobody,

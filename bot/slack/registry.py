@@ -15,7 +15,7 @@ from typing import Any
 
 from bot.core.config import Playbook
 from bot.core.errors import UserInputError
-from bot.core.i18n import N_, _
+from bot.core.i18n import N_, _, current_locale
 from bot.core.text import escape_mrkdwn, mask_identifiers
 from bot.incidents.permissions import Action
 from bot.incidents.service import IncidentCreate
@@ -582,8 +582,9 @@ def help_params(playbook: Playbook) -> dict[str, str]:
     """The playbook's lists the help lines name."""
     none = _("none")
     return {
-        "kinds": ", ".join(playbook.kinds),
-        "roles": ", ".join(playbook.roles),
+        # what to type, and what it is called in the reader's language: `tech_support (技术支持)`
+        "kinds": ", ".join(f"{k} ({spec.name_in(current_locale())})" for k, spec in playbook.kinds.items()),
+        "roles": ", ".join(f"{r} ({playbook.role_name(r)})" for r in playbook.roles),
         "notice_channels": "; ".join(  # each kind's own: a complaint is answered to its customer, never in public
             f"{kind} → {', '.join(playbook.notice_channels_for(kind)) or none}" for kind in playbook.kinds
         ),
