@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core.clock import Clock
 from bot.core.config import Playbook
-from bot.core.i18n import N_, _, current_locale, use_locale
+from bot.core.i18n import N_, _, current_locale, in_channel_language
 from bot.core.render import Renderer
 from bot.core.text import build_channel_name, truncate
 from bot.incidents.card import card
@@ -86,7 +86,7 @@ class ChannelUpdates:
 
     def announce(self, s: Session, incident_id: int, **context: Any) -> None:
         """Tell the channel what changed (slack/announce.j2), in the playbook's language, once `s` commits."""
-        with use_locale(self.playbook.locale):
+        with in_channel_language(self.playbook):
             text = self.renderer.render("slack/announce.j2", **context)
         self.queue(s, incident_id, "post", text=text)
 
@@ -167,7 +167,7 @@ class ChannelSetup:
         """Channel messages speak the playbook's language, whoever's request runs the lane."""
 
         def run(step: Step) -> Recorder | None:
-            with use_locale(self.playbook.locale):
+            with in_channel_language(self.playbook):
                 result: Recorder | None = handler(step)
                 return result
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.core.clock import Clock, utc
 from bot.core.config import NOTICE_STAGES, Playbook
 from bot.core.errors import ConflictError, NotFoundError, PermissionDeniedError, UserInputError
-from bot.core.i18n import N_, _, ngettext, use_locale
+from bot.core.i18n import N_, _, in_channel_language, ngettext
 from bot.core.labels import BOT_NAME, severity_label
 from bot.core.render import Renderer
 from bot.core.text import mask_identifiers, safe_text
@@ -247,7 +247,7 @@ class NoticeService:
                 text=stage,
                 data={"notice_id": notice.id, "channels": channels, "locales": locales},
             )
-            with use_locale(self.playbook.locale):  # the preview is posted in the channel (bot.core.i18n)
+            with in_channel_language(self.playbook):  # the preview is posted in the channel (bot.core.i18n)
                 status = self._status_line(notice, incident)
             notice_id, number, incident_channel = notice.id, incident.id, incident.channel_id
         if not incident_channel:
@@ -257,7 +257,7 @@ class NoticeService:
                 number=number,
             )
         try:
-            with use_locale(self.playbook.locale):  # the preview is posted in the channel (bot.core.i18n)
+            with in_channel_language(self.playbook):  # the preview is posted in the channel (bot.core.i18n)
                 blocks = self._preview(notice, status)
                 ts = self.slack.post(incident_channel, self._preview_title(number, stage), blocks)
         except SlackCallError as exc:
@@ -306,7 +306,7 @@ class NoticeService:
 
     def _preview(self, notice: Notice, status: str) -> list[dict[str, Any]]:
         """The preview's blocks, in the playbook's language (a channel message)."""
-        with use_locale(self.playbook.locale):
+        with in_channel_language(self.playbook):
             return notice_preview_blocks(
                 notice_id=notice.id,
                 number=notice.incident_id,
@@ -320,7 +320,7 @@ class NoticeService:
     def _refresh_preview(self, notice: Notice, incident: Incident) -> None:
         if not (notice.preview_ts and incident.channel_id):
             return
-        with use_locale(self.playbook.locale):  # the preview is in the channel (bot.core.i18n)
+        with in_channel_language(self.playbook):  # the preview is in the channel (bot.core.i18n)
             blocks = self._preview(notice, self._status_line(notice, incident))
             with contextlib.suppress(SlackCallError):  # the preview is a convenience; the record is in the store
                 self.slack.update(
@@ -393,14 +393,13 @@ class NoticeService:
             self._refresh_preview(notice, incident)
             channel_id = incident.channel_id
         if channel_id and was_approved:
-            self.incidents.try_post(
-                channel_id,
-                _(
+            with in_channel_language(self.playbook):
+                said = _(
                     ":pencil2: <@{user}> edited the approved {stage} notice; it needs a new approval.",
                     user=actor,
                     stage=notice.stage,
-                ),
-            )
+                )
+            self.incidents.try_post(channel_id, said)
 
     def _require_editable(self, notice: Notice) -> None:
         if notice.state == "publishing":
