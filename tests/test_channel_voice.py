@@ -3,7 +3,9 @@ whatever the sender reads (bot.core.i18n). Each step here is one that used to le
 
 from __future__ import annotations
 
+import ast
 import re
+from pathlib import Path
 
 from bot.sandbox.driver import click_button
 from tests.conftest import COMMS, LEAD, LEGAL, TECH, Stack
@@ -67,3 +69,123 @@ def test_a_chinese_resolver_sends_an_english_reader_his_rating_dm_in_english(sta
     stack.driver.slash(LEAD, channel, "resolve 已为客户退款")
     assert stack.dm_texts(LEGAL)[-1].startswith("#1 is resolved. How well did the response go")
     assert stack.dm_texts(LEAD)[-1].startswith("事件 #1 已解决。")
+
+
+# ---- the audit: a channel post in a reader-scoped service is worded inside in_channel_language ----------------
+
+AUDITED = (
+    "bot/review/service.py",
+    "bot/incidents/*.py",
+    "bot/deadlines/owner_actions.py",
+    "bot/notices/service.py",
+)
+# Code that runs in the playbook's language already: the outbox's effects (Outbox.run speaks it, and ChannelSetup
+# registers each of its handlers in it).
+CHANNEL_SCOPED = ("ChannelSetup", "_fx_")
+POSTS = {"try_post", "post_or_log", "_announce", "announce", "upload"}  # + slack.post, and outbox rows of "post"
+WORDING = {
+    "_",
+    "ngettext",
+    "humanize",
+    "local_time",
+    "state_label",
+    "event_label",
+    "render",
+    "render_markdown",
+    "review_footer",
+    "rating_blocks",
+    "document_blocks",
+    "_outcome_text",
+    "_preview_title",
+    "_final_summary",
+    "_status_line",
+    "_preview",
+}
+
+
+def _name(call: ast.Call) -> str:
+    func = call.func
+    return func.attr if isinstance(func, ast.Attribute) else func.id if isinstance(func, ast.Name) else ""
+
+
+def _is_post(call: ast.Call) -> bool:
+    name = _name(call)
+    if name in POSTS:
+        return True
+    if name == "post" and isinstance(call.func, ast.Attribute) and ast.unparse(call.func.value).endswith("slack"):
+        return True
+    texts = [a for a in call.args if isinstance(a, ast.Constant)]
+    return name in ("add", "queue") and any(a.value == "post" for a in texts)
+
+
+def _in_channel_language(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
+    while node in parents:
+        node = parents[node]
+        if isinstance(node, ast.With) and any(
+            isinstance(c, ast.Call) and _name(c) == "in_channel_language"
+            for item in node.items
+            for c in ast.walk(item.context_expr)
+        ):
+            return True
+    return False
+
+
+def channel_posts_worded_in_the_readers_language(source: str) -> list[str]:
+    """`function: post call` for each channel post whose words (its arguments, or the assignments of the names
+    it is given) are translated outside `in_channel_language`."""
+    tree = ast.parse(source)
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    found = []
+    for function in (n for n in ast.walk(tree) if isinstance(n, ast.FunctionDef)):
+        owners, node = [function.name], function
+        while node in parents:
+            node = parents[node]
+            if isinstance(node, ast.FunctionDef | ast.ClassDef):
+                owners.append(node.name)
+        if any(o == CHANNEL_SCOPED[0] or o.startswith(CHANNEL_SCOPED[1]) for o in owners):
+            continue
+        assigned: dict[str, list[ast.AST]] = {}
+        for node in ast.walk(function):
+            if isinstance(node, ast.Assign | ast.AugAssign | ast.AnnAssign) and node.value is not None:
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                for target in targets:
+                    for name in (t.id for t in ast.walk(target) if isinstance(t, ast.Name)):
+                        assigned.setdefault(name, []).append(node.value)
+        for call in (n for n in ast.walk(function) if isinstance(n, ast.Call) and _is_post(n)):
+            words: list[ast.AST] = [*call.args, *(k.value for k in call.keywords)]
+            words += [
+                v for w in list(words) for n in ast.walk(w) if isinstance(n, ast.Name) for v in assigned.get(n.id, [])
+            ]
+            worded = [n for w in words for n in ast.walk(w) if isinstance(n, ast.Call) and _name(n) in WORDING]
+            if any(not _in_channel_language(n, parents) for n in worded):
+                found.append(f"{function.name}: {ast.unparse(call)[:80]}")
+    return found
+
+
+def test_every_channel_post_of_a_reader_scoped_service_is_worded_in_the_channels_language() -> None:
+    root = Path(__file__).resolve().parents[1]
+    files = sorted({p for pattern in AUDITED for p in root.glob(pattern)})
+    assert len(files) >= 8
+    offenders = {
+        str(p.relative_to(root)): found
+        for p in files
+        if (found := channel_posts_worded_in_the_readers_language(p.read_text(encoding="utf-8")))
+    }
+    assert offenders == {}
+
+
+def test_the_audit_finds_a_channel_post_worded_in_the_readers_language() -> None:
+    leaky = (
+        "def done(self, channel):\n"
+        "    said = _('marked it done')\n"
+        "    self.incidents.try_post(channel, said)\n"
+        "def shown(self, channel):\n"
+        "    with in_channel_language(self.playbook):\n"
+        "        said = _('marked it done')\n"
+        "    self.incidents.try_post(channel, said)\n"
+        "    self.outbox.add(s, 1, 'k', 'post', text=_('at once'))\n"
+    )
+    assert channel_posts_worded_in_the_readers_language(leaky) == [
+        "done: self.incidents.try_post(channel, said)",
+        "shown: self.outbox.add(s, 1, 'k', 'post', text=_('at once'))",
+    ]

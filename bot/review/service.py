@@ -146,13 +146,13 @@ class ReviewService:
         box = self.outbox
         if incident.channel_id:
             with in_channel_language(self.playbook):
-                text = _(
+                prompt = _(
                     "When customer comms has called the customer back (满意度回访), record their rating for "
                     "#{number}: click below, or `/incident satisfaction <1-5> [comment]`.",
                     number=incident_id,
                 )
-                blocks = rating_blocks(text, incident_id, ActionId.RATE_CUSTOMER)
-            box.add(s, incident_id, f"rate:{incident_id}:customer", "post", text=text, blocks=blocks)
+                shown = rating_blocks(prompt, incident_id, ActionId.RATE_CUSTOMER)
+            box.add(s, incident_id, f"rate:{incident_id}:customer", "post", text=prompt, blocks=shown)
         if not self.playbook.satisfaction.ask_participants:
             return
         for user in participants:
@@ -373,9 +373,9 @@ class ReviewService:
         box = self.outbox
         if channel:
             with in_channel_language(self.playbook):
-                text = _("Review draft for #{number}", number=incident_id)
+                title = _("Review draft for #{number}", number=incident_id)
                 blocks = document_blocks(shown, review_footer())
-            box.add(s, incident_id, f"review:{incident_id}:{nonce}", "post", text=text, blocks=blocks)
+            box.add(s, incident_id, f"review:{incident_id}:{nonce}", "post", text=title, blocks=blocks)
         if lead:
             with in_recipients_language(self.slack.user_locale(lead), self.playbook):
                 where = _(" in <#{channel}>", channel=channel) if channel else ""
