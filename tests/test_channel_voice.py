@@ -8,7 +8,7 @@ import re
 from pathlib import Path
 
 from bot.sandbox.driver import click_button
-from tests.conftest import COMMS, LEAD, LEGAL, TECH, Stack
+from tests.conftest import COMMS, LEAD, LEGAL, TECH, Stack, WebhookReceiver
 from tests.test_language import CHINESE_PLAYBOOK
 
 CJK = re.compile(r"[\u4e00-\u9fff]")
@@ -189,3 +189,55 @@ def test_the_audit_finds_a_channel_post_worded_in_the_readers_language() -> None
         "done: self.incidents.try_post(channel, said)",
         "shown: self.outbox.add(s, 1, 'k', 'post', text=_('at once'))",
     ]
+
+
+@CHINESE_PLAYBOOK
+def test_the_timeline_speaks_its_readers_language_every_event_and_state(stack: Stack) -> None:
+    stack.sandbox.set_user_locale(TECH, "zh-CN")
+    channel = stack.open("complaint sev3 客户卡号6222021234567890123被重复扣款", user=LEAD).id
+    stack.driver.slash(LEAD, channel, f"assign comms <@{COMMS}>")
+    stack.driver.slash(COMMS, channel, "notice initial hotline")
+    stack.driver.slash(LEAD, channel, "resolve 已为客户退款")
+    stack.driver.slash(LEAD, channel, f"action 清算任务重试告警 <@{TECH}> 2d")
+    timeline = stack.driver.slash(TECH, channel, "timeline").text
+    lines = timeline.split("\n")[1:]
+    for said in (
+        "设置频道主题",
+        "邀请成员",
+        "发布事件卡片",
+        "发布处置预案",
+        "状态 已报告 → 处理中",
+        "起草客户通知：首次通知",
+        "添加改进事项：清算任务重试告警",
+    ):
+        assert any(line.endswith(f" — {said}") for line in lines), said
+    assert any(" — 设定截止事项：" in line for line in lines)
+    assert any(" — 创建了事件（SEV3 " in line for line in lines)  # the kind's own name is the playbook's
+    for english in ("deadline set", "topic set", "members invited", "card posted", "investigating", "initial"):
+        assert english not in timeline
+    # The same record, to an English reader.
+    english_timeline = stack.driver.slash(LEAD, channel, "timeline").text
+    assert "status reported → investigating" in english_timeline and "— topic set" in english_timeline
+    assert (
+        "— notice drafted: initial" in english_timeline
+        and "— opened it (SEV3 Customer complaint): " in english_timeline
+    )
+
+
+@CHINESE_PLAYBOOK
+def test_the_chinese_review_draft_names_notice_stages_and_channels_in_chinese(
+    stack: Stack, hotline: WebhookReceiver
+) -> None:
+    channel = stack.open("complaint sev3 客户卡号6222021234567890123被重复扣款", user=LEAD).id
+    stack.driver.slash(LEAD, channel, f"assign comms <@{COMMS}>")
+    stack.driver.slash(COMMS, channel, "notice initial hotline")
+    preview = stack.sandbox.channel_messages(channel)[-1]
+    click_button(stack.driver, COMMS, channel, preview.ts, "发布")
+    assert stack.texts(channel)[-1].startswith(f":loudspeaker: <@{COMMS}> 发布了 *首次通知* 客户通知：")
+    stack.driver.slash(LEAD, channel, "resolve 已为客户退款")
+    stack.driver.slash(LEAD, channel, "review post")
+    draft = next(
+        m for m in reversed(stack.sandbox.channel_messages(channel)) if m.blocks and m.blocks[0]["type"] == "markdown"
+    )
+    assert len(hotline.to("/hotline")) == 1
+    assert "- 首次通知 于 2026-11-24 10:00 北京时间 发布至 客服热线\n" in draft.blocks[0]["text"]

@@ -83,7 +83,7 @@ def test_the_notice_approval_speaks_chinese_and_names_the_severity_as_sev2(stack
         notices.approve(notice_id=1, actor=ADMIN)
         notices.publish(notice_id=1, actor=LEAD)
     told = stack.texts(channel)[-1]
-    assert told.startswith(f":loudspeaker: <@{LEAD}> 发布了 *initial* 客户通知：")
+    assert told.startswith(f":loudspeaker: <@{LEAD}> 发布了 *首次通知* 客户通知：")
     assert ":white_check_mark: 服务状态页：已发布到 /status" in told
 
 

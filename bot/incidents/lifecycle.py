@@ -17,6 +17,7 @@ from bot.core.clock import Clock, utc
 from bot.core.config import Playbook
 from bot.core.errors import ConflictError, PermissionDeniedError, UserInputError
 from bot.core.i18n import _, current_locale, in_channel_language
+from bot.core.labels import state_label
 from bot.core.render import Renderer
 from bot.deadlines.escalation import Escalations
 from bot.deadlines.service import Deadlines, humanize, is_action_item
@@ -234,7 +235,7 @@ class Lifecycle:
                     _(
                         "#{number} is already {status}; only a reported or investigating incident can be resolved.",
                         number=incident.id,
-                        status=incident.status,
+                        status=state_label(incident.status),
                     )
                 )
             now = self.clock.now()
@@ -312,7 +313,7 @@ class Lifecycle:
                 _(
                     "#{number} is {status}; resolve it first with `/incident resolve <summary>`, then close it.",
                     number=incident.id,
-                    status=incident.status,
+                    status=state_label(incident.status),
                 )
             )
 
@@ -416,7 +417,7 @@ class Lifecycle:
                 _(
                     "#{number} is {status}; you can no longer {action} it.",
                     number=incident.id,
-                    status=incident.status,
+                    status=state_label(incident.status),
                     action=action,
                 )
             )

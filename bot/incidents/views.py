@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core.config import Playbook
 from bot.core.i18n import _
+from bot.core.labels import event_label, stage_label, state_label
 from bot.core.render import Renderer, SlackMarkup, user_mention
 from bot.core.text import safe_snippet, safe_text, truncate
 from bot.incidents.card import card
@@ -80,7 +81,12 @@ class Views:
             "assigned": lambda: _("assigned {user} as *{role}*", user=user_mention(data.get("user")), role=role),
             "role_taken": lambda: _("took the role *{role}*", role=role),
             "severity_changed": lambda: _("changed the severity {change}", change=t),
-            "status_changed": lambda: _("status {change}", change=t),
+            "status_changed": lambda: _(
+                "status {change}",
+                change=f"{state_label(str(data.get('old', '')))} → {state_label(str(data.get('new', '')))}"
+                if data.get("old") and data.get("new")
+                else t,
+            ),
             "update": lambda: _("update: {text}", text=t),
             "resolved": lambda: _("resolved it: {text}", text=t),
             "closed": lambda: _("closed it"),
@@ -88,8 +94,13 @@ class Views:
             "setup_failed": lambda: f":warning: {t} (`{safe_text(str(data.get('error', '')))}`)",
             "repaired": lambda: _("repaired the set-up"),
         }
+        if event.startswith("notice_"):
+            t = safe_text(stage_label(text))  # a notice event's text is its stage
         said = summaries.get(event)
-        return SlackMarkup(said() if said else event.replace("_", " ") + (f": {t}" if t else ""))
+        if said is not None:
+            return SlackMarkup(said())
+        # every other event by its name in the reader's language (bot.core.labels), then what it was about
+        return SlackMarkup(_("{event}: {detail}", event=event_label(event), detail=t) if t else event_label(event))
 
     def list_text(self) -> str:
         with self.db() as s:

@@ -19,7 +19,7 @@ from bot.core.clock import Clock, utc
 from bot.core.config import NOTICE_STAGES, Playbook
 from bot.core.errors import ConflictError, NotFoundError, PermissionDeniedError, UserInputError
 from bot.core.i18n import N_, _, in_channel_language, ngettext
-from bot.core.labels import BOT_NAME, severity_label
+from bot.core.labels import BOT_NAME, severity_label, stage_label
 from bot.core.render import Renderer
 from bot.core.text import mask_identifiers, safe_text
 from bot.deadlines.service import Deadlines
@@ -279,7 +279,7 @@ class NoticeService:
 
     @staticmethod
     def _preview_title(number: int, stage: str) -> str:
-        return _("Customer notice for #{number} ({stage})", number=number, stage=stage)
+        return _("Customer notice for #{number} ({stage})", number=number, stage=stage_label(stage))
 
     def _status_line(self, notice: Notice, incident: Incident) -> str:
         local = self.renderer.local_time
@@ -310,7 +310,7 @@ class NoticeService:
             return notice_preview_blocks(
                 notice_id=notice.id,
                 number=notice.incident_id,
-                stage=notice.stage,
+                stage=stage_label(notice.stage),
                 texts=notice.texts,
                 published=notice.state == NoticeState.PUBLISHED,
                 channel_names=channel_names(),
@@ -397,7 +397,7 @@ class NoticeService:
                 said = _(
                     ":pencil2: <@{user}> edited the approved {stage} notice; it needs a new approval.",
                     user=actor,
-                    stage=notice.stage,
+                    stage=stage_label(notice.stage),
                 )
             self.incidents.try_post(channel_id, said)
 
@@ -649,7 +649,7 @@ class NoticeService:
             if failed
             else ""
         )
-        head = _(":loudspeaker: <@{user}> published the *{stage}* notice:", user=actor, stage=stage)
+        head = _(":loudspeaker: <@{user}> published the *{stage}* notice:", user=actor, stage=stage_label(stage))
         return head + "\n" + "\n".join(lines) + tail
 
     def _deliver_safely(self, channel: str, **kwargs: Any) -> Delivery:

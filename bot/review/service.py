@@ -22,7 +22,7 @@ from bot.core.errors import ConflictError, UserInputError
 from bot.core.events import IncidentResolved
 from bot.core.i18n import _, in_channel_language, in_recipients_language, ngettext
 from bot.core.inputs import day_in_range
-from bot.core.labels import BOT_NAME, event_label, severity_label, state_label
+from bot.core.labels import BOT_NAME, event_label, notice_channel_label, severity_label, state_label
 from bot.core.render import Renderer, SlackMarkup
 from bot.core.text import mask_identifiers, safe_snippet, safe_text, truncate
 from bot.deadlines.service import ACTION_PREFIX, Deadlines, humanize, is_action_item, next_action, owner_for
@@ -524,10 +524,14 @@ class ReviewService:
                 {
                     "stage": n.stage,
                     "published": local(n.published_at),
-                    "delivered": ", ".join(d.channel for d in deliveries[n.id] if d.outcome == "delivered")
+                    "delivered": ", ".join(
+                        notice_channel_label(d.channel) for d in deliveries[n.id] if d.outcome == "delivered"
+                    )
                     or _("none"),
                     "failed": ", ".join(
-                        f"{d.channel} ({d.detail})" for d in deliveries[n.id] if d.outcome != "delivered"
+                        f"{notice_channel_label(d.channel)} ({d.detail})"
+                        for d in deliveries[n.id]
+                        if d.outcome != "delivered"
                     ),
                 }
                 for n in notices
