@@ -238,3 +238,19 @@ def test_the_chinese_review_draft_names_notice_stages_and_channels_in_chinese(
     )
     assert len(hotline.to("/hotline")) == 1
     assert "- 首次通知 于 2026-11-24 10:00 北京时间 发布至 客服热线\n" in draft.blocks[0]["text"]
+
+
+@CHINESE_PLAYBOOK
+def test_the_sweeps_reminders_and_pages_speak_each_recipients_language(stack: Stack) -> None:
+    """The scheduler runs in the playbook's language; its DMs are each recipient's, its channel posts Chinese."""
+    stack.sandbox.set_user_locale(TECH, "zh-CN")  # COMMS and LEAD read Slack in English
+    channel = stack.open("complaint sev3 客户卡号6222021234567890123被重复扣款", user=LEAD).id
+    stack.driver.slash(LEAD, channel, f"assign comms <@{COMMS}>")
+    stack.driver.slash(LEAD, channel, f"assign tech <@{TECH}>")
+    stack.advance(hours=24)  # every first deadline fell due: reminded, then missed and paged
+    assert any(t.startswith(":alarm_clock: Reminder: ") for t in stack.dm_texts(COMMS))
+    assert any(t.startswith(":alarm_clock: 提醒：") for t in stack.dm_texts(TECH))
+    assert not any(t.startswith(":alarm_clock: 提醒：") for t in stack.dm_texts(COMMS))
+    pages = [t for t in stack.dm_texts(COMMS) + stack.dm_texts(LEAD) if t.startswith(":rotating_light:")]
+    assert pages and all(t.startswith(":rotating_light: *Page for #1*") and "You are paged as" in t for t in pages)
+    assert all(CJK.search(t) for t in stack.texts(channel)[-3:])  # the channel stays Chinese

@@ -41,6 +41,8 @@ def review_markdown(stack: Stack, number: int = 1) -> str:
 
 @pytest.mark.playbook({**LEADERSHIP_AND_COMMS, **ZH_PLAYBOOK})
 def test_reminders_and_pages_go_out_in_chinese(stack: Stack) -> None:
+    for reader in (COMMS, TECH):  # a DM speaks its recipient's language (bot.core.i18n): these two read Chinese
+        stack.sandbox.set_user_locale(reader, "zh-CN")
     channel = stack.open("complaint sev3 cat:technical 客户卡号6222021234567890123被重复扣款").id
     with chinese():
         stack.advance(hours=12)  # half the first-response time: the owner is reminded
