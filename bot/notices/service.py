@@ -432,7 +432,8 @@ class NoticeService:
                 _("This notice is already approved by <@{user}>; it is ready to publish.", user=notice.approved_by)
             )
 
-    def approve(self, *, notice_id: int, actor: str) -> None:
+    def approve(self, *, notice_id: int, actor: str) -> str:
+        """Approve a draft; returns what the approver alone is told (in their language: the preview shows all)."""
         now = self.clock.now()
         with self.db.begin() as s:
             notice, incident = self._load(s, notice_id)
@@ -469,6 +470,12 @@ class NoticeService:
                 data={"notice_id": notice.id, "digest": notice.approved_digest, "texts": notice.texts},
             )
             self._refresh_preview(notice, incident)
+            stage, number = notice.stage, incident.id
+        return _(
+            ":white_check_mark: You approved the *{stage}* notice of #{number}; it can be published now.",
+            stage=stage_label(stage),
+            number=number,
+        )
 
     # ---- publishing -------------------------------------------------------------------------------------
 

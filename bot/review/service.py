@@ -22,7 +22,14 @@ from bot.core.errors import ConflictError, UserInputError
 from bot.core.events import IncidentResolved
 from bot.core.i18n import _, in_channel_language, in_recipients_language, ngettext
 from bot.core.inputs import day_in_range
-from bot.core.labels import BOT_NAME, event_label, notice_channel_label, severity_label, state_label
+from bot.core.labels import (
+    BOT_NAME,
+    event_label,
+    notice_channel_label,
+    severity_label,
+    stage_label,
+    state_label,
+)
 from bot.core.render import Renderer, SlackMarkup
 from bot.core.text import mask_identifiers, safe_snippet, safe_text, truncate
 from bot.deadlines.service import ACTION_PREFIX, Deadlines, humanize, is_action_item, next_action, owner_for
@@ -81,6 +88,10 @@ def timeline_text(event: TimelineEvent) -> str:
     data = event.data or {}
     if event.event == "severity_changed" and data.get("old") and data.get("new"):
         return f"{severity_label(str(data['old']))} → {severity_label(str(data['new']))}"
+    if event.event == "status_changed" and data.get("old") and data.get("new"):
+        return f"{state_label(str(data['old']))} → {state_label(str(data['new']))}"
+    if event.event.startswith("notice_"):
+        return stage_label(event.text)  # a notice event's text is its stage
     return event.text
 
 
