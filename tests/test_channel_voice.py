@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 from bot.sandbox.driver import click_button
@@ -118,13 +119,18 @@ def _is_post(call: ast.Call) -> bool:
     return name in ("add", "queue") and any(a.value == "post" for a in texts)
 
 
-def _in_channel_language(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
+def _is_dm(call: ast.Call) -> bool:
+    texts = [a for a in call.args if isinstance(a, ast.Constant)]
+    if _name(call) == "Send":  # the scheduler's message to a person (`user=`), sent after its sweep commits
+        return any(k.arg == "user" for k in call.keywords)
+    return _name(call) == "dm" or (_name(call) in ("add", "queue") and any(a.value == "dm" for a in texts))
+
+
+def _inside(scope: tuple[str, ...], node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool:
     while node in parents:
         node = parents[node]
         if isinstance(node, ast.With) and any(
-            isinstance(c, ast.Call) and _name(c) == "in_channel_language"
-            for item in node.items
-            for c in ast.walk(item.context_expr)
+            isinstance(c, ast.Call) and _name(c) in scope for item in node.items for c in ast.walk(item.context_expr)
         ):
             return True
     return False
@@ -133,6 +139,15 @@ def _in_channel_language(node: ast.AST, parents: dict[ast.AST, ast.AST]) -> bool
 def channel_posts_worded_in_the_readers_language(source: str) -> list[str]:
     """`function: post call` for each channel post whose words (its arguments, or the assignments of the names
     it is given) are translated outside `in_channel_language`."""
+    return _worded_outside(source, _is_post, "in_channel_language", exempt=True)
+
+
+def dms_worded_in_someone_elses_language(source: str) -> list[str]:
+    """The same for each DM: its words are translated inside `in_recipients_language` (whoever sends it)."""
+    return _worded_outside(source, _is_dm, "in_recipients_language", "_to", exempt=False)  # _to: the sweep's
+
+
+def _worded_outside(source: str, sends: Callable[[ast.Call], bool], *scope: str, exempt: bool) -> list[str]:
     tree = ast.parse(source)
     parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
     found = []
@@ -142,7 +157,7 @@ def channel_posts_worded_in_the_readers_language(source: str) -> list[str]:
             node = parents[node]
             if isinstance(node, ast.FunctionDef | ast.ClassDef):
                 owners.append(node.name)
-        if any(o == CHANNEL_SCOPED[0] or o.startswith(CHANNEL_SCOPED[1]) for o in owners):
+        if exempt and any(o == CHANNEL_SCOPED[0] or o.startswith(CHANNEL_SCOPED[1]) for o in owners):
             continue
         assigned: dict[str, list[ast.AST]] = {}
         for node in ast.walk(function):
@@ -151,13 +166,13 @@ def channel_posts_worded_in_the_readers_language(source: str) -> list[str]:
                 for target in targets:
                     for name in (t.id for t in ast.walk(target) if isinstance(t, ast.Name)):
                         assigned.setdefault(name, []).append(node.value)
-        for call in (n for n in ast.walk(function) if isinstance(n, ast.Call) and _is_post(n)):
+        for call in (n for n in ast.walk(function) if isinstance(n, ast.Call) and sends(n)):
             words: list[ast.AST] = [*call.args, *(k.value for k in call.keywords)]
             words += [
                 v for w in list(words) for n in ast.walk(w) if isinstance(n, ast.Name) for v in assigned.get(n.id, [])
             ]
             worded = [n for w in words for n in ast.walk(w) if isinstance(n, ast.Call) and _name(n) in WORDING]
-            if any(not _in_channel_language(n, parents) for n in worded):
+            if any(not _inside(scope, n, parents) for n in worded):
                 found.append(f"{function.name}: {ast.unparse(call)[:80]}")
     return found
 
@@ -172,6 +187,19 @@ def test_every_channel_post_of_a_reader_scoped_service_is_worded_in_the_channels
         if (found := channel_posts_worded_in_the_readers_language(p.read_text(encoding="utf-8")))
     }
     assert offenders == {}
+
+
+def test_every_dm_is_worded_in_its_recipients_language() -> None:
+    root = Path(__file__).resolve().parents[1]
+    files = sorted({p for pattern in (*AUDITED, "bot/deadlines/scheduler.py") for p in root.glob(pattern)})
+    offenders = {
+        str(p.relative_to(root)): found
+        for p in files
+        if (found := dms_worded_in_someone_elses_language(p.read_text(encoding="utf-8")))
+    }
+    assert offenders == {}
+    leaky = "def rate(self, user):\n    self.slack.dm(user, _('How did it go?'))\n"
+    assert dms_worded_in_someone_elses_language(leaky) == ["rate: self.slack.dm(user, _('How did it go?'))"]
 
 
 def test_the_audit_finds_a_channel_post_worded_in_the_readers_language() -> None:
