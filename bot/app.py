@@ -116,7 +116,8 @@ def reader_locale(gateway: SlackGateway, playbook: Playbook, user_id: str | None
 def _readers_language(gateway: SlackGateway, playbook: Playbook) -> Any:
     """Middleware: the listener (and what it submits to the executor, which copies the context) speaks the
     reader's language: ephemeral replies, refusals, DMs to them and modals. Text a listener posts in a channel
-    is wrapped in `use_locale(playbook.locale)` where it is built (see bot.core.i18n)."""
+    is built inside `in_channel_language(playbook)`, a DM to someone else inside `in_recipients_language`
+    (see bot.core.i18n)."""
 
     def speak_readers_language(context: dict[str, Any], next: Any) -> Any:
         set_locale(reader_locale(gateway, playbook, context.get("user_id")))  # this request's context only

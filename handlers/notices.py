@@ -27,7 +27,8 @@ def register(app: App, services: Services) -> None:
     def handle_approve_notice_button(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()
         with reporting_errors(services.slack, body):
-            services.notices.approve(notice_id=_notice_id(action), actor=body["user"]["id"])
+            told = services.notices.approve(notice_id=_notice_id(action), actor=body["user"]["id"])
+            services.slack.respond(body["response_url"], told)  # the approver's own confirmation
 
     def handle_publish_notice_button(ack: Ack, body: dict[str, Any], action: dict[str, Any]) -> None:
         ack()

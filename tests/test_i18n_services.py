@@ -41,6 +41,8 @@ def review_markdown(stack: Stack, number: int = 1) -> str:
 
 @pytest.mark.playbook({**LEADERSHIP_AND_COMMS, **ZH_PLAYBOOK})
 def test_reminders_and_pages_go_out_in_chinese(stack: Stack) -> None:
+    for reader in (COMMS, TECH):  # a DM speaks its recipient's language (bot.core.i18n): these two read Chinese
+        stack.sandbox.set_user_locale(reader, "zh-CN")
     channel = stack.open("complaint sev3 cat:technical 客户卡号6222021234567890123被重复扣款").id
     with chinese():
         stack.advance(hours=12)  # half the first-response time: the owner is reminded
@@ -85,7 +87,7 @@ def test_the_notice_approval_speaks_chinese_and_names_the_severity_as_sev2(stack
         notices.approve(notice_id=1, actor=ADMIN)
         notices.publish(notice_id=1, actor=LEAD)
     told = stack.texts(channel)[-1]
-    assert told.startswith(f":loudspeaker: <@{LEAD}> 发布了 *initial* 客户通知：")
+    assert told.startswith(f":loudspeaker: <@{LEAD}> 发布了 *首次通知* 客户通知：")
     assert ":white_check_mark: 服务状态页：已发布到 /status" in told
 
 

@@ -191,7 +191,7 @@ def test_roles_and_deadlines_are_named_in_the_readers_language(stack: Stack, pla
     assert not CJK.search(english)
 
     timeline = stack.driver.slash(TECH, channel.id, "timeline").text
-    assert "设定截止事项: 完成调查" in timeline and "Investigation finished" not in timeline
+    assert "设定截止事项：完成调查" in timeline and "Investigation finished" not in timeline
     assert "Set deadline" not in timeline
     assert "deadline set: Investigation finished" in stack.driver.slash(LEAD, channel.id, "timeline").text
 

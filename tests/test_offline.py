@@ -83,6 +83,12 @@ def test_the_demo_speaks_chinese_by_default(transcripts: dict[str, str]) -> None
     # Liu Yang reads Slack in English: what only they see is English, what the channel shows stays Chinese.
     theirs = [line for line in transcript.splitlines() if line.lstrip().startswith("（仅刘洋可见）")]
     assert all(not re.search(r"[\u4e00-\u9fff]", line.split("）", 1)[1]) for line in theirs)
+    # ...the demo shows it: his Approve click is answered (in English), and so is his rating DM.
+    assert (
+        "（仅刘洋可见）:white_check_mark: You approved the *update* notice of #1; it can be published now." in theirs[0]
+    )
+    assert "[与刘洋的私信] incident-desk: #1 is resolved. How well did the response go, 1 (badly) to 5" in transcript
+    assert "[与王芳的私信] incident-desk: 事件 #1 已解决。您如何评价本次处置？" in transcript  # hers stays Chinese
     # Mostly Chinese: most lines the bot or a person wrote carry Chinese characters.
     lines = [line for line in transcript.splitlines() if line.strip()]
     assert sum(bool(re.search(r"[\u4e00-\u9fff]", line)) for line in lines) > 0.6 * len(lines)

@@ -15,7 +15,10 @@ templates translate in it. The entry points set it, not the code below them:
   the context into its threads);
 - the scheduler's sweeps, the outbox, the CLI and the web routes (status page) run in the playbook's;
 - where channel-bound text is built inside a reader-scoped listener, wrap that part in
-  `with use_locale(playbook.locale):` (the one rule a service author has to remember).
+  `with in_channel_language(playbook):` (the one rule a service author has to remember; tests/test_language.py
+  audits that every channel post in a reader-scoped service is built inside one);
+- a DM speaks its recipient's language, not the actor's: `with in_recipients_language(locale, playbook):`
+  around the text, with `locale` the recipient's Slack locale (`SlackGateway.user_locale`, cached).
 
 With no scope at all (a unit test calling a function directly) the language is English (`FALLBACK`), the
 message ids themselves.
@@ -29,7 +32,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
@@ -85,6 +88,29 @@ def use_locale(locale: str | None) -> Iterator[str]:
         yield _current.get()
     finally:
         _current.reset(token)
+
+
+class HasLocale(Protocol):
+    """A playbook, as far as the language goes (its `locale:`)."""
+
+    @property
+    def locale(self) -> str: ...
+
+
+@contextmanager
+def in_channel_language(playbook: HasLocale) -> Iterator[str]:
+    """Speak the channel's language (the playbook's `locale`) inside the block: text posted in a channel reads
+    the same whoever's request built it."""
+    with use_locale(playbook.locale) as locale:
+        yield locale
+
+
+@contextmanager
+def in_recipients_language(locale: str | None, playbook: HasLocale) -> Iterator[str]:
+    """Speak a DM's recipient's language (`locale`, their Slack locale) inside the block; the playbook's when
+    theirs is unknown or unsupported, never the sender's."""
+    with use_locale(normalize(locale, normalize(playbook.locale))) as chosen:
+        yield chosen
 
 
 def set_locale(locale: str | None) -> str:

@@ -92,3 +92,30 @@ def event_label(event: str) -> str:
     """A timeline event's name in the current language (`severity_changed` → severity changed / 严重级别变更)."""
     name = EVENT_NAMES.get(event)
     return _(name) if name else event.replace("_", " ")
+
+
+# A customer notice's stage (`/incident notice initial`), as stored and typed, shown in the reader's language.
+STAGE_NAMES = {"initial": N_("initial"), "update": N_("update"), "resolved": N_("resolved")}
+
+
+def stage_label(stage: str) -> str:
+    """A notice stage in the current language (`initial` → 首次通知); an unknown one as stored."""
+    name = STAGE_NAMES.get(stage)
+    return _(name) if name else stage
+
+
+# A notice channel by the key staff type (`/incident notice initial hotline`): English shows the key, others translate.
+NOTICE_CHANNEL_WORDS = {
+    "status_page": N_("status_page"),
+    "social": N_("social"),
+    "hotline": N_("hotline"),
+    "email": N_("email"),
+    "internal": N_("internal"),
+    "complaint_system": N_("complaint_system"),
+}
+
+
+def notice_channel_label(channel: str) -> str:
+    """A notice channel's key in the current language (`hotline` → 客服热线); an unknown one as stored."""
+    word = NOTICE_CHANNEL_WORDS.get(channel)
+    return _(word) if word else channel

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.core.clock import Clock, utc
 from bot.core.config import Playbook
 from bot.core.errors import ConflictError, NotFoundError
-from bot.core.i18n import _, use_locale
+from bot.core.i18n import _, in_channel_language
 from bot.core.labels import state_label
 from bot.core.render import Renderer
 from bot.core.text import safe_text
@@ -140,7 +140,7 @@ class DeadlineActions:
                 raise ConflictError(self._already(deadline, incident.kind))
             self.deadlines.close(s, deadline, DeadlineState.MET, now=now, actor=actor)
             due = utc(deadline.due_at)
-            with use_locale(self.playbook.locale):  # posted in the channel (bot.core.i18n)
+            with in_channel_language(self.playbook):  # posted in the channel (bot.core.i18n)
                 text = self.renderer.render(
                     "slack/clock.j2",
                     event="deadline_met",
@@ -184,7 +184,7 @@ class DeadlineActions:
             ]
             channel, kind = incident.channel_id, incident.kind
         self.schedule_changed()
-        with use_locale(self.playbook.locale):  # posted in the channel (bot.core.i18n)
+        with in_channel_language(self.playbook):  # posted in the channel (bot.core.i18n)
             named = [(self.playbook.deadline_name(kind, key, name), late) for key, name, late in met]
             message = self.renderer.render("slack/clock.j2", event="solution", actor=actor, text=text, met=named)
         self._announce(channel, message)
@@ -259,7 +259,7 @@ class DeadlineActions:
             texts = []
             for chain in stopped:
                 took = now - utc(chain.started_at)
-                with use_locale(self.playbook.locale):  # posted in the channel (bot.core.i18n)
+                with in_channel_language(self.playbook):  # posted in the channel (bot.core.i18n)
                     texts.append(
                         self.renderer.render(
                             "slack/clock.j2",

@@ -18,6 +18,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -27,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core.clock import Clock, utc
 from bot.core.config import Playbook, name_in
-from bot.core.i18n import _, current_locale, ngettext, use_locale
+from bot.core.i18n import _, current_locale, in_recipients_language, ngettext, use_locale
 from bot.core.render import Renderer, user_mention
 from bot.deadlines.escalation import Escalations
 from bot.deadlines.service import humanize, is_action_item, next_action, owner_for, reminder_times
@@ -314,9 +315,11 @@ class Sweeper:
         )
         sends = []
         if owner:
-            text = render("slack/clock.j2", event="reminder_dm", skipped=max(0, len(fired) - 1), **context)
-            snooze = _("Snooze {time}", time=humanize(self.playbook.reminders.snooze))
-            blocks = reminder_blocks(text, deadline.id, snooze)
+            with self._to(owner):
+                mine = self._context(incident, deadline, owner, now)
+                text = render("slack/clock.j2", event="reminder_dm", skipped=max(0, len(fired) - 1), **mine)
+                snooze = _("Snooze {time}", time=humanize(self.playbook.reminders.snooze))
+                blocks = reminder_blocks(text, deadline.id, snooze)
             sends.append(
                 Send(
                     key,
@@ -390,9 +393,9 @@ class Sweeper:
                 )
             )
         if owner and not escalate:  # when escalating, the owner's page is the DM
-            sends.append(
-                Send(key, incident.id, user=owner, text=render("slack/clock.j2", event="missed_dm", **context))
-            )
+            with self._to(owner):
+                text = render("slack/clock.j2", event="missed_dm", **self._context(incident, deadline, owner, now))
+            sends.append(Send(key, incident.id, user=owner, text=text))
         return sends
 
     def _escalation(self, s: Session, incident: Incident | None, chain: Escalation, now: datetime) -> list[Send]:
@@ -484,22 +487,21 @@ class Sweeper:
                 text=level["name"],
                 data={"escalation_id": chain.id, "level": index, "users": recipients},
             )
-            next_level = level_name(levels[chain.level]) if chain.level < len(levels) else None
-            text = render(
-                "slack/clock.j2",
-                event="page_dm",
-                number=incident.id,
-                title=incident.title,
-                reason=chain.reason,
-                level_name=level_name(level),
-                next_level=next_level,
-                timeout=humanize(timeout),
-            )
-            with use_locale(self.playbook.locale):  # the recipients' own locale once it is looked up
-                blocks = page_blocks(text, chain.id)
-            sends += [
-                Send(key, incident.id, user=u, text=text, blocks=blocks, escalation_id=chain.id) for u in recipients
-            ]
+            following = levels[chain.level] if chain.level < len(levels) else None
+            for u in recipients:
+                with self._to(u):  # each recipient reads the page in their own language, level names included
+                    text = render(
+                        "slack/clock.j2",
+                        event="page_dm",
+                        number=incident.id,
+                        title=incident.title,
+                        reason=chain.reason,
+                        level_name=level_name(level),
+                        next_level=level_name(following) if following is not None else None,
+                        timeout=humanize(timeout),
+                    )
+                    blocks = page_blocks(text, chain.id)
+                sends.append(Send(key, incident.id, user=u, text=text, blocks=blocks, escalation_id=chain.id))
             if self._open_channel(incident):
                 mentions = ", ".join(user_mention(u) for u in recipients)
                 sends.append(
@@ -540,6 +542,11 @@ class Sweeper:
                 )
             )
         return sends
+
+    def _to(self, user: str) -> AbstractContextManager[str]:
+        """A DM speaks its recipient's language, not the playbook's the sweep runs in: their Slack locale, looked
+        up once and remembered by the gateway (the sweep is off any request's path, so the wait is no ack's)."""
+        return in_recipients_language(self.slack.user_locale(user), self.playbook)
 
     # ---- sending, after the commit ----------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core.clock import Clock
 from bot.core.config import Playbook
-from bot.core.i18n import N_, _, current_locale, use_locale
+from bot.core.i18n import N_, _, current_locale, in_channel_language, in_recipients_language
 from bot.core.render import Renderer
 from bot.core.text import build_channel_name, truncate
 from bot.incidents.card import card
@@ -86,7 +86,7 @@ class ChannelUpdates:
 
     def announce(self, s: Session, incident_id: int, **context: Any) -> None:
         """Tell the channel what changed (slack/announce.j2), in the playbook's language, once `s` commits."""
-        with use_locale(self.playbook.locale):
+        with in_channel_language(self.playbook):
             text = self.renderer.render("slack/announce.j2", **context)
         self.queue(s, incident_id, "post", text=text)
 
@@ -167,7 +167,7 @@ class ChannelSetup:
         """Channel messages speak the playbook's language, whoever's request runs the lane."""
 
         def run(step: Step) -> Recorder | None:
-            with use_locale(self.playbook.locale):
+            with in_channel_language(self.playbook):
                 result: Recorder | None = handler(step)
                 return result
 
@@ -408,10 +408,17 @@ class ChannelSetup:
         if not step.resumed:
             return None
         incident, channel = self._channel_of(step)
-        text = self.renderer.render(
-            "slack/opened.j2", number=incident.id, channel_id=channel, resumed=True, setup_error=None, failed_step=None
-        )
-        self.slack.dm(str(step.payload.get("reporter") or incident.reporter_id), text, key=step.key, check_first=True)
+        reporter = str(step.payload.get("reporter") or incident.reporter_id)
+        with in_recipients_language(self.slack.user_locale(reporter), self.playbook):  # theirs, not the channel's
+            text = self.renderer.render(
+                "slack/opened.j2",
+                number=incident.id,
+                channel_id=channel,
+                resumed=True,
+                setup_error=None,
+                failed_step=None,
+            )
+        self.slack.dm(reporter, text, key=step.key, check_first=True)
         return lambda s: queries.add_timeline_event(
             s, step.incident_id, at=self.clock.now(), event="setup_resumed", actor_id=None
         )

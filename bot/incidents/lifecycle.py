@@ -16,7 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.core.clock import Clock, utc
 from bot.core.config import Playbook
 from bot.core.errors import ConflictError, PermissionDeniedError, UserInputError
-from bot.core.i18n import _, current_locale, use_locale
+from bot.core.i18n import _, current_locale, in_channel_language
+from bot.core.labels import state_label
 from bot.core.render import Renderer
 from bot.deadlines.escalation import Escalations
 from bot.deadlines.service import Deadlines, humanize, is_action_item
@@ -147,7 +148,7 @@ class Lifecycle:
             self.deadlines.create(s, incident, start="opened", now=now, actor=reporter)
             self.channel.queue_setup(s, incident, reporter=reporter)
             if severity in self.playbook.escalation.page_on_open:
-                with use_locale(self.playbook.locale):  # pages are the team's, in the playbook's language
+                with in_channel_language(self.playbook):  # pages are the team's, in the playbook's language
                     reason = _(
                         "{severity} {kind} opened",
                         severity=severity.upper(),
@@ -192,7 +193,7 @@ class Lifecycle:
             )
             page_on = self.playbook.escalation.page_on_open
             if severity in page_on and old not in page_on:
-                with use_locale(self.playbook.locale):
+                with in_channel_language(self.playbook):
                     reason = _("severity raised to {severity}", severity=severity.upper())
                 self._page_severe(s, incident, reason, incident.updated_at, actor=actor)
             self.updates.announce(s, incident.id, event="severity_changed", actor=actor, old=old, new=severity)
@@ -238,7 +239,7 @@ class Lifecycle:
                     _(
                         "#{number} is already {status}; only a reported or investigating incident can be resolved.",
                         number=incident.id,
-                        status=incident.status,
+                        status=state_label(incident.status),
                     )
                 )
             now = self.clock.now()
@@ -297,7 +298,7 @@ class Lifecycle:
             if incident.review_posted_at is None:
                 incident.review_at = None  # a closed incident's channel is archived: no draft is posted there
             self.deadlines.on_close(s, incident, now=now, actor=actor)
-            with use_locale(self.playbook.locale):  # the channel's last message, in the channel's language
+            with in_channel_language(self.playbook):  # the channel's last message, in the channel's language
                 summary = self._final_summary(s, incident, actor, reviewed=not unreviewed)
             # announce, card, final summary and archive commit with the close and run in this order
             self.updates.announce(s, incident.id, event="closed", actor=actor)
@@ -316,7 +317,7 @@ class Lifecycle:
                 _(
                     "#{number} is {status}; resolve it first with `/incident resolve <summary>`, then close it.",
                     number=incident.id,
-                    status=incident.status,
+                    status=state_label(incident.status),
                 )
             )
 
@@ -399,7 +400,9 @@ class Lifecycle:
                 actor_id=actor,
                 data={"paused_seconds": int(paused.total_seconds()), "command": command},
             )
-            self.updates.announce(s, incident.id, event="resumed", actor=actor, took=humanize(paused))
+            with in_channel_language(self.playbook):  # the duration in the channel's words too
+                took = humanize(paused)
+            self.updates.announce(s, incident.id, event="resumed", actor=actor, took=took)
         self.schedule_changed()
         self.updates.flush(incident.id)
         return None
@@ -418,7 +421,7 @@ class Lifecycle:
                 _(
                     "#{number} is {status}; you can no longer {action} it.",
                     number=incident.id,
-                    status=incident.status,
+                    status=state_label(incident.status),
                     action=action,
                 )
             )

@@ -10,8 +10,8 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core.config import Playbook
-from bot.core.i18n import _
-from bot.core.labels import event_label, state_label
+from bot.core.i18n import _, current_locale
+from bot.core.labels import event_label, stage_label, state_label
 from bot.core.render import Renderer, SlackMarkup, user_mention
 from bot.core.text import safe_snippet, safe_text, truncate
 from bot.incidents.card import card
@@ -82,7 +82,7 @@ class Views:
             "opened": lambda: _(
                 "opened it ({severity} {kind}): {text}",
                 severity=str(data.get("severity", "")).upper(),
-                kind=data.get("kind", ""),
+                kind=self._kind_word(str(data.get("kind", ""))),
                 text=t,
             ),
             "assigned": lambda: _("assigned {user} as *{role}*", user=user_mention(data.get("user")), role=role),
@@ -98,8 +98,18 @@ class Views:
             ),
             "repaired": lambda: _("repaired the set-up"),
         }
+        if event.startswith("notice_"):
+            t = safe_text(stage_label(text))  # a notice event's text is its stage
         said = summaries.get(event)
-        return SlackMarkup(said() if said else event_label(event) + (f": {t}" if t else ""))
+        if said is not None:
+            return SlackMarkup(said())
+        # every other event by its name in the reader's language (bot.core.labels), then what it was about
+        return SlackMarkup(_("{event}: {detail}", event=event_label(event), detail=t) if t else event_label(event))
+
+    def _kind_word(self, key: str) -> str:
+        """The kind as a reader says it: its key in English (what staff type), its own name in Chinese."""
+        spec = self.playbook.kinds.get(key)
+        return spec.name_in(current_locale()) if spec is not None and current_locale() != "en" else key
 
     @staticmethod
     def _status_change(text: str, data: dict[str, Any]) -> str:

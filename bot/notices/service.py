@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.core.clock import Clock, utc
 from bot.core.config import NOTICE_STAGES, Playbook
 from bot.core.errors import ConflictError, NotFoundError, PermissionDeniedError, UserInputError
-from bot.core.i18n import N_, _, ngettext, use_locale
-from bot.core.labels import BOT_NAME, severity_label
+from bot.core.i18n import N_, _, in_channel_language, ngettext
+from bot.core.labels import BOT_NAME, severity_label, stage_label
 from bot.core.render import Renderer
 from bot.core.text import mask_identifiers, safe_text
 from bot.deadlines.service import Deadlines
@@ -247,7 +247,7 @@ class NoticeService:
                 text=stage,
                 data={"notice_id": notice.id, "channels": channels, "locales": locales},
             )
-            with use_locale(self.playbook.locale):  # the preview is posted in the channel (bot.core.i18n)
+            with in_channel_language(self.playbook):  # the preview is posted in the channel (bot.core.i18n)
                 status = self._status_line(notice, incident)
             notice_id, number, incident_channel = notice.id, incident.id, incident.channel_id
         if not incident_channel:
@@ -257,7 +257,7 @@ class NoticeService:
                 number=number,
             )
         try:
-            with use_locale(self.playbook.locale):  # the preview is posted in the channel (bot.core.i18n)
+            with in_channel_language(self.playbook):  # the preview is posted in the channel (bot.core.i18n)
                 blocks = self._preview(notice, status)
                 ts = self.slack.post(incident_channel, self._preview_title(number, stage), blocks)
         except SlackCallError as exc:
@@ -279,7 +279,7 @@ class NoticeService:
 
     @staticmethod
     def _preview_title(number: int, stage: str) -> str:
-        return _("Customer notice for #{number} ({stage})", number=number, stage=stage)
+        return _("Customer notice for #{number} ({stage})", number=number, stage=stage_label(stage))
 
     def _status_line(self, notice: Notice, incident: Incident) -> str:
         local = self.renderer.local_time
@@ -306,11 +306,11 @@ class NoticeService:
 
     def _preview(self, notice: Notice, status: str) -> list[dict[str, Any]]:
         """The preview's blocks, in the playbook's language (a channel message)."""
-        with use_locale(self.playbook.locale):
+        with in_channel_language(self.playbook):
             return notice_preview_blocks(
                 notice_id=notice.id,
                 number=notice.incident_id,
-                stage=notice.stage,
+                stage=stage_label(notice.stage),
                 texts=notice.texts,
                 published=notice.state == NoticeState.PUBLISHED,
                 channel_names=channel_names(),
@@ -320,7 +320,7 @@ class NoticeService:
     def _refresh_preview(self, notice: Notice, incident: Incident) -> None:
         if not (notice.preview_ts and incident.channel_id):
             return
-        with use_locale(self.playbook.locale):  # the preview is in the channel (bot.core.i18n)
+        with in_channel_language(self.playbook):  # the preview is in the channel (bot.core.i18n)
             blocks = self._preview(notice, self._status_line(notice, incident))
             with contextlib.suppress(SlackCallError):  # the preview is a convenience; the record is in the store
                 self.slack.update(
@@ -393,14 +393,13 @@ class NoticeService:
             self._refresh_preview(notice, incident)
             channel_id = incident.channel_id
         if channel_id and was_approved:
-            self.incidents.try_post(
-                channel_id,
-                _(
+            with in_channel_language(self.playbook):
+                said = _(
                     ":pencil2: <@{user}> edited the approved {stage} notice; it needs a new approval.",
                     user=actor,
-                    stage=notice.stage,
-                ),
-            )
+                    stage=stage_label(notice.stage),
+                )
+            self.incidents.try_post(channel_id, said)
 
     def _require_editable(self, notice: Notice) -> None:
         if notice.state == "publishing":
@@ -433,7 +432,8 @@ class NoticeService:
                 _("This notice is already approved by <@{user}>; it is ready to publish.", user=notice.approved_by)
             )
 
-    def approve(self, *, notice_id: int, actor: str) -> None:
+    def approve(self, *, notice_id: int, actor: str) -> str:
+        """Approve a draft; returns what the approver alone is told (in their language: the preview shows all)."""
         now = self.clock.now()
         with self.db.begin() as s:
             notice, incident = self._load(s, notice_id)
@@ -470,6 +470,12 @@ class NoticeService:
                 data={"notice_id": notice.id, "digest": notice.approved_digest, "texts": notice.texts},
             )
             self._refresh_preview(notice, incident)
+            stage, number = notice.stage, incident.id
+        return _(
+            ":white_check_mark: You approved the *{stage}* notice of #{number}; it can be published now.",
+            stage=stage_label(stage),
+            number=number,
+        )
 
     # ---- publishing -------------------------------------------------------------------------------------
 
@@ -650,7 +656,7 @@ class NoticeService:
             if failed
             else ""
         )
-        head = _(":loudspeaker: <@{user}> published the *{stage}* notice:", user=actor, stage=stage)
+        head = _(":loudspeaker: <@{user}> published the *{stage}* notice:", user=actor, stage=stage_label(stage))
         return head + "\n" + "\n".join(lines) + tail
 
     def _deliver_safely(self, channel: str, **kwargs: Any) -> Delivery:

@@ -7,7 +7,7 @@ import logging
 import re
 import uuid
 from collections.abc import Callable
-from contextlib import suppress
+from contextlib import nullcontext, suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from statistics import mean
@@ -20,9 +20,16 @@ from bot.core.config import Playbook
 from bot.core.durations import parse_duration
 from bot.core.errors import ConflictError, UserInputError
 from bot.core.events import IncidentResolved
-from bot.core.i18n import _, current_locale, ngettext, use_locale
+from bot.core.i18n import _, current_locale, in_channel_language, in_recipients_language, ngettext
 from bot.core.inputs import day_in_range
-from bot.core.labels import BOT_NAME, event_label, severity_label, state_label
+from bot.core.labels import (
+    BOT_NAME,
+    event_label,
+    notice_channel_label,
+    severity_label,
+    stage_label,
+    state_label,
+)
 from bot.core.render import Renderer, SlackMarkup
 from bot.core.text import mask_identifiers, safe_snippet, safe_text, truncate
 from bot.deadlines.service import ACTION_PREFIX, Deadlines, humanize, is_action_item, next_action, owner_for
@@ -81,6 +88,10 @@ def timeline_text(event: TimelineEvent) -> str:
     data = event.data or {}
     if event.event == "severity_changed" and data.get("old") and data.get("new"):
         return f"{severity_label(str(data['old']))} → {severity_label(str(data['new']))}"
+    if event.event == "status_changed" and data.get("old") and data.get("new"):
+        return f"{state_label(str(data['old']))} → {state_label(str(data['new']))}"
+    if event.event.startswith("notice_"):
+        return stage_label(event.text)  # a notice event's text is its stage
     return event.text
 
 
@@ -97,6 +108,14 @@ class IncidentLookup(Protocol):
     def try_post(self, channel_id: str, text: str) -> None: ...
 
     def flush(self, incident_id: int) -> str | None: ...
+
+
+def review_footer() -> str:
+    """What to do with the draft, in the current language (the channel's or the lead's)."""
+    return _(
+        "Add action items with `/incident action <text> @owner <due>`, get the whole draft as a file with "
+        "`/incident review export`, and mark the review complete with `/incident review done`."
+    )
 
 
 class ReviewService:
@@ -137,20 +156,23 @@ class ReviewService:
         participants = sorted({a.user_id for a in incident.roles if a.user_id})
         box = self.outbox
         if incident.channel_id:
-            text = _(
-                "When customer comms has called the customer back (满意度回访), record their rating for "
-                "#{number}: click below, or `/incident satisfaction <1-5> [comment]`.",
-                number=incident_id,
-            )
-            blocks = rating_blocks(text, incident_id, ActionId.RATE_CUSTOMER)
-            box.add(s, incident_id, f"rate:{incident_id}:customer", "post", text=text, blocks=blocks)
+            with in_channel_language(self.playbook):
+                prompt = _(
+                    "When customer comms has called the customer back (满意度回访), record their rating for "
+                    "#{number}: click below, or `/incident satisfaction <1-5> [comment]`.",
+                    number=incident_id,
+                )
+                shown = rating_blocks(prompt, incident_id, ActionId.RATE_CUSTOMER)
+            box.add(s, incident_id, f"rate:{incident_id}:customer", "post", text=prompt, blocks=shown)
         if not self.playbook.satisfaction.ask_participants:
             return
         for user in participants:
-            text = _(
-                "#{number} is resolved. How well did the response go, 1 (badly) to 5 (very well)?", number=incident_id
-            )
-            blocks = rating_blocks(text, incident_id, ActionId.RATE_RESPONSE)
+            with in_recipients_language(self.slack.user_locale(user), self.playbook):  # theirs, not the resolver's
+                text = _(
+                    "#{number} is resolved. How well did the response go, 1 (badly) to 5 (very well)?",
+                    number=incident_id,
+                )
+                blocks = rating_blocks(text, incident_id, ActionId.RATE_RESPONSE)
             box.add(s, incident_id, f"rate:{incident_id}:{user}", "dm", user=user, text=text, blocks=blocks)
 
     def record_customer(
@@ -202,10 +224,12 @@ class ReviewService:
         self.schedule_changed()
         said = f" — {safe_snippet(comment, 500)}" if comment else ""
         if channel:
-            self.incidents.try_post(
-                channel,
-                _(":star: <@{user}> recorded the customer's satisfaction: *{score}/5*", user=actor, score=score) + said,
-            )
+            with in_channel_language(self.playbook):
+                said = (
+                    _(":star: <@{user}> recorded the customer's satisfaction: *{score}/5*", user=actor, score=score)
+                    + said
+                )
+            self.incidents.try_post(channel, said)
             return None
         return _("Recorded the customer's satisfaction for #{number}: {score}/5.", number=number, score=score)
 
@@ -292,15 +316,17 @@ class ReviewService:
             )
             key, channel = deadline.key, incident.channel_id
         self.schedule_changed()
-        message = _(
-            ":pushpin: <@{actor}> added action item `{key}` for <@{owner}>, due {due}: {text}",
-            actor=actor,
-            key=key,
-            owner=user,
-            due=self.renderer.local_time(due_at),
-            text=safe_text(text),
-        )
-        if channel and incident.status != IncidentStatus.CLOSED:
+        posted = bool(channel) and incident.status != IncidentStatus.CLOSED
+        with in_channel_language(self.playbook) if posted else nullcontext():  # else the reader's reply
+            message = _(
+                ":pushpin: <@{actor}> added action item `{key}` for <@{owner}>, due {due}: {text}",
+                actor=actor,
+                key=key,
+                owner=user,
+                due=self.renderer.local_time(due_at),
+                text=safe_text(text),
+            )
+        if posted and channel:
             self.incidents.try_post(channel, message)
             return None
         return message
@@ -341,7 +367,7 @@ class ReviewService:
                     status=state_label(incident.status),
                 )
             )
-        with use_locale(self.playbook.locale), self.db.begin() as s:  # posted in the channel (bot.core.i18n)
+        with in_channel_language(self.playbook), self.db.begin() as s:  # posted in the channel (bot.core.i18n)
             markdown = self.review_markdown(incident.id)
             queries.set_review_posted(s, incident.id, at=self.clock.now())
             self._queue_review(s, incident.id, markdown)
@@ -354,46 +380,34 @@ class ReviewService:
         channel, lead = incident.channel_id, self.permissions.lead(incident)
         queries.add_timeline_event(s, incident_id, at=self.clock.now(), event="review_posted", actor_id=None)
         shown = markdown if len(markdown) <= SLACK_DRAFT_MAX else markdown[:SLACK_DRAFT_MAX] + "\n\n…"
-        footer = _(
-            "Add action items with `/incident action <text> @owner <due>`, get the whole draft as a file with "
-            "`/incident review export`, and mark the review complete with `/incident review done`."
-        )
-        blocks = document_blocks(shown, footer)
         nonce = uuid.uuid4().hex[:12]
         box = self.outbox
         if channel:
-            box.add(
-                s,
-                incident_id,
-                f"review:{incident_id}:{nonce}",
-                "post",
-                text=_("Review draft for #{number}", number=incident_id),
-                blocks=blocks,
-            )
+            with in_channel_language(self.playbook):
+                title = _("Review draft for #{number}", number=incident_id)
+                blocks = document_blocks(shown, review_footer())
+            box.add(s, incident_id, f"review:{incident_id}:{nonce}", "post", text=title, blocks=blocks)
         if lead:
-            where = _(" in <#{channel}>", channel=channel) if channel else ""
-            text = _(
-                ":memo: The post-incident review draft for #{number} is ready{where}. {footer}",
-                number=incident_id,
-                where=where,
-                footer=footer,
-            )
+            with in_recipients_language(self.slack.user_locale(lead), self.playbook):
+                where = _(" in <#{channel}>", channel=channel) if channel else ""
+                text = _(
+                    ":memo: The post-incident review draft for #{number} is ready{where}. {footer}",
+                    number=incident_id,
+                    where=where,
+                    footer=review_footer(),
+                )
             box.add(s, incident_id, f"review:{incident_id}:{nonce}:lead", "dm", user=lead, text=text)
 
     def export_review(self, *, channel_id: str, actor: str) -> str | None:
         incident = self.incidents.find(channel_id=channel_id)
         self.permissions.require(Action.REVIEW_EXPORT, incident, actor)
-        with use_locale(self.playbook.locale):  # a file for the channel (bot.core.i18n)
+        with in_channel_language(self.playbook):  # a file for the channel (bot.core.i18n)
             markdown = self.review_markdown(incident.id)
+            title = _("Review of #{number}", number=incident.id)
+            comment = _("<@{user}> exported the review draft of #{number}.", user=actor, number=incident.id)
         filename = f"incident-{incident.id}-review.md"
         try:
-            self.slack.upload(
-                channel_id,
-                filename,
-                markdown.encode(),
-                title=_("Review of #{number}", number=incident.id),
-                comment=_("<@{user}> exported the review draft of #{number}.", user=actor, number=incident.id),
-            )
+            self.slack.upload(channel_id, filename, markdown.encode(), title=title, comment=comment)
         except SlackCallError as exc:
             raise ConflictError(
                 _("Slack refused the file (`{error}`); try again in a moment.", error=exc.error)
@@ -421,14 +435,13 @@ class ReviewService:
             queries.add_timeline_event(s, incident.id, at=now, event="review_completed", actor_id=actor)
             channel, number, status = incident.channel_id, incident.id, incident.status
         if channel and status != IncidentStatus.CLOSED:
-            self.incidents.try_post(
-                channel,
-                _(
+            with in_channel_language(self.playbook):
+                said = _(
                     ":memo: <@{user}> marked the review of #{number} complete. `/incident close` may follow.",
                     user=actor,
                     number=number,
-                ),
-            )
+                )
+            self.incidents.try_post(channel, said)
             return None
         return _("The review of #{number} is complete.", number=number)
 
@@ -436,7 +449,7 @@ class ReviewService:
 
     def review_markdown(self, incident_id: int) -> str:
         """The draft, in the playbook's language: it is posted in (or shared into) the channel."""
-        with use_locale(self.playbook.locale), self.db() as s:
+        with in_channel_language(self.playbook), self.db() as s:
             context = self._review_context(s, self.incidents.row(s, incident_id))
             return self.renderer.render_markdown(self.playbook.review.template, **context)
 
@@ -522,10 +535,14 @@ class ReviewService:
                 {
                     "stage": n.stage,
                     "published": local(n.published_at),
-                    "delivered": ", ".join(d.channel for d in deliveries[n.id] if d.outcome == "delivered")
+                    "delivered": ", ".join(
+                        notice_channel_label(d.channel) for d in deliveries[n.id] if d.outcome == "delivered"
+                    )
                     or _("none"),
                     "failed": ", ".join(
-                        f"{d.channel} ({d.detail})" for d in deliveries[n.id] if d.outcome != "delivered"
+                        f"{notice_channel_label(d.channel)} ({d.detail})"
+                        for d in deliveries[n.id]
+                        if d.outcome != "delivered"
                     ),
                 }
                 for n in notices
