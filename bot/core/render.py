@@ -29,6 +29,7 @@ from markupsafe import Markup
 from bot.core import i18n
 from bot.core.clock import utc
 from bot.core.i18n import N_, _
+from bot.core.labels import STAGE_NAMES, STATE_NAMES
 from bot.core.text import mask_identifiers, safe_text, strip_control, truncate
 
 TEMPLATES_DIR = Path(__file__).resolve().parents[2] / "templates"
@@ -133,23 +134,8 @@ def zone_label(when: datetime) -> str:
     return f"UTC{sign}{minutes // 60}" + (f":{minutes % 60:02d}" if minutes % 60 else "")
 
 
-# The states the code hands to templates as bare values, shown with `{{ value | word }}`.
-WORDS = {
-    "reported": N_("reported"),
-    "investigating": N_("investigating"),
-    "resolved": N_("resolved"),
-    "closed": N_("closed"),
-    "pending": N_("pending"),
-    "met": N_("met"),
-    "missed": N_("missed"),
-    "cancelled": N_("cancelled"),
-    "active": N_("active"),
-    "acknowledged": N_("acknowledged"),
-    "exhausted": N_("exhausted"),
-    "no longer applies": N_("no longer applies"),
-    "initial": N_("initial"),
-    "update": N_("update"),
-}
+# The states the code hands to templates as bare values, shown with `{{ value | word }}`: the labels' own tables.
+WORDS = {**STATE_NAMES, **STAGE_NAMES, "no longer applies": N_("no longer applies")}
 
 
 def word(value: Any) -> str:
