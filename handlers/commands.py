@@ -38,7 +38,7 @@ def register(app: App, services: Services) -> None:
             else:
                 ack(text=answer or "")
             return
-        said = acknowledgement(spec, command)
+        said = acknowledgement(spec, command, services.playbook)
         if said:
             ack(text=said)
         else:

@@ -4,6 +4,7 @@ checks Slack's limits and slack_sdk's models), and in the reader's language."""
 from __future__ import annotations
 
 import ast
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -80,6 +81,13 @@ def test_the_card_built_in_zh_cn_is_chinese_masked_and_valid(playbook: Playbook)
     assert fallback.startswith("[演练] #7 SEV2")
     assert "6222021234567890123" not in texts(card) + fallback  # glued to the characters, still masked
     assert not any(word in texts(card) for word in ("Kind", "Severity", "Take:", "unassigned", "Playbook"))
+    # the playbook's own names in Chinese too: the kind, the severity, every role and the buttons
+    assert fields[0] == "*类型*\n客户投诉" and fields[1] == "*级别*\nSEV2 · 重大"
+    assert "Customer" not in texts(card) + fallback and "Major" not in texts(card)
+    assert "客户投诉" in fallback
+    with use_locale("zh-CN"):
+        modal = json.dumps(kit.report_modal(playbook, origin_channel="C1"), ensure_ascii=False)
+    assert "客户投诉" in modal and "Customer complaint" not in modal and "重大" in modal
 
 
 def test_the_same_card_in_english(playbook: Playbook) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -127,6 +128,7 @@ def test_the_seed_complaint_case_walked_through_time(stack: Stack) -> None:
     listing = stack.driver.slash(REPORTER, channel.id, "deadlines").text
     assert ":white_check_mark: *First response to the customer*" in listing and "met 11h 0m early" in listing
     assert ":red_circle: *Investigation finished*" in listing and "— missed" in listing
+    assert "— missed — missed" not in listing and re.search(r"Investigation finished.* — overdue by \d", listing)
 
 
 def test_a_restart_sends_each_due_reminder_once_and_escalates_what_passed_while_down(stack: Stack) -> None:

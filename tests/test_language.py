@@ -204,3 +204,16 @@ def test_roles_and_deadlines_are_named_in_the_readers_language(stack: Stack, pla
     assert "tech_support (技术支持)" in stack.driver.slash(TECH, channel.id, "help").text
     assert "complaint (客户投诉)" in stack.driver.slash(TECH, channel.id, "help").text
     assert "tech_support (Tech support)" in stack.driver.slash(LEAD, channel.id, "help").text
+
+
+@CHINESE_PLAYBOOK
+def test_a_chinese_reader_sees_the_kind_by_its_name_not_its_key(stack: Stack) -> None:
+    """`complaint` is what staff type; a Chinese reader reads 客户投诉 in the open's ack and the incident list."""
+    stack.sandbox.set_user_locale(TECH, "zh-CN")
+    general = stack.sandbox.channel_by_name("general")
+    assert general is not None
+    ack = stack.driver.slash(TECH, general.id, "open complaint sev2 客户卡号6222021234567890123被重复扣款")
+    assert ack.text == "正在创建新的客户投诉事件…"
+    listing = stack.driver.slash(TECH, general.id, "list").text
+    assert "SEV2 客户投诉" in listing and " complaint " not in listing
+    assert stack.driver.slash(LEAD, general.id, "list").text.count("SEV2 complaint") == 1  # LEAD reads English

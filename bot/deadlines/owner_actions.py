@@ -90,8 +90,8 @@ class DeadlineActions:
                         if closed <= due
                         else _("met {time} late", time=humanize(closed - due))
                     )
-                elif d.state == "missed":
-                    when = state_label("missed")
+                elif d.state == "missed":  # the state column says missed; this one says by how much
+                    when = _("overdue by {time}", time=humanize(now - due))
                 else:
                     when = _("no longer applies")
                 rows.append(

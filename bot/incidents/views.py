@@ -132,7 +132,7 @@ class Views:
                 {
                     "id": i.id,
                     "severity": i.severity,
-                    "kind": i.kind,
+                    "kind": self._kind_word(i.kind),
                     "title": i.title,
                     "status": i.status,
                     "channel_id": i.channel_id,

@@ -33,7 +33,7 @@ from slack_sdk.models.blocks import (
 from slack_sdk.models.views import View
 
 from bot.core.config import Playbook
-from bot.core.i18n import N_, _
+from bot.core.i18n import N_, _, current_locale
 from bot.core.render import Renderer
 from bot.core.text import mask_identifiers, safe_text, truncate
 from bot.slack.ids import INPUT_ACTION, ActionId, BlockId, CallbackId
@@ -118,7 +118,7 @@ def _field(label: str, value: str) -> MarkdownTextObject:
 
 def card_text(incident: CardFacts, playbook: Playbook) -> str:
     """The notification fallback for the card (what a phone notification shows)."""
-    kind = playbook.kinds[incident.kind].name
+    kind = playbook.kinds[incident.kind].name_in(current_locale())
     text = f"{_drill(incident)}#{incident.id} {incident.severity.upper()} {kind}: {safe_text(incident.title)}"
     return truncate(text, 300)
 
@@ -133,7 +133,7 @@ def _role_lines(incident: CardFacts, playbook: Playbook) -> tuple[list[str], lis
     lines, unowned = [], []
     for assignment in incident.roles:
         role = playbook.roles.get(assignment.role)
-        name = role.name if role else assignment.role
+        name = role.name_in(current_locale()) if role else assignment.role
         owner = f"<@{assignment.user_id}>" if assignment.user_id else "_" + _("unassigned") + "_"
         if (
             assignment.role == playbook.lead_role
@@ -153,14 +153,16 @@ def _role_lines(incident: CardFacts, playbook: Playbook) -> tuple[list[str], lis
 def incident_card(incident: CardFacts, playbook: Playbook, renderer: Renderer) -> list[Block]:
     kind = playbook.kinds[incident.kind]
     severity = playbook.severities.get(incident.severity)
-    sev_label = f"{incident.severity.upper()} · {severity.name}" if severity else incident.severity.upper()
+    sev_label = incident.severity.upper()
+    if severity:
+        sev_label += f" · {severity.name_in(current_locale())}"
     header = f"{_drill(incident)}#{incident.id} {incident.title}"
     status = STATUS_NAMES.get(incident.status)
     blocks: list[SlackBlock] = [
         HeaderBlock(text=plain(header, HEADER_MAX)),
         SectionBlock(
             fields=[
-                _field(_("Kind"), safe_text(kind.name)),
+                _field(_("Kind"), safe_text(kind.name_in(current_locale()))),
                 _field(_("Severity"), safe_text(sev_label)),
                 _field(_("Category"), safe_text(incident.category or _("not set"))),
                 _field(_("Status"), _(status) if status else incident.status),
@@ -224,8 +226,9 @@ def _text_input(
 
 def report_modal(playbook: Playbook, *, origin_channel: str, kind: str | None = None) -> dict[str, Any]:
     """The form behind `/incident open` with no arguments."""
-    kinds = [_option(k, spec.name) for k, spec in playbook.kinds.items()]
-    sevs = [_option(k, f"{k.upper()} · {spec.name}") for k, spec in playbook.severities.items()]
+    locale = current_locale()
+    kinds = [_option(k, spec.name_in(locale)) for k, spec in playbook.kinds.items()]
+    sevs = [_option(k, f"{k.upper()} · {spec.name_in(locale)}") for k, spec in playbook.severities.items()]
     initial_kind = kinds[0] if kind is None else next(o for o in kinds if o.value == kind)
     categories = sorted({c for spec in playbook.kinds.values() for c in spec.categories})
     hint = _("One of: {categories}", categories=", ".join(categories)) if categories else None

@@ -568,11 +568,16 @@ def spec_for(command: Command) -> Spec:
     return SPECS[command.name]
 
 
-def acknowledgement(spec: Spec, command: Command) -> str | None:
-    """What the ack says before the work starts (most commands say nothing until it is done)."""
+def acknowledgement(spec: Spec, command: Command, playbook: Playbook | None = None) -> str | None:
+    """What the ack says before the work starts (most commands say nothing until it is done). A kind reads as
+    typed in English (`complaint`) and by its own name in Chinese (客户投诉)."""
     if not spec.acknowledge:
         return None
-    return _(spec.acknowledge, **{k: quote(str(v)) for k, v in command.values.items()})
+    values = {k: quote(str(v)) for k, v in command.values.items()}
+    kind = playbook.kinds.get(str(command.values.get("kind"))) if playbook is not None else None
+    if kind is not None and current_locale() != "en":
+        values["kind"] = quote(kind.name_in(current_locale()))
+    return _(spec.acknowledge, **values)
 
 
 # ---- /incident help ------------------------------------------------------------------------------------------
