@@ -217,3 +217,16 @@ def test_a_chinese_reader_sees_the_kind_by_its_name_not_its_key(stack: Stack) ->
     listing = stack.driver.slash(TECH, general.id, "list").text
     assert "SEV2 客户投诉" in listing and " complaint " not in listing
     assert stack.driver.slash(LEAD, general.id, "list").text.count("SEV2 complaint") == 1  # LEAD reads English
+
+
+@CHINESE_PLAYBOOK
+def test_the_review_draft_names_deadlines_and_roles_from_the_playbook_in_chinese(stack: Stack) -> None:
+    """The record keeps `Investigation finished`; the Chinese review draft's timeline says 完成调查 and 法律合规."""
+    channel = stack.open("complaint sev3 客户卡号6222021234567890123被重复扣款", user=LEAD)
+    stack.driver.slash(LEAD, channel.id, f"assign legal <@{TECH}|tom.tech>")
+    with use_locale("zh-CN"):
+        markdown = stack.bot.services.review.review_markdown(1)
+    timeline = markdown.partition("## 时间线")[2]
+    assert "完成调查" in timeline and "法律合规" in timeline
+    assert "Investigation finished" not in timeline and "Legal & compliance" not in timeline
+    assert "6222021234567890123" not in markdown

@@ -16,6 +16,11 @@ def severity_label(severity: str) -> str:
     return severity.strip().upper()
 
 
+# The timeline events about one deadline, whose data names it by key (`first_response`)
+DEADLINE_EVENTS = ("deadline_set", "deadline_met", "deadline_missed", "deadline_cancelled")
+ROLE_EVENTS = ("assigned", "role_taken")
+
+
 # Statuses and states as words a reader understands (stored in English, shown in the reader's language).
 STATE_NAMES = {
     "reported": N_("reported"),

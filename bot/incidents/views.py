@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core.config import Playbook
 from bot.core.i18n import _, current_locale
-from bot.core.labels import event_label, stage_label, state_label
+from bot.core.labels import DEADLINE_EVENTS, event_label, stage_label, state_label
 from bot.core.render import Renderer, SlackMarkup, user_mention
 from bot.core.text import safe_snippet, safe_text, truncate
 from bot.incidents.card import card
@@ -26,7 +26,6 @@ TIMELINE_MAX = 39_000  # under Slack's 40,000 characters for a message's text
 
 
 # timeline events whose text is a deadline's name (as stored when it was set) and whose data names its key
-DEADLINE_EVENTS = ("deadline_set", "deadline_met", "deadline_missed", "deadline_cancelled")
 
 
 class Views:

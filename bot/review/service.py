@@ -24,6 +24,8 @@ from bot.core.i18n import _, current_locale, in_channel_language, in_recipients_
 from bot.core.inputs import day_in_range
 from bot.core.labels import (
     BOT_NAME,
+    DEADLINE_EVENTS,
+    ROLE_EVENTS,
     event_label,
     notice_channel_label,
     severity_label,
@@ -83,9 +85,14 @@ def parse_due(word: str) -> Due:
     )
 
 
-def timeline_text(event: TimelineEvent) -> str:
-    """What an event says, with severities as every message shows them (the record keeps `sev3 → sev2`)."""
+def timeline_text(event: TimelineEvent, playbook: Playbook | None = None, kind: str = "") -> str:
+    """What an event says, with severities as every message shows them (the record keeps `sev3 → sev2`), and a
+    deadline or role by its playbook name in the current language (the record keeps the English one)."""
     data = event.data or {}
+    if playbook is not None and event.event in DEADLINE_EVENTS and isinstance(data.get("key"), str):
+        return playbook.deadline_name(kind, data["key"], event.text)
+    if playbook is not None and event.event in ROLE_EVENTS and isinstance(data.get("role"), str):
+        return playbook.role_name(data["role"])
     if event.event == "severity_changed" and data.get("old") and data.get("new"):
         return f"{severity_label(str(data['old']))} → {severity_label(str(data['new']))}"
     if event.event == "status_changed" and data.get("old") and data.get("new"):
@@ -504,7 +511,9 @@ class ReviewService:
                     "at": local(e.at, "%m-%d %H:%M"),
                     "actor": SlackMarkup(f"<@{e.actor_id}>") if e.actor_id else BOT_NAME,
                     "event": event_label(e.event),
-                    "text": truncate(mask_identifiers(timeline_text(e).replace("\n", " ")), 200),
+                    "text": truncate(
+                        mask_identifiers(timeline_text(e, playbook, incident.kind).replace("\n", " ")), 200
+                    ),
                 }
                 for e in timeline
             ],
