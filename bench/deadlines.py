@@ -149,7 +149,7 @@ def run_round(args: argparse.Namespace, api_url: str, fault_rate: float, tmp: st
 
     def reminders() -> list[dict[str, object]]:
         """Messages carrying reminders (a digest DM carries one line per reminder)."""
-        return [m for m in received() if "Reminder" in str(m["text"])]
+        return [m for m in received() if is_reminder(str(m["text"]))]
 
     def lines(messages: list[dict[str, object]]) -> list[float]:
         """Each reminder line's arrival (a message counted once, however often a retry posted it)."""
@@ -158,7 +158,7 @@ def run_round(args: argparse.Namespace, api_url: str, fault_rate: float, tmp: st
             float(m["received"])  # type: ignore[arg-type]
             for m in first.values()
             for line in str(m["text"]).splitlines()
-            if "Reminder" in line
+            if is_reminder(line)
         ]
 
     deadline = time.time() + 120
@@ -182,6 +182,12 @@ def run_round(args: argparse.Namespace, api_url: str, fault_rate: float, tmp: st
         "max": max(lateness) if lateness else float("nan"),
         "faults": float(sum(int(str(v)) for v in dict(counts).values())) if isinstance(counts, dict) else 0.0,
     }
+
+
+def is_reminder(text: str) -> bool:
+    """A reminder line in either language: a DM speaks its recipient's (their Slack locale, or the playbook's
+    when the lookup failed, as it does under injected faults)."""
+    return "Reminder" in text or "提醒：" in text
 
 
 def main() -> None:

@@ -130,3 +130,17 @@ def test_every_listing_follows_the_cursor(sandbox: SlackSandbox, gateway: SlackG
     assert len(sandbox.calls_to("conversations.members")) > 2
     found = gateway.find_user("person.4")
     assert found is not None and found["id"] == people[-1]
+
+
+def test_a_users_locale_is_remembered_and_a_failed_lookup_is_tried_again_a_minute_later(sandbox: SlackSandbox) -> None:
+    now = [1000.0]
+    gateway = SlackGateway(make_web_client(sandbox.bot_token, sandbox.api_url), monotonic=lambda: now[0])
+    user = sandbox.add_user("ULOCALE0001", "li.lei", locale="zh-CN")
+    sandbox.fail("users.info", error="service_unavailable", status=503, times=1)
+    assert gateway.user_locale(user) is None  # Slack failed: the playbook's language for now, never an error
+    now[0] += 30
+    assert gateway.user_locale(user) is None and len(sandbox.calls_to("users.info")) == 1  # not asked again yet
+    now[0] += 31
+    assert gateway.user_locale(user) == "zh-CN"  # a minute on, asked again
+    now[0] += 599
+    assert gateway.user_locale(user) == "zh-CN" and len(sandbox.calls_to("users.info")) == 2  # remembered

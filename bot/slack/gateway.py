@@ -65,7 +65,7 @@ class SlackGateway:
     ) -> None:
         self.client = client
         self.monotonic = monotonic
-        self._locales: dict[str, tuple[float, str | None]] = {}  # user -> (looked up at, Slack locale)
+        self._locales: dict[str, tuple[float, str | None]] = {}  # user -> (good until, Slack locale)
         self._locale_lookups: dict[str, Future[str | None]] = {}  # lookups under way, shared by their waiters
         self._locale_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="locale")
         self.retry = RetryPolicy(attempts=max_attempts, backoff=backoff, max_backoff=max_backoff, sleep=sleep)
@@ -294,6 +294,7 @@ class SlackGateway:
             raise
 
     LOCALE_TTL = 600.0  # seconds a user's Slack locale is remembered (people rarely switch languages)
+    LOCALE_RETRY = 60.0  # seconds before a failed lookup is tried again (until then: the playbook's language)
     LOCALE_WAIT = 0.3  # the longest a request waits for it: the lookup sits before Slack's 3-second ack
 
     def user_locale(self, user: str) -> str | None:
@@ -304,7 +305,7 @@ class SlackGateway:
         now = self.monotonic()
         with self._locks_guard:
             cached = self._locales.get(user)
-            if cached is not None and now - cached[0] < self.LOCALE_TTL:
+            if cached is not None and now < cached[0]:
                 return cached[1]
             lookup = self._locale_lookups.get(user)
             if lookup is None:
@@ -321,12 +322,13 @@ class SlackGateway:
             response = self.client.users_info(user=user, include_locale=True)
             found = (response.data if isinstance(response.data, dict) else {}).get("user") or {}
             locale = str(found.get("locale") or "") or None
+            good_for = self.LOCALE_TTL
         except (SlackApiError, SlackRequestError, OSError, urllib.error.URLError) as exc:
             error = exc.response.get("error", "") if isinstance(exc, SlackApiError) else type(exc).__name__
             log.info("users.info for %s's locale failed (%s); using the playbook's language", user, error)
-            locale = None
+            locale, good_for = None, self.LOCALE_RETRY
         with self._locks_guard:
-            self._locales[user] = (asked_at, locale)
+            self._locales[user] = (asked_at + good_for, locale)
             self._locale_lookups.pop(user, None)
         return locale
 
