@@ -282,3 +282,19 @@ def test_the_sweeps_reminders_and_pages_speak_each_recipients_language(stack: St
     pages = [t for t in stack.dm_texts(COMMS) + stack.dm_texts(LEAD) if t.startswith(":rotating_light:")]
     assert pages and all(t.startswith(":rotating_light: *Page for #1*") and "You are paged as" in t for t in pages)
     assert all(CJK.search(t) for t in stack.texts(channel)[-3:])  # the channel stays Chinese
+
+
+@CHINESE_PLAYBOOK
+def test_the_timeline_names_reminded_deadlines_and_paged_levels_in_the_readers_language(stack: Stack) -> None:
+    """The record keeps `First response to the customer` and `Owner`; a Chinese reader reads the playbook's
+    Chinese names for them, an English reader the English ones."""
+    stack.sandbox.set_user_locale(TECH, "zh-CN")
+    channel = stack.open("complaint sev3 客户卡号6222021234567890123被重复扣款", user=LEAD).id
+    stack.driver.slash(LEAD, channel, f"assign comms <@{COMMS}>")
+    stack.advance(hours=24)  # reminded, then missed and paged
+    chinese = stack.driver.slash(TECH, channel, "timeline").text
+    assert "发送提醒：首次回复客户" in chinese and "First response to the customer" not in chinese
+    assert "升级呼叫：负责人" in chinese
+    assert "Owner" not in chinese
+    english = stack.driver.slash(LEAD, channel, "timeline").text
+    assert "reminder sent: First response to the customer" in english

@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bot.core.clock import utc
-from bot.core.config import Playbook
+from bot.core.config import Playbook, name_in
+from bot.core.i18n import current_locale
 from store import queries
 from store.models import Escalation, Incident
 from store.states import EscalationState
@@ -101,3 +102,9 @@ class Escalations:
         """Everyone a chain has paged so far (they may acknowledge it)."""
         rows = queries.list_notifications(s, prefix=f"page:{chain.id}:")
         return {user for row in rows for user in row.recipients}
+
+
+def level_name(level: dict[str, Any]) -> str:
+    """A frozen escalation level's name in the current language (`names:` in the playbook; older chains have
+    only the English `name`)."""
+    return name_in(str(level["name"]), level.get("names") or {}, current_locale())

@@ -27,10 +27,10 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core.clock import Clock, utc
-from bot.core.config import Playbook, name_in
-from bot.core.i18n import _, current_locale, in_recipients_language, ngettext, use_locale
+from bot.core.config import Playbook
+from bot.core.i18n import _, in_recipients_language, ngettext, use_locale
 from bot.core.render import Renderer, user_mention
-from bot.deadlines.escalation import Escalations
+from bot.deadlines.escalation import Escalations, level_name
 from bot.deadlines.service import humanize, is_action_item, next_action, owner_for, reminder_times
 from bot.slack.blocks import page_blocks, reminder_blocks, text_blocks
 from bot.slack.gateway import SlackCallError, SlackGateway
@@ -47,12 +47,6 @@ LEASE = timedelta(minutes=2)
 PAGE_ATTEMPTS = 4
 SEND_ATTEMPTS = 3
 RETRY_BACKOFF = timedelta(seconds=30)
-
-
-def level_name(level: dict[str, Any]) -> str:
-    """A frozen escalation level's name in the current language (`names:` in the playbook; older chains have
-    only the English `name`)."""
-    return name_in(str(level["name"]), level.get("names") or {}, current_locale())
 
 
 class ClaimTakenError(Exception):

@@ -5,6 +5,7 @@ Each loads what it shows in one read-only session and changes nothing.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
@@ -14,6 +15,7 @@ from bot.core.i18n import _, current_locale
 from bot.core.labels import DEADLINE_EVENTS, event_label, stage_label, state_label
 from bot.core.render import Renderer, SlackMarkup, user_mention
 from bot.core.text import safe_snippet, safe_text, truncate
+from bot.deadlines.escalation import level_name
 from bot.incidents.card import card
 from bot.incidents.channel import failed_step_name
 from bot.incidents.permissions import Action, Permissions
@@ -60,16 +62,35 @@ class Views:
     def timeline_text(self, *, channel_id: str | None, number: int | None, actor: str) -> str:
         incident = self.readable(Action.TIMELINE, channel_id=channel_id, number=number, actor=actor)
         with self.db() as s:  # asking Slack who may read it happens outside any transaction
+            named = self._names_in_language(s, incident.id, incident.kind)
             events = [
                 {
                     "at": e.at,
                     "actor_id": e.actor_id or self.slack.bot_user_id,
-                    "summary": self._summary(e.event, e.text, e.data, kind=incident.kind),
+                    "summary": self._summary(e.event, named(e.event, e.text, e.data or {}), e.data, kind=incident.kind),
                 }
                 for e in queries.list_timeline(s, incident.id)
             ]
         text = self.renderer.render("slack/timeline.j2", number=incident.id, events=events)
         return truncate(text, TIMELINE_MAX)
+
+    def _names_in_language(self, s: Session, incident_id: int, kind: str) -> Callable[[str, str, dict[str, Any]], str]:
+        """The record keeps a reminder's deadline and a page's level by their English names; the reader reads the
+        playbook's name in their language (a frozen chain's level keeps the `names:` it was started with)."""
+        deadlines = {d.id: d for d in queries.list_deadlines(s, incident_id)}
+        chains = {c.id: c for c in queries.list_escalations(s, incident_id)}
+
+        def named(event: str, text: str, data: dict[str, Any]) -> str:
+            deadline = deadlines.get(int(data.get("deadline_id") or 0)) if event == "reminder_sent" else None
+            if deadline is not None:
+                return self.playbook.deadline_name(kind, deadline.key, deadline.name)
+            chain = chains.get(int(data.get("escalation_id") or 0)) if event in ("paged", "page_skipped") else None
+            level = data.get("level")
+            if chain is not None and isinstance(level, int) and 0 <= level < len(chain.levels):
+                return level_name(chain.levels[level])
+            return text
+
+        return named
 
     def _summary(self, event: str, text: str, data: dict[str, Any], *, kind: str = "") -> SlackMarkup:
         """One line of the timeline: what happened, in the reader's language (the text typed stays as typed)."""
