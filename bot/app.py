@@ -64,6 +64,7 @@ def create_app(
     services = Services.build(playbook, session_factory, gateway, clock)
     executor = executor or TrackingExecutor()
     app = _App(
+        name="incident-desk",  # named, so bolt does not walk the call stack to name it (slow in deep stacks)
         client=client,
         signing_secret=signing_secret,
         request_verification_enabled=signing_secret is not None,
