@@ -131,7 +131,9 @@ def build_runtime(settings: Settings, playbook: Playbook, *, host: str = "0.0.0.
         client=make_web_client(settings.bot_token, settings.slack_api_url),
         signing_secret=None if socket_mode else settings.signing_secret,
     )
-    wsgi = make_wsgi(bot, public_url=settings.public_url, slack_events=not socket_mode)
+    wsgi = make_wsgi(
+        bot, public_url=settings.public_url, slack_events=not socket_mode, intake_token=settings.intake_token
+    )
     http = HttpServer(wsgi, host=host, port=settings.port)
     socket: SocketModeHandler | None = None
     if settings.app_token is not None:

@@ -19,6 +19,7 @@ from bot.deadlines.scheduler import Scheduler, Sweeper
 from bot.deadlines.service import Deadlines
 from bot.incidents.permissions import Permissions
 from bot.incidents.service import IncidentService
+from bot.intake.service import ComplaintIntake
 from bot.notices.email import Mailer
 from bot.notices.outbox import Outbox
 from bot.notices.service import NoticeService
@@ -53,6 +54,7 @@ class Services:
     reports: ReportService
     sweeper: Sweeper
     scheduler: Scheduler  # the timer around the sweeper; `incident-desk run` starts it
+    intake: ComplaintIntake  # complaints from the bank's complaint system (the intake API)
 
     @classmethod
     def build(
@@ -155,6 +157,9 @@ class Services:
         )
         scheduler = Scheduler(sweeper, db=db, clock=clock, interval=timer_interval)
 
+        # what other systems send in
+        intake = ComplaintIntake(db, clock, playbook)
+
         # who reacts to what, all of it here
         events.subscribe(ScheduleChanged, lambda _: scheduler.poke())
         events.subscribe(IncidentResolved, review.on_resolved)
@@ -179,4 +184,5 @@ class Services:
             reports=reports,
             sweeper=sweeper,
             scheduler=scheduler,
+            intake=intake,
         )

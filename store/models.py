@@ -3,9 +3,22 @@
 from __future__ import annotations
 
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint, false
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    Numeric,
+    String,
+    Text,
+    UniqueConstraint,
+    false,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from store.types import UTCDateTime
@@ -353,3 +366,24 @@ class KpiDeadlineCell(Base):
     n: Mapped[int] = mapped_column(Integer)
 
     __table_args__ = (Index("ix_kpi_deadline_cells_month", "month"),)
+
+
+class Complaint(Base):
+    """A complaint recorded by the intake API. `external_id` is the complaint system's own id (unique: a
+    retry finds the row it made); `fingerprint` is a hash of the body, so a retry with another body is told
+    apart from a retry. The customer reference is raw here and masked on every output."""
+
+    __tablename__ = "complaints"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(120), unique=True)
+    fingerprint: Mapped[str] = mapped_column(String(64))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    contact_channel: Mapped[str] = mapped_column(String(20))
+    category: Mapped[str] = mapped_column(String(60))
+    product: Mapped[str] = mapped_column(String(120))
+    summary: Mapped[str] = mapped_column(Text)
+    customer_ref: Mapped[str] = mapped_column(Text)
+    severity: Mapped[str | None] = mapped_column(String(10))
+    amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -12,6 +12,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
 
 from store.models import (
+    Complaint,
     Deadline,
     Escalation,
     Incident,
@@ -770,3 +771,27 @@ def list_public_notices(session: Session, kinds: Sequence[str], limit: int = 200
 
 def get_outbox_message(session: Session, row_id: int) -> OutboxMessage | None:
     return session.get(OutboxMessage, row_id)
+
+
+# ---- complaints (the intake API) ---------------------------------------------------------------------------
+
+
+def claim_complaint(session: Session, values: dict[str, Any]) -> int | None:
+    """Insert a complaint unless its external id is already recorded; its id, or None if the id was taken
+    (by an earlier request or a concurrent one: the unique index decides, on every replica)."""
+    stmt = (
+        _insert_for(session)(Complaint)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["external_id"])
+        .returning(Complaint.id)
+    )
+    found = session.execute(stmt).scalar_one_or_none()
+    return int(found) if found is not None else None
+
+
+def get_complaint(session: Session, complaint_id: int) -> Complaint | None:
+    return session.get(Complaint, complaint_id)
+
+
+def get_complaint_by_external_id(session: Session, external_id: str) -> Complaint | None:
+    return session.scalars(select(Complaint).where(Complaint.external_id == external_id)).one_or_none()

@@ -698,6 +698,8 @@ class Settings:
     config_path: Path = Path("config.yaml")
     port: int = 3000
     public_url: str | None = None  # the status page's address from outside (links and Atom ids)
+    # the bearer token of the intake API (POST /api/v1/complaints); the API is off without it
+    intake_token: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -728,6 +730,7 @@ class Settings:
             config_path=Path(env.get("INCIDENT_DESK_CONFIG") or "config.yaml"),
             port=int(port_text),
             public_url=public_url,
+            intake_token=(env.get("INCIDENT_DESK_INTAKE_TOKEN") or "").strip() or None,
         )
 
     def require_slack(self) -> None:

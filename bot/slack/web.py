@@ -9,6 +9,7 @@ come from INCIDENT_DESK_PUBLIC_URL or are relative; nothing in a response is tak
 from __future__ import annotations
 
 import hashlib
+import hmac
 import io
 import json
 import logging
@@ -21,6 +22,7 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from waitress.server import create_server
 
 from bot.core.i18n import use_locale
+from bot.intake.service import IntakeConflictError, IntakeError, parse_complaint
 from store.db import ping
 
 if TYPE_CHECKING:
@@ -29,6 +31,8 @@ if TYPE_CHECKING:
 WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 EVENTS_PATH = "/slack/events"
 MAX_EVENT_BYTES = 2 * 1024 * 1024  # Slack's payloads are far smaller; refuse to buffer more
+COMPLAINTS_PATH = "/api/v1/complaints"
+MAX_COMPLAINT_BYTES = 64 * 1024  # one complaint; a bigger body is refused before it is read
 # Revalidate every time: the page changes the moment a notice is published, and no cache (shared or not)
 # keeps a copy it may serve without asking; the ETag makes the revalidation cheap.
 STATUS_CACHE_CONTROL = "no-cache"
@@ -53,14 +57,56 @@ def _status_route(bot: Bot, environ: dict[str, Any], base: str) -> tuple[str, st
 
 
 def _respond(start_response: Callable[..., Any], status: str, payload: dict[str, Any]) -> list[bytes]:
-    data = json.dumps(payload).encode()
-    start_response(status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))])
+    data = json.dumps(payload, ensure_ascii=False).encode()
+    start_response(status, [("Content-Type", "application/json; charset=utf-8"), ("Content-Length", str(len(data)))])
     return [data]
 
 
-def make_wsgi(bot: Bot, *, public_url: str | None = None, slack_events: bool = True) -> WSGIApp:
+def _bearer_ok(environ: dict[str, Any], token: str) -> bool:
+    """Whether the request carries `Authorization: Bearer <token>`, compared in constant time."""
+    header = environ.get("HTTP_AUTHORIZATION", "")
+    scheme, _, given = header.partition(" ")
+    if scheme.lower() != "bearer":
+        return False
+    return hmac.compare_digest(given.strip().encode(), token.encode())
+
+
+def _complaint_route(bot: Bot, environ: dict[str, Any], token: str) -> tuple[str, dict[str, Any]]:
+    """POST /api/v1/complaints: record one complaint. Nothing is logged from the body or the header."""
+    if environ.get("REQUEST_METHOD") != "POST":
+        return "405 Method Not Allowed", {"error": "POST only"}
+    if not _bearer_ok(environ, token):
+        log.warning("refused a request to %s: missing or wrong bearer token", COMPLAINTS_PATH)
+        return "401 Unauthorized", {"error": "missing or wrong bearer token"}
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = -1
+    if not 0 <= length <= MAX_COMPLAINT_BYTES:
+        return "413 Content Too Large", {"error": "body too large", "field": "body"}
+    raw = environ["wsgi.input"].read(length) if length else b""
+    try:
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        return "422 Unprocessable Content", {"error": "body is not JSON", "field": "body"}
+    try:
+        recorded = bot.services.intake.record(parse_complaint(body))
+    except IntakeError as exc:
+        return "422 Unprocessable Content", {"error": f"{exc.field}: {exc.message}", "field": exc.field}
+    except IntakeConflictError as exc:
+        return "409 Conflict", {"error": "external_id is recorded with another body", "field": exc.field}
+    answer = {"number": recorded.number, "external_id": recorded.external_id, "summary": recorded.summary}
+    if recorded.created:
+        log.info("recorded complaint %d", recorded.number)
+    return ("201 Created" if recorded.created else "200 OK"), answer
+
+
+def make_wsgi(
+    bot: Bot, *, public_url: str | None = None, slack_events: bool = True, intake_token: str | None = None
+) -> WSGIApp:
     """The bot's HTTP front. `public_url` is where the status page is reached from outside (links are
-    relative without it). `slack_events=False` (Socket Mode's side server) serves no /slack/events at all."""
+    relative without it). `slack_events=False` (Socket Mode's side server) serves no /slack/events at all.
+    `intake_token` (INCIDENT_DESK_INTAKE_TOKEN) turns the intake API on; without it the API is not there."""
     verifier = bot.verifier
     if slack_events and verifier is None:
         raise ValueError("serving /slack/events needs a signing secret to verify requests")
@@ -110,6 +156,9 @@ def make_wsgi(bot: Bot, *, public_url: str | None = None, slack_events: bool = T
                 status, payload = "200 OK", {"ok": True, "database": "ok"}
             except Exception:  # the health check reports, it does not crash
                 status, payload = "503 Service Unavailable", {"ok": False, "database": "unreachable"}
+            return _respond(start_response, status, payload)
+        if path == COMPLAINTS_PATH and intake_token:
+            status, payload = _complaint_route(bot, environ, intake_token)
             return _respond(start_response, status, payload)
         if path == EVENTS_PATH and bolt is not None:
             return slack_event(environ, start_response)
