@@ -8,6 +8,7 @@ import dataclasses
 import json
 import logging
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +114,16 @@ def test_a_retry_gets_the_same_complaint_and_another_body_is_a_conflict(intake: 
     assert stored(stack, BODY["external_id"]) == (shown["number"], SUMMARY, f"卡号{CARD}")
     second, shown_second = post(url, {**BODY, "external_id": "CMS-000124"})
     assert second.status == 201 and shown_second["number"] != shown["number"]
+
+
+def test_concurrent_retries_record_one_complaint(intake: tuple[Stack, str]) -> None:
+    """The complaint system's retries may overlap: the unique external id lets exactly one of them create."""
+    stack, url = intake
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        answers = list(pool.map(lambda _: post(url, BODY), range(6)))
+    assert sorted(answer.status for answer, _ in answers) == [200] * 5 + [201]
+    assert len({shown["number"] for _, shown in answers}) == 1
+    assert stored(stack, BODY["external_id"]) == (answers[0][1]["number"], SUMMARY, f"卡号{CARD}")
 
 
 def test_an_external_id_that_carries_an_identifier_is_shown_masked(intake: tuple[Stack, str]) -> None:
