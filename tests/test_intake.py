@@ -189,6 +189,11 @@ def test_a_body_that_is_not_json_is_refused(intake: tuple[Stack, str]) -> None:
         assert (answer.status, refused["field"]) == (422, "body"), raw
     assert stored(stack, BODY["external_id"]) is None
     assert fetch(url, PATH, {"Authorization": f"Bearer {TOKEN}"}).status == 405
+    huge, refused = post(url, {**BODY, "summary": "投" * 70_000})
+    assert (huge.status, refused["field"]) == (413, "body")
+    long, refused = post(url, {**BODY, "summary": "投" * 4001})
+    assert (long.status, refused["field"]) == (422, "summary")
+    assert stored(stack, BODY["external_id"]) is None
 
 
 def test_the_optional_fields_may_be_left_out(intake: tuple[Stack, str]) -> None:
