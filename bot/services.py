@@ -21,7 +21,7 @@ from bot.incidents.permissions import Permissions
 from bot.incidents.service import IncidentService
 from bot.intake.service import ComplaintIntake
 from bot.notices.email import Mailer
-from bot.notices.outbox import Outbox
+from bot.notices.outbox import LEASE, Outbox
 from bot.notices.service import NoticeService
 from bot.notices.status_page import StatusPage
 from bot.notices.webhooks import WebhookSender
@@ -146,7 +146,8 @@ class Services:
             renderer=renderer,
             escalations=escalations,
             jobs=(
-                outbox.resume,  # side effects whose worker died (lease ran out) or whose retry is due
+                # side effects whose worker died (lease ran out), whose retry is due, or left unrun past the lease
+                functools.partial(outbox.resume, grace=LEASE),
                 review.post_due_reviews,
                 reports.run_weekly,
                 functools.partial(  # the KPI report's months, computed again once stale (bot/review/kpi.py)

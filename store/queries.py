@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import case, delete, func, insert, or_, select, update
+from sqlalchemy import and_, case, delete, false, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
@@ -427,9 +427,12 @@ def lease_effect(session: Session, row_id: int, *, now: datetime, lease_until: d
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-def lanes_due(session: Session, now: datetime, limit: int = 500) -> list[int]:
-    """Incidents with a side effect waiting whose time has come and that nobody (alive) is working on."""
+def lanes_due(session: Session, now: datetime, limit: int = 500, *, fresh_after: datetime | None = None) -> list[int]:
+    """Incidents with a side effect waiting whose time has come and that nobody (alive) is working on. With
+    `fresh_after`, an effect never tried and written after it is left to the request that wrote it."""
     free = or_(OutboxMessage.lease_until.is_(None), OutboxMessage.lease_until <= now)
+    untouched = and_(OutboxMessage.attempts == 0, OutboxMessage.lease_until.is_(None))
+    fresh = and_(untouched, OutboxMessage.due_at > fresh_after) if fresh_after is not None else false()
     stmt = (
         select(OutboxMessage.incident_id)
         .where(
@@ -437,6 +440,7 @@ def lanes_due(session: Session, now: datetime, limit: int = 500) -> list[int]:
             OutboxMessage.state == OutboxState.PENDING,
             OutboxMessage.due_at <= now,
             free,
+            ~fresh,
         )
         .group_by(OutboxMessage.incident_id)
         .order_by(func.min(OutboxMessage.id))

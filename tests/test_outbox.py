@@ -16,6 +16,7 @@ from sqlalchemy import select
 
 from bot.core.clock import FixedClock
 from bot.incidents.service import IncidentCreate
+from bot.notices.outbox import LEASE
 from bot.sandbox.server import SlackSandbox
 from bot.services import Services
 from bot.slack.gateway import SlackGateway, make_web_client
@@ -192,3 +193,24 @@ def test_a_step_slack_keeps_refusing_is_given_up_after_its_bound_and_the_rest_go
     assert updates == [f":mega: *Update* from <@{LEAD}>: 第二条"]  # the first is recorded as failed, not lost
     stack.driver.slash(LEAD, channel.id, "repair")  # repair runs it again
     assert [t for t in stack.texts(channel.id) if t.startswith(":mega: *Update*")][-1].endswith("第一条")
+
+
+def test_a_sweep_leaves_a_fresh_effect_to_the_request_that_wrote_it_and_takes_it_once_the_lease_passed(
+    stack: Stack,
+) -> None:
+    """A sweep racing the request that just wrote an effect would run the reporter's set-up in the sweep's thread
+    (and the request would tell the reporter nothing). It waits one lease; start-up, with no request left alive,
+    does not wait."""
+    channel = stack.open("complaint sev3 客户卡号6222021234567890123被重复扣款").id
+    services = stack.bot.services
+    with services.db.begin() as s:
+        services.outbox.add(s, 1, "test:fresh-post", "post", text="written by a request still running")
+    now = services.clock.now()
+    assert services.outbox.resume(now, grace=LEASE) == 0  # the sweep leaves it to its request
+    assert "written by a request still running" not in stack.texts(channel)
+    assert services.outbox.resume(now + LEASE + timedelta(seconds=1), grace=LEASE) == 1  # its request died
+    assert stack.texts(channel).count("written by a request still running") == 1
+    with services.db.begin() as s:
+        services.outbox.add(s, 1, "test:at-start-up", "post", text="left by a crash")
+    assert services.outbox.resume(now) == 1  # start-up: nobody else is left to run it
+    assert stack.texts(channel).count("left by a crash") == 1

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time as wall
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from bot.deadlines.scheduler import Scheduler
 from tests.conftest import LEAD, Stack
@@ -82,8 +82,14 @@ def test_a_change_made_by_a_command_replans_the_running_timer(stack: Stack) -> N
     scheduler = stack.bot.scheduler
     scheduler.start()
     try:
-        # the first tick plans its wake-up as its very last step: once the job is there, the tick is over
-        assert wait_for(lambda: scheduler.aps.get_job("sweep-next") is not None)
+        # the first tick plans its wake-up as its very last step; the premise is a far one (the weekly report,
+        # days away), so wait for that plan rather than for any job (a retry planned a moment ahead would
+        # already be earlier than anything the open could add)
+        def planned_far() -> bool:
+            job = scheduler.aps.get_job("sweep-next")
+            return job is not None and job.next_run_time > datetime.now(UTC) + timedelta(hours=1)
+
+        assert wait_for(planned_far, seconds=30), "the first sweep planned no far wake-up"
         scheduler.aps.remove_job("sweep-interval")
         before = scheduler.aps.get_job("sweep-next").next_run_time
         stack.open("complaint sev3 客户卡号6222021234567890123被重复扣款")

@@ -234,10 +234,13 @@ class Outbox:
         with self.db() as s:
             return [r.effect for r in queries.list_effects(s, incident_id) if r.state == OutboxState.PENDING]
 
-    def resume(self, now: datetime | None = None) -> int:
-        """Run every lane with work due and nobody alive on it: at start-up and from every sweep."""
+    def resume(self, now: datetime | None = None, *, grace: timedelta | None = None) -> int:
+        """Run every lane with work due and nobody alive on it: at start-up and from every sweep. A sweep gives
+        the request that wrote an effect `grace` to run it itself (so the reporter hears from their own request,
+        not from a sweep that raced it); at start-up nobody else is left to run anything."""
+        now = now or self.clock.now()
         with self.db() as s:
-            lanes = queries.lanes_due(s, now or self.clock.now())
+            lanes = queries.lanes_due(s, now, fresh_after=now - grace if grace is not None else None)
         ran = 0
         for incident_id in lanes:
             try:
