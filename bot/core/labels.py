@@ -16,6 +16,12 @@ def severity_label(severity: str) -> str:
     return severity.strip().upper()
 
 
+def _label(table: dict[str, str], key: str, unknown: str | None = None) -> str:
+    """`key`'s word from `table` in the current language; an unknown key as stored (or as `unknown` says)."""
+    word = table.get(key)
+    return _(word) if word else (key if unknown is None else unknown)
+
+
 # The timeline events about one deadline, whose data names it by key (`first_response`)
 DEADLINE_EVENTS = ("deadline_set", "deadline_met", "deadline_missed", "deadline_cancelled")
 ROLE_EVENTS = ("assigned", "role_taken")
@@ -43,8 +49,7 @@ STATE_NAMES = {
 
 def state_label(state: str) -> str:
     """An incident status, deadline, page or notice state in the current language (`resolved` → 已解决)."""
-    name = STATE_NAMES.get(state)
-    return _(name) if name else state
+    return _label(STATE_NAMES, state)
 
 
 # What happened, as the record's timeline names it (English: the event's own name, underscores read as spaces).
@@ -95,8 +100,7 @@ EVENT_NAMES = {
 
 def event_label(event: str) -> str:
     """A timeline event's name in the current language (`severity_changed` → severity changed / 严重级别变更)."""
-    name = EVENT_NAMES.get(event)
-    return _(name) if name else event.replace("_", " ")
+    return _label(EVENT_NAMES, event, event.replace("_", " "))
 
 
 # A customer notice's stage (`/incident notice initial`), as stored and typed, shown in the reader's language.
@@ -105,8 +109,7 @@ STAGE_NAMES = {"initial": N_("initial"), "update": N_("update"), "resolved": N_(
 
 def stage_label(stage: str) -> str:
     """A notice stage in the current language (`initial` → 首次通知); an unknown one as stored."""
-    name = STAGE_NAMES.get(stage)
-    return _(name) if name else stage
+    return _label(STAGE_NAMES, stage)
 
 
 # A notice channel by the key staff type (`/incident notice initial hotline`): English shows the key, others translate.
@@ -122,5 +125,4 @@ NOTICE_CHANNEL_WORDS = {
 
 def notice_channel_label(channel: str) -> str:
     """A notice channel's key in the current language (`hotline` → 客服热线); an unknown one as stored."""
-    word = NOTICE_CHANNEL_WORDS.get(channel)
-    return _(word) if word else channel
+    return _label(NOTICE_CHANNEL_WORDS, channel)

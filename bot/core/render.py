@@ -179,42 +179,22 @@ class Renderer:
         self.tz = ZoneInfo(timezone)
         dirs = [str(templates_dir)] if templates_dir else []
         loader = FileSystemLoader([*dirs, str(TEMPLATES_DIR)])
-        self.plain_env = SandboxedEnvironment(
-            loader=loader,
-            bytecode_cache=_COMPILED["plain"],
-            undefined=StrictUndefined,
-            autoescape=False,
-            finalize=_finalize_plain,
-            keep_trailing_newline=False,
-        )
-        self.html_env = SandboxedEnvironment(
-            loader=loader,
-            bytecode_cache=_COMPILED["html"],
-            undefined=StrictUndefined,
-            autoescape=True,
-            finalize=_finalize_html,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
-        self.env = SandboxedEnvironment(
-            loader=loader,
-            bytecode_cache=_COMPILED["slack"],
-            undefined=StrictUndefined,
-            autoescape=False,
-            finalize=_finalize,
-            trim_blocks=True,
-            lstrip_blocks=True,
-            keep_trailing_newline=False,
-        )
-        self.markdown_env = SandboxedEnvironment(
-            loader=loader,
-            bytecode_cache=_COMPILED["markdown"],
-            undefined=StrictUndefined,
-            autoescape=False,
-            finalize=_finalize_markdown,
-            trim_blocks=True,
-            lstrip_blocks=True,
-        )
+        def environment(kind: str, finalize: Finalize, *, autoescape: bool, trim: bool) -> SandboxedEnvironment:
+            return SandboxedEnvironment(
+                loader=loader,
+                bytecode_cache=_COMPILED[kind],
+                undefined=StrictUndefined,
+                autoescape=autoescape,
+                finalize=finalize,
+                trim_blocks=trim,
+                lstrip_blocks=trim,
+                keep_trailing_newline=False,
+            )
+
+        self.plain_env = environment("plain", _finalize_plain, autoescape=False, trim=False)
+        self.html_env = environment("html", _finalize_html, autoescape=True, trim=True)
+        self.env = environment("slack", _finalize, autoescape=False, trim=True)
+        self.markdown_env = environment("markdown", _finalize_markdown, autoescape=False, trim=True)
         _translating(self.plain_env, _finalize_plain, str)
         _translating(self.html_env, _finalize_plain, str)
         _translating(self.env, _finalize, SlackMarkup)
