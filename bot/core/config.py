@@ -495,6 +495,8 @@ class Playbook(_Strict):
         problems = cross_reference_problems(self.model_dump(exclude_unset=True))  # never blame a default
         if problems:
             raise ValueError("\n".join(problems))
+        if self.surge.enabled and self.surge.kind not in self.kinds:  # only a default can get here
+            object.__setattr__(self, "surge", self.surge.model_copy(update={"enabled": False}))  # frozen model
         return self
 
     @property
@@ -637,6 +639,8 @@ def cross_reference_problems(data: dict[str, Any]) -> list[str]:
 
 def _surge_problems(surge: dict[str, Any], kinds: dict[str, Any], severities: dict[str, Any]) -> list[str]:
     problems: list[str] = []
+    if not surge:  # not written: the surge plan is off where the playbook has no surge kind (see Playbook)
+        return problems
     surge_kind = surge.get("kind", "surge")
     if kinds and surge.get("enabled", True) and surge_kind not in kinds:
         problems.append(f"surge.kind: {surge_kind!r} is not one of kinds ({', '.join(kinds)})")
