@@ -150,6 +150,8 @@ def test_the_store_rule_sees_a_query_built_in_a_service(tmp_path: Path) -> None:
         ".where(...)",
         ".get(Deadline, ...)",
     }
+
+
 # ---- explicit dependencies and package boundaries ------------------------------------------------------------
 
 # Which bot packages (and `store`) each part of the tree may import, besides the standard library and
@@ -166,6 +168,7 @@ BOUNDARIES: dict[str, set[str]] = {
     "bot/notices": {CORE, SLACK, STORE, *DOMAIN} - {"bot.review"},
     "bot/review": {CORE, SLACK, STORE, *DOMAIN},
     "bot/intake": {CORE, STORE, "bot.intake"},  # records what other systems send; no Slack call yet
+    "bot/plan": {CORE, SLACK, STORE, "bot.plan"},  # the plan's versions: stored, announced, confirmed
     "bot/sandbox": {"bot.sandbox"},  # the test server knows nothing of the bot it serves
     "handlers": {CORE, SLACK, *DOMAIN, "bot.services", "handlers"},
     "store": {STORE},

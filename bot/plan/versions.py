@@ -27,7 +27,7 @@ HASH_PREFIX = 12
 
 def content_hash(text: str) -> str:
     """sha256 of the playbook's content: its parsed values (not comments or layout), without version and changelog."""
-    data = yaml.safe_load(text)
+    data = yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml when there is one
     content = {k: v for k, v in data.items() if k not in UNVERSIONED} if isinstance(data, dict) else data
     canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, default=str)
     return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
