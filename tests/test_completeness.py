@@ -17,8 +17,8 @@ from tests.conftest import TEST_EDITS, playbook_text
 INCOMPLETE = {
     **TEST_EDITS,
     (
-        "    deadlines:\n      - {key: status_update, name: Progress report to the command, names: {zh-CN: 向指挥部报告进展}, "
-        "owner: lead, after: 1h, cadence: true}"
+        "    deadlines:\n      - {key: status_update, name: Progress report to the command, "
+        "names: {zh-CN: 向指挥部报告进展}, owner: lead, after: 1h, cadence: true}"
     ): "    deadlines: []",
     "policy: legal_compliance, ": "",
 }
@@ -30,8 +30,8 @@ COMPLETE = {
     "aliases: [legal, compliance, 法律合规]\n    default_owners: []": (
         "aliases: [legal, compliance, 法律合规]\n    default_owners: [ULEGAL00001]"
     ),
-    "aliases: [financial, 财务]\n    default_owners: []": "aliases: [financial, 财务]\n    default_owners: [UFIN0000001]",
-    "- {name: Leadership group (预案领导小组), users: []": "- {name: Leadership group (预案领导小组), users: [UBOSS000001]",
+    "aliases: [financial, 财务]\n    default_owners: []": "aliases: [financial, 财务]\n    usergroup: S0FIN0001",
+    "(预案领导小组), users: []": "(预案领导小组), users: [UBOSS000001]",
 }
 
 
@@ -66,7 +66,8 @@ def test_check_config_lists_every_gap_of_an_incomplete_plan_and_fails_on_them_on
     assert not any(g.startswith("kinds.outage.category_routes") for g in gaps)  # outages are not routed by category
     assert (
         gaps.count(
-            "escalation.levels.2 (Leadership group (预案领导小组)): reaches nobody; add users: [U012ABCDEF] or usergroup:"
+            "escalation.levels.2 (Leadership group (预案领导小组)): reaches nobody; "
+            "add users: [U012ABCDEF] or usergroup:"
         )
         == 1
     )  # said once, though playbook_warnings says it too
@@ -79,8 +80,8 @@ def test_a_complete_plan_has_no_gaps_and_a_missing_notice_template_is_named_per_
     playbook = load_playbook_text(playbook_text(**COMPLETE, **{"locales: [zh-CN, en]": "locales: [zh-CN, en, zh-TW]"}))
     found = completeness_findings(playbook)
     assert (
-        "kinds.complaint.notice_channels.hotline: no initial notice template in zh-TW (notices/zh-TW/initial/hotline.j2)"
-        in found
+        "kinds.complaint.notice_channels.hotline: no initial notice template in zh-TW "
+        "(notices/zh-TW/initial/hotline.j2)" in found
     )
     assert "kinds.outage.notice_channels.status_page: no resolved notice template in zh-TW" in " ".join(found)
     assert not any(" in zh-CN " in f or " in en " in f for f in found)

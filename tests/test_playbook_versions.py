@@ -170,6 +170,17 @@ def test_a_new_version_is_announced_and_each_owner_confirms_reading_it_once(stac
     stack.advance(days=1)
     assert {u: len(stack.dm_texts(u)) - dms[u] for u in dms} == {ADMIN: 1, LEAD: 0, TECH: 0, COMMS: 2}
     assert announcement(stack, reports)[1].endswith(f"Not confirmed yet: <@{COMMS}>")
+    general = stack.sandbox.channel_by_name("general")
+    assert general is not None
+    assert stack.driver.slash(OUTSIDER, general.id, "plan").text.splitlines() == [
+        f"*Contingency plan {NEW}* (dated 2026-11-25; in force since 2026-11-24 10:00).",
+        "Why: 投诉首次回复时限由24小时缩短为12小时（监管新规）",
+        "• 客户投诉首次回复时限改为12小时",
+        "• 客户沟通角色由客服值班组承担",
+        "Confirmed reading: 3 of 4.",
+        f"Not confirmed yet: <@{COMMS}>",
+        "Next review due: 2027-11-25.",
+    ]
     with db() as s:
         rows = s.scalars(select(PlanConfirmation).order_by(PlanConfirmation.id)).all()
         confirmed = {r.user_id: r.confirmed_at is not None for r in rows}

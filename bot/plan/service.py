@@ -264,6 +264,45 @@ class PlanService:
             sent += self._dm_ask(user, version_id, reminder=True)
         return sent
 
+    # ---- `/incident plan` -----------------------------------------------------------------------------------
+
+    def status_text(self) -> str:
+        """The version in force, what changed, who has not confirmed reading it, when it is due for review; in
+        the reader's language."""
+        with self.db() as s:
+            row = queries.latest_playbook_version(s)
+            if row is None:
+                return _(
+                    "Playbook {version} is loaded; no version is stored yet (the bot stores one each time it starts "
+                    "on a new version).",
+                    version=safe_text(self.playbook.version),
+                )
+            confirmations = queries.list_plan_confirmations(s, row.id)
+            zone = self.playbook.tz
+            lines = [
+                _(
+                    "*Contingency plan {version}* (dated {date}; in force since {since}).",
+                    version=safe_text(row.version),
+                    date=row.effective_on.isoformat(),
+                    since=f"{utc(row.loaded_at).astimezone(zone):%Y-%m-%d %H:%M}",
+                ),
+                *self._changes(row),
+            ]
+            pending = [c.user_id for c in confirmations if c.confirmed_at is None]
+            if confirmations:
+                lines.append(
+                    _(
+                        "Confirmed reading: {confirmed} of {asked}.",
+                        confirmed=len(confirmations) - len(pending),
+                        asked=len(confirmations),
+                    )
+                )
+            if pending:
+                lines.append(_("Not confirmed yet: {people}", people=", ".join(f"<@{u}>" for u in pending)))
+            due = utc(self.review_due_at(row)).astimezone(zone)
+            lines.append(_("Next review due: {date}.", date=f"{due:%Y-%m-%d}"))
+        return "\n".join(lines)
+
     # ---- the yearly review ----------------------------------------------------------------------------------
 
     def review_due_at(self, row: PlaybookVersion) -> datetime:
