@@ -15,6 +15,7 @@ from datetime import date, datetime
 from typing import Any, Literal
 
 import yaml
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core.clock import utc
@@ -89,7 +90,14 @@ def adopt_playbook(
     db: sessionmaker[Session], playbook: Playbook, text: str, now: datetime, source: str = "config.yaml"
 ) -> Adoption:
     """At start-up: refuse a changed playbook whose version was not raised, else store a version not seen yet.
-    A version stored before has the changelog entry of its own version, if any."""
+    Each version is stored with its changelog entry (the first one a database sees may have none)."""
+    try:
+        return _adopt(db, playbook, text, now, source)
+    except IntegrityError:  # another replica stored the same (version, hash) a moment ago: check again
+        return _adopt(db, playbook, text, now, source)
+
+
+def _adopt(db: sessionmaker[Session], playbook: Playbook, text: str, now: datetime, source: str) -> Adoption:
     with db.begin() as s:
         adoption = check_version(s, playbook, text, source)
         if adoption.outcome != "same":
