@@ -53,7 +53,7 @@ def write(tmp_path: Path, **edits: str) -> Path:
 
 
 def test_history_diff_and_the_refusal_of_a_changed_file_whose_version_was_not_raised(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = f"sqlite:///{tmp_path / 'store.db'}"
     seed_sqlite(url)  # the migrated schema, copied
@@ -74,6 +74,15 @@ def test_history_diff_and_the_refusal_of_a_changed_file_whose_version_was_not_ra
     assert "raise `version` and add a `changelog` entry" in err
     with pytest.raises(ConfigError, match="raise `version`"):  # the bot refuses to start likewise
         adopt(shipped, path, url)
+    for name, value in {
+        "SLACK_BOT_TOKEN": "xoxb-test",
+        "SLACK_SIGNING_SECRET": "secret",
+        "DATABASE_URL": url,
+        "INCIDENT_DESK_CONFIG": str(path),
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert main(["run"]) == 2  # before it connects to anything
+    assert "version: the playbook's content changed" in capsys.readouterr().err
 
     # A raised version needs its changelog entry.
     path = write(tmp_path, **SHORTER, **RAISED)

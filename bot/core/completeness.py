@@ -37,10 +37,16 @@ def owner_findings(playbook: Playbook) -> list[str]:
 
 
 def route_findings(playbook: Playbook) -> list[str]:
-    """Complaint categories with no route, in kinds that route work by category, and routes to nobody."""
+    """Complaint categories with no route, and routes to nobody. Complaint categories: those of a kind that routes
+    work by category (category_routes, or a deadline with route_by_category) or answers one customer
+    (notice_audience: customer); an outage's categories only describe it."""
     found = []
     for key, kind in playbook.kinds.items():
-        routed = kind.category_routes or any(d.route_by_category for d in kind.deadlines)
+        routed = (
+            kind.category_routes
+            or any(d.route_by_category for d in kind.deadlines)
+            or kind.notice_audience == "customer"
+        )
         if not routed:
             continue
         for category in kind.categories:
