@@ -12,6 +12,7 @@ import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, time, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -360,6 +361,64 @@ class MaskingSpec(_Strict):
     patterns: tuple[MaskPatternSpec, ...] = ()
 
 
+# ---- the surge plan (seed 004) -------------------------------------------------------------------------------
+
+
+class WarningLineSpec(_Strict):
+    """A warning line: `count` complaints received within `window`, overall or for one category or contact
+    channel (at most one of the two)."""
+
+    count: int = Field(ge=1)
+    window: timedelta
+    category: str | None = None
+    contact_channel: str | None = None
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _window(cls, value: object) -> timedelta:
+        return parse_duration(value)
+
+    @model_validator(mode="after")
+    def _one_filter(self) -> WarningLineSpec:
+        if self.category is not None and self.contact_channel is not None:
+            raise ValueError("a warning line watches one category or one contact channel, not both")
+        return self
+
+
+class HighPrioritySpec(_Strict):
+    """Which customers are served first in a surge (seed 004: 高优先级客户): any rule that matches flags one."""
+
+    min_amount: Decimal | None = None
+    severities: tuple[str, ...] = ("sev1", "sev2")
+    keywords: tuple[str, ...] = ()  # words in the complaint's summary, e.g. 媒体, 监管, 起诉
+    products: tuple[str, ...] = ()
+
+
+class SurgeSpec(_Strict):
+    """Seed 004: a warning line crossed → a proposal to the leadership group, who activate or dismiss it; the
+    activated plan runs as an incident of `kind`; it ends when the leadership group says so."""
+
+    enabled: bool = True
+    leadership_channel: str = "incident-leadership"
+    # The leadership group (预案领导小组): Slack user IDs and/or a user group. With neither, the members of
+    # leadership_channel decide (check-config warns).
+    leaders: tuple[str, ...] = ()
+    leaders_usergroup: str | None = None
+    warning_lines: tuple[WarningLineSpec, ...] = (WarningLineSpec(count=100, window=timedelta(minutes=10)),)
+    kind: str = "surge"
+    severity: str = "sev2"
+    # End is suggested once volume has stayed below every warning line this long.
+    end_after: timedelta = timedelta(minutes=30)
+    # How often the live volume chart in the surge channel is refreshed.
+    chart_every: timedelta = timedelta(minutes=5)
+    high_priority: HighPrioritySpec = HighPrioritySpec()
+
+    @field_validator("end_after", "chart_every", mode="before")
+    @classmethod
+    def _durations(cls, value: object) -> timedelta:
+        return parse_duration(value)
+
+
 # ---- the plan's life cycle: its changelog, the announcement of a new version, the yearly review ----------------
 
 
@@ -420,6 +479,7 @@ class Playbook(_Strict):
     weekly_report: WeeklyReportSpec = WeeklyReportSpec()
     escalation: EscalationSpec = Field(default_factory=_default_escalation)
     masking: MaskingSpec = MaskingSpec()
+    surge: SurgeSpec = SurgeSpec()
     # the plan's versions (newest last or first, any order): an entry is required for every new version
     changelog: tuple[ChangelogEntry, ...] = ()
     plan_changes: PlanChangesSpec = PlanChangesSpec()
@@ -625,6 +685,16 @@ def cross_reference_problems(data: dict[str, Any]) -> list[str]:
             if norm in seen and seen[norm] != role_key:
                 problems.append(f"roles.{role_key}.aliases: {name!r} already names role {seen[norm]!r}")
             seen[norm] = role_key
+    return problems + _surge_problems(section("surge"), kinds, severities)
+
+
+def _surge_problems(surge: dict[str, Any], kinds: dict[str, Any], severities: dict[str, Any]) -> list[str]:
+    problems: list[str] = []
+    surge_kind = surge.get("kind", "surge")
+    if kinds and surge.get("enabled", True) and surge_kind not in kinds:
+        problems.append(f"surge.kind: {surge_kind!r} is not one of kinds ({', '.join(kinds)})")
+    if severities and "severity" in surge and surge["severity"] not in severities:
+        problems.append(f"surge.severity: {surge['severity']!r} is not one of severities ({', '.join(severities)})")
     return problems
 
 
@@ -661,6 +731,12 @@ def playbook_warnings(playbook: Playbook) -> list[str]:
             )
             continue
         warnings.append(f"escalation.levels.{i} ({level.name}): reaches nobody; add users: [U012ABCDEF] or usergroup:")
+    if playbook.surge.enabled and not (playbook.surge.leaders or playbook.surge.leaders_usergroup):
+        warnings.append(
+            "surge.leaders: nobody; the members of #"
+            f"{playbook.surge.leadership_channel} decide on surge proposals; add leaders: [U012ABCDEF] or "
+            "leaders_usergroup:"
+        )
     return warnings
 
 

@@ -43,6 +43,9 @@ class IncidentCreate:
     description: str | None = None
     customer_ref: str | None = None
     is_drill: bool = False
+    # The system that reported it ("complaint_system", "alertmanager", "surge_monitor"); None: a person did.
+    # A system reports as the bot's own Slack user and never becomes the lead.
+    source: str | None = None
 
 
 class Lifecycle:
@@ -125,7 +128,7 @@ class Lifecycle:
             for role in kind.roles:
                 pool = pools[role]
                 owner = pool[queries.next_rotation_position(s, role, len(pool))] if pool else None
-                if owner is None and role == self.playbook.lead_role:
+                if owner is None and role == self.playbook.lead_role and incident_in.source is None:
                     owner = reporter  # someone is always in charge: with no default lead, the reporter leads
                 incident.roles.append(
                     RoleAssignment(role=role, user_id=owner, assigned_at=now if owner else None, assigned_by=None)
@@ -143,6 +146,7 @@ class Lifecycle:
                     "category": incident.category,
                     "playbook_version": self.playbook.version,
                     "drill": incident.is_drill,
+                    "source": incident_in.source,
                 },
             )
             self.deadlines.create(s, incident, start="opened", now=now, actor=reporter)
