@@ -48,7 +48,7 @@ class PlanService:
 
     def readers(self) -> list[str]:
         """Everyone the playbook puts in charge of something: admins, roles' default owners and usergroups,
-        the people and usergroups escalation pages, and the plan's owners."""
+        the people and usergroups escalation pages, the surge plan's leadership group, and the plan's owners."""
         playbook = self.playbook
         users: dict[str, None] = dict.fromkeys(playbook.admins)
         groups: list[str] = []
@@ -58,6 +58,8 @@ class PlanService:
         for level in playbook.escalation.levels:
             users.update(dict.fromkeys(level.users))
             groups += [level.usergroup] if level.usergroup else []
+        users.update(dict.fromkeys(playbook.surge.leaders))  # the leadership group (预案领导小组)
+        groups += [playbook.surge.leaders_usergroup] if playbook.surge.leaders_usergroup else []
         users.update(dict.fromkeys(playbook.plan_changes.owners))
         for group in dict.fromkeys(groups):
             try:
