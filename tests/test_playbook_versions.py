@@ -127,6 +127,7 @@ def announcement(stack: Stack, channel: str) -> tuple[str, str]:
 def test_a_new_version_is_announced_and_each_owner_confirms_reading_it_once(stack: Stack) -> None:
     reports = stack.sandbox.add_channel("incident-reports", [stack.sandbox.bot_user_id, LEAD])
     stack.sandbox.add_usergroup("S0COMMS01", "comms", [COMMS])
+    stack.sandbox.set_user_locale(COMMS, "zh-CN")  # reads Slack in Chinese; the channel speaks the playbook's English
     db, now = stack.bot.services.db, stack.clock.now()
     assert adopt_playbook(db, load_playbook_text(playbook_text(**TEST_EDITS)), playbook_text(**TEST_EDITS), now)
     new_text = playbook_text(**TEST_EDITS, **COMMS_GROUP, **RAISED, **ENTRY)
@@ -143,8 +144,13 @@ def test_a_new_version_is_announced_and_each_owner_confirms_reading_it_once(stac
         "Role owners and admins: read the plan, then confirm with the button below.",
         f"Not confirmed yet: <@{ADMIN}>, <@{LEAD}>, <@{TECH}>, <@{COMMS}>",
     ]
-    for user in (ADMIN, LEAD, TECH, COMMS):  # each is asked in a DM too (the usergroup's member included)
+    for user in (ADMIN, LEAD, TECH):  # each is asked in a DM too (the usergroup's member included, in Chinese)
         assert stack.dm_texts(user)[-1].startswith(f":scroll: The contingency plan is now version {NEW}")
+    assert stack.dm_texts(COMMS)[-1].splitlines()[:2] == [
+        f":scroll: 应急预案已更新为 {NEW} 版（2026-11-25）。请阅读并点击下方按钮确认。",
+        "修订原因：投诉首次回复时限由24小时缩短为12小时（监管新规）",
+    ]
+    assert "我已阅读" in str(stack.sandbox.dm_messages(COMMS)[-1].blocks)
     stack.bot.sweeper.sweep()  # announced once
     assert len([m for m in stack.sandbox.channel_messages(reports) if m.text.startswith(":scroll:")]) == 1
 
@@ -172,7 +178,9 @@ def test_a_new_version_is_announced_and_each_owner_confirms_reading_it_once(stac
     stack.advance(hours=23, minutes=59)
     assert {u: len(stack.dm_texts(u)) for u in dms} == dms
     stack.advance(minutes=1)
-    assert stack.dm_texts(COMMS)[-1].startswith(f":scroll: Reminder: please read version {NEW} of the contingency")
+    assert stack.dm_texts(COMMS)[-1].startswith(
+        f":scroll: 提醒：请阅读 {NEW} 版应急预案（2026-11-25），并点击下方按钮确认。"
+    )
     assert {u: len(stack.dm_texts(u)) - dms[u] for u in dms} == {ADMIN: 1, LEAD: 0, TECH: 0, COMMS: 1}
     admin_dm = stack.sandbox.dm_messages(ADMIN)[-1]
     click_button(stack.driver, ADMIN, admin_dm.channel, admin_dm.ts, BUTTON)
