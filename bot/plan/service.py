@@ -39,6 +39,9 @@ class PlanService:
     def run(self, now: datetime) -> bool:
         """Called by every sweep: announce a version not yet announced, remind who has not confirmed, and bring
         up the yearly review when it is due. True if anything was sent."""
+        with self.db() as s:
+            if queries.latest_playbook_version(s) is None:
+                return False  # no version stored (a bot started without `incident-desk run`: tests, the demo)
         announced = self.announce_new_version(now)
         reminded = self.remind_readers(now)
         reviewed = self.remind_review(now)
