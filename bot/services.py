@@ -25,6 +25,7 @@ from bot.notices.outbox import LEASE, Outbox
 from bot.notices.service import NoticeService
 from bot.notices.status_page import StatusPage
 from bot.notices.webhooks import WebhookSender
+from bot.plan.service import PlanService
 from bot.review.kpi import refresh_rollup
 from bot.review.service import ReviewService
 from bot.review.weekly import ReportService
@@ -55,6 +56,7 @@ class Services:
     sweeper: Sweeper
     scheduler: Scheduler  # the timer around the sweeper; `incident-desk run` starts it
     intake: ComplaintIntake  # complaints from the bank's complaint system (the intake API)
+    plan: PlanService  # the plan's versions: announcing a new one, read confirmations, the yearly review
 
     @classmethod
     def build(
@@ -136,6 +138,7 @@ class Services:
             schedule_changed=schedule_changed,
         )
         reports = ReportService(playbook, db, slack, clock, renderer)
+        plan = PlanService(playbook, db, slack, clock)
 
         # the clock's sweep and its timer: due deadlines and pages, plus the jobs due at a moment
         sweeper = Sweeper(
@@ -150,6 +153,7 @@ class Services:
                 functools.partial(outbox.resume, grace=LEASE),
                 review.post_due_reviews,
                 reports.run_weekly,
+                plan.run,  # a new version's announcement, reminders to read it, the yearly review
                 functools.partial(  # the KPI report's months, computed again once stale (bot/review/kpi.py)
                     refresh_rollup, db, zone=playbook.tz, good_at_least=playbook.satisfaction.good_at_least
                 ),
@@ -186,4 +190,5 @@ class Services:
             sweeper=sweeper,
             scheduler=scheduler,
             intake=intake,
+            plan=plan,
         )
