@@ -29,6 +29,8 @@ from bot.review.kpi import refresh_rollup
 from bot.review.service import ReviewService
 from bot.review.weekly import ReportService
 from bot.slack.gateway import SlackGateway
+from bot.surge.leadership import Leadership
+from bot.surge.plan import SurgePlan
 from store.models import Incident
 
 
@@ -55,6 +57,7 @@ class Services:
     sweeper: Sweeper
     scheduler: Scheduler  # the timer around the sweeper; `incident-desk run` starts it
     intake: ComplaintIntake  # complaints from the bank's complaint system (the intake API)
+    surge_plan: SurgePlan  # the running surge plan: duties, diversion notices, live chart, End and summary
 
     @classmethod
     def build(
@@ -137,6 +140,19 @@ class Services:
         )
         reports = ReportService(playbook, db, slack, clock, renderer)
 
+        # the running surge plan (seed 004): started from the record, driven by the sweep below
+        surge_plan = SurgePlan(
+            playbook=playbook,
+            db=db,
+            slack=slack,
+            clock=clock,
+            renderer=renderer,
+            outbox=outbox,
+            leadership=Leadership(playbook, slack),
+            lifecycle=incidents.lifecycle,
+            notices=notices,
+        )
+
         # the clock's sweep and its timer: due deadlines and pages, plus the jobs due at a moment
         sweeper = Sweeper(
             playbook=playbook,
@@ -150,6 +166,7 @@ class Services:
                 functools.partial(outbox.resume, grace=LEASE),
                 review.post_due_reviews,
                 reports.run_weekly,
+                surge_plan.run_due,
                 functools.partial(  # the KPI report's months, computed again once stale (bot/review/kpi.py)
                     refresh_rollup, db, zone=playbook.tz, good_at_least=playbook.satisfaction.good_at_least
                 ),
@@ -186,4 +203,5 @@ class Services:
             sweeper=sweeper,
             scheduler=scheduler,
             intake=intake,
+            surge_plan=surge_plan,
         )

@@ -13,6 +13,7 @@ class ActionId(StrEnum):
     RATE_RESPONSE = "rate_response"
     APPROVE_NOTICE = "approve_notice"
     PUBLISH_NOTICE = "publish_notice"
+    END_SURGE = "end_surge"  # the surge plan's End (leadership only; bot/surge/plan.py)
 
 
 class CallbackId(StrEnum):
