@@ -11,7 +11,7 @@ from typing import Any
 
 from bot.core.clock import utc
 from bot.core.config import Playbook, WarningLineSpec
-from bot.core.i18n import N_, _
+from bot.core.i18n import N_, _, ngettext
 from bot.core.labels import stage_label
 from bot.core.render import Renderer
 from bot.core.text import safe_text, truncate
@@ -118,6 +118,13 @@ class SummaryFacts:
             if e.event == "update" and e.actor_id == owner and start <= utc(e.at) <= self.ended_at
         ]
 
+    def delivered(self, notice: Notice) -> list[str]:
+        """The channels a published notice reached, as its `notice_published` event records them."""
+        for event in self.timeline:
+            if event.event == "notice_published" and (event.data or {}).get("notice_id") == notice.id:
+                return [str(c) for c in (event.data or {}).get("delivered", [])]
+        return []
+
     def missed(self, keys: set[str]) -> int:
         return sum(1 for d in self.deadlines if d.key in keys and d.state == DeadlineState.MISSED)
 
@@ -192,11 +199,12 @@ def summary_text(
             continue  # the leadership group hears the reports; it does not report
         owner = owners.get(role)
         reports = facts.reports(owner)
-        head = _(
-            "• *{department}* ({who}): {reports} report(s), {missed} late",
+        head = ngettext(
+            "• *{department}* ({who}): {n} report, {missed} late",
+            "• *{department}* ({who}): {n} reports, {missed} late",
+            len(reports),
             department=safe_text(department_name(role)),
             who=f"<@{owner}>" if owner else _("nobody"),
-            reports=len(reports),
             missed=facts.missed(keys),
         )
         lines.append(head)
@@ -209,11 +217,11 @@ def summary_text(
     for notice in facts.notices:
         lines.append(
             _(
-                "• {stage} at {time} by {who}: {channels}",
+                "• {stage} at {time} by {who}, delivered to {channels}",
                 stage=stage_label(notice.stage),
                 time=local(notice.published_at, "%H:%M"),
                 who=f"<@{notice.published_by}>" if notice.published_by else "—",
-                channels=", ".join(names.get(c, c) for c in notice.texts),
+                channels=", ".join(names.get(c, c) for c in facts.delivered(notice)) or _("no channel"),
             )
         )
     lines += ["", _("*Lessons learned* (for the review; answer them in the review draft)")]
