@@ -14,13 +14,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from bot.core.config import load_playbook_text
 from bot.deadlines.service import humanize
 from bot.sandbox.driver import click_button
 from bot.sandbox.server import Message
 from bot.surge import volume
 from store import queries
-from tests.conftest import ADMIN, COMMS, LEAD, LEGAL, OUTSIDER, REPORTER, TECH, Stack, playbook_text
+from tests.conftest import ADMIN, COMMS, LEAD, LEGAL, OUTSIDER, REPORTER, TECH, Stack, test_playbook
 from tests.test_notices import get, preview
 
 T0 = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)  # 10:00 in Shanghai: the stack's clock starts here
@@ -76,7 +75,7 @@ def with_button(messages: list[Message], label: str) -> list[Message]:
 
 
 def test_the_shipped_surge_kind_has_the_seed_departments_and_one_cadence_each() -> None:
-    playbook = load_playbook_text(playbook_text())
+    playbook = test_playbook()
     surge = playbook.kinds["surge"]
     assert set(surge.departments) == {"lead", "customer_comms", "tech_support", "marketing", "hr"}
     assert surge.departments["lead"].names["zh-CN"] == "预案领导小组"
@@ -86,7 +85,7 @@ def test_the_shipped_surge_kind_has_the_seed_departments_and_one_cadence_each() 
 
 
 def test_volume_peaks_and_quiet_spells() -> None:
-    line = load_playbook_text(playbook_text()).surge.warning_lines[0]
+    line = test_playbook().surge.warning_lines[0]
     times = arrivals()
     marks = [volume.Arrival(t, "service", "phone") for t in times]
     # the surge reaches 100 in 10 minutes; the tail never does
@@ -206,11 +205,13 @@ def test_a_surge_runs_its_plan_and_ends_with_a_summary(stack: Stack) -> None:
     assert summary in stack.texts(leadership)
     assert f"by <@{LEAD}>" in summary
     assert "Warning line crossed at 10:05:00; proposed at 10:05:02; activated at 10:07:00" in summary
-    assert f"• {humanize(ACTIVATED - CROSSED)} from the crossing to the activation ({humanize(ACTIVATED - PROPOSED)}" in summary
+    took, waited = humanize(ACTIVATED - CROSSED), humanize(ACTIVATED - PROPOSED)
+    assert f"• {took} from the crossing to the activation ({waited} of it waiting for the decision)" in summary
     before = sum(1 for t in complaints if CROSSED - timedelta(hours=1) <= t < CROSSED)
     assert f"• Before (the hour before the crossing): {before}" in summary
     during_and_after = sum(1 for t in complaints if CROSSED <= t <= ended_at)
-    counted = [int(line.rsplit(": ", 1)[1]) for line in summary.splitlines() if line.startswith(("• During", "• After"))]
+    periods = [line for line in summary.splitlines() if line.startswith(("• During", "• After"))]
+    counted = [int(line.rsplit(": ", 1)[1]) for line in periods]
     assert sum(counted) == during_and_after and len(counted) == 2
     peak = max(sum(1 for u in complaints if t - timedelta(minutes=10) < u <= t) for t in complaints if t >= CROSSED)
     assert f"• Peak: {peak} in 10m (warning line 100)" in summary

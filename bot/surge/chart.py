@@ -72,5 +72,5 @@ def volume_chart(
             draw.line((x, top, x, base), fill=MARK, width=2)
             draw.text((x + 4, top), label, fill=MARK, font=_font(13))
     out = io.BytesIO()
-    image.save(out, format="PNG", optimize=True)
+    image.save(out, format="PNG", compress_level=1)  # fast: it is posted every few minutes
     return out.getvalue()

@@ -241,9 +241,9 @@ class SurgePlan:
         ]
         local = utc(start).astimezone(self.renderer.tz)
         marks = [("activated", utc(activation.activated_at).astimezone(self.renderer.tz))]
-        png = volume_chart(
-            counts, start=local, bucket=bucket, thresholds=thresholds, marks=marks, title=f"Surge #{number}: complaints"
-        )
+        # the chart's font has no Chinese: its own words stay English (the comment below speaks the channel's)
+        heading = f"Surge #{number}: complaints"
+        png = volume_chart(counts, start=local, bucket=bucket, thresholds=thresholds, marks=marks, title=heading)
         with in_channel_language(self.playbook):
             lines = [
                 _(
