@@ -9,9 +9,9 @@ from datetime import datetime
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from store.models import Complaint, Incident, Notice, SurgeRun
+from store.models import Complaint, Incident, SurgeRun
 from store.queries import _insert_for
-from store.states import ACTIVE, NoticeState
+from store.states import ACTIVE
 
 
 def list_surges_to_start(session: Session, kind: str) -> list[int]:
@@ -89,16 +89,6 @@ def list_complaint_arrivals(session: Session, start: datetime, end: datetime) ->
         .order_by(Complaint.received_at)
     )
     return [(at, category, channel) for at, category, channel in session.execute(stmt)]
-
-
-def list_published_notices(session: Session, incident_id: int) -> Sequence[Notice]:
-    """The incident's published customer notices, in the order they went out."""
-    stmt = (
-        select(Notice)
-        .where(Notice.incident_id == incident_id, Notice.state == NoticeState.PUBLISHED)
-        .order_by(Notice.published_at, Notice.id)
-    )
-    return list(session.scalars(stmt))
 
 
 def list_resolved_unended(session: Session) -> list[int]:

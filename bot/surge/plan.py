@@ -385,5 +385,5 @@ class SurgePlan:
             lines=self.spec.warning_lines,
             timeline=list(queries.list_timeline(s, incident.id)),
             deadlines=list(queries.list_deadlines_by_due(s, incident.id)),
-            notices=list(runs.list_published_notices(s, incident.id)),
+            notices=queries.list_published_notices(s, incident.id),
         )
