@@ -230,3 +230,26 @@ def test_a_surge_runs_its_plan_and_ends_with_a_summary(stack: Stack) -> None:
     click_button(stack.driver, LEAD, leadership, in_leadership[0].ts, "End the surge plan")
     assert "has ended already" in stack.ephemeral_texts(LEAD)[-1]
     assert sum(t.startswith("*Summary of the surge plan") for t in stack.texts(channel)) == 1
+
+
+def test_the_duties_speak_the_shipped_playbook_s_chinese() -> None:
+    """The shipped playbook speaks zh-CN in channels: each department by its seed name, with its seed duties."""
+    from bot.core.i18n import in_channel_language
+    from bot.surge.plan import SurgePlan
+    from store.models import Incident, RoleAssignment
+    from tests.conftest import SHIPPED_LOCALE
+
+    playbook = test_playbook({SHIPPED_LOCALE: SHIPPED_LOCALE})
+    plan = SurgePlan(
+        playbook=playbook,
+        **dict.fromkeys(  # only the playbook is used to write the duties
+            ("db", "slack", "clock", "renderer", "outbox", "leadership", "lifecycle", "notices")
+        ),
+    )  # type: ignore[arg-type]
+    incident = Incident(kind="surge", severity="sev2", roles=[RoleAssignment(role="lead", user_id=LEAD)])
+    with in_channel_language(playbook):
+        text = plan.duties_text(incident)
+    assert text.startswith("*分流预案已启动：各部门职责*")
+    assert f"• *预案领导小组*（<@{LEAD}>）：统筹协调各部门" in text
+    assert "• *客户服务部*（暂无负责人：`/incident assign customer_comms @某人`）：启动：增加客服人员" in text
+    assert "各部门每1小时在本频道用 `/incident update <内容>` 报告进展" in text
