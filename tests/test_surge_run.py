@@ -220,7 +220,8 @@ def test_a_surge_runs_its_plan_and_ends_with_a_summary(stack: Stack) -> None:
     assert CARD not in summary
     assert f"• *Tech support* (<@{TECH}>): 1 report, 0 late" in summary
     assert f"• *Marketing* (<@{REPORTER}>): 0 reports, 1 late" in summary
-    assert "• *HR* (nobody): 0 reports, 0 late" in summary
+    assert "• *HR* (nobody): 1 report, 0 late" in summary  # the lead reported for it
+    assert summary.index("HR moved 10 people") > summary.index("*HR*")
     assert f"• diversion at 10:07 by <@{COMMS}>, delivered to Status page" in summary
     assert "*Lessons learned*" in summary and "Was the warning line right" in summary
 

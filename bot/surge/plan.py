@@ -285,12 +285,12 @@ class SurgePlan:
             run = runs.get_surge_run(s, incident_id)
             if run is None:
                 return
+            if now - utc(run.started_at) < self.spec.end_after:
+                return  # the plan has not run that long yet
             since = now - self.spec.end_after
             longest = max((line.window for line in self.spec.warning_lines), default=timedelta(0))
             arrivals = self.arrivals(s, since - longest, now + timedelta(microseconds=1))
-            calm = now - utc(run.started_at) >= self.spec.end_after and volume.quiet(
-                self.spec.warning_lines, arrivals, now, self.spec.end_after
-            )
+            calm = volume.quiet(self.spec.warning_lines, arrivals, now, self.spec.end_after)
             if not calm:
                 runs.set_end_suggested(s, incident_id, None)
                 return

@@ -107,16 +107,11 @@ class SummaryFacts:
     def peak(self, line: WarningLineSpec) -> int:
         return volume.peak(volume.watched(line, self.arrivals), self.activation.crossed_at, self.ended_at, line.window)
 
-    def reports(self, owner: str | None) -> list[TimelineEvent]:
-        """The updates `owner` posted while the plan ran."""
-        if owner is None:
-            return []
-        start = self.activation.activated_at
-        return [
-            e
-            for e in self.timeline
-            if e.event == "update" and e.actor_id == owner and start <= utc(e.at) <= self.ended_at
-        ]
+    def reports(self, keys: set[str]) -> list[TimelineEvent]:
+        """The updates that met a department's cadence (`keys`): each re-armed it from its own moment, so they
+        are the updates posted when one of its deadlines started (whoever held the role then, or the lead)."""
+        started = {utc(d.start_at) for d in self.deadlines if d.key in keys}
+        return [e for e in self.timeline if e.event == "update" and utc(e.at) in started]
 
     def delivered(self, notice: Notice) -> list[str]:
         """The channels a published notice reached, as its `notice_published` event records them."""
@@ -198,7 +193,7 @@ def summary_text(
         if not keys:
             continue  # the leadership group hears the reports; it does not report
         owner = owners.get(role)
-        reports = facts.reports(owner)
+        reports = facts.reports(keys)
         head = ngettext(
             "• *{department}* ({who}): {n} report, {missed} late",
             "• *{department}* ({who}): {n} reports, {missed} late",
