@@ -30,6 +30,8 @@ from bot.review.kpi import refresh_rollup
 from bot.review.service import ReviewService
 from bot.review.weekly import ReportService
 from bot.slack.gateway import SlackGateway
+from bot.surge.leadership import Leadership
+from bot.surge.plan import SurgePlan
 from store.models import Incident
 
 
@@ -57,6 +59,7 @@ class Services:
     scheduler: Scheduler  # the timer around the sweeper; `incident-desk run` starts it
     intake: ComplaintIntake  # complaints from the bank's complaint system (the intake API)
     plan: PlanService  # the plan's versions: announcing a new one, read confirmations, the yearly review
+    surge_plan: SurgePlan  # the running surge plan: duties, diversion notices, live chart, End and summary
 
     @classmethod
     def build(
@@ -140,6 +143,19 @@ class Services:
         reports = ReportService(playbook, db, slack, clock, renderer)
         plan = PlanService(playbook, db, slack, clock)
 
+        # the running surge plan (seed 004): started from the record, driven by the sweep below
+        surge_plan = SurgePlan(
+            playbook=playbook,
+            db=db,
+            slack=slack,
+            clock=clock,
+            renderer=renderer,
+            outbox=outbox,
+            leadership=Leadership(playbook, slack),
+            lifecycle=incidents.lifecycle,
+            notices=notices,
+        )
+
         # the clock's sweep and its timer: due deadlines and pages, plus the jobs due at a moment
         sweeper = Sweeper(
             playbook=playbook,
@@ -154,6 +170,7 @@ class Services:
                 review.post_due_reviews,
                 reports.run_weekly,
                 plan.run,  # a new version's announcement, reminders to read it, the yearly review
+                surge_plan.run_due,
                 functools.partial(  # the KPI report's months, computed again once stale (bot/review/kpi.py)
                     refresh_rollup, db, zone=playbook.tz, good_at_least=playbook.satisfaction.good_at_least
                 ),
@@ -191,4 +208,5 @@ class Services:
             scheduler=scheduler,
             intake=intake,
             plan=plan,
+            surge_plan=surge_plan,
         )

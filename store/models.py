@@ -431,3 +431,17 @@ class PlanConfirmation(Base):
     reminders: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (UniqueConstraint("version_id", "user_id", name="uq_plan_confirmations_version_user"),)
+
+
+class SurgeRun(Base):
+    """A surge plan running as an incident (seed 004): started once (duties, notices, chart), its live chart's
+    last refresh, the End suggestion, and who ended it. The primary key makes the start happen once."""
+
+    __tablename__ = "surge_runs"
+
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    chart_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the live chart's last posting
+    end_suggested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # None again once volume rises
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_by: Mapped[str | None] = mapped_column(String(40))

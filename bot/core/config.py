@@ -203,6 +203,18 @@ class EscalationSpec(_Strict):
     page_on_open: tuple[str, ...] = ("sev1", "sev2")
 
 
+class DepartmentSpec(_Strict):
+    """A department of a plan that runs by departments (seed 004: the surge plan): its name in this plan, which
+    may differ from its role's (客户服务部 for customer comms, 预案领导小组 for the lead), and its duties on
+    activation, per locale. Posted in the channel when the plan starts, one line per department."""
+
+    names: dict[str, str] = {}  # the department's name per locale, e.g. {zh-CN: 客户服务部, en: Customer service}
+    duties: dict[str, str] = Field(min_length=1)  # per locale, e.g. {zh-CN: 增加客服人员…, en: Add agents…}
+
+    def name_in(self, locale: str, fallback: str) -> str:
+        return self.names.get(locale) or fallback
+
+
 class KindSpec(_Strict):
     name: str = Field(min_length=1)
     names: dict[str, str] = {}  # the kind's name in each notice locale, e.g. {zh-CN: 客户投诉}
@@ -219,6 +231,8 @@ class KindSpec(_Strict):
     notice_channels: tuple[str, ...] | None = None
     # who may read an incident's details (status, timeline, deadlines) outside its channel
     visible_to: Literal["participants", "everyone"] = "participants"
+    # the plan's departments, keyed by the role that is each (seed 004; bot/surge/plan.py posts their duties)
+    departments: dict[str, DepartmentSpec] = {}
 
     def name_in(self, locale: str) -> str:
         """The kind's name for staff reading `locale`: `name` (the English one staff know) in English, else the
@@ -296,7 +310,8 @@ class WeeklyReportSpec(_Strict):
         return expression
 
 
-NOTICE_STAGES = ("initial", "update", "resolved")
+# `diversion` (客户分流, seed 004): tells customers which other channels to use; drafted when a surge plan starts
+NOTICE_STAGES = ("initial", "update", "resolved", "diversion")
 # Channels everyone can read: a kind whose notices answer one customer never uses them.
 PUBLIC_NOTICE_CHANNELS = ("status_page", "social")
 # Channels a customer-audience kind uses by default: straight back to the customer, plus the staff broadcast.
@@ -642,6 +657,9 @@ def cross_reference_problems(data: dict[str, Any]) -> list[str]:
             if roles and role not in roles:
                 problems.append(f"kinds.{kind_key}.roles.{i}: unknown role {role!r} (roles: {', '.join(roles)})")
         problems += _route_problems(kind_key, kind, roles)
+        for role in kind.get("departments") or {}:
+            if kind.get("roles") and role not in kind["roles"]:
+                problems.append(f"kinds.{kind_key}.departments.{role}: {role!r} is not one of this kind's roles")
         for i, deadline in enumerate(kind.get("deadlines") or ()):
             if not isinstance(deadline, dict):
                 continue
