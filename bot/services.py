@@ -19,6 +19,7 @@ from bot.deadlines.scheduler import Scheduler, Sweeper
 from bot.deadlines.service import Deadlines
 from bot.incidents.permissions import Permissions
 from bot.incidents.service import IncidentService
+from bot.intake.alerts import AlertIntake
 from bot.intake.service import ComplaintIntake
 from bot.notices.email import Mailer
 from bot.notices.outbox import LEASE, Outbox
@@ -55,6 +56,7 @@ class Services:
     sweeper: Sweeper
     scheduler: Scheduler  # the timer around the sweeper; `incident-desk run` starts it
     intake: ComplaintIntake  # complaints from the bank's complaint system (the intake API)
+    alerts: AlertIntake  # Alertmanager's webhook: monitoring opens and joins outages
 
     @classmethod
     def build(
@@ -160,6 +162,17 @@ class Services:
 
         # what other systems send in
         intake = ComplaintIntake(db, clock, playbook)
+        alerts = AlertIntake(
+            playbook=playbook,
+            db=db,
+            clock=clock,
+            slack=slack,
+            renderer=renderer,
+            lifecycle=incidents.lifecycle,
+            updates=incidents.updates,
+            set_up=incidents.setup_channel,
+            schedule_changed=schedule_changed,
+        )
 
         # who reacts to what, all of it here
         events.subscribe(ScheduleChanged, lambda _: scheduler.poke())
@@ -186,4 +199,5 @@ class Services:
             sweeper=sweeper,
             scheduler=scheduler,
             intake=intake,
+            alerts=alerts,
         )

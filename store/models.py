@@ -387,3 +387,18 @@ class Complaint(Base):
     severity: Mapped[str | None] = mapped_column(String(10))
     amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class AlertGroup(Base):
+    """An Alertmanager group (its `groupKey`) and the incident it opened: later notifications of the group
+    join that incident instead of opening another (the unique key decides between concurrent deliveries).
+    `fingerprints` are the alerts seen firing in it, so a new alert is told apart from a repeat."""
+
+    __tablename__ = "alert_groups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    group_key: Mapped[str] = mapped_column(Text, unique=True)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    last_status: Mapped[str] = mapped_column(String(10))  # firing, resolved (store/states.py AlertGroupStatus)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    fingerprints: Mapped[list[str]] = mapped_column(JSON, default=list)

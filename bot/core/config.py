@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import string
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -419,6 +420,67 @@ class SurgeSpec(_Strict):
         return parse_duration(value)
 
 
+# ---- Alertmanager's webhook (POST /api/v1/alerts/alertmanager) --------------------------------------------------
+
+ALERT_TITLE_FIELDS = ("summary", "alertname", "labels")
+
+
+class AlertsSpec(_Strict):
+    """What a firing Alertmanager group opens: an incident of `kind`, its severity read from the label
+    `severity_label` through `severities` (label value → playbook severity; `default_severity` for a value not
+    listed, else the kind's default), its title from `title` ({summary}: commonAnnotations.summary, else the
+    alert name and the group's labels; {alertname}; {labels}), its category from `category_label` when that
+    label holds one of the kind's categories. `resolve_on_resolved`: a resolved notification also resolves it."""
+
+    kind: str = "outage"
+    severity_label: str = "severity"
+    severities: dict[str, str] = {
+        "critical": "sev1",
+        "major": "sev2",
+        "error": "sev2",
+        "warning": "sev3",
+        "info": "sev4",
+    }
+    default_severity: str | None = None
+    resolve_on_resolved: bool = False
+    title: str = "{summary}"
+    category_label: str | None = None
+
+    @field_validator("severities")
+    @classmethod
+    def _lower(cls, value: dict[str, str]) -> dict[str, str]:
+        return {str(k).strip().lower(): v for k, v in value.items()}  # label values are matched ignoring case
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        try:
+            fields = {name for _text, name, _spec, _conv in string.Formatter().parse(value) if name is not None}
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a title template ({exc})") from None
+        unknown = fields - set(ALERT_TITLE_FIELDS)
+        if unknown or not value.strip():
+            raise ValueError(
+                f"{value!r}: use the placeholders {', '.join('{' + f + '}' for f in ALERT_TITLE_FIELDS)} only"
+            )
+        return value
+
+
+def _alerts_problems(alerts: dict[str, Any], kinds: dict[str, Any], severities: dict[str, Any]) -> list[str]:
+    problems: list[str] = []
+    kind = alerts.get("kind", "outage")
+    if kinds and kind not in kinds:
+        problems.append(f"alerts.kind: {kind!r} is not one of kinds ({', '.join(kinds)})")
+    mapped = alerts.get("severities")
+    named = [(f"alerts.severities.{label}", sev) for label, sev in mapped.items()] if isinstance(mapped, dict) else []
+    if alerts.get("default_severity") is not None:
+        named.append(("alerts.default_severity", alerts["default_severity"]))
+    for where, sev in named:
+        if severities and sev not in severities:
+            problems.append(f"{where}: {sev!r} is not one of severities ({', '.join(severities)})")
+    return problems
+
+
 def _default_escalation() -> EscalationSpec:
     return EscalationSpec(levels=(EscalationLevel(name="Owner", owner=True, ack_timeout=timedelta(minutes=15)),))
 
@@ -444,6 +506,7 @@ class Playbook(_Strict):
     escalation: EscalationSpec = Field(default_factory=_default_escalation)
     masking: MaskingSpec = MaskingSpec()
     surge: SurgeSpec = SurgeSpec()
+    alerts: AlertsSpec = AlertsSpec()
 
     @field_validator("template_folder")
     @classmethod
@@ -632,6 +695,7 @@ def cross_reference_problems(data: dict[str, Any]) -> list[str]:
             if norm in seen and seen[norm] != role_key:
                 problems.append(f"roles.{role_key}.aliases: {name!r} already names role {seen[norm]!r}")
             seen[norm] = role_key
+    problems += _alerts_problems(section("alerts"), kinds, severities)
     return problems + _surge_problems(section("surge"), kinds, severities)
 
 
