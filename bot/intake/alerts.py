@@ -376,17 +376,18 @@ class AlertIntake:
             incident = load_incident(s, group.incident_id)
             if group.last_status == AlertGroupStatus.RESOLVED:
                 return self._outcome(Action.REPEAT, incident)
-            resolves = self.playbook.alerts.resolve_on_resolved and incident.status in ACTIVE
-            with in_channel_language(self.playbook):
-                names = _names(list(note.alerts))
-                self._post(s, incident.id, event="group_resolved", names=names, resolves=resolves)
-                summary = _("Alertmanager: every alert of the group is resolved ({names}).", names=names)
-            if resolves:
+            names = _names(list(note.alerts))
+            if self.playbook.alerts.resolve_on_resolved and incident.status in ACTIVE:
+                with in_channel_language(self.playbook):  # the resolve's own announcement says it in the channel
+                    summary = _("Alertmanager: every alert of the group is resolved ({names}).", names=names)
                 try:
                     self.lifecycle.mark_resolved(s, incident, mask_identifiers(summary), actor=bot, command=SOURCE)
                     changed = True
                 except ConflictError:
-                    pass  # resolved by a person a moment ago
+                    pass  # resolved by a person a moment ago: the line below still tells the channel
+            if not changed and incident.status != IncidentStatus.CLOSED:  # a closed one's channel is archived
+                with in_channel_language(self.playbook):
+                    self._post(s, incident.id, event="group_resolved", names=names, open=incident.status in ACTIVE)
             self._remember(group, incident.id, AlertGroupStatus.RESOLVED, set(), now)
             outcome = self._outcome(Action.RESOLVED, incident, flush=(incident.id,))
         if changed:
