@@ -170,11 +170,19 @@ def test_firing_repeat_new_alert_resolved_and_firing_again_keep_one_incident(des
     lines = stack.texts(channel.id)[len(before) :]
     assert lines[0] == (
         ":rotating_light: Alertmanager: 1 new alert joined this incident's group:\n"
-        "• *PaymentGatewayDown* — 网关 gw-2 无响应"
+        "• *PaymentGatewayDown (instance=gw-2)* — 网关 gw-2 无响应"
     )
     assert lines[1] == f":rotating_light: <@{bot}> changed the severity from *SEV2* to *SEV1*."
     assert incident(stack, number).severity == "sev1"
     assert sent(stack, url, notification(alert("gw-1"), alert("gw-2", severity="critical")))["action"] == "repeat"
+
+    # one alert of the group resolves while the other still fires: one line
+    partly = sent(stack, url, notification(alert("gw-1"), alert("gw-2", status="resolved", severity="critical")))
+    assert partly["action"] == "joined"
+    assert stack.texts(channel.id)[-1] == (
+        ":white_check_mark: Alertmanager: resolved while the group still fires: PaymentGatewayDown (instance=gw-2)."
+    )
+    assert incident(stack, number).severity == "sev1"  # a person lowers it; monitoring does not
     count = len(stack.texts(channel.id))
 
     # resolved: posted, and (as shipped) the incident stays open for a person to resolve
@@ -281,7 +289,7 @@ def test_chinese_annotations_with_glued_card_numbers_are_masked_everywhere_shown
     sent(stack, url, notification(alert("gw-1", summary=summary), alert("gw-9", summary=f"卡号{CARD}扣款失败")))
     line = stack.texts(channel)[-1]
     assert line.startswith(":rotating_light: Alertmanager：本事件的告警组新增 1 条告警：\n")
-    assert line.split("\n")[1].startswith("• *PaymentGatewayDown* — 卡号")
+    assert line.split("\n")[1] == "• *PaymentGatewayDown (instance=gw-9)* — 卡号****0123扣款失败"
     assert CARD not in line and "0123" in line
     sent(stack, url, notification(alert("gw-1", status="resolved", summary=summary)))
     assert stack.texts(channel)[-1].startswith(":white_check_mark: Alertmanager：该告警组的所有告警均已恢复")

@@ -53,6 +53,7 @@ GROUP_KEY_MAX = 1000
 TITLE_MAX = 200
 DESCRIPTION_MAX = 2000
 LINES_MAX = 5  # new alerts named in one line; the rest are counted
+DETAIL_MAX = 120  # an alert's own labels, as shown after its name
 
 
 class Action:
@@ -347,10 +348,13 @@ class AlertIntake:
             if again:
                 self._post(s, incident.id, event="firing_again", names=_names(firing))
             elif new:
-                shown = [{"name": a.name, "summary": a.annotations.get("summary")} for a in new[:LINES_MAX]]
+                shown = [
+                    {"name": self._which(a, note), "summary": a.annotations.get("summary")} for a in new[:LINES_MAX]
+                ]
                 self._post(s, incident.id, event="new_alerts", alerts=shown, more=len(new) - len(shown))
             if gone and not again:
-                self._post(s, incident.id, event="alerts_resolved", names=_names(gone))
+                names = ", ".join(self._which(a, note) for a in gone[:LINES_MAX])
+                self._post(s, incident.id, event="alerts_resolved", names=names)
         still = (seen | {a.fingerprint for a in firing}) - {a.fingerprint for a in gone}
         self._remember(group, incident.id, AlertGroupStatus.FIRING, still, now)
         if not (again or new or gone):
@@ -397,6 +401,16 @@ class AlertIntake:
     def _post(self, s: Session, incident_id: int, **context: Any) -> None:
         """Queue a line for the incident's channel (worded by the caller's in_channel_language)."""
         self.updates.queue(s, incident_id, "post", text=self.renderer.render("slack/alerts.j2", **context))
+
+    def _which(self, alert: Alert, note: Notification) -> str:
+        """An alert told apart from the rest of its group: its name and the labels it does not share with them
+        (`PaymentGatewayDown (instance=gw-2)`)."""
+        own = [
+            f"{k}={v}"
+            for k, v in sorted(alert.labels.items())
+            if k not in ("alertname", self.playbook.alerts.severity_label) and note.common_labels.get(k) != v
+        ]
+        return f"{alert.name} ({truncate(' '.join(own), DETAIL_MAX)})" if own else alert.name
 
     def _more_severe(self, severity: str, than: str) -> bool:
         order = list(self.playbook.severities)
