@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from bot.core.clock import FixedClock
 from bot.core.config import ConfigError, Playbook, load_playbook_text
+from bot.intake.alerts import AlertIntake
 from bot.sandbox.server import SlackSandbox
 from bot.slack.web import HttpServer, make_wsgi
 from store.alert_groups import find_alert_group
@@ -205,7 +206,7 @@ def test_firing_repeat_new_alert_resolved_and_firing_again_keep_one_incident(des
 
 @pytest.mark.playbook(RESOLVES)
 def test_a_resolved_notification_resolves_when_the_playbook_says_so_and_a_new_firing_opens_anew(
-    desk: tuple[Stack, str],
+    desk: tuple[Stack, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     stack, url = desk
     bot = stack.sandbox.bot_user_id
@@ -231,6 +232,14 @@ def test_a_resolved_notification_resolves_when_the_playbook_says_so_and_a_new_fi
     with Session(stack.engine) as s:
         group = find_alert_group(s, GROUP_KEY)
         assert group is not None and group.incident_id == first + 1
+
+    # resolved again, and a firing whose look before the lock still saw the incident worked on: the decision
+    # under the lock opens anew all the same (prepared on a second try)
+    assert sent(stack, url, notification(alert("gw-1", status="resolved")))["action"] == "resolved"
+    monkeypatch.setattr(AlertIntake, "_worked_on", lambda self, key: True)
+    third = sent(stack, url, notification(alert("gw-1")))
+    assert third["action"] == "opened" and third["incident"]["number"] == first + 2
+    assert incident(stack, first + 2).title == "Payment gateway is down"
 
 
 def test_the_answer_does_not_wait_for_slack(desk: tuple[Stack, str]) -> None:

@@ -36,11 +36,11 @@ from bot.core.i18n import _, in_channel_language
 from bot.core.render import Renderer
 from bot.core.text import mask_identifiers, truncate
 from bot.incidents.channel import ChannelUpdates
-from bot.incidents.lifecycle import IncidentCreate, Lifecycle
+from bot.incidents.lifecycle import IncidentCreate, Lifecycle, PreparedOpen
 from bot.incidents.records import load_incident
 from bot.intake.service import IntakeError
 from bot.slack.gateway import SlackGateway
-from store.alert_groups import lock_alert_group
+from store.alert_groups import find_alert_group, lock_alert_group
 from store.models import AlertGroup, Incident
 from store.states import ACTIVE, AlertGroupStatus, IncidentStatus
 
@@ -54,6 +54,10 @@ TITLE_MAX = 200
 DESCRIPTION_MAX = 2000
 LINES_MAX = 5  # new alerts named in one line; the rest are counted
 DETAIL_MAX = 120  # an alert's own labels, as shown after its name
+
+
+class _NotPreparedError(Exception):
+    """The group's incident was resolved (or never opened) since the look before the lock: prepare, try again."""
 
 
 class Action:
@@ -294,6 +298,23 @@ class AlertIntake:
         return self._resolved(note, bot)
 
     def _firing(self, note: Notification, bot: str) -> AlertOutcome:
+        # Opening is prepared outside the unit of work (role pools may ask Slack for a user group), and only when
+        # the group has no incident being worked on: a repeat asks nothing of Slack. If that changed by the time
+        # the group is locked, the unit of work is given up and tried once more, prepared.
+        prepared = None if self._worked_on(note.group_key) else self._prepare(note)
+        try:
+            return self._decide_firing(note, bot, prepared)
+        except _NotPreparedError:
+            return self._decide_firing(note, bot, self._prepare(note))
+
+    def _worked_on(self, group_key: str) -> bool:
+        with self.db() as s:
+            group = find_alert_group(s, group_key)
+            if group is None or group.incident_id is None:
+                return False
+            return load_incident(s, group.incident_id).status in ACTIVE
+
+    def _prepare(self, note: Notification) -> PreparedOpen:
         with in_channel_language(self.playbook):  # the title's fallback words are the channel's
             incident_in = IncidentCreate(
                 kind=self.playbook.alerts.kind,
@@ -303,7 +324,9 @@ class AlertIntake:
                 description=self._description(note),
                 source=SOURCE,
             )
-        prepared = self.lifecycle.prepare_open(incident_in)  # outside the unit of work: role pools may ask Slack
+        return self.lifecycle.prepare_open(incident_in)
+
+    def _decide_firing(self, note: Notification, bot: str, prepared: PreparedOpen | None) -> AlertOutcome:
         now = self.clock.now()
         changed: bool | None = False
         with self.db.begin() as s:
@@ -311,6 +334,8 @@ class AlertIntake:
             assert group is not None  # created if it was not there
             current = load_incident(s, group.incident_id) if group.incident_id is not None else None
             if current is None or current.status not in ACTIVE:
+                if prepared is None:
+                    raise _NotPreparedError  # rolls back: nothing of this try is kept
                 incident = self.lifecycle.record_open(s, prepared, reporter=bot)
                 flush: tuple[int, ...] = ()
                 if current is not None and current.status == IncidentStatus.RESOLVED:
