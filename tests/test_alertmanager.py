@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.core.clock import FixedClock
-from bot.core.config import ConfigError, Playbook, load_playbook_text
+from bot.core.config import ConfigError, Playbook, load_playbook_text, playbook_warnings
 from bot.intake.alerts import AlertIntake
 from bot.sandbox.server import SlackSandbox
 from bot.slack.web import HttpServer, make_wsgi
@@ -87,32 +87,33 @@ def post(url: str, body: Any, token: str | None = TOKEN, *, raw: bytes | None = 
     return answer, json.loads(answer.text)
 
 
-@pytest.fixture
-def desk(
-    sandbox: SlackSandbox, general: str, playbook: Playbook, sqlite_url: str, clock: FixedClock
+def _behind_the_front(
+    sandbox: SlackSandbox, playbook: Playbook, db_url: str, clock: FixedClock
 ) -> Iterator[tuple[Stack, str]]:
-    """The running bot behind a front with the intake token (SQLite)."""
-    with running_stack(sandbox, playbook, sqlite_url, clock) as stack:
+    """The running bot behind a front with the intake token, and the front's address."""
+    with running_stack(sandbox, playbook, db_url, clock) as stack:
         server = HttpServer(make_wsgi(stack.bot, intake_token=TOKEN)).start()
         try:
             yield stack, server.url
         finally:
             stack.bot.executor.wait_idle()
             server.stop()
+
+
+@pytest.fixture
+def desk(
+    sandbox: SlackSandbox, general: str, playbook: Playbook, sqlite_url: str, clock: FixedClock
+) -> Iterator[tuple[Stack, str]]:
+    """On SQLite."""
+    yield from _behind_the_front(sandbox, playbook, sqlite_url, clock)
 
 
 @pytest.fixture
 def desk_any(
     sandbox: SlackSandbox, general: str, playbook: Playbook, stack_db_url: str, clock: FixedClock
 ) -> Iterator[tuple[Stack, str]]:
-    """The same on SQLite and on PostgreSQL."""
-    with running_stack(sandbox, playbook, stack_db_url, clock) as stack:
-        server = HttpServer(make_wsgi(stack.bot, intake_token=TOKEN)).start()
-        try:
-            yield stack, server.url
-        finally:
-            stack.bot.executor.wait_idle()
-            server.stop()
+    """On SQLite and on PostgreSQL."""
+    yield from _behind_the_front(sandbox, playbook, stack_db_url, clock)
 
 
 def sent(stack: Stack, url: str, body: Any) -> dict[str, Any]:
@@ -332,6 +333,19 @@ def test_the_playbooks_alerts_section_is_checked_against_its_kinds_and_severitie
     assert "alerts.kind" in problems and "'incident' is not one of kinds" in problems
     assert "alerts.severities.info" in problems and "alerts.default_severity" in problems
     assert "alerts.title" in problems and "{summary}, {alertname}, {labels}" in problems
+
+
+def test_a_playbook_without_the_alerts_kind_loads_and_warns() -> None:
+    """No `alerts:` section and no outage kind: the playbook still loads; check-config says the webhook is off."""
+    small = load_playbook_text(
+        'version: "1"\n'
+        "roles: {lead: {name: Lead, description: Runs it}}\n"
+        "severities: {sev1: {name: Critical, description: Bad}}\n"
+        "kinds: {complaint: {name: Complaint, description: One customer, default_severity: sev1, roles: [lead],"
+        " welcome_template: slack/welcome_complaint.j2}}\n"
+        "surge: {enabled: false}\n"
+    )
+    assert any(w.startswith("alerts.kind: 'outage' is not one of kinds") for w in playbook_warnings(small))
 
 
 # ---- the real Alertmanager as the client ---------------------------------------------------------------------

@@ -469,7 +469,7 @@ class AlertsSpec(_Strict):
 def _alerts_problems(alerts: dict[str, Any], kinds: dict[str, Any], severities: dict[str, Any]) -> list[str]:
     problems: list[str] = []
     kind = alerts.get("kind", "outage")
-    if kinds and kind not in kinds:
+    if kinds and "kind" in alerts and kind not in kinds:  # unwritten: the webhook is refused (503) until it is
         problems.append(f"alerts.kind: {kind!r} is not one of kinds ({', '.join(kinds)})")
     mapped = alerts.get("severities")
     named = [(f"alerts.severities.{label}", sev) for label, sev in mapped.items()] if isinstance(mapped, dict) else []
@@ -747,6 +747,11 @@ def playbook_warnings(playbook: Playbook) -> list[str]:
             "surge.leaders: nobody; the members of #"
             f"{playbook.surge.leadership_channel} decide on surge proposals; add leaders: [U012ABCDEF] or "
             "leaders_usergroup:"
+        )
+    if playbook.alerts.kind not in playbook.kinds:
+        warnings.append(
+            f"alerts.kind: {playbook.alerts.kind!r} is not one of kinds; Alertmanager's webhook is refused until "
+            "alerts.kind names one"
         )
     return warnings
 

@@ -126,6 +126,11 @@ def _alertmanager_route(bot: Bot, environ: dict[str, Any], token: str) -> Refusa
     body, refusal = _authorized_json(environ, token, ALERTMANAGER_PATH, MAX_ALERT_BYTES)
     if refusal is not None:
         return refusal
+    playbook = bot.services.playbook
+    if playbook.alerts.kind not in playbook.kinds:  # a playbook without that kind and no `alerts:` section
+        return "503 Service Unavailable", {
+            "error": f"the playbook has no kind {playbook.alerts.kind!r}; set alerts.kind"
+        }
     try:
         outcome = bot.services.alerts.receive(body)
     except IntakeError as exc:
