@@ -19,6 +19,7 @@ from bot.deadlines.scheduler import Scheduler, Sweeper
 from bot.deadlines.service import Deadlines
 from bot.incidents.permissions import Permissions
 from bot.incidents.service import IncidentService
+from bot.intake.alerts import AlertIntake
 from bot.intake.service import ComplaintIntake
 from bot.notices.email import Mailer
 from bot.notices.outbox import LEASE, Outbox
@@ -60,6 +61,7 @@ class Services:
     intake: ComplaintIntake  # complaints from the bank's complaint system (the intake API)
     plan: PlanService  # the plan's versions: announcing a new one, read confirmations, the yearly review
     surge_plan: SurgePlan  # the running surge plan: duties, diversion notices, live chart, End and summary
+    alerts: AlertIntake  # Alertmanager's webhook: monitoring opens and joins outages
 
     @classmethod
     def build(
@@ -181,6 +183,17 @@ class Services:
 
         # what other systems send in
         intake = ComplaintIntake(db, clock, playbook)
+        alerts = AlertIntake(
+            playbook=playbook,
+            db=db,
+            clock=clock,
+            slack=slack,
+            renderer=renderer,
+            lifecycle=incidents.lifecycle,
+            updates=incidents.updates,
+            set_up=incidents.setup_channel,
+            schedule_changed=schedule_changed,
+        )
 
         # who reacts to what, all of it here
         events.subscribe(ScheduleChanged, lambda _: scheduler.poke())
@@ -209,4 +222,5 @@ class Services:
             intake=intake,
             plan=plan,
             surge_plan=surge_plan,
+            alerts=alerts,
         )

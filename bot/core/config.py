@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import string
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -470,6 +471,67 @@ class PlanChangesSpec(_Strict):
         return owners
 
 
+# ---- Alertmanager's webhook (POST /api/v1/alerts/alertmanager) --------------------------------------------------
+
+ALERT_TITLE_FIELDS = ("summary", "alertname", "labels")
+
+
+class AlertsSpec(_Strict):
+    """What a firing Alertmanager group opens: an incident of `kind`, its severity read from the label
+    `severity_label` through `severities` (label value → playbook severity; `default_severity` for a value not
+    listed, else the kind's default), its title from `title` ({summary}: commonAnnotations.summary, else the
+    alert name and the group's labels; {alertname}; {labels}), its category from `category_label` when that
+    label holds one of the kind's categories. `resolve_on_resolved`: a resolved notification also resolves it."""
+
+    kind: str = "outage"
+    severity_label: str = "severity"
+    severities: dict[str, str] = {
+        "critical": "sev1",
+        "major": "sev2",
+        "error": "sev2",
+        "warning": "sev3",
+        "info": "sev4",
+    }
+    default_severity: str | None = None
+    resolve_on_resolved: bool = False
+    title: str = "{summary}"
+    category_label: str | None = None
+
+    @field_validator("severities")
+    @classmethod
+    def _lower(cls, value: dict[str, str]) -> dict[str, str]:
+        return {str(k).strip().lower(): v for k, v in value.items()}  # label values are matched ignoring case
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        try:
+            fields = {name for _text, name, _spec, _conv in string.Formatter().parse(value) if name is not None}
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a title template ({exc})") from None
+        unknown = fields - set(ALERT_TITLE_FIELDS)
+        if unknown or not value.strip():
+            raise ValueError(
+                f"{value!r}: use the placeholders {', '.join('{' + f + '}' for f in ALERT_TITLE_FIELDS)} only"
+            )
+        return value
+
+
+def _alerts_problems(alerts: dict[str, Any], kinds: dict[str, Any], severities: dict[str, Any]) -> list[str]:
+    problems: list[str] = []
+    kind = alerts.get("kind", "outage")
+    if kinds and "kind" in alerts and kind not in kinds:  # unwritten: the webhook is refused (503) until it is
+        problems.append(f"alerts.kind: {kind!r} is not one of kinds ({', '.join(kinds)})")
+    mapped = alerts.get("severities")
+    named = [(f"alerts.severities.{label}", sev) for label, sev in mapped.items()] if isinstance(mapped, dict) else []
+    if alerts.get("default_severity") is not None:
+        named.append(("alerts.default_severity", alerts["default_severity"]))
+    for where, sev in named:
+        if severities and sev not in severities:
+            problems.append(f"{where}: {sev!r} is not one of severities ({', '.join(severities)})")
+    return problems
+
+
 def _default_escalation() -> EscalationSpec:
     return EscalationSpec(levels=(EscalationLevel(name="Owner", owner=True, ack_timeout=timedelta(minutes=15)),))
 
@@ -512,6 +574,8 @@ class Playbook(_Strict):
         """The changelog entry of `version` (default: this playbook's own)."""
         wanted = self.version if version is None else version
         return next((e for e in self.changelog if e.version == wanted), None)
+
+    alerts: AlertsSpec = AlertsSpec()
 
     @field_validator("template_folder")
     @classmethod
@@ -705,7 +769,11 @@ def cross_reference_problems(data: dict[str, Any]) -> list[str]:
             if norm in seen and seen[norm] != role_key:
                 problems.append(f"roles.{role_key}.aliases: {name!r} already names role {seen[norm]!r}")
             seen[norm] = role_key
-    return problems + _surge_problems(section("surge"), kinds, severities)
+    return (
+        problems
+        + _alerts_problems(section("alerts"), kinds, severities)
+        + _surge_problems(section("surge"), kinds, severities)
+    )
 
 
 def _surge_problems(surge: dict[str, Any], kinds: dict[str, Any], severities: dict[str, Any]) -> list[str]:
@@ -758,6 +826,11 @@ def playbook_warnings(playbook: Playbook) -> list[str]:
             "surge.leaders: nobody; the members of #"
             f"{playbook.surge.leadership_channel} decide on surge proposals; add leaders: [U012ABCDEF] or "
             "leaders_usergroup:"
+        )
+    if playbook.alerts.kind not in playbook.kinds:
+        warnings.append(
+            f"alerts.kind: {playbook.alerts.kind!r} is not one of kinds; Alertmanager's webhook is refused until "
+            "alerts.kind names one"
         )
     return warnings
 
