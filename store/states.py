@@ -104,3 +104,21 @@ def require_moves(moves: Mapping[S, frozenset[S]], expected: Iterable[str], to: 
     for state in expected:
         if state not in states or states[to] not in moves[states[state]]:
             raise IllegalTransitionError(f"no move from {str(state)!r} to {str(to)!r}")
+
+
+# ---- the surge plan's warning-line proposals (bot/surge) ----------------------------------------------------
+
+
+class ProposalState(StrEnum):
+    PROPOSED = "proposed"  # posted to the leadership group, waiting for Activate or Dismiss
+    ACTIVATED = "activated"  # a leader activated it: the surge incident is open
+    DISMISSED = "dismissed"  # a leader dismissed it, saying why
+    EXPIRED = "expired"  # volume fell back below the line before anyone decided
+
+
+PROPOSAL_MOVES: Mapping[ProposalState, frozenset[ProposalState]] = {
+    ProposalState.PROPOSED: frozenset({ProposalState.ACTIVATED, ProposalState.DISMISSED, ProposalState.EXPIRED}),
+    ProposalState.ACTIVATED: frozenset(),
+    ProposalState.DISMISSED: frozenset(),
+    ProposalState.EXPIRED: frozenset(),
+}
