@@ -16,6 +16,7 @@ import handlers.actions
 import handlers.commands
 import handlers.notices
 import handlers.review
+import handlers.surge
 import handlers.views
 from bot.core.clock import Clock, SystemClock
 from bot.core.config import Playbook
@@ -79,6 +80,7 @@ def create_app(
     handlers.views.register(app, services)
     handlers.notices.register(app, services)
     handlers.review.register(app, services)
+    handlers.surge.register(app, services)
     app.error(_error_handler(services, gateway, playbook))
     verifier = RequestVerifier(signing_secret, session_factory) if signing_secret else None
     return Bot(app, services, executor, services.sweeper, services.scheduler, verifier)

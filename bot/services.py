@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core.clock import Clock
 from bot.core.config import Playbook
-from bot.core.events import Events, IncidentResolved, ScheduleChanged
+from bot.core.events import Events, IncidentResolved, ScheduleChanged, SurgeProposed
 from bot.core.render import Renderer
 from bot.deadlines.escalation import Escalations
 from bot.deadlines.owner_actions import DeadlineActions
@@ -29,6 +29,9 @@ from bot.review.kpi import refresh_rollup
 from bot.review.service import ReviewService
 from bot.review.weekly import ReportService
 from bot.slack.gateway import SlackGateway
+from bot.surge.leadership import Leadership
+from bot.surge.proposals import SurgeProposals
+from bot.surge.watch import SurgeWatch
 from store.models import Incident
 
 
@@ -55,6 +58,10 @@ class Services:
     sweeper: Sweeper
     scheduler: Scheduler  # the timer around the sweeper; `incident-desk run` starts it
     intake: ComplaintIntake  # complaints from the bank's complaint system (the intake API)
+    # the surge plan (seed 004): who decides, the warning lines, the proposals to the leadership group
+    leadership: Leadership
+    surge_watch: SurgeWatch
+    surge: SurgeProposals
 
     @classmethod
     def build(
@@ -137,6 +144,19 @@ class Services:
         )
         reports = ReportService(playbook, db, slack, clock, renderer)
 
+        # the surge plan's warning lines and the leadership group's decision (bot/surge)
+        leadership = Leadership(playbook, slack)
+        surge_watch = SurgeWatch(playbook, db, clock, events.publish)
+        surge = SurgeProposals(
+            playbook=playbook,
+            db=db,
+            slack=slack,
+            clock=clock,
+            incidents=incidents,
+            leadership=leadership,
+            watch=surge_watch,
+        )
+
         # the clock's sweep and its timer: due deadlines and pages, plus the jobs due at a moment
         sweeper = Sweeper(
             playbook=playbook,
@@ -150,6 +170,7 @@ class Services:
                 functools.partial(outbox.resume, grace=LEASE),
                 review.post_due_reviews,
                 reports.run_weekly,
+                surge.sweep,  # the warning lines with no complaint coming in; proposals to post, page again, expire
                 functools.partial(  # the KPI report's months, computed again once stale (bot/review/kpi.py)
                     refresh_rollup, db, zone=playbook.tz, good_at_least=playbook.satisfaction.good_at_least
                 ),
@@ -159,11 +180,12 @@ class Services:
         scheduler = Scheduler(sweeper, db=db, clock=clock, interval=timer_interval)
 
         # what other systems send in
-        intake = ComplaintIntake(db, clock, playbook)
+        intake = ComplaintIntake(db, clock, playbook, surge_watch)
 
         # who reacts to what, all of it here
         events.subscribe(ScheduleChanged, lambda _: scheduler.poke())
         events.subscribe(IncidentResolved, review.on_resolved)
+        events.subscribe(SurgeProposed, lambda event: surge.post_soon(event.proposal_id))
         events.seal()
 
         return cls(
@@ -186,4 +208,7 @@ class Services:
             sweeper=sweeper,
             scheduler=scheduler,
             intake=intake,
+            leadership=leadership,
+            surge_watch=surge_watch,
+            surge=surge,
         )

@@ -95,6 +95,7 @@ EVENT_NAMES = {
     "action_added": N_("action added"),
     "review_posted": N_("review posted"),
     "review_completed": N_("review completed"),
+    "surge_activated": N_("surge plan activated"),
 }
 
 

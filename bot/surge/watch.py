@@ -1,0 +1,179 @@
+"""The warning line (seed 004 预警阶段): after each recorded complaint, is the volume at a line?
+
+A line counts complaints by the time they were received (`received_at`, the customer's moment, as the
+complaint system reports it) within [now − window, now]: overall, or for the line's category or contact
+channel. A complaint reported late (received long ago) counts for the minutes it was received in, so a
+backlog replayed from the complaint system does not look like a surge; one dated in the future does not count
+until its time comes. "At the line" is `count >= line` (the seed's 达到预警线).
+
+Cheap enough for every complaint (the intake's 200 a second): per line, one index range count that stops at
+the line's count, and one read of the line's live proposal (a small table). No Slack call here: a new
+proposal is announced with `SurgeProposed` and posted by a background worker (bot/surge/proposals.py).
+
+Exactly one proposal per crossing: the insert is guarded by a unique partial index (one proposal per line
+whose fall is not yet recorded), so concurrent intakes that all see the crossing make one row. Hysteresis:
+once the volume is below the line again, and the proposal is no longer waiting for a decision (or its surge
+incident is no longer being worked), the fall is recorded; only then may the line propose again.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from bot.core.clock import Clock
+from bot.core.config import Playbook, WarningLineSpec
+from bot.core.events import SurgeProposed
+from store import queries
+from store.models import SurgeProposal
+from store.states import ACTIVE, ProposalState
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Line:
+    """One of the playbook's warning lines, with the key its proposals are stored under."""
+
+    spec: WarningLineSpec
+
+    @property
+    def key(self) -> str:
+        spec = self.spec
+        key = f"{spec.count}/{int(spec.window.total_seconds())}s"
+        if spec.category is not None:
+            key += f" category={spec.category}"
+        if spec.contact_channel is not None:
+            key += f" contact_channel={spec.contact_channel}"
+        return key
+
+    @property
+    def window(self) -> timedelta:
+        return self.spec.window
+
+    @property
+    def count(self) -> int:
+        return self.spec.count
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A line and the complaints in its window now."""
+
+    line: Line
+    count: int
+
+    @property
+    def over(self) -> bool:
+        return self.count >= self.line.count
+
+
+class SurgeWatch:
+    def __init__(
+        self, playbook: Playbook, db: sessionmaker[Session], clock: Clock, publish: Callable[[object], None]
+    ) -> None:
+        self.playbook = playbook
+        self.db = db
+        self.clock = clock
+        self.publish = publish  # the event dispatcher's: a new proposal is announced after its commit
+
+    @property
+    def lines(self) -> list[Line]:
+        return [Line(spec) for spec in self.playbook.surge.warning_lines]
+
+    def observe(self, now: datetime | None = None) -> list[int]:
+        """Check every warning line once (after a complaint is recorded, and at each sweep); the proposals it
+        made. Never raises: the complaint is recorded already, and the next complaint or sweep looks again."""
+        if not self.playbook.surge.enabled:
+            return []
+        now = now or self.clock.now()
+        try:
+            with self.db.begin() as s:
+                made = [p for line in self.lines if (p := self._observe_line(s, line, now)) is not None]
+        except Exception:
+            log.exception("surge: could not check the warning lines; the next complaint or sweep looks again")
+            return []
+        for proposal_id in made:
+            log.info("surge: warning line crossed, proposal %d", proposal_id)
+            self.publish(SurgeProposed(proposal_id))
+        return made
+
+    def _observe_line(self, s: Session, line: Line, now: datetime) -> int | None:
+        count = self.count(s, line, now, at_most=line.count)
+        live = queries.get_live_proposal(s, line.key)
+        if count >= line.count:
+            if live is not None:
+                return None  # proposed already for this crossing (or dismissed, activated: not again yet)
+            full = self.count(s, line, now)
+            return queries.claim_proposal(
+                s,
+                {
+                    "line": line.key,
+                    "line_count": line.count,
+                    "line_window_seconds": int(line.window.total_seconds()),
+                    "category": line.spec.category,
+                    "contact_channel": line.spec.contact_channel,
+                    "crossed_at": now,
+                    "count": full,
+                    "state": ProposalState.PROPOSED,
+                },
+            )
+        if live is not None and not self._still_open(s, live):
+            queries.record_proposal_fall(s, live.id, at=now)
+        return None
+
+    @staticmethod
+    def _still_open(s: Session, proposal: SurgeProposal) -> bool:
+        """A proposal waiting for its decision, or whose surge is still being worked: the line stays quiet."""
+        if proposal.state == ProposalState.PROPOSED:
+            return True
+        if proposal.state == ProposalState.ACTIVATED and proposal.incident_id is not None:
+            incident = queries.get_incident(s, proposal.incident_id)
+            return incident is not None and incident.status in ACTIVE
+        return False
+
+    @staticmethod
+    def count(s: Session, line: Line, now: datetime, *, at_most: int | None = None) -> int:
+        """Complaints received in the line's window ending `now` (of its category or contact channel)."""
+        spec = line.spec
+        return count_received(s, spec.window, now, spec.category, spec.contact_channel, at_most=at_most)
+
+    def volumes(self, now: datetime | None = None) -> list[Volume]:
+        """Every line with the complaints in its window now (what `/incident surge` shows)."""
+        now = now or self.clock.now()
+        with self.db() as s:
+            return [Volume(line, self.count(s, line, now)) for line in self.lines]
+
+    def breakdown(self, s: Session, proposal: SurgeProposal) -> dict[str, dict[str, int]]:
+        """The complaints of the crossing's window by category and by contact channel."""
+        start = proposal.crossed_at - timedelta(seconds=proposal.line_window_seconds)
+        return {
+            column: queries.complaints_received_by(
+                s,
+                column,
+                start,
+                proposal.crossed_at,
+                category=proposal.category,
+                contact_channel=proposal.contact_channel,
+            )
+            for column in ("category", "contact_channel")
+        }
+
+
+def count_received(
+    s: Session,
+    window: timedelta,
+    now: datetime,
+    category: str | None,
+    contact_channel: str | None,
+    *,
+    at_most: int | None = None,
+) -> int:
+    """Complaints received within [now − window, now] (of one category or contact channel)."""
+    return queries.count_complaints_received(
+        s, now - window, now, category=category, contact_channel=contact_channel, at_most=at_most
+    )
