@@ -31,7 +31,7 @@ from bot.core.clock import Clock, utc
 from bot.core.config import Playbook
 from bot.core.errors import NotFoundError, PermissionDeniedError, UserInputError
 from bot.core.executor import TrackingExecutor
-from bot.core.i18n import _, in_channel_language, in_recipients_language, ngettext
+from bot.core.i18n import N_, _, in_channel_language, in_recipients_language
 from bot.core.text import mask_identifiers, safe_text
 from bot.deadlines.service import humanize
 from bot.incidents.service import IncidentCreate, IncidentService
@@ -48,6 +48,20 @@ log = logging.getLogger(__name__)
 # The sweep leaves a fresh proposal this long to the worker that was handed it before posting it itself.
 POST_GRACE = timedelta(seconds=10)
 BREAKDOWN_TOP = 8  # categories or contact channels listed by name; the rest are summed
+# The intake's contact channels (bot/intake/service.py CONTACT_CHANNELS) as staff read them.
+CONTACT_CHANNEL_NAMES = {
+    "phone": N_("phone"),
+    "email": N_("email"),
+    "online_chat": N_("online chat"),
+    "branch": N_("branch"),
+    "app": N_("mobile app"),
+}
+
+
+def contact_channel_label(channel: str) -> str:
+    """A contact channel in the current language (`online_chat` → 在线客服); an unknown one as stored."""
+    known = CONTACT_CHANNEL_NAMES.get(channel)
+    return _(known) if known else channel
 
 
 @dataclass(frozen=True)
@@ -380,7 +394,7 @@ class SurgeProposals:
         if category is not None:
             return _("complaints of category {category}", category=safe_text(category))
         if contact_channel is not None:
-            return _("complaints via {channel}", channel=safe_text(contact_channel))
+            return _("complaints via {channel}", channel=safe_text(contact_channel_label(contact_channel)))
         return _("complaints")
 
     def _summary(self, facts: Facts) -> str:
@@ -400,7 +414,8 @@ class SurgeProposals:
             if not counts:
                 continue
             named = list(counts.items())[:BREAKDOWN_TOP]
-            parts = [f"{safe_text(mask_identifiers(name))} {n}" for name, n in named]
+            names = contact_channel_label if column == "contact_channel" else str
+            parts = [f"{safe_text(mask_identifiers(names(name)))} {n}" for name, n in named]
             rest = sum(counts.values()) - sum(n for _name, n in named)
             if rest:
                 parts.append(_("others {count}", count=rest))
@@ -475,10 +490,8 @@ class SurgeProposals:
         for facts in waiting:
             where = f" <#{facts.channel_id}>" if facts.channel_id else ""
             lines.append(
-                ngettext(
-                    "Waiting for the leadership group{where}: {count} complaint, crossed at {time}.",
-                    "Waiting for the leadership group{where}: {count} complaints, crossed at {time}.",
-                    facts.count,
+                _(
+                    "Waiting for the leadership group{where}: the line was crossed at {time}, {count} in the window.",
                     where=where,
                     count=facts.count,
                     time=self._when(facts.crossed_at),
