@@ -33,7 +33,6 @@ from bot.core.errors import NotFoundError, PermissionDeniedError, UserInputError
 from bot.core.executor import TrackingExecutor
 from bot.core.i18n import N_, _, in_channel_language, in_recipients_language
 from bot.core.text import mask_identifiers, safe_text
-from bot.deadlines.service import humanize
 from bot.incidents.service import IncidentCreate, IncidentService
 from bot.slack.gateway import SlackCallError, SlackGateway
 from bot.slack.surge_blocks import REASON_MAX, dismiss_modal, proposal_blocks
@@ -56,6 +55,17 @@ CONTACT_CHANNEL_NAMES = {
     "branch": N_("branch"),
     "app": N_("mobile app"),
 }
+
+
+def window_text(window: timedelta) -> str:
+    """A warning line's window as people say it: `10m`, `2h`, `1h 30m` (10分钟, 2小时, 1小时30分钟)."""
+    minutes = int(window.total_seconds() // 60)
+    hours, rest = divmod(minutes, 60)
+    if not hours:
+        return _("{minutes}m", minutes=rest)
+    if not rest:
+        return _("{hours}h", hours=hours)
+    return _("{hours}h {minutes}m", hours=hours, minutes=rest)
 
 
 def contact_channel_label(channel: str) -> str:
@@ -218,6 +228,9 @@ class SurgeProposals:
             waiting = [Facts.of(p) for p in queries.list_proposals(s, state=ProposalState.PROPOSED)]
         for proposal_id in unposted:
             self._post_logged(proposal_id, resumed=True)
+        volumes = {v.line.key: v for v in self.watch.volumes(now)}
+        for facts in waiting:  # expired first: a proposal the volume left behind is not paged again
+            self._expire_if_fallen(facts, volumes, now)
         for proposal_id in repages:
             with self.db.begin() as s:
                 if not queries.claim_proposal_repage(s, proposal_id, now=now):
@@ -226,9 +239,6 @@ class SurgeProposals:
                 facts = Facts.of(row) if row is not None else None
             if facts is not None:
                 self._page(facts, again=True)
-        volumes = {v.line.key: v for v in self.watch.volumes(now)}
-        for facts in waiting:
-            self._expire_if_fallen(facts, volumes, now)
 
     def _expire_if_fallen(self, facts: Facts, volumes: dict[str, Any], now: datetime) -> None:
         """A proposal nobody decided, once a whole window has passed since the crossing and the volume is below
@@ -283,7 +293,7 @@ class SurgeProposals:
             title = _(
                 "Customer complaint surge: {count} in {window} (warning line {line})",
                 count=count,
-                window=humanize(facts.window),
+                window=window_text(facts.window),
                 line=facts.line_count,
             )
         surge = self.playbook.surge
@@ -366,8 +376,9 @@ class SurgeProposals:
         """What a late click is told: who decided, and what."""
         who = f"<@{facts.decided_by}>" if facts.decided_by else ""
         if facts.state == ProposalState.ACTIVATED:
-            number = f"#{facts.incident_id}" if facts.incident_id else ""
-            return _("Already activated by {user}: {incident}", user=who, incident=number)
+            if facts.incident_id is None:  # the winning click is opening the incident right now
+                return _("{user} is activating the surge plan right now.", user=who)
+            return _("Already activated by {user}: #{number}", user=who, number=facts.incident_id)
         if facts.state == ProposalState.DISMISSED:
             return _("Already dismissed by {user}: {reason}", user=who, reason=safe_text(facts.reason or ""))
         return _("This warning expired: the volume fell back below the line before anyone decided.")
@@ -402,7 +413,7 @@ class SurgeProposals:
             "{count} {scope} in {window} (warning line {line}), crossed at {time}.",
             count=facts.count,
             scope=self._scope(facts.category, facts.contact_channel),
-            window=humanize(facts.window),
+            window=window_text(facts.window),
             line=facts.line_count,
             time=self._when(facts.crossed_at),
         )
@@ -478,7 +489,7 @@ class SurgeProposals:
                     "{scope}: {count} in the last {window} (warning line {line}), {state}",
                     scope=self._scope(spec.category, spec.contact_channel),
                     count=volume.count,
-                    window=humanize(spec.window),
+                    window=window_text(spec.window),
                     line=spec.count,
                     state=state,
                 )
