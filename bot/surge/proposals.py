@@ -236,9 +236,9 @@ class SurgeProposals:
                 if not queries.claim_proposal_repage(s, proposal_id, now=now):
                     continue
                 row = queries.get_proposal(s, proposal_id)
-                facts = Facts.of(row) if row is not None else None
-            if facts is not None:
-                self._page(facts, again=True)
+                paged = Facts.of(row) if row is not None else None
+            if paged is not None:
+                self._page(paged, again=True)
 
     def _expire_if_fallen(self, facts: Facts, volumes: dict[str, Any], now: datetime) -> None:
         """A proposal nobody decided, once a whole window has passed since the crossing and the volume is below
