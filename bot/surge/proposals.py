@@ -221,7 +221,7 @@ class SurgeProposals:
     def sweep(self, now: datetime) -> None:
         """From the scheduler's sweep: look at the lines (a fall with no complaint coming in), post what the
         worker did not, page once more where nobody decided, expire what the volume left behind."""
-        self.watch.observe(now)
+        self.watch.observe(now, thorough=True)
         with self.db() as s:
             unposted = [p.id for p in queries.list_unposted_proposals(s, created_before=now - POST_GRACE)]
             repages = queries.due_proposal_repages(s, now)

@@ -6,9 +6,12 @@ channel. A complaint reported late (received long ago) counts for the minutes it
 backlog replayed from the complaint system does not look like a surge; one dated in the future does not count
 until its time comes. "At the line" is `count >= line` (the seed's 达到预警线).
 
-Cheap enough for every complaint (the intake's 200 a second): per line, one index range count that stops at
-the line's count, and one read of the line's live proposal (a small table). No Slack call here: a new
-proposal is announced with `SurgeProposed` and posted by a background worker (bot/surge/proposals.py).
+Cheap enough for every complaint (the intake's 200 a second): below the line, one index range count per line
+that stops at the line's count; at or over it, that and one read of the line's live proposal (a small table);
+and while a line has its proposal, nothing for a second at a time (a new complaint only raises the count, and
+a fall is time's doing: the scheduler's sweep checks every line thoroughly each time it runs). No Slack call
+here: a new proposal is announced with `SurgeProposed` and posted by a background worker
+(bot/surge/proposals.py).
 
 Exactly one proposal per crossing: the insert is guarded by a unique partial index (one proposal per line
 whose fall is not yet recorded), so concurrent intakes that all see the crossing make one row. Hysteresis:
@@ -33,6 +36,10 @@ from store.models import SurgeProposal
 from store.states import ACTIVE, ProposalState
 
 log = logging.getLogger(__name__)
+
+# How long a process trusts that a line has its proposal (and skips the check after each complaint); the
+# guarded insert keeps a stale belief harmless, and the sweep looks at every line each time.
+QUIET = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -80,20 +87,29 @@ class SurgeWatch:
         self.db = db
         self.clock = clock
         self.publish = publish  # the event dispatcher's: a new proposal is announced after its commit
+        # line key → when this process last saw the line's live proposal (a proposal whose fall is not recorded)
+        self._live_seen: dict[str, datetime] = {}
 
     @property
     def lines(self) -> list[Line]:
         return [Line(spec) for spec in self.playbook.surge.warning_lines]
 
-    def observe(self, now: datetime | None = None) -> list[int]:
-        """Check every warning line once (after a complaint is recorded, and at each sweep); the proposals it
+    def observe(self, now: datetime | None = None, *, thorough: bool = False) -> list[int]:
+        """Check the warning lines (after a complaint is recorded; `thorough` at each sweep); the proposals it
         made. Never raises: the complaint is recorded already, and the next complaint or sweep looks again."""
         if not self.playbook.surge.enabled:
             return []
         now = now or self.clock.now()
+        lines = [line for line in self.lines if thorough or not self._quiet(line, now)]
+        if not lines:
+            return []  # every line has its proposal already: a new complaint changes nothing (the usual surge)
         try:
+            if not thorough:
+                lines = self._worth_a_look(lines, now)
+                if not lines:
+                    return []
             with self.db.begin() as s:
-                made = [p for line in self.lines if (p := self._observe_line(s, line, now)) is not None]
+                made = [p for line in lines if (p := self._observe_line(s, line, now, thorough)) is not None]
         except Exception:
             log.exception("surge: could not check the warning lines; the next complaint or sweep looks again")
             return []
@@ -102,13 +118,30 @@ class SurgeWatch:
             self.publish(SurgeProposed(proposal_id))
         return made
 
-    def _observe_line(self, s: Session, line: Line, now: datetime) -> int | None:
+    def _quiet(self, line: Line, now: datetime) -> bool:
+        """Whether this process saw the line's live proposal less than QUIET ago (another complaint cannot
+        change what is decided: the count only goes up, and the fall is time's doing, seen by the sweep)."""
+        seen = self._live_seen.get(line.key)
+        return seen is not None and seen <= now < seen + QUIET
+
+    def _worth_a_look(self, lines: list[Line], now: datetime) -> list[Line]:
+        """The lines at or over their count, or with a proposal waiting for the fall: one autocommitted read
+        (no transaction round trips), the usual answer being none."""
+        with self.db() as s:
+            s.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            return [
+                line
+                for line in lines
+                if line.key in self._live_seen or self.count(s, line, now, at_most=line.count) >= line.count
+            ]
+
+    def _observe_line(self, s: Session, line: Line, now: datetime, thorough: bool) -> int | None:
         count = self.count(s, line, now, at_most=line.count)
         live = queries.get_live_proposal(s, line.key)
         if count >= line.count:
+            self._live_seen[line.key] = now
             if live is not None:
                 return None  # proposed already for this crossing (or dismissed, activated: not again yet)
-            full = self.count(s, line, now)
             return queries.claim_proposal(
                 s,
                 {
@@ -118,12 +151,16 @@ class SurgeWatch:
                     "category": line.spec.category,
                     "contact_channel": line.spec.contact_channel,
                     "crossed_at": now,
-                    "count": full,
+                    "count": self.count(s, line, now),
                     "state": ProposalState.PROPOSED,
                 },
             )
-        if live is not None and not self._still_open(s, live):
+        if live is not None and self._still_open(s, live):
+            self._live_seen[line.key] = now
+            return None
+        if live is not None:
             queries.record_proposal_fall(s, live.id, at=now)
+        self._live_seen.pop(line.key, None)
         return None
 
     @staticmethod
@@ -131,7 +168,9 @@ class SurgeWatch:
         """A proposal waiting for its decision, or whose surge is still being worked: the line stays quiet."""
         if proposal.state == ProposalState.PROPOSED:
             return True
-        if proposal.state == ProposalState.ACTIVATED and proposal.incident_id is not None:
+        if proposal.state == ProposalState.ACTIVATED:
+            if proposal.incident_id is None:
+                return True  # being activated right now
             incident = queries.get_incident(s, proposal.incident_id)
             return incident is not None and incident.status in ACTIVE
         return False
