@@ -953,3 +953,20 @@ def decide_proposal(session: Session, proposal_id: int, *, state: str, **values:
         .values(state=state, **values)
         .returning(SurgeProposal.id),
     )
+
+
+def undo_activation(session: Session, proposal_id: int, *, actor: str) -> bool:
+    """Give back an activation whose incident was never opened (its opening failed): waiting again."""
+    require_moves(PROPOSAL_MOVES, [ProposalState.ACTIVATED], ProposalState.PROPOSED)
+    return _changed(
+        session,
+        update(SurgeProposal)
+        .where(
+            SurgeProposal.id == proposal_id,
+            SurgeProposal.state == ProposalState.ACTIVATED,
+            SurgeProposal.decided_by == actor,
+            SurgeProposal.incident_id.is_(None),
+        )
+        .values(state=ProposalState.PROPOSED, decided_by=None, decided_at=None)
+        .returning(SurgeProposal.id),
+    )

@@ -118,7 +118,8 @@ class ProposalState(StrEnum):
 
 PROPOSAL_MOVES: Mapping[ProposalState, frozenset[ProposalState]] = {
     ProposalState.PROPOSED: frozenset({ProposalState.ACTIVATED, ProposalState.DISMISSED, ProposalState.EXPIRED}),
-    ProposalState.ACTIVATED: frozenset(),
+    # an activation whose incident could not be opened is given back, so a leader can try again
+    ProposalState.ACTIVATED: frozenset({ProposalState.PROPOSED}),
     ProposalState.DISMISSED: frozenset(),
     ProposalState.EXPIRED: frozenset(),
 }

@@ -305,3 +305,36 @@ def test_concurrent_intakes_crossing_together_make_one_proposal(
         [proposal] = proposals(stack)
         assert proposal.state == "proposed" and proposal.count >= 5
         assert len(stack.sandbox.channel_messages(leadership(stack).id)) == 1
+
+
+def test_a_proposal_slack_refused_is_posted_by_the_next_sweep_once(surge: tuple[Stack, str]) -> None:
+    stack, _url = surge
+    stack.sandbox.fail("chat.postMessage", error="not_in_channel")
+    record(stack, 5)
+    [proposal] = proposals(stack)
+    assert proposal.message_ts is None and stack.sandbox.channel_messages(leadership(stack).id) == []
+    stack.advance(seconds=15)  # the scheduler's next sweep
+    [proposal] = proposals(stack)
+    assert proposal.message_ts is not None
+    stack.advance(seconds=15)
+    assert len(stack.sandbox.channel_messages(leadership(stack).id)) == 1
+    assert len(stack.dm_texts(LEAD)) == 1
+
+
+def test_an_activation_whose_incident_cannot_be_opened_is_given_back(
+    surge: tuple[Stack, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stack, _url = surge
+    record(stack, 5)
+    [proposal] = proposals(stack)
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(stack.bot.services.incidents, "open_incident", broken)
+    click(stack, LEAD, ActionId.ACTIVATE_SURGE, proposal.id)
+    assert "Something went wrong (ref" in stack.ephemeral_texts(LEAD)[-1]
+    assert (proposals(stack)[0].state, proposals(stack)[0].decided_by) == ("proposed", None)
+    monkeypatch.undo()
+    click(stack, LEAD, ActionId.ACTIVATE_SURGE, proposal.id)
+    assert proposals(stack)[0].state == "activated" and proposals(stack)[0].incident_id is not None

@@ -297,9 +297,14 @@ class SurgeProposals:
                 line=facts.line_count,
             )
         surge = self.playbook.surge
-        incident = self.incidents.open_incident(
-            IncidentCreate(kind=surge.kind, title=title, severity=surge.severity), reporter=actor
-        )
+        try:
+            incident = self.incidents.open_incident(
+                IncidentCreate(kind=surge.kind, title=title, severity=surge.severity), reporter=actor
+            )
+        except Exception:
+            with self.db.begin() as s:  # nothing was opened: the proposal waits again, a leader may retry
+                queries.undo_activation(s, proposal_id, actor=actor)
+            raise
         with self.db.begin() as s:
             row = self._row(s, proposal_id)
             row.incident_id = incident.id
