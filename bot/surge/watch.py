@@ -47,24 +47,19 @@ class Line:
     """One of the playbook's warning lines, with the key its proposals are stored under."""
 
     spec: WarningLineSpec
+    key: str
+    window: timedelta
+    count: int
 
-    @property
-    def key(self) -> str:
-        spec = self.spec
-        key = f"{spec.count}/{int(spec.window.total_seconds())}s"
-        if spec.category is not None:
-            key += f" category={spec.category}"
-        if spec.contact_channel is not None:
-            key += f" contact_channel={spec.contact_channel}"
-        return key
 
-    @property
-    def window(self) -> timedelta:
-        return self.spec.window
-
-    @property
-    def count(self) -> int:
-        return self.spec.count
+def line_of(spec: WarningLineSpec) -> Line:
+    """The line, keyed by its count, window and filter (a changed line is a new line)."""
+    key = f"{spec.count}/{int(spec.window.total_seconds())}s"
+    if spec.category is not None:
+        key += f" category={spec.category}"
+    if spec.contact_channel is not None:
+        key += f" contact_channel={spec.contact_channel}"
+    return Line(spec=spec, key=key, window=spec.window, count=spec.count)
 
 
 @dataclass(frozen=True)
@@ -91,8 +86,8 @@ class SurgeWatch:
         self._live_seen: dict[str, datetime] = {}
 
     @property
-    def lines(self) -> list[Line]:
-        return [Line(spec) for spec in self.playbook.surge.warning_lines]
+    def warning_lines(self) -> list[Line]:
+        return [line_of(spec) for spec in self.playbook.surge.warning_lines]
 
     def observe(self, now: datetime | None = None, *, thorough: bool = False) -> list[int]:
         """Check the warning lines (after a complaint is recorded; `thorough` at each sweep); the proposals it
@@ -100,7 +95,7 @@ class SurgeWatch:
         if not self.playbook.surge.enabled:
             return []
         now = now or self.clock.now()
-        lines = [line for line in self.lines if thorough or not self._quiet(line, now)]
+        lines = [line for line in self.warning_lines if thorough or not self._quiet(line, now)]
         if not lines:
             return []  # every line has its proposal already: a new complaint changes nothing (the usual surge)
         try:
@@ -132,11 +127,11 @@ class SurgeWatch:
             return [
                 line
                 for line in lines
-                if line.key in self._live_seen or self.count(s, line, now, at_most=line.count) >= line.count
+                if line.key in self._live_seen or self.line_volume(s, line, now, at_most=line.count) >= line.count
             ]
 
     def _observe_line(self, s: Session, line: Line, now: datetime, thorough: bool) -> int | None:
-        count = self.count(s, line, now, at_most=line.count)
+        count = self.line_volume(s, line, now, at_most=line.count)
         live = queries.get_live_proposal(s, line.key)
         if count >= line.count:
             self._live_seen[line.key] = now
@@ -151,7 +146,7 @@ class SurgeWatch:
                     "category": line.spec.category,
                     "contact_channel": line.spec.contact_channel,
                     "crossed_at": now,
-                    "count": self.count(s, line, now),
+                    "count": self.line_volume(s, line, now),
                     "state": ProposalState.PROPOSED,
                 },
             )
@@ -176,7 +171,7 @@ class SurgeWatch:
         return False
 
     @staticmethod
-    def count(s: Session, line: Line, now: datetime, *, at_most: int | None = None) -> int:
+    def line_volume(s: Session, line: Line, now: datetime, *, at_most: int | None = None) -> int:
         """Complaints received in the line's window ending `now` (of its category or contact channel)."""
         spec = line.spec
         return count_received(s, spec.window, now, spec.category, spec.contact_channel, at_most=at_most)
@@ -185,7 +180,7 @@ class SurgeWatch:
         """Every line with the complaints in its window now (what `/incident surge` shows)."""
         now = now or self.clock.now()
         with self.db() as s:
-            return [Volume(line, self.count(s, line, now)) for line in self.lines]
+            return [Volume(line, self.line_volume(s, line, now)) for line in self.warning_lines]
 
     def breakdown(self, s: Session, proposal: SurgeProposal) -> dict[str, dict[str, int]]:
         """The complaints of the crossing's window by category and by contact channel."""
