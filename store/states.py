@@ -117,3 +117,22 @@ class AlertGroupStatus(StrEnum):
 ALERT_GROUP_MOVES: Mapping[AlertGroupStatus, frozenset[AlertGroupStatus]] = {
     state: frozenset(AlertGroupStatus) for state in AlertGroupStatus
 }
+
+
+# ---- the surge plan's warning-line proposals (bot/surge) ----------------------------------------------------
+
+
+class ProposalState(StrEnum):
+    PROPOSED = "proposed"  # posted to the leadership group, waiting for Activate or Dismiss
+    ACTIVATED = "activated"  # a leader activated it: the surge incident is open
+    DISMISSED = "dismissed"  # a leader dismissed it, saying why
+    EXPIRED = "expired"  # volume fell back below the line before anyone decided
+
+
+PROPOSAL_MOVES: Mapping[ProposalState, frozenset[ProposalState]] = {
+    ProposalState.PROPOSED: frozenset({ProposalState.ACTIVATED, ProposalState.DISMISSED, ProposalState.EXPIRED}),
+    # an activation whose incident could not be opened is given back, so a leader can try again
+    ProposalState.ACTIVATED: frozenset({ProposalState.PROPOSED}),
+    ProposalState.DISMISSED: frozenset(),
+    ProposalState.EXPIRED: frozenset(),
+}

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.core.clock import Clock
 from bot.core.config import Playbook
 from bot.core.text import mask_identifiers
+from bot.surge.watch import SurgeWatch
 from store.queries import claim_complaint, get_complaint, get_complaint_by_external_id
 
 CONTACT_CHANNELS = ("phone", "email", "online_chat", "branch", "app")
@@ -147,10 +148,13 @@ def parse_complaint(body: Any) -> ComplaintInput:
 class ComplaintIntake:
     """Records complaints; one short unit of work each, no Slack call (later slices open incidents)."""
 
-    def __init__(self, db: sessionmaker[Session], clock: Clock, playbook: Playbook) -> None:
+    def __init__(
+        self, db: sessionmaker[Session], clock: Clock, playbook: Playbook, surge: SurgeWatch | None = None
+    ) -> None:
         self.db = db
         self.clock = clock
         self.playbook = playbook  # the rules that turn complaints into incidents will come from here
+        self.surge = surge  # the surge plan's warning lines, checked after each new complaint (no Slack call)
 
     def record(self, complaint: ComplaintInput) -> Recorded:
         """Record it, or find the same complaint recorded by an earlier try; IntakeConflictError if the id is
@@ -182,9 +186,12 @@ class ComplaintIntake:
                 raise IntakeConflictError()
             if number is None and row.fingerprint != fingerprint:
                 raise IntakeConflictError()
-            return Recorded(
+            recorded = Recorded(
                 number=row.id,
                 external_id=mask_identifiers(row.external_id),
                 summary=mask_identifiers(row.summary),
                 created=number is not None,
             )
+        if recorded.created and self.surge is not None:
+            self.surge.observe()  # the warning lines, after the commit: a new proposal is posted off this request
+        return recorded
