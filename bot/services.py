@@ -19,6 +19,7 @@ from bot.deadlines.scheduler import Scheduler, Sweeper
 from bot.deadlines.service import Deadlines
 from bot.incidents.permissions import Permissions
 from bot.incidents.service import IncidentService
+from bot.intake.records import ComplaintRecords
 from bot.intake.service import ComplaintIntake
 from bot.notices.email import Mailer
 from bot.notices.outbox import LEASE, Outbox
@@ -55,6 +56,7 @@ class Services:
     sweeper: Sweeper
     scheduler: Scheduler  # the timer around the sweeper; `incident-desk run` starts it
     intake: ComplaintIntake  # complaints from the bank's complaint system (the intake API)
+    complaint_records: ComplaintRecords  # each complaint's deadlines and the complaint system's events
 
     @classmethod
     def build(
@@ -136,6 +138,8 @@ class Services:
             schedule_changed=schedule_changed,
         )
         reports = ReportService(playbook, db, slack, clock, renderer)
+        # every complaint's deadlines, met by the complaint system's events, missed by the sweep
+        complaint_records = ComplaintRecords(db, clock, playbook, deadlines)
 
         # the clock's sweep and its timer: due deadlines and pages, plus the jobs due at a moment
         sweeper = Sweeper(
@@ -153,13 +157,14 @@ class Services:
                 functools.partial(  # the KPI report's months, computed again once stale (bot/review/kpi.py)
                     refresh_rollup, db, zone=playbook.tz, good_at_least=playbook.satisfaction.good_at_least
                 ),
+                complaint_records.mark_missed,
             ),
             send_workers=send_workers,
         )
         scheduler = Scheduler(sweeper, db=db, clock=clock, interval=timer_interval)
 
         # what other systems send in
-        intake = ComplaintIntake(db, clock, playbook)
+        intake = ComplaintIntake(db, clock, playbook, after_record=(complaint_records.add_deadlines,))
 
         # who reacts to what, all of it here
         events.subscribe(ScheduleChanged, lambda _: scheduler.poke())
@@ -186,4 +191,5 @@ class Services:
             sweeper=sweeper,
             scheduler=scheduler,
             intake=intake,
+            complaint_records=complaint_records,
         )

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -147,10 +148,19 @@ def parse_complaint(body: Any) -> ComplaintInput:
 class ComplaintIntake:
     """Records complaints; one short unit of work each, no Slack call (later slices open incidents)."""
 
-    def __init__(self, db: sessionmaker[Session], clock: Clock, playbook: Playbook) -> None:
+    def __init__(
+        self,
+        db: sessionmaker[Session],
+        clock: Clock,
+        playbook: Playbook,
+        *,
+        after_record: Sequence[Callable[[Session, int, ComplaintInput], None]] = (),
+    ) -> None:
         self.db = db
         self.clock = clock
         self.playbook = playbook  # the rules that turn complaints into incidents will come from here
+        # what else a new complaint gets in its own transaction (its deadlines: bot/intake/records.py)
+        self.after_record = tuple(after_record)
 
     def record(self, complaint: ComplaintInput) -> Recorded:
         """Record it, or find the same complaint recorded by an earlier try; IntakeConflictError if the id is
@@ -182,6 +192,9 @@ class ComplaintIntake:
                 raise IntakeConflictError()
             if number is None and row.fingerprint != fingerprint:
                 raise IntakeConflictError()
+            if number is not None:
+                for hook in self.after_record:
+                    hook(s, number, complaint)
             return Recorded(
                 number=row.id,
                 external_id=mask_identifiers(row.external_id),

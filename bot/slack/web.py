@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from waitress.server import create_server
 
+from bot.core.errors import ConflictError, NotFoundError
 from bot.core.i18n import use_locale
 from bot.intake.service import IntakeConflictError, IntakeError, parse_complaint
 from store.db import ping
@@ -71,34 +72,81 @@ def _bearer_ok(environ: dict[str, Any], token: str) -> bool:
     return hmac.compare_digest(given.strip().encode(), token.encode())
 
 
-def _complaint_route(bot: Bot, environ: dict[str, Any], token: str) -> tuple[str, dict[str, Any]]:
-    """POST /api/v1/complaints: record one complaint. Nothing is logged from the body or the header."""
+class _RefusedError(Exception):
+    """An intake API request answered before it reaches a service: its status and JSON payload."""
+
+    def __init__(self, status: str, payload: dict[str, Any]) -> None:
+        super().__init__(status)
+        self.status, self.payload = status, payload
+
+
+def _intake_body(environ: dict[str, Any], token: str, path: str) -> Any:
+    """The intake API's common gate: POST only, the bearer token, the body's size, JSON. Nothing is logged
+    from the body or the header."""
     if environ.get("REQUEST_METHOD") != "POST":
-        return "405 Method Not Allowed", {"error": "POST only"}
+        raise _RefusedError("405 Method Not Allowed", {"error": "POST only"})
     if not _bearer_ok(environ, token):
-        log.warning("refused a request to %s: missing or wrong bearer token", COMPLAINTS_PATH)
-        return "401 Unauthorized", {"error": "missing or wrong bearer token"}
+        log.warning("refused a request to %s: missing or wrong bearer token", path)
+        raise _RefusedError("401 Unauthorized", {"error": "missing or wrong bearer token"})
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         length = -1
     if not 0 <= length <= MAX_COMPLAINT_BYTES:
-        return "413 Content Too Large", {"error": "body too large", "field": "body"}
+        raise _RefusedError("413 Content Too Large", {"error": "body too large", "field": "body"})
     raw = environ["wsgi.input"].read(length) if length else b""
     try:
-        body = json.loads(raw.decode("utf-8"))
+        return json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError):
-        return "422 Unprocessable Content", {"error": "body is not JSON", "field": "body"}
+        raise _RefusedError("422 Unprocessable Content", {"error": "body is not JSON", "field": "body"}) from None
+
+
+def _intake_api(route: Callable[[], tuple[str, dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
+    """Run an intake route, answering its refusals and the domain's errors the same way on every route:
+    422 naming the field, 404 for what is not recorded, 409 for a conflict."""
     try:
-        recorded = bot.services.intake.record(parse_complaint(body))
+        return route()
+    except _RefusedError as refused:
+        return refused.status, refused.payload
     except IntakeError as exc:
         return "422 Unprocessable Content", {"error": f"{exc.field}: {exc.message}", "field": exc.field}
+    except NotFoundError as exc:
+        return "404 Not Found", {"error": exc.message, "field": exc.field}
+    except ConflictError as exc:
+        return "409 Conflict", {"error": exc.message, "field": exc.field}
+
+
+def _complaint_route(bot: Bot, environ: dict[str, Any], token: str) -> tuple[str, dict[str, Any]]:
+    """POST /api/v1/complaints: record one complaint."""
+    body = _intake_body(environ, token, COMPLAINTS_PATH)
+    try:
+        recorded = bot.services.intake.record(parse_complaint(body))
     except IntakeConflictError as exc:
         return "409 Conflict", {"error": "external_id is recorded with another body", "field": exc.field}
     answer = {"number": recorded.number, "external_id": recorded.external_id, "summary": recorded.summary}
     if recorded.created:
         log.info("recorded complaint %d", recorded.number)
     return ("201 Created" if recorded.created else "200 OK"), answer
+
+
+def _complaint_event_external_id(path: str) -> str | None:
+    """`<external id>` of /api/v1/complaints/<external id>/events (WSGI hands the path over as latin-1)."""
+    prefix, suffix = COMPLAINTS_PATH + "/", "/events"
+    if not (path.startswith(prefix) and path.endswith(suffix)) or len(path) <= len(prefix) + len(suffix):
+        return None
+    try:
+        return path[len(prefix) : -len(suffix)].encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return None
+
+
+def _complaint_event_route(
+    bot: Bot, environ: dict[str, Any], token: str, external_id: str
+) -> tuple[str, dict[str, Any]]:
+    """POST /api/v1/complaints/<external id>/events: the complaint system's update meets its deadlines."""
+    body = _intake_body(environ, token, COMPLAINTS_PATH + "/…/events")
+    answer = bot.services.complaint_records.record_event(external_id, body)
+    return ("201 Created" if answer.created else "200 OK"), answer.complaint
 
 
 def make_wsgi(
@@ -158,7 +206,10 @@ def make_wsgi(
                 status, payload = "503 Service Unavailable", {"ok": False, "database": "unreachable"}
             return _respond(start_response, status, payload)
         if path == COMPLAINTS_PATH and intake_token:
-            status, payload = _complaint_route(bot, environ, intake_token)
+            status, payload = _intake_api(lambda: _complaint_route(bot, environ, intake_token))
+            return _respond(start_response, status, payload)
+        if intake_token and (external_id := _complaint_event_external_id(path)) is not None:
+            status, payload = _intake_api(lambda: _complaint_event_route(bot, environ, intake_token, external_id))
             return _respond(start_response, status, payload)
         if path == EVENTS_PATH and bolt is not None:
             return slack_event(environ, start_response)
