@@ -20,10 +20,9 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core.clock import Clock, utc
 from bot.core.config import DeadlineSpec, Playbook
-from bot.core.errors import ConflictError, NotFoundError
 from bot.core.text import mask_identifiers
 from bot.deadlines.service import Deadlines
-from bot.intake.service import ComplaintInput, IntakeError
+from bot.intake.service import ComplaintInput, IntakeError, IntakeNotFoundError, IntakeOrderError
 from store.complaint_records import (
     add_complaint_deadlines,
     claim_complaint_event,
@@ -156,17 +155,17 @@ class ComplaintRecords:
     # ---- the complaint system's events ----------------------------------------------------------------------
 
     def record_event(self, external_id: str, body: Any) -> EventAnswer:
-        """Apply one event; a repeat of a recorded one changes nothing. NotFoundError for an unknown complaint,
-        IntakeError (422) for a bad body, ConflictError (409) for an event out of order or contradicting one
-        already recorded."""
+        """Apply one event; a repeat of a recorded one changes nothing. IntakeNotFoundError (404) for an unknown
+        complaint, IntakeError (422) for a bad body, IntakeOrderError (409) for an event out of order or
+        contradicting one already recorded."""
         event = parse_event(body)
         with self.db.begin() as s:
             complaint = lock_complaint_by_external_id(s, external_id)
             if complaint is None:
-                raise NotFoundError(
+                raise IntakeNotFoundError(
+                    "external_id",
                     f"no complaint with external_id {mask_identifiers(external_id)}; record it first with "
                     "POST /api/v1/complaints",
-                    field="external_id",
                 )
             events = {e.type: e for e in list_complaint_events(s, complaint.id)}
             if event.type in events:
@@ -192,10 +191,10 @@ class ComplaintRecords:
     def _repeat(self, s: Session, complaint: Complaint, same: ComplaintEvent, event: EventInput) -> EventAnswer:
         """The same event again changes nothing; the same type with other details is a conflict."""
         if (utc(same.at), same.score, same.note) != (event.at, event.score, event.note):
-            raise ConflictError(
+            raise IntakeOrderError(
+                "type",
                 f"a {event.type} event is recorded already for this complaint (at {self._shown(same.at)}) with "
                 "other details; each type of event is recorded once",
-                field="type",
             )
         return EventAnswer(False, self._view(complaint, s))
 
@@ -205,14 +204,14 @@ class ComplaintRecords:
         if event.type == SATISFACTION:
             closed = events.get(CLOSED)
             if closed is None:
-                raise ConflictError(
-                    "satisfaction comes after the complaint is closed: send the closed event first", field="type"
+                raise IntakeOrderError(
+                    "type", "satisfaction comes after the complaint is closed: send the closed event first"
                 )
             if event.at < utc(closed.at):
-                raise ConflictError(
+                raise IntakeOrderError(
+                    "at",
                     f"satisfaction at {self._shown(event.at)} is before the complaint was closed "
                     f"({self._shown(closed.at)})",
-                    field="at",
                 )
 
     def _apply(self, s: Session, complaint: Complaint, event: EventInput) -> None:

@@ -50,6 +50,25 @@ class IntakeConflictError(Exception):
     field = "external_id"
 
 
+class IntakeNotFoundError(LookupError):
+    """The request names a complaint that is not recorded (404 naming the field). The API answers the
+    complaint system, in English, like IntakeError: not a BotError, which speaks to staff in their language."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class IntakeOrderError(Exception):
+    """An event out of order, or contradicting one recorded already (409 naming the field)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
 @dataclass(frozen=True)
 class ComplaintInput:
     external_id: str

@@ -21,9 +21,14 @@ from typing import TYPE_CHECKING, Any
 from slack_bolt.adapter.wsgi import SlackRequestHandler
 from waitress.server import create_server
 
-from bot.core.errors import ConflictError, NotFoundError
 from bot.core.i18n import use_locale
-from bot.intake.service import IntakeConflictError, IntakeError, parse_complaint
+from bot.intake.service import (
+    IntakeConflictError,
+    IntakeError,
+    IntakeNotFoundError,
+    IntakeOrderError,
+    parse_complaint,
+)
 from store.db import ping
 
 if TYPE_CHECKING:
@@ -110,9 +115,9 @@ def _intake_api(route: Callable[[], tuple[str, dict[str, Any]]]) -> tuple[str, d
         return refused.status, refused.payload
     except IntakeError as exc:
         return "422 Unprocessable Content", {"error": f"{exc.field}: {exc.message}", "field": exc.field}
-    except NotFoundError as exc:
+    except IntakeNotFoundError as exc:
         return "404 Not Found", {"error": exc.message, "field": exc.field}
-    except ConflictError as exc:
+    except IntakeOrderError as exc:
         return "409 Conflict", {"error": exc.message, "field": exc.field}
 
 
