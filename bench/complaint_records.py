@@ -89,14 +89,16 @@ def generate(engine: Engine, n: int) -> None:
                 CASE n % 4 WHEN 0 THEN 'technical' WHEN 1 THEN 'service' WHEN 2 THEN 'policy' ELSE 'financial' END,
                 'p', 's', 'r', {at(d, received)}
             FROM {numbers(d)}""",
-        f"""INSERT INTO complaint_deadlines (complaint_id, key, clock, start_at, due_at, state, met_at)
+        f"""INSERT INTO complaint_deadlines (complaint_id, key, received_at, clock, start_at, due_at, state, met_at)
             SELECT n, CASE k WHEN 1 THEN 'first_response' WHEN 2 THEN 'investigation' ELSE 'solution' END,
-                'calendar', {at(d, received)}, {at(d, received + " + CASE WHEN k = 1 THEN 1440 ELSE 2880 END")},
+                {at(d, received)}, 'calendar', {at(d, received)},
+                {at(d, received + " + CASE WHEN k = 1 THEN 1440 ELSE 2880 END")},
                 CASE WHEN (n * k) % 10 < 8 THEN 'met' ELSE 'missed' END,
                 {at(d, received + " + (n * k * 7) % 2000")}
             FROM {numbers(d)} CROSS JOIN (SELECT 1 AS k UNION ALL SELECT 2 UNION ALL SELECT 3) ks""",
-        f"""INSERT INTO complaint_events (complaint_id, type, at, score, recorded_at)
+        f"""INSERT INTO complaint_events (complaint_id, type, received_at, at, score, recorded_at)
             SELECT n, CASE k WHEN 1 THEN 'first_response' WHEN 2 THEN 'closed' ELSE 'satisfaction' END,
+                {at(d, received)},
                 {at(d, received + " + k * (n % 1440)")}, CASE WHEN k = 3 THEN 1 + n % 5 END,
                 {at(d, received + " + k * (n % 1440)")}
             FROM {numbers(d)} CROSS JOIN (SELECT 1 AS k UNION ALL SELECT 2 UNION ALL SELECT 3) ks""",

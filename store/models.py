@@ -401,11 +401,14 @@ class ComplaintDeadline(Base):
     __table_args__ = (
         UniqueConstraint("complaint_id", "key", name="uq_complaint_deadlines_key"),
         Index("ix_complaint_deadlines_due", "state", "due_at"),
+        Index("ix_complaint_deadlines_received_at", "received_at"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     complaint_id: Mapped[int] = mapped_column(ForeignKey("complaints.id", ondelete="CASCADE"))
     key: Mapped[str] = mapped_column(String(40))
+    # the complaint's, copied: the KPI report reads a period's deadlines by it without a join
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     clock: Mapped[str] = mapped_column(String(10))  # calendar or business (the playbook's working hours)
     start_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
@@ -418,11 +421,16 @@ class ComplaintEvent(Base):
     stored twice). The note is raw here and masked on every output."""
 
     __tablename__ = "complaint_events"
-    __table_args__ = (UniqueConstraint("complaint_id", "type", name="uq_complaint_events_type"),)
+    __table_args__ = (
+        UniqueConstraint("complaint_id", "type", name="uq_complaint_events_type"),
+        Index("ix_complaint_events_received_at", "type", "received_at"),
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     complaint_id: Mapped[int] = mapped_column(ForeignKey("complaints.id", ondelete="CASCADE"))
     type: Mapped[str] = mapped_column(String(30))
+    # the complaint's, copied: the KPI report reads a period's responses and ratings by it without a join
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
     at: Mapped[datetime] = mapped_column(UTCDateTime())
     score: Mapped[int | None] = mapped_column(Integer)
     note: Mapped[str | None] = mapped_column(Text)

@@ -143,6 +143,7 @@ class ComplaintRecords:
                 {
                     "complaint_id": complaint_id,
                     "key": spec.key,
+                    "received_at": received,
                     "clock": spec.clock,
                     "start_at": received if starts_now else None,
                     "due_at": due,
@@ -176,6 +177,7 @@ class ComplaintRecords:
                 {
                     "complaint_id": complaint.id,
                     "type": event.type,
+                    "received_at": complaint.received_at,
                     "at": event.at,
                     "score": event.score,
                     "note": event.note,
