@@ -5,8 +5,11 @@ marks overdue ones missed on the injected clock; the KPI report and the weekly r
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -15,6 +18,7 @@ from sqlalchemy.orm import Session
 from bot.core.clock import FixedClock
 from bot.core.config import Playbook, Settings
 from bot.core.i18n import use_locale
+from bot.review.kpi import as_csv
 from bot.sandbox.server import SlackSandbox
 from bot.slack.web import HttpServer, make_wsgi
 from store.complaint_records import list_complaint_deadlines, list_complaint_events
@@ -40,18 +44,35 @@ def complaint(external_id: str, received_at: str = "2026-11-24T10:00:00+08:00", 
     }
 
 
-@pytest.fixture
-def front(
-    sandbox: SlackSandbox, general: str, playbook: Playbook, stack_db_url: str, clock: FixedClock
+@contextmanager
+def running_front(
+    sandbox: SlackSandbox, playbook: Playbook, db_url: str, clock: FixedClock
 ) -> Iterator[tuple[Stack, str]]:
-    """The running bot (SQLite and PostgreSQL) behind a front with the intake API on."""
     token = Settings.from_env({"INCIDENT_DESK_INTAKE_TOKEN": TOKEN}).intake_token
-    with running_stack(sandbox, playbook, stack_db_url, clock) as stack:
+    with running_stack(sandbox, playbook, db_url, clock) as stack:
         server = HttpServer(make_wsgi(stack.bot, intake_token=token)).start()
         try:
             yield stack, server.url
         finally:
             server.stop()
+
+
+@pytest.fixture
+def front(
+    sandbox: SlackSandbox, general: str, playbook: Playbook, stack_db_url: str, clock: FixedClock
+) -> Iterator[tuple[Stack, str]]:
+    """The running bot (SQLite and PostgreSQL) behind a front with the intake API on."""
+    with running_front(sandbox, playbook, stack_db_url, clock) as running:
+        yield running
+
+
+@pytest.fixture
+def sqlite_front(
+    sandbox: SlackSandbox, general: str, playbook: Playbook, sqlite_url: str, clock: FixedClock
+) -> Iterator[tuple[Stack, str]]:
+    """The same on SQLite only, for what does not depend on the store (the deadline arithmetic)."""
+    with running_front(sandbox, playbook, sqlite_url, clock) as running:
+        yield running
 
 
 def post(url: str, path: str, body: Any, token: str | None = TOKEN, raw: bytes | None = None) -> tuple[Answer, Any]:
@@ -206,11 +227,50 @@ def test_the_sweep_marks_overdue_deadlines_missed_and_the_reports_count_complain
     assert "investigation met 1, missed 2 (0 done late), pending 0" in text
     assert "solution met 0, missed 3 (0 done late), pending 0" in text
     assert text.startswith("*Incident KPIs")  # the incident figures stay first, untouched
+    reports_service = stack.bot.services.reports
+    start, end, _label = reports_service.period()
+    rows = list(csv.DictReader(io.StringIO(as_csv(reports_service.report(start, end)))))
+    total = next(r for r in rows if r["dimension"] == "complaints")
+    assert (total["incidents"], total["first_response_median_s"], total["rated"], total["satisfied"]) == (
+        "3",
+        "14400.0",
+        "2",
+        "1",
+    )
+    assert {r["value"]: r["incidents"] for r in rows if r["dimension"] == "complaint_channel"} == {
+        "app": "1",
+        "email": "1",
+        "phone": "1",
+    }
     with use_locale("zh-CN"):
         zh = stack.bot.services.reports.kpi_text()
     assert "投诉记录：收到 3 件" in zh and "投诉首次回复：自登记起平均 9.7小时，中位数 4.0小时" in zh
 
+    if stack.engine.dialect.name != "sqlite":
+        return  # the weekly report renders the same text (and a chart, which costs time): once is enough
     # the weekly report on Monday 09:00 carries the same section
     stack.bot.services.reports.post_weekly(stack.bot.services.reports.next_fire(stack.clock.now()))
     (weekly, _chart) = stack.sandbox.channel_messages(reports)
     assert "Complaint first response: mean 9.7h, median 4.0h" in weekly.text
+
+
+@pytest.mark.playbook(
+    {
+        "首次回复客户}, owner: customer_comms, after: 24h, on_resolve: keep,": (
+            "首次回复客户}, owner: customer_comms, after: 24h, clock: business, on_resolve: keep,"
+        )
+    }
+)
+def test_a_business_hours_deadline_runs_in_working_time(sqlite_front: tuple[Stack, str]) -> None:
+    """24 working hours (09:00–18:00 Shanghai, Monday to Friday) from Tuesday 10:00 end on Thursday 16:00; from
+    Friday 17:00 they skip the weekend and end on Wednesday 14:00. The calendar deadlines stay 48 h."""
+    _stack, url = sqlite_front
+    for external_id, received, due in (
+        ("CMS-B1", "2026-11-24T10:00:00+08:00", "2026-11-26T16:00:00+08:00"),
+        ("CMS-B2", "2026-11-27T17:00:00+08:00", "2026-12-02T14:00:00+08:00"),
+    ):
+        post(url, "/api/v1/complaints", complaint(external_id, received))
+        _, shown = event(url, external_id, {"type": "investigation_done", "at": received})
+        first = next(d for d in shown["deadlines"] if d["key"] == "first_response")
+        assert (first["clock"], first["due_at"]) == ("business", due)
+        assert states(shown)["investigation"][0] is not None and states(shown)["investigation"][1] == "met"

@@ -392,6 +392,11 @@ def _deadlines(rows: list[Any]) -> tuple[list[tuple[str, int, int]], dict[str, i
     return compliance, late, tally.get("action items", Counter())["pending"]
 
 
+def _ranked(counts: Counter[str]) -> list[tuple[str, int]]:
+    """Most first, then by name."""
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
 def complaint_figures(rows: ComplaintKpiRows) -> ComplaintFigures:
     """Fold the complaint rows (store/complaint_records.py) into the report's complaint section."""
     channels: Counter[str] = Counter()
@@ -407,11 +412,10 @@ def complaint_figures(rows: ComplaintKpiRows) -> ComplaintFigures:
         tally.setdefault(key, Counter())[state] += n
         if late:
             tally[key]["late"] += n
-    ranked = lambda c: sorted(c.items(), key=lambda kv: (-kv[1], kv[0]))  # noqa: E731
     return ComplaintFigures(
         received=sum(channels.values()),
-        by_channel=ranked(channels),
-        by_category=ranked(categories),
+        by_channel=_ranked(channels),
+        by_category=_ranked(categories),
         first_response=first.stats(),
         deadlines=[(k, c["met"], c["missed"], c["late"], c["pending"]) for k, c in sorted(tally.items())],
         rated=rows.rated,
