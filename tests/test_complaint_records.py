@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -179,6 +180,11 @@ def test_bad_requests_name_what_is_wrong_and_change_nothing(front: tuple[Stack, 
     assert (bad.status, refused["field"]) == (422, "body")
     huge, _ = event(url, "CMS-9002", None, raw=b"{" + b" " * (64 * 1024 + 1) + b"}")
     assert huge.status == 413
+    # an external id with a slash, a space and Chinese travels percent-encoded in the path
+    odd = "投诉/2026 9003"
+    assert post(url, "/api/v1/complaints", complaint(odd))[0].status == 201
+    found, shown = event(url, urllib.parse.quote(odd, safe=""), ok)
+    assert found.status == 201 and states(shown)["first_response"][1] == "met"
     with Session(stack.engine) as s:
         row = get_complaint_by_external_id(s, "CMS-9002")
         assert row is not None and list_complaint_events(s, row.id) == []
