@@ -10,6 +10,11 @@ Definitions (the same on both stores; drills are excluded; an incident belongs t
 - means are exact; medians and p90 are nearest-rank (the value at rank ceil(p x n)) over durations in whole
   minutes (truncated), which is the precision the report shows;
 - satisfied: a customer rating of at least `satisfaction.good_at_least` (default 4 of 5).
+- complaint records (their own section, whether or not a complaint opened an incident): the complaints
+  received in the period; first response from registration (`received_at`) to the complaint system's
+  `first_response` event; each deadline met on time, missed (done late counts here, and is listed) or pending;
+  satisfied as above, over the complaints' satisfaction scores. Read directly by received_at indexes (deadlines
+  and events carry their complaint's), not from the rollup.
 
 Why histograms: the database returns, per measure, counts per (kind, severity, category, minute), a few
 thousand rows, and the roll-ups and percentiles are computed here (exact percentiles in SQL sorted a million
