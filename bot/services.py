@@ -20,6 +20,7 @@ from bot.deadlines.service import Deadlines
 from bot.incidents.permissions import Permissions
 from bot.incidents.service import IncidentService
 from bot.intake.alerts import AlertIntake
+from bot.intake.records import ComplaintRecords
 from bot.intake.service import ComplaintIntake
 from bot.notices.email import Mailer
 from bot.notices.outbox import LEASE, Outbox
@@ -68,6 +69,7 @@ class Services:
     leadership: Leadership
     surge_watch: SurgeWatch
     surge: SurgeProposals
+    complaint_records: ComplaintRecords  # each complaint's deadlines and the complaint system's events
 
     @classmethod
     def build(
@@ -176,6 +178,9 @@ class Services:
             watch=surge_watch,
         )
 
+        # every complaint's deadlines, met by the complaint system's events, missed by the sweep
+        complaint_records = ComplaintRecords(db, clock, playbook, deadlines)
+
         # the clock's sweep and its timer: due deadlines and pages, plus the jobs due at a moment
         sweeper = Sweeper(
             playbook=playbook,
@@ -195,13 +200,14 @@ class Services:
                 functools.partial(  # the KPI report's months, computed again once stale (bot/review/kpi.py)
                     refresh_rollup, db, zone=playbook.tz, good_at_least=playbook.satisfaction.good_at_least
                 ),
+                complaint_records.mark_missed,
             ),
             send_workers=send_workers,
         )
         scheduler = Scheduler(sweeper, db=db, clock=clock, interval=timer_interval)
 
         # what other systems send in
-        intake = ComplaintIntake(db, clock, playbook, surge_watch)
+        intake = ComplaintIntake(db, clock, playbook, surge_watch, after_record=(complaint_records.add_deadlines,))
         alerts = AlertIntake(
             playbook=playbook,
             db=db,
@@ -246,4 +252,5 @@ class Services:
             leadership=leadership,
             surge_watch=surge_watch,
             surge=surge,
+            complaint_records=complaint_records,
         )

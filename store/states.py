@@ -50,6 +50,17 @@ DEADLINE_MOVES: Mapping[DeadlineState, frozenset[DeadlineState]] = {
 }
 
 
+# A complaint's deadlines (complaint_deadlines) take the same states. The complaint system may report work
+# after the sweeper marked the deadline missed: done before it was due (the report was late), it is met;
+# done after, it stays missed and keeps when it was done (met_at).
+COMPLAINT_DEADLINE_MOVES: Mapping[DeadlineState, frozenset[DeadlineState]] = {
+    DeadlineState.PENDING: frozenset({DeadlineState.MET, DeadlineState.MISSED, DeadlineState.CANCELLED}),
+    DeadlineState.MISSED: frozenset({DeadlineState.MET}),
+    DeadlineState.MET: frozenset(),
+    DeadlineState.CANCELLED: frozenset(),
+}
+
+
 class EscalationState(StrEnum):
     ACTIVE = "active"
     ACKNOWLEDGED = "acknowledged"

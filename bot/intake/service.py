@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -48,6 +49,25 @@ class IntakeConflictError(Exception):
     """The external id is recorded already, with another body."""
 
     field = "external_id"
+
+
+class IntakeNotFoundError(LookupError):
+    """The request names a complaint that is not recorded (404 naming the field). The API answers the
+    complaint system, in English, like IntakeError: not a BotError, which speaks to staff in their language."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class IntakeOrderError(Exception):
+    """An event out of order, or contradicting one recorded already (409 naming the field)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -149,12 +169,20 @@ class ComplaintIntake:
     """Records complaints; one short unit of work each, no Slack call (later slices open incidents)."""
 
     def __init__(
-        self, db: sessionmaker[Session], clock: Clock, playbook: Playbook, surge: SurgeWatch | None = None
+        self,
+        db: sessionmaker[Session],
+        clock: Clock,
+        playbook: Playbook,
+        surge: SurgeWatch | None = None,
+        *,
+        after_record: Sequence[Callable[[Session, int, ComplaintInput], None]] = (),
     ) -> None:
         self.db = db
         self.clock = clock
         self.playbook = playbook  # the rules that turn complaints into incidents will come from here
         self.surge = surge  # the surge plan's warning lines, checked after each new complaint (no Slack call)
+        # what else a new complaint gets in its own transaction (its deadlines: bot/intake/records.py)
+        self.after_record = tuple(after_record)
 
     def record(self, complaint: ComplaintInput) -> Recorded:
         """Record it, or find the same complaint recorded by an earlier try; IntakeConflictError if the id is
@@ -186,6 +214,9 @@ class ComplaintIntake:
                 raise IntakeConflictError()
             if number is None and row.fingerprint != fingerprint:
                 raise IntakeConflictError()
+            if number is not None:
+                for hook in self.after_record:
+                    hook(s, number, complaint)
             recorded = Recorded(
                 number=row.id,
                 external_id=mask_identifiers(row.external_id),
