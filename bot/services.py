@@ -19,6 +19,7 @@ from bot.deadlines.scheduler import Scheduler, Sweeper
 from bot.deadlines.service import Deadlines
 from bot.incidents.permissions import Permissions
 from bot.incidents.service import IncidentService
+from bot.intake.routing import ComplaintRouter
 from bot.intake.service import ComplaintIntake
 from bot.notices.email import Mailer
 from bot.notices.outbox import LEASE, Outbox
@@ -55,6 +56,7 @@ class Services:
     sweeper: Sweeper
     scheduler: Scheduler  # the timer around the sweeper; `incident-desk run` starts it
     intake: ComplaintIntake  # complaints from the bank's complaint system (the intake API)
+    routing: ComplaintRouter  # which complaints open or join incidents; the complaint list and escalation
 
     @classmethod
     def build(
@@ -159,7 +161,16 @@ class Services:
         scheduler = Scheduler(sweeper, db=db, clock=clock, interval=timer_interval)
 
         # what other systems send in
-        intake = ComplaintIntake(db, clock, playbook)
+        routing = ComplaintRouter(
+            playbook=playbook,
+            db=db,
+            clock=clock,
+            slack=slack,
+            renderer=renderer,
+            incidents=incidents,
+            schedule_changed=schedule_changed,
+        )
+        intake = ComplaintIntake(db, clock, playbook, routing)
 
         # who reacts to what, all of it here
         events.subscribe(ScheduleChanged, lambda _: scheduler.poke())
@@ -186,4 +197,5 @@ class Services:
             sweeper=sweeper,
             scheduler=scheduler,
             intake=intake,
+            routing=routing,
         )

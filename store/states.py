@@ -104,3 +104,11 @@ def require_moves(moves: Mapping[S, frozenset[S]], expected: Iterable[str], to: 
     for state in expected:
         if state not in states or states[to] not in moves[states[state]]:
             raise IllegalTransitionError(f"no move from {str(state)!r} to {str(to)!r}")
+
+
+class ComplaintRoute(StrEnum):
+    """How a complaint reached its incident (a complaint with none is recorded only)."""
+
+    OPENED = "opened"  # the intake opened the incident for it (or for its cluster)
+    JOINED = "joined"  # its cluster's incident was open: it joined that one
+    ESCALATED = "escalated"  # a person escalated it (`/incident escalate`, the Escalate button)

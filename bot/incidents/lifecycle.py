@@ -82,6 +82,23 @@ class Lifecycle:
 
     def open(self, incident_in: IncidentCreate, *, reporter: str, origin_channel: str | None = None) -> Incident:
         """Record the incident, its default role owners, its deadlines and its channel's set-up, together."""
+        with self.db.begin() as s:
+            incident = self.open_in(s, incident_in, reporter=reporter, origin_channel=origin_channel)
+        self.schedule_changed()
+        return incident
+
+    def open_in(
+        self,
+        s: Session,
+        incident_in: IncidentCreate,
+        *,
+        reporter: str,
+        origin_channel: str | None = None,
+        lead: str | None = None,
+    ) -> Incident:
+        """`open` inside the caller's unit of work (the intake records a complaint and opens its incident in one
+        transaction); `lead` leads it instead of the lead role's default owners. The caller commits, then calls
+        `schedule_changed`."""
         kind = self.playbook.kinds.get(incident_in.kind)
         if kind is None:
             raise UserInputError(_("Unknown kind. Kinds: {kinds}.", kinds=", ".join(self.playbook.kinds)), field="kind")
@@ -102,64 +119,64 @@ class Lifecycle:
             raise UserInputError(_("Give the incident a title."), field="title")
         pools = {role: self.permissions.role_pool(role) for role in kind.roles}
         now = self.clock.now()
-        with self.db.begin() as s:
-            incident = queries.add_incident(
-                s,
-                Incident(
-                    kind=incident_in.kind,
-                    severity=severity,
-                    peak_severity=severity,
-                    category=incident_in.category,
-                    title=title,
-                    description=(incident_in.description or "").strip() or None,
-                    customer_ref=(incident_in.customer_ref or "").strip() or None,
-                    status=IncidentStatus.REPORTED,
-                    is_drill=incident_in.is_drill,
-                    playbook_version=self.playbook.version,
-                    reporter_id=reporter,
-                    origin_channel_id=origin_channel,
-                    created_at=now,
-                    updated_at=now,
-                    topic_set=False,
-                    members_invited=False,
-                    welcome_posted=False,
-                ),
+        incident = queries.add_incident(
+            s,
+            Incident(
+                kind=incident_in.kind,
+                severity=severity,
+                peak_severity=severity,
+                category=incident_in.category,
+                title=title,
+                description=(incident_in.description or "").strip() or None,
+                customer_ref=(incident_in.customer_ref or "").strip() or None,
+                status=IncidentStatus.REPORTED,
+                is_drill=incident_in.is_drill,
+                playbook_version=self.playbook.version,
+                reporter_id=reporter,
+                origin_channel_id=origin_channel,
+                created_at=now,
+                updated_at=now,
+                topic_set=False,
+                members_invited=False,
+                welcome_posted=False,
+            ),
+        )
+        for role in kind.roles:
+            pool = pools[role]
+            owner = pool[queries.next_rotation_position(s, role, len(pool))] if pool else None
+            if role == self.playbook.lead_role and lead is not None:
+                owner = lead
+            if owner is None and role == self.playbook.lead_role and incident_in.source is None:
+                owner = reporter  # someone is always in charge: with no default lead, the reporter leads
+            incident.roles.append(
+                RoleAssignment(role=role, user_id=owner, assigned_at=now if owner else None, assigned_by=None)
             )
-            for role in kind.roles:
-                pool = pools[role]
-                owner = pool[queries.next_rotation_position(s, role, len(pool))] if pool else None
-                if owner is None and role == self.playbook.lead_role and incident_in.source is None:
-                    owner = reporter  # someone is always in charge: with no default lead, the reporter leads
-                incident.roles.append(
-                    RoleAssignment(role=role, user_id=owner, assigned_at=now if owner else None, assigned_by=None)
+        queries.add_timeline_event(
+            s,
+            incident.id,
+            at=now,
+            event="opened",
+            actor_id=reporter,
+            text=title,
+            data={
+                "kind": incident.kind,
+                "severity": severity,
+                "category": incident.category,
+                "playbook_version": self.playbook.version,
+                "drill": incident.is_drill,
+                "source": incident_in.source,
+            },
+        )
+        self.deadlines.create(s, incident, start="opened", now=now, actor=reporter)
+        self.channel.queue_setup(s, incident, reporter=reporter)
+        if severity in self.playbook.escalation.page_on_open:
+            with in_channel_language(self.playbook):  # pages are the team's, in the playbook's language
+                reason = _(
+                    "{severity} {kind} opened",
+                    severity=severity.upper(),
+                    kind=kind.name_in(current_locale()).lower(),
                 )
-            queries.add_timeline_event(
-                s,
-                incident.id,
-                at=now,
-                event="opened",
-                actor_id=reporter,
-                text=title,
-                data={
-                    "kind": incident.kind,
-                    "severity": severity,
-                    "category": incident.category,
-                    "playbook_version": self.playbook.version,
-                    "drill": incident.is_drill,
-                    "source": incident_in.source,
-                },
-            )
-            self.deadlines.create(s, incident, start="opened", now=now, actor=reporter)
-            self.channel.queue_setup(s, incident, reporter=reporter)
-            if severity in self.playbook.escalation.page_on_open:
-                with in_channel_language(self.playbook):  # pages are the team's, in the playbook's language
-                    reason = _(
-                        "{severity} {kind} opened",
-                        severity=severity.upper(),
-                        kind=kind.name_in(current_locale()).lower(),
-                    )
-                self._page_severe(s, incident, reason, now, actor=reporter)
-        self.schedule_changed()
+            self._page_severe(s, incident, reason, now, actor=reporter)
         return incident
 
     def _page_severe(self, s: Session, incident: Incident, reason: str, now: datetime, *, actor: str) -> None:

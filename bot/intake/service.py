@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.core.clock import Clock
 from bot.core.config import Playbook
 from bot.core.text import mask_identifiers
+from bot.intake.routing import RECORDED, ComplaintRouter, Routed
 from store.queries import claim_complaint, get_complaint, get_complaint_by_external_id
 
 CONTACT_CHANNELS = ("phone", "email", "online_chat", "branch", "app")
@@ -85,6 +86,7 @@ class Recorded:
     external_id: str
     summary: str
     created: bool  # False: a retry found the complaint an earlier request recorded
+    routed: Routed = Routed(RECORDED)  # the incident it opened or joined, if any (bot/intake/routing.py)
 
 
 def _text(body: dict[str, Any], field: str, longest: int) -> str:
@@ -145,12 +147,16 @@ def parse_complaint(body: Any) -> ComplaintInput:
 
 
 class ComplaintIntake:
-    """Records complaints; one short unit of work each, no Slack call (later slices open incidents)."""
+    """Records complaints; one short unit of work each, no Slack call: the router opens or joins an incident in
+    the same transaction, and the incident's channel is set up in the background after the answer."""
 
-    def __init__(self, db: sessionmaker[Session], clock: Clock, playbook: Playbook) -> None:
+    def __init__(
+        self, db: sessionmaker[Session], clock: Clock, playbook: Playbook, router: ComplaintRouter | None = None
+    ) -> None:
         self.db = db
         self.clock = clock
-        self.playbook = playbook  # the rules that turn complaints into incidents will come from here
+        self.playbook = playbook
+        self.router = router  # None: record only (no routing rules applied)
 
     def record(self, complaint: ComplaintInput) -> Recorded:
         """Record it, or find the same complaint recorded by an earlier try; IntakeConflictError if the id is
@@ -182,9 +188,16 @@ class ComplaintIntake:
                 raise IntakeConflictError()
             if number is None and row.fingerprint != fingerprint:
                 raise IntakeConflictError()
-            return Recorded(
+            routed = Routed(RECORDED)
+            if self.router is not None:  # with the complaint, in its transaction: a retry finds both
+                routed = self.router.route(s, row) if number is not None else self.router.routed_of(s, row)
+            recorded = Recorded(
                 number=row.id,
                 external_id=mask_identifiers(row.external_id),
                 summary=mask_identifiers(row.summary),
                 created=number is not None,
+                routed=routed,
             )
+        if self.router is not None:
+            self.router.after_commit(routed)  # the channel set-up runs in the background, not in this request
+        return recorded

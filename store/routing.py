@@ -1,0 +1,84 @@
+"""Queries of complaint routing (bot/intake/routing.py): cluster locks, counts in a window, linking complaints
+to incidents, and the complaint list."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.orm import Session
+
+from store.models import Complaint, ComplaintCluster, Incident
+
+
+def lock_cluster(session: Session, key: str, *, now: datetime) -> ComplaintCluster:
+    """The cluster's row, created if new and locked until the caller's transaction ends: concurrent complaints
+    of one cluster decide one after the other (PostgreSQL: a row lock; SQLite: the write lock this takes)."""
+    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(
+        insert(ComplaintCluster).values(key=key, updated_at=now).on_conflict_do_nothing(index_elements=["key"])
+    )
+    session.execute(update(ComplaintCluster).where(ComplaintCluster.key == key).values(updated_at=now))
+    row = session.scalars(
+        select(ComplaintCluster).where(ComplaintCluster.key == key).with_for_update().execution_options(
+            populate_existing=True
+        )
+    ).one()
+    return row
+
+
+def count_unrouted_in_cluster(session: Session, key: str, *, since: datetime) -> int:
+    """Complaints of the cluster received since `since` that are not with an incident yet."""
+    stmt = select(func.count(Complaint.id)).where(
+        Complaint.cluster_key == key, Complaint.created_at >= since, Complaint.incident_id.is_(None)
+    )
+    return int(session.scalar(stmt) or 0)
+
+
+def link_unrouted_in_cluster(session: Session, key: str, *, since: datetime, incident_id: int, route: str) -> int:
+    """Put the cluster's waiting complaints (since `since`) with the incident it just opened."""
+    result = session.execute(
+        update(Complaint)
+        .where(Complaint.cluster_key == key, Complaint.created_at >= since, Complaint.incident_id.is_(None))
+        .values(incident_id=incident_id, routed=route)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def claim_complaint_for_incident(session: Session, complaint_id: int, *, route: str) -> bool:
+    """Mark a complaint as going to an incident unless it is already with one; False if it was (the conditional
+    update decides between concurrent clicks: the loser waits for the winner's commit and finds it taken)."""
+    result = session.execute(
+        update(Complaint)
+        .where(Complaint.id == complaint_id, Complaint.routed.is_(None), Complaint.incident_id.is_(None))
+        .values(routed=route)
+        .execution_options(synchronize_session=False)
+    )
+    return bool(getattr(result, "rowcount", 0))
+
+
+def list_recent_complaints(
+    session: Session,
+    *,
+    limit: int,
+    number: int | None = None,
+    since: datetime | None = None,
+    contact_channel: str | None = None,
+    categories: Sequence[str] | None = None,
+) -> list[tuple[Complaint, Incident | None]]:
+    """The newest complaints first, each with its incident (if any), narrowed by what SQL can narrow."""
+    stmt = select(Complaint, Incident).outerjoin(Incident, Incident.id == Complaint.incident_id)
+    if number is not None:
+        stmt = stmt.where(Complaint.id == number)
+    if since is not None:
+        stmt = stmt.where(Complaint.created_at >= since)
+    if contact_channel is not None:
+        stmt = stmt.where(Complaint.contact_channel == contact_channel)
+    if categories is not None:
+        stmt = stmt.where(func.lower(Complaint.category).in_([c.lower() for c in categories]))
+    stmt = stmt.order_by(Complaint.id.desc()).limit(limit)
+    return [(complaint, incident) for complaint, incident in session.execute(stmt)]
