@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import handlers.actions
 import handlers.commands
+import handlers.complaints
 import handlers.notices
 import handlers.review
 import handlers.views
@@ -79,6 +80,7 @@ def create_app(
     handlers.views.register(app, services)
     handlers.notices.register(app, services)
     handlers.review.register(app, services)
+    handlers.complaints.register(app, services)
     app.error(_error_handler(services, gateway, playbook))
     verifier = RequestVerifier(signing_secret, session_factory) if signing_secret else None
     return Bot(app, services, executor, services.sweeper, services.scheduler, verifier)

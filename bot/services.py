@@ -19,6 +19,7 @@ from bot.deadlines.scheduler import Scheduler, Sweeper
 from bot.deadlines.service import Deadlines
 from bot.incidents.permissions import Permissions
 from bot.incidents.service import IncidentService
+from bot.intake.listing import ComplaintList
 from bot.intake.routing import ComplaintRouter
 from bot.intake.service import ComplaintIntake
 from bot.notices.email import Mailer
@@ -56,7 +57,8 @@ class Services:
     sweeper: Sweeper
     scheduler: Scheduler  # the timer around the sweeper; `incident-desk run` starts it
     intake: ComplaintIntake  # complaints from the bank's complaint system (the intake API)
-    routing: ComplaintRouter  # which complaints open or join incidents; the complaint list and escalation
+    routing: ComplaintRouter  # which complaints open or join incidents, and escalation by a person
+    complaints: ComplaintList  # `/incident complaints`
 
     @classmethod
     def build(
@@ -171,6 +173,7 @@ class Services:
             schedule_changed=schedule_changed,
         )
         intake = ComplaintIntake(db, clock, playbook, routing)
+        complaints = ComplaintList(playbook=playbook, db=db, clock=clock, router=routing)
 
         # who reacts to what, all of it here
         events.subscribe(ScheduleChanged, lambda _: scheduler.poke())
@@ -198,4 +201,5 @@ class Services:
             scheduler=scheduler,
             intake=intake,
             routing=routing,
+            complaints=complaints,
         )

@@ -79,6 +79,8 @@ class Action(StrEnum):
     REVIEW_POST = "post the review"
     REVIEW_EXPORT = "export the review"
     REVIEW_DONE = "complete the review"
+    COMPLAINTS = "list complaints"
+    ESCALATE = "escalate a complaint"
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,9 @@ POLICY: dict[Action, Rule] = {
     Action.REVIEW_POST: _rule([OWN, AD], ["/incident review post"], N_("post the review of")),
     Action.REVIEW_EXPORT: _rule([OWN, AD], ["/incident review export"], N_("export the review of")),
     Action.REVIEW_DONE: _rule([L, AD], ["/incident review done"], N_("complete the review of")),
+    # complaints from the complaint system: anyone on staff reads the (masked) list and may escalate one
+    Action.COMPLAINTS: _rule([A], ["/incident complaints"], N_("list complaints"), read_only=True),
+    Action.ESCALATE: _rule([A], ["/incident escalate", "button: Escalate"], N_("escalate complaints")),
 }
 
 

@@ -182,7 +182,9 @@ class ComplaintRouter:
                 title = _(
                     "{count} complaints about {subject} within {minutes} min",
                     count=cluster[0],
-                    subject=complaint.category if rule.cluster and rule.cluster.by == "category" else complaint.product,
+                    subject=mask_identifiers(
+                        complaint.category if rule.cluster and rule.cluster.by == "category" else complaint.product
+                    ),
                     minutes=int(cluster[1].total_seconds() // 60),
                 )
             description = _(
@@ -343,6 +345,20 @@ class ComplaintRouter:
             self._link(s, complaint, incident, ComplaintRoute.ESCALATED)
         self.schedule_changed()
         return incident
+
+    def escalate_and_set_up(
+        self, number: int, *, actor: str, severity: str | None = None, tell: Callable[[str], object] | None = None
+    ) -> str | None:
+        """`escalate`, then the channel's set-up as for `/incident open` (the escalating person is told as soon as
+        the channel is ready, through `tell`), and a line in the intake channel; without `tell`, the answer."""
+        incident = self.escalate(number, actor=actor, severity=severity)
+        if tell is None:
+            answer = self.incidents.opened_message(self.incidents.setup_channel(incident.id))
+            self.tell_intake_channel(incident, None, by=actor)
+            return answer
+        self.incidents.setup_channel(incident.id, tell=tell)
+        self.tell_intake_channel(incident, None, by=actor)
+        return None
 
     def _already(self, s: Session, complaint: Complaint) -> None:
         if complaint.incident_id is None:  # claimed by a click whose incident is being opened right now

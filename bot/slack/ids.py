@@ -13,6 +13,7 @@ class ActionId(StrEnum):
     RATE_RESPONSE = "rate_response"
     APPROVE_NOTICE = "approve_notice"
     PUBLISH_NOTICE = "publish_notice"
+    ESCALATE_COMPLAINT = "escalate_complaint"  # the complaint list's Escalate button; value: the complaint's number
 
 
 class CallbackId(StrEnum):
