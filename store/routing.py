@@ -23,9 +23,10 @@ def lock_cluster(session: Session, key: str, *, now: datetime) -> ComplaintClust
     )
     session.execute(update(ComplaintCluster).where(ComplaintCluster.key == key).values(updated_at=now))
     row = session.scalars(
-        select(ComplaintCluster).where(ComplaintCluster.key == key).with_for_update().execution_options(
-            populate_existing=True
-        )
+        select(ComplaintCluster)
+        .where(ComplaintCluster.key == key)
+        .with_for_update()
+        .execution_options(populate_existing=True)
     ).one()
     return row
 

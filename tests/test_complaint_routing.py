@@ -110,11 +110,11 @@ def test_a_cluster_opens_one_incident_and_later_complaints_join_it(routed: tuple
         assert (answer.status, shown["routed"]) == (201, "recorded")
         assert "incident" not in shown
         stack.clock.advance(timedelta(minutes=5))
-    other, shown_other = post(url, complaint(90, category="服务态度"))  # another category: its own cluster
+    _, shown_other = post(url, complaint(90, category="服务态度"))  # another category: its own cluster
     assert shown_other["routed"] == "recorded"
     unknown, shown_unknown = post(url, complaint(91, category="未曾配置的类别", severity=None))
     assert (unknown.status, shown_unknown["routed"]) == (201, "recorded")  # unmapped: recorded, never a 422
-    fifth, shown_fifth = post(url, complaint(5))
+    _, shown_fifth = post(url, complaint(5))
     assert shown_fifth["routed"] == "opened" and shown_fifth["incident"]["number"] == 1
     settle(stack)
     (incident,) = incidents(stack)
@@ -123,7 +123,7 @@ def test_a_cluster_opens_one_incident_and_later_complaints_join_it(routed: tuple
     waiting = [linked[n] for n in (1, 2, 3, 4)]
     assert waiting == [(1, "joined")] * 4 and linked[shown_fifth["number"]] == (1, "opened")
     assert linked[shown_other["number"]] == (None, None)
-    sixth, shown_sixth = post(url, complaint(6, summary=f"卡号{CARD}也被扣了两次"))
+    _, shown_sixth = post(url, complaint(6, summary=f"卡号{CARD}也被扣了两次"))
     assert shown_sixth["routed"] == "joined" and shown_sixth["incident"]["number"] == 1
     settle(stack)
     channel = stack.incident_channel(1)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -86,7 +86,9 @@ class Recorded:
     external_id: str
     summary: str
     created: bool  # False: a retry found the complaint an earlier request recorded
-    routed: Routed = Routed(RECORDED)  # the incident it opened or joined, if any (bot/intake/routing.py)
+    routed: Routed = field(
+        default_factory=lambda: Routed(RECORDED)
+    )  # the incident it opened or joined, if any (bot/intake/routing.py)
 
 
 def _text(body: dict[str, Any], field: str, longest: int) -> str:

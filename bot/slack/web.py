@@ -95,7 +95,11 @@ def _complaint_route(bot: Bot, environ: dict[str, Any], token: str) -> tuple[str
         return "422 Unprocessable Content", {"error": f"{exc.field}: {exc.message}", "field": exc.field}
     except IntakeConflictError as exc:
         return "409 Conflict", {"error": "external_id is recorded with another body", "field": exc.field}
-    answer: dict[str, Any] = {"number": recorded.number, "external_id": recorded.external_id, "summary": recorded.summary}
+    answer: dict[str, Any] = {
+        "number": recorded.number,
+        "external_id": recorded.external_id,
+        "summary": recorded.summary,
+    }
     answer |= recorded.routed.answer()  # routed: opened | joined | escalated | recorded, and the incident
     if recorded.created:
         log.info("recorded complaint %d", recorded.number)
