@@ -50,6 +50,10 @@ def link_unrouted_in_cluster(session: Session, key: str, *, since: datetime, inc
     return int(getattr(result, "rowcount", 0) or 0)
 
 
+def count_complaints_of_incident(session: Session, incident_id: int) -> int:
+    return int(session.scalar(select(func.count(Complaint.id)).where(Complaint.incident_id == incident_id)) or 0)
+
+
 def claim_complaint_for_incident(session: Session, complaint_id: int, *, route: str) -> bool:
     """Mark a complaint as going to an incident unless it is already with one; False if it was (the conditional
     update decides between concurrent clicks: the loser waits for the winner's commit and finds it taken)."""

@@ -129,6 +129,13 @@ def test_a_cluster_opens_one_incident_and_later_complaints_join_it(routed: tuple
     channel = stack.incident_channel(1)
     joined = [t for t in stack.texts(channel.id) if f"Complaint #{shown_sixth['number']} " in t]
     assert len(joined) == 1 and "joined this incident" in joined[0] and CARD not in joined[0]
+    # a surge of one category does not flood the channel: a line each up to ten, then a count every 25
+    for n in range(7, 27):
+        post(url, complaint(n))
+    settle(stack)
+    lines = stack.texts(channel.id)
+    assert sum("joined this incident" in t for t in lines) == 5  # complaints 6 … 10 of the incident
+    assert sum("25 complaints are with this incident now" in t for t in lines) == 1
     assert len(incidents(stack)) == 1
 
 

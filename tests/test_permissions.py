@@ -8,8 +8,8 @@ and nothing is posted to any channel.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,8 +17,8 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.incidents.permissions import POLICY, Action, Who
-from bot.intake.service import parse_complaint
 from bot.incidents.service import IncidentCreate
+from bot.intake.service import parse_complaint
 from bot.sandbox.driver import Reply
 from bot.slack.commands import UserRef
 from bot.slack.ids import INPUT_ACTION, ActionId, BlockId, CallbackId

@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 
 SOURCE = "complaint_system"
 TITLE_MAX = 80
+# A cluster's incident hears of each of its first complaints; after that only of every JOIN_EVERY-th (a count),
+# so a surge of complaints does not flood its channel (Slack takes about one post a second per channel).
+JOIN_LINES = 10
+JOIN_EVERY = 25
 RECORDED = "recorded"
 
 
@@ -50,6 +54,7 @@ class Routed:
     channel: str | None = None  # the incident channel's name (claimed when opened; created in the background)
     created: bool = False  # this request opened the incident: its channel still has to be set up
     rule: str | None = None
+    posts: bool = False  # a line for the incident's channel is queued in its outbox
 
     def answer(self) -> dict[str, object]:
         """What the intake API adds to its answer."""
@@ -150,8 +155,8 @@ class ComplaintRouter:
             incident = load_incident(s, cluster.incident_id)
             if incident.status in ACTIVE:
                 self._link(s, complaint, incident, ComplaintRoute.JOINED)
-                self._announce_join(s, complaint, incident)
-                return Routed(ComplaintRoute.JOINED, incident.id, incident.channel_name, rule=rule.name)
+                told = self._announce_join(s, complaint, incident)
+                return Routed(ComplaintRoute.JOINED, incident.id, incident.channel_name, rule=rule.name, posts=told)
             cluster.incident_id = None  # its incident is resolved: the cluster counts afresh
         since = now - rule.cluster.window
         waiting = store.count_unrouted_in_cluster(s, key, since=since)
@@ -226,9 +231,22 @@ class ComplaintRouter:
             data={"complaint": complaint.id, "category": complaint.category, "channel": complaint.contact_channel},
         )
 
-    def _announce_join(self, s: Session, complaint: Complaint, incident: Incident) -> None:
-        """One short masked line in the incident's channel, through its lane (after whatever is queued there)."""
+    def _announce_join(self, s: Session, complaint: Complaint, incident: Incident) -> bool:
+        """One short masked line in the incident's channel, through its lane (after whatever is queued there),
+        for each of its first JOIN_LINES complaints, then a count every JOIN_EVERY; True if one was queued."""
+        s.flush()
+        joined = store.count_complaints_of_incident(s, incident.id)
+        if joined > JOIN_LINES and joined % JOIN_EVERY:
+            return False
         with in_channel_language(self.playbook):
+            if joined > JOIN_LINES:
+                text = _(
+                    ":inbox_tray: {count} complaints are with this incident now; "
+                    "`/incident complaints` lists the newest.",
+                    count=joined,
+                )
+                self.incidents.updates.queue(s, incident.id, "post", text=text)
+                return True
             text = _(
                 ":inbox_tray: Complaint #{number} ({channel}, {category}) joined this incident: {summary}",
                 number=complaint.id,
@@ -237,6 +255,7 @@ class ComplaintRouter:
                 summary=safe_text(truncate(complaint.summary, 200)),
             )
         self.incidents.updates.queue(s, incident.id, "post", text=text)
+        return True
 
     # ---- after the commit, off the request's path --------------------------------------------------------
 
@@ -247,7 +266,7 @@ class ComplaintRouter:
         if routed.created:
             self.schedule_changed()
             self.background.submit(self._set_up, routed.incident, routed.rule)
-        elif routed.route == ComplaintRoute.JOINED:
+        elif routed.posts:
             self.background.submit(self.incidents.flush, routed.incident)
 
     def _set_up(self, incident_id: int, rule: str | None) -> None:
