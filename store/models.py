@@ -403,4 +403,5 @@ class ComplaintCluster(Base):
 
     key: Mapped[str] = mapped_column(String(64), primary_key=True)
     incident_id: Mapped[int | None] = mapped_column(Integer)
+    complaints: Mapped[int] = mapped_column(Integer, server_default="0")  # with that incident, so far
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())

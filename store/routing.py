@@ -4,6 +4,7 @@ to incidents, and the complaint list."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, select, update
@@ -14,21 +15,46 @@ from sqlalchemy.orm import Session
 from store.models import Complaint, ComplaintCluster, Incident
 
 
-def lock_cluster(session: Session, key: str, *, now: datetime) -> ComplaintCluster:
-    """The cluster's row, created if new and locked until the caller's transaction ends: concurrent complaints
-    of one cluster decide one after the other (PostgreSQL: a row lock; SQLite: the write lock this takes)."""
-    insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
-    session.execute(
-        insert(ComplaintCluster).values(key=key, updated_at=now).on_conflict_do_nothing(index_elements=["key"])
-    )
-    session.execute(update(ComplaintCluster).where(ComplaintCluster.key == key).values(updated_at=now))
-    row = session.scalars(
-        select(ComplaintCluster)
+@dataclass(frozen=True)
+class ClusterState:
+    incident_id: int | None
+    complaints: int  # complaints with that incident so far
+
+
+def lock_cluster(session: Session, key: str, *, now: datetime) -> ClusterState:
+    """The cluster's state, its row created if new and locked until the caller's transaction ends: concurrent
+    complaints of one cluster decide one after the other (PostgreSQL: the row lock of this UPDATE; SQLite: the
+    write lock). One statement when the cluster exists."""
+    touch = (
+        update(ComplaintCluster)
         .where(ComplaintCluster.key == key)
-        .with_for_update()
-        .execution_options(populate_existing=True)
-    ).one()
-    return row
+        .values(updated_at=now)
+        .returning(ComplaintCluster.incident_id, ComplaintCluster.complaints)
+    )
+    row = session.execute(touch).first()
+    if row is None:
+        insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        session.execute(
+            insert(ComplaintCluster)
+            .values(key=key, updated_at=now, complaints=0)
+            .on_conflict_do_nothing(index_elements=["key"])
+        )
+        row = session.execute(touch).one()
+    return ClusterState(row[0], int(row[1] or 0))
+
+
+def set_cluster(session: Session, key: str, *, incident_id: int | None, complaints: int) -> None:
+    session.execute(
+        update(ComplaintCluster)
+        .where(ComplaintCluster.key == key)
+        .values(incident_id=incident_id, complaints=complaints)
+    )
+
+
+def incident_state(session: Session, incident_id: int) -> tuple[str, str | None] | None:
+    """An incident's status and channel name, without loading the rest of it (a join needs no more)."""
+    row = session.execute(select(Incident.status, Incident.channel_name).where(Incident.id == incident_id)).first()
+    return None if row is None else (str(row[0]), row[1])
 
 
 def count_unrouted_in_cluster(session: Session, key: str, *, since: datetime) -> int:
@@ -48,10 +74,6 @@ def link_unrouted_in_cluster(session: Session, key: str, *, since: datetime, inc
         .execution_options(synchronize_session=False)
     )
     return int(getattr(result, "rowcount", 0) or 0)
-
-
-def count_complaints_of_incident(session: Session, incident_id: int) -> int:
-    return int(session.scalar(select(func.count(Complaint.id)).where(Complaint.incident_id == incident_id)) or 0)
 
 
 def claim_complaint_for_incident(session: Session, complaint_id: int, *, route: str) -> bool:

@@ -95,6 +95,10 @@ EVENT_NAMES = {
     "action_added": N_("action added"),
     "review_posted": N_("review posted"),
     "review_completed": N_("review completed"),
+    # complaint routing (bot/intake/routing.py)
+    "complaint_opened": N_("opened for a complaint"),
+    "complaint_joined": N_("complaint joined"),
+    "complaint_escalated": N_("escalated from a complaint"),
 }
 
 

@@ -39,7 +39,7 @@ log = logging.getLogger(__name__)
 SOURCE = "complaint_system"
 TITLE_MAX = 80
 # A cluster's incident hears of each of its first complaints; after that only of every JOIN_EVERY-th (a count),
-# so a surge of complaints does not flood its channel (Slack takes about one post a second per channel).
+# so a surge of complaints floods neither its timeline nor its channel (Slack takes about a post a second).
 JOIN_LINES = 10
 JOIN_EVERY = 25
 RECORDED = "recorded"
@@ -101,7 +101,7 @@ class ComplaintRouter:
 
     def category_of(self, sent: str) -> str | None:
         """The complaint kind's category for what the complaint system sent, or None when the playbook has no
-        mapping for it (the complaint is still recorded; `unmapped_categories` lists them)."""
+        mapping for it (the complaint is still recorded, and the incident a rule opens for it has no category)."""
         folded = _fold(sent)
         return self._mapped.get(folded) or self._own.get(folded)
 
@@ -144,28 +144,29 @@ class ComplaintRouter:
             return Routed(RECORDED)
         if rule.cluster is None:
             incident = self._open(s, complaint, rule, cluster=None)
-            self._link(s, complaint, incident, ComplaintRoute.OPENED)
+            self._link(s, complaint, incident.id, ComplaintRoute.OPENED)
             return Routed(ComplaintRoute.OPENED, incident.id, incident.channel_name, created=True, rule=rule.name)
         key = self.cluster_key(rule, complaint)
         complaint.cluster_key = key
-        s.flush()
         now = self.clock.now()
         cluster = store.lock_cluster(s, key, now=now)
         if cluster.incident_id is not None:
-            incident = load_incident(s, cluster.incident_id)
-            if incident.status in ACTIVE:
-                self._link(s, complaint, incident, ComplaintRoute.JOINED)
-                told = self._announce_join(s, complaint, incident)
-                return Routed(ComplaintRoute.JOINED, incident.id, incident.channel_name, rule=rule.name, posts=told)
-            cluster.incident_id = None  # its incident is resolved: the cluster counts afresh
-        since = now - rule.cluster.window
+            state = store.incident_state(s, cluster.incident_id)
+            if state is not None and state[0] in ACTIVE:
+                count = cluster.complaints + 1
+                store.set_cluster(s, key, incident_id=cluster.incident_id, complaints=count)
+                told = self._join(s, complaint, cluster.incident_id, count)
+                return Routed(ComplaintRoute.JOINED, cluster.incident_id, state[1], rule=rule.name, posts=told)
+        since = now - rule.cluster.window  # no incident open for the cluster (or it is resolved): count afresh
         waiting = store.count_unrouted_in_cluster(s, key, since=since)
         if waiting < rule.cluster.count:
+            if cluster.incident_id is not None:
+                store.set_cluster(s, key, incident_id=None, complaints=0)
             return Routed(RECORDED, rule=rule.name)
         incident = self._open(s, complaint, rule, cluster=(waiting, rule.cluster.window))
         store.link_unrouted_in_cluster(s, key, since=since, incident_id=incident.id, route=ComplaintRoute.JOINED)
-        self._link(s, complaint, incident, ComplaintRoute.OPENED)
-        cluster.incident_id = incident.id
+        self._link(s, complaint, incident.id, ComplaintRoute.OPENED)
+        store.set_cluster(s, key, incident_id=incident.id, complaints=waiting)
         return Routed(ComplaintRoute.OPENED, incident.id, incident.channel_name, created=True, rule=rule.name)
 
     def routed_of(self, s: Session, complaint: Complaint) -> Routed:
@@ -219,11 +220,14 @@ class ComplaintRouter:
             return None
         return leads[queries.next_rotation_position(s, "intake:lead", len(leads))]
 
-    def _link(self, s: Session, complaint: Complaint, incident: Incident, route: str) -> None:
-        complaint.incident_id, complaint.routed = incident.id, route
+    def _link(self, s: Session, complaint: Complaint, incident_id: int, route: str, *, recorded: bool = True) -> None:
+        """Put the complaint with the incident; `recorded`: in the incident's timeline too."""
+        complaint.incident_id, complaint.routed = incident_id, route
+        if not recorded:
+            return
         queries.add_timeline_event(
             s,
-            incident.id,
+            incident_id,
             at=self.clock.now(),
             event=f"complaint_{route}",
             actor_id=None,
@@ -231,30 +235,30 @@ class ComplaintRouter:
             data={"complaint": complaint.id, "category": complaint.category, "channel": complaint.contact_channel},
         )
 
-    def _announce_join(self, s: Session, complaint: Complaint, incident: Incident) -> bool:
-        """One short masked line in the incident's channel, through its lane (after whatever is queued there),
-        for each of its first JOIN_LINES complaints, then a count every JOIN_EVERY; True if one was queued."""
-        s.flush()
-        joined = store.count_complaints_of_incident(s, incident.id)
-        if joined > JOIN_LINES and joined % JOIN_EVERY:
+    def _join(self, s: Session, complaint: Complaint, incident_id: int, count: int) -> bool:
+        """Join the cluster's incident. Its timeline and channel hear of each of its first JOIN_LINES complaints
+        (a short masked line, through the incident's lane), then of the count every JOIN_EVERY, so a surge of
+        complaints does not flood either; True if a line was queued."""
+        first = count <= JOIN_LINES
+        self._link(s, complaint, incident_id, ComplaintRoute.JOINED, recorded=first)
+        if not first and count % JOIN_EVERY:
             return False
         with in_channel_language(self.playbook):
-            if joined > JOIN_LINES:
+            if first:
+                text = _(
+                    ":inbox_tray: Complaint #{number} ({channel}, {category}) joined this incident: {summary}",
+                    number=complaint.id,
+                    channel=complaint.contact_channel,
+                    category=safe_text(complaint.category),
+                    summary=safe_text(truncate(complaint.summary, 200)),
+                )
+            else:
                 text = _(
                     ":inbox_tray: {count} complaints are with this incident now; "
                     "`/incident complaints` lists the newest.",
-                    count=joined,
+                    count=count,
                 )
-                self.incidents.updates.queue(s, incident.id, "post", text=text)
-                return True
-            text = _(
-                ":inbox_tray: Complaint #{number} ({channel}, {category}) joined this incident: {summary}",
-                number=complaint.id,
-                channel=complaint.contact_channel,
-                category=safe_text(complaint.category),
-                summary=safe_text(truncate(complaint.summary, 200)),
-            )
-        self.incidents.updates.queue(s, incident.id, "post", text=text)
+        self.incidents.updates.queue(s, incident_id, "post", text=text)
         return True
 
     # ---- after the commit, off the request's path --------------------------------------------------------
@@ -361,7 +365,7 @@ class ComplaintRouter:
                 ),
                 reporter=actor,
             )
-            self._link(s, complaint, incident, ComplaintRoute.ESCALATED)
+            self._link(s, complaint, incident.id, ComplaintRoute.ESCALATED)
         self.schedule_changed()
         return incident
 

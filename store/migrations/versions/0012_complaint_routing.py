@@ -24,6 +24,7 @@ def upgrade() -> None:
         "complaint_clusters",
         sa.Column("key", sa.String(length=64), nullable=False),
         sa.Column("incident_id", sa.Integer(), nullable=True),
+        sa.Column("complaints", sa.Integer(), server_default="0", nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("key"),
     )
