@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
 import unicodedata
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -93,6 +95,7 @@ class ComplaintRouter:
         # channel set-up after the answer: a few workers, so a burst queues here instead of in the requests
         self.background = background or TrackingExecutor(max_workers=4)
         self._intake_channel: str | None = None
+        self._intake_channel_lock = threading.Lock()  # two set-ups finishing together find (or create) it once
         kind = playbook.kinds.get("complaint")
         self._own = {_fold(c): c for c in (kind.categories if kind else ())}
         self._mapped = {_fold(k): v for k, v in playbook.intake.categories.items()}
@@ -269,9 +272,18 @@ class ComplaintRouter:
             return
         if routed.created:
             self.schedule_changed()
-            self.background.submit(self._set_up, routed.incident, routed.rule)
+            self._submit(self._set_up, routed.incident, routed.rule)
         elif routed.posts:
-            self.background.submit(self.incidents.flush, routed.incident)
+            self._submit(self.incidents.flush, routed.incident)
+
+    def _submit(self, work: Callable[..., object], *args: object) -> None:
+        """Background work whose failure is logged (the outbox keeps what it did not finish for the sweep)."""
+
+        def done(future: Future[object]) -> None:
+            if future.exception() is not None:
+                log.error("intake: background work for incident %s failed", args[0], exc_info=future.exception())
+
+        self.background.submit(work, *args).add_done_callback(done)
 
     def _set_up(self, incident_id: int, rule: str | None) -> None:
         outcome = self.incidents.setup_channel(incident_id)
@@ -313,20 +325,21 @@ class ComplaintRouter:
     def intake_channel(self) -> str | None:
         """`intake.channel`'s id: found by name, else created (with the intake leads invited); None if Slack
         refuses both (logged: the incidents themselves are not held up)."""
-        if self._intake_channel is not None:
+        with self._intake_channel_lock:
+            if self._intake_channel is not None:
+                return self._intake_channel
+            name = self.playbook.intake.channel
+            try:
+                found = self.slack.find_channel(name)
+                if found is None:
+                    found = self.slack.create_channel(name)
+                    if self.playbook.intake.leads:
+                        self.slack.invite(str(found["id"]), list(self.playbook.intake.leads))
+            except SlackCallError as exc:  # another replica may have created it a moment ago: found next time
+                log.warning("could not find or create the intake channel #%s: %s", name, exc.error)
+                return None
+            self._intake_channel = str(found["id"])
             return self._intake_channel
-        name = self.playbook.intake.channel
-        try:
-            found = self.slack.find_channel(name)
-            if found is None:
-                found = self.slack.create_channel(name)
-                if self.playbook.intake.leads:
-                    self.slack.invite(str(found["id"]), list(self.playbook.intake.leads))
-        except SlackCallError as exc:
-            log.warning("could not find or create the intake channel #%s: %s", name, exc.error)
-            return None
-        self._intake_channel = str(found["id"])
-        return self._intake_channel
 
     # ---- escalation by a person ---------------------------------------------------------------------------
 
@@ -343,7 +356,11 @@ class ComplaintRouter:
                 )
             if not claimed:
                 self._already(s, complaint)
-            kind = self.playbook.kinds["complaint"]
+            kind = self.playbook.kinds.get("complaint")
+            if kind is None:
+                raise UserInputError(
+                    _("This playbook has no `{kind}` kind; use `/incident open <kind> <title>`.", kind="complaint")
+                )
             category = self.category_of(complaint.category)
             with in_channel_language(self.playbook):
                 description = _(
