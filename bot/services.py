@@ -168,7 +168,6 @@ class Services:
             db=db,
             clock=clock,
             slack=slack,
-            renderer=renderer,
             incidents=incidents,
             schedule_changed=schedule_changed,
         )

@@ -25,7 +25,6 @@ from bot.core.config import IntakeRuleSpec, Playbook
 from bot.core.errors import ConflictError, NotFoundError, UserInputError
 from bot.core.executor import TrackingExecutor
 from bot.core.i18n import _, in_channel_language
-from bot.core.render import Renderer
 from bot.core.text import mask_identifiers, safe_text, truncate
 from bot.incidents.lifecycle import IncidentCreate
 from bot.incidents.records import load_incident
@@ -80,7 +79,6 @@ class ComplaintRouter:
         db: sessionmaker[Session],
         clock: Clock,
         slack: SlackGateway,
-        renderer: Renderer,
         incidents: IncidentService,
         schedule_changed: Callable[[], None],
         background: TrackingExecutor | None = None,
@@ -89,7 +87,6 @@ class ComplaintRouter:
         self.db = db
         self.clock = clock
         self.slack = slack
-        self.renderer = renderer
         self.incidents = incidents
         self.schedule_changed = schedule_changed
         # channel set-up after the answer: a few workers, so a burst queues here instead of in the requests
