@@ -17,7 +17,7 @@ from bot.core.config import HighPrioritySpec, Playbook
 from bot.core.errors import UserInputError
 from bot.core.i18n import N_, _
 from bot.core.text import safe_text, truncate
-from bot.intake.routing import ComplaintRouter
+from bot.intake.routing import CHANNEL_NAMES, ComplaintRouter
 from bot.intake.service import CONTACT_CHANNELS
 from bot.slack.complaint_blocks import ComplaintLine, complaint_list_blocks
 from store import routing as store
@@ -27,13 +27,6 @@ from store.states import DONE
 SHOWN = 10  # complaints per answer; the rest are counted in a "N more" line
 SCANNED = 500  # the newest complaints a filter looks through
 
-CHANNEL_NAMES = {
-    "phone": N_("phone"),
-    "email": N_("e-mail"),
-    "online_chat": N_("online chat"),
-    "branch": N_("branch"),
-    "app": N_("app"),
-}
 # what a Chinese keyboard types for each filter word
 WORDS = {
     "open": "open",

@@ -24,7 +24,7 @@ from bot.core.clock import Clock
 from bot.core.config import IntakeRuleSpec, Playbook
 from bot.core.errors import ConflictError, NotFoundError, UserInputError
 from bot.core.executor import TrackingExecutor
-from bot.core.i18n import _, in_channel_language
+from bot.core.i18n import N_, _, in_channel_language
 from bot.core.text import mask_identifiers, safe_text, truncate
 from bot.incidents.lifecycle import IncidentCreate
 from bot.incidents.records import load_incident
@@ -39,6 +39,14 @@ log = logging.getLogger(__name__)
 
 SOURCE = "complaint_system"
 TITLE_MAX = 80
+# the complaint system's contact channels, as staff read them
+CHANNEL_NAMES = {
+    "phone": N_("phone"),
+    "email": N_("e-mail"),
+    "online_chat": N_("online chat"),
+    "branch": N_("branch"),
+    "app": N_("app"),
+}
 # A cluster's incident hears of each of its first complaints; after that only of every JOIN_EVERY-th (a count),
 # so a surge of complaints floods neither its timeline nor its channel (Slack takes about a post a second).
 JOIN_LINES = 10
@@ -248,7 +256,7 @@ class ComplaintRouter:
                 text = _(
                     ":inbox_tray: Complaint #{number} ({channel}, {category}) joined this incident: {summary}",
                     number=complaint.id,
-                    channel=complaint.contact_channel,
+                    channel=_(CHANNEL_NAMES.get(complaint.contact_channel, complaint.contact_channel)),
                     category=safe_text(complaint.category),
                     summary=safe_text(truncate(complaint.summary, 200)),
                 )
