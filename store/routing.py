@@ -57,23 +57,26 @@ def incident_state(session: Session, incident_id: int) -> tuple[str, str | None]
     return None if row is None else (str(row[0]), row[1])
 
 
-def count_unrouted_in_cluster(session: Session, key: str, *, since: datetime) -> int:
-    """Complaints of the cluster received since `since` that are not with an incident yet."""
-    stmt = select(func.count(Complaint.id)).where(
-        Complaint.cluster_key == key, Complaint.created_at >= since, Complaint.incident_id.is_(None)
-    )
-    return int(session.scalar(stmt) or 0)
-
-
-def link_unrouted_in_cluster(session: Session, key: str, *, since: datetime, incident_id: int, route: str) -> int:
-    """Put the cluster's waiting complaints (since `since`) with the incident it just opened."""
-    result = session.execute(
-        update(Complaint)
+def lock_unrouted_in_cluster(session: Session, key: str, *, since: datetime) -> list[int]:
+    """The cluster's complaints received since `since` that are not with an incident yet, locked (PostgreSQL),
+    so an escalation of one of them waits for this transaction, or this one skips it once escalated."""
+    stmt = (
+        select(Complaint.id)
         .where(Complaint.cluster_key == key, Complaint.created_at >= since, Complaint.incident_id.is_(None))
+        .order_by(Complaint.id)
+        .with_for_update()
+    )
+    return [int(found) for found in session.scalars(stmt)]
+
+
+def link_complaints(session: Session, ids: Sequence[int], *, incident_id: int, route: str) -> None:
+    """Put waiting complaints with the incident their cluster opened."""
+    session.execute(
+        update(Complaint)
+        .where(Complaint.id.in_(list(ids)), Complaint.incident_id.is_(None))
         .values(incident_id=incident_id, routed=route)
         .execution_options(synchronize_session=False)
     )
-    return int(getattr(result, "rowcount", 0) or 0)
 
 
 def claim_complaint_for_incident(session: Session, complaint_id: int, *, route: str) -> bool:

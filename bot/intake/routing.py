@@ -166,15 +166,18 @@ class ComplaintRouter:
                 told = self._join(s, complaint, cluster.incident_id, count)
                 return Routed(ComplaintRoute.JOINED, cluster.incident_id, state[1], rule=rule.name, posts=told)
         since = now - rule.cluster.window  # no incident open for the cluster (or it is resolved): count afresh
-        waiting = store.count_unrouted_in_cluster(s, key, since=since)
-        if waiting < rule.cluster.count:
+        # locked before the incident is opened: an escalation holding one of them finishes first (or waits), so
+        # the two never wait on each other
+        waiting = store.lock_unrouted_in_cluster(s, key, since=since)
+        if len(waiting) < rule.cluster.count:
             if cluster.incident_id is not None:
                 store.set_cluster(s, key, incident_id=None, complaints=0)
             return Routed(RECORDED, rule=rule.name)
-        incident = self._open(s, complaint, rule, cluster=(waiting, rule.cluster.window))
-        store.link_unrouted_in_cluster(s, key, since=since, incident_id=incident.id, route=ComplaintRoute.JOINED)
+        incident = self._open(s, complaint, rule, cluster=(len(waiting), rule.cluster.window))
+        others = [number for number in waiting if number != complaint.id]
+        store.link_complaints(s, others, incident_id=incident.id, route=ComplaintRoute.JOINED)
         self._link(s, complaint, incident.id, ComplaintRoute.OPENED)
-        store.set_cluster(s, key, incident_id=incident.id, complaints=waiting)
+        store.set_cluster(s, key, incident_id=incident.id, complaints=len(waiting))
         return Routed(ComplaintRoute.OPENED, incident.id, incident.channel_name, created=True, rule=rule.name)
 
     def routed_of(self, s: Session, complaint: Complaint) -> Routed:
