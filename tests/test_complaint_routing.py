@@ -19,7 +19,7 @@ from bot.sandbox.server import SlackSandbox
 from bot.slack.ids import ActionId
 from bot.slack.web import HttpServer, make_wsgi
 from store.models import Complaint, Incident
-from tests.conftest import LEAD, REPORTER, TECH, Stack, running_stack, test_playbook
+from tests.conftest import COMMS, LEAD, REPORTER, TECH, Stack, running_stack, test_playbook
 from tests.test_intake import BODY, CARD, TOKEN, post
 
 NO_LEAD = "aliases: [commander, ic, 组长, 指挥长]\n    default_owners: []"  # the lead role as shipped: nobody
@@ -103,7 +103,9 @@ def test_a_keyword_complaint_opens_a_masked_incident_and_a_retry_opens_nothing(r
     assert len(incidents(stack)) == 1 and len(stack.sandbox.calls) == calls
 
 
+@pytest.mark.playbook({NO_LEAD: NO_LEAD, "  leads: []": f"  leads: [{COMMS}]"})
 def test_a_cluster_opens_one_incident_and_later_complaints_join_it(routed: tuple[Stack, str]) -> None:
+    """Led by the playbook's intake lead (the lead role has no default owner here)."""
     stack, url = routed
     for n in range(1, 5):  # the shipped rule: 5 complaints of one category within 30 minutes
         answer, shown = post(url, complaint(n))
@@ -119,6 +121,10 @@ def test_a_cluster_opens_one_incident_and_later_complaints_join_it(routed: tuple
     settle(stack)
     (incident,) = incidents(stack)
     assert incident.title.startswith("5 complaints about payments")
+    assert COMMS in stack.incident_channel(1).members
+    intake = stack.sandbox.channel_by_name("incident-intake")
+    assert intake is not None and COMMS in intake.members  # the bot created it, with the intake leads in it
+    assert f"<@{COMMS}>" in stack.texts(intake.id)[0]
     linked = complaints(stack)
     waiting = [linked[n] for n in (1, 2, 3, 4)]
     assert waiting == [(1, "joined")] * 4 and linked[shown_fifth["number"]] == (1, "opened")
