@@ -143,7 +143,10 @@ class Lifecycle:
         )
         for role in kind.roles:
             pool = pools[role]
-            owner = pool[queries.next_rotation_position(s, role, len(pool))] if pool else None
+            # one owner needs no turn taken (and no lock on the rotation row, which concurrent opens queue on)
+            owner: str | None = pool[0] if len(pool) == 1 else None
+            if len(pool) > 1:
+                owner = pool[queries.next_rotation_position(s, role, len(pool))]
             if role == self.playbook.lead_role and lead is not None:
                 owner = lead
             if owner is None and role == self.playbook.lead_role and incident_in.source is None:
