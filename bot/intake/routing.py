@@ -279,7 +279,6 @@ class ComplaintRouter:
         if routed.incident is None or routed.route == RECORDED:
             return
         if routed.created:
-            self.schedule_changed()
             self._submit(self._set_up, routed.incident, routed.rule)
         elif routed.posts:
             self._submit(self.incidents.flush, routed.incident)
@@ -294,6 +293,7 @@ class ComplaintRouter:
         self.background.submit(work, *args).add_done_callback(done)
 
     def _set_up(self, incident_id: int, rule: str | None) -> None:
+        self.schedule_changed()  # the timer plans for its deadlines (a query: kept out of the request)
         outcome = self.incidents.setup_channel(incident_id)
         self.tell_intake_channel(outcome.incident, rule)
 
