@@ -37,8 +37,8 @@ from bot.slack.gateway import make_web_client
 from bot.slack.ids import ActionId
 from bot.slack.web import HttpServer, make_wsgi
 from store import queries
-from store.states import ProposalState
 from store.db import make_engine, make_session_factory, upgrade
+from store.states import ProposalState
 
 DEMO_USERS = {
     "UMEICHEN001": ("mei.chen", "Mei Chen (customer service)"),
@@ -425,10 +425,10 @@ def _play(stack: OfflineStack, clock: FixedClock, out: TextIO, systems: BankSyst
         (mei, "review post"),
         (mei, "review done"),
         (mei, "close"),
+        (mei, "timeline"),
     ):
         slash(user, incident_channel.id, text)
-    slash(mei, incident_channel.id, "timeline")
-    _surge_act(stack, clock, t, script, slash, click)
+    _surge_act(stack, clock, t, script=script, slash=slash, click=click)
     t.channel_by_channel()
     t.say(
         "\n" + _("Done. Run `incident-desk run` with SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to use a real workspace.")
@@ -479,6 +479,7 @@ def _surge_act(
     stack: OfflineStack,
     clock: FixedClock,
     t: Transcript,
+    *,
     script: Script,
     slash: Callable[[str, str, str], None],
     click: Callable[[str, str, str, str], None],
