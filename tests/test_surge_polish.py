@@ -34,6 +34,15 @@ def test_a_leadership_channel_made_without_the_bot_is_joined_to_post_the_proposa
     assert joins(stack) == 1
     assert [c.name for c in stack.sandbox.channels.values()].count("incident-leadership") == 1  # none created
 
+    # `/incident notice` names every stage, the surge's diversion notice too, in its usage and in help
+    general = stack.sandbox.channel_by_name("general")
+    assert general is not None
+    reply = stack.driver.slash(LEAD, general.id, "notice")
+    assert "`/incident notice <initial|update|resolved|diversion> [channels] [locales]`" in reply.text, reply.text
+    assert "notice &lt;initial|update|resolved|diversion&gt; [channels] [locales]" in stack.driver.slash(
+        LEAD, general.id, "help"
+    ).text
+
 
 def test_conversations_join_behaves_as_slack() -> None:
     """Public channels only, archived ones refused, joining twice answered with a warning (the gateway's join
