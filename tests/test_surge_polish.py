@@ -39,9 +39,10 @@ def test_a_leadership_channel_made_without_the_bot_is_joined_to_post_the_proposa
     assert general is not None
     reply = stack.driver.slash(LEAD, general.id, "notice")
     assert "`/incident notice <initial|update|resolved|diversion> [channels] [locales]`" in reply.text, reply.text
-    assert "notice &lt;initial|update|resolved|diversion&gt; [channels] [locales]" in stack.driver.slash(
-        LEAD, general.id, "help"
-    ).text
+    assert (
+        "notice &lt;initial|update|resolved|diversion&gt; [channels] [locales]"
+        in stack.driver.slash(LEAD, general.id, "help").text
+    )
 
 
 def test_conversations_join_behaves_as_slack() -> None:
