@@ -52,8 +52,8 @@ def test_conversations_join_behaves_as_slack() -> None:
     try:
         gateway = SlackGateway(make_web_client(sandbox.bot_token, sandbox.api_url))
         public = sandbox.add_channel("incident-leadership", ["UHUMAN0001"])
-        gateway.join(public)
-        gateway.join(public)
+        gateway.join_channel(public)
+        gateway.join_channel(public)
         assert sandbox.channels[public].members.count(sandbox.bot_user_id) == 1
         private = sandbox.add_channel("board", ["UHUMAN0001"])
         sandbox.channels[private].is_private = True
@@ -65,7 +65,7 @@ def test_conversations_join_behaves_as_slack() -> None:
             ("CNOPE", "channel_not_found"),
         ):
             with pytest.raises(SlackCallError) as refused:
-                gateway.join(channel)
+                gateway.join_channel(channel)
             assert refused.value.error == error
     finally:
         sandbox.stop()

@@ -850,7 +850,7 @@ class SlackSandbox:
                 "warning": warning,
                 "response_metadata": {"warnings": [warning]},
             }
-        channel.members.append(self.bot_user_id)
+        channel.members.extend([self.bot_user_id])
         return {"channel": self._channel_json(channel)}
 
     def m_conversations_members(self, args: dict[str, Any]) -> dict[str, Any]:

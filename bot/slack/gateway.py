@@ -164,7 +164,7 @@ class SlackGateway:
     def set_topic(self, channel: str, topic: str) -> None:
         self.call("conversations.setTopic", channel=channel, topic=topic)
 
-    def join(self, channel: str) -> None:
+    def join_channel(self, channel: str) -> None:
         """Join a public channel people made (the leadership channel): a bot cannot post where it is not a
         member. Joining a channel the bot is in already is harmless (Slack answers with a warning)."""
         self.call("conversations.join", channel=channel)

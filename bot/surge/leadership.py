@@ -69,7 +69,7 @@ class Leadership:
             if exc.error != "not_in_channel":
                 raise
             log.info("joining the leadership channel %s to post in it", channel)
-            self.slack.join(channel)
+            self.slack.join_channel(channel)
             return self.slack.post(channel, text, blocks, key=key, check_first=check_first)
 
     def is_leader(self, user: str) -> bool:
