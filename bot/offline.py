@@ -28,7 +28,7 @@ from typing import Any, TextIO
 
 from bot.app import Bot, create_app
 from bot.core.clock import Clock, FixedClock, SystemClock
-from bot.core.config import Playbook
+from bot.core.config import Playbook, WarningLineSpec
 from bot.core.i18n import _, ngettext, normalize, use_locale
 from bot.core.text import mask_identifiers
 from bot.sandbox.driver import SlackDriver
@@ -36,7 +36,9 @@ from bot.sandbox.server import Ephemeral, Message, PromptHTTPServer, SlackSandbo
 from bot.slack.gateway import make_web_client
 from bot.slack.ids import ActionId
 from bot.slack.web import HttpServer, make_wsgi
+from store import queries
 from store.db import make_engine, make_session_factory, upgrade
+from store.states import ProposalState
 
 DEMO_USERS = {
     "UMEICHEN001": ("mei.chen", "Mei Chen (customer service)"),
@@ -65,6 +67,8 @@ class Script:
     resolve: str
     satisfaction: str
     action: str
+    surge_complaint: str  # what the burst of complaints in the surge act says
+    surge_report: str  # customer service's progress report in the surge
 
 
 SCRIPTS = {
@@ -74,6 +78,8 @@ SCRIPTS = {
         resolve="Refund posted to the customer; clearing-job retry fixed",
         satisfaction="Customer thanked us for the quick refund",
         action="Alert on clearing-job retries",
+        surge_complaint="Cannot get through to the hotline about the card 6222021234567890 transfer outage",
+        surge_report="20 more agents on the phones; high-priority customers routed to the priority line",
     ),
     "zh-CN": Script(
         complaint="客户卡号6222021234567890同一笔转账被重复扣款，联系电话13812345678",
@@ -81,6 +87,8 @@ SCRIPTS = {
         resolve="已为客户退回重复扣款，清算批处理重试问题已修复",
         satisfaction="客户感谢我们快速退款",
         action="清算批处理重试告警",
+        surge_complaint="转账故障，卡号6222021234567890的客户热线一直打不通",
+        surge_report="已增加20名客服坐席，高优先级客户已引导至优先处理渠道",
     ),
 }
 
@@ -91,11 +99,15 @@ class OfflineStack:
     bot: Bot
     http: HttpServer
     driver: SlackDriver
+    intake_token: str | None = None
 
 
 @contextmanager
-def offline_stack(playbook: Playbook, database_url: str, *, clock: Clock | None = None) -> Iterator[OfflineStack]:
-    """Sandbox + database + bot over HTTP, all on loopback; torn down on exit."""
+def offline_stack(
+    playbook: Playbook, database_url: str, *, clock: Clock | None = None, intake_token: str | None = None
+) -> Iterator[OfflineStack]:
+    """Sandbox + database + bot over HTTP, all on loopback; torn down on exit. `intake_token` turns the intake
+    API on (as INCIDENT_DESK_INTAKE_TOKEN does)."""
     sandbox = SlackSandbox().start()
     engine = make_engine(database_url)
     http: HttpServer | None = None
@@ -109,8 +121,9 @@ def offline_stack(playbook: Playbook, database_url: str, *, clock: Clock | None 
             signing_secret=secret,
             clock=clock or SystemClock(),
         )
-        http = HttpServer(make_wsgi(bot)).start()
-        yield OfflineStack(sandbox, bot, http, SlackDriver(sandbox, http.url, secret, wait_idle=bot.executor.wait_idle))
+        http = HttpServer(make_wsgi(bot, intake_token=intake_token)).start()
+        driver = SlackDriver(sandbox, http.url, secret, wait_idle=bot.executor.wait_idle)
+        yield OfflineStack(sandbox, bot, http, driver, intake_token)
     finally:
         if http is not None:
             http.stop()
@@ -270,7 +283,8 @@ def run_demo(
         url = database_url or f"sqlite:///{Path(tmp) / 'offline.db'}"
         # the demo's own clock, so it can skip ahead twelve hours to show reminders
         clock = FixedClock((start or datetime.now(UTC)).replace(second=0, microsecond=0))
-        with offline_stack(playbook, url, clock=clock) as stack:
+        playbook = _demo_surge_line(playbook)
+        with offline_stack(playbook, url, clock=clock, intake_token=secrets.token_hex(16)) as stack:
             systems = BankSystems()
             stack.bot.services.notices.environ = systems.environ()
             try:
@@ -411,11 +425,140 @@ def _play(stack: OfflineStack, clock: FixedClock, out: TextIO, systems: BankSyst
         (mei, "review post"),
         (mei, "review done"),
         (mei, "close"),
+        (mei, "timeline"),
     ):
         slash(user, incident_channel.id, text)
-    slash(mei, incident_channel.id, "timeline")
+    _surge_act(stack, clock, t, script=script, slash=slash, click=click)
     t.channel_by_channel()
     t.say(
         "\n" + _("Done. Run `incident-desk run` with SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to use a real workspace.")
     )
     return 0
+
+
+# ---- the surge act (seed 004): a burst of complaints through the intake API, the leadership group decides ----
+
+SURGE_LEADER = "ULIWEI00001"  # Li Wei, the duty manager, is the demo's leadership group
+SURGE_LINE = 20  # the demo's warning line: 20 complaints in 10 minutes (the shipped playbook's is 100)
+SURGE_BURST = 24  # complaints in the burst, one every 20 seconds
+SURGE_CHANNELS = ("phone", "app", "online_chat", "phone")
+
+
+def _demo_surge_line(playbook: Playbook) -> Playbook:
+    """The demo's leadership group (Li Wei) and a lower warning line than the shipped one, so the burst is short
+    to read; everything else is the shipped surge plan."""
+    line = WarningLineSpec(count=SURGE_LINE, window=timedelta(minutes=10))
+    surge = playbook.surge.model_copy(update={"leaders": (SURGE_LEADER,), "warning_lines": (line,)})
+    return playbook.model_copy(update={"surge": surge})
+
+
+def _post_complaint(stack: OfflineStack, body: dict[str, Any]) -> dict[str, Any]:
+    """One complaint from the bank's complaint system: POST /api/v1/complaints with the bearer token."""
+    request = urllib.request.Request(
+        stack.http.url + "/api/v1/complaints",
+        data=json.dumps(body, ensure_ascii=False).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Bearer {stack.intake_token}"},
+        method="POST",
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        answer: dict[str, Any] = json.loads(response.read())
+    return answer
+
+
+def _button_message(sandbox: SlackSandbox, channel: str, action_id: str) -> Message | None:
+    """The latest message in `channel` that carries a button doing `action_id`."""
+    for message in reversed(sandbox.channel_messages(channel)):
+        if any(
+            e.get("action_id") == action_id for b in message.blocks for e in b.get("elements", []) if "action_id" in e
+        ):
+            return message
+    return None
+
+
+def _surge_act(
+    stack: OfflineStack,
+    clock: FixedClock,
+    t: Transcript,
+    *,
+    script: Script,
+    slash: Callable[[str, str, str], None],
+    click: Callable[[str, str, str, str], None],
+) -> None:
+    """Seed 004 in a few minutes of the demo's clock: complaints cross the warning line, the leadership group
+    activates the plan, departments get their duties and report, volume falls, the group ends it, the summary."""
+    sandbox, driver = stack.sandbox, stack.driver
+    mei, li, zhang, wang, _liu = DEMO_USERS
+    t.say(
+        "\n"
+        + "=" * 78
+        + "\n"
+        + _(
+            "A surge (the customer diversion plan): the bank's complaint system sends {n} complaints in {minutes} "
+            "minutes through the intake API (POST /api/v1/complaints, bearer token); the demo's warning line is "
+            "{line} in 10 minutes.",
+            n=SURGE_BURST,
+            minutes=SURGE_BURST // 3,
+            line=SURGE_LINE,
+        )
+        + "\n"
+        + "=" * 78
+    )
+    start = clock.now()
+    for i in range(SURGE_BURST):
+        answer = _post_complaint(
+            stack,
+            {
+                "external_id": f"CMS-{start:%Y%m%d}-{i + 1:04d}",
+                "received_at": clock.now().isoformat(),
+                "contact_channel": SURGE_CHANNELS[i % len(SURGE_CHANNELS)],
+                "category": "service",
+                "product": "debit card",
+                "summary": script.surge_complaint,
+                "customer_ref": f"CUST-{i + 1:05d}",
+            },
+        )
+        if i == 0:
+            t.say("    " + _("The intake API answered: {answer}", answer=json.dumps(answer, ensure_ascii=False)))
+        stack.bot.services.surge.wait_idle()  # the proposal is posted off the request; the demo's clock waits
+        clock.advance(timedelta(seconds=20))
+    t.say("    " + _("... {n} complaints recorded ...", n=SURGE_BURST))
+    t.flush()
+    room = sandbox.channel_by_name(stack.bot.services.playbook.surge.leadership_channel)
+    proposal = _button_message(sandbox, room.id, ActionId.ACTIVATE_SURGE) if room else None
+    if room is None or proposal is None:
+        t.say("\n" + _("No surge proposal was posted; see the messages above."))
+        return
+    click(li, room.id, proposal.ts, ActionId.ACTIVATE_SURGE)
+    with stack.bot.services.db() as s:
+        activated = queries.list_proposals(s, state=ProposalState.ACTIVATED)
+        surge = queries.get_incident(s, activated[0].incident_id) if activated and activated[0].incident_id else None
+    if surge is None or not surge.channel_id:
+        t.say("\n" + _("The surge incident's channel was not created; see the messages above."))
+        return
+    channel = surge.channel_id
+
+    def type_(user: str, text: str) -> None:  # a command with no sweep after it: the plan starts at the next one
+        t.command(user, channel, f"/incident {text}")
+        driver.slash(user, channel, text)
+        t.flush()
+
+    type_(li, f"assign customer_comms <@{mei}|mei.chen>")
+    type_(li, f"assign tech_support <@{zhang}|zhang.tao>")
+    type_(li, f"assign marketing <@{wang}|wang.fang>")
+    # the next sweep starts the plan: each department's duties, the diversion notice drafted, the live chart
+    stack.bot.sweeper.sweep()
+    t.flush()
+    slash(mei, channel, f"update {script.surge_report}")
+    t.say("\n" + _("... the volume falls; the demo moves its clock five minutes at a time ..."))
+    end = None
+    for _step in range(12):
+        clock.advance(timedelta(minutes=5))
+        stack.bot.sweeper.sweep()
+        end = _button_message(sandbox, room.id, ActionId.END_SURGE)
+        if end is not None:
+            break
+    t.flush()
+    if end is None:
+        t.say("\n" + _("End was not suggested; see the messages above."))
+        return
+    click(li, room.id, end.ts, ActionId.END_SURGE)

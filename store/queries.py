@@ -524,12 +524,19 @@ def due_escalation_ids(session: Session, now: datetime, limit: int) -> list[int]
 
 
 def next_wakeup(session: Session) -> datetime | None:
-    """The earliest moment any deadline, chain, review draft or scheduled report needs the scheduler."""
+    """The earliest moment any deadline, chain, review draft, scheduled report or surge proposal's second page
+    needs the scheduler."""
     times = [
         session.scalar(select(func.min(Deadline.next_action_at))),
         session.scalar(select(func.min(Escalation.next_action_at))),
         session.scalar(select(func.min(Incident.review_at)).where(Incident.review_posted_at.is_(None))),
         session.scalar(select(func.min(ReportRun.due_at)).where(ReportRun.posted_at.is_(None))),
+        # a surge proposal nobody decided is paged once more at repage_at (bot/surge/proposals.py)
+        session.scalar(
+            select(func.min(SurgeProposal.repage_at)).where(
+                SurgeProposal.state == ProposalState.PROPOSED, SurgeProposal.repaged_at.is_(None)
+            )
+        ),
         session.scalar(
             select(
                 func.min(

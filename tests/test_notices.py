@@ -261,7 +261,7 @@ def test_a_broken_webhook_is_retried_and_reported_while_the_others_go_out(stack:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("notice", "Say which notice: `/incident notice <initial|update|resolved> [channels] [locales]`."),
+        ("notice", "Say which notice: `/incident notice <initial|update|resolved|diversion> [channels] [locales]`."),
         (
             "notice initail",
             "Unknown stage `initail`. Did you mean `initial`? Stages: initial, update, resolved, diversion.",

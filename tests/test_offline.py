@@ -113,6 +113,59 @@ def test_both_languages_tell_the_same_story(transcripts: dict[str, str]) -> None
         assert zh_name not in en and en_name not in zh
 
 
+def test_the_demo_plays_a_surge_from_the_intake_burst_to_the_summary(transcripts: dict[str, str]) -> None:
+    """Seed 004 in both languages: complaints through the intake API cross the demo's line (20 in 10 minutes),
+    the proposal reaches the leadership channel, Li Wei activates, the departments get their duties and the
+    diversion notice is drafted, customer service reports, volume falls, End is suggested and clicked, and the
+    summary counts what the intake recorded."""
+    en, zh = transcripts["en"], transcripts["default"]
+    act = en.split("A surge (the customer diversion plan)")[1].split("The channels as they read now")[0]
+    assert 'The intake API answered: {"number": 1, "external_id": "CMS-' in act
+    assert "the card ****7890 transfer outage" in act  # masked in the API's answer too
+    assert "[#incident-leadership] incident-desk: :rotating_light: *Surge warning line reached*" in act
+    assert "20 complaints in 10m (warning line 20), crossed at 22:06." in act
+    assert "By contact channel: phone 10, mobile app 5, online chat 5" in act
+    assert "[DM with Li Wei] incident-desk: :rotating_light: The surge warning line is reached" in act
+    assert "> Li Wei in #incident-leadership: clicks [Activate]" in act
+    assert "(only Li Wei sees) Surge plan activated: #2 #inc-" in act
+    assert "*Surge plan activated: each department's duties*" in act
+    assert "• *Customer service* (@Mei Chen): Activation: add agents" in act
+    assert "== Customer notice for #2: diversion ==" in act
+    assert "*Update* from @Mei Chen: 20 more agents on the phones" in act
+    assert "has stayed below every warning line for 30 min" in act
+    assert "> Li Wei in #incident-leadership: clicks [End the surge plan]" in act
+    summary = act.split("*Summary of the surge plan #2*")[1]
+    for line in (
+        "Warning line crossed at 22:06:20; proposed at 22:06:20; activated at 22:08:00 by @Li Wei.",
+        "• Before (the hour before the crossing): 19",
+        "• During (from the crossing until volume last reached a warning line at 22:07): 5",
+        "• After (from then until the end): 0",
+        "• Peak: 24 in 10m (warning line 20)",
+        "• *Customer service* (@Mei Chen): 1 report, 0 late",
+        "• *Tech support* (@Zhang Tao): 0 reports, 0 late",
+    ):
+        assert line in summary, line
+    # the same act in Chinese, with the same figures
+    act = zh.split("业务激增（客户分流预案）")[1].split("各频道现在的内容")[0]
+    assert "[#incident-leadership] incident-desk: :rotating_light: *投诉量已达到预警线*" in act
+    assert "10分钟内投诉 20 件（预警线 20），22:06 达到预警线。" in act
+    assert "> 李伟 在 #incident-leadership：点击 [启动预案]" in act
+    assert "（仅李伟可见）分流预案已启动：#2 #inc-" in act
+    assert "*分流预案已启动：各部门职责*" in act and "== #2 的客户公告：客户分流 ==" in act
+    assert "> 李伟 在 #incident-leadership：点击 [结束分流预案]" in act
+    summary = act.split("*分流预案 #2 总结*")[1]
+    for line in (
+        "22:06:20 超过预警线；22:06:20 提出启动建议；22:08:00 由 @李伟 启动。",
+        "• 之前（超过预警线前一小时）：19",
+        "• 期间（从超过预警线到 22:07 最后一次达到预警线）：5",
+        "• 之后（从那时到结束）：0",
+        "• 峰值：10分钟 内 24 件（预警线 20）",
+        "• *客户服务部*（@陈梅）：报告 1 次，逾期 0 次",
+    ):
+        assert line in summary, line
+    assert "6222021234567890" not in zh + en
+
+
 def test_healthz_answers_in_http_mode(stack: Stack) -> None:
     with urllib.request.urlopen(stack.http.url + "/healthz", timeout=5) as response:
         assert response.status == 200

@@ -28,6 +28,9 @@ SPEC_SCOPES: dict[str, list[str]] = json.loads(Path(__file__).with_name("slack_s
 ]
 # Methods newer than the 2020 spec: files_upload_v2's steps (Slack's method pages: files:write).
 NEWER_METHODS = {"files.getUploadURLExternal": ["files:write"], "files.completeUploadExternal": ["files:write"]}
+# Methods whose bot scope the spec gets wrong: it lists the user token's channels:write for conversations.join,
+# while a bot joins a public channel with channels:join (Slack's method page).
+BOT_METHOD_SCOPES = {"conversations.join": ["channels:join"]}
 # Legacy or workspace-app names in the spec → the granular bot scope (None: a user-token alternative).
 BOT_SCOPE = {
     "chat:write:bot": "chat:write",
@@ -44,7 +47,7 @@ SDK_HELPERS = {"files.upload_v2": ("files.getUploadURLExternal", "files.complete
 
 def spec_scopes(method: str) -> list[str] | None:
     """The scopes the spec lists for `method` (None: a method the spec does not know)."""
-    return NEWER_METHODS.get(method) or SPEC_SCOPES.get(method)
+    return NEWER_METHODS.get(method) or BOT_METHOD_SCOPES.get(method) or SPEC_SCOPES.get(method)
 
 
 def required_scopes(method: str, types: Iterable[str] = ("public_channel",)) -> set[str]:

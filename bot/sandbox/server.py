@@ -835,6 +835,24 @@ class SlackSandbox:
         channel.members.extend(new)
         return {"channel": self._channel_json(channel)}
 
+    def m_conversations_join(self, args: dict[str, Any]) -> dict[str, Any]:
+        """As Slack: public channels only (a private one needs an invite), not archived ones; joining again
+        succeeds with the `already_in_channel` warning."""
+        channel = self._channel(args)
+        if channel.is_im or channel.is_private:
+            raise SlackError("method_not_supported_for_channel_type")
+        if channel.is_archived:
+            raise SlackError("is_archived")
+        if self.bot_user_id in channel.members:
+            warning = "already_in_channel"
+            return {
+                "channel": self._channel_json(channel),
+                "warning": warning,
+                "response_metadata": {"warnings": [warning]},
+            }
+        channel.members.extend([self.bot_user_id])
+        return {"channel": self._channel_json(channel)}
+
     def m_conversations_members(self, args: dict[str, Any]) -> dict[str, Any]:
         channel = self._channel(args)
         page, cursor = self._page("conversations.members", args, list(channel.members))

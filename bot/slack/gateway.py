@@ -164,6 +164,11 @@ class SlackGateway:
     def set_topic(self, channel: str, topic: str) -> None:
         self.call("conversations.setTopic", channel=channel, topic=topic)
 
+    def join_channel(self, channel: str) -> None:
+        """Join a public channel people made (the leadership channel): a bot cannot post where it is not a
+        member. Joining a channel the bot is in already is harmless (Slack answers with a warning)."""
+        self.call("conversations.join", channel=channel)
+
     def invite(self, channel: str, users: list[str]) -> dict[str, str]:
         """Invite the users not yet in the channel. Slack refuses a whole batch for one bad user, so on a
         per-user error each is invited alone; returns the users skipped, with Slack's reason."""

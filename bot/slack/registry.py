@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from bot.core.config import Playbook
+from bot.core.config import NOTICE_STAGES, Playbook
 from bot.core.errors import UserInputError
 from bot.core.i18n import N_, _, current_locale
 from bot.core.text import escape_mrkdwn, mask_identifiers
@@ -147,7 +147,7 @@ def _number(name: str) -> Arg[int | None]:
     return Arg[int | None](key="number", usage=N_("[number]"), parse=incident_number(name), required=False)
 
 
-STAGE = Arg[str](key="stage", usage="<initial|update|resolved>", parse=parse_stage)
+STAGE = Arg[str](key="stage", usage="<" + "|".join(NOTICE_STAGES) + ">", parse=parse_stage)  # the stage words
 TARGETS = Arg[NoticeTargets](
     key="targets",
     usage=N_("[channels] [locales]"),
@@ -487,7 +487,7 @@ REGISTRY: tuple[Spec, ...] = (
         name="notice",
         args=(STAGE, TARGETS),
         wrong=N_(
-            "Say which notice: `/incident notice <initial|update|resolved> [channels] [locales]`. "
+            "Say which notice: `/incident notice <initial|update|resolved|diversion> [channels] [locales]`. "
             "Example: `/incident notice initial status_page email zh-CN`."
         ),
         actions=(Action.DRAFT_NOTICE,),

@@ -9,6 +9,7 @@ safe side of a decision that opens an incident for the whole bank.
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from bot.core.config import Playbook
 from bot.slack.gateway import SlackCallError, SlackGateway
@@ -50,6 +51,26 @@ class Leadership:
         people += list(self.playbook.admins)
         bot = self.slack.bot_user_id
         return list(dict.fromkeys(p for p in people if p != bot))
+
+    def post(
+        self,
+        channel: str,
+        text: str,
+        blocks: list[dict[str, Any]] | None = None,
+        *,
+        key: str,
+        check_first: bool = False,
+    ) -> str:
+        """Post in the leadership channel; where people made it without the bot (`not_in_channel`), join it and
+        post again (the refused post did not go out, so its key is reused)."""
+        try:
+            return self.slack.post(channel, text, blocks, key=key, check_first=check_first)
+        except SlackCallError as exc:
+            if exc.error != "not_in_channel":
+                raise
+            log.info("joining the leadership channel %s to post in it", channel)
+            self.slack.join_channel(channel)
+            return self.slack.post(channel, text, blocks, key=key, check_first=check_first)
 
     def is_leader(self, user: str) -> bool:
         return user in self.members()

@@ -310,7 +310,7 @@ class SurgePlan:
         leadership = self.leadership.channel_id()
         if leadership:
             try:
-                self.slack.post(leadership, text, blocks, key=f"surge:{number}:end-suggested:{now:%Y%m%d%H%M}")
+                self.leadership.post(leadership, text, blocks, key=f"surge:{number}:end-suggested:{now:%Y%m%d%H%M}")
             except SlackCallError as exc:
                 log.warning("surge #%s: the leadership channel refused the End suggestion: %s", number, exc.error)
 
@@ -362,7 +362,7 @@ class SurgePlan:
         leadership = self.leadership.channel_id()
         if leadership:
             try:
-                self.slack.post(leadership, text, key=f"surge:{incident_id}:summary")
+                self.leadership.post(leadership, text, key=f"surge:{incident_id}:summary")
             except SlackCallError as exc:
                 log.warning("surge #%s: the leadership channel refused the summary: %s", incident_id, exc.error)
 

@@ -170,7 +170,7 @@ class SurgeProposals:
             with in_channel_language(self.playbook):
                 text = self._proposal_text(facts)
                 blocks = proposal_blocks(text, facts.id)
-            ts = self.slack.post(channel, text, blocks, key=f"surge-proposal-{facts.id}", check_first=resumed)
+            ts = self.leadership.post(channel, text, blocks, key=f"surge-proposal-{facts.id}", check_first=resumed)
             now = self.clock.now()
             with self.db.begin() as s:
                 queries.set_proposal_posted(

@@ -110,7 +110,9 @@ class SummaryFacts:
     def reports(self, keys: set[str]) -> list[TimelineEvent]:
         """The updates that met a department's cadence (`keys`): each re-armed it from its own moment, so they
         are the updates posted when one of its deadlines started (whoever held the role then, or the lead)."""
-        started = {utc(d.start_at) for d in self.deadlines if d.key in keys}
+        armed = sorted((d for d in self.deadlines if d.key in keys), key=lambda d: (d.key, utc(d.start_at), d.id))
+        # each key's first deadline was armed by the opening, not by a report (they can share an instant)
+        started = {utc(d.start_at) for i, d in enumerate(armed) if i and armed[i - 1].key == d.key}
         return [e for e in self.timeline if e.event == "update" and utc(e.at) in started]
 
     def delivered(self, notice: Notice) -> list[str]:
