@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import html
 import json
+import logging
 import os
 import re
 import secrets
@@ -284,6 +285,9 @@ def run_demo(
         # the demo's own clock, so it can skip ahead twelve hours to show reminders
         clock = FixedClock((start or datetime.now(UTC)).replace(second=0, microsecond=0))
         playbook = _demo_surge_line(playbook)
+        # the transcript is the story: the intake's per-request log lines would bury the surge act
+        for chatty in ("bot.slack.web", "bot.surge.watch"):
+            logging.getLogger(chatty).setLevel(logging.WARNING)
         with offline_stack(playbook, url, clock=clock, intake_token=secrets.token_hex(16)) as stack:
             systems = BankSystems()
             stack.bot.services.notices.environ = systems.environ()

@@ -127,14 +127,18 @@ def test_the_demo_plays_a_surge_from_the_intake_burst_to_the_summary(transcripts
     assert "By contact channel: phone 10, mobile app 5, online chat 5" in act
     assert "[DM with Li Wei] incident-desk: :rotating_light: The surge warning line is reached" in act
     assert "> Li Wei in #incident-leadership: clicks [Activate]" in act
-    assert "(only Li Wei sees) Surge plan activated: #2 #inc-" in act
+    # the burst is in one category: the intake's cluster rule (5 in 30 min) opens one incident, #2, the rest join it
+    assert "[#incident-intake] incident-desk: :rotating_light: The complaint intake opened incident #2 " in act
+    assert re.search(r":inbox_tray: Complaint #6 \([a-z ]+, service\) joined this incident", act)
+    assert " INFO " not in act  # the transcript, not the log
+    assert "(only Li Wei sees) Surge plan activated: #3 #inc-" in act
     assert "*Surge plan activated: each department's duties*" in act
     assert "• *Customer service* (@Mei Chen): Activation: add agents" in act
-    assert "== Customer notice for #2: diversion ==" in act
+    assert "== Customer notice for #3: diversion ==" in act
     assert "*Update* from @Mei Chen: 20 more agents on the phones" in act
     assert "has stayed below every warning line for 30 min" in act
     assert "> Li Wei in #incident-leadership: clicks [End the surge plan]" in act
-    summary = act.split("*Summary of the surge plan #2*")[1]
+    summary = act.split("*Summary of the surge plan #3*")[1]
     for line in (
         "Warning line crossed at 22:06:20; proposed at 22:06:20; activated at 22:08:00 by @Li Wei.",
         "• Before (the hour before the crossing): 19",
@@ -150,10 +154,10 @@ def test_the_demo_plays_a_surge_from_the_intake_burst_to_the_summary(transcripts
     assert "[#incident-leadership] incident-desk: :rotating_light: *投诉量已达到预警线*" in act
     assert "10分钟内投诉 20 件（预警线 20），22:06 达到预警线。" in act
     assert "> 李伟 在 #incident-leadership：点击 [启动预案]" in act
-    assert "（仅李伟可见）分流预案已启动：#2 #inc-" in act
-    assert "*分流预案已启动：各部门职责*" in act and "== #2 的客户公告：客户分流 ==" in act
+    assert "（仅李伟可见）分流预案已启动：#3 #inc-" in act
+    assert "*分流预案已启动：各部门职责*" in act and "== #3 的客户公告：客户分流 ==" in act
     assert "> 李伟 在 #incident-leadership：点击 [结束分流预案]" in act
-    summary = act.split("*分流预案 #2 总结*")[1]
+    summary = act.split("*分流预案 #3 总结*")[1]
     for line in (
         "22:06:20 超过预警线；22:06:20 提出启动建议；22:08:00 由 @李伟 启动。",
         "• 之前（超过预警线前一小时）：19",
