@@ -17,6 +17,7 @@ from bot.deadlines.escalation import Escalations
 from bot.deadlines.owner_actions import DeadlineActions
 from bot.deadlines.scheduler import Scheduler, Sweeper
 from bot.deadlines.service import Deadlines
+from bot.drills.service import DrillService
 from bot.incidents.permissions import Permissions
 from bot.incidents.service import IncidentService
 from bot.intake.service import ComplaintIntake
@@ -55,6 +56,7 @@ class Services:
     sweeper: Sweeper
     scheduler: Scheduler  # the timer around the sweeper; `incident-desk run` starts it
     intake: ComplaintIntake  # complaints from the bank's complaint system (the intake API)
+    drills: DrillService  # rehearsals of the plan on their own clock (issue 13)
 
     @classmethod
     def build(
@@ -136,6 +138,16 @@ class Services:
             schedule_changed=schedule_changed,
         )
         reports = ReportService(playbook, db, slack, clock, renderer)
+        # drills: scenarios played as drill incidents; their cues and scorecards are the sweeper's due work
+        drills = DrillService(
+            playbook=playbook,
+            db=db,
+            slack=slack,
+            clock=clock,
+            outbox=outbox,
+            incidents=incidents,
+            schedule_changed=schedule_changed,
+        )
 
         # the clock's sweep and its timer: due deadlines and pages, plus the jobs due at a moment
         sweeper = Sweeper(
@@ -149,6 +161,8 @@ class Services:
                 # side effects whose worker died (lease ran out), whose retry is due, or left unrun past the lease
                 functools.partial(outbox.resume, grace=LEASE),
                 review.post_due_reviews,
+                drills.inject_due,  # a drill's cues and scorecard, due on its compressed clock
+                drills.remind_quarterly,  # a quarter passed with no drill of a kind: the plan's owners are told
                 reports.run_weekly,
                 functools.partial(  # the KPI report's months, computed again once stale (bot/review/kpi.py)
                     refresh_rollup, db, zone=playbook.tz, good_at_least=playbook.satisfaction.good_at_least
@@ -186,4 +200,5 @@ class Services:
             sweeper=sweeper,
             scheduler=scheduler,
             intake=intake,
+            drills=drills,
         )

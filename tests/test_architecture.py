@@ -167,9 +167,14 @@ BOUNDARIES: dict[str, set[str]] = {
     "bot/deadlines": {CORE, SLACK, STORE, *DOMAIN} - {"bot.review", "bot.notices"},
     "bot/notices": {CORE, SLACK, STORE, *DOMAIN} - {"bot.review"},
     "bot/review": {CORE, SLACK, STORE, *DOMAIN},
+<<<<<<< HEAD
     # signals from other systems: recorded, routed to incidents, watched for a surge
     "bot/intake": {CORE, SLACK, STORE, *DOMAIN, "bot.intake", "bot.surge"},
     "bot/surge": {CORE, SLACK, STORE, *DOMAIN, "bot.surge"},  # the surge plan drives incidents, not the intake
+=======
+    "bot/drills": {CORE, SLACK, STORE, *DOMAIN, "bot.drills"},  # a drill is an incident on its own clock
+    "bot/intake": {CORE, STORE, "bot.intake"},  # records what other systems send; no Slack call yet
+>>>>>>> e09749c (Drills: scenarios in the playbook, /incident drill <scenario> [speed] and stop, the drill clock (compressed deadlines, pages and cues on the sweeper), drill notices sent to no one, scorecard; migration 0012)
     "bot/sandbox": {"bot.sandbox"},  # the test server knows nothing of the bot it serves
     "handlers": {CORE, SLACK, *DOMAIN, "bot.intake", "bot.surge", "bot.services", "handlers"},
     "store": {STORE},
@@ -186,6 +191,7 @@ JUSTIFIED = {
     ("bot/slack/registry.py", "bot.incidents.service"): "`open` is parsed into IncidentCreate",
     ("bot/slack/registry.py", "bot.review.service"): "`action` parses its due time (Due)",
     ("bot/slack/registry.py", "bot.services"): "each command names the service method it calls",
+    ("bot/slack/registry.py", "bot.drills.service"): "`drill` lists the scenarios and parses its speed",
     ("bot/slack/signing.py", "store.queries"): "replay protection records each request's signature",
     ("bot/slack/web.py", "bot.intake.service"): "the intake API's body is parsed into ComplaintInput",
     ("bot/slack/web.py", "bot.app"): "the HTTP front serves the built Bot (a type-only import)",

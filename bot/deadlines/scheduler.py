@@ -32,7 +32,7 @@ from bot.core.i18n import _, in_recipients_language, ngettext, use_locale
 from bot.core.render import Renderer, user_mention
 from bot.deadlines.escalation import Escalations, level_name
 from bot.deadlines.service import humanize, is_action_item, next_action, owner_for, reminder_times
-from bot.slack.blocks import page_blocks, reminder_blocks, text_blocks
+from bot.slack.blocks import drill_labelled, page_blocks, reminder_blocks, text_blocks
 from bot.slack.gateway import SlackCallError, SlackGateway
 from store import queries
 from store.db import ping, try_advisory_lock
@@ -246,9 +246,13 @@ class Sweeper:
         for row in locked:
             incident = incidents.get(row.incident_id)
             if isinstance(row, Deadline):
-                sends += self._deadline(s, incident, row, now)
+                decided = self._deadline(s, incident, row, now)
             else:
-                sends += self._escalation(s, incident, row, now)
+                decided = self._escalation(s, incident, row, now)
+            if incident is not None and incident.is_drill:  # a drill's reminders and pages say so
+                for send in decided:
+                    send.text, send.blocks = drill_labelled(send.text, send.blocks)
+            sends += decided
         return sends
 
     @staticmethod

@@ -80,8 +80,16 @@ class Lifecycle:
 
     # ---- opening ----------------------------------------------------------------------------------------
 
-    def open(self, incident_in: IncidentCreate, *, reporter: str, origin_channel: str | None = None) -> Incident:
-        """Record the incident, its default role owners, its deadlines and its channel's set-up, together."""
+    def open(
+        self,
+        incident_in: IncidentCreate,
+        *,
+        reporter: str,
+        origin_channel: str | None = None,
+        prepare: Callable[[Session, Incident], None] | None = None,
+    ) -> Incident:
+        """Record the incident, its default role owners, its deadlines and its channel's set-up, together.
+        `prepare` writes what the plan needs first in the same transaction (a drill's clock)."""
         kind = self.playbook.kinds.get(incident_in.kind)
         if kind is None:
             raise UserInputError(_("Unknown kind. Kinds: {kinds}.", kinds=", ".join(self.playbook.kinds)), field="kind")
@@ -100,7 +108,8 @@ class Lifecycle:
         title = " ".join(incident_in.title.split())
         if not title:
             raise UserInputError(_("Give the incident a title."), field="title")
-        pools = {role: self.permissions.role_pool(role) for role in kind.roles}
+        # a drill starts with its roles open: taking them is part of what it rehearses
+        pools = {role: [] if incident_in.is_drill else self.permissions.role_pool(role) for role in kind.roles}
         now = self.clock.now()
         with self.db.begin() as s:
             incident = queries.add_incident(
@@ -125,6 +134,8 @@ class Lifecycle:
                     welcome_posted=False,
                 ),
             )
+            if prepare is not None:
+                prepare(s, incident)
             for role in kind.roles:
                 pool = pools[role]
                 owner = pool[queries.next_rotation_position(s, role, len(pool))] if pool else None
