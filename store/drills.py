@@ -24,6 +24,10 @@ def get_drill(session: Session, incident_id: int) -> Drill | None:
     return session.get(Drill, incident_id)
 
 
+def get_drill_cue(session: Session, cue_id: int) -> DrillCue | None:
+    return session.get(DrillCue, cue_id)
+
+
 def due_drill_cues(session: Session, now: datetime, limit: int = 100) -> list[DrillCue]:
     """Cues whose moment has come and that were not injected yet, oldest first."""
     stmt = (

@@ -90,7 +90,7 @@ def test_a_payment_outage_drill_at_speed_60_is_scored_and_reaches_no_customer(
         ":x: Progress update posted (Incident lead): missed (limit 1h 0m)",
         f":white_check_mark: Customers answered (notice published or solution given) (Customer comms): <@{LEAD}> "
         "at T+40m (limit 1h 0m), on time",
-        ":x: Resolved (Incident lead): missed (limit 2h 0m)",
+        ":x: Incident resolved (Incident lead): missed (limit 2h 0m)",
     ]
 
     # nothing reached a customer target, the status page or the broadcast; the KPIs did not move

@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -50,7 +51,7 @@ ACTION_LABELS = {
     "ack": N_("Lead acknowledges"),
     "update": N_("Progress update posted"),
     "customer_answered": N_("Customers answered (notice published or solution given)"),
-    "resolved": N_("Resolved"),
+    "resolved": N_("Incident resolved"),
 }
 # which timeline events do an expected action
 EVENTS = {
@@ -99,6 +100,10 @@ def parse_speed(word: str) -> float:
     return speed
 
 
+Outcome = Literal["on_time", "late", "missed"]
+OUTCOMES: tuple[Outcome, ...] = ("on_time", "late", "missed")
+
+
 @dataclass(frozen=True)
 class Score:
     """One expected action on the scorecard."""
@@ -108,7 +113,7 @@ class Score:
     offset: timedelta | None  # plan time it was done at; None: missed
 
     @property
-    def outcome(self) -> str:
+    def outcome(self) -> Outcome:
         if self.offset is None:
             return "missed"
         return "on_time" if self.offset <= self.expect.within else "late"
@@ -353,7 +358,7 @@ class DrillService:
             with self.db.begin() as s:
                 if not store.claim_drill_cue(s, cue_id, at=now):
                     continue  # another sweep took it
-                cue = s.get(DrillCue, cue_id)
+                cue = store.get_drill_cue(s, cue_id)
                 incident = queries.get_incident(s, incident_id)
                 drill = store.get_drill(s, incident_id)
                 if cue is None or incident is None or drill is None or incident.status == IncidentStatus.CLOSED:
@@ -453,9 +458,6 @@ class DrillService:
                 self.slack.dm(owner, text, key=f"drill-reminder:{quarter}:{'+'.join(kinds)}:{owner}")
             except SlackCallError as exc:
                 log.warning("drills: could not remind %s: %s", owner, exc.error)
-
-
-OUTCOMES = ("on_time", "late", "missed")
 
 
 def scenario_list(playbook: Playbook, *, unknown: str | None = None) -> str:
