@@ -70,7 +70,7 @@ def list_drills(session: Session, start: datetime, end: datetime) -> list[tuple[
         .where(Incident.is_drill.is_(True), Incident.created_at >= start, Incident.created_at < end)
         .order_by(Incident.created_at, Incident.id)
     )
-    return [(incident, drill) for incident, drill in session.execute(stmt).tuples()]
+    return [(incident, drill) for incident, drill in session.execute(stmt)]
 
 
 def drilled_kinds(session: Session, start: datetime, end: datetime) -> set[str]:

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from bot.cli import main
+from bot.core.config import ConfigError, load_playbook_text
+from bot.core.i18n import use_locale
 from bot.sandbox.driver import click_button
 from bot.sandbox.server import Message
 from store.models import Drill, Incident
-from tests.conftest import LEAD, LEGAL, TECH, Stack
+from tests.conftest import LEAD, LEGAL, OUTSIDER, REPORTER, ROOT, TECH, Stack, playbook_text
 from tests.notice_targets import SmtpServer, WebhookReceiver, wire_targets
 
 CARD = "6222021234567890123"
@@ -121,3 +126,112 @@ def _get(stack: Stack, path: str) -> bytes:
 
     with urllib.request.urlopen(stack.http.url + path, timeout=10) as response:
         return bytes(response.read())
+
+
+@pytest.mark.playbook({"locale: zh-CN": "locale: zh-CN"})  # the shipped language: the channel speaks Chinese
+def test_drill_input_is_checked_and_stop_ends_a_drill_with_its_scorecard_in_the_channel_language(stack: Stack) -> None:
+    general = stack.sandbox.channel_by_name("general")
+    assert general is not None
+
+    def told(text: str, user: str = REPORTER, where: str = general.id) -> str:
+        stack.driver.slash(user, where, text)
+        return stack.ephemeral_texts(user)[-1]
+
+    assert told("drill fire-drill") == (
+        "There is no drill scenario `fire-drill`. Scenarios: `payment-outage` (Payment outage), `mass-complaint` "
+        "(Mass complaints), `data-leak` (Customer data leak). Example: `/incident drill payment-outage 60`."
+    )
+    assert told("drill payment-outage fast").startswith("`fast` is not a speed: give how many times faster")
+    assert told("drill payment-outage 0").startswith("`0` is not a speed")
+    assert told("drill").startswith("Say which scenario and, if you like, how fast:")
+    assert told("drill stop") == (
+        "`/incident drill stop` ends a drill: type it in the drill's channel (its name starts with drill-)."
+    )
+    with stack.bot.services.db() as s:
+        assert s.scalar(select(Incident.id)) is None  # nothing was opened
+
+    stack.driver.slash(REPORTER, general.id, "演练 data-leak 600")  # the Chinese alias, ten hours of plan a minute
+    channel = stack.incident_channel(1)
+    assert channel.name.startswith("drill-inc-20261124-1-")
+    card = stack.sandbox.channel_messages(channel.id)[0]
+    assert card.blocks[0]["text"]["text"] == "[演练] #1 演练：疑似客户信息泄露"
+    assert all(t.startswith("[演练]") for t in stack.texts(channel.id))
+
+    stack.advance(seconds=3)  # 30 minutes of plan: the cues at 0m and 15m, not the one at 45m
+    cues = [t for t in stack.texts(channel.id) if ":mega:" in t]
+    assert cues == [
+        "[演练] :mega: *监控告警*（T+0分钟）：安全监控：异常账户批量导出客户数据。",
+        "[演练] :mega: *客户投诉*（T+15分钟）：客户投诉收到冒充本行的诈骗短信，内容含其身份信息。",
+    ]
+    assert told("drill stop", OUTSIDER, channel.id).startswith("Only ")
+    assert told("drill stop", REPORTER, channel.id) == "Drill #1 stopped; the scorecard is in the channel."
+    scorecard = next(t for t in stack.texts(channel.id) if "演练评分表" in t)
+    assert (
+        scorecard.splitlines()[0]
+        == "[演练] :clipboard: *演练评分表：客户信息泄露*（速度 600 倍）：按时 2 项，超时 0 项，未完成 5 项。"
+    )
+    assert f":white_check_mark: 组长确认（事件组长）：<@{REPORTER}> 于 T+0分钟 完成（时限 5分钟），按时" in scorecard
+    assert (
+        f":white_check_mark: 事件已解决（事件组长）：<@{REPORTER}> 于 T+30分钟 完成（时限 6小时0分钟），按时"
+        in scorecard
+    )
+    assert ":x: 认领角色：法律合规：未完成（时限 15分钟）" in scorecard
+
+    stack.advance(seconds=60)  # a stopped drill injects nothing more, and its scorecard is not posted again
+    assert len([t for t in stack.texts(channel.id) if ":mega:" in t]) == 2
+    assert sum("演练评分表" in t for t in stack.texts(channel.id)) == 1
+
+    # the weekly report lists the drill (and only there: the figures leave it out)
+    report = stack.bot.services.reports
+    start, end, _label = report.period()
+    with use_locale("zh-CN"):  # as the weekly report is posted: in the channel's language
+        listed = report.drills_text(start, end)
+    assert listed == "*已开展演练*：1 次\n• #1 客户信息泄露（信息安全事件），600 倍速 — 开始于 2026-11-24 10:00 北京时间"
+
+
+def test_a_quarter_without_a_drill_of_a_kind_reminds_the_plans_owner_once(stack: Stack) -> None:
+    stack.bot.sweeper.sweep()  # the bot starts watching in 2026 Q4: that quarter began before, it is not judged
+    stack.clock.set(datetime(2027, 1, 1, 0, 5, tzinfo=UTC))
+    stack.bot.sweeper.sweep()
+    assert not [t for t in stack.dm_texts(LEAD) if ":calendar:" in t]
+
+    general = stack.sandbox.channel_by_name("general")
+    assert general is not None
+    stack.clock.set(datetime(2027, 2, 1, 2, 0, tzinfo=UTC))
+    stack.driver.slash(TECH, general.id, "drill payment-outage 6000")  # an outage drill in 2027 Q1
+    stack.driver.slash(TECH, stack.incident_channel(1).id, "drill stop")
+
+    stack.clock.set(datetime(2027, 3, 31, 16, 5, tzinfo=UTC))  # 00:05 on 1 April in Shanghai: Q1 is over
+    stack.bot.sweeper.sweep()
+    stack.bot.sweeper.sweep()
+    reminders = [t for t in stack.dm_texts(LEAD) if ":calendar:" in t]
+    assert reminders == [
+        ":calendar: No drill rehearsed Traffic surge, Security incident in 2027Q1; the plan asks for one every "
+        "quarter. Start one with `/incident drill <scenario>`. Scenarios: `payment-outage` (Payment outage), "
+        "`mass-complaint` (Mass complaints), `data-leak` (Customer data leak)."
+    ]
+
+
+def test_a_scenario_naming_an_unknown_role_or_kind_is_a_config_error_naming_the_field(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    text = playbook_text(
+        **{
+            "{action: role_taken, role: tech_support, within: 10m}": "{action: role_taken, role: techie, within: 10m}",
+            "kind: security\n      severity: sev1": "kind: breach\n      severity: sev1",
+            "{action: update, role: lead, within: 1h}": "{action: posted, role: lead, within: 1h}",
+        }
+    )
+    with pytest.raises(ConfigError) as raised:
+        load_playbook_text(text)
+    problems = "\n".join(raised.value.problems)
+    assert "drills.scenarios.payment-outage.expect.0.role (line " in problems and "unknown role 'techie'" in problems
+    assert "drills.scenarios.data-leak.kind (line " in problems and "unknown kind 'breach'" in problems
+    assert "drills.scenarios.payment-outage.expect.4.action (line " in problems
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert main(["check-config", str(path)]) == 2
+    assert "drills.scenarios.payment-outage.expect.0.role" in capsys.readouterr().err
+
+    assert main(["check-config", str(ROOT / "config.yaml")]) == 0  # the shipped scenarios load; nobody is reminded
+    assert "  ! drills.owners: nobody is reminded when a quarter passes without a drill" in capsys.readouterr().out

@@ -236,10 +236,10 @@ class DrillService:
     def stop(self, *, channel_id: str, actor: str, command: str = "") -> str:
         """End the drill typed in: resolve it (its review and action items then work as for real incidents),
         inject nothing more, and post the scorecard unless it was already."""
-        incident = self.incidents.find(channel_id=channel_id)
         with self.db() as s:
-            drill = store.get_drill(s, incident.id)
-        if not incident.is_drill or drill is None:
+            incident = queries.get_incident_by_channel(s, channel_id)
+            drill = store.get_drill(s, incident.id) if incident is not None else None
+        if incident is None or not incident.is_drill or drill is None:
             raise UserInputError(
                 _("`/incident drill stop` ends a drill: type it in the drill's channel (its name starts with drill-).")
             )
@@ -402,7 +402,8 @@ class DrillService:
     def remind_quarterly(self, now: datetime) -> list[str]:
         """When a quarter has passed with no drill of a kind the scenarios rehearse, DM the plan's owners, once
         per quarter and kind (claimed in the store). Quarters begun before the bot watched are not judged."""
-        kinds = sorted({spec.kind for spec in self.playbook.drills.scenarios.values()})
+        rehearsed = {spec.kind for spec in self.playbook.drills.scenarios.values()}
+        kinds = [kind for kind in self.playbook.kinds if kind in rehearsed]  # in the playbook's order
         if not kinds:
             return []
         tz = self.playbook.tz
