@@ -15,7 +15,7 @@ from bot.core.i18n import use_locale
 from bot.sandbox.driver import click_button
 from bot.sandbox.server import Message
 from store.models import Drill, Incident
-from tests.conftest import LEAD, LEGAL, OUTSIDER, REPORTER, ROOT, TECH, Stack, playbook_text
+from tests.conftest import ADMIN, LEAD, LEGAL, OUTSIDER, REPORTER, ROOT, TECH, Stack, playbook_text
 from tests.notice_targets import SmtpServer, WebhookReceiver, wire_targets
 
 CARD = "6222021234567890123"
@@ -42,6 +42,8 @@ def preview(stack: Stack, channel: str) -> Message:
     )
 
 
+# the leadership group has a member: a real incident's chain reaches them, a drill's never does
+@pytest.mark.playbook({"users: [], ack_timeout: 1h}": f"users: [{ADMIN}], ack_timeout: 1h}}"})
 def test_a_payment_outage_drill_at_speed_60_is_scored_and_reaches_no_customer(
     stack: Stack, targets: tuple[WebhookReceiver, SmtpServer]
 ) -> None:
@@ -97,6 +99,12 @@ def test_a_payment_outage_drill_at_speed_60_is_scored_and_reaches_no_customer(
         "at T+40m (limit 1h 0m), on time",
         ":x: Incident resolved (Incident lead): missed (limit 2h 0m)",
     ]
+
+    # the missed status update paged the drill's people at plan-time intervals, never the leadership group
+    pages = [t for t in stack.dm_texts(LEAD) if "Page for #1" in t]
+    assert pages and pages[0].startswith("[DRILL] :rotating_light: *Page for #1*: Status update missed")
+    assert "If nobody acknowledges within 15m" in pages[0]
+    assert stack.dm_texts(ADMIN) == []
 
     # nothing reached a customer target, the status page or the broadcast; the KPIs did not move
     assert hooks.received == [] and smtp.inbox.messages == []

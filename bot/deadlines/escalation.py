@@ -82,7 +82,7 @@ class Escalations:
         for level in levels:
             level["users"] = [u for u in level["users"] if u in participants]
             level["usergroup"] = None
-            level["ack_timeout"] = max(1, int(level["ack_timeout"] / speed))
+            level["ack_timeout"] = level["ack_timeout"] / speed  # seconds, fractional at high speeds
         return levels
 
     def active(self, s: Session, incident_id: int) -> list[Escalation]:
