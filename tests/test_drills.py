@@ -185,6 +185,12 @@ def test_drill_input_is_checked_and_stop_ends_a_drill_with_its_scorecard_in_the_
     )
     assert ":x: 认领角色：法律合规：未完成（时限 15分钟）" in scorecard
 
+    # the drill's review works as for a real incident, and its timeline tells the cues
+    stack.driver.slash(REPORTER, channel.id, "review post")
+    assert stack.texts(channel.id)[-1] == "[演练] 事件 #1 的复盘草稿"
+    stack.driver.slash(REPORTER, channel.id, "timeline")
+    assert "— drill cue: 安全监控：异常账户批量导出客户数据。" in stack.ephemeral_texts(REPORTER)[-1]
+
     stack.advance(seconds=60)  # a stopped drill injects nothing more, and its scorecard is not posted again
     assert len([t for t in stack.texts(channel.id) if ":mega:" in t]) == 2
     assert sum("演练评分表" in t for t in stack.texts(channel.id)) == 1

@@ -95,6 +95,8 @@ EVENT_NAMES = {
     "action_added": N_("action added"),
     "review_posted": N_("review posted"),
     "review_completed": N_("review completed"),
+    "drill_cue": N_("drill cue"),  # a drill's scenario told the team something (bot/drills)
+    "drill_scored": N_("drill scored"),
 }
 
 

@@ -371,11 +371,12 @@ class DrillService:
                 if spec is None or cue.seq >= len(spec.cues):
                     continue  # the playbook changed under a running drill: nothing to say for this one
                 with in_channel_language(self.playbook):
+                    said = spec.cues[cue.seq].text_in(current_locale())
                     text = _(
                         ":mega: *{label}* ({at}): {text}",
                         label=_(CUE_LABELS.get(cue.kind, cue.kind)),
                         at=plan_time(timedelta(seconds=cue.offset_seconds)),
-                        text=safe_text(mask_identifiers(spec.cues[cue.seq].text_in(current_locale()))),
+                        text=safe_text(mask_identifiers(said)),
                     )
                 queries.add_timeline_event(
                     s,
@@ -383,7 +384,7 @@ class DrillService:
                     at=now,
                     event="drill_cue",
                     actor_id=None,
-                    text=cue.kind,
+                    text=said,
                     data={"seq": cue.seq, "plan_seconds": cue.offset_seconds},
                 )
                 self.outbox.add(s, incident_id, f"drill:{incident_id}:cue:{cue.seq}", "post", text=text)
