@@ -167,14 +167,10 @@ BOUNDARIES: dict[str, set[str]] = {
     "bot/deadlines": {CORE, SLACK, STORE, *DOMAIN} - {"bot.review", "bot.notices"},
     "bot/notices": {CORE, SLACK, STORE, *DOMAIN} - {"bot.review"},
     "bot/review": {CORE, SLACK, STORE, *DOMAIN},
-<<<<<<< HEAD
     # signals from other systems: recorded, routed to incidents, watched for a surge
     "bot/intake": {CORE, SLACK, STORE, *DOMAIN, "bot.intake", "bot.surge"},
     "bot/surge": {CORE, SLACK, STORE, *DOMAIN, "bot.surge"},  # the surge plan drives incidents, not the intake
-=======
     "bot/drills": {CORE, SLACK, STORE, *DOMAIN, "bot.drills"},  # a drill is an incident on its own clock
-    "bot/intake": {CORE, STORE, "bot.intake"},  # records what other systems send; no Slack call yet
->>>>>>> e09749c (Drills: scenarios in the playbook, /incident drill <scenario> [speed] and stop, the drill clock (compressed deadlines, pages and cues on the sweeper), drill notices sent to no one, scorecard; migration 0012)
     "bot/sandbox": {"bot.sandbox"},  # the test server knows nothing of the bot it serves
     "handlers": {CORE, SLACK, *DOMAIN, "bot.intake", "bot.surge", "bot.services", "handlers"},
     "store": {STORE},
