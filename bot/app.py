@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import handlers.actions
 import handlers.commands
 import handlers.notices
+import handlers.plan
 import handlers.review
 import handlers.views
 from bot.core.clock import Clock, SystemClock
@@ -79,6 +80,7 @@ def create_app(
     handlers.views.register(app, services)
     handlers.notices.register(app, services)
     handlers.review.register(app, services)
+    handlers.plan.register(app, services)
     app.error(_error_handler(services, gateway, playbook))
     verifier = RequestVerifier(signing_secret, session_factory) if signing_secret else None
     return Bot(app, services, executor, services.sweeper, services.scheduler, verifier)

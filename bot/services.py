@@ -26,6 +26,7 @@ from bot.notices.outbox import LEASE, Outbox
 from bot.notices.service import NoticeService
 from bot.notices.status_page import StatusPage
 from bot.notices.webhooks import WebhookSender
+from bot.plan.service import PlanService
 from bot.review.kpi import refresh_rollup
 from bot.review.service import ReviewService
 from bot.review.weekly import ReportService
@@ -56,6 +57,7 @@ class Services:
     sweeper: Sweeper
     scheduler: Scheduler  # the timer around the sweeper; `incident-desk run` starts it
     intake: ComplaintIntake  # complaints from the bank's complaint system (the intake API)
+    plan: PlanService  # the plan's versions: announcing a new one, read confirmations, the yearly review
     drills: DrillService  # rehearsals of the plan on their own clock (issue 13)
 
     @classmethod
@@ -138,6 +140,7 @@ class Services:
             schedule_changed=schedule_changed,
         )
         reports = ReportService(playbook, db, slack, clock, renderer)
+        plan = PlanService(playbook, db, slack, clock)
         # drills: scenarios played as drill incidents; their cues and scorecards are the sweeper's due work
         drills = DrillService(
             playbook=playbook,
@@ -164,6 +167,7 @@ class Services:
                 drills.inject_due,  # a drill's cues and scorecard, due on its compressed clock
                 drills.remind_quarterly,  # a quarter passed with no drill of a kind: the plan's owners are told
                 reports.run_weekly,
+                plan.run,  # a new version's announcement, reminders to read it, the yearly review
                 functools.partial(  # the KPI report's months, computed again once stale (bot/review/kpi.py)
                     refresh_rollup, db, zone=playbook.tz, good_at_least=playbook.satisfaction.good_at_least
                 ),
@@ -200,5 +204,6 @@ class Services:
             sweeper=sweeper,
             scheduler=scheduler,
             intake=intake,
+            plan=plan,
             drills=drills,
         )

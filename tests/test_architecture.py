@@ -170,6 +170,7 @@ BOUNDARIES: dict[str, set[str]] = {
     # signals from other systems: recorded, routed to incidents, watched for a surge
     "bot/intake": {CORE, SLACK, STORE, *DOMAIN, "bot.intake", "bot.surge"},
     "bot/surge": {CORE, SLACK, STORE, *DOMAIN, "bot.surge"},  # the surge plan drives incidents, not the intake
+    "bot/plan": {CORE, SLACK, STORE, "bot.plan"},  # the plan's versions: stored, announced, confirmed
     "bot/drills": {CORE, SLACK, STORE, *DOMAIN, "bot.drills"},  # a drill is an incident on its own clock
     "bot/sandbox": {"bot.sandbox"},  # the test server knows nothing of the bot it serves
     "handlers": {CORE, SLACK, *DOMAIN, "bot.intake", "bot.surge", "bot.services", "handlers"},

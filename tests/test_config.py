@@ -219,3 +219,18 @@ def test_names_per_language_are_optional_and_fall_back_to_the_english_name() -> 
         assert playbook.role_name("no_such_role") == "no_such_role"
     with use_locale("en"):  # the row's own name: the one it was created with
         assert playbook.deadline_name("complaint", "investigation", "Investigation done") == "Investigation done"
+
+
+def test_the_surge_plan_must_name_a_kind_the_playbook_has(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, playbook_text(**{"  kind: surge\n  severity: sev2": "  kind: rush\n  severity: sev2"}))
+    assert main(["check-config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "surge.kind" in err and "'rush' is not one of kinds" in err
+
+
+def test_a_playbook_without_a_surge_section_or_kind_loads_with_the_surge_plan_off() -> None:
+    text = playbook_text()
+    text = text[: text.index("\nsurge:")]  # the section is the file's last
+    text = text.replace("  surge:\n    name: Traffic surge", "  rush:\n    name: Traffic surge")
+    assert load_playbook_text(text).surge.enabled is False
+    assert load_playbook_text(playbook_text()).surge.enabled is True

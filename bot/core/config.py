@@ -419,6 +419,42 @@ class SurgeSpec(_Strict):
         return parse_duration(value)
 
 
+# ---- the plan's life cycle: its changelog, the announcement of a new version, the yearly review ----------------
+
+
+class ChangelogEntry(_Strict):
+    """One version of the plan: when it was made, why, and what changed (required when the content changes)."""
+
+    version: str = Field(min_length=1)
+    date: date
+    reason: str = Field(min_length=1)
+    changes: tuple[str, ...] = ()
+
+
+class PlanChangesSpec(_Strict):
+    """Who is told of a new version of the plan, how often those who have not confirmed reading it are
+    reminded, and when the plan is due for its review."""
+
+    channel: str | None = None  # None: the weekly report's channel
+    remind_every: timedelta = timedelta(days=1)
+    review_every: timedelta = timedelta(days=365)
+    owners: tuple[str, ...] = ()  # the plan's owners (reminded of its review); none: the admins
+    review_severities: tuple[str, ...] = ("sev1", "sev2")  # their review drafts get a "plan changes" section
+
+    @field_validator("remind_every", "review_every", mode="before")
+    @classmethod
+    def _durations(cls, value: object) -> timedelta:
+        return parse_duration(value)
+
+    @field_validator("owners")
+    @classmethod
+    def _owners(cls, owners: tuple[str, ...]) -> tuple[str, ...]:
+        for owner in owners:
+            if not re.fullmatch(r"[UW][A-Z0-9]{2,}", owner):
+                raise ValueError(f"{owner!r} is not a Slack user ID (they look like U012ABCDEF)")
+        return owners
+
+
 # ---- drills: rehearsal scenarios of the plan (issue 13) --------------------------------------------------------
 
 DRILL_CUE_KINDS = ("complaint", "alert", "volume", "callback", "journalist")
@@ -577,7 +613,24 @@ class Playbook(_Strict):
     escalation: EscalationSpec = Field(default_factory=_default_escalation)
     masking: MaskingSpec = MaskingSpec()
     surge: SurgeSpec = SurgeSpec()
-    drills: DrillsSpec = DrillsSpec()
+    # the plan's versions (newest last or first, any order): an entry is required for every new version
+    changelog: tuple[ChangelogEntry, ...] = ()
+    plan_changes: PlanChangesSpec = PlanChangesSpec()
+    drills: DrillsSpec = DrillsSpec()  # rehearsals of the plan (bot/drills)
+
+    @field_validator("changelog")
+    @classmethod
+    def _one_entry_per_version(cls, entries: tuple[ChangelogEntry, ...]) -> tuple[ChangelogEntry, ...]:
+        seen = [e.version for e in entries]
+        twice = sorted({v for v in seen if seen.count(v) > 1})
+        if twice:
+            raise ValueError(f"version {', '.join(twice)} has more than one entry; keep one per version")
+        return entries
+
+    def changelog_entry(self, version: str | None = None) -> ChangelogEntry | None:
+        """The changelog entry of `version` (default: this playbook's own)."""
+        wanted = self.version if version is None else version
+        return next((e for e in self.changelog if e.version == wanted), None)
 
     @field_validator("template_folder")
     @classmethod
@@ -629,6 +682,8 @@ class Playbook(_Strict):
         problems = cross_reference_problems(self.model_dump(exclude_unset=True))  # never blame a default
         if problems:
             raise ValueError("\n".join(problems))
+        if self.surge.enabled and self.surge.kind not in self.kinds:  # only a default can get here
+            object.__setattr__(self, "surge", self.surge.model_copy(update={"enabled": False}))  # frozen model
         return self
 
     @property
@@ -771,6 +826,8 @@ def cross_reference_problems(data: dict[str, Any]) -> list[str]:
 
 def _surge_problems(surge: dict[str, Any], kinds: dict[str, Any], severities: dict[str, Any]) -> list[str]:
     problems: list[str] = []
+    if not surge:  # not written: the surge plan is off where the playbook has no surge kind (see Playbook)
+        return problems
     surge_kind = surge.get("kind", "surge")
     if kinds and surge.get("enabled", True) and surge_kind not in kinds:
         problems.append(f"surge.kind: {surge_kind!r} is not one of kinds ({', '.join(kinds)})")
