@@ -434,6 +434,35 @@ class PlanConfirmation(Base):
     __table_args__ = (UniqueConstraint("version_id", "user_id", name="uq_plan_confirmations_version_user"),)
 
 
+class SurgeRun(Base):
+    """A surge plan running as an incident (seed 004): started once (duties, notices, chart), its live chart's
+    last refresh, the End suggestion, and who ended it. The primary key makes the start happen once."""
+
+    __tablename__ = "surge_runs"
+
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    chart_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the live chart's last posting
+    end_suggested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # None again once volume rises
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_by: Mapped[str | None] = mapped_column(String(40))
+
+
+class AlertGroup(Base):
+    """An Alertmanager group (its `groupKey`) and the incident it opened: later notifications of the group
+    join that incident instead of opening another (the unique key decides between concurrent deliveries).
+    `fingerprints` are the alerts seen firing in it, so a new alert is told apart from a repeat."""
+
+    __tablename__ = "alert_groups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    group_key: Mapped[str] = mapped_column(Text, unique=True)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    last_status: Mapped[str] = mapped_column(String(10))  # firing, resolved (store/states.py AlertGroupStatus)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    fingerprints: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
 # ---- drills (issue 13): a drill's own clock, its cues and the quarterly reminders ---------------------------------
 
 

@@ -12,13 +12,15 @@ from bot.core.completeness import completeness_findings
 from bot.core.config import load_playbook_text
 from tests.conftest import TEST_EDITS, playbook_text
 
-# A deliberately incomplete plan: the surge plan has no time limit, a complaint category has no route, and
+# A deliberately incomplete plan: a security incident has no time limit, a complaint category has no route, and
 # customer comms (who owns three complaint steps) has nobody by default.
 INCOMPLETE = {
     **TEST_EDITS,
     (
-        "    deadlines:\n      - {key: status_update, name: Progress report to the command, "
-        "names: {zh-CN: 向指挥部报告进展}, owner: lead, after: 1h, cadence: true}"
+        "    deadlines:\n      - {key: acknowledge, name: Lead acknowledges the incident, "
+        "names: {zh-CN: 组长确认事件}, owner: lead, after: 5m, met_by: [ack]}\n"
+        "      - {key: status_update, name: Status update, "
+        "names: {zh-CN: 进展通报}, owner: lead, after: 30m, cadence: true}"
     ): "    deadlines: []",
     "policy: legal_compliance, ": "",
 }
@@ -32,6 +34,8 @@ COMPLETE = {
     ),
     "aliases: [financial, 财务]\n    default_owners: []": "aliases: [financial, 财务]\n    usergroup: S0FIN0001",
     "(预案领导小组), users: []": "(预案领导小组), users: [UBOSS000001]",
+    "市场部, 营销]\n    default_owners: []": "市场部, 营销]\n    default_owners: [UMARKET0001]",
+    "人力资源, 人力资源部]\n    default_owners: []": "人力资源, 人力资源部]\n    usergroup: S0HR00001",
 }
 
 
@@ -43,7 +47,7 @@ def test_check_config_lists_every_gap_of_an_incomplete_plan_and_fails_on_them_on
     assert main(["check-config", str(path)]) == 0
     out = capsys.readouterr().out
     gaps = [line.removeprefix("  ! ") for line in out.splitlines() if line.startswith("  ! ")]
-    assert "kinds.surge.deadlines: none; no step of a surge incident has a time limit" in gaps
+    assert "kinds.security.deadlines: none; no step of a security incident has a time limit" in gaps
     comms_steps = [g for g in gaps if g.startswith("kinds.complaint.deadlines.")]
     assert [g.split(":")[0] for g in comms_steps] == [
         "kinds.complaint.deadlines.0.owner",
@@ -85,5 +89,5 @@ def test_a_complete_plan_has_no_gaps_and_a_missing_notice_template_is_named_per_
     )
     assert "kinds.outage.notice_channels.status_page: no resolved notice template in zh-TW" in " ".join(found)
     assert not any(" in zh-CN " in f or " in en " in f for f in found)
-    # 4 kinds' channels (complaint 4, outage/surge/security 5 each) × 3 stages, in the one missing locale
-    assert len(found) == (4 + 5 * 3) * 3
+    # 4 kinds' channels (complaint 4, outage/surge/security 5 each) × 4 stages, in the one missing locale
+    assert len(found) == (4 + 5 * 3) * 4

@@ -28,7 +28,7 @@ def line_of(fragment: str) -> int:
 
 def test_the_shipped_playbook_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check-config", str(ROOT / "config.yaml")]) == 0
-    assert "OK — playbook 2026.11-3, 4 kinds, 7 roles, 4 severities" in capsys.readouterr().out
+    assert "OK — playbook 2026.11-3, 4 kinds, 9 roles, 4 severities" in capsys.readouterr().out
 
 
 def test_check_config_names_the_field_and_line_of_an_unknown_role(
@@ -214,7 +214,7 @@ def test_names_per_language_are_optional_and_fall_back_to_the_english_name() -> 
     with use_locale("zh-CN"):
         assert playbook.deadline_name("complaint", "investigation", "Investigation finished") == "完成调查"
         # the same key in another kind has that kind's own name; an action item keeps the text typed for it
-        assert playbook.deadline_name("surge", "status_update", "Status update") == "向指挥部报告进展"
+        assert playbook.deadline_name("surge", "report_marketing", "Marketing progress report") == "市场营销部进展报告"
         assert playbook.deadline_name("complaint", "action_3", "Alert on retries") == "Alert on retries"
         assert playbook.role_name("no_such_role") == "no_such_role"
     with use_locale("en"):  # the row's own name: the one it was created with

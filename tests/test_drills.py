@@ -237,6 +237,7 @@ def test_a_scenario_naming_an_unknown_role_or_kind_is_a_config_error_naming_the_
             "{action: role_taken, role: tech_support, within: 10m}": "{action: role_taken, role: techie, within: 10m}",
             "kind: security\n      severity: sev1": "kind: breach\n      severity: sev1",
             "{action: update, role: lead, within: 1h}": "{action: posted, role: lead, within: 1h}",
+            "{action: role_taken, role: marketing, within: 20m}": "{action: role_taken, role: finance, within: 20m}",
         }
     )
     with pytest.raises(ConfigError) as raised:
@@ -245,6 +246,8 @@ def test_a_scenario_naming_an_unknown_role_or_kind_is_a_config_error_naming_the_
     assert "drills.scenarios.payment-outage.expect.0.role (line " in problems and "unknown role 'techie'" in problems
     assert "drills.scenarios.data-leak.kind (line " in problems and "unknown kind 'breach'" in problems
     assert "drills.scenarios.payment-outage.expect.4.action (line " in problems
+    assert "drills.scenarios.mass-complaint.expect.1.role (line " in problems
+    assert "'finance' is not one of the surge kind's roles" in problems
     path = tmp_path / "config.yaml"
     path.write_text(text, encoding="utf-8")
     assert main(["check-config", str(path)]) == 2

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import string
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -203,6 +204,18 @@ class EscalationSpec(_Strict):
     page_on_open: tuple[str, ...] = ("sev1", "sev2")
 
 
+class DepartmentSpec(_Strict):
+    """A department of a plan that runs by departments (seed 004: the surge plan): its name in this plan, which
+    may differ from its role's (客户服务部 for customer comms, 预案领导小组 for the lead), and its duties on
+    activation, per locale. Posted in the channel when the plan starts, one line per department."""
+
+    names: dict[str, str] = {}  # the department's name per locale, e.g. {zh-CN: 客户服务部, en: Customer service}
+    duties: dict[str, str] = Field(min_length=1)  # per locale, e.g. {zh-CN: 增加客服人员…, en: Add agents…}
+
+    def name_in(self, locale: str, fallback: str) -> str:
+        return self.names.get(locale) or fallback
+
+
 class KindSpec(_Strict):
     name: str = Field(min_length=1)
     names: dict[str, str] = {}  # the kind's name in each notice locale, e.g. {zh-CN: 客户投诉}
@@ -219,6 +232,8 @@ class KindSpec(_Strict):
     notice_channels: tuple[str, ...] | None = None
     # who may read an incident's details (status, timeline, deadlines) outside its channel
     visible_to: Literal["participants", "everyone"] = "participants"
+    # the plan's departments, keyed by the role that is each (seed 004; bot/surge/plan.py posts their duties)
+    departments: dict[str, DepartmentSpec] = {}
 
     def name_in(self, locale: str) -> str:
         """The kind's name for staff reading `locale`: `name` (the English one staff know) in English, else the
@@ -296,7 +311,8 @@ class WeeklyReportSpec(_Strict):
         return expression
 
 
-NOTICE_STAGES = ("initial", "update", "resolved")
+# `diversion` (客户分流, seed 004): tells customers which other channels to use; drafted when a surge plan starts
+NOTICE_STAGES = ("initial", "update", "resolved", "diversion")
 # Channels everyone can read: a kind whose notices answer one customer never uses them.
 PUBLIC_NOTICE_CHANNELS = ("status_page", "social")
 # Channels a customer-audience kind uses by default: straight back to the customer, plus the staff broadcast.
@@ -455,6 +471,67 @@ class PlanChangesSpec(_Strict):
         return owners
 
 
+# ---- Alertmanager's webhook (POST /api/v1/alerts/alertmanager) --------------------------------------------------
+
+ALERT_TITLE_FIELDS = ("summary", "alertname", "labels")
+
+
+class AlertsSpec(_Strict):
+    """What a firing Alertmanager group opens: an incident of `kind`, its severity read from the label
+    `severity_label` through `severities` (label value → playbook severity; `default_severity` for a value not
+    listed, else the kind's default), its title from `title` ({summary}: commonAnnotations.summary, else the
+    alert name and the group's labels; {alertname}; {labels}), its category from `category_label` when that
+    label holds one of the kind's categories. `resolve_on_resolved`: a resolved notification also resolves it."""
+
+    kind: str = "outage"
+    severity_label: str = "severity"
+    severities: dict[str, str] = {
+        "critical": "sev1",
+        "major": "sev2",
+        "error": "sev2",
+        "warning": "sev3",
+        "info": "sev4",
+    }
+    default_severity: str | None = None
+    resolve_on_resolved: bool = False
+    title: str = "{summary}"
+    category_label: str | None = None
+
+    @field_validator("severities")
+    @classmethod
+    def _lower(cls, value: dict[str, str]) -> dict[str, str]:
+        return {str(k).strip().lower(): v for k, v in value.items()}  # label values are matched ignoring case
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        try:
+            fields = {name for _text, name, _spec, _conv in string.Formatter().parse(value) if name is not None}
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a title template ({exc})") from None
+        unknown = fields - set(ALERT_TITLE_FIELDS)
+        if unknown or not value.strip():
+            raise ValueError(
+                f"{value!r}: use the placeholders {', '.join('{' + f + '}' for f in ALERT_TITLE_FIELDS)} only"
+            )
+        return value
+
+
+def _alerts_problems(alerts: dict[str, Any], kinds: dict[str, Any], severities: dict[str, Any]) -> list[str]:
+    problems: list[str] = []
+    kind = alerts.get("kind", "outage")
+    if kinds and "kind" in alerts and kind not in kinds:  # unwritten: the webhook is refused (503) until it is
+        problems.append(f"alerts.kind: {kind!r} is not one of kinds ({', '.join(kinds)})")
+    mapped = alerts.get("severities")
+    named = [(f"alerts.severities.{label}", sev) for label, sev in mapped.items()] if isinstance(mapped, dict) else []
+    if alerts.get("default_severity") is not None:
+        named.append(("alerts.default_severity", alerts["default_severity"]))
+    for where, sev in named:
+        if severities and sev not in severities:
+            problems.append(f"{where}: {sev!r} is not one of severities ({', '.join(severities)})")
+    return problems
+
+
 # ---- drills: rehearsal scenarios of the plan (issue 13) --------------------------------------------------------
 
 DRILL_CUE_KINDS = ("complaint", "alert", "volume", "callback", "journalist")
@@ -552,9 +629,9 @@ def drill_problems(data: dict[str, Any]) -> list[str]:
     drills = data.get("drills")
     if not isinstance(drills, dict) or not isinstance(drills.get("scenarios"), dict):
         return []
-    roles = data.get("roles") if isinstance(data.get("roles"), dict) else {}
-    kinds = data.get("kinds") if isinstance(data.get("kinds"), dict) else {}
-    severities = data.get("severities") if isinstance(data.get("severities"), dict) else {}
+    roles: dict[str, Any] = data["roles"] if isinstance(data.get("roles"), dict) else {}
+    kinds: dict[str, Any] = data["kinds"] if isinstance(data.get("kinds"), dict) else {}
+    severities: dict[str, Any] = data["severities"] if isinstance(data.get("severities"), dict) else {}
     problems: list[str] = []
     for key, scenario in drills["scenarios"].items():
         if not isinstance(scenario, dict):
@@ -568,10 +645,18 @@ def drill_problems(data: dict[str, Any]) -> list[str]:
             problems.append(f"{where}.severity: unknown severity {severity!r} ({', '.join(severities)})")
         for i, expect in enumerate(scenario.get("expect") or ()):
             role = expect.get("role") if isinstance(expect, dict) else None
+            spec = kinds.get(kind) if isinstance(kind, str) else None
+            kind_roles = list(spec.get("roles") or ()) if isinstance(spec, dict) else []
+            taken = isinstance(expect, dict) and expect.get("action") == "role_taken"
             if roles and role is not None and role not in roles:
                 problems.append(f"{where}.expect.{i}.role: unknown role {role!r} (roles: {', '.join(roles)})")
-            elif isinstance(expect, dict) and expect.get("action") == "role_taken" and role is None:
+            elif taken and role is None:
                 problems.append(f"{where}.expect.{i}.role: role_taken names the role to be taken, e.g. role: lead")
+            elif taken and kind_roles and role not in kind_roles:
+                problems.append(
+                    f"{where}.expect.{i}.role: {role!r} is not one of the {kind} kind's roles "
+                    f"({', '.join(kind_roles)}), so nobody could take it in this drill"
+                )
     return problems
 
 
@@ -616,7 +701,6 @@ class Playbook(_Strict):
     # the plan's versions (newest last or first, any order): an entry is required for every new version
     changelog: tuple[ChangelogEntry, ...] = ()
     plan_changes: PlanChangesSpec = PlanChangesSpec()
-    drills: DrillsSpec = DrillsSpec()  # rehearsals of the plan (bot/drills)
 
     @field_validator("changelog")
     @classmethod
@@ -631,6 +715,9 @@ class Playbook(_Strict):
         """The changelog entry of `version` (default: this playbook's own)."""
         wanted = self.version if version is None else version
         return next((e for e in self.changelog if e.version == wanted), None)
+
+    alerts: AlertsSpec = AlertsSpec()
+    drills: DrillsSpec = DrillsSpec()  # rehearsals of the plan (bot/drills)
 
     @field_validator("template_folder")
     @classmethod
@@ -776,6 +863,9 @@ def cross_reference_problems(data: dict[str, Any]) -> list[str]:
             if roles and role not in roles:
                 problems.append(f"kinds.{kind_key}.roles.{i}: unknown role {role!r} (roles: {', '.join(roles)})")
         problems += _route_problems(kind_key, kind, roles)
+        for role in kind.get("departments") or {}:
+            if kind.get("roles") and role not in kind["roles"]:
+                problems.append(f"kinds.{kind_key}.departments.{role}: {role!r} is not one of this kind's roles")
         for i, deadline in enumerate(kind.get("deadlines") or ()):
             if not isinstance(deadline, dict):
                 continue
@@ -821,7 +911,12 @@ def cross_reference_problems(data: dict[str, Any]) -> list[str]:
             if norm in seen and seen[norm] != role_key:
                 problems.append(f"roles.{role_key}.aliases: {name!r} already names role {seen[norm]!r}")
             seen[norm] = role_key
-    return problems + _surge_problems(section("surge"), kinds, severities) + drill_problems(data)
+    return (
+        problems
+        + _alerts_problems(section("alerts"), kinds, severities)
+        + _surge_problems(section("surge"), kinds, severities)
+        + drill_problems(data)
+    )
 
 
 def _surge_problems(surge: dict[str, Any], kinds: dict[str, Any], severities: dict[str, Any]) -> list[str]:
@@ -874,6 +969,11 @@ def playbook_warnings(playbook: Playbook) -> list[str]:
             "surge.leaders: nobody; the members of #"
             f"{playbook.surge.leadership_channel} decide on surge proposals; add leaders: [U012ABCDEF] or "
             "leaders_usergroup:"
+        )
+    if playbook.alerts.kind not in playbook.kinds:
+        warnings.append(
+            f"alerts.kind: {playbook.alerts.kind!r} is not one of kinds; Alertmanager's webhook is refused until "
+            "alerts.kind names one"
         )
     return warnings + drill_warnings(playbook)
 
