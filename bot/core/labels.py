@@ -98,6 +98,7 @@ EVENT_NAMES = {
     # the running surge plan (bot/surge/plan.py)
     "surge_plan_started": N_("surge plan started"),
     "surge_ended": N_("surge plan ended"),
+    "surge_activated": N_("surge plan activated"),
     "drill_cue": N_("drill cue"),  # a drill's scenario told the team something (bot/drills)
     "drill_scored": N_("drill scored"),
 }
