@@ -327,6 +327,33 @@ def _show_answer(stack: OfflineStack, t: Transcript, systems: BankSystems) -> No
     )
 
 
+def _drill(
+    stack: OfflineStack,
+    clock: FixedClock,
+    t: Transcript,
+    slash: Callable[[str, str, str], None],
+    where: str,
+    *,
+    lead: str,
+    engineer: str,
+    update: str,
+) -> None:
+    """The plan rehearsed: the payment-outage scenario at 600× (two hours of plan in twelve seconds), scored."""
+    t.say("\n" + _("... a drill: the payment-outage scenario at 600× real time (ten hours of the plan a minute) ..."))
+    slash(lead, where, "drill payment-outage 600")
+    channel = next((c for c in stack.sandbox.channels.values() if c.name.startswith("drill-")), None)
+    if channel is None:
+        return
+    slash(lead, channel.id, f"assign tech <@{engineer}>")
+    clock.advance(timedelta(seconds=3))  # half an hour of the drill's plan
+    stack.bot.sweeper.sweep()
+    t.flush()
+    slash(lead, channel.id, f"update {update}")
+    clock.advance(timedelta(seconds=10))  # past the scenario's last time limit: the scorecard is posted
+    stack.bot.sweeper.sweep()
+    t.flush()
+
+
 def _approve_and_publish(
     click: Callable[[str, str, str, str], None], preview: Message, *, approver: str, publisher: str
 ) -> None:
@@ -433,6 +460,11 @@ def _play(stack: OfflineStack, clock: FixedClock, out: TextIO, systems: BankSyst
     ):
         slash(user, incident_channel.id, text)
     _surge_act(stack, clock, t, script=script, slash=slash, click=click)
+    _drill(stack, clock, t, slash, service_desk, lead=mei, engineer=zhang, update=script.update)
+    return _finish(t)
+
+
+def _finish(t: Transcript) -> int:
     t.channel_by_channel()
     t.say(
         "\n" + _("Done. Run `incident-desk run` with SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET to use a real workspace.")

@@ -17,6 +17,7 @@ from bot.deadlines.escalation import Escalations
 from bot.deadlines.owner_actions import DeadlineActions
 from bot.deadlines.scheduler import Scheduler, Sweeper
 from bot.deadlines.service import Deadlines
+from bot.drills.service import DrillService
 from bot.incidents.permissions import Permissions
 from bot.incidents.service import IncidentService
 from bot.intake.alerts import AlertIntake
@@ -74,6 +75,7 @@ class Services:
     complaint_records: ComplaintRecords  # each complaint's deadlines and the complaint system's events
     routing: ComplaintRouter  # which complaints open or join incidents, and escalation by a person
     complaints: ComplaintList  # `/incident complaints`
+    drills: DrillService  # rehearsals of the plan on their own clock (issue 13)
 
     @classmethod
     def build(
@@ -156,6 +158,16 @@ class Services:
         )
         reports = ReportService(playbook, db, slack, clock, renderer)
         plan = PlanService(playbook, db, slack, clock)
+        # drills: scenarios played as drill incidents; their cues and scorecards are the sweeper's due work
+        drills = DrillService(
+            playbook=playbook,
+            db=db,
+            slack=slack,
+            clock=clock,
+            outbox=outbox,
+            incidents=incidents,
+            schedule_changed=schedule_changed,
+        )
 
         # the surge plan (seed 004): who decides; the running plan, started from the record and driven by the
         # sweep below; the warning lines and the leadership group's decision (bot/surge)
@@ -197,6 +209,8 @@ class Services:
                 # side effects whose worker died (lease ran out), whose retry is due, or left unrun past the lease
                 functools.partial(outbox.resume, grace=LEASE),
                 review.post_due_reviews,
+                drills.inject_due,  # a drill's cues and scorecard, due on its compressed clock
+                drills.remind_quarterly,  # a quarter passed with no drill of a kind: the plan's owners are told
                 reports.run_weekly,
                 plan.run,  # a new version's announcement, reminders to read it, the yearly review
                 surge_plan.run_due,
@@ -275,4 +289,5 @@ class Services:
             complaint_records=complaint_records,
             routing=routing,
             complaints=complaints,
+            drills=drills,
         )

@@ -11,6 +11,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Date,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -574,3 +575,52 @@ class ComplaintEvent(Base):
     score: Mapped[int | None] = mapped_column(Integer)
     note: Mapped[str | None] = mapped_column(Text)
     recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# ---- drills (issue 13): a drill's own clock, its cues and the quarterly reminders ---------------------------------
+
+
+class Drill(Base):
+    """A drill incident's scenario and speed: its time limits run `speed` times faster than real time."""
+
+    __tablename__ = "drills"
+
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True)
+    scenario: Mapped[str] = mapped_column(String(60))
+    speed: Mapped[float] = mapped_column(Float)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime())  # real time the last expectation is due
+    scored_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the scorecard was posted
+    stopped_by: Mapped[str | None] = mapped_column(String(40))
+
+
+class DrillCue(Base):
+    """One cue of a drill's scenario (or its scorecard, `kind` "scorecard"), due at a real moment; the sweeper
+    injects it once (`sent_at`), so cues survive restarts and run on the injected clock."""
+
+    __tablename__ = "drill_cues"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"))
+    seq: Mapped[int] = mapped_column(Integer)
+    kind: Mapped[str] = mapped_column(String(20))
+    offset_seconds: Mapped[int] = mapped_column(Integer)  # plan time from the drill's start
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (UniqueConstraint("incident_id", "seq", name="uq_drill_cues_incident_seq"),)
+
+
+class DrillReminder(Base):
+    """A quarter judged for one incident kind: reminded once (`recipients`), or found drilled. The row with an
+    empty kind records when the bot started watching (quarters begun before are not judged)."""
+
+    __tablename__ = "drill_reminders"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    quarter: Mapped[str] = mapped_column(String(10))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    recipients: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+    __table_args__ = (UniqueConstraint("kind", "quarter", name="uq_drill_reminders_kind_quarter"),)

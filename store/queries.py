@@ -11,6 +11,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
 
+from store.drills import next_drill_cue_at
 from store.models import (
     Complaint,
     Deadline,
@@ -558,6 +559,7 @@ def next_wakeup(session: Session) -> datetime | None:
             )
         ),
     ]
+    times.append(next_drill_cue_at(session))  # a drill's next cue (store/drills.py)
     present = [t for t in times if t is not None]
     return min(present) if present else None
 

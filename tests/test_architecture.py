@@ -171,6 +171,7 @@ BOUNDARIES: dict[str, set[str]] = {
     "bot/intake": {CORE, SLACK, STORE, *DOMAIN, "bot.intake", "bot.surge"},
     "bot/surge": {CORE, SLACK, STORE, *DOMAIN, "bot.surge"},  # the surge plan drives incidents, not the intake
     "bot/plan": {CORE, SLACK, STORE, "bot.plan"},  # the plan's versions: stored, announced, confirmed
+    "bot/drills": {CORE, SLACK, STORE, *DOMAIN, "bot.drills"},  # a drill is an incident on its own clock
     "bot/sandbox": {"bot.sandbox"},  # the test server knows nothing of the bot it serves
     "handlers": {CORE, SLACK, *DOMAIN, "bot.intake", "bot.surge", "bot.services", "handlers"},
     "store": {STORE},
@@ -187,6 +188,7 @@ JUSTIFIED = {
     ("bot/slack/registry.py", "bot.incidents.service"): "`open` is parsed into IncidentCreate",
     ("bot/slack/registry.py", "bot.review.service"): "`action` parses its due time (Due)",
     ("bot/slack/registry.py", "bot.services"): "each command names the service method it calls",
+    ("bot/slack/registry.py", "bot.drills.service"): "`drill` lists the scenarios and parses its speed",
     ("bot/slack/signing.py", "store.queries"): "replay protection records each request's signature",
     ("bot/slack/web.py", "bot.intake.service"): "the intake API's body is parsed into ComplaintInput",
     ("bot/slack/web.py", "bot.app"): "the HTTP front serves the built Bot (a type-only import)",

@@ -60,6 +60,17 @@ def test_the_offline_demo_plays_a_complaint_from_report_to_close(transcripts: di
     assert "deadlines: 4 met, 0 missed" in transcript  # solution communicated by the resolved notice
     assert "*Final summary of #1*" in transcript and "#inc-20" in transcript.split("(archived)")[0][-80:]
     assert "6222021234567890" not in transcript and "13812345678" not in transcript
+    # the demo ends with a short drill at high speed, scored in its channel
+    assert "/incident drill payment-outage 600" in transcript and "[#drill-inc-20261124-4-" in transcript
+    assert (
+        "[DRILL] :mega: *Complaint* (T+5m): Complaint: a customer's QR payment failed three times and card ****0123"
+        in (transcript)
+    )
+    assert (
+        "[DRILL] :clipboard: *Drill scorecard: Payment outage* (speed 600×): 3 on time, 0 late, 4 missed." in transcript
+    )
+    assert ":white_check_mark: Role taken: Tech support: @Zhang Tao at T+0m (limit 10m), on time" in transcript
+    assert ":x: Incident resolved (Incident lead): missed (limit 2h 0m)" in transcript
 
 
 def test_the_demo_speaks_chinese_by_default(transcripts: dict[str, str]) -> None:
@@ -78,6 +89,11 @@ def test_the_demo_speaks_chinese_by_default(transcripts: dict[str, str]) -> None
     assert "……十二小时后（演示拨快了时钟；机器人的调度器处理到期的事项）……" in transcript
     assert "# 事件回顾：#1 客户卡号`****7890`同一笔转账被重复扣款" in transcript
     assert ":checkered_flag: *#1 最终总结* — SEV2 客户投诉：客户卡号****7890" in transcript
+    assert "……演练：支付系统故障情景，600 倍速（一分钟演练十小时的预案）……" in transcript
+    assert (
+        "[演练] :clipboard: *演练评分表：支付系统故障*（速度 600 倍）：按时 3 项，超时 0 项，未完成 4 项。"
+        in transcript
+    )
     assert "各频道现在的内容" in transcript and "（已归档） — 主题：SEV2 客户投诉 | 客户卡号****7890" in transcript
     assert "CST" not in transcript and "6222021234567890" not in transcript and "13812345678" not in transcript
     # Liu Yang reads Slack in English: what only they see is English, what the channel shows stays Chinese.

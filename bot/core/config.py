@@ -620,6 +620,147 @@ def _intake_problems(intake: dict[str, Any], kinds: dict[str, Any], severities: 
     return problems
 
 
+# ---- drills: rehearsal scenarios of the plan (issue 13) --------------------------------------------------------
+
+DRILL_CUE_KINDS = ("complaint", "alert", "volume", "callback", "journalist")
+DRILL_ACTIONS = (
+    "role_taken",
+    "notice_drafted",
+    "notice_approved",
+    "ack",
+    "update",
+    "customer_answered",
+    "resolved",
+)
+
+
+def parse_plan_offset(value: object) -> timedelta:
+    """A moment of a drill's plan, from its start: '0m' (at once), '5m', '2h'."""
+    if value in (0, "0", "0m", "0h", "0s"):
+        return timedelta(0)
+    return parse_duration(value)
+
+
+class DrillCueSpec(_Strict):
+    """Something that happens to the team during a drill, at a moment of the plan's time."""
+
+    at: timedelta
+    kind: Literal["complaint", "alert", "volume", "callback", "journalist"]
+    text: dict[str, str] = Field(min_length=1)  # per locale: {zh-CN: …, en: …}
+
+    @field_validator("at", mode="before")
+    @classmethod
+    def _at(cls, value: object) -> timedelta:
+        return parse_plan_offset(value)
+
+    def text_in(self, locale: str) -> str:
+        return self.text.get(locale) or self.text.get("en") or next(iter(self.text.values()))
+
+
+class DrillExpectSpec(_Strict):
+    """An action the plan expects of the team, and the plan time it has from the drill's start."""
+
+    action: Literal["role_taken", "notice_drafted", "notice_approved", "ack", "update", "customer_answered", "resolved"]
+    role: str | None = None  # role_taken: the role to be taken; otherwise who is expected to act
+    within: timedelta
+
+    @field_validator("within", mode="before")
+    @classmethod
+    def _within(cls, value: object) -> timedelta:
+        return parse_duration(value)
+
+
+class DrillScenarioSpec(_Named):
+    """A named script: what incident it rehearses, the cues over time and the actions expected."""
+
+    kind: str
+    severity: str | None = None
+    title: dict[str, str] = Field(min_length=1)  # the drill incident's title per locale
+    cues: tuple[DrillCueSpec, ...] = ()
+    expect: tuple[DrillExpectSpec, ...] = Field(min_length=1)
+
+    def title_in(self, locale: str) -> str:
+        return self.title.get(locale) or self.title.get("en") or next(iter(self.title.values()))
+
+    @property
+    def length(self) -> timedelta:
+        """The plan time the drill runs: until its last expectation (or cue) is due."""
+        return max([e.within for e in self.expect] + [c.at for c in self.cues])
+
+
+class DrillsSpec(_Strict):
+    """Quarterly drills (seeds 002, 003): the scenarios, the default speed and who is reminded to run them."""
+
+    speed: float = Field(default=60, gt=0, le=100000)  # plan seconds per real second: 60 = an hour a minute
+    owners: tuple[str, ...] = ()  # reminded when a quarter passes with no drill of a kind; else the lead's owners
+    scenarios: dict[str, DrillScenarioSpec] = {}
+
+    @field_validator("owners")
+    @classmethod
+    def _owners(cls, owners: tuple[str, ...]) -> tuple[str, ...]:
+        for owner in owners:
+            if not re.fullmatch(r"[UW][A-Z0-9]{2,}", owner):
+                raise ValueError(f"{owner!r} is not a Slack user ID (they look like U012ABCDEF)")
+        return owners
+
+    @field_validator("scenarios")
+    @classmethod
+    def _scenario_keys(cls, scenarios: dict[str, DrillScenarioSpec]) -> dict[str, DrillScenarioSpec]:
+        for key in scenarios:
+            if not re.fullmatch(r"[a-z][a-z0-9_-]*", key):
+                raise ValueError(f"{key!r} must be lowercase letters, digits, '-' and '_' (e.g. payment-outage)")
+        return scenarios
+
+
+def drill_problems(data: dict[str, Any]) -> list[str]:
+    """A scenario must rehearse a kind, severity and roles the playbook has."""
+    drills = data.get("drills")
+    if not isinstance(drills, dict) or not isinstance(drills.get("scenarios"), dict):
+        return []
+    roles: dict[str, Any] = data["roles"] if isinstance(data.get("roles"), dict) else {}
+    kinds: dict[str, Any] = data["kinds"] if isinstance(data.get("kinds"), dict) else {}
+    severities: dict[str, Any] = data["severities"] if isinstance(data.get("severities"), dict) else {}
+    problems: list[str] = []
+    for key, scenario in drills["scenarios"].items():
+        if not isinstance(scenario, dict):
+            continue
+        where = f"drills.scenarios.{key}"
+        kind = scenario.get("kind")
+        if kinds and kind is not None and kind not in kinds:
+            problems.append(f"{where}.kind: unknown kind {kind!r} (kinds: {', '.join(kinds)})")
+        severity = scenario.get("severity")
+        if severities and severity is not None and severity not in severities:
+            problems.append(f"{where}.severity: unknown severity {severity!r} ({', '.join(severities)})")
+        for i, expect in enumerate(scenario.get("expect") or ()):
+            role = expect.get("role") if isinstance(expect, dict) else None
+            spec = kinds.get(kind) if isinstance(kind, str) else None
+            kind_roles = list(spec.get("roles") or ()) if isinstance(spec, dict) else []
+            taken = isinstance(expect, dict) and expect.get("action") == "role_taken"
+            if roles and role is not None and role not in roles:
+                problems.append(f"{where}.expect.{i}.role: unknown role {role!r} (roles: {', '.join(roles)})")
+            elif taken and role is None:
+                problems.append(f"{where}.expect.{i}.role: role_taken names the role to be taken, e.g. role: lead")
+            elif taken and kind_roles and role not in kind_roles:
+                problems.append(
+                    f"{where}.expect.{i}.role: {role!r} is not one of the {kind} kind's roles "
+                    f"({', '.join(kind_roles)}), so nobody could take it in this drill"
+                )
+    return problems
+
+
+def drill_warnings(playbook: Playbook) -> list[str]:
+    """Nobody to remind of the quarterly drill: a warning, like a role without owners."""
+    if not playbook.drills.scenarios or playbook.drills.owners:
+        return []
+    lead = playbook.roles.get(playbook.lead_role)
+    if lead is not None and lead.default_owners:
+        return []
+    return [
+        "drills.owners: nobody is reminded when a quarter passes without a drill; add owners: [U012ABCDEF] "
+        f"(or default_owners for roles.{playbook.lead_role})"
+    ]
+
+
 def _default_escalation() -> EscalationSpec:
     return EscalationSpec(levels=(EscalationLevel(name="Owner", owner=True, ack_timeout=timedelta(minutes=15)),))
 
@@ -665,6 +806,7 @@ class Playbook(_Strict):
 
     alerts: AlertsSpec = AlertsSpec()
     intake: IntakeSpec = IntakeSpec()
+    drills: DrillsSpec = DrillsSpec()  # rehearsals of the plan (bot/drills)
 
     @field_validator("template_folder")
     @classmethod
@@ -863,6 +1005,7 @@ def cross_reference_problems(data: dict[str, Any]) -> list[str]:
         + _alerts_problems(section("alerts"), kinds, severities)
         + _intake_problems(section("intake"), kinds, severities)
         + _surge_problems(section("surge"), kinds, severities)
+        + drill_problems(data)
     )
 
 
@@ -923,7 +1066,7 @@ def playbook_warnings(playbook: Playbook) -> list[str]:
             "alerts.kind names one"
         )
     warnings += _intake_warnings(playbook)
-    return warnings
+    return warnings + drill_warnings(playbook)
 
 
 def _intake_warnings(playbook: Playbook) -> list[str]:

@@ -103,6 +103,8 @@ EVENT_NAMES = {
     "complaint_opened": N_("opened for a complaint"),
     "complaint_joined": N_("complaint joined"),
     "complaint_escalated": N_("escalated from a complaint"),
+    "drill_cue": N_("drill cue"),  # a drill's scenario told the team something (bot/drills)
+    "drill_scored": N_("drill scored"),
 }
 
 

@@ -11,6 +11,7 @@ from bot.core.clock import utc
 from bot.core.config import Playbook, name_in
 from bot.core.i18n import current_locale
 from store import queries
+from store.drills import get_drill
 from store.models import Escalation, Incident
 from store.states import EscalationState
 
@@ -46,6 +47,8 @@ class Escalations:
             }
             for level in self.playbook.escalation.levels
         ]
+        if incident.is_drill:
+            levels = self._drill_levels(s, incident, levels)
         chain = Escalation(
             incident_id=incident.id,
             deadline_id=deadline_id,
@@ -68,6 +71,19 @@ class Escalations:
             data={"escalation_id": chain.id, "levels": [lvl["name"] for lvl in levels]},
         )
         return chain
+
+    @staticmethod
+    def _drill_levels(s: Session, incident: Incident, levels: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A drill pages only the people in it (its role owners and reporter), never a group, and its
+        acknowledgement timeouts run at the drill's speed."""
+        drill = get_drill(s, incident.id)
+        speed = drill.speed if drill is not None else 1.0
+        participants = {a.user_id for a in incident.roles if a.user_id} | {incident.reporter_id}
+        for level in levels:
+            level["users"] = [u for u in level["users"] if u in participants]
+            level["usergroup"] = None
+            level["ack_timeout"] = level["ack_timeout"] / speed  # seconds, fractional at high speeds
+        return levels
 
     def active(self, s: Session, incident_id: int) -> list[Escalation]:
         return queries.list_escalations(s, incident_id, state=EscalationState.ACTIVE)

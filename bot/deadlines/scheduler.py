@@ -32,10 +32,11 @@ from bot.core.i18n import _, in_recipients_language, ngettext, use_locale
 from bot.core.render import Renderer, user_mention
 from bot.deadlines.escalation import Escalations, level_name
 from bot.deadlines.service import humanize, is_action_item, next_action, owner_for, reminder_times
-from bot.slack.blocks import page_blocks, reminder_blocks, text_blocks
+from bot.slack.blocks import drill_labelled, page_blocks, reminder_blocks, text_blocks
 from bot.slack.gateway import SlackCallError, SlackGateway
 from store import queries
 from store.db import ping, try_advisory_lock
+from store.drills import get_drill
 from store.models import Deadline, Escalation, Incident
 from store.states import DeadlineState, EscalationState, IncidentStatus, OutboxState
 
@@ -107,6 +108,7 @@ class Sweeper:
         self.chunk = chunk
         self.pool = ThreadPoolExecutor(max_workers=send_workers, thread_name_prefix="send")
         self._pending_claims: list[tuple[str, int, list[str]]] | None = None
+        self._drills: dict[int, tuple[datetime, float]] = {}  # the chunk's drills: start and speed (plan time)
         self._sweep_lock = threading.Lock()
 
     def close(self) -> None:
@@ -242,13 +244,22 @@ class Sweeper:
             locked += queries.lock_due_escalations(s, ids, now)
         # every incident of the chunk in one query, before anything changes (no autoflush per row)
         incidents = queries.get_incidents(s, {row.incident_id for row in locked})
+        self._drills = {  # a drill's start and speed: its reminders and pages show plan time
+            drill.incident_id: (utc(drill.started_at), drill.speed)
+            for incident in incidents.values()
+            if incident.is_drill and (drill := get_drill(s, incident.id)) is not None
+        }
         sends: list[Send] = []
         for row in locked:
             incident = incidents.get(row.incident_id)
             if isinstance(row, Deadline):
-                sends += self._deadline(s, incident, row, now)
+                decided = self._deadline(s, incident, row, now)
             else:
-                sends += self._escalation(s, incident, row, now)
+                decided = self._escalation(s, incident, row, now)
+            if incident is not None and incident.is_drill:  # a drill's reminders and pages say so
+                for send in decided:
+                    send.text, send.blocks = drill_labelled(send.text, send.blocks)
+            sends += decided
         return sends
 
     @staticmethod
@@ -267,13 +278,17 @@ class Sweeper:
         return self._remind(s, incident, deadline, owner, now)
 
     def _context(self, incident: Incident, deadline: Deadline, owner: str | None, now: datetime) -> dict[str, Any]:
+        due_at, left = deadline.due_at, utc(deadline.due_at) - now
+        if (drill := self._drills.get(incident.id)) is not None:  # a drill's times read on the drill's own clock
+            start, speed = drill
+            due_at, left = start + (utc(deadline.due_at) - start) * speed, left * speed
         return {
             "number": incident.id,
             "title": incident.title,
             "deadline_name": self.playbook.deadline_name(incident.kind, deadline.key, deadline.name),
-            "due_at": deadline.due_at,
+            "due_at": due_at,
             "owner": owner,
-            "left": humanize(utc(deadline.due_at) - now),
+            "left": humanize(left),
         }
 
     def _remind(
@@ -492,7 +507,7 @@ class Sweeper:
                         reason=chain.reason,
                         level_name=level_name(level),
                         next_level=level_name(following) if following is not None else None,
-                        timeout=humanize(timeout),
+                        timeout=humanize(timeout * self._drills.get(incident.id, (now, 1.0))[1]),
                     )
                     blocks = page_blocks(text, chain.id)
                 sends.append(Send(key, incident.id, user=u, text=text, blocks=blocks, escalation_id=chain.id))

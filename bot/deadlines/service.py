@@ -19,6 +19,7 @@ from bot.core.labels import state_label
 from bot.core.text import safe_text
 from bot.deadlines.working_hours import WorkingHours
 from store import queries
+from store.drills import get_drill
 from store.models import Deadline, Incident
 from store.states import DEADLINE_MOVES, DONE, DeadlineState, require_moves
 
@@ -47,6 +48,14 @@ def next_action(deadline: Deadline, offsets: Sequence[str]) -> datetime | None:
     if deadline.snoozed_until is not None:
         candidates.append(utc(deadline.snoozed_until))
     return min(candidates)
+
+
+def drill_speed(s: Session, incident: Incident) -> float | None:
+    """How many times faster than real time a drill's clock runs; None for a real incident (real time)."""
+    if not incident.is_drill:
+        return None
+    drill = get_drill(s, incident.id)
+    return drill.speed if drill is not None else None
 
 
 ACTION_PREFIX = "action-"
@@ -106,13 +115,17 @@ class Deadlines:
         return created
 
     def _add(self, s: Session, incident: Incident, spec: DeadlineSpec, start_at: datetime) -> Deadline:
+        duration = spec.duration_for(incident.severity)
+        speed = drill_speed(s, incident)
+        # a drill's limits run on its own clock: plan time compressed by its speed, calendar time (no office hours)
+        due_at = utc(start_at) + duration / speed if speed else self.due(spec.clock, start_at, duration)
         deadline = Deadline(
             incident_id=incident.id,
             key=spec.key,
             name=spec.name,
             owner_role=self._owner_role(spec, incident),
             start_at=start_at,
-            due_at=self.due(spec.clock, start_at, spec.duration_for(incident.severity)),
+            due_at=due_at,
             state=DeadlineState.PENDING,
             clock=spec.clock,
             cadence=spec.cadence,

@@ -29,6 +29,7 @@ from bot.core.text import build_channel_name, truncate
 from bot.incidents.card import card
 from bot.incidents.records import load_incident
 from bot.notices.outbox import LaneResult, Outbox, Recorder, Step
+from bot.slack.blocks import drill_labelled
 from bot.slack.gateway import PER_USER_INVITE_ERRORS, SlackCallError, SlackGateway
 from store import queries
 from store.models import Incident
@@ -36,6 +37,7 @@ from store.models import Incident
 log = logging.getLogger(__name__)
 
 TOPIC_MAX = 250
+DRILL_CHANNEL_PREFIX = "drill-"  # a drill's channel is told from a real one by its name
 NAME_ATTEMPTS = 10
 # The channel set-up, one outbox row each, in this order (rows of one batch run concurrently), with what the
 # reporter is told when one fails.
@@ -112,6 +114,11 @@ class ChannelUpdates:
     def post_or_log(self, channel_id: str, text: str) -> None:
         """Post outside the outbox (a message nobody waits on); a Slack failure is logged, never undoes what was
         already recorded."""
+        with self.db() as s:
+            incident = queries.get_incident_by_channel(s, channel_id)
+            if incident is not None and incident.is_drill:  # every message of a drill says so
+                with in_channel_language(self.playbook):
+                    text = drill_labelled(text, None)[0]
         try:
             self.slack.post(channel_id, text)
         except SlackCallError as exc:
@@ -185,8 +192,9 @@ class ChannelSetup:
 
     def channel_name(self, incident: Incident, suffix: str = "") -> str:
         date = incident.created_at.astimezone(self.playbook.tz).strftime("%Y%m%d")
+        pattern = self.playbook.channel.name_pattern
         return build_channel_name(
-            self.playbook.channel.name_pattern,
+            DRILL_CHANNEL_PREFIX + pattern if incident.is_drill else pattern,
             date=date,
             number=incident.id,
             title=incident.title,
@@ -385,6 +393,8 @@ class ChannelSetup:
         text = self.renderer.render(
             kind.welcome_template, playbook_version=incident.playbook_version, incident=incident
         )
+        if incident.is_drill:
+            text = drill_labelled(text, None)[0]
         self.slack.post(channel, text, key=step.key, check_first=step.retried)
         return self._flag(step.incident_id, "welcome_posted", "plan_posted")
 
@@ -426,10 +436,11 @@ class ChannelSetup:
         )
 
     def _post(self, step: Step) -> Recorder | None:
-        _incident, channel = self._channel_of(step)
-        self.slack.post(
-            channel, str(step.payload["text"]), step.payload.get("blocks"), key=step.key, check_first=step.retried
-        )
+        incident, channel = self._channel_of(step)
+        text, blocks = str(step.payload["text"]), step.payload.get("blocks")
+        if incident.is_drill:  # every message of a drill says so
+            text, blocks = drill_labelled(text, blocks)
+        self.slack.post(channel, text, blocks, key=step.key, check_first=step.retried)
         return None
 
     def _dm(self, step: Step) -> Recorder | None:

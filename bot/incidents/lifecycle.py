@@ -90,11 +90,19 @@ class Lifecycle:
 
     # ---- opening ----------------------------------------------------------------------------------------
 
-    def open(self, incident_in: IncidentCreate, *, reporter: str, origin_channel: str | None = None) -> Incident:
-        """Record the incident, its default role owners, its deadlines and its channel's set-up, together."""
+    def open(
+        self,
+        incident_in: IncidentCreate,
+        *,
+        reporter: str,
+        origin_channel: str | None = None,
+        prepare: Callable[[Session, Incident], None] | None = None,
+    ) -> Incident:
+        """Record the incident, its default role owners, its deadlines and its channel's set-up, together.
+        `prepare` writes what the plan needs first in the same transaction (a drill's clock)."""
         prepared = self.prepare_open(incident_in)
         with self.db.begin() as s:
-            incident = self.record_open(s, prepared, reporter=reporter, origin_channel=origin_channel)
+            incident = self.record_open(s, prepared, reporter=reporter, origin_channel=origin_channel, prepare=prepare)
         self.schedule_changed()
         return incident
 
@@ -134,7 +142,8 @@ class Lifecycle:
         title = " ".join(incident_in.title.split())
         if not title:
             raise UserInputError(_("Give the incident a title."), field="title")
-        pools = {role: self.permissions.role_pool(role) for role in kind.roles}
+        # a drill starts with its roles open: taking them is part of what it rehearses
+        pools = {role: [] if incident_in.is_drill else self.permissions.role_pool(role) for role in kind.roles}
         return PreparedOpen(incident_in, title, severity, pools)
 
     def record_open(
@@ -145,6 +154,7 @@ class Lifecycle:
         reporter: str,
         origin_channel: str | None = None,
         lead: str | None = None,
+        prepare: Callable[[Session, Incident], None] | None = None,
     ) -> Incident:
         """Write the prepared incident in the caller's unit of work `s` (`lead` leads it instead of the lead
         role's default owners); the caller calls `schedule_changed` once it commits."""
@@ -173,6 +183,8 @@ class Lifecycle:
                 welcome_posted=False,
             ),
         )
+        if prepare is not None:
+            prepare(s, incident)
         for role in kind.roles:
             pool = pools[role]
             # one owner needs no turn taken (and no lock on the rotation row, which concurrent opens queue on)

@@ -103,7 +103,9 @@ A, P, OWN, L, AP, AD = Who.ANYONE, Who.PARTICIPANT, Who.ROLE_OWNER, Who.LEAD, Wh
 READERS = (P, AD, Who.VISIBLE)  # inside the incident's channel everyone there is a participant
 
 POLICY: dict[Action, Rule] = {
-    Action.OPEN: _rule([A], ["/incident open", "/complaint", "/outage", "modal: report"], N_("open incidents")),
+    Action.OPEN: _rule(
+        [A], ["/incident open", "/complaint", "/outage", "modal: report", "/incident drill"], N_("open incidents")
+    ),
     Action.HELP: _rule([A], ["/incident help"], N_("read the help"), read_only=True),
     Action.LIST: _rule([A], ["/incident list"], N_("list open incidents"), read_only=True),
     Action.REPORT: _rule([A], ["/incident report"], N_("read the KPI report"), read_only=True),

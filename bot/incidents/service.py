@@ -119,9 +119,14 @@ class IncidentService:
 
     @speaks
     def open_incident(
-        self, incident_in: IncidentCreate, *, reporter: str, origin_channel: str | None = None
+        self,
+        incident_in: IncidentCreate,
+        *,
+        reporter: str,
+        origin_channel: str | None = None,
+        prepare: Callable[[Session, Incident], None] | None = None,
     ) -> Incident:
-        return self.lifecycle.open(incident_in, reporter=reporter, origin_channel=origin_channel)
+        return self.lifecycle.open(incident_in, reporter=reporter, origin_channel=origin_channel, prepare=prepare)
 
     @speaks
     def setup_channel(

@@ -27,7 +27,7 @@ from bot.incidents.permissions import Action, Permissions
 from bot.notices.email import Mailer, SmtpSettings, build_message
 from bot.notices.outbox import Outbox, Recorder, Step
 from bot.notices.webhooks import Delivery, WebhookSender
-from bot.slack.blocks import NOTICE_TEXT_MAX, notice_edit_modal, notice_preview_blocks, text_blocks
+from bot.slack.blocks import NOTICE_TEXT_MAX, drill_labelled, notice_edit_modal, notice_preview_blocks, text_blocks
 from bot.slack.gateway import SlackCallError, SlackGateway
 from store import queries
 from store.models import Incident, Notice, NoticeDelivery
@@ -250,6 +250,7 @@ class NoticeService:
             with in_channel_language(self.playbook):  # the preview is posted in the channel (bot.core.i18n)
                 status = self._status_line(notice, incident)
             notice_id, number, incident_channel = notice.id, incident.id, incident.channel_id
+            drill = incident.is_drill
         if not incident_channel:
             return _(
                 "Drafted notice {notice}, but #{number} has no channel to preview it in; run `/incident repair`.",
@@ -258,8 +259,8 @@ class NoticeService:
             )
         try:
             with in_channel_language(self.playbook):  # the preview is posted in the channel (bot.core.i18n)
-                blocks = self._preview(notice, status)
-                ts = self.slack.post(incident_channel, self._preview_title(number, stage), blocks)
+                title, blocks = self._labelled(drill, self._preview_title(number, stage), self._preview(notice, status))
+                ts = self.slack.post(incident_channel, title, blocks)
         except SlackCallError as exc:
             raise ConflictError(
                 _("Slack refused the notice preview (`{error}`); nothing was published.", error=exc.error)
@@ -317,18 +318,25 @@ class NoticeService:
                 status=status,
             )
 
+    @staticmethod
+    def _labelled(drill: bool, title: str, blocks: list[dict[str, Any]]) -> tuple[str, list[dict[str, Any]]]:
+        """A drill's notice preview says it is one (its texts are shown here and sent to no one)."""
+        if not drill:
+            return title, blocks
+        labelled, out = drill_labelled(title, blocks)
+        return labelled, out or blocks
+
     def _refresh_preview(self, notice: Notice, incident: Incident) -> None:
         if not (notice.preview_ts and incident.channel_id):
             return
         with in_channel_language(self.playbook):  # the preview is in the channel (bot.core.i18n)
-            blocks = self._preview(notice, self._status_line(notice, incident))
+            title, blocks = self._labelled(
+                incident.is_drill,
+                self._preview_title(incident.id, notice.stage),
+                self._preview(notice, self._status_line(notice, incident)),
+            )
             with contextlib.suppress(SlackCallError):  # the preview is a convenience; the record is in the store
-                self.slack.update(
-                    incident.channel_id,
-                    notice.preview_ts,
-                    self._preview_title(incident.id, notice.stage),
-                    blocks,
-                )
+                self.slack.update(incident.channel_id, notice.preview_ts, title, blocks)
 
     # ---- editing and approving --------------------------------------------------------------------------
 
@@ -546,8 +554,11 @@ class NoticeService:
             kind_name = self.playbook.kinds[incident.kind].name
             audience = self.playbook.kinds[incident.kind].notice_audience
             customer_ref = incident.customer_ref
+            drill = incident.is_drill
         delivery = (
-            self._deliver_safely(
+            Delivery(True, 0, _("drill: shown in this channel only, sent to no one"), worth_retrying=False)
+            if drill  # nothing of a drill reaches a customer, the status page, e-mail, webhooks or the broadcast
+            else self._deliver_safely(
                 channel,
                 number=number,
                 stage=stage,

@@ -14,12 +14,14 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core.clock import Clock, utc
 from bot.core.config import Playbook
-from bot.core.i18n import _, use_locale
+from bot.core.i18n import _, current_locale, use_locale
 from bot.core.render import Renderer
+from bot.core.text import safe_text
 from bot.review.charts import weekly_chart
 from bot.review.kpi import Report, as_text, kpi_report
 from bot.slack.gateway import SlackCallError, SlackGateway
 from store import queries
+from store.drills import list_drills
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +116,8 @@ class ReportService:
             channel = str(found["id"])
             with use_locale(self.playbook.locale):  # posted in a channel (bot.core.i18n)
                 heading = ":bar_chart: " + _("Weekly incident report")
-                self.slack.post(channel, heading + "\n" + as_text(report, label, self.renderer))
+                drills = self.drills_text(start, end)
+                self.slack.post(channel, heading + "\n" + as_text(report, label, self.renderer) + "\n" + drills)
                 file_title = _("Incidents {period}", period=label)
             # the chart's font has neither dashes nor Chinese: its own title stays English
             chart_title = f"Incidents {first.isoformat()} to {last.isoformat()}"
@@ -124,6 +127,30 @@ class ReportService:
             log.warning("weekly report: Slack refused it: %s", exc.error)
             return f"failed: {exc.error}"
         return "posted"
+
+    def drills_text(self, start: datetime, end: datetime) -> str:
+        """The drills run in the period (kept out of the figures above, listed on their own), current language."""
+        with self.db() as s:
+            drills = list_drills(s, start, end)
+        if not drills:
+            return _("*Drills run*: none")
+        lines = [_("*Drills run*: {n}", n=len(drills))]
+        for incident, drill in drills:
+            spec = self.playbook.drills.scenarios.get(drill.scenario)
+            name = spec.name_in(current_locale()) if spec else drill.scenario
+            lines.append(
+                _(
+                    "• #{number} {scenario} ({kind}), {speed}× — opened {at}",
+                    number=incident.id,
+                    scenario=safe_text(name),
+                    kind=self.playbook.kinds[incident.kind].name_in(current_locale())
+                    if incident.kind in self.playbook.kinds
+                    else incident.kind,
+                    speed=f"{drill.speed:g}",
+                    at=self.renderer.local_time(incident.created_at),
+                )
+            )
+        return "\n".join(lines)
 
     def daily_counts(self, start: datetime, end: datetime) -> dict[date, Counter[str]]:
         """Incidents opened per local day, by severity (drills excluded)."""

@@ -128,6 +128,31 @@ def _drill(incident: CardFacts) -> str:
     return _("[DRILL]") + " " if incident.is_drill else ""
 
 
+def drill_label() -> str:
+    """The label every message of a drill carries, in the current language (演练 / DRILL)."""
+    return _("[DRILL]")
+
+
+def drill_labelled(text: str, blocks: Sequence[Block] | None) -> tuple[str, list[Block] | None]:
+    """A drill's message marked as one: the label before its text and on its first block (a context line
+    when the first block has no text of its own), once."""
+    label = drill_label()
+    if text.startswith(label):
+        return text, list(blocks) if blocks is not None else None
+    labelled = truncate(f"{label} {text}", 40000)
+    if not blocks:
+        return labelled, None
+    out = [dict(block) for block in blocks]
+    first = out[0]
+    inner = first.get("text")
+    if first.get("type") in ("section", "header") and isinstance(inner, dict):
+        limit = HEADER_MAX if first["type"] == "header" else SECTION_MAX
+        first["text"] = {**inner, "text": truncate(f"{label} {inner.get('text', '')}", limit)}
+    elif len(out) < 50:
+        out = to_dicts([ContextBlock(elements=[mrkdwn(label)])]) + out
+    return labelled, out
+
+
 def _role_lines(incident: CardFacts, playbook: Playbook) -> tuple[list[str], list[tuple[str, str]]]:
     """One line per role, and the unowned roles anyone may take (not the approving ones: the lead assigns those)."""
     lines, unowned = [], []

@@ -17,6 +17,7 @@ from bot.core.config import NOTICE_STAGES, Playbook
 from bot.core.errors import UserInputError
 from bot.core.i18n import N_, _, current_locale
 from bot.core.text import escape_mrkdwn, mask_identifiers
+from bot.drills.service import parse_speed, scenario_list
 from bot.incidents.permissions import Action
 from bot.incidents.service import IncidentCreate
 from bot.review.service import Due, parse_due
@@ -321,6 +322,58 @@ COMPLAINT_SPECS: tuple[Spec, ...] = (
 )
 
 
+# ---- drills (issue 13): `/incident drill <scenario> [speed]`, `/incident drill stop` ---------------------------
+
+DRILL_STOP = ("stop", "停止", "结束")
+
+
+def _drill_scenario(word: str, context: Context) -> str:
+    """A scenario of the playbook, or `stop`; anything else is told the scenarios there are."""
+    key = word.strip().lower()
+    if key in DRILL_STOP:
+        return "stop"
+    if key not in context.playbook.drills.scenarios:
+        raise UserInputError(scenario_list(context.playbook, unknown=word))
+    return key
+
+
+DRILL_SCENARIO = Arg[str](key="scenario", usage=N_("<scenario|stop>"), parse=_drill_scenario)
+DRILL_SPEED = Arg[float | None](key="speed", usage=N_("[speed]"), parse=lambda w, c: parse_speed(w), required=False)
+
+
+def _drill(services: Services, command: Command, request: Request) -> str | None:
+    scenario, speed = command.get(DRILL_SCENARIO), command.get(DRILL_SPEED)
+    if scenario == "stop":
+        return services.drills.stop(channel_id=request.channel, actor=request.actor, command=request.said)
+    url = request.response_url  # told as soon as the drill's channel is ready
+    tell = (lambda text: services.slack.respond(url, text)) if url else None
+    return services.drills.start(
+        scenario=scenario, speed=speed, actor=request.actor, origin_channel=request.channel, tell=tell
+    )
+
+
+DRILL = Spec(
+    name="drill",
+    aliases=("演练",),
+    args=(DRILL_SCENARIO, DRILL_SPEED),
+    wrong=N_(
+        "Say which scenario and, if you like, how fast: `/incident drill payment-outage 60` (60: an hour of the "
+        "plan a minute); `/incident drill stop` in the drill's channel ends it."
+    ),
+    actions=(Action.OPEN,),
+    read_only=False,
+    run=_drill,
+    help=N_(
+        "rehearse the plan: a drill incident in a `drill-` channel, the scenario's cues on a clock `speed` times "
+        "faster (default {drill_speed}), a scorecard at the end; nothing reaches customers or the KPIs. "
+        "`/incident drill stop` ends it. Scenarios: {drill_scenarios}."
+    ),
+    example="drill payment-outage 60",
+    group=RUN_IT,
+    in_incident_channel=False,
+)
+
+
 STATUS_NUMBER, TIMELINE_NUMBER, DEADLINES_NUMBER, REPAIR_NUMBER = (
     _number(name) for name in ("status", "timeline", "deadlines", "repair")
 )
@@ -556,6 +609,7 @@ REGISTRY: tuple[Spec, ...] = (
         ),
         group=AFTER,
     ),
+    DRILL,
     Spec(
         name="status",
         args=(STATUS_NUMBER,),
@@ -683,6 +737,8 @@ def help_params(playbook: Playbook) -> dict[str, str]:
             f"{kind} → {', '.join(playbook.notice_channels_for(kind)) or none}" for kind in playbook.kinds
         ),
         "notice_locales": ", ".join(playbook.notices.locales),
+        "drill_speed": f"{playbook.drills.speed:g}",
+        "drill_scenarios": ", ".join(playbook.drills.scenarios) or none,
     }
 
 
