@@ -1,0 +1,47 @@
+"""Queries of the channel-creation budget (bot/incidents/budget.py): the moments booked for conversations.create.
+
+A `channel.create` outbox row that has been taken (or sent) holds its booked moment in `due_at`; one waiting
+in the queue is due at its moment. The budget reads them back to book the next one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from store.models import OutboxMessage, TimelineEvent
+from store.states import OutboxState
+
+CREATE = "channel.create"
+
+
+def booked_creates(session: Session, *, since: datetime, other_than: str) -> Sequence[datetime]:
+    """The moments (oldest first) of channel creations booked after `since`: done, under way or queued."""
+    stmt = (
+        select(OutboxMessage.due_at)
+        .where(
+            OutboxMessage.effect == CREATE,
+            OutboxMessage.key != other_than,
+            OutboxMessage.due_at > since,
+            or_(
+                OutboxMessage.state == OutboxState.SENT,
+                (OutboxMessage.state == OutboxState.PENDING) & (OutboxMessage.attempts > 0),
+            ),
+        )
+        .order_by(OutboxMessage.due_at)
+    )
+    return session.scalars(stmt).all()
+
+
+def book_effect(session: Session, key: str, at: datetime) -> None:
+    """Record the moment booked for the effect `key`."""
+    session.execute(update(OutboxMessage).where(OutboxMessage.key == key).values(due_at=at))
+
+
+def has_timeline_event(session: Session, incident_id: int, event: str) -> bool:
+    """Whether the incident's timeline holds `event` (e.g. its channel was queued)."""
+    stmt = select(TimelineEvent.id).where(TimelineEvent.incident_id == incident_id, TimelineEvent.event == event)
+    return session.scalar(stmt.limit(1)) is not None
