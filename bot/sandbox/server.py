@@ -591,8 +591,6 @@ class SlackSandbox:
                     self.unknown_args.append((method, arg))
         limited = self._rate_limited(method, args)
         if limited is not None:
-            with self.lock:
-                self.throttled[method] += 1
             return 429, {"Retry-After": str(limited)}, {"ok": False, "error": "ratelimited"}
         failure = self._take_failure(method) or self._draw_fault()
         if failure is not None and not failure.after:
@@ -666,6 +664,14 @@ class SlackSandbox:
         return args
 
     def _rate_limited(self, method: str, args: dict[str, Any]) -> int | None:
+        """Retry-After for a call beyond a limit (counted as a 429 answered), or None."""
+        wait = self._over_limit(method, args)
+        if wait is not None:
+            with self.lock:
+                self.throttled[method] += 1
+        return wait
+
+    def _over_limit(self, method: str, args: dict[str, Any]) -> int | None:
         with self.lock:
             now = self.now()
             channel = str(args.get("channel", ""))
