@@ -6,10 +6,9 @@ in the queue is due at its moment. The budget reads them back to book the next o
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from store.models import OutboxMessage, TimelineEvent
@@ -18,22 +17,23 @@ from store.states import OutboxState
 CREATE = "channel.create"
 
 
-def booked_creates(session: Session, *, since: datetime, other_than: str) -> Sequence[datetime]:
-    """The moments (oldest first) of channel creations booked after `since`: done, under way or queued."""
-    stmt = (
-        select(OutboxMessage.due_at)
-        .where(
-            OutboxMessage.effect == CREATE,
-            OutboxMessage.key != other_than,
-            OutboxMessage.due_at > since,
-            or_(
-                OutboxMessage.state == OutboxState.SENT,
-                (OutboxMessage.state == OutboxState.PENDING) & (OutboxMessage.attempts > 0),
+def booked_creates(session: Session, *, since: datetime, other_than: str) -> dict[str, datetime]:
+    """The moments of channel creations booked after `since` that are done or waiting in the queue, by key
+    (one under way holds a lease; its process knows its moment)."""
+    stmt = select(OutboxMessage.key, OutboxMessage.due_at).where(
+        OutboxMessage.effect == CREATE,
+        OutboxMessage.key != other_than,
+        OutboxMessage.due_at > since,
+        or_(
+            OutboxMessage.state == OutboxState.SENT,
+            and_(
+                OutboxMessage.state == OutboxState.PENDING,
+                OutboxMessage.attempts > 0,
+                OutboxMessage.lease_until.is_(None),
             ),
-        )
-        .order_by(OutboxMessage.due_at)
+        ),
     )
-    return session.scalars(stmt).all()
+    return {key: at for key, at in session.execute(stmt)}
 
 
 def book_effect(session: Session, key: str, at: datetime) -> None:

@@ -4,8 +4,9 @@ Each channel creation books a moment before it calls Slack: now while fewer than
 last `window`, else the earliest moment that keeps every window within the budget, and never before one booked
 earlier (first come, first created). A creation booked for later is queued in the store: its outbox row waits
 until its moment (bot/notices/outbox.py Deferred), the scheduler wakes then, and a restart loses nothing. The
-moments are read from the store, so every process books against the same budget; within one process the
-booking is one at a time.
+moments are read from the store (done, or queued), so every process books against the same budget; the ones
+being carried out right now are known to the process carrying them out. Within one process the booking is one
+at a time.
 """
 
 from __future__ import annotations
@@ -46,17 +47,23 @@ class ChannelBudget:
         self.capacity = capacity
         self.window = window
         self._lock = threading.Lock()
+        self._under_way: dict[str, datetime] = {}
 
     def book(self, key: str) -> Booking:
         """Book the creation run by the outbox row `key` (its moment is written to the row)."""
         with self._lock, self.db.begin() as s:
             now = self.clock.now()
-            booked = [utc(at) for at in booked_creates(s, since=now - self.window, other_than=key)]
+            since = now - self.window
+            found = {k: utc(at) for k, at in booked_creates(s, since=since, other_than=key).items()}
+            # what this process booked whose row is still leased (carried out, or being queued): not read above
+            self._under_way = {k: at for k, at in self._under_way.items() if at > since and k not in found}
+            booked = sorted([*found.values(), *(at for k, at in self._under_way.items() if k != key)])
             at = now
             if len(booked) >= self.capacity:
                 at = max(at, booked[-self.capacity] + self.window)
             if booked:
                 at = max(at, booked[-1])  # first come, first created
             book_effect(s, key, at)
+            self._under_way[key] = at
             ahead = sum(1 for moment in booked if moment > now) if at > now else 0
             return Booking(at, ahead)
