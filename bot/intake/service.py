@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.core.clock import Clock
 from bot.core.config import Playbook
 from bot.core.text import mask_identifiers
-from store.queries import claim_complaint, get_complaint, get_complaint_by_external_id
+from store.queries import claim_complaint, get_complaint_by_external_id
+from store.volume import serial_writes
 
 CONTACT_CHANNELS = ("phone", "email", "online_chat", "branch", "app")
 SEVERITIES = ("sev1", "sev2", "sev3", "sev4")
@@ -156,7 +157,7 @@ class ComplaintIntake:
         """Record it, or find the same complaint recorded by an earlier try; IntakeConflictError if the id is
         taken by a different complaint."""
         fingerprint = complaint.fingerprint()
-        with self.db.begin() as s:
+        with serial_writes(self.db), self.db.begin() as s:  # one short transaction; on SQLite, one at a time
             number = claim_complaint(
                 s,
                 {
@@ -173,11 +174,14 @@ class ComplaintIntake:
                     "created_at": self.clock.now(),
                 },
             )
-            row = (
-                get_complaint(s, number)
-                if number is not None
-                else get_complaint_by_external_id(s, complaint.external_id)
-            )
+            if number is not None:  # recorded now: the answer is what was sent (no second round trip)
+                return Recorded(
+                    number=number,
+                    external_id=mask_identifiers(complaint.external_id),
+                    summary=mask_identifiers(complaint.summary),
+                    created=True,
+                )
+            row = get_complaint_by_external_id(s, complaint.external_id)
             if row is None:  # the unique index refused it, yet the row is gone: it was deleted meanwhile
                 raise IntakeConflictError()
             if number is None and row.fingerprint != fingerprint:

@@ -278,8 +278,6 @@ class SlackSandbox:
         # are counted on: a test gives the bot's injected clock, so nobody sleeps for a minute.
         self.now = now
         self.tier_limits: dict[str, TierLimit] = {}
-        if limits:
-            self.enforce_slack_limits()
         self.throttled: dict[str, int] = defaultdict(int)  # 429s answered, per method
         self.arrivals: list[tuple[str, str, float]] = []  # (method, channel, sandbox time) of every API call
         # Slack may answer a list method with fewer items than `limit` asked for, and does for big workspaces;
@@ -311,6 +309,8 @@ class SlackSandbox:
         self._ts = itertools.count(1)
         self._epoch = int(time.time())
         self.add_user(bot_user_id, "incident-desk", is_bot=True)
+        if limits:
+            self.enforce_slack_limits()
         self._httpd: PromptHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
