@@ -6,10 +6,9 @@ in the queue is due at its moment. The budget reads them back to book the next o
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import threading
 from contextlib import AbstractContextManager, nullcontext
+from datetime import datetime
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
