@@ -9,8 +9,9 @@ from __future__ import annotations
 import threading
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from store.models import Complaint, OutboxMessage, TimelineEvent
@@ -20,27 +21,21 @@ CREATE = "channel.create"
 
 
 def booked_creates(session: Session, *, since: datetime, other_than: str) -> dict[str, datetime]:
-    """The moments of channel creations booked after `since` that are done or waiting in the queue, by key
-    (one under way holds a lease; its process knows its moment)."""
+    """The moments of channel creations booked after `since` (done, under way or queued), by key."""
     stmt = select(OutboxMessage.key, OutboxMessage.due_at).where(
         OutboxMessage.effect == CREATE,
         OutboxMessage.key != other_than,
         OutboxMessage.due_at > since,
-        or_(
-            OutboxMessage.state == OutboxState.SENT,
-            and_(
-                OutboxMessage.state == OutboxState.PENDING,
-                OutboxMessage.attempts > 0,
-                OutboxMessage.lease_until.is_(None),
-            ),
-        ),
+        OutboxMessage.state.in_((OutboxState.SENT, OutboxState.PENDING)),
     )
     return {key: at for key, at in session.execute(stmt)}
 
 
-def book_effect(session: Session, key: str, at: datetime) -> None:
-    """Record the moment booked for the effect `key`."""
-    session.execute(update(OutboxMessage).where(OutboxMessage.key == key).values(due_at=at))
+def queue_effect(session: Session, key: str, *, at: datetime, payload: dict[str, Any]) -> None:
+    """Queue the effect `key` (written in this transaction) for `at`. It counts as taken once, so the sweep runs
+    it at its moment rather than leaving it to the request that wrote it."""
+    row = session.scalars(select(OutboxMessage).where(OutboxMessage.key == key)).one()
+    row.due_at, row.attempts, row.payload = at, 1, {**(row.payload or {}), **payload}
 
 
 def has_timeline_event(session: Session, incident_id: int, event: str) -> bool:

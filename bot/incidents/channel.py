@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -34,7 +35,7 @@ from bot.notices.outbox import Deferred, LaneResult, Outbox, Recorder, Step
 from bot.slack.gateway import PER_USER_INVITE_ERRORS, SlackCallError, SlackGateway
 from store import queries
 from store.models import Incident
-from store.volume import has_timeline_event
+from store.volume import has_timeline_event, queue_effect
 
 log = logging.getLogger(__name__)
 
@@ -188,6 +189,25 @@ class ChannelSetup:
             self.outbox.add(
                 s, incident.id, f"setup:{incident.id}:{effect}", effect, together=together, reporter=reporter
             )
+        self._book_channel(s, incident)
+
+    def _book_channel(self, s: Session, incident: Incident) -> None:
+        """Book the channel's creation within Slack's budget, in the opening transaction (first opened, first
+        created); beyond the budget it waits in the store for its moment and the timeline says so."""
+        key = f"setup:{incident.id}:channel.create"
+        now = self.clock.now()
+        booking = self.budget.book(s, key)
+        if not booking.queued(now):
+            return
+        queue_effect(s, key, at=booking.at, payload={"booked": booking.at.isoformat(), "ahead": booking.ahead})
+        queries.add_timeline_event(
+            s,
+            incident.id,
+            at=now,
+            event="channel_queued",
+            actor_id=None,
+            data={"ahead": booking.ahead, "until": booking.at.isoformat()},
+        )
 
     def channel_name(self, incident: Incident, suffix: str = "") -> str:
         date = incident.created_at.astimezone(self.playbook.tz).strftime("%Y%m%d")
@@ -332,22 +352,10 @@ class ChannelSetup:
         incident = self._load(step)
         if incident.channel_id is not None:
             return None
-        if "booked" not in step.payload:  # a creation beyond Slack's budget waits in the store for its moment
-            booking = self.budget.book(step.key)
-            if booking.queued(self.clock.now()):
-                raise Deferred(
-                    booking.at,
-                    ahead=booking.ahead,
-                    payload={"booked": booking.at.isoformat()},
-                    record=lambda s: queries.add_timeline_event(
-                        s,
-                        incident.id,
-                        at=self.clock.now(),
-                        event="channel_queued",
-                        actor_id=None,
-                        data={"ahead": booking.ahead, "until": booking.at.isoformat()},
-                    ),
-                )
+        booked = step.payload.get("booked")
+        if booked is not None and datetime.fromisoformat(str(booked)) > self.clock.now():
+            # run before its moment (a repair made it due): back to its place in the queue
+            raise Deferred(datetime.fromisoformat(str(booked)), ahead=int(step.payload.get("ahead", 0)))
         channel = self._create_channel(incident)  # adopts our own channel if an earlier run created it and died
 
         def record(s: Session) -> None:

@@ -146,6 +146,9 @@ class Outbox:
                 if not queries.lease_effect(s, head.id, now=now, lease_until=now + LEASE):
                     # held by another worker, or waiting for its retry after a refusal (which is reported)
                     waits = head.error if head.lease_until is None and head.due_at > now else None
+                    if waits is None and head.lease_until is None and head.due_at > now:  # queued for its moment
+                        ahead = int((head.payload or {}).get("ahead", 0))
+                        return LaneResult(lane.ran, waiting=1, queued_until=head.due_at, ahead=ahead)
                     return LaneResult(lane.ran, failed_effect=head.effect if waits else None, error=waits, waiting=1)
                 batch = [head] + [
                     row
