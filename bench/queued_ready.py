@@ -69,7 +69,10 @@ def main() -> None:
         by_creation = sorted(queued, key=lambda n: ready[n][1])  # the test server's channel IDs grow with creation
         print(f"  queued channels created in the order opened: {by_creation == sorted(queued)} ({len(queued)} queued)")
         told = sum(1 for e in sandbox.ephemerals if "queued" in e.text or "排队" in e.text)
-        dms = sum(1 for m in sandbox.messages if "waited in the queue" in m.text or "排队后现已创建" in m.text)
+        told_ready = [m.text for m in sandbox.messages if "waited in the queue" in m.text or "排队后现已创建" in m.text]
+        dms = len(told_ready)
+        if len({re.search(r"#(\d+)", t).group(1) for t in told_ready if re.search(r"#(\d+)", t)}) != dms:
+            print("  DUPLICATE ready messages:", sorted(re.findall(r"#(\d+)", " ".join(told_ready))))
         print(f"  reporters told 'queued': {told}; told 'ready' by DM: {dms}")
         for method, s in sandbox.call_stats().items():
             if method in ("conversations.create", "conversations.invite", "conversations.setTopic", "chat.update"):

@@ -28,9 +28,7 @@ CREATE_LIMIT = SLACK_PACE["conversations.create"]
 class Booking:
     at: datetime  # when the channel may be created
     ahead: int  # creations queued before this one (0 when it goes now)
-
-    def queued(self, now: datetime) -> bool:
-        return self.at > now
+    queued: bool  # it waits for its moment (beyond the budget)
 
 
 class ChannelBudget:
@@ -65,4 +63,4 @@ class ChannelBudget:
                 at = max(at, booked[-1])  # first come, first created
             self._recent[key] = at
             ahead = sum(1 for moment in booked if moment > now) if at > now else 0
-            return Booking(at, ahead)
+            return Booking(at, ahead, queued=at > now)

@@ -195,15 +195,14 @@ class ChannelSetup:
         """Book the channel's creation within Slack's budget, in the opening transaction (first opened, first
         created); beyond the budget it waits in the store for its moment and the timeline says so."""
         key = f"setup:{incident.id}:channel.create"
-        now = self.clock.now()
         booking = self.budget.book(s, key)
-        if not booking.queued(now):
+        if not booking.queued:
             return
         queue_effect(s, key, at=booking.at, payload={"booked": booking.at.isoformat(), "ahead": booking.ahead})
         queries.add_timeline_event(
             s,
             incident.id,
-            at=now,
+            at=self.clock.now(),
             event="channel_queued",
             actor_id=None,
             data={"ahead": booking.ahead, "until": booking.at.isoformat()},
