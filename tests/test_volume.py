@@ -142,3 +142,14 @@ def test_the_pacer_waits_out_a_workspace_window_and_a_channel_bucket() -> None:
     assert [pacer.book("post", "C1") for _ in range(5)] == [0, 0, 0, 1, 2]
     assert pacer.book("post", "C2") == 0  # another channel has its own bucket
     assert pacer.book("other") == 0
+
+
+def test_when_slack_is_stricter_than_the_budget_the_bot_waits_out_its_429s_and_loses_nothing(
+    sandbox: SlackSandbox, stack: Stack, clock: FixedClock
+) -> None:
+    sandbox.now = lambda: clock.now().timestamp()
+    sandbox.enforce_slack_limits({"conversations.create": (2, 60.0, False)})  # tighter than the bot's 20
+    channels = [stack.open(f"outage sev3 Strict {n}") for n in range(4)]
+    assert len({c.id for c in channels}) == 4  # every channel created, each once
+    assert sandbox.call_stats()["conversations.create"]["throttled"] > 0  # Slack refused, Retry-After was honoured
+    assert all(c.members for c in channels)
