@@ -150,8 +150,6 @@ def test_the_store_rule_sees_a_query_built_in_a_service(tmp_path: Path) -> None:
         ".where(...)",
         ".get(Deadline, ...)",
     }
-
-
 # ---- explicit dependencies and package boundaries ------------------------------------------------------------
 
 # Which bot packages (and `store`) each part of the tree may import, besides the standard library and
