@@ -24,6 +24,11 @@ from tests.conftest import LEAD, REPORTER, Stack, running_stack
 
 OPENS = 25
 REPORTERS = (REPORTER, LEAD)
+QUEUED = {  # what the reporter of a queued channel is told at once: REPORTER reads Slack in Chinese
+    REPORTER: r"频道创建已排队（前面还有 (\d+) 个），就绪后会通知您",
+    LEAD: r"channel creation is queued \((\d+) ahead of it\); I will tell you when it is ready",
+}
+READY = {REPORTER: r"事件 \*#(\d+)\* 已在 <#C\d+> 就绪", LEAD: r"Incident \*#(\d+)\* is ready in <#C\d+>"}
 
 
 def on_the_bots_clock(sandbox: SlackSandbox, clock: FixedClock) -> None:
@@ -61,6 +66,7 @@ def channels_by_incident(stack: Stack) -> dict[int, str | None]:
 def test_a_surge_of_opens_queues_channels_beyond_the_budget_and_drains_them_in_order_after_a_restart(
     limited: SlackSandbox, playbook: Playbook, sqlite_url: str, clock: FixedClock
 ) -> None:
+    limited.set_user_locale(REPORTER, "zh-CN")
     with running_stack(limited, playbook, sqlite_url, clock) as first:
         assert set(open_many(first, OPENS)) == {200}
         created = channels_by_incident(first)
@@ -68,10 +74,14 @@ def test_a_surge_of_opens_queues_channels_beyond_the_budget_and_drains_them_in_o
         made = [n for n, channel in created.items() if channel]
         queued = [n for n, channel in created.items() if not channel]
         assert made == list(range(1, 21))  # the budget, at once, first opened first; the rest wait in the store
-        told = [e.text for e in limited.ephemerals if "queued" in e.text]
-        assert len(told) == OPENS - 20
-        assert all(re.search(r"queued \(\d+ ahead of it\); I will tell you when it is ready", t) for t in told)
-        assert {int(re.search(r"queued \((\d+) ahead", t).group(1)) for t in told} == set(range(OPENS - 20))  # type: ignore[union-attr]
+        # each reporter is told in their own Slack language (the lead reads Slack in English)
+        told: dict[str, list[int]] = {e.user: [] for e in limited.ephemerals}
+        for e in limited.ephemerals:
+            found = re.search(QUEUED[e.user], e.text)
+            if found:
+                told[e.user].append(int(found.group(1)))
+        assert sorted(told[REPORTER] + told[LEAD]) == list(range(OPENS - 20))  # how many wait before each
+        assert told[REPORTER] and told[LEAD]
         with first.bot.services.db() as s:
             waiting = s.scalars(
                 select(OutboxMessage).where(
@@ -90,8 +100,13 @@ def test_a_surge_of_opens_queues_channels_beyond_the_budget_and_drains_them_in_o
         assert order == queued  # created in the order they were opened
         for n in queued:
             assert limited.channels[str(created[n])].members  # set up: people invited
-        dms = [m.text for user in REPORTERS for m in limited.dm_messages(user) if "waited in the queue" in m.text]
-        assert sorted(int(re.search(r"#(\d+)\*", t).group(1)) for t in dms) == queued  # type: ignore[union-attr]
+        ready = [
+            int(found.group(1))
+            for user in REPORTERS
+            for m in limited.dm_messages(user)
+            if (found := re.search(READY[user], m.text))
+        ]
+        assert sorted(ready) == queued  # each told once, in their language, that the channel is ready
     stats = limited.call_stats()
     assert stats["conversations.create"]["calls"] == OPENS
     assert stats["conversations.create"]["max_per_minute"] <= 20
