@@ -11,6 +11,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 import pytest
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 from sqlalchemy import select
 
 from bot.core.clock import FixedClock
@@ -144,6 +146,28 @@ def test_the_budget_books_the_twenty_first_creation_a_minute_later_and_counts_th
         (timedelta(seconds=60), 0),
         (timedelta(seconds=60), 1),
     ]
+
+
+def test_the_sandbox_answers_429_with_retry_after_beyond_slacks_published_limits(
+    limited: SlackSandbox, clock: FixedClock
+) -> None:
+    client = WebClient(token=limited.bot_token, base_url=limited.api_url, retry_handlers=[])
+    channels = [client.conversations_create(name=f"room-{n}")["channel"]["id"] for n in range(20)]
+    with pytest.raises(SlackApiError) as refused:
+        client.conversations_create(name="room-20")  # Tier 2: twenty a minute for the workspace
+    assert refused.value.response.status_code == 429
+    assert refused.value.response.headers["Retry-After"] == "60"
+    clock.advance(timedelta(seconds=60))
+    client.conversations_create(name="room-20")  # the minute has passed on the sandbox's clock
+    for n in range(10):  # a short burst in one channel is taken...
+        client.chat_postMessage(channel=channels[0], text=f"m{n}")
+    with pytest.raises(SlackApiError) as refused:
+        client.chat_postMessage(channel=channels[0], text="one too many")
+    assert refused.value.response.headers["Retry-After"] == "1"
+    client.chat_postMessage(channel=channels[1], text="another channel")  # ...counted per channel
+    clock.advance(timedelta(seconds=1))
+    client.chat_postMessage(channel=channels[0], text="a second later")
+    assert limited.call_stats()["conversations.create"]["throttled"] == 1
 
 
 def test_the_pacer_waits_out_a_workspace_window_and_a_channel_bucket() -> None:
