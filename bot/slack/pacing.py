@@ -29,6 +29,7 @@ class Limit:
     per_channel: bool = False
 
 
+PRUNE_AT = 10_000  # channels remembered before the idle ones are forgotten
 MARGIN = 1.0  # seconds added to each workspace window: a booked call reaches Slack a little later
 # What the bot allows itself: Slack's published limits, the burst a little under what Slack tolerates.
 SLACK_PACE: dict[str, Limit] = {
@@ -74,6 +75,8 @@ class Pacer:
                 tat = max(state.tat.get(channel, now), now)
                 at = max(now, tat - tolerance)
                 state.tat[channel] = max(tat, at) + limit.seconds
+                if len(state.tat) > PRUNE_AT:  # a channel whose bucket is full again needs no entry
+                    state.tat = {c: t for c, t in state.tat.items() if t > now}
                 return at - now
             booked = state.booked[""]
             while booked and now - booked[0] >= limit.seconds:
