@@ -279,7 +279,7 @@ class SlackSandbox:
         self.now = now
         self.tier_limits: dict[str, TierLimit] = {}
         self.throttled: dict[str, int] = defaultdict(int)  # 429s answered, per method
-        self.arrivals: list[tuple[str, str, float]] = []  # (method, channel, sandbox time) of every API call
+        self.arrivals: list[tuple[str, str, float]] = []  # (method, channel, sandbox time) of each call let through
         # Slack may answer a list method with fewer items than `limit` asked for, and does for big workspaces;
         # a small `page_size` makes every list paginate, so a caller that ignores next_cursor misses items.
         self.page_size = page_size
@@ -370,8 +370,8 @@ class SlackSandbox:
             }
 
     def call_stats(self) -> dict[str, dict[str, float]]:
-        """Per method: calls, 429s answered, and the most calls seen in any 60-second window (workspace) and,
-        for posts, in any 1-second window of one channel (what a benchmark reports against the limits)."""
+        """Per method: calls let through, 429s answered, and the most calls let through in any 60-second window
+        (workspace) and in any 1-second window of one channel (what a benchmark reports against the limits)."""
         with self.lock:
             arrivals = list(self.arrivals)
             throttled = dict(self.throttled)
@@ -675,11 +675,11 @@ class SlackSandbox:
         with self.lock:
             now = self.now()
             channel = str(args.get("channel", ""))
-            self.arrivals.append((method, channel, now))
             tier = self.tier_limits.get(method)
             wait = tier.take(channel if tier.per_channel else "", now) if tier is not None else None
             if wait is not None:
                 return max(1, math.ceil(wait))  # Slack's Retry-After is whole seconds
+            self.arrivals.append((method, channel, now))
         limit = self.rate_limits.get(method)
         if limit is None:
             return None
