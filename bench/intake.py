@@ -66,6 +66,7 @@ def complaint(prefix: str, n: int) -> bytes:
 @dataclass
 class Load:
     latencies: list[float]  # seconds, from when each was due to go out to its answer
+    service: list[float]  # seconds, from when it was sent to its answer (without the client's own lag)
     statuses: dict[int, int]
     errors: int
     elapsed: float  # first send to last answer
@@ -94,6 +95,7 @@ def _drive(plan: Plan, out: Any) -> None:
     lock = threading.Lock()
     taken = iter(range(count))
     latencies: list[float] = []
+    service: list[float] = []
     statuses: dict[int, int] = {}
     errors = 0
     start = time.perf_counter() + 0.2
@@ -110,6 +112,7 @@ def _drive(plan: Plan, out: Any) -> None:
             delay = due - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
+            sent = time.perf_counter()
             try:
                 conn.request("POST", PATH, body=complaint(prefix, first + i), headers=headers)
                 response = conn.getresponse()
@@ -121,9 +124,10 @@ def _drive(plan: Plan, out: Any) -> None:
                 with lock:
                     errors += 1
                 continue
-            took = time.perf_counter() - due
+            answered = time.perf_counter()
             with lock:
-                latencies.append(took)
+                latencies.append(answered - due)
+                service.append(answered - sent)
                 statuses[status] = statuses.get(status, 0) + 1
         conn.close()
 
@@ -132,7 +136,7 @@ def _drive(plan: Plan, out: Any) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    out.put((latencies, statuses, errors, time.perf_counter() - start))
+    out.put((latencies, service, statuses, errors, time.perf_counter() - start))
 
 
 def drive(url: str, prefix: str, count: int, *, rate: float, clients: int, processes: int = 1) -> Load:
@@ -150,9 +154,10 @@ def drive(url: str, prefix: str, count: int, *, rate: float, clients: int, proce
     results = [out.get() for _ in procs]
     for proc in procs:
         proc.join()
-    load = Load([], {}, 0, 0.0)
-    for latencies, statuses, errors, elapsed in results:
+    load = Load([], [], {}, 0, 0.0)
+    for latencies, service, statuses, errors, elapsed in results:
         load.latencies += latencies
+        load.service += service
         for status, n in statuses.items():
             load.statuses[status] = load.statuses.get(status, 0) + n
         load.errors += errors
@@ -222,7 +227,8 @@ def sustained(store: str, bot: Bot, url: str, args: argparse.Namespace) -> None:
     print(
         f"intake sustained, {store}: target {args.rate:g}/s for {args.seconds:g} s — achieved "
         f"{len(load.latencies) / load.elapsed:.0f}/s; latency p50 {ms(load.latencies, 50)} ms, "
-        f"p95 {ms(load.latencies, 95)} ms, p99 {ms(load.latencies, 99)} ms, max {ms(load.latencies, 100)} ms; "
+        f"p95 {ms(load.latencies, 95)} ms, p99 {ms(load.latencies, 99)} ms, max {ms(load.latencies, 100)} ms "
+        f"(sent → answered: p50 {ms(load.service, 50)} ms, p99 {ms(load.service, 99)} ms); "
         f"answers {dict(sorted(load.statuses.items()))}, connection errors {load.errors}; lost {lost}",
         flush=True,
     )
