@@ -15,7 +15,9 @@ from sqlalchemy.orm import Session, sessionmaker
 import handlers.actions
 import handlers.commands
 import handlers.notices
+import handlers.plan
 import handlers.review
+import handlers.surge_run
 import handlers.views
 from bot.core.clock import Clock, SystemClock
 from bot.core.config import Playbook
@@ -81,6 +83,8 @@ def create_app(
     handlers.views.register(app, services)
     handlers.notices.register(app, services)
     handlers.review.register(app, services)
+    handlers.plan.register(app, services)
+    handlers.surge_run.register(app, services)
     app.error(_error_handler(services, gateway, playbook))
     verifier = RequestVerifier(signing_secret, session_factory) if signing_secret else None
     return Bot(app, services, executor, services.sweeper, services.scheduler, verifier)

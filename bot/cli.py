@@ -23,6 +23,7 @@ from bot.core.text import mask_identifiers, set_bank_patterns
 if TYPE_CHECKING:
     from slack_bolt.adapter.socket_mode import SocketModeHandler
     from sqlalchemy import Engine
+    from sqlalchemy.orm import Session, sessionmaker
 
     from bot.app import Bot
     from bot.slack.web import HttpServer
@@ -81,15 +82,100 @@ def _print_config_error(exc: ConfigError) -> int:
 def cmd_check_config(args: argparse.Namespace, settings: Settings) -> int:
     path = Path(args.path) if args.path else settings.config_path
     playbook = load_checked_playbook(path)
+    if args.database_url:  # would the bot start on this file against that store? (a changed, unraised version)
+        check_against_store(playbook, path, args.database_url)
     print(
         f"{path}: OK — playbook {playbook.version}, {len(playbook.kinds)} kinds, {len(playbook.roles)} roles, "
         f"{len(playbook.severities)} severities"
     )
-    warnings = playbook_warnings(playbook)
+    warnings = start_up_warnings(playbook)
     if warnings:
         print(f"{len(warnings)} warning(s) (the playbook loads; fill these in before going live):")
         for warning in warnings:
             print(f"  ! {warning}")
+    return 1 if warnings and args.strict else 0
+
+
+def start_up_warnings(playbook: Playbook) -> list[str]:
+    """playbook_warnings plus the completeness findings (bot/core/completeness.py), each line once."""
+    from bot.core.completeness import completeness_findings
+
+    return list(dict.fromkeys([*playbook_warnings(playbook), *completeness_findings(playbook)]))
+
+
+# ---- the plan's versions (bot/plan/versions.py) ---------------------------------------------------------------
+
+
+def _store(database_url: str) -> tuple[Engine, sessionmaker[Session]]:
+    from sqlalchemy.exc import OperationalError
+
+    from store.db import make_engine, make_session_factory, upgrade
+
+    engine = make_engine(database_url)
+    try:
+        upgrade(engine)
+    except OperationalError as exc:
+        engine.dispose()
+        raise ConfigError(
+            "command line", [f"--database-url: cannot reach the store ({type(exc.orig).__name__})"]
+        ) from None
+    return engine, make_session_factory(engine)
+
+
+def check_against_store(playbook: Playbook, path: Path, database_url: str) -> None:
+    """Refuse (ConfigError) a playbook the bot would refuse to start on against this store."""
+    from bot.plan.versions import check_version
+
+    engine, db = _store(database_url)
+    try:
+        with db() as s:
+            check_version(s, playbook, path.read_text(encoding="utf-8"), str(path))
+    finally:
+        engine.dispose()
+
+
+def adopt(playbook: Playbook, path: Path, database_url: str) -> None:
+    """At start-up: store the playbook's version (refusing a changed file whose version was not raised)."""
+    from datetime import UTC, datetime
+
+    from bot.plan.versions import adopt_playbook
+
+    engine, db = _store(database_url)
+    try:
+        adoption = adopt_playbook(db, playbook, path.read_text(encoding="utf-8"), datetime.now(UTC), str(path))
+    finally:
+        engine.dispose()
+    if adoption.outcome == "new":
+        log.info(
+            "playbook: version %s is new (was %s); it is announced at the next sweep",
+            playbook.version,
+            adoption.previous,
+        )
+    elif adoption.outcome == "first":
+        log.info("playbook: version %s recorded (the first this database has seen)", playbook.version)
+
+
+def cmd_playbook(args: argparse.Namespace, settings: Settings) -> int:
+    """`playbook history` lists the stored versions; `playbook diff <a> <b>` compares two of them."""
+    from bot.plan.versions import describe, diff, history
+
+    engine, db = _store(args.database_url or settings.database_url)
+    try:
+        if args.playbook_command == "diff":
+            print(diff(db, args.a, args.b), end="")
+            return 0
+        lines = [describe(line) for line in history(db)]
+    finally:
+        engine.dispose()
+    if not lines:
+        print("no playbook version stored yet (the bot stores one each time it starts on a new version)")
+        return 0
+    print(f"{'version':<16} {'loaded at':<21} {'date':<10} {'hash':<12} {'read':>7}  reason")
+    for row in lines:
+        print(
+            f"{row['version']:<16} {row['loaded_at']:<21} {row['date']:<10} {row['hash']:<12} "
+            f"{row['confirmed']:>7}  {row['reason']}"
+        )
     return 0
 
 
@@ -150,7 +236,8 @@ def cmd_run(args: argparse.Namespace, settings: Settings) -> int:
 
         return run_demo(playbook, sys.stdout, database_url=args.database, lang=args.lang)
     settings.require_slack()
-    for warning in playbook_warnings(playbook):  # runs anyway: the reporter leads when nobody else is named
+    adopt(playbook, settings.config_path, settings.database_url)  # refuses a changed file under the same version
+    for warning in start_up_warnings(playbook):  # runs anyway: the reporter leads when nobody else is named
         log.warning("playbook: %s", warning)
     runtime = build_runtime(settings, playbook, host=args.host)
     from bot.app import resume_unfinished
@@ -246,7 +333,22 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(func=cmd_run)
     check = sub.add_parser("check-config", help="validate a playbook and print every error with its field")
     check.add_argument("path", nargs="?", help="the playbook (default: $INCIDENT_DESK_CONFIG or ./config.yaml)")
+    check.add_argument(
+        "--database-url", "--database", dest="database_url", help="also check the playbook's version against this store"
+    )
+    check.add_argument("--strict", action="store_true", help="exit 1 when there are warnings (a gap in the plan)")
     check.set_defaults(func=cmd_check_config)
+    plan = sub.add_parser("playbook", help="the playbook versions the bot has loaded")
+    plan_sub = plan.add_subparsers(dest="playbook_command", required=True)
+    plan_history = plan_sub.add_parser("history", help="every version loaded: when, its hash, who read it, the reason")
+    plan_diff = plan_sub.add_parser("diff", help="a unified diff of two stored versions")
+    plan_diff.add_argument("a", help="the older version, e.g. 2026.11-3")
+    plan_diff.add_argument("b", help="the newer version")
+    for command in (plan_history, plan_diff):
+        command.add_argument(
+            "--database-url", "--database", dest="database_url", help="a database URL (default: $DATABASE_URL)"
+        )
+    plan.set_defaults(func=cmd_playbook)
     report = sub.add_parser("report", help="the plan's KPIs over a period (drills excluded), as text or CSV")
     report.add_argument(
         "--from", dest="start", help="first day, YYYY-MM-DD in the playbook's timezone (default: 30 days ago)"

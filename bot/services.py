@@ -19,16 +19,20 @@ from bot.deadlines.scheduler import Scheduler, Sweeper
 from bot.deadlines.service import Deadlines
 from bot.incidents.permissions import Permissions
 from bot.incidents.service import IncidentService
+from bot.intake.alerts import AlertIntake
 from bot.intake.service import ComplaintIntake
 from bot.notices.email import Mailer
 from bot.notices.outbox import LEASE, Outbox
 from bot.notices.service import NoticeService
 from bot.notices.status_page import StatusPage
 from bot.notices.webhooks import WebhookSender
+from bot.plan.service import PlanService
 from bot.review.kpi import refresh_rollup
 from bot.review.service import ReviewService
 from bot.review.weekly import ReportService
 from bot.slack.gateway import SlackGateway
+from bot.surge.leadership import Leadership
+from bot.surge.plan import SurgePlan
 from store.models import Incident
 
 
@@ -55,6 +59,9 @@ class Services:
     sweeper: Sweeper
     scheduler: Scheduler  # the timer around the sweeper; `incident-desk run` starts it
     intake: ComplaintIntake  # complaints from the bank's complaint system (the intake API)
+    plan: PlanService  # the plan's versions: announcing a new one, read confirmations, the yearly review
+    surge_plan: SurgePlan  # the running surge plan: duties, diversion notices, live chart, End and summary
+    alerts: AlertIntake  # Alertmanager's webhook: monitoring opens and joins outages
 
     @classmethod
     def build(
@@ -136,6 +143,20 @@ class Services:
             schedule_changed=schedule_changed,
         )
         reports = ReportService(playbook, db, slack, clock, renderer)
+        plan = PlanService(playbook, db, slack, clock)
+
+        # the running surge plan (seed 004): started from the record, driven by the sweep below
+        surge_plan = SurgePlan(
+            playbook=playbook,
+            db=db,
+            slack=slack,
+            clock=clock,
+            renderer=renderer,
+            outbox=outbox,
+            leadership=Leadership(playbook, slack),
+            lifecycle=incidents.lifecycle,
+            notices=notices,
+        )
 
         # the clock's sweep and its timer: due deadlines and pages, plus the jobs due at a moment
         sweeper = Sweeper(
@@ -150,6 +171,8 @@ class Services:
                 functools.partial(outbox.resume, grace=LEASE),
                 review.post_due_reviews,
                 reports.run_weekly,
+                plan.run,  # a new version's announcement, reminders to read it, the yearly review
+                surge_plan.run_due,
                 functools.partial(  # the KPI report's months, computed again once stale (bot/review/kpi.py)
                     refresh_rollup, db, zone=playbook.tz, good_at_least=playbook.satisfaction.good_at_least
                 ),
@@ -160,6 +183,17 @@ class Services:
 
         # what other systems send in
         intake = ComplaintIntake(db, clock, playbook)
+        alerts = AlertIntake(
+            playbook=playbook,
+            db=db,
+            clock=clock,
+            slack=slack,
+            renderer=renderer,
+            lifecycle=incidents.lifecycle,
+            updates=incidents.updates,
+            set_up=incidents.setup_channel,
+            schedule_changed=schedule_changed,
+        )
 
         # who reacts to what, all of it here
         events.subscribe(ScheduleChanged, lambda _: scheduler.poke())
@@ -186,4 +220,7 @@ class Services:
             sweeper=sweeper,
             scheduler=scheduler,
             intake=intake,
+            plan=plan,
+            surge_plan=surge_plan,
+            alerts=alerts,
         )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -10,6 +10,7 @@ from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     ForeignKey,
     Index,
     Integer,
@@ -387,3 +388,75 @@ class Complaint(Base):
     severity: Mapped[str | None] = mapped_column(String(10))
     amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+# ---- the plan's versions and who confirmed reading them -------------------------------------------------------
+
+
+class PlaybookVersion(Base):
+    """A playbook as the bot loaded it, once per distinct (version, content hash): its file's text, when it was
+    first loaded and the changelog entry's reason. The newest row is the plan in force; the others are kept for
+    tracing (`incident-desk playbook history` / `diff`) and never used."""
+
+    __tablename__ = "playbook_versions"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version: Mapped[str] = mapped_column(String(60))
+    content_hash: Mapped[str] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    loaded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    effective_on: Mapped[date] = mapped_column(Date)  # the changelog entry's date (else the day it was loaded)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    changes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    # the announcement of this version: claimed once (announced_at), then where it was posted
+    announced_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    announcement_channel: Mapped[str | None] = mapped_column(String(40))
+    announcement_ts: Mapped[str | None] = mapped_column(String(40))
+    review_reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the last yearly-review reminder
+
+    __table_args__ = (UniqueConstraint("version", "content_hash", name="uq_playbook_versions_version_hash"),)
+
+
+class PlanConfirmation(Base):
+    """One person asked to confirm they have read a version of the plan; `confirmed_at` is set once."""
+
+    __tablename__ = "plan_confirmations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    version_id: Mapped[int] = mapped_column(ForeignKey("playbook_versions.id", ondelete="CASCADE"))
+    user_id: Mapped[str] = mapped_column(String(20))
+    asked_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    next_reminder_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reminders: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (UniqueConstraint("version_id", "user_id", name="uq_plan_confirmations_version_user"),)
+
+
+class SurgeRun(Base):
+    """A surge plan running as an incident (seed 004): started once (duties, notices, chart), its live chart's
+    last refresh, the End suggestion, and who ended it. The primary key makes the start happen once."""
+
+    __tablename__ = "surge_runs"
+
+    incident_id: Mapped[int] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), primary_key=True)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    chart_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # the live chart's last posting
+    end_suggested_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # None again once volume rises
+    ended_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    ended_by: Mapped[str | None] = mapped_column(String(40))
+
+
+class AlertGroup(Base):
+    """An Alertmanager group (its `groupKey`) and the incident it opened: later notifications of the group
+    join that incident instead of opening another (the unique key decides between concurrent deliveries).
+    `fingerprints` are the alerts seen firing in it, so a new alert is told apart from a repeat."""
+
+    __tablename__ = "alert_groups"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    group_key: Mapped[str] = mapped_column(Text, unique=True)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    last_status: Mapped[str] = mapped_column(String(10))  # firing, resolved (store/states.py AlertGroupStatus)
+    last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
+    fingerprints: Mapped[list[str]] = mapped_column(JSON, default=list)

@@ -104,3 +104,16 @@ def require_moves(moves: Mapping[S, frozenset[S]], expected: Iterable[str], to: 
     for state in expected:
         if state not in states or states[to] not in moves[states[state]]:
             raise IllegalTransitionError(f"no move from {str(state)!r} to {str(to)!r}")
+
+
+class AlertGroupStatus(StrEnum):
+    """The last notification an Alertmanager group sent (store/alert_groups.py): it fires and resolves again
+    as often as the alerts do, so every move is allowed."""
+
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
+ALERT_GROUP_MOVES: Mapping[AlertGroupStatus, frozenset[AlertGroupStatus]] = {
+    state: frozenset(AlertGroupStatus) for state in AlertGroupStatus
+}

@@ -150,6 +150,8 @@ def test_the_store_rule_sees_a_query_built_in_a_service(tmp_path: Path) -> None:
         ".where(...)",
         ".get(Deadline, ...)",
     }
+
+
 # ---- explicit dependencies and package boundaries ------------------------------------------------------------
 
 # Which bot packages (and `store`) each part of the tree may import, besides the standard library and
@@ -165,9 +167,12 @@ BOUNDARIES: dict[str, set[str]] = {
     "bot/deadlines": {CORE, SLACK, STORE, *DOMAIN} - {"bot.review", "bot.notices"},
     "bot/notices": {CORE, SLACK, STORE, *DOMAIN} - {"bot.review"},
     "bot/review": {CORE, SLACK, STORE, *DOMAIN},
-    "bot/intake": {CORE, STORE, "bot.intake"},  # records what other systems send; no Slack call yet
+    # signals from other systems: recorded, routed to incidents, watched for a surge
+    "bot/intake": {CORE, SLACK, STORE, *DOMAIN, "bot.intake", "bot.surge"},
+    "bot/surge": {CORE, SLACK, STORE, *DOMAIN, "bot.surge"},  # the surge plan drives incidents, not the intake
+    "bot/plan": {CORE, SLACK, STORE, "bot.plan"},  # the plan's versions: stored, announced, confirmed
     "bot/sandbox": {"bot.sandbox"},  # the test server knows nothing of the bot it serves
-    "handlers": {CORE, SLACK, *DOMAIN, "bot.services", "handlers"},
+    "handlers": {CORE, SLACK, *DOMAIN, "bot.intake", "bot.surge", "bot.services", "handlers"},
     "store": {STORE},
 }
 # Each exception says why; a module listed here may import that one package (prefix) besides its table row.

@@ -93,6 +93,7 @@ FORGED = ["99999999999999999999", "2147483648", "²", "1\x00", "-1", "", "0x10",
         f"{ActionId.TAKE_ROLE}:tech_support",
         f"{ActionId.RATE_CUSTOMER}:5",
         f"{ActionId.RATE_RESPONSE}:5",
+        ActionId.CONFIRM_PLAN,
     ],
 )
 def test_forged_button_values_are_answered_in_words(

@@ -187,9 +187,7 @@ def untranslated() -> dict[tuple[str, str], int]:
 
 def test_user_facing_strings_go_through_the_catalog() -> None:
     left = [
-        f"{where}:{line}: {text!r}"
-        for (where, text), line in untranslated().items()
-        if (where, text) not in ALLOWED
+        f"{where}:{line}: {text!r}" for (where, text), line in untranslated().items() if (where, text) not in ALLOWED
     ]
     assert not left, "wrap these in _() / ngettext (bot.core.i18n) and translate them:\n" + "\n".join(sorted(left))
 

@@ -79,6 +79,7 @@ AUDITED = (
     "bot/incidents/*.py",
     "bot/deadlines/owner_actions.py",
     "bot/notices/service.py",
+    "bot/plan/*.py",
 )
 # Code that runs in the playbook's language already: the outbox's effects (Outbox.run speaks it, and ChannelSetup
 # registers each of its handlers in it).

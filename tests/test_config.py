@@ -28,7 +28,7 @@ def line_of(fragment: str) -> int:
 
 def test_the_shipped_playbook_is_valid(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["check-config", str(ROOT / "config.yaml")]) == 0
-    assert "OK — playbook 2026.11-3, 4 kinds, 7 roles, 4 severities" in capsys.readouterr().out
+    assert "OK — playbook 2026.11-3, 4 kinds, 9 roles, 4 severities" in capsys.readouterr().out
 
 
 def test_check_config_names_the_field_and_line_of_an_unknown_role(
@@ -214,8 +214,23 @@ def test_names_per_language_are_optional_and_fall_back_to_the_english_name() -> 
     with use_locale("zh-CN"):
         assert playbook.deadline_name("complaint", "investigation", "Investigation finished") == "完成调查"
         # the same key in another kind has that kind's own name; an action item keeps the text typed for it
-        assert playbook.deadline_name("surge", "status_update", "Status update") == "向指挥部报告进展"
+        assert playbook.deadline_name("surge", "report_marketing", "Marketing progress report") == "市场营销部进展报告"
         assert playbook.deadline_name("complaint", "action_3", "Alert on retries") == "Alert on retries"
         assert playbook.role_name("no_such_role") == "no_such_role"
     with use_locale("en"):  # the row's own name: the one it was created with
         assert playbook.deadline_name("complaint", "investigation", "Investigation done") == "Investigation done"
+
+
+def test_the_surge_plan_must_name_a_kind_the_playbook_has(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = write(tmp_path, playbook_text(**{"  kind: surge\n  severity: sev2": "  kind: rush\n  severity: sev2"}))
+    assert main(["check-config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "surge.kind" in err and "'rush' is not one of kinds" in err
+
+
+def test_a_playbook_without_a_surge_section_or_kind_loads_with_the_surge_plan_off() -> None:
+    text = playbook_text()
+    text = text[: text.index("\nsurge:")]  # the section is the file's last
+    text = text.replace("  surge:\n    name: Traffic surge", "  rush:\n    name: Traffic surge")
+    assert load_playbook_text(text).surge.enabled is False
+    assert load_playbook_text(playbook_text()).surge.enabled is True

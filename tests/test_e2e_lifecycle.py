@@ -183,7 +183,7 @@ def test_unknown_role_is_refused_with_the_list_of_roles(stack: Stack) -> None:
     reply = stack.driver.slash(LEAD, channel.id, f"assign wizard <@{TECH}>")
     assert reply.text == (
         "Unknown role `wizard`. Roles: lead, tech_support, customer_comms, legal_compliance, pr, risk_control, "
-        "finance. Example: `/incident assign tech @alice`."
+        "finance, marketing, hr. Example: `/incident assign tech @alice`."
     )
 
 

@@ -262,7 +262,10 @@ def test_a_broken_webhook_is_retried_and_reported_while_the_others_go_out(stack:
     ("text", "expected"),
     [
         ("notice", "Say which notice: `/incident notice <initial|update|resolved> [channels] [locales]`."),
-        ("notice initail", "Unknown stage `initail`. Did you mean `initial`? Stages: initial, update, resolved."),
+        (
+            "notice initail",
+            "Unknown stage `initail`. Did you mean `initial`? Stages: initial, update, resolved, diversion.",
+        ),
         (
             "notice initial fax",
             "`fax` is neither a notice channel (status_page, social, hotline, complaint_system, email,",

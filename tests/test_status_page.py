@@ -139,11 +139,11 @@ def test_check_config_reports_missing_and_broken_notice_templates(
     assert (
         "notices.channels.status_page (zh-HK, initial): 'notices/zh-HK/initial/status_page.j2': TemplateNotFound" in err
     )
-    assert err.count("TemplateNotFound") == 18  # the 6 channels the kinds use x 3 stages
+    assert err.count("TemplateNotFound") == 24  # the 6 channels the kinds use x 4 stages
 
     # The bank's own folder adds the locale, without code changes; one template uses a field that does not exist.
     own = tmp_path / "bank-templates"
-    for stage in ("initial", "update", "resolved"):
+    for stage in ("initial", "update", "resolved", "diversion"):
         shutil.copytree(ROOT / "templates" / "notices" / "zh-CN" / stage, own / "notices" / "zh-HK" / stage)
     (own / "notices" / "zh-HK" / "update" / "social.j2").write_text("{{ bank_nmae }}：{{ update }}", encoding="utf-8")
     text = playbook_text(**{"  locales: [zh-CN, en]": "  locales: [zh-CN, en, zh-HK]"})

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import os
 import re
+import string
 import urllib.parse
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date, time, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -202,6 +204,18 @@ class EscalationSpec(_Strict):
     page_on_open: tuple[str, ...] = ("sev1", "sev2")
 
 
+class DepartmentSpec(_Strict):
+    """A department of a plan that runs by departments (seed 004: the surge plan): its name in this plan, which
+    may differ from its role's (客户服务部 for customer comms, 预案领导小组 for the lead), and its duties on
+    activation, per locale. Posted in the channel when the plan starts, one line per department."""
+
+    names: dict[str, str] = {}  # the department's name per locale, e.g. {zh-CN: 客户服务部, en: Customer service}
+    duties: dict[str, str] = Field(min_length=1)  # per locale, e.g. {zh-CN: 增加客服人员…, en: Add agents…}
+
+    def name_in(self, locale: str, fallback: str) -> str:
+        return self.names.get(locale) or fallback
+
+
 class KindSpec(_Strict):
     name: str = Field(min_length=1)
     names: dict[str, str] = {}  # the kind's name in each notice locale, e.g. {zh-CN: 客户投诉}
@@ -218,6 +232,8 @@ class KindSpec(_Strict):
     notice_channels: tuple[str, ...] | None = None
     # who may read an incident's details (status, timeline, deadlines) outside its channel
     visible_to: Literal["participants", "everyone"] = "participants"
+    # the plan's departments, keyed by the role that is each (seed 004; bot/surge/plan.py posts their duties)
+    departments: dict[str, DepartmentSpec] = {}
 
     def name_in(self, locale: str) -> str:
         """The kind's name for staff reading `locale`: `name` (the English one staff know) in English, else the
@@ -295,7 +311,8 @@ class WeeklyReportSpec(_Strict):
         return expression
 
 
-NOTICE_STAGES = ("initial", "update", "resolved")
+# `diversion` (客户分流, seed 004): tells customers which other channels to use; drafted when a surge plan starts
+NOTICE_STAGES = ("initial", "update", "resolved", "diversion")
 # Channels everyone can read: a kind whose notices answer one customer never uses them.
 PUBLIC_NOTICE_CHANNELS = ("status_page", "social")
 # Channels a customer-audience kind uses by default: straight back to the customer, plus the staff broadcast.
@@ -360,6 +377,161 @@ class MaskingSpec(_Strict):
     patterns: tuple[MaskPatternSpec, ...] = ()
 
 
+# ---- the surge plan (seed 004) -------------------------------------------------------------------------------
+
+
+class WarningLineSpec(_Strict):
+    """A warning line: `count` complaints received within `window`, overall or for one category or contact
+    channel (at most one of the two)."""
+
+    count: int = Field(ge=1)
+    window: timedelta
+    category: str | None = None
+    contact_channel: str | None = None
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _window(cls, value: object) -> timedelta:
+        return parse_duration(value)
+
+    @model_validator(mode="after")
+    def _one_filter(self) -> WarningLineSpec:
+        if self.category is not None and self.contact_channel is not None:
+            raise ValueError("a warning line watches one category or one contact channel, not both")
+        return self
+
+
+class HighPrioritySpec(_Strict):
+    """Which customers are served first in a surge (seed 004: 高优先级客户): any rule that matches flags one."""
+
+    min_amount: Decimal | None = None
+    severities: tuple[str, ...] = ("sev1", "sev2")
+    keywords: tuple[str, ...] = ()  # words in the complaint's summary, e.g. 媒体, 监管, 起诉
+    products: tuple[str, ...] = ()
+
+
+class SurgeSpec(_Strict):
+    """Seed 004: a warning line crossed → a proposal to the leadership group, who activate or dismiss it; the
+    activated plan runs as an incident of `kind`; it ends when the leadership group says so."""
+
+    enabled: bool = True
+    leadership_channel: str = "incident-leadership"
+    # The leadership group (预案领导小组): Slack user IDs and/or a user group. With neither, the members of
+    # leadership_channel decide (check-config warns).
+    leaders: tuple[str, ...] = ()
+    leaders_usergroup: str | None = None
+    warning_lines: tuple[WarningLineSpec, ...] = (WarningLineSpec(count=100, window=timedelta(minutes=10)),)
+    kind: str = "surge"
+    severity: str = "sev2"
+    # End is suggested once volume has stayed below every warning line this long.
+    end_after: timedelta = timedelta(minutes=30)
+    # How often the live volume chart in the surge channel is refreshed.
+    chart_every: timedelta = timedelta(minutes=5)
+    high_priority: HighPrioritySpec = HighPrioritySpec()
+
+    @field_validator("end_after", "chart_every", mode="before")
+    @classmethod
+    def _durations(cls, value: object) -> timedelta:
+        return parse_duration(value)
+
+
+# ---- the plan's life cycle: its changelog, the announcement of a new version, the yearly review ----------------
+
+
+class ChangelogEntry(_Strict):
+    """One version of the plan: when it was made, why, and what changed (required when the content changes)."""
+
+    version: str = Field(min_length=1)
+    date: date
+    reason: str = Field(min_length=1)
+    changes: tuple[str, ...] = ()
+
+
+class PlanChangesSpec(_Strict):
+    """Who is told of a new version of the plan, how often those who have not confirmed reading it are
+    reminded, and when the plan is due for its review."""
+
+    channel: str | None = None  # None: the weekly report's channel
+    remind_every: timedelta = timedelta(days=1)
+    review_every: timedelta = timedelta(days=365)
+    owners: tuple[str, ...] = ()  # the plan's owners (reminded of its review); none: the admins
+    review_severities: tuple[str, ...] = ("sev1", "sev2")  # their review drafts get a "plan changes" section
+
+    @field_validator("remind_every", "review_every", mode="before")
+    @classmethod
+    def _durations(cls, value: object) -> timedelta:
+        return parse_duration(value)
+
+    @field_validator("owners")
+    @classmethod
+    def _owners(cls, owners: tuple[str, ...]) -> tuple[str, ...]:
+        for owner in owners:
+            if not re.fullmatch(r"[UW][A-Z0-9]{2,}", owner):
+                raise ValueError(f"{owner!r} is not a Slack user ID (they look like U012ABCDEF)")
+        return owners
+
+
+# ---- Alertmanager's webhook (POST /api/v1/alerts/alertmanager) --------------------------------------------------
+
+ALERT_TITLE_FIELDS = ("summary", "alertname", "labels")
+
+
+class AlertsSpec(_Strict):
+    """What a firing Alertmanager group opens: an incident of `kind`, its severity read from the label
+    `severity_label` through `severities` (label value → playbook severity; `default_severity` for a value not
+    listed, else the kind's default), its title from `title` ({summary}: commonAnnotations.summary, else the
+    alert name and the group's labels; {alertname}; {labels}), its category from `category_label` when that
+    label holds one of the kind's categories. `resolve_on_resolved`: a resolved notification also resolves it."""
+
+    kind: str = "outage"
+    severity_label: str = "severity"
+    severities: dict[str, str] = {
+        "critical": "sev1",
+        "major": "sev2",
+        "error": "sev2",
+        "warning": "sev3",
+        "info": "sev4",
+    }
+    default_severity: str | None = None
+    resolve_on_resolved: bool = False
+    title: str = "{summary}"
+    category_label: str | None = None
+
+    @field_validator("severities")
+    @classmethod
+    def _lower(cls, value: dict[str, str]) -> dict[str, str]:
+        return {str(k).strip().lower(): v for k, v in value.items()}  # label values are matched ignoring case
+
+    @field_validator("title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        try:
+            fields = {name for _text, name, _spec, _conv in string.Formatter().parse(value) if name is not None}
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not a title template ({exc})") from None
+        unknown = fields - set(ALERT_TITLE_FIELDS)
+        if unknown or not value.strip():
+            raise ValueError(
+                f"{value!r}: use the placeholders {', '.join('{' + f + '}' for f in ALERT_TITLE_FIELDS)} only"
+            )
+        return value
+
+
+def _alerts_problems(alerts: dict[str, Any], kinds: dict[str, Any], severities: dict[str, Any]) -> list[str]:
+    problems: list[str] = []
+    kind = alerts.get("kind", "outage")
+    if kinds and "kind" in alerts and kind not in kinds:  # unwritten: the webhook is refused (503) until it is
+        problems.append(f"alerts.kind: {kind!r} is not one of kinds ({', '.join(kinds)})")
+    mapped = alerts.get("severities")
+    named = [(f"alerts.severities.{label}", sev) for label, sev in mapped.items()] if isinstance(mapped, dict) else []
+    if alerts.get("default_severity") is not None:
+        named.append(("alerts.default_severity", alerts["default_severity"]))
+    for where, sev in named:
+        if severities and sev not in severities:
+            problems.append(f"{where}: {sev!r} is not one of severities ({', '.join(severities)})")
+    return problems
+
+
 def _default_escalation() -> EscalationSpec:
     return EscalationSpec(levels=(EscalationLevel(name="Owner", owner=True, ack_timeout=timedelta(minutes=15)),))
 
@@ -384,6 +556,26 @@ class Playbook(_Strict):
     weekly_report: WeeklyReportSpec = WeeklyReportSpec()
     escalation: EscalationSpec = Field(default_factory=_default_escalation)
     masking: MaskingSpec = MaskingSpec()
+    surge: SurgeSpec = SurgeSpec()
+    # the plan's versions (newest last or first, any order): an entry is required for every new version
+    changelog: tuple[ChangelogEntry, ...] = ()
+    plan_changes: PlanChangesSpec = PlanChangesSpec()
+
+    @field_validator("changelog")
+    @classmethod
+    def _one_entry_per_version(cls, entries: tuple[ChangelogEntry, ...]) -> tuple[ChangelogEntry, ...]:
+        seen = [e.version for e in entries]
+        twice = sorted({v for v in seen if seen.count(v) > 1})
+        if twice:
+            raise ValueError(f"version {', '.join(twice)} has more than one entry; keep one per version")
+        return entries
+
+    def changelog_entry(self, version: str | None = None) -> ChangelogEntry | None:
+        """The changelog entry of `version` (default: this playbook's own)."""
+        wanted = self.version if version is None else version
+        return next((e for e in self.changelog if e.version == wanted), None)
+
+    alerts: AlertsSpec = AlertsSpec()
 
     @field_validator("template_folder")
     @classmethod
@@ -435,6 +627,8 @@ class Playbook(_Strict):
         problems = cross_reference_problems(self.model_dump(exclude_unset=True))  # never blame a default
         if problems:
             raise ValueError("\n".join(problems))
+        if self.surge.enabled and self.surge.kind not in self.kinds:  # only a default can get here
+            object.__setattr__(self, "surge", self.surge.model_copy(update={"enabled": False}))  # frozen model
         return self
 
     @property
@@ -527,6 +721,9 @@ def cross_reference_problems(data: dict[str, Any]) -> list[str]:
             if roles and role not in roles:
                 problems.append(f"kinds.{kind_key}.roles.{i}: unknown role {role!r} (roles: {', '.join(roles)})")
         problems += _route_problems(kind_key, kind, roles)
+        for role in kind.get("departments") or {}:
+            if kind.get("roles") and role not in kind["roles"]:
+                problems.append(f"kinds.{kind_key}.departments.{role}: {role!r} is not one of this kind's roles")
         for i, deadline in enumerate(kind.get("deadlines") or ()):
             if not isinstance(deadline, dict):
                 continue
@@ -572,6 +769,22 @@ def cross_reference_problems(data: dict[str, Any]) -> list[str]:
             if norm in seen and seen[norm] != role_key:
                 problems.append(f"roles.{role_key}.aliases: {name!r} already names role {seen[norm]!r}")
             seen[norm] = role_key
+    return (
+        problems
+        + _alerts_problems(section("alerts"), kinds, severities)
+        + _surge_problems(section("surge"), kinds, severities)
+    )
+
+
+def _surge_problems(surge: dict[str, Any], kinds: dict[str, Any], severities: dict[str, Any]) -> list[str]:
+    problems: list[str] = []
+    if not surge:  # not written: the surge plan is off where the playbook has no surge kind (see Playbook)
+        return problems
+    surge_kind = surge.get("kind", "surge")
+    if kinds and surge.get("enabled", True) and surge_kind not in kinds:
+        problems.append(f"surge.kind: {surge_kind!r} is not one of kinds ({', '.join(kinds)})")
+    if severities and "severity" in surge and surge["severity"] not in severities:
+        problems.append(f"surge.severity: {surge['severity']!r} is not one of severities ({', '.join(severities)})")
     return problems
 
 
@@ -608,6 +821,17 @@ def playbook_warnings(playbook: Playbook) -> list[str]:
             )
             continue
         warnings.append(f"escalation.levels.{i} ({level.name}): reaches nobody; add users: [U012ABCDEF] or usergroup:")
+    if playbook.surge.enabled and not (playbook.surge.leaders or playbook.surge.leaders_usergroup):
+        warnings.append(
+            "surge.leaders: nobody; the members of #"
+            f"{playbook.surge.leadership_channel} decide on surge proposals; add leaders: [U012ABCDEF] or "
+            "leaders_usergroup:"
+        )
+    if playbook.alerts.kind not in playbook.kinds:
+        warnings.append(
+            f"alerts.kind: {playbook.alerts.kind!r} is not one of kinds; Alertmanager's webhook is refused until "
+            "alerts.kind names one"
+        )
     return warnings
 
 

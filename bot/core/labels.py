@@ -96,6 +96,9 @@ EVENT_NAMES = {
     "action_added": N_("action added"),
     "review_posted": N_("review posted"),
     "review_completed": N_("review completed"),
+    # the running surge plan (bot/surge/plan.py)
+    "surge_plan_started": N_("surge plan started"),
+    "surge_ended": N_("surge plan ended"),
 }
 
 
@@ -105,7 +108,12 @@ def event_label(event: str) -> str:
 
 
 # A customer notice's stage (`/incident notice initial`), as stored and typed, shown in the reader's language.
-STAGE_NAMES = {"initial": N_("initial"), "update": N_("update"), "resolved": N_("resolved")}
+STAGE_NAMES = {
+    "initial": N_("initial"),
+    "update": N_("update"),
+    "resolved": N_("resolved"),
+    "diversion": N_("diversion"),  # 客户分流 (seed 004)
+}
 
 
 def stage_label(stage: str) -> str:

@@ -179,6 +179,7 @@ class Renderer:
         self.tz = ZoneInfo(timezone)
         dirs = [str(templates_dir)] if templates_dir else []
         loader = FileSystemLoader([*dirs, str(TEMPLATES_DIR)])
+
         def environment(kind: str, finalize: Finalize, *, autoescape: bool, trim: bool) -> SandboxedEnvironment:
             return SandboxedEnvironment(
                 loader=loader,

@@ -167,15 +167,22 @@ class Deadlines:
         ]
         if not specs or incident.status in DONE:
             return None
-        spec = specs[0]
-        for deadline in self.all(s, incident.id):
-            if deadline.key != spec.key:
-                continue
-            if deadline.state == DeadlineState.PENDING:
-                self.close(s, deadline, DeadlineState.MET, now=now, actor=actor)
-            elif deadline.state == DeadlineState.MISSED:  # the late update still stops the paging
-                queries.cancel_escalations(s, incident.id, deadline_id=deadline.id)
-        return self._add(s, incident, spec, now)
+        if len(specs) > 1:
+            # several cadences (a surge's departments each report): an update meets the ones it is reminded of
+            # (its department's; the lead's too for a department nobody holds)
+            lead = self.playbook.lead_role
+            specs = [d for d in specs if owner_for(incident, self._owner_role(d, incident), lead) == actor]
+        armed = None
+        for spec in specs:
+            for deadline in self.all(s, incident.id):
+                if deadline.key != spec.key:
+                    continue
+                if deadline.state == DeadlineState.PENDING:
+                    self.close(s, deadline, DeadlineState.MET, now=now, actor=actor)
+                elif deadline.state == DeadlineState.MISSED:  # the late update still stops the paging
+                    queries.cancel_escalations(s, incident.id, deadline_id=deadline.id)
+            armed = armed or self._add(s, incident, spec, now)
+        return armed
 
     def on_resolve(self, s: Session, incident: Incident, *, now: datetime, actor: str) -> None:
         """Resolving meets or cancels what no longer applies, per the playbook, and starts what begins now."""

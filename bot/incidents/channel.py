@@ -443,6 +443,8 @@ class ChannelSetup:
             return None
         incident, channel = self._channel_of(step)
         reporter = str(step.payload.get("reporter") or incident.reporter_id)
+        if reporter == self.slack.bot_user_id:  # reported by a system: nobody is waiting for a DM
+            return None
         with self.db() as s:
             was_queued = has_timeline_event(s, incident.id, "channel_queued")
         with in_recipients_language(self.slack.user_locale(reporter), self.playbook):  # theirs, not the channel's
@@ -538,7 +540,8 @@ class ChannelSetup:
         users = [incident.reporter_id]
         if self.playbook.channel.invite_role_owners:
             users += [a.user_id for a in incident.roles if a.user_id]
-        return users
+        bot = self.slack.bot_user_id  # a system (the complaint system, monitoring) reports as the bot itself
+        return [user for user in users if user != bot]
 
     def _skipped_text(self, skipped: dict[str, str]) -> str:
         people = ", ".join(f"<@{user}> (`{error}`)" for user, error in skipped.items())

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import NamedTuple
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -43,6 +44,18 @@ class IncidentCreate:
     description: str | None = None
     customer_ref: str | None = None
     is_drill: bool = False
+    # The system that reported it ("complaint_system", "alertmanager", "surge_monitor"); None: a person did.
+    # A system reports as the bot's own Slack user and never becomes the lead.
+    source: str | None = None
+
+
+class PreparedOpen(NamedTuple):
+    """An IncidentCreate checked, with the people each role rotates through (Lifecycle.prepare_open)."""
+
+    incident_in: IncidentCreate
+    title: str
+    severity: str
+    pools: dict[str, list[str]]
 
 
 class Lifecycle:
@@ -79,6 +92,15 @@ class Lifecycle:
 
     def open(self, incident_in: IncidentCreate, *, reporter: str, origin_channel: str | None = None) -> Incident:
         """Record the incident, its default role owners, its deadlines and its channel's set-up, together."""
+        prepared = self.prepare_open(incident_in)
+        with self.db.begin() as s:
+            incident = self.record_open(s, prepared, reporter=reporter, origin_channel=origin_channel)
+        self.schedule_changed()
+        return incident
+
+    def prepare_open(self, incident_in: IncidentCreate) -> PreparedOpen:
+        """Check what the reporter gave and look up the role pools (a user group is a Slack call), before any
+        transaction: a system that decides and opens in one unit of work (Alertmanager) holds no lock meanwhile."""
         kind = self.playbook.kinds.get(incident_in.kind)
         if kind is None:
             raise UserInputError(_("Unknown kind. Kinds: {kinds}.", kinds=", ".join(self.playbook.kinds)), field="kind")
@@ -98,64 +120,72 @@ class Lifecycle:
         if not title:
             raise UserInputError(_("Give the incident a title."), field="title")
         pools = {role: self.permissions.role_pool(role) for role in kind.roles}
+        return PreparedOpen(incident_in, title, severity, pools)
+
+    def record_open(
+        self, s: Session, prepared: PreparedOpen, *, reporter: str, origin_channel: str | None = None
+    ) -> Incident:
+        """Write the prepared incident in the caller's unit of work `s`; the caller calls `schedule_changed` once
+        it commits."""
+        incident_in, title, severity, pools = prepared
+        kind = self.playbook.kinds[incident_in.kind]
         now = self.clock.now()
-        with self.db.begin() as s:
-            incident = queries.add_incident(
-                s,
-                Incident(
-                    kind=incident_in.kind,
-                    severity=severity,
-                    peak_severity=severity,
-                    category=incident_in.category,
-                    title=title,
-                    description=(incident_in.description or "").strip() or None,
-                    customer_ref=(incident_in.customer_ref or "").strip() or None,
-                    status=IncidentStatus.REPORTED,
-                    is_drill=incident_in.is_drill,
-                    playbook_version=self.playbook.version,
-                    reporter_id=reporter,
-                    origin_channel_id=origin_channel,
-                    created_at=now,
-                    updated_at=now,
-                    topic_set=False,
-                    members_invited=False,
-                    welcome_posted=False,
-                ),
+        incident = queries.add_incident(
+            s,
+            Incident(
+                kind=incident_in.kind,
+                severity=severity,
+                peak_severity=severity,
+                category=incident_in.category,
+                title=title,
+                description=(incident_in.description or "").strip() or None,
+                customer_ref=(incident_in.customer_ref or "").strip() or None,
+                status=IncidentStatus.REPORTED,
+                is_drill=incident_in.is_drill,
+                playbook_version=self.playbook.version,
+                reporter_id=reporter,
+                origin_channel_id=origin_channel,
+                created_at=now,
+                updated_at=now,
+                topic_set=False,
+                members_invited=False,
+                welcome_posted=False,
+            ),
+        )
+        for role in kind.roles:
+            pool = pools[role]
+            owner = pool[queries.next_rotation_position(s, role, len(pool))] if pool else None
+            if owner is None and role == self.playbook.lead_role and incident_in.source is None:
+                owner = reporter  # someone is always in charge: with no default lead, the reporter leads
+            incident.roles.append(
+                RoleAssignment(role=role, user_id=owner, assigned_at=now if owner else None, assigned_by=None)
             )
-            for role in kind.roles:
-                pool = pools[role]
-                owner = pool[queries.next_rotation_position(s, role, len(pool))] if pool else None
-                if owner is None and role == self.playbook.lead_role:
-                    owner = reporter  # someone is always in charge: with no default lead, the reporter leads
-                incident.roles.append(
-                    RoleAssignment(role=role, user_id=owner, assigned_at=now if owner else None, assigned_by=None)
+        queries.add_timeline_event(
+            s,
+            incident.id,
+            at=now,
+            event="opened",
+            actor_id=reporter,
+            text=title,
+            data={
+                "kind": incident.kind,
+                "severity": severity,
+                "category": incident.category,
+                "playbook_version": self.playbook.version,
+                "drill": incident.is_drill,
+                "source": incident_in.source,
+            },
+        )
+        self.deadlines.create(s, incident, start="opened", now=now, actor=reporter)
+        self.channel.queue_setup(s, incident, reporter=reporter)
+        if severity in self.playbook.escalation.page_on_open:
+            with in_channel_language(self.playbook):  # pages are the team's, in the playbook's language
+                reason = _(
+                    "{severity} {kind} opened",
+                    severity=severity.upper(),
+                    kind=kind.name_in(current_locale()).lower(),
                 )
-            queries.add_timeline_event(
-                s,
-                incident.id,
-                at=now,
-                event="opened",
-                actor_id=reporter,
-                text=title,
-                data={
-                    "kind": incident.kind,
-                    "severity": severity,
-                    "category": incident.category,
-                    "playbook_version": self.playbook.version,
-                    "drill": incident.is_drill,
-                },
-            )
-            self.deadlines.create(s, incident, start="opened", now=now, actor=reporter)
-            self.channel.queue_setup(s, incident, reporter=reporter)
-            if severity in self.playbook.escalation.page_on_open:
-                with in_channel_language(self.playbook):  # pages are the team's, in the playbook's language
-                    reason = _(
-                        "{severity} {kind} opened",
-                        severity=severity.upper(),
-                        kind=kind.name_in(current_locale()).lower(),
-                    )
-                self._page_severe(s, incident, reason, now, actor=reporter)
-        self.schedule_changed()
+            self._page_severe(s, incident, reason, now, actor=reporter)
         return incident
 
     def _page_severe(self, s: Session, incident: Incident, reason: str, now: datetime, *, actor: str) -> None:
@@ -173,33 +203,38 @@ class Lifecycle:
             incident = locate_incident(s, channel_id=channel_id)
             self.permissions.require(Action.SEV, incident, actor)
             self.require_open(incident, _("change the severity of"))
-            if incident.severity == severity or not queries.change_severity(
-                s, incident.id, expected=incident.severity, severity=severity
-            ):
-                s.refresh(incident)  # changed by another request a moment ago
-                raise ConflictError(
-                    _("#{number} is already {severity}.", number=incident.id, severity=incident.severity.upper())
-                )
-            old, incident.severity, incident.updated_at = incident.severity, severity, self.clock.now()
-            incident.peak_severity = min(incident.peak_severity or old, severity)  # sev1 sorts first
-            queries.add_timeline_event(
-                s,
-                incident.id,
-                at=incident.updated_at,
-                event="severity_changed",
-                actor_id=actor,
-                text=f"{old.upper()} → {severity.upper()}",  # one spelling: SEV2, as everywhere shown
-                data={"old": old, "new": severity, "command": command},
-            )
-            page_on = self.playbook.escalation.page_on_open
-            if severity in page_on and old not in page_on:
-                with in_channel_language(self.playbook):
-                    reason = _("severity raised to {severity}", severity=severity.upper())
-                self._page_severe(s, incident, reason, incident.updated_at, actor=actor)
-            self.updates.announce(s, incident.id, event="severity_changed", actor=actor, old=old, new=severity)
-            self.updates.refresh(s, incident.id, topic=True)
+            self.set_severity(s, incident, severity, actor=actor, command=command)
         self.schedule_changed()
         return self.updates.flush(incident.id)
+
+    def set_severity(self, s: Session, incident: Incident, severity: str, *, actor: str, command: str = "") -> None:
+        """Change an open incident's severity in the caller's unit of work `s` (whoever may: checked by the
+        caller; a system such as Alertmanager raising it is the bot); the caller commits, then flushes."""
+        if incident.severity == severity or not queries.change_severity(
+            s, incident.id, expected=incident.severity, severity=severity
+        ):
+            s.refresh(incident)  # changed by another request a moment ago
+            raise ConflictError(
+                _("#{number} is already {severity}.", number=incident.id, severity=incident.severity.upper())
+            )
+        old, incident.severity, incident.updated_at = incident.severity, severity, self.clock.now()
+        incident.peak_severity = min(incident.peak_severity or old, severity)  # sev1 sorts first
+        queries.add_timeline_event(
+            s,
+            incident.id,
+            at=incident.updated_at,
+            event="severity_changed",
+            actor_id=actor,
+            text=f"{old.upper()} → {severity.upper()}",  # one spelling: SEV2, as everywhere shown
+            data={"old": old, "new": severity, "command": command},
+        )
+        page_on = self.playbook.escalation.page_on_open
+        if severity in page_on and old not in page_on:
+            with in_channel_language(self.playbook):
+                reason = _("severity raised to {severity}", severity=severity.upper())
+            self._page_severe(s, incident, reason, incident.updated_at, actor=actor)
+        self.updates.announce(s, incident.id, event="severity_changed", actor=actor, old=old, new=severity)
+        self.updates.refresh(s, incident.id, topic=True)
 
     def post_update(self, *, channel_id: str, text: str, actor: str, command: str = "") -> str | None:
         with self.db.begin() as s:
@@ -226,38 +261,47 @@ class Lifecycle:
         warning = self.updates.flush(incident.id)
         return warning if moved else None
 
-    def resolve(self, *, channel_id: str, summary: str, actor: str, command: str = "") -> str | None:
+    def resolve(
+        self, *, channel_id: str, summary: str, actor: str, command: str = "", checked: bool = False
+    ) -> str | None:
+        """`checked`: the caller applied a rule of its own (the surge plan's End: the leadership group)."""
         with self.db.begin() as s:
             incident = locate_incident(s, channel_id=channel_id)
-            self.permissions.require(Action.RESOLVE, incident, actor)
-            resolvable = ACTIVE  # being worked on: not yet resolved
-            if incident.status not in resolvable or not queries.transition_incident(
-                s, incident.id, expected=resolvable, status=IncidentStatus.RESOLVED
-            ):
-                s.refresh(incident)  # another request may have resolved it a moment ago: say what it is now
-                raise ConflictError(
-                    _(
-                        "#{number} is already {status}; only a reported or investigating incident can be resolved.",
-                        number=incident.id,
-                        status=state_label(incident.status),
-                    )
-                )
-            now = self.clock.now()
-            incident.status, incident.resolved_at, incident.updated_at = IncidentStatus.RESOLVED, now, now
-            incident.paused_at = None
-            incident.resolution_summary = summary
-            queries.add_timeline_event(
-                s, incident.id, at=now, event="resolved", actor_id=actor, text=summary, data={"command": command}
-            )
-            self.deadlines.on_resolve(s, incident, now=now, actor=actor)
-            incident.review_at = self._review_time(now)
-            # what follows a resolve commits with it: a crash right after cannot lose the rating prompts
-            self.updates.announce(s, incident.id, event="resolved", actor=actor, text=summary)
-            self.updates.refresh(s, incident.id, topic=True)
-            for listener in self.after_resolve:
-                listener(s, incident)
+            if not checked:
+                self.permissions.require(Action.RESOLVE, incident, actor)
+            self.mark_resolved(s, incident, summary, actor=actor, command=command)
         self.schedule_changed()
         return self.updates.flush(incident.id)
+
+    def mark_resolved(self, s: Session, incident: Incident, summary: str, *, actor: str, command: str = "") -> None:
+        """Resolve an incident in the caller's unit of work `s` (whoever may: checked by the caller; a system
+        such as Alertmanager resolving it is the bot); the caller commits, then flushes."""
+        resolvable = ACTIVE  # being worked on: not yet resolved
+        if incident.status not in resolvable or not queries.transition_incident(
+            s, incident.id, expected=resolvable, status=IncidentStatus.RESOLVED
+        ):
+            s.refresh(incident)  # another request may have resolved it a moment ago: say what it is now
+            raise ConflictError(
+                _(
+                    "#{number} is already {status}; only a reported or investigating incident can be resolved.",
+                    number=incident.id,
+                    status=state_label(incident.status),
+                )
+            )
+        now = self.clock.now()
+        incident.status, incident.resolved_at, incident.updated_at = IncidentStatus.RESOLVED, now, now
+        incident.paused_at = None
+        incident.resolution_summary = summary
+        queries.add_timeline_event(
+            s, incident.id, at=now, event="resolved", actor_id=actor, text=summary, data={"command": command}
+        )
+        self.deadlines.on_resolve(s, incident, now=now, actor=actor)
+        incident.review_at = self._review_time(now)
+        # what follows a resolve commits with it: a crash right after cannot lose the rating prompts
+        self.updates.announce(s, incident.id, event="resolved", actor=actor, text=summary)
+        self.updates.refresh(s, incident.id, topic=True)
+        for listener in self.after_resolve:
+            listener(s, incident)
 
     def _review_time(self, resolved: datetime) -> datetime:
         """When the review draft is posted: the playbook's hour on the next working day (or today)."""

@@ -79,6 +79,7 @@ class Action(StrEnum):
     REVIEW_POST = "post the review"
     REVIEW_EXPORT = "export the review"
     REVIEW_DONE = "complete the review"
+    PLAN = "read the plan's version"
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,7 @@ POLICY: dict[Action, Rule] = {
     Action.HELP: _rule([A], ["/incident help"], N_("read the help"), read_only=True),
     Action.LIST: _rule([A], ["/incident list"], N_("list open incidents"), read_only=True),
     Action.REPORT: _rule([A], ["/incident report"], N_("read the KPI report"), read_only=True),
+    Action.PLAN: _rule([A], ["/incident plan"], N_("read the plan's version"), read_only=True),
     Action.STATUS: _rule(READERS, ["/incident status"], N_("read the status of"), read_only=True),
     Action.TIMELINE: _rule(READERS, ["/incident timeline"], N_("read the timeline of"), read_only=True),
     Action.DEADLINES: _rule(READERS, ["/incident deadlines"], N_("read the deadlines of"), read_only=True),

@@ -35,6 +35,7 @@ WORDS: dict[str, str] = {
     "initial": N_("Service notice"),
     "update": N_("Update"),
     "resolved": N_("Resolved"),
+    "diversion": N_("Please use other channels"),
 }
 
 

@@ -577,4 +577,8 @@ class ReviewService:
                 for d in deadlines
                 if is_action_item(d)
             ],
+            # SEV1/SEV2 (plan_changes.review_severities, at the incident's peak): what the plan should change
+            "plan_changes": {"version": incident.playbook_version, "current": playbook.version}
+            if (incident.peak_severity or incident.severity) in playbook.plan_changes.review_severities
+            else None,
         }

@@ -372,3 +372,13 @@ def notice_edit_modal(
         blocks=blocks,
     )
     return dict(view.to_dict())
+
+
+def end_surge_blocks(text: str, incident_id: int) -> list[Block]:
+    """The surge plan's End suggestion: the figures, and one End button (the leadership group's to click)."""
+    return to_dicts(
+        [
+            SectionBlock(text=mrkdwn(truncate(text, SECTION_MAX))),
+            ActionsBlock(elements=[_button(ActionId.END_SURGE, _("End the surge plan"), str(incident_id), "primary")]),
+        ]
+    )

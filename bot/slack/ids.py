@@ -13,6 +13,8 @@ class ActionId(StrEnum):
     RATE_RESPONSE = "rate_response"
     APPROVE_NOTICE = "approve_notice"
     PUBLISH_NOTICE = "publish_notice"
+    CONFIRM_PLAN = "confirm_plan"  # "I have read the new version of the plan" (value: the version's row id)
+    END_SURGE = "end_surge"  # the surge plan's End (leadership only; bot/surge/plan.py)
 
 
 class CallbackId(StrEnum):

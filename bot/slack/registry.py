@@ -550,6 +550,15 @@ REGISTRY: tuple[Spec, ...] = (
         in_incident_channel=False,
     ),
     Spec(
+        name="plan",
+        actions=(Action.PLAN,),
+        read_only=True,
+        run=lambda services, command, request: services.plan.status_text(),
+        help=N_("the plan in force: its version, what changed, and who has not confirmed reading it yet."),
+        group=LOOK,
+        in_incident_channel=False,
+    ),
+    Spec(
         name="help",
         actions=(Action.HELP,),
         read_only=True,

@@ -4,6 +4,8 @@
 Slack's requests are verified here, before bolt parses a byte of them (bot/slack/signing.py): a request that
 fails gets 401 and reaches no listener, no error handler and no outgoing call. The status page's links
 come from INCIDENT_DESK_PUBLIC_URL or are relative; nothing in a response is taken from the Host header.
+The intake APIs (/api/v1/complaints, /api/v1/alerts/alertmanager) exist only with INCIDENT_DESK_INTAKE_TOKEN,
+which every request carries as its bearer token.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ EVENTS_PATH = "/slack/events"
 MAX_EVENT_BYTES = 2 * 1024 * 1024  # Slack's payloads are far smaller; refuse to buffer more
 COMPLAINTS_PATH = "/api/v1/complaints"
 MAX_COMPLAINT_BYTES = 64 * 1024  # one complaint; a bigger body is refused before it is read
+ALERTMANAGER_PATH = "/api/v1/alerts/alertmanager"
+MAX_ALERT_BYTES = 1024 * 1024  # one notification of a large group; Alertmanager's max_alerts can cap it
 # Revalidate every time: the page changes the moment a notice is published, and no cache (shared or not)
 # keeps a copy it may serve without asking; the ETag makes the revalidation cheap.
 STATUS_CACHE_CONTROL = "no-cache"
@@ -71,34 +75,69 @@ def _bearer_ok(environ: dict[str, Any], token: str) -> bool:
     return hmac.compare_digest(given.strip().encode(), token.encode())
 
 
-def _complaint_route(bot: Bot, environ: dict[str, Any], token: str) -> tuple[str, dict[str, Any]]:
-    """POST /api/v1/complaints: record one complaint. Nothing is logged from the body or the header."""
+Refusal = tuple[str, dict[str, Any]]
+
+
+def _authorized_json(environ: dict[str, Any], token: str, path: str, limit: int) -> tuple[Any, Refusal | None]:
+    """The intake APIs' common front: POST only, the bearer token, a body of at most `limit` bytes that is JSON.
+    The parsed body, or the refusal to answer instead. Nothing is logged from the body or the header."""
     if environ.get("REQUEST_METHOD") != "POST":
-        return "405 Method Not Allowed", {"error": "POST only"}
+        return None, ("405 Method Not Allowed", {"error": "POST only"})
     if not _bearer_ok(environ, token):
-        log.warning("refused a request to %s: missing or wrong bearer token", COMPLAINTS_PATH)
-        return "401 Unauthorized", {"error": "missing or wrong bearer token"}
+        log.warning("refused a request to %s: missing or wrong bearer token", path)
+        return None, ("401 Unauthorized", {"error": "missing or wrong bearer token"})
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         length = -1
-    if not 0 <= length <= MAX_COMPLAINT_BYTES:
-        return "413 Content Too Large", {"error": "body too large", "field": "body"}
+    if not 0 <= length <= limit:
+        return None, ("413 Content Too Large", {"error": "body too large", "field": "body"})
     raw = environ["wsgi.input"].read(length) if length else b""
     try:
-        body = json.loads(raw.decode("utf-8"))
+        return json.loads(raw.decode("utf-8")), None
     except (UnicodeDecodeError, json.JSONDecodeError):
-        return "422 Unprocessable Content", {"error": "body is not JSON", "field": "body"}
+        return None, ("422 Unprocessable Content", {"error": "body is not JSON", "field": "body"})
+
+
+def _field_error(exc: IntakeError) -> Refusal:
+    return "422 Unprocessable Content", {"error": f"{exc.field}: {exc.message}", "field": exc.field}
+
+
+def _complaint_route(bot: Bot, environ: dict[str, Any], token: str) -> Refusal:
+    """POST /api/v1/complaints: record one complaint."""
+    body, refusal = _authorized_json(environ, token, COMPLAINTS_PATH, MAX_COMPLAINT_BYTES)
+    if refusal is not None:
+        return refusal
     try:
         recorded = bot.services.intake.record(parse_complaint(body))
     except IntakeError as exc:
-        return "422 Unprocessable Content", {"error": f"{exc.field}: {exc.message}", "field": exc.field}
+        return _field_error(exc)
     except IntakeConflictError as exc:
         return "409 Conflict", {"error": "external_id is recorded with another body", "field": exc.field}
     answer = {"number": recorded.number, "external_id": recorded.external_id, "summary": recorded.summary}
     if recorded.created:
         log.info("recorded complaint %d", recorded.number)
     return ("201 Created" if recorded.created else "200 OK"), answer
+
+
+def _alertmanager_route(bot: Bot, environ: dict[str, Any], token: str) -> Refusal:
+    """POST /api/v1/alerts/alertmanager: one webhook notification (bot/intake/alerts.py). The answer does not
+    wait for Slack: the channel set-up and the lines run on the bot's executor after it."""
+    body, refusal = _authorized_json(environ, token, ALERTMANAGER_PATH, MAX_ALERT_BYTES)
+    if refusal is not None:
+        return refusal
+    playbook = bot.services.playbook
+    if playbook.alerts.kind not in playbook.kinds:  # a playbook without that kind and no `alerts:` section
+        return "503 Service Unavailable", {
+            "error": f"the playbook has no kind {playbook.alerts.kind!r}; set alerts.kind"
+        }
+    try:
+        outcome = bot.services.alerts.receive(body)
+    except IntakeError as exc:
+        return _field_error(exc)
+    if outcome.set_up is not None or outcome.flush:
+        bot.executor.submit(bot.services.alerts.follow_up, outcome)
+    return "200 OK", outcome.answer()
 
 
 def make_wsgi(
@@ -159,6 +198,9 @@ def make_wsgi(
             return _respond(start_response, status, payload)
         if path == COMPLAINTS_PATH and intake_token:
             status, payload = _complaint_route(bot, environ, intake_token)
+            return _respond(start_response, status, payload)
+        if path == ALERTMANAGER_PATH and intake_token:
+            status, payload = _alertmanager_route(bot, environ, intake_token)
             return _respond(start_response, status, payload)
         if path == EVENTS_PATH and bolt is not None:
             return slack_event(environ, start_response)

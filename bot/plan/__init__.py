@@ -1,0 +1,1 @@
+"""The plan's life cycle: its stored versions, the announcement of a new one and its read confirmations."""
