@@ -7,6 +7,8 @@ recorded in the store). Burst: `--burst` complaints (default 10,000) from `--cli
 as they go: the time to record them all, whether all are recorded, and the Slack calls the test server saw per
 method — with Slack's published limits enforced (429 + Retry-After): their count, the most in any minute (and
 per second in one channel), and the 429s answered (0: the bot paced itself).
+The burst runs first, on an empty store, so it is what crosses the surge plan's warning line: the time from the
+crossing to the proposal in the leadership channel is printed too.
 Run: `python -m bench.intake [--seconds 60] [--rate 200] [--burst 10000] [--stores sqlite postgresql]`.
 """
 
@@ -33,7 +35,7 @@ import psycopg
 from bench.common import PEOPLE, ROOT, percentile
 from bot.app import Bot, create_app
 from bot.core.clock import SystemClock
-from bot.core.config import load_playbook
+from bot.core.config import Playbook, load_playbook
 from bot.sandbox.server import SlackSandbox
 from bot.slack.gateway import make_web_client
 from bot.slack.web import HttpServer, make_wsgi
@@ -67,6 +69,7 @@ def complaint(prefix: str, n: int) -> bytes:
 class Load:
     latencies: list[float]  # seconds, from when each was due to go out to its answer
     service: list[float]  # seconds, from when it was sent to its answer (without the client's own lag)
+    answered_at: list[float]  # wall-clock moment of each answer
     statuses: dict[int, int]
     errors: int
     elapsed: float  # first send to last answer
@@ -96,6 +99,7 @@ def _drive(plan: Plan, out: Any) -> None:
     taken = iter(range(count))
     latencies: list[float] = []
     service: list[float] = []
+    answered_at: list[float] = []
     statuses: dict[int, int] = {}
     errors = 0
     start = time.perf_counter() + 0.2
@@ -128,6 +132,7 @@ def _drive(plan: Plan, out: Any) -> None:
             with lock:
                 latencies.append(answered - due)
                 service.append(answered - sent)
+                answered_at.append(time.time())
                 statuses[status] = statuses.get(status, 0) + 1
         conn.close()
 
@@ -136,7 +141,7 @@ def _drive(plan: Plan, out: Any) -> None:
         thread.start()
     for thread in threads:
         thread.join()
-    out.put((latencies, service, statuses, errors, time.perf_counter() - start))
+    out.put((latencies, service, answered_at, statuses, errors, time.perf_counter() - start))
 
 
 def drive(url: str, prefix: str, count: int, *, rate: float, clients: int, processes: int = 1) -> Load:
@@ -154,10 +159,11 @@ def drive(url: str, prefix: str, count: int, *, rate: float, clients: int, proce
     results = [out.get() for _ in procs]
     for proc in procs:
         proc.join()
-    load = Load([], [], {}, 0, 0.0)
-    for latencies, service, statuses, errors, elapsed in results:
+    load = Load([], [], [], {}, 0, 0.0)
+    for latencies, service, answered_at, statuses, errors, elapsed in results:
         load.latencies += latencies
         load.service += service
+        load.answered_at += answered_at
         for status, n in statuses.items():
             load.statuses[status] = load.statuses.get(status, 0) + n
         load.errors += errors
@@ -191,8 +197,10 @@ def intake_stack(url: str, threads: int) -> Iterator[tuple[Bot, SlackSandbox, st
     for i, user in enumerate(PEOPLE):
         sandbox.add_user(user, f"bench.user{i}")
     sandbox.add_channel("general", PEOPLE)
+    playbook = load_playbook(ROOT / "config.yaml")
+    sandbox.add_channel(leadership_channel(playbook), [*PEOPLE, sandbox.bot_user_id])
     bot = create_app(
-        load_playbook(ROOT / "config.yaml"),
+        playbook,
         make_session_factory(engine),
         client=make_web_client(sandbox.bot_token, sandbox.api_url),
         signing_secret=secrets.token_hex(16),
@@ -208,6 +216,32 @@ def intake_stack(url: str, threads: int) -> Iterator[tuple[Bot, SlackSandbox, st
         bot.executor.shutdown(wait=True)
         sandbox.stop()
         engine.dispose()
+
+
+def leadership_channel(playbook: Playbook) -> str:
+    """Where the surge plan posts its proposal (the default when the playbook has no surge section)."""
+    return str(getattr(getattr(playbook, "surge", None), "leadership_channel", "incident-leadership"))
+
+
+def warning_line(playbook: Playbook) -> int | None:
+    """The overall warning line's count (complaints in its window), if the playbook has one."""
+    for line in getattr(getattr(playbook, "surge", None), "warning_lines", ()):
+        if getattr(line, "category", None) is None and getattr(line, "contact_channel", None) is None:
+            return int(line.count)
+    return None
+
+
+def proposal_delay(bot: Bot, sandbox: SlackSandbox, load: Load) -> str:
+    """How long after the crossing (the answer that took intake to the overall line) the proposal arrived."""
+    line = warning_line(bot.services.playbook)
+    channel = sandbox.channel_by_name(leadership_channel(bot.services.playbook))
+    if line is None or channel is None or len(load.answered_at) < line:
+        return "no overall warning line in the playbook"
+    crossing = sorted(load.answered_at)[line - 1]
+    posts = [m.received for m in sandbox.channel_messages(channel.id) if m.user == sandbox.bot_user_id]
+    if not posts:
+        return f"none posted in #{channel.name} (this build has no proposal yet?)"
+    return f"posted in #{channel.name} {min(posts) - crossing:.1f} s after the crossing ({line} complaints)"
 
 
 def recorded(bot: Bot, prefix: str) -> int:
@@ -258,6 +292,7 @@ def burst(store: str, bot: Bot, sandbox: SlackSandbox, url: str, args: argparse.
         for method, s in stats.items()
     )
     print(f"  Slack calls with Slack's limits enforced: {calls or 'none'}", flush=True)
+    print(f"  surge warning proposal: {proposal_delay(bot, sandbox, load)}", flush=True)
 
 
 def main() -> None:
@@ -272,8 +307,8 @@ def main() -> None:
     args = parser.parse_args()
     for store in args.stores:
         with database(store) as db_url, intake_stack(db_url, args.threads) as (bot, sandbox, url):
+            burst(store, bot, sandbox, url, args)  # first: the warning line is crossed in the burst
             sustained(store, bot, url, args)
-            burst(store, bot, sandbox, url, args)
 
 
 if __name__ == "__main__":
