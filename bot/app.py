@@ -17,6 +17,7 @@ import handlers.commands
 import handlers.notices
 import handlers.plan
 import handlers.review
+import handlers.surge
 import handlers.surge_run
 import handlers.views
 from bot.core.clock import Clock, SystemClock
@@ -85,6 +86,7 @@ def create_app(
     handlers.review.register(app, services)
     handlers.plan.register(app, services)
     handlers.surge_run.register(app, services)
+    handlers.surge.register(app, services)
     app.error(_error_handler(services, gateway, playbook))
     verifier = RequestVerifier(signing_secret, session_factory) if signing_secret else None
     return Bot(app, services, executor, services.sweeper, services.scheduler, verifier)

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core.clock import Clock
 from bot.core.config import Playbook
-from bot.core.events import Events, IncidentResolved, ScheduleChanged
+from bot.core.events import Events, IncidentResolved, ScheduleChanged, SurgeProposed
 from bot.core.render import Renderer
 from bot.deadlines.escalation import Escalations
 from bot.deadlines.owner_actions import DeadlineActions
@@ -20,6 +20,7 @@ from bot.deadlines.service import Deadlines
 from bot.incidents.permissions import Permissions
 from bot.incidents.service import IncidentService
 from bot.intake.alerts import AlertIntake
+from bot.intake.records import ComplaintRecords
 from bot.intake.service import ComplaintIntake
 from bot.notices.email import Mailer
 from bot.notices.outbox import LEASE, Outbox
@@ -33,6 +34,8 @@ from bot.review.weekly import ReportService
 from bot.slack.gateway import SlackGateway
 from bot.surge.leadership import Leadership
 from bot.surge.plan import SurgePlan
+from bot.surge.proposals import SurgeProposals
+from bot.surge.watch import SurgeWatch
 from store.models import Incident
 
 
@@ -62,6 +65,11 @@ class Services:
     plan: PlanService  # the plan's versions: announcing a new one, read confirmations, the yearly review
     surge_plan: SurgePlan  # the running surge plan: duties, diversion notices, live chart, End and summary
     alerts: AlertIntake  # Alertmanager's webhook: monitoring opens and joins outages
+    # the surge plan (seed 004): who decides, the warning lines, the proposals to the leadership group
+    leadership: Leadership
+    surge_watch: SurgeWatch
+    surge: SurgeProposals
+    complaint_records: ComplaintRecords  # each complaint's deadlines and the complaint system's events
 
     @classmethod
     def build(
@@ -145,7 +153,9 @@ class Services:
         reports = ReportService(playbook, db, slack, clock, renderer)
         plan = PlanService(playbook, db, slack, clock)
 
-        # the running surge plan (seed 004): started from the record, driven by the sweep below
+        # the surge plan (seed 004): who decides; the running plan, started from the record and driven by the
+        # sweep below; the warning lines and the leadership group's decision (bot/surge)
+        leadership = Leadership(playbook, slack)
         surge_plan = SurgePlan(
             playbook=playbook,
             db=db,
@@ -153,10 +163,23 @@ class Services:
             clock=clock,
             renderer=renderer,
             outbox=outbox,
-            leadership=Leadership(playbook, slack),
+            leadership=leadership,
             lifecycle=incidents.lifecycle,
             notices=notices,
         )
+        surge_watch = SurgeWatch(playbook, db, clock, events.publish)
+        surge = SurgeProposals(
+            playbook=playbook,
+            db=db,
+            slack=slack,
+            clock=clock,
+            incidents=incidents,
+            leadership=leadership,
+            watch=surge_watch,
+        )
+
+        # every complaint's deadlines, met by the complaint system's events, missed by the sweep
+        complaint_records = ComplaintRecords(db, clock, playbook, deadlines)
 
         # the clock's sweep and its timer: due deadlines and pages, plus the jobs due at a moment
         sweeper = Sweeper(
@@ -173,16 +196,18 @@ class Services:
                 reports.run_weekly,
                 plan.run,  # a new version's announcement, reminders to read it, the yearly review
                 surge_plan.run_due,
+                surge.sweep,  # the warning lines with no complaint coming in; proposals to post, page again, expire
                 functools.partial(  # the KPI report's months, computed again once stale (bot/review/kpi.py)
                     refresh_rollup, db, zone=playbook.tz, good_at_least=playbook.satisfaction.good_at_least
                 ),
+                complaint_records.mark_missed,
             ),
             send_workers=send_workers,
         )
         scheduler = Scheduler(sweeper, db=db, clock=clock, interval=timer_interval)
 
         # what other systems send in
-        intake = ComplaintIntake(db, clock, playbook)
+        intake = ComplaintIntake(db, clock, playbook, surge_watch, after_record=(complaint_records.add_deadlines,))
         alerts = AlertIntake(
             playbook=playbook,
             db=db,
@@ -198,6 +223,7 @@ class Services:
         # who reacts to what, all of it here
         events.subscribe(ScheduleChanged, lambda _: scheduler.poke())
         events.subscribe(IncidentResolved, review.on_resolved)
+        events.subscribe(SurgeProposed, lambda event: surge.post_soon(event.proposal_id))
         events.seal()
 
         return cls(
@@ -223,4 +249,8 @@ class Services:
             plan=plan,
             surge_plan=surge_plan,
             alerts=alerts,
+            leadership=leadership,
+            surge_watch=surge_watch,
+            surge=surge,
+            complaint_records=complaint_records,
         )

@@ -20,6 +20,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
 )
+from sqlalchemy import text as text_clause
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
 from store.types import UTCDateTime
@@ -460,3 +461,98 @@ class AlertGroup(Base):
     last_status: Mapped[str] = mapped_column(String(10))  # firing, resolved (store/states.py AlertGroupStatus)
     last_seen: Mapped[datetime] = mapped_column(UTCDateTime())
     fingerprints: Mapped[list[str]] = mapped_column(JSON, default=list)
+
+
+class SurgeProposal(Base):
+    """A warning line crossed (seed 004 预警): the proposal put to the leadership group, and what they decided.
+
+    `line` names the warning line (its count, window and filter); at most one proposal per line has no
+    `fell_at` (a unique partial index), which is both the guard against two concurrent intakes proposing the
+    same crossing and the hysteresis: the next proposal for the line needs the volume to have fallen below it
+    (recorded in `fell_at`) since the last one."""
+
+    __tablename__ = "surge_proposals"
+    __table_args__ = (
+        Index(
+            "uq_surge_proposals_live_line",
+            "line",
+            unique=True,
+            sqlite_where=text_clause("fell_at IS NULL"),
+            postgresql_where=text_clause("fell_at IS NULL"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    line: Mapped[str] = mapped_column(String(200))
+    line_count: Mapped[int] = mapped_column(Integer)
+    line_window_seconds: Mapped[int] = mapped_column(Integer)
+    category: Mapped[str | None] = mapped_column(String(60))
+    contact_channel: Mapped[str | None] = mapped_column(String(20))
+    crossed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    count: Mapped[int] = mapped_column(Integer)  # complaints in the window when the line was crossed
+    figures: Mapped[dict[str, Any] | None] = mapped_column(JSON)  # the breakdown posted (by category, by channel)
+    state: Mapped[str] = mapped_column(String(20))
+    channel_id: Mapped[str | None] = mapped_column(String(40))  # the leadership channel it was posted in
+    message_ts: Mapped[str | None] = mapped_column(String(40))
+    proposed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # posted to the leadership group
+    repage_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # nobody decided by then: page once more
+    repaged_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decided_by: Mapped[str | None] = mapped_column(String(40))
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    reason: Mapped[str | None] = mapped_column(Text)
+    incident_id: Mapped[int | None] = mapped_column(ForeignKey("incidents.id"))
+    fell_at: Mapped[datetime | None] = mapped_column(UTCDateTime())  # volume back below the line afterwards
+
+
+# The warning lines count complaints by the time they were received (bot/surge/watch.py), overall or for one
+# category or contact channel: each count is a range scan of one of these.
+Index("ix_complaints_received_at", Complaint.received_at)
+Index("ix_complaints_category_received_at", Complaint.category, Complaint.received_at)
+Index("ix_complaints_channel_received_at", Complaint.contact_channel, Complaint.received_at)
+
+# ---- complaint records: the seed's deadlines and the complaint system's events (migration 0012) -------------
+
+
+class ComplaintDeadline(Base):
+    """One of the seed's deadlines of a recorded complaint (first response, investigation, solution,
+    satisfaction follow-up). `due_at` is empty until its clock starts: the satisfaction follow-up starts when
+    the complaint is closed. `met_at` is when the complaint system says the work was done (late or not)."""
+
+    __tablename__ = "complaint_deadlines"
+    __table_args__ = (
+        UniqueConstraint("complaint_id", "key", name="uq_complaint_deadlines_key"),
+        Index("ix_complaint_deadlines_due", "state", "due_at"),
+        Index("ix_complaint_deadlines_received_at", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    complaint_id: Mapped[int] = mapped_column(ForeignKey("complaints.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(40))
+    # the complaint's, copied: the KPI report reads a period's deadlines by it without a join
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    clock: Mapped[str] = mapped_column(String(10))  # calendar or business (the playbook's working hours)
+    start_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    state: Mapped[str] = mapped_column(String(20))
+    met_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ComplaintEvent(Base):
+    """What the complaint system reported about a complaint, once per type (a repeat is recognised, not
+    stored twice). The note is raw here and masked on every output."""
+
+    __tablename__ = "complaint_events"
+    __table_args__ = (
+        UniqueConstraint("complaint_id", "type", name="uq_complaint_events_type"),
+        Index("ix_complaint_events_received_at", "type", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    complaint_id: Mapped[int] = mapped_column(ForeignKey("complaints.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(30))
+    # the complaint's, copied: the KPI report reads a period's responses and ratings by it without a join
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    score: Mapped[int | None] = mapped_column(Integer)
+    note: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())

@@ -25,6 +25,7 @@ from store.models import (
     SatisfactionRating,
     SeenRequest,
     SentNotification,
+    SurgeProposal,
     TimelineEvent,
 )
 from store.states import (
@@ -33,10 +34,12 @@ from store.states import (
     INCIDENT_MOVES,
     NOT_CLOSED,
     NOTICE_MOVES,
+    PROPOSAL_MOVES,
     DeadlineState,
     EscalationState,
     NoticeState,
     OutboxState,
+    ProposalState,
     require_moves,
 )
 
@@ -800,3 +803,171 @@ def get_complaint(session: Session, complaint_id: int) -> Complaint | None:
 
 def get_complaint_by_external_id(session: Session, external_id: str) -> Complaint | None:
     return session.scalars(select(Complaint).where(Complaint.external_id == external_id)).one_or_none()
+
+
+# ---- the surge plan's warning lines and proposals (bot/surge) ------------------------------------------------
+
+
+def _complaints_in(start: datetime, end: datetime, category: str | None, contact_channel: str | None) -> list[Any]:
+    where = [Complaint.received_at >= start, Complaint.received_at <= end]
+    if category is not None:
+        where.append(Complaint.category == category)
+    if contact_channel is not None:
+        where.append(Complaint.contact_channel == contact_channel)
+    return where
+
+
+def count_complaints_received(
+    session: Session,
+    start: datetime,
+    end: datetime,
+    *,
+    category: str | None = None,
+    contact_channel: str | None = None,
+    at_most: int | None = None,
+) -> int:
+    """Complaints received within [start, end] (of one category or contact channel). `at_most` bounds the
+    work: the answer stops at it (enough to tell whether a warning line is reached, at any volume)."""
+    inner = select(Complaint.id).where(*_complaints_in(start, end, category, contact_channel))
+    if at_most is not None:
+        inner = inner.limit(at_most)
+    return int(session.scalar(select(func.count()).select_from(inner.subquery())) or 0)
+
+
+def complaints_received_by(
+    session: Session, column: str, start: datetime, end: datetime, *, category: str | None, contact_channel: str | None
+) -> dict[str, int]:
+    """Complaints received within [start, end] counted by `category` or `contact_channel`, largest first."""
+    key = Complaint.category if column == "category" else Complaint.contact_channel
+    rows = session.execute(
+        select(key, func.count())
+        .where(*_complaints_in(start, end, category, contact_channel))
+        .group_by(key)
+        .order_by(func.count().desc(), key)
+    ).all()
+    return {str(name): int(n) for name, n in rows}
+
+
+def get_live_proposal(session: Session, line: str) -> SurgeProposal | None:
+    """The line's proposal the volume has not fallen back below since (at most one: a unique partial index)."""
+    return session.scalars(
+        select(SurgeProposal).where(SurgeProposal.line == line, SurgeProposal.fell_at.is_(None))
+    ).one_or_none()
+
+
+def claim_proposal(session: Session, values: dict[str, Any]) -> int | None:
+    """Insert a proposal unless the line has a live one already (a concurrent intake proposed it first); its
+    id, or None."""
+    stmt = (
+        _insert_for(session)(SurgeProposal)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["line"], index_where=SurgeProposal.fell_at.is_(None))
+        .returning(SurgeProposal.id)
+    )
+    return session.connection().execute(stmt).scalar_one_or_none()
+
+
+def record_proposal_fall(session: Session, proposal_id: int, *, at: datetime) -> bool:
+    """Record that the volume fell below the proposal's line (once): the line may propose again."""
+    return _changed(
+        session,
+        update(SurgeProposal)
+        .where(SurgeProposal.id == proposal_id, SurgeProposal.fell_at.is_(None))
+        .values(fell_at=at)
+        .returning(SurgeProposal.id),
+    )
+
+
+def get_proposal(session: Session, proposal_id: int) -> SurgeProposal | None:
+    return session.get(SurgeProposal, proposal_id)
+
+
+def list_proposals(session: Session, *, state: str | None = None, limit: int = 100) -> list[SurgeProposal]:
+    """Proposals, newest first (of one state)."""
+    stmt = select(SurgeProposal).order_by(SurgeProposal.id.desc()).limit(limit)
+    if state is not None:
+        stmt = stmt.where(SurgeProposal.state == state)
+    return list(session.scalars(stmt))
+
+
+def list_unposted_proposals(session: Session, *, created_before: datetime) -> list[SurgeProposal]:
+    """Open proposals not yet posted to the leadership group, crossed before `created_before`."""
+    return list(
+        session.scalars(
+            select(SurgeProposal)
+            .where(
+                SurgeProposal.state == ProposalState.PROPOSED,
+                SurgeProposal.message_ts.is_(None),
+                SurgeProposal.crossed_at <= created_before,
+            )
+            .order_by(SurgeProposal.id)
+        )
+    )
+
+
+def set_proposal_posted(session: Session, proposal_id: int, **values: Any) -> bool:
+    """Record where the proposal was posted (once: a second poster finds it done)."""
+    return _changed(
+        session,
+        update(SurgeProposal)
+        .where(SurgeProposal.id == proposal_id, SurgeProposal.message_ts.is_(None))
+        .values(**values)
+        .returning(SurgeProposal.id),
+    )
+
+
+def claim_proposal_repage(session: Session, proposal_id: int, *, now: datetime) -> bool:
+    """Take the one second page of an open proposal that fell due; False if taken or decided meanwhile."""
+    return _changed(
+        session,
+        update(SurgeProposal)
+        .where(
+            SurgeProposal.id == proposal_id,
+            SurgeProposal.state == ProposalState.PROPOSED,
+            SurgeProposal.repaged_at.is_(None),
+            SurgeProposal.repage_at <= now,
+        )
+        .values(repaged_at=now)
+        .returning(SurgeProposal.id),
+    )
+
+
+def due_proposal_repages(session: Session, now: datetime) -> list[int]:
+    return list(
+        session.scalars(
+            select(SurgeProposal.id).where(
+                SurgeProposal.state == ProposalState.PROPOSED,
+                SurgeProposal.repaged_at.is_(None),
+                SurgeProposal.repage_at <= now,
+            )
+        )
+    )
+
+
+def decide_proposal(session: Session, proposal_id: int, *, state: str, **values: Any) -> bool:
+    """Move an open proposal to its decision (once: twenty clicks make one decision)."""
+    require_moves(PROPOSAL_MOVES, [ProposalState.PROPOSED], state)
+    return _changed(
+        session,
+        update(SurgeProposal)
+        .where(SurgeProposal.id == proposal_id, SurgeProposal.state == ProposalState.PROPOSED)
+        .values(state=state, **values)
+        .returning(SurgeProposal.id),
+    )
+
+
+def undo_activation(session: Session, proposal_id: int, *, actor: str) -> bool:
+    """Give back an activation whose incident was never opened (its opening failed): waiting again."""
+    require_moves(PROPOSAL_MOVES, [ProposalState.ACTIVATED], ProposalState.PROPOSED)
+    return _changed(
+        session,
+        update(SurgeProposal)
+        .where(
+            SurgeProposal.id == proposal_id,
+            SurgeProposal.state == ProposalState.ACTIVATED,
+            SurgeProposal.decided_by == actor,
+            SurgeProposal.incident_id.is_(None),
+        )
+        .values(state=ProposalState.PROPOSED, decided_by=None, decided_at=None)
+        .returning(SurgeProposal.id),
+    )

@@ -50,6 +50,17 @@ DEADLINE_MOVES: Mapping[DeadlineState, frozenset[DeadlineState]] = {
 }
 
 
+# A complaint's deadlines (complaint_deadlines) take the same states. The complaint system may report work
+# after the sweeper marked the deadline missed: done before it was due (the report was late), it is met;
+# done after, it stays missed and keeps when it was done (met_at).
+COMPLAINT_DEADLINE_MOVES: Mapping[DeadlineState, frozenset[DeadlineState]] = {
+    DeadlineState.PENDING: frozenset({DeadlineState.MET, DeadlineState.MISSED, DeadlineState.CANCELLED}),
+    DeadlineState.MISSED: frozenset({DeadlineState.MET}),
+    DeadlineState.MET: frozenset(),
+    DeadlineState.CANCELLED: frozenset(),
+}
+
+
 class EscalationState(StrEnum):
     ACTIVE = "active"
     ACKNOWLEDGED = "acknowledged"
@@ -116,4 +127,23 @@ class AlertGroupStatus(StrEnum):
 
 ALERT_GROUP_MOVES: Mapping[AlertGroupStatus, frozenset[AlertGroupStatus]] = {
     state: frozenset(AlertGroupStatus) for state in AlertGroupStatus
+}
+
+
+# ---- the surge plan's warning-line proposals (bot/surge) ----------------------------------------------------
+
+
+class ProposalState(StrEnum):
+    PROPOSED = "proposed"  # posted to the leadership group, waiting for Activate or Dismiss
+    ACTIVATED = "activated"  # a leader activated it: the surge incident is open
+    DISMISSED = "dismissed"  # a leader dismissed it, saying why
+    EXPIRED = "expired"  # volume fell back below the line before anyone decided
+
+
+PROPOSAL_MOVES: Mapping[ProposalState, frozenset[ProposalState]] = {
+    ProposalState.PROPOSED: frozenset({ProposalState.ACTIVATED, ProposalState.DISMISSED, ProposalState.EXPIRED}),
+    # an activation whose incident could not be opened is given back, so a leader can try again
+    ProposalState.ACTIVATED: frozenset({ProposalState.PROPOSED}),
+    ProposalState.DISMISSED: frozenset(),
+    ProposalState.EXPIRED: frozenset(),
 }

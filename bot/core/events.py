@@ -55,3 +55,10 @@ class Events:
     def subscribers(self, kind: type[Any]) -> tuple[Callable[[Any], None], ...]:
         """Who reacts to `kind` (for tests and the architecture check)."""
         return tuple(self._subscribers.get(kind, ()))
+
+
+@dataclass(frozen=True)
+class SurgeProposed:
+    """A warning line was crossed and its proposal recorded (committed): it goes to the leadership group."""
+
+    proposal_id: int

@@ -99,6 +99,7 @@ EVENT_NAMES = {
     # the running surge plan (bot/surge/plan.py)
     "surge_plan_started": N_("surge plan started"),
     "surge_ended": N_("surge plan ended"),
+    "surge_activated": N_("surge plan activated"),
 }
 
 

@@ -80,6 +80,7 @@ class Action(StrEnum):
     REVIEW_EXPORT = "export the review"
     REVIEW_DONE = "complete the review"
     PLAN = "read the plan's version"
+    SURGE = "read the surge watch"
 
 
 @dataclass(frozen=True)
@@ -138,6 +139,8 @@ POLICY: dict[Action, Rule] = {
     Action.REVIEW_POST: _rule([OWN, AD], ["/incident review post"], N_("post the review of")),
     Action.REVIEW_EXPORT: _rule([OWN, AD], ["/incident review export"], N_("export the review of")),
     Action.REVIEW_DONE: _rule([L, AD], ["/incident review done"], N_("complete the review of")),
+    # the volume against the warning lines is no secret; deciding on it is the leadership group's (bot/surge)
+    Action.SURGE: _rule([A], ["/incident surge"], N_("read the surge watch"), read_only=True),
 }
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.core.clock import Clock
 from bot.core.config import Playbook
 from bot.core.text import mask_identifiers
+from bot.surge.watch import SurgeWatch
 from store.queries import claim_complaint, get_complaint_by_external_id
 from store.volume import serial_writes
 
@@ -48,6 +50,25 @@ class IntakeConflictError(Exception):
     """The external id is recorded already, with another body."""
 
     field = "external_id"
+
+
+class IntakeNotFoundError(LookupError):
+    """The request names a complaint that is not recorded (404 naming the field). The API answers the
+    complaint system, in English, like IntakeError: not a BotError, which speaks to staff in their language."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class IntakeOrderError(Exception):
+    """An event out of order, or contradicting one recorded already (409 naming the field)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -148,10 +169,21 @@ def parse_complaint(body: Any) -> ComplaintInput:
 class ComplaintIntake:
     """Records complaints; one short unit of work each, no Slack call (later slices open incidents)."""
 
-    def __init__(self, db: sessionmaker[Session], clock: Clock, playbook: Playbook) -> None:
+    def __init__(
+        self,
+        db: sessionmaker[Session],
+        clock: Clock,
+        playbook: Playbook,
+        surge: SurgeWatch | None = None,
+        *,
+        after_record: Sequence[Callable[[Session, int, ComplaintInput], None]] = (),
+    ) -> None:
         self.db = db
         self.clock = clock
         self.playbook = playbook  # the rules that turn complaints into incidents will come from here
+        self.surge = surge  # the surge plan's warning lines, checked after each new complaint (no Slack call)
+        # what else a new complaint gets in its own transaction (its deadlines: bot/intake/records.py)
+        self.after_record = tuple(after_record)
 
     def record(self, complaint: ComplaintInput) -> Recorded:
         """Record it, or find the same complaint recorded by an earlier try; IntakeConflictError if the id is
@@ -174,21 +206,28 @@ class ComplaintIntake:
                     "created_at": self.clock.now(),
                 },
             )
-            if number is not None:  # recorded now: the answer is what was sent (no second round trip)
-                return Recorded(
+            if number is not None:
+                for hook in self.after_record:
+                    hook(s, number, complaint)
+                # recorded now: the answer is what was sent (no second round trip for it)
+                recorded = Recorded(
                     number=number,
                     external_id=mask_identifiers(complaint.external_id),
                     summary=mask_identifiers(complaint.summary),
                     created=True,
                 )
-            row = get_complaint_by_external_id(s, complaint.external_id)
-            if row is None:  # the unique index refused it, yet the row is gone: it was deleted meanwhile
-                raise IntakeConflictError()
-            if number is None and row.fingerprint != fingerprint:
-                raise IntakeConflictError()
-            return Recorded(
-                number=row.id,
-                external_id=mask_identifiers(row.external_id),
-                summary=mask_identifiers(row.summary),
-                created=number is not None,
-            )
+            else:
+                row = get_complaint_by_external_id(s, complaint.external_id)
+                if row is None:  # the unique index refused it, yet the row is gone: it was deleted meanwhile
+                    raise IntakeConflictError()
+                if row.fingerprint != fingerprint:
+                    raise IntakeConflictError()
+                recorded = Recorded(
+                    number=row.id,
+                    external_id=mask_identifiers(row.external_id),
+                    summary=mask_identifiers(row.summary),
+                    created=False,
+                )
+        if recorded.created and self.surge is not None:
+            self.surge.observe()  # the warning lines, after the commit: a new proposal is posted off this request
+        return recorded

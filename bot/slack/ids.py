@@ -15,11 +15,15 @@ class ActionId(StrEnum):
     PUBLISH_NOTICE = "publish_notice"
     CONFIRM_PLAN = "confirm_plan"  # "I have read the new version of the plan" (value: the version's row id)
     END_SURGE = "end_surge"  # the surge plan's End (leadership only; bot/surge/plan.py)
+    # the surge plan's warning-line proposal (bot/surge/proposals.py)
+    ACTIVATE_SURGE = "activate_surge"
+    DISMISS_SURGE = "dismiss_surge"
 
 
 class CallbackId(StrEnum):
     OPEN_INCIDENT = "open_incident"
     EDIT_NOTICE = "edit_notice"
+    DISMISS_SURGE = "dismiss_surge"  # why a surge proposal is dismissed
 
 
 class BlockId(StrEnum):
@@ -33,6 +37,7 @@ class BlockId(StrEnum):
     ROLE_ACTIONS = "role_actions"
     NOTICE_ACTIONS = "notice_actions"
     NOTICE_TEXT = "notice"  # suffixed with ":<channel>:<locale>" in the edit modal
+    SURGE_REASON = "surge_reason"  # the dismiss modal's reason
 
 
 INPUT_ACTION = "value"  # the action_id of the single element inside each modal input block

@@ -559,6 +559,19 @@ REGISTRY: tuple[Spec, ...] = (
         in_incident_channel=False,
     ),
     Spec(
+        name="surge",
+        aliases=("分流", "激增"),
+        actions=(Action.SURGE,),
+        read_only=True,
+        run=lambda services, command, request: services.surge.status_text(),
+        help=N_(
+            "complaint volume against the surge plan's warning lines, and the proposal waiting for the leadership "
+            "group."
+        ),
+        group=LOOK,
+        in_incident_channel=False,
+    ),
+    Spec(
         name="help",
         actions=(Action.HELP,),
         read_only=True,
