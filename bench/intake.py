@@ -26,6 +26,7 @@ import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from tempfile import TemporaryDirectory
 from typing import Any
@@ -49,11 +50,14 @@ CATEGORIES = ("payments", "cards", "mobile_app", "loans", "deposits")
 CHANNELS = ("phone", "email", "online_chat", "branch", "app")
 
 
+SHANGHAI = timezone(timedelta(hours=8))
+
+
 def complaint(prefix: str, n: int) -> bytes:
     """One complaint, with a card number glued to Chinese text in the summary (masked in the answer)."""
     body = {
         "external_id": f"{prefix}-{n:06d}",
-        "received_at": "2026-11-28T09:30:00+08:00",
+        "received_at": datetime.now(SHANGHAI).isoformat(),  # now: the surge plan counts by when received
         "contact_channel": CHANNELS[n % len(CHANNELS)],
         "category": CATEGORIES[n % len(CATEGORIES)],
         "product": "借记卡",
