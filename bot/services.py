@@ -20,7 +20,9 @@ from bot.deadlines.service import Deadlines
 from bot.incidents.permissions import Permissions
 from bot.incidents.service import IncidentService
 from bot.intake.alerts import AlertIntake
+from bot.intake.listing import ComplaintList
 from bot.intake.records import ComplaintRecords
+from bot.intake.routing import ComplaintRouter
 from bot.intake.service import ComplaintIntake
 from bot.notices.email import Mailer
 from bot.notices.outbox import LEASE, Outbox
@@ -70,6 +72,8 @@ class Services:
     surge_watch: SurgeWatch
     surge: SurgeProposals
     complaint_records: ComplaintRecords  # each complaint's deadlines and the complaint system's events
+    routing: ComplaintRouter  # which complaints open or join incidents, and escalation by a person
+    complaints: ComplaintList  # `/incident complaints`
 
     @classmethod
     def build(
@@ -207,7 +211,22 @@ class Services:
         scheduler = Scheduler(sweeper, db=db, clock=clock, interval=timer_interval)
 
         # what other systems send in
-        intake = ComplaintIntake(db, clock, playbook, surge_watch, after_record=(complaint_records.add_deadlines,))
+        routing = ComplaintRouter(
+            playbook=playbook,
+            db=db,
+            clock=clock,
+            slack=slack,
+            incidents=incidents,
+            schedule_changed=schedule_changed,
+        )
+        intake = ComplaintIntake(
+            db,
+            clock,
+            playbook,
+            surge_watch,
+            router=routing,
+            after_record=(complaint_records.add_deadlines,),
+        )
         alerts = AlertIntake(
             playbook=playbook,
             db=db,
@@ -219,6 +238,7 @@ class Services:
             set_up=incidents.setup_channel,
             schedule_changed=schedule_changed,
         )
+        complaints = ComplaintList(playbook=playbook, db=db, clock=clock, router=routing)
 
         # who reacts to what, all of it here
         events.subscribe(ScheduleChanged, lambda _: scheduler.poke())
@@ -253,4 +273,6 @@ class Services:
             surge_watch=surge_watch,
             surge=surge,
             complaint_records=complaint_records,
+            routing=routing,
+            complaints=complaints,
         )

@@ -389,6 +389,24 @@ class Complaint(Base):
     severity: Mapped[str | None] = mapped_column(String(10))
     amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # routing (bot/intake/routing.py): the incident it opened or joined, how, and the cluster it counts in
+    incident_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    routed: Mapped[str | None] = mapped_column(String(10))  # opened | joined | escalated; None: recorded only
+    cluster_key: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_complaints_cluster_key_created_at", "cluster_key", "created_at"),)
+
+
+class ComplaintCluster(Base):
+    """One row per complaint cluster (a routing rule and a category or product): the lock concurrent complaints
+    of the cluster take in turn, and the incident the cluster has open, which later complaints join."""
+
+    __tablename__ = "complaint_clusters"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    incident_id: Mapped[int | None] = mapped_column(Integer)
+    complaints: Mapped[int] = mapped_column(Integer, server_default="0")  # with that incident, so far
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 # ---- the plan's versions and who confirmed reading them -------------------------------------------------------

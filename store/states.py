@@ -147,3 +147,11 @@ PROPOSAL_MOVES: Mapping[ProposalState, frozenset[ProposalState]] = {
     ProposalState.DISMISSED: frozenset(),
     ProposalState.EXPIRED: frozenset(),
 }
+
+
+class ComplaintRoute(StrEnum):
+    """How a complaint reached its incident (a complaint with none is recorded only)."""
+
+    OPENED = "opened"  # the intake opened the incident for it (or for its cluster)
+    JOINED = "joined"  # its cluster's incident was open: it joined that one
+    ESCALATED = "escalated"  # a person escalated it (`/incident escalate`, the Escalate button)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -20,8 +20,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.core.clock import Clock
 from bot.core.config import Playbook
 from bot.core.text import mask_identifiers
+from bot.intake.routing import RECORDED, ComplaintRouter, Routed
 from bot.surge.watch import SurgeWatch
-from store.queries import claim_complaint, get_complaint_by_external_id
+from store.queries import claim_complaint, get_complaint, get_complaint_by_external_id
 from store.volume import serial_writes
 
 CONTACT_CHANNELS = ("phone", "email", "online_chat", "branch", "app")
@@ -107,6 +108,9 @@ class Recorded:
     external_id: str
     summary: str
     created: bool  # False: a retry found the complaint an earlier request recorded
+    routed: Routed = field(
+        default_factory=lambda: Routed(RECORDED)
+    )  # the incident it opened or joined, if any (bot/intake/routing.py)
 
 
 def _text(body: dict[str, Any], field: str, longest: int) -> str:
@@ -167,7 +171,8 @@ def parse_complaint(body: Any) -> ComplaintInput:
 
 
 class ComplaintIntake:
-    """Records complaints; one short unit of work each, no Slack call (later slices open incidents)."""
+    """Records complaints; one short unit of work each, no Slack call: the router opens or joins an incident in
+    the same transaction, and the incident's channel is set up in the background after the answer."""
 
     def __init__(
         self,
@@ -176,11 +181,13 @@ class ComplaintIntake:
         playbook: Playbook,
         surge: SurgeWatch | None = None,
         *,
+        router: ComplaintRouter | None = None,
         after_record: Sequence[Callable[[Session, int, ComplaintInput], None]] = (),
     ) -> None:
         self.db = db
         self.clock = clock
-        self.playbook = playbook  # the rules that turn complaints into incidents will come from here
+        self.playbook = playbook
+        self.router = router  # None: record only (no routing rules applied)
         self.surge = surge  # the surge plan's warning lines, checked after each new complaint (no Slack call)
         # what else a new complaint gets in its own transaction (its deadlines: bot/intake/records.py)
         self.after_record = tuple(after_record)
@@ -206,28 +213,30 @@ class ComplaintIntake:
                     "created_at": self.clock.now(),
                 },
             )
+            row = (
+                get_complaint(s, number)
+                if number is not None
+                else get_complaint_by_external_id(s, complaint.external_id)
+            )
+            if row is None:  # the unique index refused it, yet the row is gone: it was deleted meanwhile
+                raise IntakeConflictError()
+            if number is None and row.fingerprint != fingerprint:
+                raise IntakeConflictError()
             if number is not None:
                 for hook in self.after_record:
                     hook(s, number, complaint)
-                # recorded now: the answer is what was sent (no second round trip for it)
-                recorded = Recorded(
-                    number=number,
-                    external_id=mask_identifiers(complaint.external_id),
-                    summary=mask_identifiers(complaint.summary),
-                    created=True,
-                )
-            else:
-                row = get_complaint_by_external_id(s, complaint.external_id)
-                if row is None:  # the unique index refused it, yet the row is gone: it was deleted meanwhile
-                    raise IntakeConflictError()
-                if row.fingerprint != fingerprint:
-                    raise IntakeConflictError()
-                recorded = Recorded(
-                    number=row.id,
-                    external_id=mask_identifiers(row.external_id),
-                    summary=mask_identifiers(row.summary),
-                    created=False,
-                )
+            routed = Routed(RECORDED)
+            if self.router is not None:  # with the complaint, in its transaction: a retry finds both
+                routed = self.router.route(s, row) if number is not None else self.router.routed_of(s, row)
+            recorded = Recorded(
+                number=row.id,
+                external_id=mask_identifiers(row.external_id),
+                summary=mask_identifiers(row.summary),
+                created=number is not None,
+                routed=routed,
+            )
+        if self.router is not None:
+            self.router.after_commit(routed)  # the channel set-up runs in the background, not in this request
         if recorded.created and self.surge is not None:
             self.surge.observe()  # the warning lines, after the commit: a new proposal is posted off this request
         return recorded

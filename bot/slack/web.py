@@ -130,7 +130,12 @@ def _complaint_route(bot: Bot, environ: dict[str, Any], token: str) -> tuple[str
         recorded = bot.services.intake.record(parse_complaint(body))
     except IntakeConflictError as exc:
         return "409 Conflict", {"error": "external_id is recorded with another body", "field": exc.field}
-    answer = {"number": recorded.number, "external_id": recorded.external_id, "summary": recorded.summary}
+    answer: dict[str, Any] = {
+        "number": recorded.number,
+        "external_id": recorded.external_id,
+        "summary": recorded.summary,
+    }
+    answer |= recorded.routed.answer()  # routed: opened | joined | escalated | recorded, and the incident
     if recorded.created:
         log.info("recorded complaint %d", recorded.number)
     return ("201 Created" if recorded.created else "200 OK"), answer
