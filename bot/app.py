@@ -31,6 +31,7 @@ from bot.deadlines.scheduler import Scheduler, Sweeper
 from bot.services import Services
 from bot.slack.gateway import SlackGateway
 from bot.slack.ids import BlockId
+from bot.slack.pacing import Pacer
 from bot.slack.replies import error_message, tell
 from bot.slack.signing import RequestVerifier
 
@@ -64,7 +65,8 @@ def create_app(
     and the one error handler."""
     set_bank_patterns(p.regex for p in playbook.masking.patterns)
     clock = clock or SystemClock()
-    gateway = SlackGateway(client, sleep=clock.sleep)  # retry waits are time too: a test clock moves instead
+    # retry waits are time too: a test clock moves instead; so is the pace kept under Slack's limits
+    gateway = SlackGateway(client, sleep=clock.sleep, pacer=Pacer(lambda: clock.now().timestamp(), clock.sleep))
     services = Services.build(playbook, session_factory, gateway, clock)
     executor = executor or TrackingExecutor()
     app = _App(

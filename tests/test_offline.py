@@ -156,7 +156,7 @@ def test_the_demo_plays_a_surge_from_the_intake_burst_to_the_summary(transcripts
     assert "> Li Wei in #incident-leadership: clicks [End the surge plan]" in act
     summary = act.split("*Summary of the surge plan #3*")[1]
     for line in (
-        "Warning line crossed at 22:06:20; proposed at 22:06:20; activated at 22:08:00 by @Li Wei.",
+        "Warning line crossed at 22:06:28; proposed at 22:06:28; activated at 22:08:08 by @Li Wei.",
         "• Before (the hour before the crossing): 19",
         "• During (from the crossing until volume last reached a warning line at 22:07): 5",
         "• After (from then until the end): 0",
@@ -175,7 +175,7 @@ def test_the_demo_plays_a_surge_from_the_intake_burst_to_the_summary(transcripts
     assert "> 李伟 在 #incident-leadership：点击 [结束分流预案]" in act
     summary = act.split("*分流预案 #3 总结*")[1]
     for line in (
-        "22:06:20 超过预警线；22:06:20 提出启动建议；22:08:00 由 @李伟 启动。",
+        "22:06:28 超过预警线；22:06:28 提出启动建议；22:08:08 由 @李伟 启动。",
         "• 之前（超过预警线前一小时）：19",
         "• 期间（从超过预警线到 22:07 最后一次达到预警线）：5",
         "• 之后（从那时到结束）：0",

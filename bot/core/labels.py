@@ -62,6 +62,7 @@ EVENT_NAMES = {
     "plan_posted": N_("plan posted"),
     "setup_failed": N_("setup failed"),
     "setup_resumed": N_("setup resumed"),
+    "channel_queued": N_("channel queued"),
     "status_changed": N_("status changed"),
     "assigned": N_("assigned"),
     "role_taken": N_("role taken"),

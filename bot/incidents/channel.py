@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -26,13 +27,16 @@ from bot.core.config import Playbook
 from bot.core.i18n import N_, _, current_locale, in_channel_language, in_recipients_language
 from bot.core.render import Renderer
 from bot.core.text import build_channel_name, truncate
+from bot.incidents.budget import ChannelBudget
 from bot.incidents.card import card
 from bot.incidents.records import load_incident
-from bot.notices.outbox import LaneResult, Outbox, Recorder, Step
+from bot.incidents.volume import queued_message, ready_after_queue
+from bot.notices.outbox import Deferred, LaneResult, Outbox, Recorder, Step
 from bot.slack.blocks import drill_labelled
 from bot.slack.gateway import PER_USER_INVITE_ERRORS, SlackCallError, SlackGateway
 from store import queries
 from store.models import Incident
+from store.volume import has_timeline_event, queue_effect
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,7 @@ class SetupOutcome:
     incident: Incident
     failed_step: str | None = None
     error: str | None = None
+    queued_ahead: int | None = None  # the channel waits behind Slack's creation budget, with this many before it
 
     @property
     def ok(self) -> bool:
@@ -149,6 +154,7 @@ class ChannelSetup:
         clock: Clock,
         renderer: Renderer,
         outbox: Outbox,
+        budget: ChannelBudget | None = None,
     ) -> None:
         self.playbook = playbook
         self.db = db
@@ -156,6 +162,7 @@ class ChannelSetup:
         self.clock = clock
         self.renderer = renderer
         self.outbox = outbox
+        self.budget = budget or ChannelBudget(db, clock)  # Slack's ~20 channel creations a minute
         for effect, handler in {
             "channel.create": self._create,
             "channel.topic": self._topic,
@@ -189,6 +196,24 @@ class ChannelSetup:
             self.outbox.add(
                 s, incident.id, f"setup:{incident.id}:{effect}", effect, together=together, reporter=reporter
             )
+        self._book_channel(s, incident)
+
+    def _book_channel(self, s: Session, incident: Incident) -> None:
+        """Book the channel's creation within Slack's budget, in the opening transaction (first opened, first
+        created); beyond the budget it waits in the store for its moment and the timeline says so."""
+        key = f"setup:{incident.id}:channel.create"
+        booking = self.budget.book(s, key)
+        if not booking.queued:
+            return
+        queue_effect(s, key, at=booking.at, payload={"booked": booking.at.isoformat(), "ahead": booking.ahead})
+        queries.add_timeline_event(
+            s,
+            incident.id,
+            at=self.clock.now(),
+            event="channel_queued",
+            actor_id=None,
+            data={"ahead": booking.ahead, "until": booking.at.isoformat()},
+        )
 
     def channel_name(self, incident: Incident, suffix: str = "") -> str:
         date = incident.created_at.astimezone(self.playbook.tz).strftime("%Y%m%d")
@@ -214,7 +239,7 @@ class ChannelSetup:
         if result is not None or tell is None:
             return self._outcome(incident_id, result or self.outbox.run(incident_id))
         ready = self._outcome(incident_id, self.outbox.run(incident_id, until="ready"))
-        if not ready.ok:
+        if not ready.ok or ready.queued_ahead is not None:  # refused, or queued: told so, and told again when ready
             tell(self.opened_message(ready))
             return ready
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="tell") as pool:
@@ -230,6 +255,9 @@ class ChannelSetup:
     def _outcome(self, incident_id: int, result: LaneResult) -> SetupOutcome:
         """Record how the set-up went, in one transaction: the failed step, or nothing (clearing an old one)."""
         failed = result.error is not None and result.failed_effect is not None
+        if result.queued_until is not None:
+            with self.db() as s:
+                return SetupOutcome(load_incident(s, incident_id), queued_ahead=result.ahead)
         with self.db.begin() as s:
             incident = load_incident(s, incident_id)
             if not failed:
@@ -251,7 +279,9 @@ class ChannelSetup:
         return SetupOutcome(incident, failed_step=step, error=result.error)
 
     def opened_message(self, outcome: SetupOutcome) -> str:
-        """What the reporter is told once the channel is (or is not) ready."""
+        """What the reporter is told once the channel is (or is not) ready, or that it is queued."""
+        if outcome.queued_ahead is not None:
+            return queued_message(outcome.incident.id, outcome.queued_ahead)
         return self.renderer.render(
             "slack/opened.j2",
             number=outcome.incident.id,
@@ -329,6 +359,10 @@ class ChannelSetup:
         incident = self._load(step)
         if incident.channel_id is not None:
             return None
+        booked = step.payload.get("booked")
+        if booked is not None and datetime.fromisoformat(str(booked)) > self.clock.now():
+            # run before its moment (a repair made it due): back to its place in the queue
+            raise Deferred(datetime.fromisoformat(str(booked)), ahead=int(step.payload.get("ahead", 0)))
         channel = self._create_channel(incident)  # adopts our own channel if an earlier run created it and died
 
         def record(s: Session) -> None:
@@ -421,14 +455,20 @@ class ChannelSetup:
         reporter = str(step.payload.get("reporter") or incident.reporter_id)
         if reporter == self.slack.bot_user_id:  # reported by a system: nobody is waiting for a DM
             return None
+        with self.db() as s:
+            was_queued = has_timeline_event(s, incident.id, "channel_queued")
         with in_recipients_language(self.slack.user_locale(reporter), self.playbook):  # theirs, not the channel's
-            text = self.renderer.render(
-                "slack/opened.j2",
-                number=incident.id,
-                channel_id=channel,
-                resumed=True,
-                setup_error=None,
-                failed_step=None,
+            text = (
+                ready_after_queue(incident.id, channel)
+                if was_queued
+                else self.renderer.render(
+                    "slack/opened.j2",
+                    number=incident.id,
+                    channel_id=channel,
+                    resumed=True,
+                    setup_error=None,
+                    failed_step=None,
+                )
             )
         self.slack.dm(reporter, text, key=step.key, check_first=True)
         return lambda s: queries.add_timeline_event(

@@ -23,6 +23,7 @@ from bot.core.text import mask_identifiers
 from bot.intake.routing import RECORDED, ComplaintRouter, Routed
 from bot.surge.watch import SurgeWatch
 from store.queries import claim_complaint, get_complaint, get_complaint_by_external_id
+from store.volume import serial_writes
 
 CONTACT_CHANNELS = ("phone", "email", "online_chat", "branch", "app")
 SEVERITIES = ("sev1", "sev2", "sev3", "sev4")
@@ -195,7 +196,7 @@ class ComplaintIntake:
         """Record it, or find the same complaint recorded by an earlier try; IntakeConflictError if the id is
         taken by a different complaint."""
         fingerprint = complaint.fingerprint()
-        with self.db.begin() as s:
+        with serial_writes(self.db), self.db.begin() as s:  # one short transaction; on SQLite, one at a time
             number = claim_complaint(
                 s,
                 {

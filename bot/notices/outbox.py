@@ -13,6 +13,9 @@ Rows written `together` (e.g. an incident's topic, invites and card, which do no
 leased in one transaction, run concurrently, and recorded in one transaction: a lane pays one Slack round
 trip for them, not one each, and they still count as one step of the order.
 `/incident repair` makes every unfinished or failed row of the incident due again and runs the lane.
+A handler that may not act yet (a channel creation beyond Slack's budget, bot/incidents/budget.py) raises
+`Deferred`: the row waits in the store until its moment, in its place in the lane, and is not counted as a
+refusal; a 429 that got through anyway is retried without counting either. Nothing is dropped for volume.
 """
 
 from __future__ import annotations
@@ -60,7 +63,23 @@ class Step:
 # A handler does the Slack part outside any transaction and may return what to record with its outcome.
 Recorder = Callable[[Session], object]
 Handler = Callable[[Step], Recorder | None]
-Outcome = Recorder | str | None  # what a handler gave back, or the error it was refused with
+
+
+class Deferred(Exception):  # noqa: N818 -- not an error: the step waits for its moment
+    """Raised by a handler whose step must wait until `until` (queued behind a budget); `ahead` is how many
+    wait before it, `payload` is merged into the row's, `record` runs in the transaction that queues it."""
+
+    def __init__(
+        self, until: datetime, *, ahead: int = 0, payload: dict[str, Any] | None = None, record: Recorder | None = None
+    ) -> None:
+        super().__init__(f"queued until {until.isoformat()}")
+        self.until = until
+        self.ahead = ahead
+        self.payload = payload or {}
+        self.record = record
+
+
+Outcome = Recorder | str | Deferred | None  # what a handler gave back, the error it was refused with, or a wait
 
 
 @dataclass(frozen=True)
@@ -69,6 +88,8 @@ class LaneResult:
     failed_effect: str | None = None
     error: str | None = None
     waiting: int = 0  # rows left: held by another worker, or waiting for their retry
+    queued_until: datetime | None = None  # the lane waits in a queue (Deferred) until then
+    ahead: int = 0  # what waits in that queue before it
 
 
 @dataclass
@@ -125,6 +146,9 @@ class Outbox:
                 if not queries.lease_effect(s, head.id, now=now, lease_until=now + LEASE):
                     # held by another worker, or waiting for its retry after a refusal (which is reported)
                     waits = head.error if head.lease_until is None and head.due_at > now else None
+                    if waits is None and head.lease_until is None and head.due_at > now:  # queued for its moment
+                        ahead = int((head.payload or {}).get("ahead", 0))
+                        return LaneResult(lane.ran, waiting=1, queued_until=head.due_at, ahead=ahead)
                     return LaneResult(lane.ran, failed_effect=head.effect if waits else None, error=waits, waiting=1)
                 batch = [head] + [
                     row
@@ -156,7 +180,12 @@ class Outbox:
     ) -> LaneResult | None:
         """Record a batch's outcomes in `s`; the lane's result if it stops here (a refusal to retry, `until`)."""
         refused: tuple[str, str] | None = None  # the first refusal of the batch that waits for its retry
+        queued: Deferred | None = None
         for row_id, attempts, step, outcome in done:
+            if isinstance(outcome, Deferred):
+                self._defer(s, row_id, outcome)
+                queued = queued or outcome
+                continue
             if isinstance(outcome, str):
                 if self._refused(s, row_id, step, attempts, outcome):
                     lane.gave_up = (step.effect, outcome)
@@ -171,6 +200,8 @@ class Outbox:
             lane.ran += 1
         if refused is not None:
             return LaneResult(lane.ran, failed_effect=refused[0], error=refused[1], waiting=1)
+        if queued is not None:
+            return LaneResult(lane.ran, waiting=1, queued_until=queued.until, ahead=queued.ahead)
         if until is not None and any(step.payload.get(TOGETHER) == until for _, _, step, _ in done):
             return lane.result()
         return None
@@ -204,19 +235,39 @@ class Outbox:
             if handler is None:
                 raise SlackCallError(step.effect, "unknown_effect")
             return handler(step)
+        except Deferred as wait:
+            return wait
         except Exception as exc:  # a Slack refusal, or a bug: either way bounded, recorded, never lost
             if not isinstance(exc, SlackCallError):
                 log.exception("outbox: %s failed", step.key)
                 return f"internal error ({type(exc).__name__})"
             return exc.error
 
+    @staticmethod
+    def _defer(s: Session, row_id: int, wait: Deferred) -> None:
+        """The step waits in the store until its moment; taken once (so a sweep runs it then), not refused."""
+        row = queries.get_outbox_message(s, row_id)
+        if row is None:
+            return
+        row.due_at, row.lease_until, row.error, row.attempts = wait.until, None, None, 1
+        if wait.payload:
+            row.payload = {**(row.payload or {}), **wait.payload}
+        if wait.record is not None:
+            wait.record(s)
+
     def _refused(self, s: Session, row_id: int, step: Step, attempts: int, error: str) -> bool:
-        """Record a refusal: retry later with backoff, or give up (True) after the bound or on a final answer."""
+        """Record a refusal: retry later with backoff, or give up (True) after the bound or on a final answer.
+        Slack's rate limit is not a refusal of the step: it is tried again, never given up for it."""
         now = self.clock.now()
         row = queries.get_outbox_message(s, row_id)
         if row is None:
             return True
         row.lease_until, row.error = None, error[:80]
+        if error == "ratelimited":
+            row.attempts = max(1, attempts - 1)
+            row.due_at = now + BACKOFF
+            log.warning("outbox: %s rate-limited by Slack; trying again at %s", step.key, row.due_at)
+            return False
         if attempts < ATTEMPTS and error not in PERMANENT:
             row.due_at = now + BACKOFF * 2 ** (attempts - 1)
             log.warning("outbox: %s refused (%s); trying again at %s", step.key, error, row.due_at)

@@ -11,6 +11,7 @@ import base64
 import binascii
 import itertools
 import json
+import math
 import random
 import re
 import selectors
@@ -100,6 +101,16 @@ class PromptHTTPServer(ThreadingHTTPServer):
         return thread
 
 
+def _max_in_window(times: list[float], seconds: float) -> int:
+    """The most of the (sorted) moments that fall in any window `seconds` long."""
+    most, start = 0, 0
+    for end, at in enumerate(times):
+        while at - times[start] >= seconds:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
 class SlackError(Exception):
     def __init__(self, error: str, **extra: Any) -> None:
         super().__init__(error)
@@ -162,6 +173,51 @@ class RateLimit:
 
 
 @dataclass
+class TierLimit:
+    """One of Slack's published limits, counted on the sandbox's own time (`SlackSandbox.now`).
+
+    `per_channel` False: at most `capacity` calls in any `per_seconds` window for the whole workspace (the
+    tiered methods: Slack counts them per app, per workspace, per method). `per_channel` True: a token
+    bucket per channel, `capacity` calls at once (Slack's "short bursts") refilled one per `per_seconds`
+    (chat.postMessage's one message per second per channel)."""
+
+    capacity: int
+    per_seconds: float
+    per_channel: bool = False
+    hits: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
+    tat: dict[str, float] = field(default_factory=dict)  # per channel: the bucket's theoretical arrival time
+
+    def take(self, key: str, now: float) -> float | None:
+        """Count one call now; None if allowed, else the seconds until one would be (Retry-After)."""
+        if self.per_channel:
+            tolerance = (self.capacity - 1) * self.per_seconds
+            tat = max(self.tat.get(key, now), now)
+            if tat - tolerance > now + 1e-9:
+                return tat - tolerance - now
+            self.tat[key] = tat + self.per_seconds
+            return None
+        window = self.hits[key]
+        while window and now - window[0] >= self.per_seconds:
+            window.popleft()
+        if len(window) >= self.capacity:
+            return window[0] + self.per_seconds - now
+        window.append(now)
+        return None
+
+
+# Slack's published limits (api.slack.com/apis/rate-limits, each method's page): conversations.create and
+# conversations.setTopic are Tier 2 (20+ per minute), conversations.invite and chat.update Tier 3 (50+ per
+# minute), chat.postMessage about one per second per channel with short bursts allowed.
+SLACK_LIMITS: dict[str, tuple[int, float, bool]] = {
+    "conversations.create": (20, 60.0, False),
+    "conversations.setTopic": (20, 60.0, False),
+    "conversations.invite": (50, 60.0, False),
+    "chat.update": (50, 60.0, False),
+    "chat.postMessage": (10, 1.0, True),
+}
+
+
+@dataclass
 class Failure:
     error: str | None
     status: int
@@ -213,8 +269,17 @@ class SlackSandbox:
         bot_user_id: str = "UBOTSANDBOX",
         bot_scopes: set[str] | None = None,
         page_size: int | None = None,
+        limits: bool = False,
+        now: Callable[[], float] = time.monotonic,
     ) -> None:
         self.bot_token = bot_token
+        # Slack's published limits (SLACK_LIMITS), enforced with 429 and Retry-After when `limits` is on; off
+        # by default so tests that open many incidents in one instant are not refused. `now` is the time they
+        # are counted on: a test gives the bot's injected clock, so nobody sleeps for a minute.
+        self.now = now
+        self.tier_limits: dict[str, TierLimit] = {}
+        self.throttled: dict[str, int] = defaultdict(int)  # 429s answered, per method
+        self.arrivals: list[tuple[str, str, float]] = []  # (method, channel, sandbox time) of each call let through
         # Slack may answer a list method with fewer items than `limit` asked for, and does for big workspaces;
         # a small `page_size` makes every list paginate, so a caller that ignores next_cursor misses items.
         self.page_size = page_size
@@ -244,6 +309,8 @@ class SlackSandbox:
         self._ts = itertools.count(1)
         self._epoch = int(time.time())
         self.add_user(bot_user_id, "incident-desk", is_bot=True)
+        if limits:
+            self.enforce_slack_limits()
         self._httpd: PromptHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -292,6 +359,40 @@ class SlackSandbox:
     def rate_limit(self, method: str, *, capacity: int, per_seconds: float = 1.0, retry_after: int = 1) -> None:
         """Allow `capacity` calls per channel in any `per_seconds` window; more get 429 with Retry-After."""
         self.rate_limits[method] = RateLimit(capacity, per_seconds, retry_after)
+
+    def enforce_slack_limits(self, limits: dict[str, tuple[int, float, bool]] | None = None) -> None:
+        """Refuse calls beyond Slack's published limits (or `limits`: method → (capacity, seconds, per
+        channel)) with HTTP 429 and Retry-After, as Slack does."""
+        with self.lock:
+            self.tier_limits = {
+                method: TierLimit(capacity, seconds, per_channel)
+                for method, (capacity, seconds, per_channel) in (limits or SLACK_LIMITS).items()
+            }
+
+    def call_stats(self) -> dict[str, dict[str, float]]:
+        """Per method: calls let through, 429s answered, and the most calls let through in any 60-second window
+        (workspace) and in any 1-second window of one channel (what a benchmark reports against the limits)."""
+        with self.lock:
+            arrivals = list(self.arrivals)
+            throttled = dict(self.throttled)
+        by_method: dict[str, list[tuple[str, float]]] = defaultdict(list)
+        for method, channel, at in arrivals:
+            by_method[method].append((channel, at))
+        stats: dict[str, dict[str, float]] = {}
+        for method in sorted(set(by_method) | set(throttled)):
+            calls = by_method.get(method, [])
+            per_channel: dict[str, list[float]] = defaultdict(list)
+            for channel, at in calls:
+                per_channel[channel].append(at)
+            stats[method] = {
+                "calls": len(calls),
+                "throttled": throttled.get(method, 0),
+                "max_per_minute": _max_in_window(sorted(at for _, at in calls), 60.0),
+                "max_per_second_one_channel": max(
+                    (_max_in_window(sorted(times), 1.0) for times in per_channel.values()), default=0
+                ),
+            }
+        return stats
 
     def fail(
         self,
@@ -453,7 +554,7 @@ class SlackSandbox:
             for user in json.loads(body.decode()):
                 self.add_user(user["id"], user["name"], locale=user.get("locale", "en-US"))
             return 200, {}, {"ok": True}
-        if parsed.path in ("/_sandbox/channels", "/_sandbox/response_url"):
+        if parsed.path in ("/_sandbox/channels", "/_sandbox/response_url", "/_sandbox/stats"):
             return self._handle_seed(parsed.path, body)
         if parsed.path.startswith("/upload/"):  # step 2 of files_upload_v2: the bytes, to the URL given
             return self._handle_upload(parsed.path.removeprefix("/upload/"), body)
@@ -563,6 +664,22 @@ class SlackSandbox:
         return args
 
     def _rate_limited(self, method: str, args: dict[str, Any]) -> int | None:
+        """Retry-After for a call beyond a limit (counted as a 429 answered), or None."""
+        wait = self._over_limit(method, args)
+        if wait is not None:
+            with self.lock:
+                self.throttled[method] += 1
+        return wait
+
+    def _over_limit(self, method: str, args: dict[str, Any]) -> int | None:
+        with self.lock:
+            now = self.now()
+            channel = str(args.get("channel", ""))
+            tier = self.tier_limits.get(method)
+            wait = tier.take(channel if tier.per_channel else "", now) if tier is not None else None
+            if wait is not None:
+                return max(1, math.ceil(wait))  # Slack's Retry-After is whole seconds
+            self.arrivals.append((method, channel, now))
         limit = self.rate_limits.get(method)
         if limit is None:
             return None
@@ -588,7 +705,9 @@ class SlackSandbox:
             return failure
 
     def _handle_seed(self, path: str, body: bytes) -> tuple[int, dict[str, str], Any]:
-        """Channels and response URLs for tools in another process (benchmarks)."""
+        """Channels, response URLs and call counts for tools in another process (benchmarks)."""
+        if path == "/_sandbox/stats":  # calls and 429s per method
+            return 200, {}, {"ok": True, "stats": self.call_stats()}
         if path == "/_sandbox/channels":  # list, or seed channels first
             for channel in json.loads(body.decode()) if body else []:
                 self.add_channel(channel["name"], channel.get("members", []))

@@ -3,7 +3,8 @@
 Every call goes through `SlackGateway.call`, which retries 429s after Slack's Retry-After and
 transient failures (5xx, connection errors) with bounded exponential backoff: bot.core.retry's policy, the
 same as webhooks' and SMTP's. Posts to one channel are serialised so a retried message cannot be overtaken
-by the next one.
+by the next one. Each attempt first books its moment with the pacer, so the bot stays within Slack's published
+limits instead of relying on 429s (bot/slack/pacing.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from slack_sdk.errors import SlackApiError, SlackRequestError
 from slack_sdk.webhook import WebhookClient
 
 from bot.core.retry import RetryPolicy, TransientError, retry_after
+from bot.slack.pacing import Pacer
 
 log = logging.getLogger(__name__)
 
@@ -62,8 +64,10 @@ class SlackGateway:
         max_backoff: float = 8.0,
         sleep: Callable[[float], None] = time.sleep,
         monotonic: Callable[[], float] = time.monotonic,
+        pacer: Pacer | None = None,
     ) -> None:
         self.client = client
+        self.pacer = pacer  # keeps the bot within Slack's published limits (bot/slack/pacing.py); None: no pacing
         self.monotonic = monotonic
         self._locales: dict[str, tuple[float, str | None]] = {}  # user -> (good until, Slack locale)
         self._locale_lookups: dict[str, Future[str | None]] = {}  # lookups under way, shared by their waiters
@@ -104,6 +108,8 @@ class SlackGateway:
                 if found is not None:
                     log.info("Slack %s: the earlier attempt had succeeded; not sent again", method)
                     return found
+            if self.pacer is not None:
+                self.pacer.wait(method, str(kwargs.get("channel", "")))
             try:
                 response = getattr(self.client, method.replace(".", "_"))(**kwargs)
                 return dict(response.data) if isinstance(response.data, dict) else {}
