@@ -24,7 +24,7 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from waitress.server import create_server
 
 from bot.core.i18n import use_locale
-from bot.intake.service import IntakeConflictError, IntakeError, parse_complaint
+from bot.intake.service import IntakeConflictError, IntakeError, control_in, parse_complaint
 from store.db import ping
 
 if TYPE_CHECKING:
@@ -94,9 +94,17 @@ def _authorized_json(environ: dict[str, Any], token: str, path: str, limit: int)
         return None, ("413 Content Too Large", {"error": "body too large", "field": "body"})
     raw = environ["wsgi.input"].read(length) if length else b""
     try:
-        return json.loads(raw.decode("utf-8")), None
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):  # also an integer of >4300 digits, or deep nesting
         return None, ("422 Unprocessable Content", {"error": "body is not JSON", "field": "body"})
+    control = control_in(body)
+    if control is not None:
+        field, code = control
+        return None, (
+            "422 Unprocessable Content",
+            {"error": f"{field}: remove the control character {code}", "field": field},
+        )
+    return body, None
 
 
 def _field_error(exc: IntakeError) -> Refusal:
