@@ -118,3 +118,36 @@ def test_odd_bodies_are_a_422_naming_the_field_and_nothing_is_stored(
         assert s.scalar(select(func.count()).select_from(Complaint)) == 1
         assert s.scalar(select(func.count()).select_from(AlertGroup)) == 0
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
+
+
+def test_a_thousand_new_alerts_are_counted_in_full_and_named_five_at_most(front: tuple[Stack, str]) -> None:
+    stack, url = front
+    headers = {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"}
+
+    def notify(n: int) -> None:
+        alerts = [
+            {
+                **ALERT["alerts"][0],
+                "labels": {"alertname": "支付网关超时", "instance": f"pay-{i}"},
+                "fingerprint": f"f{i}",
+            }
+            for i in range(n)
+        ]
+        answer = fetch(
+            url,
+            "/api/v1/alerts/alertmanager",
+            headers,
+            method="POST",
+            data=json.dumps({**ALERT, "alerts": alerts}).encode(),
+        )
+        assert answer.status == 200, answer.text
+        assert stack.bot.executor.wait_idle()
+
+    notify(1)
+    notify(1000)
+    texts = stack.texts(stack.incident_channel(1).id)
+    lines = [t for t in texts if "joined this incident's group" in t]
+    assert len(lines) == 1, texts
+    line = lines[0]
+    assert line.startswith(":rotating_light: Alertmanager: 999 new alerts joined this incident's group:\n"), line
+    assert line.count("• *支付网关超时 (instance=pay-") == 5 and line.endswith("…and 994 more.")
