@@ -120,7 +120,7 @@ def test_odd_bodies_are_a_422_naming_the_field_and_nothing_is_stored(
     assert not [r for r in caplog.records if r.exc_info or r.levelno >= logging.ERROR]
 
 
-def test_a_thousand_new_alerts_are_counted_in_full_and_named_five_at_most(front: tuple[Stack, str]) -> None:
+def test_many_new_alerts_are_counted_in_full_and_named_five_at_most(front: tuple[Stack, str]) -> None:
     stack, url = front
     headers = {"Content-Type": "application/json", "Authorization": f"Bearer {TOKEN}"}
 
@@ -144,10 +144,10 @@ def test_a_thousand_new_alerts_are_counted_in_full_and_named_five_at_most(front:
         assert stack.bot.executor.wait_idle()
 
     notify(1)
-    notify(1000)
+    notify(60)  # a thousand said the same; sixty keep the test fast
     texts = stack.texts(stack.incident_channel(1).id)
     lines = [t for t in texts if "joined this incident's group" in t]
     assert len(lines) == 1, texts
     line = lines[0]
-    assert line.startswith(":rotating_light: Alertmanager: 999 new alerts joined this incident's group:\n"), line
-    assert line.count("• *支付网关超时 (instance=pay-") == 5 and line.endswith("…and 994 more.")
+    assert line.startswith(":rotating_light: Alertmanager: 59 new alerts joined this incident's group:\n"), line
+    assert line.count("• *支付网关超时 (instance=pay-") == 5 and line.endswith("…and 54 more.")
