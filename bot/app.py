@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import handlers.actions
 import handlers.commands
+import handlers.complaints
 import handlers.notices
 import handlers.plan
 import handlers.review
@@ -85,6 +86,7 @@ def create_app(
     handlers.plan.register(app, services)
     handlers.surge_run.register(app, services)
     handlers.surge.register(app, services)
+    handlers.complaints.register(app, services)
     app.error(_error_handler(services, gateway, playbook))
     verifier = RequestVerifier(signing_secret, session_factory) if signing_secret else None
     return Bot(app, services, executor, services.sweeper, services.scheduler, verifier)

@@ -20,6 +20,9 @@ from bot.deadlines.service import Deadlines
 from bot.incidents.permissions import Permissions
 from bot.incidents.service import IncidentService
 from bot.intake.alerts import AlertIntake
+from bot.intake.listing import ComplaintList
+from bot.intake.records import ComplaintRecords
+from bot.intake.routing import ComplaintRouter
 from bot.intake.service import ComplaintIntake
 from bot.notices.email import Mailer
 from bot.notices.outbox import LEASE, Outbox
@@ -68,6 +71,9 @@ class Services:
     leadership: Leadership
     surge_watch: SurgeWatch
     surge: SurgeProposals
+    complaint_records: ComplaintRecords  # each complaint's deadlines and the complaint system's events
+    routing: ComplaintRouter  # which complaints open or join incidents, and escalation by a person
+    complaints: ComplaintList  # `/incident complaints`
 
     @classmethod
     def build(
@@ -176,6 +182,9 @@ class Services:
             watch=surge_watch,
         )
 
+        # every complaint's deadlines, met by the complaint system's events, missed by the sweep
+        complaint_records = ComplaintRecords(db, clock, playbook, deadlines)
+
         # the clock's sweep and its timer: due deadlines and pages, plus the jobs due at a moment
         sweeper = Sweeper(
             playbook=playbook,
@@ -195,13 +204,29 @@ class Services:
                 functools.partial(  # the KPI report's months, computed again once stale (bot/review/kpi.py)
                     refresh_rollup, db, zone=playbook.tz, good_at_least=playbook.satisfaction.good_at_least
                 ),
+                complaint_records.mark_missed,
             ),
             send_workers=send_workers,
         )
         scheduler = Scheduler(sweeper, db=db, clock=clock, interval=timer_interval)
 
         # what other systems send in
-        intake = ComplaintIntake(db, clock, playbook, surge_watch)
+        routing = ComplaintRouter(
+            playbook=playbook,
+            db=db,
+            clock=clock,
+            slack=slack,
+            incidents=incidents,
+            schedule_changed=schedule_changed,
+        )
+        intake = ComplaintIntake(
+            db,
+            clock,
+            playbook,
+            surge_watch,
+            router=routing,
+            after_record=(complaint_records.add_deadlines,),
+        )
         alerts = AlertIntake(
             playbook=playbook,
             db=db,
@@ -213,6 +238,7 @@ class Services:
             set_up=incidents.setup_channel,
             schedule_changed=schedule_changed,
         )
+        complaints = ComplaintList(playbook=playbook, db=db, clock=clock, router=routing)
 
         # who reacts to what, all of it here
         events.subscribe(ScheduleChanged, lambda _: scheduler.poke())
@@ -246,4 +272,7 @@ class Services:
             leadership=leadership,
             surge_watch=surge_watch,
             surge=surge,
+            complaint_records=complaint_records,
+            routing=routing,
+            complaints=complaints,
         )

@@ -389,6 +389,24 @@ class Complaint(Base):
     severity: Mapped[str | None] = mapped_column(String(10))
     amount: Mapped[Decimal | None] = mapped_column(Numeric(18, 2))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # routing (bot/intake/routing.py): the incident it opened or joined, how, and the cluster it counts in
+    incident_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    routed: Mapped[str | None] = mapped_column(String(10))  # opened | joined | escalated; None: recorded only
+    cluster_key: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_complaints_cluster_key_created_at", "cluster_key", "created_at"),)
+
+
+class ComplaintCluster(Base):
+    """One row per complaint cluster (a routing rule and a category or product): the lock concurrent complaints
+    of the cluster take in turn, and the incident the cluster has open, which later complaints join."""
+
+    __tablename__ = "complaint_clusters"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    incident_id: Mapped[int | None] = mapped_column(Integer)
+    complaints: Mapped[int] = mapped_column(Integer, server_default="0")  # with that incident, so far
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 # ---- the plan's versions and who confirmed reading them -------------------------------------------------------
@@ -509,3 +527,50 @@ class SurgeProposal(Base):
 Index("ix_complaints_received_at", Complaint.received_at)
 Index("ix_complaints_category_received_at", Complaint.category, Complaint.received_at)
 Index("ix_complaints_channel_received_at", Complaint.contact_channel, Complaint.received_at)
+
+# ---- complaint records: the seed's deadlines and the complaint system's events (migration 0012) -------------
+
+
+class ComplaintDeadline(Base):
+    """One of the seed's deadlines of a recorded complaint (first response, investigation, solution,
+    satisfaction follow-up). `due_at` is empty until its clock starts: the satisfaction follow-up starts when
+    the complaint is closed. `met_at` is when the complaint system says the work was done (late or not)."""
+
+    __tablename__ = "complaint_deadlines"
+    __table_args__ = (
+        UniqueConstraint("complaint_id", "key", name="uq_complaint_deadlines_key"),
+        Index("ix_complaint_deadlines_due", "state", "due_at"),
+        Index("ix_complaint_deadlines_received_at", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    complaint_id: Mapped[int] = mapped_column(ForeignKey("complaints.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(String(40))
+    # the complaint's, copied: the KPI report reads a period's deadlines by it without a join
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    clock: Mapped[str] = mapped_column(String(10))  # calendar or business (the playbook's working hours)
+    start_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    due_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    state: Mapped[str] = mapped_column(String(20))
+    met_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ComplaintEvent(Base):
+    """What the complaint system reported about a complaint, once per type (a repeat is recognised, not
+    stored twice). The note is raw here and masked on every output."""
+
+    __tablename__ = "complaint_events"
+    __table_args__ = (
+        UniqueConstraint("complaint_id", "type", name="uq_complaint_events_type"),
+        Index("ix_complaint_events_received_at", "type", "received_at"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    complaint_id: Mapped[int] = mapped_column(ForeignKey("complaints.id", ondelete="CASCADE"))
+    type: Mapped[str] = mapped_column(String(30))
+    # the complaint's, copied: the KPI report reads a period's responses and ratings by it without a join
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    score: Mapped[int | None] = mapped_column(Integer)
+    note: Mapped[str | None] = mapped_column(Text)
+    recorded_at: Mapped[datetime] = mapped_column(UTCDateTime())

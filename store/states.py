@@ -50,6 +50,17 @@ DEADLINE_MOVES: Mapping[DeadlineState, frozenset[DeadlineState]] = {
 }
 
 
+# A complaint's deadlines (complaint_deadlines) take the same states. The complaint system may report work
+# after the sweeper marked the deadline missed: done before it was due (the report was late), it is met;
+# done after, it stays missed and keeps when it was done (met_at).
+COMPLAINT_DEADLINE_MOVES: Mapping[DeadlineState, frozenset[DeadlineState]] = {
+    DeadlineState.PENDING: frozenset({DeadlineState.MET, DeadlineState.MISSED, DeadlineState.CANCELLED}),
+    DeadlineState.MISSED: frozenset({DeadlineState.MET}),
+    DeadlineState.MET: frozenset(),
+    DeadlineState.CANCELLED: frozenset(),
+}
+
+
 class EscalationState(StrEnum):
     ACTIVE = "active"
     ACKNOWLEDGED = "acknowledged"
@@ -136,3 +147,11 @@ PROPOSAL_MOVES: Mapping[ProposalState, frozenset[ProposalState]] = {
     ProposalState.DISMISSED: frozenset(),
     ProposalState.EXPIRED: frozenset(),
 }
+
+
+class ComplaintRoute(StrEnum):
+    """How a complaint reached its incident (a complaint with none is recorded only)."""
+
+    OPENED = "opened"  # the intake opened the incident for it (or for its cluster)
+    JOINED = "joined"  # its cluster's incident was open: it joined that one
+    ESCALATED = "escalated"  # a person escalated it (`/incident escalate`, the Escalate button)

@@ -86,7 +86,8 @@ def test_a_complaint_is_recorded_and_shown_masked(intake: tuple[Stack, str], cap
     assert CARD not in answer.text
     assert shown["summary"].startswith("客户卡号") and shown["summary"].endswith("被重复扣款")
     assert shown["summary"] != SUMMARY and "0123" in shown["summary"]  # masked, with a hint kept
-    assert set(shown) == {"number", "external_id", "summary"}  # the customer reference is not shown
+    assert set(shown) == {"number", "external_id", "summary", "routed"}  # the customer reference is not shown
+    assert shown["routed"] == "recorded"  # no rule of the playbook matches it: recorded only
     # the store keeps the raw text; masking happens on output
     assert stored(stack, BODY["external_id"]) == (shown["number"], SUMMARY, f"卡号{CARD}")
     with Session(stack.engine) as s:

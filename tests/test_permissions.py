@@ -8,6 +8,7 @@ and nothing is posted to any channel.
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +18,7 @@ from sqlalchemy import func, select
 
 from bot.incidents.permissions import POLICY, Action, Who
 from bot.incidents.service import IncidentCreate
+from bot.intake.service import parse_complaint
 from bot.sandbox.driver import Reply
 from bot.slack.commands import UserRef
 from bot.slack.ids import INPUT_ACTION, ActionId, BlockId, CallbackId
@@ -52,6 +54,7 @@ class Case:
     tables_before: dict[str, list[tuple[Any, ...]]] = field(default_factory=dict)
     views: set[str] = field(default_factory=set)
     ephemerals_before: int = 0  # replies before the request under test, which are not its answer
+    complaint: int = 0  # a recorded complaint's number (`recorded_complaint`)
 
     def incident(self) -> Incident:
         with self.stack.bot.services.db() as s:
@@ -137,6 +140,22 @@ def editor_open(case: Case) -> None:
     assert len(case.views) == 1
 
 
+def recorded_complaint(case: Case) -> None:
+    """A complaint from the complaint system that no rule turned into an incident."""
+    body = {
+        "external_id": f"CMS-{uuid.uuid4().hex[:12]}",
+        "received_at": "2026-11-24T10:00:00+08:00",
+        "contact_channel": "phone",
+        "category": "其他",
+        "product": "借记卡",
+        "summary": "客户反映转账延迟",
+        "customer_ref": "卡号6222021234567890123",
+    }
+    recorded = case.stack.bot.services.intake.record(parse_complaint(body))
+    assert recorded.routed.route == "recorded"
+    case.complaint = recorded.number
+
+
 def report_modal_open(case: Case) -> None:
     before = set(case.stack.sandbox.views)
     case.stack.driver.slash(REPORTER, case.general, "open")
@@ -162,7 +181,7 @@ class Surface:
 def slash(text: str, *, where: str = "incident", command: str = "/incident") -> Callable[[Case, str], Reply]:
     def act(case: Case, user: str) -> Reply:
         channel = case.general if where == "general" else case.channel
-        return case.stack.driver.slash(user, channel, text.format(n=case.number), command=command)
+        return case.stack.driver.slash(user, channel, text.format(n=case.number, c=case.complaint), command=command)
 
     return act
 
@@ -243,6 +262,7 @@ def answered_or_changed(read_only: bool) -> Effect:
 SLASH: dict[str, Typed] = {
     "/incident open": Typed("open complaint sev3 客户投诉：转账延迟", opened_one_more, where="general"),
     "/complaint": Typed("sev3 转账延迟", opened_one_more, where="general"),
+    "/incident escalate": Typed("escalate {c}", opened_one_more, recorded_complaint, where="general"),
     "/incident help": Typed("help", lambda c, u, r: "`/incident open" in r.text, where="general"),
     "/incident list": Typed(
         "list",
@@ -357,6 +377,13 @@ SURFACES = [
         "button: Take <role>",
         click(f"{ActionId.TAKE_ROLE}:customer_comms", lambda c: f"{c.number}:customer_comms"),
         lambda c, u, r: holder(c, "customer_comms") == u,
+    ),
+    Surface(
+        Action.ESCALATE,
+        "button: Escalate",
+        click(ActionId.ESCALATE_COMPLAINT, lambda c: str(c.complaint)),
+        opened_one_more,
+        recorded_complaint,
     ),
     Surface(
         Action.MARK_DONE,

@@ -26,7 +26,7 @@ def test_migrations_create_the_schema(any_db_url: str) -> None:
     engine = make_engine(any_db_url)
     upgrade(engine)
     upgrade(engine)  # idempotent
-    assert current_revision(engine) == "0015"
+    assert current_revision(engine) == "0017"
     tables = set(inspect(engine).get_table_names())
     assert {
         "incidents",

@@ -35,6 +35,7 @@ SURGE_EDITS = {
     "  leaders: []": f"  leaders: [{LEAD}]",
     "    - {count: 100, window: 10m}": "    - {count: 5, window: 2h}",
     LEAD_ROLE: LEAD_ROLE,  # no default lead: whoever opens an incident leads it (the activating leader)
+    "intake:\n  enabled: true": "intake:\n  enabled: false",  # volume only: no complaint opens its own incident
 }
 CHINESE = {**SURGE_EDITS, "locale: zh-CN": "locale: zh-CN"}
 LEADERSHIP = "incident-leadership"

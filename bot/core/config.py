@@ -532,6 +532,94 @@ def _alerts_problems(alerts: dict[str, Any], kinds: dict[str, Any], severities: 
     return problems
 
 
+# ---- complaint routing: which complaints from the complaint system open an incident ---------------------------
+
+
+class ClusterSpec(_Strict):
+    """`count` complaints matching the rule with the same `by` (category or product) received within `window`
+    open ONE incident; later ones join it while it is open."""
+
+    count: int = Field(ge=2)
+    window: timedelta
+    by: Literal["category", "product"] = "category"
+
+    @field_validator("window", mode="before")
+    @classmethod
+    def _window(cls, value: object) -> timedelta:
+        return parse_duration(value)
+
+
+class IntakeRuleSpec(_Strict):
+    """One routing rule: every condition given must hold (a rule with none matches every complaint). Without
+    `cluster:` a matching complaint opens its own incident; with it, the cluster decides."""
+
+    name: str = Field(min_length=1, max_length=40, pattern=r"^[a-z][a-z0-9_]*$")
+    severities: tuple[str, ...] = ()  # the complaint's own severity, as the complaint system sent it
+    categories: tuple[str, ...] = ()  # the kind's categories (after intake.categories mapped the sent one)
+    products: tuple[str, ...] = ()
+    min_amount: Decimal | None = Field(default=None, ge=0)
+    keywords: tuple[str, ...] = ()  # any of these words in the summary, e.g. 媒体, 监管, 起诉
+    cluster: ClusterSpec | None = None
+    kind: str = "complaint"
+    severity: str | None = None  # None: the complaint's own severity, else the kind's default
+
+
+class IntakeSpec(_Strict):
+    """Routing complaints from the complaint system (POST /api/v1/complaints): the first rule that matches
+    decides; a complaint no rule matches is recorded only (with its deadlines), listed with
+    `/incident complaints` and escalated by a person."""
+
+    enabled: bool = True
+    # who leads incidents the intake opens (rotating): Slack user IDs; none → the lead role's default owners
+    leads: tuple[str, ...] = ()
+    # where the team SEES that a complaint opened an incident (created by the bot if missing)
+    channel: str = Field(default="incident-intake", pattern=r"^[a-z0-9][a-z0-9_-]{0,79}$")
+    # the complaint system's free-form categories → the complaint kind's categories (matched ignoring case);
+    # a category sent as one of the kind's own names needs no entry; an unknown one is recorded, never refused
+    categories: dict[str, str] = {}
+    rules: tuple[IntakeRuleSpec, ...] = ()
+
+    @field_validator("leads")
+    @classmethod
+    def _lead_ids(cls, leads: tuple[str, ...]) -> tuple[str, ...]:
+        for lead in leads:
+            if not re.fullmatch(r"[UW][A-Z0-9]{2,}", lead):
+                raise ValueError(f"{lead!r} is not a Slack user ID (they look like U012ABCDEF)")
+        return leads
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> IntakeSpec:
+        names = [rule.name for rule in self.rules]
+        if len(names) != len(set(names)):
+            raise ValueError("intake.rules: each rule needs its own name (it keys its clusters)")
+        return self
+
+
+def _intake_problems(intake: dict[str, Any], kinds: dict[str, Any], severities: dict[str, Any]) -> list[str]:
+    """Rules must name kinds and severities the playbook has; mapped categories must be the kind's own."""
+    problems: list[str] = []
+    rules = intake.get("rules") or ()
+    for i, rule in enumerate(rules if isinstance(rules, list | tuple) else ()):
+        if not isinstance(rule, dict):
+            continue
+        kind = rule.get("kind", "complaint")
+        if kinds and kind not in kinds:
+            problems.append(f"intake.rules.{i}.kind: {kind!r} is not one of kinds ({', '.join(kinds)})")
+        for sev in [rule.get("severity"), *(rule.get("severities") or ())]:
+            if severities and sev is not None and sev not in severities:
+                problems.append(f"intake.rules.{i}: {sev!r} is not one of severities ({', '.join(severities)})")
+        own = (kinds.get(kind) or {}).get("categories") or () if isinstance(kinds.get(kind), dict) else ()
+        for category in rule.get("categories") or ():
+            if own and category not in own:
+                problems.append(f"intake.rules.{i}.categories: {category!r} is not one of {kind}'s ({', '.join(own)})")
+    complaint = kinds.get("complaint")
+    own = complaint.get("categories") or () if isinstance(complaint, dict) else ()
+    for sent, category in (intake.get("categories") or {}).items():
+        if own and category not in own:
+            problems.append(f"intake.categories.{sent}: {category!r} is not one of complaint's ({', '.join(own)})")
+    return problems
+
+
 def _default_escalation() -> EscalationSpec:
     return EscalationSpec(levels=(EscalationLevel(name="Owner", owner=True, ack_timeout=timedelta(minutes=15)),))
 
@@ -576,6 +664,7 @@ class Playbook(_Strict):
         return next((e for e in self.changelog if e.version == wanted), None)
 
     alerts: AlertsSpec = AlertsSpec()
+    intake: IntakeSpec = IntakeSpec()
 
     @field_validator("template_folder")
     @classmethod
@@ -772,6 +861,7 @@ def cross_reference_problems(data: dict[str, Any]) -> list[str]:
     return (
         problems
         + _alerts_problems(section("alerts"), kinds, severities)
+        + _intake_problems(section("intake"), kinds, severities)
         + _surge_problems(section("surge"), kinds, severities)
     )
 
@@ -833,7 +923,22 @@ def playbook_warnings(playbook: Playbook) -> list[str]:
             f"alerts.kind: {playbook.alerts.kind!r} is not one of kinds; Alertmanager's webhook is refused until "
             "alerts.kind names one"
         )
+    warnings += _intake_warnings(playbook)
     return warnings
+
+
+def _intake_warnings(playbook: Playbook) -> list[str]:
+    """An incident the intake opens is reported by the bot, which never leads: someone else must."""
+    intake = playbook.intake
+    if not intake.enabled or not intake.rules or intake.leads:
+        return []
+    lead = playbook.roles.get(playbook.lead_role)
+    if lead is not None and (lead.default_owners or lead.usergroup):
+        return []
+    return [
+        f"intake.leads: nobody leads the incidents complaints open (roles.{playbook.lead_role} has no default "
+        f"owner either); they wait in #{intake.channel} until someone takes the lead; add leads: [U012ABCDEF]"
+    ]
 
 
 def normalise_word(word: str) -> str:

@@ -99,6 +99,10 @@ EVENT_NAMES = {
     "surge_plan_started": N_("surge plan started"),
     "surge_ended": N_("surge plan ended"),
     "surge_activated": N_("surge plan activated"),
+    # complaint routing (bot/intake/routing.py)
+    "complaint_opened": N_("opened for a complaint"),
+    "complaint_joined": N_("complaint joined"),
+    "complaint_escalated": N_("escalated from a complaint"),
 }
 
 

@@ -98,6 +98,21 @@ class Lifecycle:
         self.schedule_changed()
         return incident
 
+    def open_in(
+        self,
+        s: Session,
+        incident_in: IncidentCreate,
+        *,
+        reporter: str,
+        origin_channel: str | None = None,
+        lead: str | None = None,
+    ) -> Incident:
+        """`open` inside the caller's unit of work (the intake records a complaint and opens its incident in one
+        transaction); `lead` leads it instead of the lead role's default owners. The caller commits, then calls
+        `schedule_changed`."""
+        prepared = self.prepare_open(incident_in)
+        return self.record_open(s, prepared, reporter=reporter, origin_channel=origin_channel, lead=lead)
+
     def prepare_open(self, incident_in: IncidentCreate) -> PreparedOpen:
         """Check what the reporter gave and look up the role pools (a user group is a Slack call), before any
         transaction: a system that decides and opens in one unit of work (Alertmanager) holds no lock meanwhile."""
@@ -123,10 +138,16 @@ class Lifecycle:
         return PreparedOpen(incident_in, title, severity, pools)
 
     def record_open(
-        self, s: Session, prepared: PreparedOpen, *, reporter: str, origin_channel: str | None = None
+        self,
+        s: Session,
+        prepared: PreparedOpen,
+        *,
+        reporter: str,
+        origin_channel: str | None = None,
+        lead: str | None = None,
     ) -> Incident:
-        """Write the prepared incident in the caller's unit of work `s`; the caller calls `schedule_changed` once
-        it commits."""
+        """Write the prepared incident in the caller's unit of work `s` (`lead` leads it instead of the lead
+        role's default owners); the caller calls `schedule_changed` once it commits."""
         incident_in, title, severity, pools = prepared
         kind = self.playbook.kinds[incident_in.kind]
         now = self.clock.now()
@@ -154,7 +175,12 @@ class Lifecycle:
         )
         for role in kind.roles:
             pool = pools[role]
-            owner = pool[queries.next_rotation_position(s, role, len(pool))] if pool else None
+            # one owner needs no turn taken (and no lock on the rotation row, which concurrent opens queue on)
+            owner: str | None = pool[0] if len(pool) == 1 else None
+            if len(pool) > 1:
+                owner = pool[queries.next_rotation_position(s, role, len(pool))]
+            if role == self.playbook.lead_role and lead is not None:
+                owner = lead
             if owner is None and role == self.playbook.lead_role and incident_in.source is None:
                 owner = reporter  # someone is always in charge: with no default lead, the reporter leads
             incident.roles.append(

@@ -81,6 +81,8 @@ class Action(StrEnum):
     REVIEW_DONE = "complete the review"
     PLAN = "read the plan's version"
     SURGE = "read the surge watch"
+    COMPLAINTS = "list complaints"
+    ESCALATE = "escalate a complaint"
 
 
 @dataclass(frozen=True)
@@ -141,6 +143,9 @@ POLICY: dict[Action, Rule] = {
     Action.REVIEW_DONE: _rule([L, AD], ["/incident review done"], N_("complete the review of")),
     # the volume against the warning lines is no secret; deciding on it is the leadership group's (bot/surge)
     Action.SURGE: _rule([A], ["/incident surge"], N_("read the surge watch"), read_only=True),
+    # complaints from the complaint system: anyone on staff reads the (masked) list and may escalate one
+    Action.COMPLAINTS: _rule([A], ["/incident complaints"], N_("list complaints"), read_only=True),
+    Action.ESCALATE: _rule([A], ["/incident escalate", "button: Escalate"], N_("escalate complaints")),
 }
 
 

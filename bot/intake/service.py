@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -20,6 +21,7 @@ from bot.core.clock import Clock
 from bot.core.config import Playbook
 from bot.core.inputs import control_character, day_in_range
 from bot.core.text import mask_identifiers
+from bot.intake.routing import RECORDED, ComplaintRouter, Routed
 from bot.surge.watch import SurgeWatch
 from store.queries import claim_complaint, get_complaint, get_complaint_by_external_id
 
@@ -49,6 +51,25 @@ class IntakeConflictError(Exception):
     """The external id is recorded already, with another body."""
 
     field = "external_id"
+
+
+class IntakeNotFoundError(LookupError):
+    """The request names a complaint that is not recorded (404 naming the field). The API answers the
+    complaint system, in English, like IntakeError: not a BotError, which speaks to staff in their language."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+
+
+class IntakeOrderError(Exception):
+    """An event out of order, or contradicting one recorded already (409 naming the field)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
 
 
 @dataclass(frozen=True)
@@ -87,6 +108,9 @@ class Recorded:
     external_id: str
     summary: str
     created: bool  # False: a retry found the complaint an earlier request recorded
+    routed: Routed = field(
+        default_factory=lambda: Routed(RECORDED)
+    )  # the incident it opened or joined, if any (bot/intake/routing.py)
 
 
 def _text(body: dict[str, Any], field: str, longest: int) -> str:
@@ -173,15 +197,26 @@ def parse_complaint(body: Any) -> ComplaintInput:
 
 
 class ComplaintIntake:
-    """Records complaints; one short unit of work each, no Slack call (later slices open incidents)."""
+    """Records complaints; one short unit of work each, no Slack call: the router opens or joins an incident in
+    the same transaction, and the incident's channel is set up in the background after the answer."""
 
     def __init__(
-        self, db: sessionmaker[Session], clock: Clock, playbook: Playbook, surge: SurgeWatch | None = None
+        self,
+        db: sessionmaker[Session],
+        clock: Clock,
+        playbook: Playbook,
+        surge: SurgeWatch | None = None,
+        *,
+        router: ComplaintRouter | None = None,
+        after_record: Sequence[Callable[[Session, int, ComplaintInput], None]] = (),
     ) -> None:
         self.db = db
         self.clock = clock
-        self.playbook = playbook  # the rules that turn complaints into incidents will come from here
+        self.playbook = playbook
+        self.router = router  # None: record only (no routing rules applied)
         self.surge = surge  # the surge plan's warning lines, checked after each new complaint (no Slack call)
+        # what else a new complaint gets in its own transaction (its deadlines: bot/intake/records.py)
+        self.after_record = tuple(after_record)
 
     def record(self, complaint: ComplaintInput) -> Recorded:
         """Record it, or find the same complaint recorded by an earlier try; IntakeConflictError if the id is
@@ -213,12 +248,21 @@ class ComplaintIntake:
                 raise IntakeConflictError()
             if number is None and row.fingerprint != fingerprint:
                 raise IntakeConflictError()
+            if number is not None:
+                for hook in self.after_record:
+                    hook(s, number, complaint)
+            routed = Routed(RECORDED)
+            if self.router is not None:  # with the complaint, in its transaction: a retry finds both
+                routed = self.router.route(s, row) if number is not None else self.router.routed_of(s, row)
             recorded = Recorded(
                 number=row.id,
                 external_id=mask_identifiers(row.external_id),
                 summary=mask_identifiers(row.summary),
                 created=number is not None,
+                routed=routed,
             )
+        if self.router is not None:
+            self.router.after_commit(routed)  # the channel set-up runs in the background, not in this request
         if recorded.created and self.surge is not None:
             self.surge.observe()  # the warning lines, after the commit: a new proposal is posted off this request
         return recorded

@@ -10,6 +10,11 @@ Definitions (the same on both stores; drills are excluded; an incident belongs t
 - means are exact; medians and p90 are nearest-rank (the value at rank ceil(p x n)) over durations in whole
   minutes (truncated), which is the precision the report shows;
 - satisfied: a customer rating of at least `satisfaction.good_at_least` (default 4 of 5).
+- complaint records (their own section, whether or not a complaint opened an incident): the complaints
+  received in the period; first response from registration (`received_at`) to the complaint system's
+  `first_response` event; each deadline met on time, missed (done late counts here, and is listed) or pending;
+  satisfied as above, over the complaints' satisfaction scores. Read directly by received_at indexes (deadlines
+  and events carry their complaint's), not from the rollup.
 
 Why histograms: the database returns, per measure, counts per (kind, severity, category, minute), a few
 thousand rows, and the roll-ups and percentiles are computed here (exact percentiles in SQL sorted a million
@@ -44,6 +49,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from bot.core.clock import utc
 from bot.core.i18n import _
 from bot.core.render import Renderer
+from store.complaint_records import ComplaintKpiRows, complaint_kpi_rows
 from store.models import KpiMonth
 
 log = logging.getLogger(__name__)
@@ -78,6 +84,25 @@ class Group:
 
 
 @dataclass
+class ComplaintFigures:
+    """Complaint records received in the period (seed 000's worked case), apart from the incidents: every
+    complaint counts here whether or not it opened an incident."""
+
+    received: int = 0
+    by_channel: list[tuple[str, int]] = field(default_factory=list)
+    by_category: list[tuple[str, int]] = field(default_factory=list)
+    first_response: Stats = Stats()  # registration to the first response, in whole minutes for the median
+    # key, met on time, missed (late or not done), of those done late, still pending
+    deadlines: list[tuple[str, int, int, int, int]] = field(default_factory=list)
+    rated: int = 0
+    satisfied: int = 0
+
+    @property
+    def satisfaction(self) -> float | None:
+        return self.satisfied / self.rated if self.rated else None
+
+
+@dataclass
 class Report:
     start: datetime
     end: datetime
@@ -89,6 +114,7 @@ class Report:
     open_actions: int = 0
     satisfaction_target: float = 0.9
     good_at_least: int = 4
+    complaints: ComplaintFigures = field(default_factory=ComplaintFigures)
 
     def group(self, dimension: str, value: str = "all") -> Group | None:
         return next((g for g in self.groups if g.dimension == dimension and g.value == value), None)
@@ -371,6 +397,37 @@ def _deadlines(rows: list[Any]) -> tuple[list[tuple[str, int, int]], dict[str, i
     return compliance, late, tally.get("action items", Counter())["pending"]
 
 
+def _ranked(counts: Counter[str]) -> list[tuple[str, int]]:
+    """Most first, then by name."""
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))
+
+
+def complaint_figures(rows: ComplaintKpiRows) -> ComplaintFigures:
+    """Fold the complaint rows (store/complaint_records.py) into the report's complaint section."""
+    channels: Counter[str] = Counter()
+    categories: Counter[str] = Counter()
+    for channel, category, n in rows.by_channel_category:
+        channels[channel] += n
+        categories[category] += n
+    first = Histogram()
+    for minute, n, total in rows.first_response:
+        first.add(minute, n, total)
+    tally: dict[str, Counter[str]] = {}
+    for key, state, late, n in rows.deadlines:
+        tally.setdefault(key, Counter())[state] += n
+        if late:
+            tally[key]["late"] += n
+    return ComplaintFigures(
+        received=sum(channels.values()),
+        by_channel=_ranked(channels),
+        by_category=_ranked(categories),
+        first_response=first.stats(),
+        deadlines=[(k, c["met"], c["missed"], c["late"], c["pending"]) for k, c in sorted(tally.items())],
+        rated=rows.rated,
+        satisfied=rows.satisfied,
+    )
+
+
 def refresh_rollup(
     db: sessionmaker[Session], now: datetime, *, zone: tzinfo = UTC, good_at_least: int = 4, limit: int = 3
 ) -> list[str]:
@@ -496,7 +553,9 @@ def kpi_report(
 ) -> Report:
     """The report over [start, end); whole months of `zone` (the playbook's) come from the rollup, unless
     `rollup=False`, which queries every record (the rollup's own check)."""
-    return KpiQuery(session, start, end, good_at_least, rollup=rollup, zone=zone).run(target)
+    report = KpiQuery(session, start, end, good_at_least, rollup=rollup, zone=zone).run(target)
+    report.complaints = complaint_figures(complaint_kpi_rows(session, start, end, good_at_least))
+    return report
 
 
 # ---- output -------------------------------------------------------------------------------------------------
@@ -533,12 +592,40 @@ def _figures(g: Group) -> dict[str, Any]:
     }
 
 
+def complaints_text(report: Report, renderer: Renderer) -> str:
+    """The complaint records' section (templates/slack/kpi_complaints.j2); empty when none were received."""
+    c = report.complaints
+    if not c.received:
+        return ""
+    sat = c.satisfaction
+    return renderer.render(
+        "slack/kpi_complaints.j2",
+        received=c.received,
+        by_channel=c.by_channel,
+        by_category=c.by_category,
+        fr_mean=hours(c.first_response.mean),
+        fr_median=hours(c.first_response.median),
+        responded=c.first_response.n,
+        satisfaction=percent(sat),
+        good_at_least=report.good_at_least,
+        rated=c.rated,
+        target=percent(report.satisfaction_target),
+        verdict="" if sat is None else ("met" if sat >= report.satisfaction_target else "below"),
+        deadlines=[
+            {"key": key, "met": met, "missed": missed, "late": late, "pending": pending}
+            for key, met, missed, late, pending in c.deadlines
+        ],
+    )
+
+
 def as_text(report: Report, period: str, renderer: Renderer | None = None) -> str:
-    """Slack mrkdwn that reads well in a terminal too (templates/slack/kpi.j2), in the current language."""
+    """Slack mrkdwn that reads well in a terminal too (templates/slack/kpi.j2), in the current language; the
+    complaint records follow as their own section."""
+    renderer = renderer or Renderer()
     total = report.group("all") or Group("all", "all")
     sat = total.satisfaction
     by = [(d, [_figures(g) for g in report.groups if g.dimension == d]) for d in DIMENSIONS[1:]]
-    return (renderer or Renderer()).render(
+    return renderer.render(
         "slack/kpi.j2",
         period=period,
         total=_figures(total),
@@ -560,7 +647,7 @@ def as_text(report: Report, period: str, renderer: Renderer | None = None) -> st
         hot_spots=report.hot_spots,
         open_actions=report.open_actions,
         by=[(d, rows) for d, rows in by if rows],
-    )
+    ) + complaints_text(report, renderer)
 
 
 CSV_FIELDS = (
@@ -617,4 +704,14 @@ def as_csv(report: Report) -> str:
     blank = [""] * (len(CSV_FIELDS) - 5)
     for key, met, missed in report.deadlines:
         writer.writerow(["deadline", key, *blank, met, missed, report.met_late.get(key, 0)])
+    # the complaint records: their own dimensions (the count stands in the `incidents` column)
+    c = report.complaints
+    if c.received:
+        share = "" if c.satisfaction is None else round(c.satisfaction, 4)
+        rest = [""] * 8
+        writer.writerow(["complaints", "all", c.received, *cells(c.first_response), *rest, c.rated, c.satisfied, share])
+        writer.writerows(["complaint_channel", v, n] for v, n in c.by_channel)
+        writer.writerows(["complaint_category", v, n] for v, n in c.by_category)
+        for key, met, missed, late, _pending in c.deadlines:
+            writer.writerow(["complaint_deadline", key, *blank, met, missed, late])
     return out.getvalue()

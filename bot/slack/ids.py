@@ -18,6 +18,7 @@ class ActionId(StrEnum):
     # the surge plan's warning-line proposal (bot/surge/proposals.py)
     ACTIVATE_SURGE = "activate_surge"
     DISMISS_SURGE = "dismiss_surge"
+    ESCALATE_COMPLAINT = "escalate_complaint"  # the complaint list's Escalate button; value: the complaint's number
 
 
 class CallbackId(StrEnum):

@@ -255,6 +255,72 @@ def _report(services: Services, command: Command, request: Request) -> str:
     return services.reports.kpi_text(tuple(day for day in (command.get(FROM), command.get(TO)) if day is not None))
 
 
+# ---- complaints from the complaint system (bot/intake): the list and escalation by a person ----------------
+
+
+def _complaint_number(word: str, _context: Context) -> int:
+    text = word.strip().lstrip("#")
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 2**31:
+        raise UserInputError(
+            _("Give a complaint number, e.g. `/incident escalate 12` (`/incident complaints` lists them).")
+        )
+    return int(text)
+
+
+COMPLAINT_FILTER = Arg[str](
+    key="text", usage=N_("[filter]"), parse=lambda text, c: text, place=Place.REST, required=False, raw=True
+)
+COMPLAINT_NUMBER = Arg[int](key="number", usage=N_("<complaint number>"), parse=_complaint_number)
+
+
+def _complaints(services: Services, command: Command, request: Request) -> Answer:
+    text, blocks = services.complaints.answer(command.get(COMPLAINT_FILTER) or "")
+    return Answer(text, blocks)
+
+
+def _escalate(services: Services, command: Command, request: Request) -> str | None:
+    url = request.response_url  # told as soon as the channel is ready, as for `open`
+    return services.routing.escalate_and_set_up(
+        command.get(COMPLAINT_NUMBER),
+        actor=request.actor,
+        severity=command.get(SEVERITY_OPTION),
+        tell=(lambda text: services.slack.respond(url, text)) if url else None,
+    )
+
+
+COMPLAINT_SPECS: tuple[Spec, ...] = (
+    Spec(
+        name="escalate",
+        aliases=("升级",),
+        args=(COMPLAINT_NUMBER, SEVERITY_OPTION),
+        wrong=N_("Say which complaint: `/incident escalate 12 [sev2]` (`/incident complaints` lists them)."),
+        actions=(Action.ESCALATE,),
+        read_only=False,
+        run=_escalate,
+        acknowledge=N_("Escalating complaint #{number} to an incident…"),
+        help=N_("open an incident for a recorded complaint; you report it (and lead it if nobody leads by default)."),
+        example="escalate 12 sev2",
+        group=RUN_IT,
+        in_incident_channel=False,
+    ),
+    Spec(
+        name="complaints",
+        aliases=("投诉列表",),
+        args=(COMPLAINT_FILTER,),
+        actions=(Action.COMPLAINTS,),
+        read_only=True,
+        run=_complaints,
+        help=N_(
+            "recent complaints from the complaint system, with an Escalate button on each without an incident. "
+            "Filters: `open`, `high`, `today`, `category:<category>`, `channel:<channel>`, a number."
+        ),
+        example="complaints open category:financial",
+        group=LOOK,
+        in_incident_channel=False,
+    ),
+)
+
+
 STATUS_NUMBER, TIMELINE_NUMBER, DEADLINES_NUMBER, REPAIR_NUMBER = (
     _number(name) for name in ("status", "timeline", "deadlines", "repair")
 )
@@ -582,6 +648,7 @@ REGISTRY: tuple[Spec, ...] = (
     ),
 )
 
+REGISTRY += COMPLAINT_SPECS
 SPECS: dict[str, Spec] = {spec.name: spec for spec in (*REGISTRY, OPEN_FORM)}
 
 

@@ -4,8 +4,6 @@
 Slack's requests are verified here, before bolt parses a byte of them (bot/slack/signing.py): a request that
 fails gets 401 and reaches no listener, no error handler and no outgoing call. The status page's links
 come from INCIDENT_DESK_PUBLIC_URL or are relative; nothing in a response is taken from the Host header.
-The intake APIs (/api/v1/complaints, /api/v1/alerts/alertmanager) exist only with INCIDENT_DESK_INTAKE_TOKEN,
-which every request carries as its bearer token.
 """
 
 from __future__ import annotations
@@ -24,7 +22,14 @@ from slack_bolt.adapter.wsgi import SlackRequestHandler
 from waitress.server import create_server
 
 from bot.core.i18n import use_locale
-from bot.intake.service import IntakeConflictError, IntakeError, control_in, parse_complaint
+from bot.intake.service import (
+    IntakeConflictError,
+    IntakeError,
+    IntakeNotFoundError,
+    IntakeOrderError,
+    control_in,
+    parse_complaint,
+)
 from store.db import ping
 
 if TYPE_CHECKING:
@@ -75,74 +80,104 @@ def _bearer_ok(environ: dict[str, Any], token: str) -> bool:
     return hmac.compare_digest(given.strip().encode(), token.encode())
 
 
-Refusal = tuple[str, dict[str, Any]]
+class _RefusedError(Exception):
+    """An intake API request answered before it reaches a service: its status and JSON payload."""
+
+    def __init__(self, status: str, payload: dict[str, Any]) -> None:
+        super().__init__(status)
+        self.status, self.payload = status, payload
 
 
-def _authorized_json(environ: dict[str, Any], token: str, path: str, limit: int) -> tuple[Any, Refusal | None]:
-    """The intake APIs' common front: POST only, the bearer token, a body of at most `limit` bytes that is JSON.
-    The parsed body, or the refusal to answer instead. Nothing is logged from the body or the header."""
+def _intake_body(environ: dict[str, Any], token: str, path: str, limit: int = MAX_COMPLAINT_BYTES) -> Any:
+    """The intake API's common gate: POST only, the bearer token, the body's size, JSON. Nothing is logged
+    from the body or the header."""
     if environ.get("REQUEST_METHOD") != "POST":
-        return None, ("405 Method Not Allowed", {"error": "POST only"})
+        raise _RefusedError("405 Method Not Allowed", {"error": "POST only"})
     if not _bearer_ok(environ, token):
         log.warning("refused a request to %s: missing or wrong bearer token", path)
-        return None, ("401 Unauthorized", {"error": "missing or wrong bearer token"})
+        raise _RefusedError("401 Unauthorized", {"error": "missing or wrong bearer token"})
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
         length = -1
     if not 0 <= length <= limit:
-        return None, ("413 Content Too Large", {"error": "body too large", "field": "body"})
+        raise _RefusedError("413 Content Too Large", {"error": "body too large", "field": "body"})
     raw = environ["wsgi.input"].read(length) if length else b""
     try:
         body = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError, RecursionError):  # also an integer of >4300 digits, or deep nesting
-        return None, ("422 Unprocessable Content", {"error": "body is not JSON", "field": "body"})
+        raise _RefusedError("422 Unprocessable Content", {"error": "body is not JSON", "field": "body"}) from None
     control = control_in(body)
     if control is not None:
         field, code = control
-        return None, (
-            "422 Unprocessable Content",
-            {"error": f"{field}: remove the control character {code}", "field": field},
+        raise _RefusedError(
+            "422 Unprocessable Content", {"error": f"{field}: remove the control character {code}", "field": field}
         )
-    return body, None
+    return body
 
 
-def _field_error(exc: IntakeError) -> Refusal:
-    return "422 Unprocessable Content", {"error": f"{exc.field}: {exc.message}", "field": exc.field}
+def _intake_api(route: Callable[[], tuple[str, dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
+    """Run an intake route, answering its refusals and the domain's errors the same way on every route:
+    422 naming the field, 404 for what is not recorded, 409 for a conflict."""
+    try:
+        return route()
+    except _RefusedError as refused:
+        return refused.status, refused.payload
+    except IntakeError as exc:
+        return "422 Unprocessable Content", {"error": f"{exc.field}: {exc.message}", "field": exc.field}
+    except IntakeNotFoundError as exc:
+        return "404 Not Found", {"error": exc.message, "field": exc.field}
+    except IntakeOrderError as exc:
+        return "409 Conflict", {"error": exc.message, "field": exc.field}
 
 
-def _complaint_route(bot: Bot, environ: dict[str, Any], token: str) -> Refusal:
+def _complaint_route(bot: Bot, environ: dict[str, Any], token: str) -> tuple[str, dict[str, Any]]:
     """POST /api/v1/complaints: record one complaint."""
-    body, refusal = _authorized_json(environ, token, COMPLAINTS_PATH, MAX_COMPLAINT_BYTES)
-    if refusal is not None:
-        return refusal
+    body = _intake_body(environ, token, COMPLAINTS_PATH)
     try:
         recorded = bot.services.intake.record(parse_complaint(body))
-    except IntakeError as exc:
-        return _field_error(exc)
     except IntakeConflictError as exc:
         return "409 Conflict", {"error": "external_id is recorded with another body", "field": exc.field}
-    answer = {"number": recorded.number, "external_id": recorded.external_id, "summary": recorded.summary}
+    answer: dict[str, Any] = {
+        "number": recorded.number,
+        "external_id": recorded.external_id,
+        "summary": recorded.summary,
+    }
+    answer |= recorded.routed.answer()  # routed: opened | joined | escalated | recorded, and the incident
     if recorded.created:
         log.info("recorded complaint %d", recorded.number)
     return ("201 Created" if recorded.created else "200 OK"), answer
 
 
-def _alertmanager_route(bot: Bot, environ: dict[str, Any], token: str) -> Refusal:
+def _complaint_event_external_id(path: str) -> str | None:
+    """`<external id>` of /api/v1/complaints/<external id>/events (WSGI hands the path over as latin-1)."""
+    prefix, suffix = COMPLAINTS_PATH + "/", "/events"
+    if not (path.startswith(prefix) and path.endswith(suffix)) or len(path) <= len(prefix) + len(suffix):
+        return None
+    try:
+        return path[len(prefix) : -len(suffix)].encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return None
+
+
+def _complaint_event_route(
+    bot: Bot, environ: dict[str, Any], token: str, external_id: str
+) -> tuple[str, dict[str, Any]]:
+    """POST /api/v1/complaints/<external id>/events: the complaint system's update meets its deadlines."""
+    body = _intake_body(environ, token, COMPLAINTS_PATH + "/…/events")
+    answer = bot.services.complaint_records.record_event(external_id, body)
+    return ("201 Created" if answer.created else "200 OK"), answer.complaint
+
+
+def _alertmanager_route(bot: Bot, environ: dict[str, Any], token: str) -> tuple[str, dict[str, Any]]:
     """POST /api/v1/alerts/alertmanager: one webhook notification (bot/intake/alerts.py). The answer does not
     wait for Slack: the channel set-up and the lines run on the bot's executor after it."""
-    body, refusal = _authorized_json(environ, token, ALERTMANAGER_PATH, MAX_ALERT_BYTES)
-    if refusal is not None:
-        return refusal
+    body = _intake_body(environ, token, ALERTMANAGER_PATH, MAX_ALERT_BYTES)
     playbook = bot.services.playbook
     if playbook.alerts.kind not in playbook.kinds:  # a playbook without that kind and no `alerts:` section
-        return "503 Service Unavailable", {
-            "error": f"the playbook has no kind {playbook.alerts.kind!r}; set alerts.kind"
-        }
-    try:
-        outcome = bot.services.alerts.receive(body)
-    except IntakeError as exc:
-        return _field_error(exc)
+        missing = f"the playbook has no kind {playbook.alerts.kind!r}; set alerts.kind"
+        return "503 Service Unavailable", {"error": missing}
+    outcome = bot.services.alerts.receive(body)
     if outcome.set_up is not None or outcome.flush:
         bot.executor.submit(bot.services.alerts.follow_up, outcome)
     return "200 OK", outcome.answer()
@@ -205,10 +240,13 @@ def make_wsgi(
                 status, payload = "503 Service Unavailable", {"ok": False, "database": "unreachable"}
             return _respond(start_response, status, payload)
         if path == COMPLAINTS_PATH and intake_token:
-            status, payload = _complaint_route(bot, environ, intake_token)
+            status, payload = _intake_api(lambda: _complaint_route(bot, environ, intake_token))
             return _respond(start_response, status, payload)
         if path == ALERTMANAGER_PATH and intake_token:
-            status, payload = _alertmanager_route(bot, environ, intake_token)
+            status, payload = _intake_api(lambda: _alertmanager_route(bot, environ, intake_token))
+            return _respond(start_response, status, payload)
+        if intake_token and (external_id := _complaint_event_external_id(path)) is not None:
+            status, payload = _intake_api(lambda: _complaint_event_route(bot, environ, intake_token, external_id))
             return _respond(start_response, status, payload)
         if path == EVENTS_PATH and bolt is not None:
             return slack_event(environ, start_response)
