@@ -114,6 +114,16 @@ def test_odd_bodies_are_a_422_naming_the_field_and_nothing_is_stored(
     assert json.loads(answer.text)["error"] == "summary: remove the control character U+0000"
     # the same body without the odd bytes is taken: the checks refuse only what they name
     assert fetch(url, CASES[2][0], headers, method="POST", data=json.dumps(COMPLAINT).encode()).status == 201
+    # the complaint system's updates of it: a NUL in the path's external id, a moment with no UTC time
+    event = {"type": "first_response", "at": "2026-11-24T11:00:00+08:00"}
+    for path, data, field in [
+        ("/api/v1/complaints/CMS-EDGE-1%00/events", json.dumps(event).encode(), "external_id"),
+        ("/api/v1/complaints/CMS-EDGE-1/events", _with(event, ["at"], "0001-01-01T00:00:00+14:00"), "at"),
+        ("/api/v1/complaints/CMS-EDGE-1/events", _with(event, ["note"], "已回复\x00"), "note"),
+    ]:
+        answer = fetch(url, path, headers, method="POST", data=data)
+        assert answer.status == 422, (path, field, answer.status, answer.text[:200])
+        assert json.loads(answer.text)["field"] == field, answer.text
     with Session(stack.engine) as s:
         assert s.scalar(select(func.count()).select_from(Complaint)) == 1
         assert s.scalar(select(func.count()).select_from(AlertGroup)) == 0

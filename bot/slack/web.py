@@ -165,6 +165,12 @@ def _complaint_event_route(
 ) -> tuple[str, dict[str, Any]]:
     """POST /api/v1/complaints/<external id>/events: the complaint system's update meets its deadlines."""
     body = _intake_body(environ, token, COMPLAINTS_PATH + "/…/events")
+    control = control_in(external_id)  # a NUL in the path (`%00`) was a 500 on PostgreSQL
+    if control is not None:
+        raise _RefusedError(
+            "422 Unprocessable Content",
+            {"error": f"external_id: remove the control character {control[1]}", "field": "external_id"},
+        )
     answer = bot.services.complaint_records.record_event(external_id, body)
     return ("201 Created" if answer.created else "200 OK"), answer.complaint
 
