@@ -1057,8 +1057,9 @@ def playbook_warnings(playbook: Playbook) -> list[str]:
     if playbook.surge.enabled and not (playbook.surge.leaders or playbook.surge.leaders_usergroup):
         warnings.append(
             "surge.leaders: nobody; the members of #"
-            f"{playbook.surge.leadership_channel} decide on surge proposals; add leaders: [U012ABCDEF] or "
-            "leaders_usergroup:"
+            f"{playbook.surge.leadership_channel} decide on surge proposals, and the bot creates that channel public "
+            "with nobody in it: nobody is paged or can Activate until people join it, then anyone who joins can; "
+            "add leaders: [U012ABCDEF] or leaders_usergroup:"
         )
     if playbook.alerts.kind not in playbook.kinds:
         warnings.append(

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core.clock import Clock, utc
 from bot.core.config import DeadlineSpec, Playbook
+from bot.core.inputs import day_in_range
 from bot.core.text import mask_identifiers
 from bot.deadlines.service import Deadlines
 from bot.intake.service import ComplaintInput, IntakeError, IntakeNotFoundError, IntakeOrderError
@@ -76,6 +77,8 @@ def parse_moment(body: dict[str, Any], field: str) -> datetime:
         raise IntakeError(field, "must be an ISO 8601 date and time") from None
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise IntakeError(field, "needs a UTC offset, e.g. 2026-11-28T09:30:00+08:00")
+    if not day_in_range(moment.date()):  # year 1 at +14:00 has no UTC time: it was a 500
+        raise IntakeError(field, "must lie between 2000-01-01 and 2099-12-31")
     return utc(moment)
 
 

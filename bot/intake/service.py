@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from bot.core.clock import Clock
 from bot.core.config import Playbook
+from bot.core.inputs import control_character, day_in_range
 from bot.core.text import mask_identifiers
 from bot.intake.routing import RECORDED, ComplaintRouter, Routed
 from bot.surge.watch import SurgeWatch
@@ -125,6 +126,30 @@ def _text(body: dict[str, Any], field: str, longest: int) -> str:
     return value
 
 
+def control_in(body: Any) -> tuple[str, str] | None:
+    """(field path, the character as U+XXXX) of the first string holding a control character, or None: the
+    intake APIs refuse it in any field (PostgreSQL refuses a NUL in text; no complaint or alert system means one).
+    The path reads as the 422s of the parsers do (`alerts.0.labels.alertname`); walked without recursion, so
+    a body nested as deep as the JSON parser allows is no trouble."""
+    pending: list[tuple[str, Any]] = [("", body)]
+    while pending:
+        path, value = pending.pop()
+        if isinstance(value, str):
+            char = control_character(value)
+            if char is not None:
+                return path or "body", f"U+{ord(char):04X}"
+        elif isinstance(value, dict):
+            for key, item in reversed(list(value.items())):
+                name = f"{path}.{key}" if path else str(key)
+                char = control_character(str(key))
+                if char is not None:
+                    return path or "body", f"U+{ord(char):04X}"
+                pending.append((name, item))
+        elif isinstance(value, list):
+            pending.extend((f"{path}.{i}" if path else str(i), item) for i, item in reversed(list(enumerate(value))))
+    return None
+
+
 def parse_complaint(body: Any) -> ComplaintInput:
     """The request body as a complaint, or IntakeError naming the first field that is wrong."""
     if not isinstance(body, dict):
@@ -141,6 +166,8 @@ def parse_complaint(body: Any) -> ComplaintInput:
         raise IntakeError("received_at", "must be an ISO 8601 date and time") from None
     if received_at.tzinfo is None or received_at.utcoffset() is None:
         raise IntakeError("received_at", "needs a UTC offset, e.g. 2026-11-28T09:30:00+08:00")
+    if not day_in_range(received_at.date()):  # year 1 at +14:00 has no UTC time: it was a 500 at the INSERT
+        raise IntakeError("received_at", "must lie between 2000-01-01 and 2099-12-31")
     channel = body.get("contact_channel")
     if channel is None:
         raise IntakeError("contact_channel", "missing")

@@ -27,6 +27,7 @@ from bot.intake.service import (
     IntakeError,
     IntakeNotFoundError,
     IntakeOrderError,
+    control_in,
     parse_complaint,
 )
 from store.db import ping
@@ -103,9 +104,16 @@ def _intake_body(environ: dict[str, Any], token: str, path: str, limit: int = MA
         raise _RefusedError("413 Content Too Large", {"error": "body too large", "field": "body"})
     raw = environ["wsgi.input"].read(length) if length else b""
     try:
-        return json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError):
+        body = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError, RecursionError):  # also an integer of >4300 digits, or deep nesting
         raise _RefusedError("422 Unprocessable Content", {"error": "body is not JSON", "field": "body"}) from None
+    control = control_in(body)
+    if control is not None:
+        field, code = control
+        raise _RefusedError(
+            "422 Unprocessable Content", {"error": f"{field}: remove the control character {code}", "field": field}
+        )
+    return body
 
 
 def _intake_api(route: Callable[[], tuple[str, dict[str, Any]]]) -> tuple[str, dict[str, Any]]:
@@ -157,6 +165,12 @@ def _complaint_event_route(
 ) -> tuple[str, dict[str, Any]]:
     """POST /api/v1/complaints/<external id>/events: the complaint system's update meets its deadlines."""
     body = _intake_body(environ, token, COMPLAINTS_PATH + "/…/events")
+    control = control_in(external_id)  # a NUL in the path (`%00`) was a 500 on PostgreSQL
+    if control is not None:
+        raise _RefusedError(
+            "422 Unprocessable Content",
+            {"error": f"external_id: remove the control character {control[1]}", "field": "external_id"},
+        )
     answer = bot.services.complaint_records.record_event(external_id, body)
     return ("201 Created" if answer.created else "200 OK"), answer.complaint
 

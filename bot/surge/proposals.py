@@ -207,7 +207,15 @@ class SurgeProposals:
 
     def _page(self, facts: Facts, *, again: bool) -> None:
         """DM each member of the leadership group the proposal, its buttons and where to find it."""
-        for user in self.leadership.members():
+        members = self.leadership.members()
+        if not members:  # the shipped playbook names nobody and the bot-made channel has only the bot
+            log.warning(
+                "surge: proposal %d reaches nobody: no surge.leaders, leaders_usergroup or admins, and nobody "
+                "is in #%s; set surge.leaders so someone can decide",
+                facts.id,
+                self.playbook.surge.leadership_channel,
+            )
+        for user in members:
             with in_recipients_language(self.slack.user_locale(user), self.playbook):
                 text = self._page_text(facts, again=again)
                 blocks = proposal_blocks(text, facts.id)
