@@ -786,11 +786,12 @@ def get_outbox_message(session: Session, row_id: int) -> OutboxMessage | None:
 def claim_complaint(session: Session, values: dict[str, Any]) -> int | None:
     """Insert a complaint unless its external id is already recorded; its id, or None if the id was taken
     (by an earlier request or a concurrent one: the unique index decides, on every replica)."""
+    table = Complaint.__table__  # a Core insert: the ORM's bulk path costs a third of the intake's time
     stmt = (
-        _insert_for(session)(Complaint)
+        _insert_for(session)(table)
         .values(**values)
         .on_conflict_do_nothing(index_elements=["external_id"])
-        .returning(Complaint.id)
+        .returning(table.c.id)
     )
     found = session.execute(stmt).scalar_one_or_none()
     return int(found) if found is not None else None

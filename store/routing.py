@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -41,6 +41,55 @@ def lock_cluster(session: Session, key: str, *, now: datetime) -> ClusterState:
         )
         row = session.execute(touch).one()
     return ClusterState(row[0], int(row[1] or 0))
+
+
+@dataclass(frozen=True)
+class ClusterTurn:
+    """A cluster's state when a new complaint takes its lock: its incident, with that incident's status and
+    channel name, and its complaint count (already counting the new one when the incident is active)."""
+
+    incident_id: int | None
+    complaints: int
+    status: str | None
+    channel_name: str | None
+
+
+def take_cluster_turn(session: Session, key: str, *, now: datetime) -> ClusterTurn:
+    """`lock_cluster` with the join's count, then the incident's state: two statements for a complaint joining
+    its cluster's open incident (the intake's hot path). The count goes up whenever the cluster has an incident;
+    when that incident is no longer active the caller resets it (set_cluster). The state is read by a second
+    statement on purpose: on PostgreSQL a statement that waited for the lock still reads other tables as of its
+    start, so a subquery would miss the incident a concurrent complaint of the cluster has just opened."""
+    cluster = ComplaintCluster
+    take = (
+        update(cluster)
+        .where(cluster.key == key)
+        .values(
+            updated_at=now,
+            complaints=case((cluster.incident_id.is_(None), cluster.complaints), else_=cluster.complaints + 1),
+        )
+        .returning(cluster.incident_id, cluster.complaints)
+    )
+    row = session.execute(take).first()
+    if row is None:
+        insert = postgresql_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        session.execute(
+            insert(cluster).values(key=key, updated_at=now, complaints=0).on_conflict_do_nothing(index_elements=["key"])
+        )
+        row = session.execute(take).one()
+    incident_id = row[0]
+    state = incident_state(session, incident_id) if incident_id is not None else None
+    return ClusterTurn(incident_id, int(row[1] or 0), *(state or (None, None)))
+
+
+def route_complaint(session: Session, complaint_id: int, *, incident_id: int, route: str) -> None:
+    """Put a complaint just recorded with its incident (one update; the ORM would load it first)."""
+    session.execute(
+        update(Complaint)
+        .where(Complaint.id == complaint_id)
+        .values(incident_id=incident_id, routed=route)
+        .execution_options(synchronize_session=False)
+    )
 
 
 def set_cluster(session: Session, key: str, *, incident_id: int | None, complaints: int) -> None:
