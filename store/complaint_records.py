@@ -18,12 +18,14 @@ from sqlalchemy.sql.elements import ColumnElement
 from store.models import Complaint, ComplaintDeadline, ComplaintEvent
 from store.states import COMPLAINT_DEADLINE_MOVES, DeadlineState, require_moves
 
+_DEADLINES_INSERT = insert(ComplaintDeadline.metadata.tables["complaint_deadlines"])  # built once: the hot path
+
 
 def add_complaint_deadlines(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Insert a complaint's deadlines in one statement (the intake's hot path: one round trip, not four; a Core
     insert of the table, which skips the ORM's bulk machinery: a third of the intake's time)."""
     if rows:
-        session.execute(insert(ComplaintDeadline.metadata.tables["complaint_deadlines"]), list(rows))
+        session.connection().execute(_DEADLINES_INSERT, list(rows))
 
 
 def lock_complaint_by_external_id(session: Session, external_id: str) -> Complaint | None:

@@ -792,17 +792,26 @@ def get_outbox_message(session: Session, row_id: int) -> OutboxMessage | None:
 # ---- complaints (the intake API) ---------------------------------------------------------------------------
 
 
+_CLAIM_COMPLAINT: dict[str, Any] = {}
+
+
+def _claim_complaint_statement(session: Session) -> Any:
+    """The complaint's insert, built once per dialect (the intake's hot path): a Core insert of the table, its
+    values passed at execution, so neither the statement's construction nor the ORM's bulk path runs per
+    complaint."""
+    dialect = session.get_bind().dialect.name
+    stmt = _CLAIM_COMPLAINT.get(dialect)
+    if stmt is None:
+        table = Complaint.__table__
+        stmt = _insert_for(session)(table).on_conflict_do_nothing(index_elements=["external_id"])
+        stmt = _CLAIM_COMPLAINT[dialect] = stmt.returning(table.c.id)
+    return stmt
+
+
 def claim_complaint(session: Session, values: dict[str, Any]) -> int | None:
     """Insert a complaint unless its external id is already recorded; its id, or None if the id was taken
     (by an earlier request or a concurrent one: the unique index decides, on every replica)."""
-    table = Complaint.__table__  # a Core insert: the ORM's bulk path costs a third of the intake's time
-    stmt = (
-        _insert_for(session)(table)
-        .values(**values)
-        .on_conflict_do_nothing(index_elements=["external_id"])
-        .returning(table.c.id)
-    )
-    found = session.execute(stmt).scalar_one_or_none()
+    found = session.connection().execute(_claim_complaint_statement(session), values).scalar_one_or_none()
     return int(found) if found is not None else None
 
 

@@ -6,13 +6,11 @@ in the queue is due at its moment. The budget reads them back to book the next o
 
 from __future__ import annotations
 
-import threading
-from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 from store.models import Complaint, OutboxMessage, TimelineEvent
 from store.states import OutboxState
@@ -48,18 +46,3 @@ def count_complaints(session: Session, external_id_prefix: str) -> int:
     """How many complaints are recorded whose external id starts with the prefix (a benchmark's own)."""
     stmt = select(func.count()).select_from(Complaint).where(Complaint.external_id.startswith(external_id_prefix))
     return int(session.scalar(stmt) or 0)
-
-
-_WRITE_LOCKS: dict[int, threading.Lock] = {}
-_WRITE_LOCKS_GUARD = threading.Lock()
-
-
-def serial_writes(db: sessionmaker[Session]) -> AbstractContextManager[object]:
-    """One writer at a time in this process on SQLite, which takes one writer anyway: a writer that finds the
-    write lock taken waits in SQLite's busy handler, which sleeps in steps of up to 100 ms, so at a few hundred
-    writes a second the waits, not the writes, are the latency. On PostgreSQL writers run side by side."""
-    bind = db.kw.get("bind")
-    if bind is None or bind.dialect.name != "sqlite":
-        return nullcontext()
-    with _WRITE_LOCKS_GUARD:
-        return _WRITE_LOCKS.setdefault(id(bind), threading.Lock())

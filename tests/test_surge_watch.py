@@ -340,3 +340,21 @@ def test_an_activation_whose_incident_cannot_be_opened_is_given_back(
     monkeypatch.undo()
     click(stack, LEAD, ActionId.ACTIVATE_SURGE, proposal.id)
     assert proposals(stack)[0].state == "activated" and proposals(stack)[0].incident_id is not None
+
+
+def test_another_replicas_complaints_are_seen_within_a_second(surge: tuple[Stack, str]) -> None:
+    """Below the line, a count is trusted for BELOW_FOR plus this process's own complaints (no query per
+    complaint at 200 a second); complaints another replica records reach the line's check within that time."""
+    from bot.intake.service import ComplaintIntake
+    from bot.surge.watch import BELOW_FOR
+
+    stack, _url = surge
+    record(stack, 3)  # this process: counted once, then trusted and raised by one per complaint
+    other = ComplaintIntake(stack.bot.services.db, stack.clock, stack.bot.services.playbook)  # no surge watch
+    for _ in range(2):
+        other.record(complaint(stack))
+    assert stack.bot.services.surge_watch.observe() == []  # 3 + this one < 5: not counted again yet
+    stack.clock.advance(BELOW_FOR)
+    [made] = stack.bot.services.surge_watch.observe()
+    [proposal] = proposals(stack)
+    assert proposal.id == made and proposal.count == 5

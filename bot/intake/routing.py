@@ -145,26 +145,31 @@ class ComplaintRouter:
 
     # ---- routing a new complaint (in the transaction that records it) --------------------------------------
 
-    def route(self, s: Session, complaint: Complaint) -> Routed:
-        """Open the complaint's incident, join its cluster's open one, or leave it recorded."""
+    def plan(self, complaint: Complaint) -> tuple[IntakeRuleSpec | None, str | None]:
+        """The rule a new complaint meets and the cluster it counts in (pure Python, before it is inserted: its
+        cluster key goes in with it, so routing it costs no update for that)."""
         rule = self.rule_for(complaint)
+        if rule is None or rule.cluster is None:
+            return rule, None
+        return rule, self.cluster_key(rule, complaint)
+
+    def route(self, s: Session, complaint: Complaint, rule: IntakeRuleSpec | None = None) -> Routed:
+        """Open the complaint's incident, join its cluster's open one, or leave it recorded. `complaint` is the
+        row just inserted (its values, not loaded back: `rule` and its cluster key come from `plan`); what it
+        routes to is written with one update."""
         if rule is None:
             return Routed(RECORDED)
         if rule.cluster is None:
             incident = self._open(s, complaint, rule, cluster=None)
             self._link(s, complaint, incident.id, ComplaintRoute.OPENED)
             return Routed(ComplaintRoute.OPENED, incident.id, incident.channel_name, created=True, rule=rule.name)
-        key = self.cluster_key(rule, complaint)
-        complaint.cluster_key = key
+        key = complaint.cluster_key or self.cluster_key(rule, complaint)
         now = self.clock.now()
-        cluster = store.lock_cluster(s, key, now=now)
-        if cluster.incident_id is not None:
-            state = store.incident_state(s, cluster.incident_id)
-            if state is not None and state[0] in ACTIVE:
-                count = cluster.complaints + 1
-                store.set_cluster(s, key, incident_id=cluster.incident_id, complaints=count)
-                told = self._join(s, complaint, cluster.incident_id, count)
-                return Routed(ComplaintRoute.JOINED, cluster.incident_id, state[1], rule=rule.name, posts=told)
+        # the cluster's lock with the join's count, and its incident's state
+        cluster = store.take_cluster_turn(s, key, now=now)
+        if cluster.incident_id is not None and cluster.status in ACTIVE:
+            told = self._join(s, complaint, cluster.incident_id, cluster.complaints)
+            return Routed(ComplaintRoute.JOINED, cluster.incident_id, cluster.channel_name, rule=rule.name, posts=told)
         since = now - rule.cluster.window  # no incident open for the cluster (or it is resolved): count afresh
         # locked before the incident is opened: an escalation holding one of them finishes first (or waits), so
         # the two never wait on each other
@@ -232,7 +237,10 @@ class ComplaintRouter:
         return leads[queries.next_rotation_position(s, "intake:lead", len(leads))]
 
     def _link(self, s: Session, complaint: Complaint, incident_id: int, route: str, *, recorded: bool = True) -> None:
-        """Put the complaint with the incident; `recorded`: in the incident's timeline too."""
+        """Put the complaint with the incident; `recorded`: in the incident's timeline too. A complaint the
+        session holds (an escalation) is updated through it; one just inserted by the intake with one update."""
+        if complaint not in s:
+            store.route_complaint(s, complaint.id, incident_id=incident_id, route=route)
         complaint.incident_id, complaint.routed = incident_id, route
         if not recorded:
             return

@@ -23,8 +23,9 @@ from bot.core.inputs import control_character, day_in_range
 from bot.core.text import mask_identifiers
 from bot.intake.routing import RECORDED, ComplaintRouter, Routed
 from bot.surge.watch import SurgeWatch
-from store.queries import claim_complaint, get_complaint, get_complaint_by_external_id
-from store.volume import serial_writes
+from store.db import write_turn
+from store.models import Complaint
+from store.queries import claim_complaint, get_complaint_by_external_id
 
 CONTACT_CHANNELS = ("phone", "email", "online_chat", "branch", "app")
 SEVERITIES = ("sev1", "sev2", "sev3", "sev4")
@@ -223,45 +224,54 @@ class ComplaintIntake:
         """Record it, or find the same complaint recorded by an earlier try; IntakeConflictError if the id is
         taken by a different complaint."""
         fingerprint = complaint.fingerprint()
-        with serial_writes(self.db), self.db.begin() as s:  # one short transaction; on SQLite, one at a time
-            number = claim_complaint(
-                s,
-                {
-                    "external_id": complaint.external_id,
-                    "fingerprint": fingerprint,
-                    "received_at": complaint.received_at,
-                    "contact_channel": complaint.contact_channel,
-                    "category": complaint.category,
-                    "product": complaint.product,
-                    "summary": complaint.summary,
-                    "customer_ref": complaint.customer_ref,
-                    "severity": complaint.severity,
-                    "amount": complaint.amount,
-                    "created_at": self.clock.now(),
-                },
-            )
-            row = (
-                get_complaint(s, number)
-                if number is not None
-                else get_complaint_by_external_id(s, complaint.external_id)
-            )
-            if row is None:  # the unique index refused it, yet the row is gone: it was deleted meanwhile
-                raise IntakeConflictError()
-            if number is None and row.fingerprint != fingerprint:
-                raise IntakeConflictError()
+        values = {
+            "external_id": complaint.external_id,
+            "fingerprint": fingerprint,
+            "received_at": complaint.received_at,
+            "contact_channel": complaint.contact_channel,
+            "category": complaint.category,
+            "product": complaint.product,
+            "summary": complaint.summary,
+            "customer_ref": complaint.customer_ref,
+            "severity": complaint.severity,
+            "amount": complaint.amount,
+            "created_at": self.clock.now(),
+        }
+        # the rule it meets and its cluster, decided before the transaction (no lock held for Python work)
+        new = Complaint(**values)
+        rule = None
+        if self.router is not None:
+            rule, new.cluster_key = self.router.plan(new)
+            values["cluster_key"] = new.cluster_key
+        with write_turn(self.db), self.db.begin() as s:  # one short transaction; on SQLite, one writer at a time
+            number = claim_complaint(s, values)
             if number is not None:
+                new.id = number  # recorded: the answer is what was sent (not read back)
                 for hook in self.after_record:
                     hook(s, number, complaint)
-            routed = Routed(RECORDED)
-            if self.router is not None:  # with the complaint, in its transaction: a retry finds both
-                routed = self.router.route(s, row) if number is not None else self.router.routed_of(s, row)
-            recorded = Recorded(
-                number=row.id,
-                external_id=mask_identifiers(row.external_id),
-                summary=mask_identifiers(row.summary),
-                created=number is not None,
-                routed=routed,
-            )
+                routed = self.router.route(s, new, rule) if self.router is not None else Routed(RECORDED)
+                recorded = Recorded(
+                    number=number,
+                    external_id=mask_identifiers(complaint.external_id),
+                    summary=mask_identifiers(complaint.summary),
+                    created=True,
+                    routed=routed,
+                )
+            else:
+                row = get_complaint_by_external_id(s, complaint.external_id)
+                if row is None:  # the unique index refused it, yet the row is gone: it was deleted meanwhile
+                    raise IntakeConflictError()
+                if row.fingerprint != fingerprint:
+                    raise IntakeConflictError()
+                # a retry finds both: the complaint and where the first request routed it
+                routed = self.router.routed_of(s, row) if self.router is not None else Routed(RECORDED)
+                recorded = Recorded(
+                    number=row.id,
+                    external_id=mask_identifiers(row.external_id),
+                    summary=mask_identifiers(row.summary),
+                    created=False,
+                    routed=routed,
+                )
         if self.router is not None:
             self.router.after_commit(routed)  # the channel set-up runs in the background, not in this request
         if recorded.created and self.surge is not None:

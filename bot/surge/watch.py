@@ -22,6 +22,7 @@ incident is no longer being worked), the fall is recorded; only then may the lin
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -40,6 +41,10 @@ log = logging.getLogger(__name__)
 # How long a process trusts that a line has its proposal (and skips the check after each complaint); the
 # guarded insert keeps a stale belief harmless, and the sweep looks at every line each time.
 QUIET = timedelta(seconds=1)
+# How long a count below a line is trusted, raised by one for each complaint this process records meanwhile
+# (so this process's own complaints never hide a crossing); complaints of other replicas, or received in the
+# future, are seen within BELOW_FOR: far inside the 5 s in which a crossing must be proposed.
+BELOW_FOR = timedelta(seconds=1)
 
 
 @dataclass(frozen=True)
@@ -84,6 +89,9 @@ class SurgeWatch:
         self.publish = publish  # the event dispatcher's: a new proposal is announced after its commit
         # line key → when this process last saw the line's live proposal (a proposal whose fall is not recorded)
         self._live_seen: dict[str, datetime] = {}
+        # line key → (when it was counted below its line, that count + the complaints observed since)
+        self._below: dict[str, tuple[datetime, int]] = {}
+        self._below_lock = threading.Lock()
 
     @property
     def warning_lines(self) -> list[Line]:
@@ -98,6 +106,10 @@ class SurgeWatch:
         lines = [line for line in self.warning_lines if thorough or not self._quiet(line, now)]
         if not lines:
             return []  # every line has its proposal already: a new complaint changes nothing (the usual surge)
+        if not thorough:
+            lines = [line for line in lines if not self._still_below(line, now)]
+            if not lines:
+                return []  # every line was counted well below it a moment ago: no query
         try:
             if not thorough:
                 lines = self._worth_a_look(lines, now)
@@ -119,16 +131,39 @@ class SurgeWatch:
         seen = self._live_seen.get(line.key)
         return seen is not None and seen <= now < seen + QUIET
 
+    def _still_below(self, line: Line, now: datetime) -> bool:
+        """Whether the line's last count, plus one for each complaint observed since (this one included), is
+        still below it and less than BELOW_FOR old: then nothing can have reached it but another replica's
+        complaints, which the next count (at most BELOW_FOR later) sees."""
+        with self._below_lock:
+            counted = self._below.get(line.key)
+            if counted is None or line.key in self._live_seen:
+                return False
+            at, count = counted
+            if not at <= now < at + BELOW_FOR or count + 1 >= line.count:
+                return False
+            self._below[line.key] = (at, count + 1)
+            return True
+
     def _worth_a_look(self, lines: list[Line], now: datetime) -> list[Line]:
         """The lines at or over their count, or with a proposal waiting for the fall: one autocommitted read
         (no transaction round trips), the usual answer being none."""
+        worth = []
         with self.db() as s:
             s.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-            return [
-                line
-                for line in lines
-                if line.key in self._live_seen or self.line_volume(s, line, now, at_most=line.count) >= line.count
-            ]
+            for line in lines:
+                if line.key in self._live_seen:
+                    worth.append(line)
+                    continue
+                count = self.line_volume(s, line, now, at_most=line.count)
+                with self._below_lock:
+                    if count < line.count:
+                        self._below[line.key] = (now, count)
+                    else:
+                        self._below.pop(line.key, None)
+                if count >= line.count:
+                    worth.append(line)
+        return worth
 
     def _observe_line(self, s: Session, line: Line, now: datetime, thorough: bool) -> int | None:
         count = self.line_volume(s, line, now, at_most=line.count)
