@@ -1,17 +1,23 @@
-"""Shared set-up for benchmarks: the offline stack (sandbox, bot over HTTP, SQLite) and percentiles."""
+"""Shared set-up for benchmarks: the offline stack (sandbox, bot over HTTP, SQLite), a scratch database on
+SQLite or PostgreSQL, and percentiles."""
 
 from __future__ import annotations
 
+import os
+import secrets
 import statistics
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
+import psycopg
+
 from bot.core.config import load_playbook
 from bot.offline import OfflineStack, offline_stack
 
 ROOT = Path(__file__).resolve().parent.parent
+PG_ADMIN_URL = os.environ.get("INCIDENT_DESK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 PEOPLE = ["UBENCH00001", "UBENCH00002", "UBENCH00003", "UBENCH00004"]
 
 
@@ -41,3 +47,21 @@ def summary(label: str, seconds: list[float]) -> str:
         f"{label}: n={len(ms)} mean={statistics.fmean(ms):.1f} ms p50={percentile(ms, 50):.1f} ms "
         f"p95={percentile(ms, 95):.1f} ms p99={percentile(ms, 99):.1f} ms max={max(ms):.1f} ms"
     )
+
+
+@contextmanager
+def database(store: str, name: str = "bench") -> Iterator[str]:
+    """A scratch database for one run: a SQLite file in a temporary folder, or a PostgreSQL database created on
+    the admin URL (INCIDENT_DESK_TEST_PG) and dropped afterwards."""
+    if store == "sqlite":
+        with TemporaryDirectory() as tmp:
+            yield f"sqlite:///{Path(tmp) / f'{name}.db'}"
+        return
+    db = f"idesk_{name}_{secrets.token_hex(4)}"
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{db}"')
+    try:
+        yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{db}"
+    finally:
+        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')

@@ -18,7 +18,6 @@ import argparse
 import http.client
 import json
 import multiprocessing
-import os
 import secrets
 import threading
 import time
@@ -27,13 +26,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
-from tempfile import TemporaryDirectory
 from typing import Any
 
-import psycopg
-
-from bench.common import PEOPLE, ROOT, percentile
+from bench.common import PEOPLE, ROOT, database, percentile
 from bot.app import Bot, create_app
 from bot.core.clock import SystemClock
 from bot.core.config import Playbook, load_playbook
@@ -43,7 +38,6 @@ from bot.slack.web import HttpServer, make_wsgi
 from store.db import make_engine, make_session_factory, upgrade
 from store.volume import count_complaints
 
-PG_ADMIN_URL = os.environ.get("INCIDENT_DESK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 TOKEN = "bench-intake-" + secrets.token_hex(8)
 PATH = "/api/v1/complaints"
 CATEGORIES = ("payments", "cards", "mobile_app", "loans", "deposits")
@@ -173,22 +167,6 @@ def drive(url: str, prefix: str, count: int, *, rate: float, clients: int, proce
         load.errors += errors
         load.elapsed = max(load.elapsed, elapsed)
     return load
-
-
-@contextmanager
-def database(store: str) -> Iterator[str]:
-    if store == "sqlite":
-        with TemporaryDirectory() as tmp:
-            yield f"sqlite:///{Path(tmp) / 'intake.db'}"
-        return
-    name = f"idesk_intake_{secrets.token_hex(4)}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @contextmanager

@@ -8,24 +8,17 @@ seconds, not hours. Run: `python -m bench.kpi [--sizes 100000 1000000] [--stores
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
 import statistics
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from tempfile import TemporaryDirectory
 from zoneinfo import ZoneInfo
 
-import psycopg
 from sqlalchemy import Engine, text
 
+from bench.common import database
 from bot.review.kpi import kpi_report, refresh_rollup
 from store.db import make_engine, make_session_factory, upgrade
 
-PG_ADMIN_URL = os.environ.get("INCIDENT_DESK_TEST_PG", "postgresql://postgres@127.0.0.1:5432/test")
 YEAR_MINUTES = 365 * 24 * 60
 WHOLE = (datetime(2025, 1, 1, tzinfo=UTC), datetime(2026, 1, 1, tzinfo=UTC))
 MONTH = (datetime(2025, 6, 1, tzinfo=UTC), datetime(2025, 7, 1, tzinfo=UTC))  # UTC: mostly queried directly
@@ -102,22 +95,6 @@ def generate(engine: Engine, n: int) -> None:
     # fresh statistics and visibility maps, as autovacuum keeps them in production
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("VACUUM ANALYZE" if d == "postgresql" else "ANALYZE"))
-
-
-@contextmanager
-def database(store: str) -> Iterator[str]:
-    if store == "sqlite":
-        with TemporaryDirectory() as tmp:
-            yield f"sqlite:///{Path(tmp) / 'kpi.db'}"
-        return
-    name = f"idesk_bench_{secrets.token_hex(4)}"
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{PG_ADMIN_URL.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def measure(store: str, n: int, runs: int, direct: bool = False) -> None:
