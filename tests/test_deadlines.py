@@ -96,10 +96,7 @@ def test_the_seed_complaint_case_walked_through_time(stack: Stack) -> None:
     assert stack.dm_texts(LEAD) == []
     stack.advance(minutes=1)  # 48 h 15 m: the owner did not acknowledge → the team lead
     assert stack.dm_texts(LEAD)[-1].startswith(":rotating_light: *Page for #1*")
-    assert (
-        "paged as *Team lead*. If nobody acknowledges within 30m, *Leadership group*"
-        in stack.dm_texts(LEAD)[-1]
-    )
+    assert "paged as *Team lead*. If nobody acknowledges within 30m, *Leadership group*" in stack.dm_texts(LEAD)[-1]
 
     stack.advance(minutes=30)  # 48 h 45 m: → the leadership group
     leadership_page = stack.sandbox.dm_messages(ADMIN)[-1]

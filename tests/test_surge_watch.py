@@ -277,12 +277,15 @@ def test_surge_command_shows_volume_and_the_waiting_proposal_in_chinese(
         reply = stack.driver.slash(OUTSIDER, general, "分流")
         assert "最近2小时内 2 件（预警线 5），低于预警线" in reply.text, reply.text
         assert "没有等待预案领导小组决定的启动建议" in reply.text
-        record(stack, 3)
+        record(stack, 3, category="service")
         proposals(stack)
         reply = stack.driver.slash(OUTSIDER, general, "surge")
         assert "已达到预警线" in reply.text and "等待预案领导小组决定" in reply.text
         [message] = stack.sandbox.channel_messages(leadership(stack).id)
         assert "投诉量已达到预警线" in message.text and set(buttons(message)) == {"启动预案", "不启动"}
+        # the complaint kind's categories and the contact channels both in the reader's language
+        assert "按类别: 服务问题 3, payments 2" in message.text, message.text
+        assert "按渠道: 电话 5" in message.text, message.text
         click(stack, LEAD, ActionId.ACTIVATE_SURGE, proposals(stack)[0].id)
         with Session(stack.engine) as s:
             [incident] = s.scalars(select(Incident)).all()

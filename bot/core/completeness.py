@@ -9,7 +9,7 @@ the bot logs them as warnings at start-up. Operator-facing: English, like bot/co
 
 from __future__ import annotations
 
-from bot.core.config import NOTICE_STAGES, Playbook, leadership_level_gap
+from bot.core.config import NOTICE_STAGES, Playbook, leadership_level_gaps
 from bot.core.render import Renderer
 
 
@@ -71,8 +71,7 @@ def escalation_findings(playbook: Playbook) -> list[str]:
         if level.owner or level.users or level.usergroup:
             continue
         if level.leadership:
-            gap = leadership_level_gap(playbook, i, level)
-            found += [gap] if gap else []
+            found += leadership_level_gaps(playbook, i, level)
             continue
         if level.role is not None and _staffed(playbook, level.role):
             continue

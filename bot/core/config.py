@@ -881,17 +881,18 @@ def _surge_problems(surge: dict[str, Any], kinds: dict[str, Any], severities: di
     return problems
 
 
-def leadership_level_gap(playbook: Playbook, i: int, level: EscalationLevel) -> str | None:
-    """How a `leadership: true` level falls back when the surge plan names no leaders (None when it names some):
-    the leadership channel's members and the admins are paged, as for a surge proposal."""
+def leadership_level_gaps(playbook: Playbook, i: int, level: EscalationLevel) -> list[str]:
+    """How a `leadership: true` level falls back when the surge plan names no leaders (nothing when it names
+    some): the leadership channel's members and the admins are paged, as for a surge proposal. For the operator
+    (check-config), like the other warnings."""
     surge = playbook.surge
     if surge.leaders or surge.leaders_usergroup:
-        return None
-    return (
+        return []
+    return [
         f"escalation.levels.{i} ({level.name}): pages the leadership group, which names nobody, so the members "
         f"of #{surge.leadership_channel} and the admins are paged; add surge.leaders: [U012ABCDEF] or "
         "surge.leaders_usergroup:"
-    )
+    ]
 
 
 def playbook_warnings(playbook: Playbook) -> list[str]:
@@ -918,8 +919,7 @@ def playbook_warnings(playbook: Playbook) -> list[str]:
         if level.role == playbook.lead_role:
             continue  # there is always a lead (the reporter at least)
         if level.leadership:
-            gap = leadership_level_gap(playbook, i, level)
-            warnings += [gap] if gap else []
+            warnings += leadership_level_gaps(playbook, i, level)
             continue
         if level.role is not None:
             spec = playbook.roles.get(level.role)
