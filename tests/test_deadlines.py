@@ -18,7 +18,8 @@ LEADERSHIP_AND_COMMS = {
         f"aliases: [comms, customer_service, cs, 客户沟通, 客服]\n    default_owners: [{COMMS}]"
     ),
     "{name: Leadership group, names: {zh-CN: 预案领导小组}, leadership: true, ack_timeout: 1h}": (
-        f"{{name: Leadership group, names: {{zh-CN: 预案领导小组}}, leadership: true, users: [{ADMIN}], ack_timeout: 1h}}"
+        f"{{name: Leadership group, names: {{zh-CN: 预案领导小组}}, leadership: true, "
+        f"users: [{ADMIN}], ack_timeout: 1h}}"
     ),
 }
 

@@ -28,7 +28,8 @@ from tests.test_leader import wait_for
 OPENED = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 LEADERSHIP = {
     "- {name: Leadership group, names: {zh-CN: 预案领导小组}, leadership: true, ack_timeout: 1h}": (
-        f"- {{name: Leadership group, names: {{zh-CN: 预案领导小组}}, leadership: true, users: [{ADMIN}], ack_timeout: 1h}}"
+        f"- {{name: Leadership group, names: {{zh-CN: 预案领导小组}}, leadership: true, "
+        f"users: [{ADMIN}], ack_timeout: 1h}}"
     )
 }
 

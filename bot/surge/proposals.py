@@ -360,6 +360,16 @@ class SurgeProposals:
         self.slack.open_view(trigger_id, dismiss_modal(facts.id, self._summary(facts)))
         return None
 
+    def dismiss_waiting(self, *, actor: str, reason: str) -> str:
+        """`/incident surge dismiss <why>`: what the Dismiss modal does, for the proposal waiting now (the latest,
+        should two lines be crossed). Leaders only, refused before anything is looked up."""
+        self.leadership.require(actor, ending=False)
+        with self.db() as s:
+            waiting = [p.id for p in queries.list_proposals(s, state=ProposalState.PROPOSED)]
+        if not waiting:
+            raise NotFoundError(_("No proposal is waiting for the leadership group."))
+        return self.dismiss(proposal_id=max(waiting), actor=actor, reason=reason)
+
     def dismiss(self, *, proposal_id: int, actor: str, reason: str) -> str:
         """Dismiss the proposal (leaders only), recording who and why; the line stays quiet until the volume
         falls below it and rises again."""
