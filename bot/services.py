@@ -205,6 +205,7 @@ class Services:
             clock=clock,
             renderer=renderer,
             escalations=escalations,
+            leaders=leadership.members,  # an escalation level with `leadership: true` pages the surge plan's group
             jobs=(
                 # side effects whose worker died (lease ran out), whose retry is due, or left unrun past the lease
                 functools.partial(outbox.resume, grace=LEASE),

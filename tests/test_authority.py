@@ -27,7 +27,7 @@ from tests.conftest import ADMIN, COMMS, LEAD, LEGAL, OUTSIDER, REPORTER, ROOT, 
 from tests.notice_targets import WebhookReceiver, wire_targets
 
 TITLE = "客户卡号6222021234567890123被重复扣款，电话13812345678"
-LEADERSHIP = "- {name: Leadership group (预案领导小组), users: [], ack_timeout: 1h}"
+LEADERSHIP = "- {name: Leadership group, names: {zh-CN: 预案领导小组}, leadership: true, ack_timeout: 1h}"
 
 
 def last_ephemeral(stack: Stack, user: str) -> str:
@@ -104,7 +104,7 @@ def test_a_sev1_opened_by_its_lead_does_not_page_the_lead(shipped_stack: Stack) 
     assert not any("Page for #1" in t or "acknowledges" in t for t in stack.dm_texts(REPORTER))
 
 
-@pytest.mark.playbook({LEADERSHIP: f"- {{name: Leadership group (预案领导小组), users: [{ADMIN}], ack_timeout: 1h}}"})
+@pytest.mark.playbook({LEADERSHIP: LEADERSHIP.replace("leadership: true,", f"leadership: true, users: [{ADMIN}],")})
 def test_the_lead_raising_to_sev1_is_not_paged_the_next_person_in_the_chain_is(stack: Stack) -> None:
     channel = stack.open("outage sev3 手机银行转账失败").id
     stack.driver.slash(LEAD, channel, "sev 1")
@@ -130,7 +130,12 @@ def test_check_config_warns_about_nobody_in_charge_but_the_shipped_file_loads(
     assert "  ! admins: nobody; add Slack user IDs" in out
     assert "  ! roles.lead.default_owners: nobody by default (the reporter leads each incident" in out
     assert "  ! roles.pr.default_owners: nobody by default (it approves notices, so only the lead or an admin" in out
-    assert "  ! escalation.levels.2 (Leadership group (预案领导小组)): reaches nobody; add users:" in out
+    # the leadership level pages the surge plan's leadership group; the warning says how it falls back
+    assert (
+        "  ! escalation.levels.2 (Leadership group): pages the leadership group, which names nobody, so the members "
+        "of #incident-leadership and the admins are paged; add surge.leaders:"
+    ) in out
+    assert "reaches nobody" not in out
     assert "escalation.levels.0" not in out and "escalation.levels.1" not in out  # the owner and the lead exist
 
 

@@ -33,7 +33,7 @@ COMPLETE = {
         "aliases: [legal, compliance, 法律合规]\n    default_owners: [ULEGAL00001]"
     ),
     "aliases: [financial, 财务]\n    default_owners: []": "aliases: [financial, 财务]\n    usergroup: S0FIN0001",
-    "(预案领导小组), users: []": "(预案领导小组), users: [UBOSS000001]",
+    "  leaders: []": "  leaders: [UBOSS000001]",
     "市场部, 营销]\n    default_owners: []": "市场部, 营销]\n    default_owners: [UMARKET0001]",
     "人力资源, 人力资源部]\n    default_owners: []": "人力资源, 人力资源部]\n    usergroup: S0HR00001",
 }
@@ -70,8 +70,9 @@ def test_check_config_lists_every_gap_of_an_incomplete_plan_and_fails_on_them_on
     assert not any(g.startswith("kinds.outage.category_routes") for g in gaps)  # outages are not routed by category
     assert (
         gaps.count(
-            "escalation.levels.2 (Leadership group (预案领导小组)): reaches nobody; "
-            "add users: [U012ABCDEF] or usergroup:"
+            "escalation.levels.2 (Leadership group): pages the leadership group, which names nobody, so the "
+            "members of #incident-leadership and the admins are paged; add surge.leaders: [U012ABCDEF] or "
+            "surge.leaders_usergroup:"
         )
         == 1
     )  # said once, though playbook_warnings says it too

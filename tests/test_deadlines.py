@@ -17,8 +17,9 @@ LEADERSHIP_AND_COMMS = {
     "aliases: [comms, customer_service, cs, 客户沟通, 客服]\n    default_owners: []": (
         f"aliases: [comms, customer_service, cs, 客户沟通, 客服]\n    default_owners: [{COMMS}]"
     ),
-    "{name: Leadership group (预案领导小组), users: [], ack_timeout: 1h}": (
-        f"{{name: Leadership group (预案领导小组), users: [{ADMIN}], ack_timeout: 1h}}"
+    "{name: Leadership group, names: {zh-CN: 预案领导小组}, leadership: true, ack_timeout: 1h}": (
+        f"{{name: Leadership group, names: {{zh-CN: 预案领导小组}}, leadership: true, "
+        f"users: [{ADMIN}], ack_timeout: 1h}}"
     ),
 }
 
@@ -96,14 +97,11 @@ def test_the_seed_complaint_case_walked_through_time(stack: Stack) -> None:
     assert stack.dm_texts(LEAD) == []
     stack.advance(minutes=1)  # 48 h 15 m: the owner did not acknowledge → the team lead
     assert stack.dm_texts(LEAD)[-1].startswith(":rotating_light: *Page for #1*")
-    assert (
-        "paged as *Team lead*. If nobody acknowledges within 30m, *Leadership group (预案领导小组)*"
-        in stack.dm_texts(LEAD)[-1]
-    )
+    assert "paged as *Team lead*. If nobody acknowledges within 30m, *Leadership group*" in stack.dm_texts(LEAD)[-1]
 
     stack.advance(minutes=30)  # 48 h 45 m: → the leadership group
     leadership_page = stack.sandbox.dm_messages(ADMIN)[-1]
-    assert "paged as *Leadership group (预案领导小组)*." in leadership_page.text
+    assert "paged as *Leadership group*." in leadership_page.text
 
     stack.advance(minutes=15)  # 49 h: the leadership group acknowledges
     click_button(stack.driver, ADMIN, leadership_page.channel, leadership_page.ts, "Acknowledge")
@@ -122,7 +120,7 @@ def test_the_seed_complaint_case_walked_through_time(stack: Stack) -> None:
         ("Investigation finished", 46.0),
     ]
     pages = [(e.text, round(hours_after_open(e.at), 2)) for e in events(stack, "paged")]
-    assert pages == [("Owner", 48.0), ("Team lead", 48.25), ("Leadership group (预案领导小组)", 48.75)]
+    assert pages == [("Owner", 48.0), ("Team lead", 48.25), ("Leadership group", 48.75)]
     (ack,) = events(stack, "acknowledged")
     assert ack.actor_id == ADMIN and ack.data["seconds_to_ack"] == 3600
     listing = stack.driver.slash(REPORTER, channel.id, "deadlines").text
@@ -246,11 +244,10 @@ def test_a_severe_opening_pages_the_lead_and_ack_from_the_channel_stops_it(stack
         from sqlalchemy import select
 
         chains = {c.reason: c.state for c in s.scalars(select(Escalation))}
-    # nobody acknowledged the missed update: owner and team lead were paged, the leadership level is empty
+    # nobody acknowledged the missed update: owner, team lead and the leadership group (the admin here) were paged
     assert chains == {"SEV1 service outage opened": "acknowledged", "Status update missed": "exhausted"}
-    assert ":warning: Nobody is configured for escalation level *Leadership group (预案领导小组)*" in " ".join(
-        stack.texts(channel.id)
-    )
+    assert f":pager: Paging <@{ADMIN}> (*Leadership group*) for: Status update missed" in stack.texts(channel.id)
+    assert not any("Nobody is configured" in t for t in stack.texts(channel.id))
     stack.driver.slash(LEAD, channel.id, "ack")
     assert stack.ephemeral_texts(LEAD)[-1] == "Nothing is paging for #1."
 
@@ -400,7 +397,21 @@ def test_the_timer_sweeps_by_itself_once_started(stack: Stack) -> None:
 NO_LEAD = "aliases: [commander, ic, 组长, 指挥长]\n    default_owners: []"
 
 
+LEADERSHIP_LEVEL = "leadership: true, ack_timeout: 1h"
+
+
 @pytest.mark.playbook({NO_LEAD: NO_LEAD})  # undo the test playbook's default lead
+def test_the_leadership_level_pages_the_surge_plans_leadership_group(stack: Stack) -> None:
+    """The shipped last level names no users: it pages the group that decides on a surge (admins at least)."""
+    channel = stack.open("outage sev1 Core banking down")
+    stack.bot.sweeper.sweep()
+    texts = stack.texts(channel.id)
+    assert texts[-1] == f":pager: Paging <@{ADMIN}> (*Leadership group*) for: SEV1 service outage opened"
+    assert not any("Nobody" in t for t in texts)
+    assert any(t.startswith(":rotating_light: *Page for #1*") for t in stack.dm_texts(ADMIN))
+
+
+@pytest.mark.playbook({NO_LEAD: NO_LEAD, LEADERSHIP_LEVEL: "users: [], ack_timeout: 1h"})  # nobody at all
 def test_a_severe_opening_with_nobody_to_page_says_so_and_what_to_do(stack: Stack) -> None:
     channel = stack.open("outage sev1 Core banking down")
     stack.bot.sweeper.sweep()

@@ -27,8 +27,9 @@ from tests.test_leader import wait_for
 
 OPENED = datetime(2026, 11, 24, 2, 0, tzinfo=UTC)
 LEADERSHIP = {
-    "- {name: Leadership group (预案领导小组), users: [], ack_timeout: 1h}": (
-        f"- {{name: Leadership group (预案领导小组), users: [{ADMIN}], ack_timeout: 1h}}"
+    "- {name: Leadership group, names: {zh-CN: 预案领导小组}, leadership: true, ack_timeout: 1h}": (
+        f"- {{name: Leadership group, names: {{zh-CN: 预案领导小组}}, leadership: true, "
+        f"users: [{ADMIN}], ack_timeout: 1h}}"
     )
 }
 
@@ -65,7 +66,7 @@ def test_a_page_slack_refuses_is_retried_then_told_and_the_next_level_is_paged_a
         f":warning: The page to <@{LEAD}> could not be delivered (`user_disabled`, after several tries). "
         "Paging the next level now." in texts
     )
-    assert texts[-1].startswith(f":pager: Paging <@{ADMIN}> (*Leadership group (预案领导小组)*)")
+    assert texts[-1].startswith(f":pager: Paging <@{ADMIN}> (*Leadership group*)")
     assert [t.split(" — ")[0] for t in pages(stack.sandbox, ADMIN)] == [
         ":rotating_light: *Page for #1*: SEV1 service outage opened"
     ]

@@ -23,7 +23,19 @@ from bot.sandbox.driver import Reply
 from bot.slack.commands import UserRef
 from bot.slack.ids import INPUT_ACTION, ActionId, BlockId, CallbackId
 from bot.slack.registry import REGISTRY, Spec
-from store.models import Base, Deadline, Escalation, Incident, Notice, RoleAssignment, SatisfactionRating, TimelineEvent
+from store.models import (
+    Base,
+    Deadline,
+    Escalation,
+    Incident,
+    Notice,
+    RoleAssignment,
+    SatisfactionRating,
+    SurgeProposal,
+    TimelineEvent,
+)
+from store.queries import claim_proposal
+from store.surge_runs import claim_surge_run
 from tests.conftest import ADMIN, COMMS, LEAD, LEGAL, OUTSIDER, REPORTER, TECH, Stack
 
 TITLE = "客户卡号6222021234567890123被重复扣款，电话13812345678"
@@ -55,6 +67,7 @@ class Case:
     views: set[str] = field(default_factory=set)
     ephemerals_before: int = 0  # replies before the request under test, which are not its answer
     complaint: int = 0  # a recorded complaint's number (`recorded_complaint`)
+    surge: int = 0  # a running surge plan's incident, or a waiting surge proposal (`surge_running`, `surge_waiting`)
 
     def incident(self) -> Incident:
         with self.stack.bot.services.db() as s:
@@ -176,6 +189,32 @@ class Surface:
     # what the thing acted on admits some personas as (the deadline's owner, a role's holder)
     situational: dict[str, Who] = field(default_factory=dict)
     modal: bool = False
+
+
+def surge_running(case: Case) -> None:
+    """A surge plan running (its incident opened and started, as Activate leaves it)."""
+    case.stack.open("surge sev2 投诉量超过预警线", user=LEAD)
+    with case.stack.bot.services.db.begin() as s:
+        case.surge = int(s.scalar(select(func.max(Incident.id))))
+        claim_surge_run(s, case.surge, case.stack.clock.now())
+
+
+def surge_waiting(case: Case) -> None:
+    """A surge proposal waiting for the leadership group's decision."""
+    with case.stack.bot.services.db.begin() as s:
+        proposal = claim_proposal(
+            s,
+            {
+                "line": "100/600s",
+                "line_count": 100,
+                "line_window_seconds": 600,
+                "crossed_at": case.stack.clock.now(),
+                "count": 100,
+                "state": "proposed",
+            },
+        )
+        assert proposal is not None
+        case.surge = proposal
 
 
 def slash(text: str, *, where: str = "incident", command: str = "/incident") -> Callable[[Case, str], Reply]:
@@ -339,6 +378,23 @@ SLASH: dict[str, Typed] = {
         resolved,
     ),
     "/incident review done": Typed("review done", lambda c, u, r: c.incident().review_completed_by == u, resolved),
+    "/incident surge end": Typed(
+        "surge end",
+        lambda c, u, r: c.scalar(select(Incident.status).where(Incident.id == c.surge)) == "resolved",
+        surge_running,
+        where="general",
+    ),
+    "/incident surge dismiss": Typed(
+        "surge dismiss 投诉来自单一商户",
+        lambda c, u, r: (
+            c.scalar(
+                select(SurgeProposal.decided_by).where(SurgeProposal.id == c.surge, SurgeProposal.state == "dismissed")
+            )
+            == u
+        ),
+        surge_waiting,
+        where="general",
+    ),
 }
 
 
@@ -472,6 +528,7 @@ NAMED = {
     Who.DEADLINE_OWNER: "the person the deadline reminds",
     Who.PAGED: "the people paged",
     Who.ROLE_HOLDER: f"the role's holder (<@{TECH}>)",
+    Who.LEADERSHIP: "the leadership group (",
 }
 
 

@@ -247,6 +247,38 @@ def test_dismiss_asks_why_records_it_and_the_line_stays_quiet_until_volume_falls
     assert len(stack.sandbox.channel_messages(leadership(stack).id)) == 2
 
 
+def test_the_leadership_group_dismisses_or_ends_by_command_and_others_are_told_who_may(
+    surge: tuple[Stack, str],
+) -> None:
+    """`/incident surge dismiss <why>` and `/incident surge end`: the Dismiss modal and End button, typed."""
+    stack, _url = surge
+    general = stack.sandbox.channel_by_name("general")
+    assert general is not None
+    record(stack, 5)
+    [proposal] = proposals(stack)
+    stack.driver.slash(TECH, general.id, "surge dismiss 重复计数")
+    assert stack.ephemeral_texts(TECH)[-1] == (
+        f"Only the leadership group (<@{LEAD}>, <@{ADMIN}>) or a playbook admin can dismiss the surge proposal."
+    )
+    stack.driver.slash(TECH, general.id, "surge end")
+    assert stack.ephemeral_texts(TECH)[-1].startswith("Only the leadership group (")
+    assert proposals(stack)[0].state == "proposed"
+    why = f"系统批量重推，客户卡号{CARD}重复计数"
+    stack.driver.slash(LEAD, general.id, f"surge dismiss {why}")
+    assert stack.ephemeral_texts(LEAD)[-1].startswith("Dismissed; your reason is recorded.")
+    [proposal] = proposals(stack)
+    assert (proposal.state, proposal.decided_by, proposal.reason) == ("dismissed", LEAD, why)
+    [message] = stack.sandbox.channel_messages(leadership(stack).id)
+    assert buttons(message) == {} and f"Dismissed by <@{LEAD}>" in json.dumps(message.blocks, ensure_ascii=False)
+    assert CARD not in json.dumps(message.blocks)
+    stack.driver.slash(LEAD, general.id, "surge dismiss again")
+    assert stack.ephemeral_texts(LEAD)[-1] == "No proposal is waiting for the leadership group."
+    stack.driver.slash(LEAD, general.id, "surge end")
+    assert stack.ephemeral_texts(LEAD)[-1].startswith("No surge plan is running")
+    reply = stack.driver.slash(LEAD, general.id, "surge")  # the read-only status is still the one word
+    assert "No proposal is waiting for the leadership group." in reply.text
+
+
 def test_nobody_decides_the_group_is_paged_once_more_and_a_fallen_proposal_expires(surge: tuple[Stack, str]) -> None:
     stack, _url = surge
     record(stack, 5)
@@ -277,12 +309,15 @@ def test_surge_command_shows_volume_and_the_waiting_proposal_in_chinese(
         reply = stack.driver.slash(OUTSIDER, general, "分流")
         assert "最近2小时内 2 件（预警线 5），低于预警线" in reply.text, reply.text
         assert "没有等待预案领导小组决定的启动建议" in reply.text
-        record(stack, 3)
+        record(stack, 3, category="service")
         proposals(stack)
         reply = stack.driver.slash(OUTSIDER, general, "surge")
         assert "已达到预警线" in reply.text and "等待预案领导小组决定" in reply.text
         [message] = stack.sandbox.channel_messages(leadership(stack).id)
         assert "投诉量已达到预警线" in message.text and set(buttons(message)) == {"启动预案", "不启动"}
+        # the complaint kind's categories and the contact channels both in the reader's language
+        assert "按类别: 服务问题 3, payments 2" in message.text, message.text
+        assert "按渠道: 电话 5" in message.text, message.text
         click(stack, LEAD, ActionId.ACTIVATE_SURGE, proposals(stack)[0].id)
         with Session(stack.engine) as s:
             [incident] = s.scalars(select(Incident)).all()

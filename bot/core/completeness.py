@@ -9,7 +9,7 @@ the bot logs them as warnings at start-up. Operator-facing: English, like bot/co
 
 from __future__ import annotations
 
-from bot.core.config import NOTICE_STAGES, Playbook
+from bot.core.config import NOTICE_STAGES, Playbook, leadership_level_gaps
 from bot.core.render import Renderer
 
 
@@ -66,9 +66,12 @@ def route_findings(playbook: Playbook) -> list[str]:
 
 def escalation_findings(playbook: Playbook) -> list[str]:
     """Escalation levels that page nobody."""
-    found = []
+    found: list[str] = []
     for i, level in enumerate(playbook.escalation.levels):
         if level.owner or level.users or level.usergroup:
+            continue
+        if level.leadership:
+            found += leadership_level_gaps(playbook, i, level)
             continue
         if level.role is not None and _staffed(playbook, level.role):
             continue

@@ -191,6 +191,9 @@ class EscalationLevel(_Named):
     role: str | None = None
     users: tuple[str, ...] = ()
     usergroup: str | None = None
+    # `leadership` pages the surge plan's leadership group (surge.leaders / leaders_usergroup, else the members
+    # of the leadership channel; admins always): the plan has one group of leaders, not two lists to keep apart
+    leadership: bool = False
     ack_timeout: timedelta
 
     @field_validator("ack_timeout", mode="before")
@@ -1021,6 +1024,20 @@ def _surge_problems(surge: dict[str, Any], kinds: dict[str, Any], severities: di
     return problems
 
 
+def leadership_level_gaps(playbook: Playbook, i: int, level: EscalationLevel) -> list[str]:
+    """How a `leadership: true` level falls back when the surge plan names no leaders (nothing when it names
+    some): the leadership channel's members and the admins are paged, as for a surge proposal. For the operator
+    (check-config), like the other warnings."""
+    surge = playbook.surge
+    if surge.leaders or surge.leaders_usergroup:
+        return []
+    return [
+        f"escalation.levels.{i} ({level.name}): pages the leadership group, which names nobody, so the members "
+        f"of #{surge.leadership_channel} and the admins are paged; add surge.leaders: [U012ABCDEF] or "
+        "surge.leaders_usergroup:"
+    ]
+
+
 def playbook_warnings(playbook: Playbook) -> list[str]:
     """What loads but leaves nobody in charge or nobody to page, one line per problem, field path first.
 
@@ -1044,6 +1061,9 @@ def playbook_warnings(playbook: Playbook) -> list[str]:
             continue
         if level.role == playbook.lead_role:
             continue  # there is always a lead (the reporter at least)
+        if level.leadership:
+            warnings += leadership_level_gaps(playbook, i, level)
+            continue
         if level.role is not None:
             spec = playbook.roles.get(level.role)
             if spec is not None and (spec.default_owners or spec.usergroup):

@@ -43,6 +43,7 @@ class Escalations:
                 "role": level.role,
                 "users": list(level.users),
                 "usergroup": level.usergroup,
+                "leadership": level.leadership,  # the surge plan's leadership group, read at page time
                 "ack_timeout": int(level.ack_timeout.total_seconds()),
             }
             for level in self.playbook.escalation.levels

@@ -91,6 +91,7 @@ class Sweeper:
         renderer: Renderer,
         escalations: Escalations,
         jobs: Sequence[Callable[[datetime], object]] = (),
+        leaders: Callable[[], list[str]] = list,
         send_workers: int = 8,
         batch: int = 1000,
         chunk: int = 50,
@@ -101,6 +102,8 @@ class Sweeper:
         self.clock = clock
         self.renderer = renderer
         self.escalations = escalations
+        # who a `leadership: true` level pages: the surge plan's leadership group (the composition root wires it)
+        self.leaders = leaders
         # work due at a moment that is not a deadline or a page (unfinished side effects, review drafts,
         # scheduled reports): the composition root lists it
         self.jobs = list(jobs)
@@ -430,6 +433,8 @@ class Sweeper:
         if level.get("role"):
             users += [a.user_id for a in incident.roles if a.role == level["role"] and a.user_id]
         users += list(level.get("users") or [])
+        if level.get("leadership"):
+            users += self.leaders()
         if level.get("usergroup"):
             try:
                 users += self.slack.usergroup_members(level["usergroup"])

@@ -45,6 +45,8 @@ class Who(StrEnum):
     PAGED = "paged"
     ROLE_HOLDER = "role holder"
     VISIBLE = "anyone (the kind is visible)"
+    # the surge plan's leadership group (bot/surge/leadership.py; admins are always members)
+    LEADERSHIP = "leadership group"
 
 
 class Action(StrEnum):
@@ -83,6 +85,8 @@ class Action(StrEnum):
     SURGE = "read the surge watch"
     COMPLAINTS = "list complaints"
     ESCALATE = "escalate a complaint"
+    SURGE_END = "end the surge plan"
+    SURGE_DISMISS = "dismiss the surge proposal"
 
 
 @dataclass(frozen=True)
@@ -148,6 +152,9 @@ POLICY: dict[Action, Rule] = {
     # complaints from the complaint system: anyone on staff reads the (masked) list and may escalate one
     Action.COMPLAINTS: _rule([A], ["/incident complaints"], N_("list complaints"), read_only=True),
     Action.ESCALATE: _rule([A], ["/incident escalate", "button: Escalate"], N_("escalate complaints")),
+    # the leadership group's decisions typed instead of clicked (End button, Dismiss modal); bot/surge checks it
+    Action.SURGE_END: _rule([Who.LEADERSHIP, AD], ["/incident surge end"], N_("end the surge plan")),
+    Action.SURGE_DISMISS: _rule([Who.LEADERSHIP, AD], ["/incident surge dismiss"], N_("dismiss the surge proposal")),
 }
 
 

@@ -511,7 +511,10 @@ def parse_command(
         return _shortcut(command, words, typed, playbook, syntaxes)
     if not words:
         return Command("help")
-    syntax = _by_name(syntaxes).get(words[0].text.lower())
+    table = _by_name(syntaxes)
+    if len(words) > 1 and (pair := table.get(f"{words[0].text.lower()} {words[1].text.lower()}")) is not None:
+        return parse_arguments(pair, words[2:], typed, playbook)  # a two-word subcommand: `surge end`
+    syntax = table.get(words[0].text.lower())
     if syntax is None:
         raise _kind_as_command(words[0].text, playbook) or unknown_command(words[0].text, syntaxes)
     return parse_arguments(syntax, words[1:], typed, playbook)

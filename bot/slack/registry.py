@@ -133,6 +133,7 @@ def _text(missing: str, usage: str = N_("<text>")) -> Arg[str]:
     return Arg[str](key="text", usage=usage, parse=free_text(missing), place=Place.REST, required=False, raw=True)
 
 
+SURGE_WHY = _text(N_("Say why the surge plan is not activated: `/incident surge dismiss <why>`."), N_("<why>"))
 UPDATE_TEXT = _text(N_("Say what to update: `/incident update Gateway restarted, watching error rates`."))
 RESOLVE_SUMMARY = _text(N_("Say what to resolve: `/incident resolve Rolled back the 10:05 release`."), N_("<summary>"))
 PAUSE_REASON = _text(
@@ -689,6 +690,29 @@ REGISTRY: tuple[Spec, ...] = (
             "group."
         ),
         group=LOOK,
+        in_incident_channel=False,
+    ),
+    # the leadership group's decisions typed instead of clicked: End (the running plan), Dismiss (the proposal)
+    Spec(
+        name="surge end",
+        actions=(Action.SURGE_END,),
+        read_only=False,
+        run=lambda services, command, request: services.surge_plan.end_running(actor=request.actor),
+        help=N_("(the leadership group) end the running surge plan, as its End button does, and post the summary."),
+        group=RUN_IT,
+        in_incident_channel=False,
+    ),
+    Spec(
+        name="surge dismiss",
+        args=(SURGE_WHY,),
+        actions=(Action.SURGE_DISMISS,),
+        read_only=False,
+        run=lambda services, command, request: services.surge.dismiss_waiting(
+            actor=request.actor, reason=command.get(SURGE_WHY)
+        ),
+        help=N_("(the leadership group) dismiss the waiting surge proposal, saying why; the reason is recorded."),
+        group=RUN_IT,
+        example=N_("surge dismiss Complaints all from one merchant, handled apart"),
         in_incident_channel=False,
     ),
     Spec(

@@ -12,6 +12,8 @@ import logging
 from typing import Any
 
 from bot.core.config import Playbook
+from bot.core.errors import PermissionDeniedError
+from bot.core.i18n import _
 from bot.slack.gateway import SlackCallError, SlackGateway
 
 log = logging.getLogger(__name__)
@@ -74,3 +76,20 @@ class Leadership:
 
     def is_leader(self, user: str) -> bool:
         return user in self.members()
+
+    def require(self, actor: str, *, ending: bool) -> None:
+        """Refuse `/incident surge end|dismiss` to anyone outside the group, naming who may decide (the policy's
+        rule: Who.LEADERSHIP and admins, who are always members)."""
+        if self.is_leader(actor):
+            return
+        people = ", ".join(f"<@{u}>" for u in self.members()) or _("nobody named yet: set `surge.leaders`")
+        if ending:
+            message = _(
+                "Only the leadership group ({people}) or a playbook admin can end the surge plan.", people=people
+            )
+        else:
+            message = _(
+                "Only the leadership group ({people}) or a playbook admin can dismiss the surge proposal.",
+                people=people,
+            )
+        raise PermissionDeniedError(message)

@@ -314,7 +314,17 @@ class SurgePlan:
             except SlackCallError as exc:
                 log.warning("surge #%s: the leadership channel refused the End suggestion: %s", number, exc.error)
 
-    def end(self, *, incident_id: int, actor: str) -> str:
+    def end_running(self, *, actor: str) -> str:
+        """`/incident surge end`: what the End button does, for the surge plan running now (the latest, should
+        two run). Leaders only, refused before anything is looked up."""
+        self.leadership.require(actor, ending=True)
+        with self.db() as s:
+            running = runs.list_running_surges(s)
+        if not running:
+            raise NotFoundError(_("No surge plan is running; `/incident surge` shows the volume now."))
+        return self.end(incident_id=running[-1], actor=actor, command="/incident surge end")
+
+    def end(self, *, incident_id: int, actor: str, command: str = "button: End") -> str:
         """End (the leadership group only): resolve the surge incident and post the summary."""
         with self.db() as s:
             incident = load_incident(s, incident_id)
@@ -336,7 +346,7 @@ class SurgePlan:
             with in_channel_language(self.playbook):
                 summary = _("Surge plan ended by the leadership group.")
             self.lifecycle.resolve(
-                channel_id=incident.channel_id, summary=summary, actor=actor, command="button: End", checked=True
+                channel_id=incident.channel_id, summary=summary, actor=actor, command=command, checked=True
             )
         self._finish(incident_id, actor)
         return _(

@@ -56,6 +56,21 @@ CONTACT_CHANNEL_NAMES = {
     "app": N_("mobile app"),
 }
 
+# The complaint kind's categories (seed 003: 技术问题、服务问题、政策问题, and money matters) as staff read them;
+# another category (an unmapped one from the complaint system) is shown as stored.
+CATEGORY_NAMES = {
+    "technical": N_("technical issue"),
+    "service": N_("service issue"),
+    "policy": N_("policy issue"),
+    "financial": N_("financial issue"),
+}
+
+
+def category_label(category: str) -> str:
+    """A complaint category in the current language (`service` → 服务问题); an unknown one as stored."""
+    known = CATEGORY_NAMES.get(category)
+    return _(known) if known else category
+
 
 def window_text(window: timedelta) -> str:
     """A warning line's window as people say it: `10m`, `2h`, `1h 30m` (10分钟, 2小时, 1小时30分钟)."""
@@ -353,6 +368,16 @@ class SurgeProposals:
         self.slack.open_view(trigger_id, dismiss_modal(facts.id, self._summary(facts)))
         return None
 
+    def dismiss_waiting(self, *, actor: str, reason: str) -> str:
+        """`/incident surge dismiss <why>`: what the Dismiss modal does, for the proposal waiting now (the latest,
+        should two lines be crossed). Leaders only, refused before anything is looked up."""
+        self.leadership.require(actor, ending=False)
+        with self.db() as s:
+            waiting = [p.id for p in queries.list_proposals(s, state=ProposalState.PROPOSED)]
+        if not waiting:
+            raise NotFoundError(_("No proposal is waiting for the leadership group."))
+        return self.dismiss(proposal_id=max(waiting), actor=actor, reason=reason)
+
     def dismiss(self, *, proposal_id: int, actor: str, reason: str) -> str:
         """Dismiss the proposal (leaders only), recording who and why; the line stays quiet until the volume
         falls below it and rises again."""
@@ -416,7 +441,9 @@ class SurgeProposals:
 
     def _scope(self, category: str | None, contact_channel: str | None) -> str:
         if category is not None:
-            return _("complaints of category {category}", category=safe_text(category))
+            return _(
+                "complaints of category {category}", category=safe_text(mask_identifiers(category_label(category)))
+            )
         if contact_channel is not None:
             return _("complaints via {channel}", channel=safe_text(contact_channel_label(contact_channel)))
         return _("complaints")
@@ -438,7 +465,7 @@ class SurgeProposals:
             if not counts:
                 continue
             named = list(counts.items())[:BREAKDOWN_TOP]
-            names = contact_channel_label if column == "contact_channel" else str
+            names = contact_channel_label if column == "contact_channel" else category_label
             parts = [f"{safe_text(mask_identifiers(names(name)))} {n}" for name, n in named]
             rest = sum(counts.values()) - sum(n for _name, n in named)
             if rest:
