@@ -43,7 +43,7 @@ def preview(stack: Stack, channel: str) -> Message:
 
 
 # the leadership group has a member: a real incident's chain reaches them, a drill's never does
-@pytest.mark.playbook({"users: [], ack_timeout: 1h}": f"users: [{ADMIN}], ack_timeout: 1h}}"})
+@pytest.mark.playbook({"leadership: true, ack_timeout: 1h}": f"leadership: true, users: [{ADMIN}], ack_timeout: 1h}}"})
 def test_a_payment_outage_drill_at_speed_60_is_scored_and_reaches_no_customer(
     stack: Stack, targets: tuple[WebhookReceiver, SmtpServer]
 ) -> None:

@@ -83,6 +83,7 @@ class Escalations:
         for level in levels:
             level["users"] = [u for u in level["users"] if u in participants]
             level["usergroup"] = None
+            level["leadership"] = False  # the surge plan's leadership group is not in the drill either
             level["ack_timeout"] = level["ack_timeout"] / speed  # seconds, fractional at high speeds
         return levels
 
