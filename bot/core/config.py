@@ -15,11 +15,20 @@ from dataclasses import dataclass, field
 from datetime import date, time, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from bot.core.durations import parse_duration as parse_any
 from bot.core.i18n import current_locale
@@ -61,6 +70,19 @@ def parse_duration(value: object) -> timedelta:
     return duration
 
 
+def slack_user_ids(users: tuple[str, ...]) -> tuple[str, ...]:
+    for user in users:
+        if not re.fullmatch(r"[UW][A-Z0-9]{2,}", user):
+            raise ValueError(f"{user!r} is not a Slack user ID (they look like U012ABCDEF)")
+    return users
+
+
+# A playbook duration ('30m', '24h', '2小时'; see parse_duration) and a list of Slack user IDs, checked alike in
+# every section that has one.
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+UserIds = Annotated[tuple[str, ...], AfterValidator(slack_user_ids)]
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -85,16 +107,8 @@ class RoleSpec(_Named):
     name: str = Field(min_length=1, max_length=60)
     description: str = Field(min_length=1)
     aliases: tuple[str, ...] = ()
-    default_owners: tuple[str, ...] = ()
+    default_owners: UserIds = ()
     usergroup: str | None = None
-
-    @field_validator("default_owners")
-    @classmethod
-    def _user_ids(cls, owners: tuple[str, ...]) -> tuple[str, ...]:
-        for owner in owners:
-            if not re.fullmatch(r"[UW][A-Z0-9]{2,}", owner):
-                raise ValueError(f"{owner!r} is not a Slack user ID (they look like U012ABCDEF)")
-        return owners
 
 
 class SeveritySpec(_Named):
@@ -388,14 +402,9 @@ class WarningLineSpec(_Strict):
     channel (at most one of the two)."""
 
     count: int = Field(ge=1)
-    window: timedelta
+    window: Duration
     category: str | None = None
     contact_channel: str | None = None
-
-    @field_validator("window", mode="before")
-    @classmethod
-    def _window(cls, value: object) -> timedelta:
-        return parse_duration(value)
 
     @model_validator(mode="after")
     def _one_filter(self) -> WarningLineSpec:
@@ -427,15 +436,10 @@ class SurgeSpec(_Strict):
     kind: str = "surge"
     severity: str = "sev2"
     # End is suggested once volume has stayed below every warning line this long.
-    end_after: timedelta = timedelta(minutes=30)
+    end_after: Duration = timedelta(minutes=30)
     # How often the live volume chart in the surge channel is refreshed.
-    chart_every: timedelta = timedelta(minutes=5)
+    chart_every: Duration = timedelta(minutes=5)
     high_priority: HighPrioritySpec = HighPrioritySpec()
-
-    @field_validator("end_after", "chart_every", mode="before")
-    @classmethod
-    def _durations(cls, value: object) -> timedelta:
-        return parse_duration(value)
 
 
 # ---- the plan's life cycle: its changelog, the announcement of a new version, the yearly review ----------------
@@ -455,23 +459,10 @@ class PlanChangesSpec(_Strict):
     reminded, and when the plan is due for its review."""
 
     channel: str | None = None  # None: the weekly report's channel
-    remind_every: timedelta = timedelta(days=1)
-    review_every: timedelta = timedelta(days=365)
-    owners: tuple[str, ...] = ()  # the plan's owners (reminded of its review); none: the admins
+    remind_every: Duration = timedelta(days=1)
+    review_every: Duration = timedelta(days=365)
+    owners: UserIds = ()  # the plan's owners (reminded of its review); none: the admins
     review_severities: tuple[str, ...] = ("sev1", "sev2")  # their review drafts get a "plan changes" section
-
-    @field_validator("remind_every", "review_every", mode="before")
-    @classmethod
-    def _durations(cls, value: object) -> timedelta:
-        return parse_duration(value)
-
-    @field_validator("owners")
-    @classmethod
-    def _owners(cls, owners: tuple[str, ...]) -> tuple[str, ...]:
-        for owner in owners:
-            if not re.fullmatch(r"[UW][A-Z0-9]{2,}", owner):
-                raise ValueError(f"{owner!r} is not a Slack user ID (they look like U012ABCDEF)")
-        return owners
 
 
 # ---- Alertmanager's webhook (POST /api/v1/alerts/alertmanager) --------------------------------------------------
@@ -543,13 +534,8 @@ class ClusterSpec(_Strict):
     open ONE incident; later ones join it while it is open."""
 
     count: int = Field(ge=2)
-    window: timedelta
+    window: Duration
     by: Literal["category", "product"] = "category"
-
-    @field_validator("window", mode="before")
-    @classmethod
-    def _window(cls, value: object) -> timedelta:
-        return parse_duration(value)
 
 
 class IntakeRuleSpec(_Strict):
@@ -574,21 +560,13 @@ class IntakeSpec(_Strict):
 
     enabled: bool = True
     # who leads incidents the intake opens (rotating): Slack user IDs; none → the lead role's default owners
-    leads: tuple[str, ...] = ()
+    leads: UserIds = ()
     # where the team SEES that a complaint opened an incident (created by the bot if missing)
     channel: str = Field(default="incident-intake", pattern=r"^[a-z0-9][a-z0-9_-]{0,79}$")
     # the complaint system's free-form categories → the complaint kind's categories (matched ignoring case);
     # a category sent as one of the kind's own names needs no entry; an unknown one is recorded, never refused
     categories: dict[str, str] = {}
     rules: tuple[IntakeRuleSpec, ...] = ()
-
-    @field_validator("leads")
-    @classmethod
-    def _lead_ids(cls, leads: tuple[str, ...]) -> tuple[str, ...]:
-        for lead in leads:
-            if not re.fullmatch(r"[UW][A-Z0-9]{2,}", lead):
-                raise ValueError(f"{lead!r} is not a Slack user ID (they look like U012ABCDEF)")
-        return leads
 
     @model_validator(mode="after")
     def _unique_names(self) -> IntakeSpec:
@@ -665,12 +643,7 @@ class DrillExpectSpec(_Strict):
 
     action: Literal["role_taken", "notice_drafted", "notice_approved", "ack", "update", "customer_answered", "resolved"]
     role: str | None = None  # role_taken: the role to be taken; otherwise who is expected to act
-    within: timedelta
-
-    @field_validator("within", mode="before")
-    @classmethod
-    def _within(cls, value: object) -> timedelta:
-        return parse_duration(value)
+    within: Duration
 
 
 class DrillScenarioSpec(_Named):
@@ -695,16 +668,8 @@ class DrillsSpec(_Strict):
     """Quarterly drills (seeds 002, 003): the scenarios, the default speed and who is reminded to run them."""
 
     speed: float = Field(default=60, gt=0, le=100000)  # plan seconds per real second: 60 = an hour a minute
-    owners: tuple[str, ...] = ()  # reminded when a quarter passes with no drill of a kind; else the lead's owners
+    owners: UserIds = ()  # reminded when a quarter passes with no drill of a kind; else the lead's owners
     scenarios: dict[str, DrillScenarioSpec] = {}
-
-    @field_validator("owners")
-    @classmethod
-    def _owners(cls, owners: tuple[str, ...]) -> tuple[str, ...]:
-        for owner in owners:
-            if not re.fullmatch(r"[UW][A-Z0-9]{2,}", owner):
-                raise ValueError(f"{owner!r} is not a Slack user ID (they look like U012ABCDEF)")
-        return owners
 
     @field_validator("scenarios")
     @classmethod
