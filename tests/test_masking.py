@@ -17,7 +17,15 @@ from sqlalchemy.exc import StatementError
 from bot.cli import main
 from bot.core.config import ConfigError, load_playbook_text
 from bot.core.errors import UserInputError
-from bot.core.text import build_channel_name, mask_identifiers, set_bank_patterns, strip_control, truncate
+from bot.core.text import (
+    _fold_char,
+    build_channel_name,
+    fold_digits,
+    mask_identifiers,
+    set_bank_patterns,
+    strip_control,
+    truncate,
+)
 from bot.sandbox.leaks import LeakWatch
 from bot.slack.commands import parse_command
 from store.db import make_engine
@@ -135,6 +143,14 @@ def test_numbers_split_by_separators(raw: str, masked: str | None) -> None:
     """Masked when the joined digits are a card, account, ID or mobile; ordinary numbers stay as typed."""
     assert mask_identifiers(raw) == (masked or raw)
     assert mask_identifiers(masked or raw) == (masked or raw)  # idempotent
+
+
+def test_folding_skips_only_characters_that_never_fold() -> None:
+    """fold_digits leaves CJK ideographs and punctuation alone for speed: none of them folds to anything."""
+    for first, last in ((0x3000, 0x303F), (0x3400, 0x4DBF), (0x4E00, 0x9FFF)):
+        for code in range(first, last + 1):
+            assert _fold_char(chr(code)) == chr(code), hex(code)
+    assert fold_digits("卡号６２２２，电话＋８６。") == "卡号6222，电话+86。"
 
 
 def test_the_bank_adds_its_own_formats_in_the_playbook() -> None:
