@@ -228,7 +228,7 @@ def _read_number(text: str, groups: list[tuple[int, int]], i: int) -> tuple[tupl
     for allow_weak in (True, False):
         run, weak = [groups[first]], ([] if allow_weak else None)
         i = first + 1
-        while i < len(groups) and _joins(text, run, groups[i], plus, weak):
+        while i < len(groups) and _joins(text, run, groups[i], plus, weak) and not _single_digits(text, groups, i):
             run.append(groups[i])
             i += 1
         if not weak or _weak_ok(text, run):
@@ -237,7 +237,7 @@ def _read_number(text: str, groups: list[tuple[int, int]], i: int) -> tuple[tupl
     if plus and not _MOBILE.fullmatch(digits) and i < len(groups) and _joins(text, run, groups[i], False):
         # more digits than any phone number: a card or account written after a plus sign (+6222 0212 …)
         plus = False
-        while i < len(groups) and _joins(text, run, groups[i], False):
+        while i < len(groups) and _joins(text, run, groups[i], False) and not _single_digits(text, groups, i):
             run.append(groups[i])
             i += 1
     return _mask_number(text, run, plus), i
