@@ -3,7 +3,9 @@ channel names.
 
 Masking works on digits, not words: in Python regexes `\\w` matches CJK characters, so a word boundary
 never fires inside Chinese text (`卡号6222…被扣款`). Numbers are folded to ASCII (NFKC), bounded by
-digits and joined across the separators people type (spaces, dashes, dots), then judged by their shape.
+digits and joined across the separators people type (spaces, dashes, dots; slashes, underscores, full-width
+commas, middle dots and `。` only into an identifier's shape; single digits spaced out), then judged by their
+shape.
 """
 
 from __future__ import annotations
@@ -174,7 +176,7 @@ def _mask_number(text: str, run: list[tuple[int, int]], plus: bool) -> tuple[int
     groups = text[start:end].split(".")
     if len(groups) == 4 and all(g.isdigit() and int(g) <= 255 for g in groups):
         return None  # an IPv4 address
-    if [e - s for s, e in run] == [10, 6] and run[1][0] - run[0][1] == 1:
+    if [e - s for s, e in run] == [10, 6] and text[run[0][1] : run[1][0]] == ".":
         return None  # a Slack message timestamp (1764300000.123456), as logs quote it
     if len(digits) >= 10:  # card and account numbers
         return start, end, "****" + digits[-4:]
@@ -226,7 +228,8 @@ def _read_number(text: str, groups: list[tuple[int, int]], i: int) -> tuple[tupl
     first = i
     plus = groups[i][0] > 0 and text[groups[i][0] - 1] == "+"
     for allow_weak in (True, False):
-        run, weak = [groups[first]], ([] if allow_weak else None)
+        run = [groups[first]]
+        weak: list[str] | None = [] if allow_weak else None
         i = first + 1
         while i < len(groups) and _joins(text, run, groups[i], plus, weak) and not _single_digits(text, groups, i):
             run.append(groups[i])
