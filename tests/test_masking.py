@@ -17,7 +17,15 @@ from sqlalchemy.exc import StatementError
 from bot.cli import main
 from bot.core.config import ConfigError, load_playbook_text
 from bot.core.errors import UserInputError
-from bot.core.text import build_channel_name, mask_identifiers, set_bank_patterns, strip_control, truncate
+from bot.core.text import (
+    _fold_char,
+    build_channel_name,
+    fold_digits,
+    mask_identifiers,
+    set_bank_patterns,
+    strip_control,
+    truncate,
+)
 from bot.sandbox.leaks import LeakWatch
 from bot.slack.commands import parse_command
 from store.db import make_engine
@@ -34,6 +42,10 @@ SAMPLES = (
     "11010519900307777X",
     "110101 19900307 7777",
     "zhang.san@bank.com.cn",
+    "6222/0212/3456/7890/123",
+    "6222，0212，3456，7890，123",
+    "6 2 2 2 0 2 1 2 3 4 5 6 7 8 9 0 1 2 3",
+    "1 3 8 1 2 3 4 5 6 7 8",
 )
 IDENTIFIERS = st.sampled_from(SAMPLES)
 
@@ -82,6 +94,67 @@ IDENTIFIERS = st.sampled_from(SAMPLES)
 def test_masking_on_real_text(raw: str, masked: str) -> None:
     assert mask_identifiers(raw) == masked
     assert mask_identifiers(masked) == masked  # idempotent
+
+
+# Numbers broken by the separators bank staff paste (issue: masking gaps): one number when the joined digits
+# have an identifier's shape; list-like separators (/ _ ， · 。) only for card/ID length or a mobile.
+SEPARATED = [
+    ("卡号6222/0212/3456/7890/123", "卡号****0123"),
+    ("卡号6222_0212_3456_7890_123被扣", "卡号****0123被扣"),
+    ("卡号6222，0212，3456，7890，123", "卡号****0123"),
+    ("卡号6222／0212／3456／7890", "卡号****7890"),
+    ("卡号6222·0212·3456·7890·123", "卡号****0123"),
+    ("卡号6222。0212。3456。7890。123", "卡号****0123"),  # typed in Chinese punctuation mode
+    ("卡号6222 / 0212 / 3456 / 7890", "卡号****7890"),
+    ("卡号6 2 2 2 0 2 1 2 3 4 5 6 7 8 9 0 1 2 3", "卡号****0123"),
+    ("卡号6-2-2-2-0-2-1-2-3-4-5-6-7-8-9-0", "卡号****7890"),
+    ("卡号6222-0212-3456-7890-123", "卡号****0123"),
+    ("卡号6222 0212 3456 7890 123", "卡号****0123"),
+    ("卡号6222－0212－3456－7890－123", "卡号****0123"),
+    ("卡号6222\u30000212\u30003456\u30007890\u3000123", "卡号****0123"),
+    ("卡号6222．0212．3456．7890．123", "卡号****0123"),
+    ("账号6222-0212-3456", "账号****3456"),  # twelve digits with dashes: an account
+    ("电话+86 138 1234 5678", "电话+86 138****5678"),
+    ("电话138/1234/5678", "电话138****5678"),
+    ("电话1 3 8 1 2 3 4 5 6 7 8", "电话138****5678"),
+    ("身份证110105/19491231/002X", "身份证**************002X"),
+    ("身份证1101 0519 4912 3100 2X", "身份证**************002X"),
+    ("身份证1 1 0 1 0 5 1 9 4 9 1 2 3 1 0 0 2 X", "身份证**************002X"),
+    # what must stay readable
+    ("2026-11-28", None),
+    ("2026/11/28 09:30", None),
+    ("2026年11月28日 10:00-18:00", None),
+    ("2026-11-28_10-30-00 日志", None),
+    ("20261128_1030_1234", None),
+    ("金额1,288.50元，¥50,000.00", None),
+    ("金额1，288，500，000，000，000元", None),  # thousands in full-width commas
+    ("版本2026.11-3", None),
+    ("事件#12，ticket 12345", None),
+    ("网点1001/1002/1003受影响", None),
+    ("网点1001，1002，1003", None),
+    ("成功率95%，持续30分钟", None),
+    ("影响 1 2 3 4 5 个网点", None),
+    ("0 1 2 3 4 5 6 7 8 9", None),
+    ("服务器192.168.1.10与10.0.0.1", None),
+    ("共 3 笔，金额 1,288.50 元，2026/11/28 09:30", None),
+    ("12/34/56/78/90", None),
+    ("ts 1764300000.123456", None),
+]
+
+
+@pytest.mark.parametrize(("raw", "masked"), SEPARATED)
+def test_numbers_split_by_separators(raw: str, masked: str | None) -> None:
+    """Masked when the joined digits are a card, account, ID or mobile; ordinary numbers stay as typed."""
+    assert mask_identifiers(raw) == (masked or raw)
+    assert mask_identifiers(masked or raw) == (masked or raw)  # idempotent
+
+
+def test_folding_skips_only_characters_that_never_fold() -> None:
+    """fold_digits leaves CJK ideographs and punctuation alone for speed: none of them folds to anything."""
+    for first, last in ((0x3000, 0x303F), (0x3400, 0x4DBF), (0x4E00, 0x9FFF)):
+        for code in range(first, last + 1):
+            assert _fold_char(chr(code)) == chr(code), hex(code)
+    assert fold_digits("卡号６２２２，电话＋８６。") == "卡号6222，电话+86。"
 
 
 def test_the_bank_adds_its_own_formats_in_the_playbook() -> None:

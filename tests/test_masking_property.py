@@ -53,10 +53,14 @@ def _grouped(digits: str, sizes: list[int], sep: str) -> str:
 @st.composite
 def card(draw: st.DrawFn) -> tuple[str, str]:
     digits = "62" + draw(st.integers(14, 17).flatmap(_digits))
-    style = draw(st.sampled_from(["plain", "space", "dash", "dot", "wide"]))
+    style = draw(st.sampled_from(["plain", "space", "dash", "dot", "wide", "slash", "comma", "underscore", "spaced"]))
     written = {
         "plain": digits,
         "space": _grouped(digits, [4, 4, 4, 4], " "),
+        "slash": _grouped(digits, [4, 4, 4, 4], "/"),
+        "comma": _grouped(digits, [4, 4, 4, 4], "，"),
+        "underscore": _grouped(digits, [4, 4, 4, 4], "_"),
+        "spaced": " ".join(digits),
         "dash": _grouped(digits, [4, 4, 4, 4], "-"),
         "dot": _grouped(digits, [4, 4, 4, 4], "."),
         "wide": digits.translate(FULL_WIDTH),

@@ -2,7 +2,7 @@
 planted, so every test checks masking for free.
 
 An identifier leaks when seven of its digits in a row show up anywhere (after NFKC, across the spaces,
-dashes and dots people type between groups), or when an e-mail address shows up whole.
+dashes, dots, slashes, commas people type between groups), or when an e-mail address shows up whole.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import unicodedata
 from typing import Any
 
 WINDOW = 7
-# Between the digits of one number: spaces, dashes, dots (the same separators the masking reads).
-_RUN = re.compile(r"[0-9](?:[ \t\-\u2010-\u2015\u2212.]{0,3}[0-9])*")
+# Between the digits of one number: the separators the masking reads (spaces, dashes, dots, and the list-like
+# slash, underscore, full-width comma, middle dot and ideographic full stop).
+_RUN = re.compile(r"[0-9](?:[ \t\-\u2010-\u2015\u2212.\u3000/\uff0f_\uff0c\u00b7\u30fb\u3002\uff61]{0,3}[0-9])*")
 _SKIP_KEYS = frozenset({"ts", "thread_ts", "trigger_id", "view_id", "cursor", "hash"})  # Slack's own numbers
 
 
