@@ -24,8 +24,25 @@ from bot.deadlines.service import humanize
 from bot.sandbox.driver import click_button
 from bot.sandbox.server import SlackSandbox
 from bot.slack.web import HttpServer, make_wsgi
-from store.models import Complaint, Deadline, Incident, Notice, TimelineEvent
-from tests.conftest import ADMIN, COMMS, LEAD, LEGAL, OUTSIDER, REPORTER, TECH, Stack, running_stack, test_playbook
+from bot.surge import volume
+from bot.surge.watch import SurgeWatch
+from store import queries
+from store import surge_runs as runs
+from store.db import make_engine, make_session_factory
+from store.models import Complaint, Deadline, Incident, Notice, SurgeProposal, TimelineEvent
+from tests.conftest import (
+    ADMIN,
+    COMMS,
+    LEAD,
+    LEGAL,
+    OUTSIDER,
+    REPORTER,
+    TECH,
+    Stack,
+    running_stack,
+    seed_sqlite,
+    test_playbook,
+)
 from tests.test_notices import get, preview
 from tests.test_surge_run import uploads, with_button
 from tests.test_surge_watch import CARD, TOKEN, body, buttons, leadership, post, proposals, record
@@ -54,9 +71,9 @@ def surge(sandbox: SlackSandbox, general: str, sqlite_url: str, clock: FixedCloc
 
 
 def until(stack: Stack, when: datetime) -> None:
-    """Simulated time, five minutes at a time (the scheduler's timer sweeps at least that often)."""
-    while stack.clock.now() < when:
-        stack.advance(seconds=min(300.0, (when - stack.clock.now()).total_seconds()))
+    """Simulated time up to `when`, swept at every moment the scheduler's timer would wake and at `when` (the
+    timer's interval sweeps in between find nothing new: no complaint arrives there)."""
+    stack.advance(seconds=(when - stack.clock.now()).total_seconds())
 
 
 def acks(stack: Stack, user: str) -> list[str]:
@@ -270,3 +287,42 @@ def test_a_surge_from_the_intake_api_to_the_summary(surge: tuple[Stack, str]) ->
     # ---- no raw card number reached Slack anywhere (the planted-identifier check sees every call) ----
     assert CARD not in summary and all(CARD not in m.text for m in sandbox.messages)
     assert sandbox.leaks.violations == []
+
+
+def test_the_watch_and_the_summary_count_a_window_alike(sqlite_url: str, clock: FixedClock) -> None:
+    """A complaint received exactly one window before now is out of the window for the summary, the chart and the
+    End suggestion (bot/surge/volume.py: (now − window, now]); the watch that proposes must not count it either,
+    or a proposal says "10 complaints in 10m" of a stretch whose summary says the line was never reached."""
+    seed_sqlite(sqlite_url)
+    engine = make_engine(sqlite_url)
+    db = make_session_factory(engine)
+    now = clock.now()
+    try:
+        with db.begin() as s:
+            for i, at in enumerate([now - WINDOW] + [now] * (LINE - 1)):
+                queries.claim_complaint(s, {**complaint_row(i), "received_at": at, "created_at": now})
+        watch = SurgeWatch(test_playbook(EDITS), db, clock, publish=lambda _: None)
+        with db() as s:
+            [line] = watch.warning_lines
+            counted = watch.line_volume(s, line, now)
+            times = [at for at, _, _ in runs.list_complaint_arrivals(s, now - timedelta(hours=1), now + WINDOW)]
+            by_channel = watch.breakdown(s, SurgeProposal(crossed_at=now, line_window_seconds=600))
+        assert counted == volume.count_at([utc(t) for t in times], now, WINDOW) == LINE - 1
+        assert by_channel["contact_channel"] == {"phone": LINE - 1}
+        assert watch.observe(now, thorough=True) == []  # one short of the line: no proposal
+    finally:
+        engine.dispose()
+
+
+def complaint_row(i: int) -> dict[str, object]:
+    return {
+        "external_id": f"EDGE-{i}",
+        "fingerprint": f"{i:064d}",
+        "contact_channel": "phone",
+        "category": "payments",
+        "product": "借记卡",
+        "summary": "热线打不通",
+        "customer_ref": f"cust-{i}",
+        "severity": None,
+        "amount": None,
+    }
