@@ -127,6 +127,8 @@ def test_a_surge_from_the_intake_api_to_the_summary(surge: tuple[Stack, str]) ->
         incident = s.get(Incident, number)
         assert incident is not None
         assert (incident.kind, incident.severity) == ("surge", "sev2")
+        # 8 are in the window at 10:03, but the title keeps the crossing's count, not one under the line
+        assert incident.title == f"Customer complaint surge: {LINE} in 10m (warning line {LINE})"
         assert {r.role: r.user_id for r in incident.roles}["lead"] == ADMIN  # led by the one who activated it
     channel = stack.incident_channel(number).id
 
