@@ -827,7 +827,9 @@ def get_complaint_by_external_id(session: Session, external_id: str) -> Complain
 
 
 def _complaints_in(start: datetime, end: datetime, category: str | None, contact_channel: str | None) -> list[Any]:
-    where = [Complaint.received_at >= start, Complaint.received_at <= end]
+    """Received within (start, end]: a window ending at `end`, as bot/surge/volume.py counts it (the summary,
+    the chart and the End suggestion), so the watch never proposes at a count the summary does not show."""
+    where = [Complaint.received_at > start, Complaint.received_at <= end]
     if category is not None:
         where.append(Complaint.category == category)
     if contact_channel is not None:
@@ -844,7 +846,7 @@ def count_complaints_received(
     contact_channel: str | None = None,
     at_most: int | None = None,
 ) -> int:
-    """Complaints received within [start, end] (of one category or contact channel). `at_most` bounds the
+    """Complaints received within (start, end] (of one category or contact channel). `at_most` bounds the
     work: the answer stops at it (enough to tell whether a warning line is reached, at any volume)."""
     inner = select(Complaint.id).where(*_complaints_in(start, end, category, contact_channel))
     if at_most is not None:
@@ -855,7 +857,7 @@ def count_complaints_received(
 def complaints_received_by(
     session: Session, column: str, start: datetime, end: datetime, *, category: str | None, contact_channel: str | None
 ) -> dict[str, int]:
-    """Complaints received within [start, end] counted by `category` or `contact_channel`, largest first."""
+    """Complaints received within (start, end] counted by `category` or `contact_channel`, largest first."""
     key = Complaint.category if column == "category" else Complaint.contact_channel
     rows = session.execute(
         select(key, func.count())

@@ -311,7 +311,9 @@ class SurgeProposals:
                 return self._already(Facts.of(row))
             facts = Facts.of(row)
         with self.db() as s:
-            count = _count_now(s, facts, now)
+            # the higher of the crossing's count and now's: a short window may have emptied while the group
+            # decided, and a surge titled "8 in 10m (warning line 10)" reads as no surge at all
+            count = max(_count_now(s, facts, now), facts.count)
         with in_channel_language(self.playbook):
             title = _(
                 "Customer complaint surge: {count} in {window} (warning line {line})",

@@ -1,7 +1,7 @@
 """The warning line (seed 004 预警阶段): after each recorded complaint, is the volume at a line?
 
 A line counts complaints by the time they were received (`received_at`, the customer's moment, as the
-complaint system reports it) within [now − window, now]: overall, or for the line's category or contact
+complaint system reports it) within (now − window, now]: overall, or for the line's category or contact
 channel. A complaint reported late (received long ago) counts for the minutes it was received in, so a
 backlog replayed from the complaint system does not look like a surge; one dated in the future does not count
 until its time comes. "At the line" is `count >= line` (the seed's 达到预警线).
@@ -242,7 +242,7 @@ def count_received(
     *,
     at_most: int | None = None,
 ) -> int:
-    """Complaints received within [now − window, now] (of one category or contact channel)."""
+    """Complaints received within (now − window, now] (of one category or contact channel)."""
     return queries.count_complaints_received(
         s, now - window, now, category=category, contact_channel=contact_channel, at_most=at_most
     )
