@@ -32,6 +32,7 @@ from bot.core.i18n import _, in_recipients_language, ngettext, use_locale
 from bot.core.render import Renderer, user_mention
 from bot.deadlines.escalation import Escalations, level_name
 from bot.deadlines.service import humanize, is_action_item, next_action, owner_for, reminder_times
+from bot.notices.outbox import Outbox
 from bot.slack.blocks import drill_labelled, page_blocks, reminder_blocks, text_blocks
 from bot.slack.gateway import SlackCallError, SlackGateway
 from store import queries
@@ -92,6 +93,7 @@ class Sweeper:
         escalations: Escalations,
         jobs: Sequence[Callable[[datetime], object]] = (),
         leaders: Callable[[], list[str]] = list,
+        outbox: Outbox | None = None,
         send_workers: int = 8,
         batch: int = 1000,
         chunk: int = 50,
@@ -107,6 +109,8 @@ class Sweeper:
         # work due at a moment that is not a deadline or a page (unfinished side effects, review drafts,
         # scheduled reports): the composition root lists it
         self.jobs = list(jobs)
+        # the incidents' side-effect lanes: a channel note decided before the channel exists waits there
+        self.outbox = outbox
         self.batch = batch
         self.chunk = chunk
         self.pool = ThreadPoolExecutor(max_workers=send_workers, thread_name_prefix="send")
@@ -269,6 +273,19 @@ class Sweeper:
     def _open_channel(incident: Incident) -> str | None:
         """The incident channel while it is open; a closed (archived) incident's follow-ups go by DM only."""
         return incident.channel_id if incident.status != IncidentStatus.CLOSED else None
+
+    def _channel_note(self, s: Session, incident: Incident, key: str, text: str) -> list[Send]:
+        """A note for the incident channel, decided under the claimed `key`. With no channel yet (still set up in
+        the background, or queued behind Slack's creation budget) it is written to the incident's outbox lane
+        in this transaction, behind the set-up, so it is posted once the channel exists: once, as every effect."""
+        if incident.status == IncidentStatus.CLOSED:
+            return []  # archived: follow-ups go by DM only
+        if incident.channel_id:
+            return [Send(key, incident.id, channel=incident.channel_id, text=text)]
+        if self.outbox is not None:
+            # the lane's post handler labels a drill's messages itself
+            self.outbox.add(s, incident.id, f"{key}>channel", "post", text=text)
+        return []
 
     def _deadline(self, s: Session, incident: Incident | None, deadline: Deadline, now: datetime) -> list[Send]:
         closed = incident is not None and incident.status == IncidentStatus.CLOSED and not is_action_item(deadline)
@@ -475,17 +492,12 @@ class Sweeper:
                     text=level["name"],
                     data={"escalation_id": chain.id, "level": index},
                 )
-                if self._open_channel(incident) and self._claim(
-                    s, f"page:{chain.id}:{index}:nobody", incident_id=incident.id, recipients=[], at=now
+                nobody = f"page:{chain.id}:{index}:nobody"
+                if incident.status != IncidentStatus.CLOSED and self._claim(
+                    s, nobody, incident_id=incident.id, recipients=[], at=now
                 ):
-                    sends.append(
-                        Send(
-                            f"page:{chain.id}:{index}:nobody",
-                            incident.id,
-                            channel=incident.channel_id,
-                            text=render("slack/clock.j2", event="page_nobody", level_name=level_name(level)),
-                        )
-                    )
+                    text = render("slack/clock.j2", event="page_nobody", level_name=level_name(level))
+                    sends += self._channel_note(s, incident, nobody, text)
                 continue
             timeout = timedelta(seconds=level["ack_timeout"])
             chain.next_action_at = now + timeout
@@ -516,23 +528,15 @@ class Sweeper:
                     )
                     blocks = page_blocks(text, chain.id)
                 sends.append(Send(key, incident.id, user=u, text=text, blocks=blocks, escalation_id=chain.id))
-            if self._open_channel(incident):
-                mentions = ", ".join(user_mention(u) for u in recipients)
-                sends.append(
-                    Send(
-                        key,
-                        incident.id,
-                        channel=incident.channel_id,
-                        text=render(
-                            "slack/clock.j2",
-                            event="page_channel",
-                            recipients=mentions,
-                            level_name=level_name(level),
-                            reason=chain.reason,
-                        ),
-                    )
-                )
-            return sends
+            mentions = ", ".join(user_mention(u) for u in recipients)
+            text = render(
+                "slack/clock.j2",
+                event="page_channel",
+                recipients=mentions,
+                level_name=level_name(level),
+                reason=chain.reason,
+            )
+            return sends + self._channel_note(s, incident, key, text)
         chain.state, chain.next_action_at = EscalationState.EXHAUSTED, None
         queries.add_timeline_event(
             s,
@@ -544,17 +548,11 @@ class Sweeper:
             data={"escalation_id": chain.id},
         )
         key = f"exhausted:{chain.id}"
-        if self._open_channel(incident) and self._claim(s, key, incident_id=incident.id, recipients=[], at=now):
-            sends.append(
-                Send(
-                    key,
-                    incident.id,
-                    channel=incident.channel_id,
-                    text=render(
-                        "slack/clock.j2", event="exhausted" if already else "nobody_paged", reason=chain.reason
-                    ),
-                )
-            )
+        if incident.status != IncidentStatus.CLOSED and self._claim(
+            s, key, incident_id=incident.id, recipients=[], at=now
+        ):
+            text = render("slack/clock.j2", event="exhausted" if already else "nobody_paged", reason=chain.reason)
+            sends += self._channel_note(s, incident, key, text)
         return sends
 
     def _to(self, user: str) -> AbstractContextManager[str]:
