@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -32,7 +32,6 @@ from bot.core.i18n import _, in_recipients_language, ngettext, use_locale
 from bot.core.render import Renderer, user_mention
 from bot.deadlines.escalation import Escalations, level_name
 from bot.deadlines.service import humanize, is_action_item, next_action, owner_for, reminder_times
-from bot.notices.outbox import Outbox
 from bot.slack.blocks import drill_labelled, page_blocks, reminder_blocks, text_blocks
 from bot.slack.gateway import SlackCallError, SlackGateway
 from store import queries
@@ -49,6 +48,12 @@ LEASE = timedelta(minutes=2)
 PAGE_ATTEMPTS = 4
 SEND_ATTEMPTS = 3
 RETRY_BACKOFF = timedelta(seconds=30)
+
+
+class EffectWriter(Protocol):
+    """Writes a side effect to an incident's outbox lane in the caller's transaction (Outbox.add)."""
+
+    def __call__(self, s: Session, incident_id: int, key: str, effect: str, **payload: Any) -> None: ...
 
 
 class ClaimTakenError(Exception):
@@ -93,7 +98,7 @@ class Sweeper:
         escalations: Escalations,
         jobs: Sequence[Callable[[datetime], object]] = (),
         leaders: Callable[[], list[str]] = list,
-        outbox: Outbox | None = None,
+        write_effect: EffectWriter | None = None,
         send_workers: int = 8,
         batch: int = 1000,
         chunk: int = 50,
@@ -110,7 +115,7 @@ class Sweeper:
         # scheduled reports): the composition root lists it
         self.jobs = list(jobs)
         # the incidents' side-effect lanes: a channel note decided before the channel exists waits there
-        self.outbox = outbox
+        self.write_effect = write_effect
         self.batch = batch
         self.chunk = chunk
         self.pool = ThreadPoolExecutor(max_workers=send_workers, thread_name_prefix="send")
@@ -282,9 +287,9 @@ class Sweeper:
             return []  # archived: follow-ups go by DM only
         if incident.channel_id:
             return [Send(key, incident.id, channel=incident.channel_id, text=text)]
-        if self.outbox is not None:
+        if self.write_effect is not None:
             # the lane's post handler labels a drill's messages itself
-            self.outbox.add(s, incident.id, f"{key}>channel", "post", text=text)
+            self.write_effect(s, incident.id, f"{key}>channel", "post", text=text)
         return []
 
     def _deadline(self, s: Session, incident: Incident | None, deadline: Deadline, now: datetime) -> list[Send]:
@@ -496,8 +501,8 @@ class Sweeper:
                 if incident.status != IncidentStatus.CLOSED and self._claim(
                     s, nobody, incident_id=incident.id, recipients=[], at=now
                 ):
-                    text = render("slack/clock.j2", event="page_nobody", level_name=level_name(level))
-                    sends += self._channel_note(s, incident, nobody, text)
+                    note = render("slack/clock.j2", event="page_nobody", level_name=level_name(level))
+                    sends += self._channel_note(s, incident, nobody, note)
                 continue
             timeout = timedelta(seconds=level["ack_timeout"])
             chain.next_action_at = now + timeout
@@ -529,14 +534,14 @@ class Sweeper:
                     blocks = page_blocks(text, chain.id)
                 sends.append(Send(key, incident.id, user=u, text=text, blocks=blocks, escalation_id=chain.id))
             mentions = ", ".join(user_mention(u) for u in recipients)
-            text = render(
+            note = render(
                 "slack/clock.j2",
                 event="page_channel",
                 recipients=mentions,
                 level_name=level_name(level),
                 reason=chain.reason,
             )
-            return sends + self._channel_note(s, incident, key, text)
+            return sends + self._channel_note(s, incident, key, note)
         chain.state, chain.next_action_at = EscalationState.EXHAUSTED, None
         queries.add_timeline_event(
             s,
@@ -551,8 +556,8 @@ class Sweeper:
         if incident.status != IncidentStatus.CLOSED and self._claim(
             s, key, incident_id=incident.id, recipients=[], at=now
         ):
-            text = render("slack/clock.j2", event="exhausted" if already else "nobody_paged", reason=chain.reason)
-            sends += self._channel_note(s, incident, key, text)
+            note = render("slack/clock.j2", event="exhausted" if already else "nobody_paged", reason=chain.reason)
+            sends += self._channel_note(s, incident, key, note)
         return sends
 
     def _to(self, user: str) -> AbstractContextManager[str]:
