@@ -162,7 +162,11 @@ def cmd_playbook(args: argparse.Namespace, settings: Settings) -> int:
     engine, db = _store(args.database_url or settings.database_url)
     try:
         if args.playbook_command == "diff":
-            print(diff(db, args.a, args.b), end="")
+            shown = diff(db, args.a, args.b)
+            if not shown:  # an empty diff and exit 0 reads like a failure that said nothing: say why it is empty
+                same = "are the same version" if args.a == args.b else "have the same text"
+                shown = f"playbook {args.a} and {args.b} {same}: no differences\n"
+            print(shown, end="")
             return 0
         lines = [describe(line) for line in history(db)]
     finally:

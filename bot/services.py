@@ -206,6 +206,7 @@ class Services:
             renderer=renderer,
             escalations=escalations,
             leaders=leadership.members,  # an escalation level with `leadership: true` pages the surge plan's group
+            write_effect=outbox.add,  # channel notes decided before the channel exists wait in its lane
             jobs=(
                 # side effects whose worker died (lease ran out), whose retry is due, or left unrun past the lease
                 functools.partial(outbox.resume, grace=LEASE),

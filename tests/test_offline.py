@@ -139,7 +139,7 @@ def test_the_demo_plays_a_surge_from_the_intake_burst_to_the_summary(transcripts
     assert 'The intake API answered: {"number": 1, "external_id": "CMS-' in act
     assert "the card ****7890 transfer outage" in act  # masked in the API's answer too
     assert "[#incident-leadership] incident-desk: :rotating_light: *Surge warning line reached*" in act
-    assert "20 complaints in 10m (warning line 20), crossed at 22:06." in act
+    assert "20 complaints in 10m (warning line 20), crossed at 22:06 UTC+8." in act
     assert "By contact channel: phone 10, mobile app 5, online chat 5" in act
     assert "[DM with Li Wei] incident-desk: :rotating_light: The surge warning line is reached" in act
     assert "> Li Wei in #incident-leadership: clicks [Activate]" in act
@@ -168,7 +168,7 @@ def test_the_demo_plays_a_surge_from_the_intake_burst_to_the_summary(transcripts
     # the same act in Chinese, with the same figures
     act = zh.split("业务激增（客户分流预案）")[1].split("各频道现在的内容")[0]
     assert "[#incident-leadership] incident-desk: :rotating_light: *投诉量已达到预警线*" in act
-    assert "10分钟内投诉 20 件（预警线 20），22:06 达到预警线。" in act
+    assert "10分钟内投诉 20 件（预警线 20），22:06 北京时间 达到预警线。" in act
     assert "> 李伟 在 #incident-leadership：点击 [启动预案]" in act
     assert "（仅李伟可见）分流预案已启动：#3 #inc-" in act
     assert "*分流预案已启动：各部门职责*" in act and "== #3 的客户公告：客户分流 ==" in act

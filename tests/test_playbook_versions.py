@@ -114,6 +114,8 @@ def test_history_diff_and_the_refusal_of_a_changed_file_whose_version_was_not_ra
     assert '+  - {version: "2026.12-1", date: 2026-11-25, reason: 投诉首次回复时限由24小时缩短为12小时' in diff
     assert any(line.startswith("-") and "after: 24h" in line for line in diff.splitlines())
     assert any(line.startswith("+") and "after: 12h" in line for line in diff.splitlines())
+    assert main(["playbook", "diff", NEW, NEW, "--database-url", url]) == 0
+    assert capsys.readouterr().out == f"playbook {NEW} and {NEW} are the same version: no differences\n"
     assert main(["playbook", "diff", OLD, "2020.1", "--database-url", url]) == 2
     assert "version: '2020.1' was never loaded (stored versions: 2026.11-3, 2026.12-1)" in capsys.readouterr().err
 
@@ -190,7 +192,7 @@ def test_a_new_version_is_announced_and_each_owner_confirms_reading_it_once(stac
     general = stack.sandbox.channel_by_name("general")
     assert general is not None
     assert stack.driver.slash(OUTSIDER, general.id, "plan").text.splitlines() == [
-        f"*Contingency plan {NEW}* (dated 2026-11-25; in force since 2026-11-24 10:00).",
+        f"*Contingency plan {NEW}* (dated 2026-11-25; in force since 2026-11-24 10:00 UTC+8).",
         "Why: 投诉首次回复时限由24小时缩短为12小时（监管新规）",
         "• 客户投诉首次回复时限改为12小时",
         "• 客户沟通角色由客服值班组承担",

@@ -201,7 +201,7 @@ def test_below_the_line_nothing_then_a_crossing_proposes_once_and_a_leader_activ
     [message] = stack.sandbox.channel_messages(room.id)
     assert message.edited and buttons(message) == {}
     status = json.dumps(message.blocks)
-    assert f"Activated by <@{LEAD}> at 10:37: incident #1 <#{incident.channel_id}>" in status
+    assert f"Activated by <@{LEAD}> at 10:37 UTC+8: incident #1 <#{incident.channel_id}>" in status
 
 
 def test_dismiss_asks_why_records_it_and_the_line_stays_quiet_until_volume_falls_and_rises(

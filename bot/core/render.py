@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, tzinfo
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -134,6 +134,15 @@ def zone_label(when: datetime) -> str:
     return f"UTC{sign}{minutes // 60}" + (f":{minutes % 60:02d}" if minutes % 60 else "")
 
 
+def local_time(when: datetime | None, tz: tzinfo, fmt: str = "%Y-%m-%d %H:%M %Z") -> str:
+    """A UTC time shown in `tz` (the playbook's), for services with no renderer at hand: `%Z` is the
+    unambiguous zone_label, so a time never reaches a reader without its zone."""
+    if when is None:
+        return "—"
+    local = utc(when).astimezone(tz)
+    return local.strftime(fmt.replace("%Z", zone_label(local).replace("%", "%%")))
+
+
 # The states the code hands to templates as bare values, shown with `{{ value | word }}`: the labels' own tables.
 WORDS = {**STATE_NAMES, **STAGE_NAMES, "no longer applies": N_("no longer applies")}
 
@@ -215,10 +224,7 @@ class Renderer:
 
     def local_time(self, when: datetime | None, fmt: str = "%Y-%m-%d %H:%M %Z") -> str:
         """A UTC time shown in the playbook's timezone; `%Z` is the unambiguous zone_label."""
-        if when is None:
-            return "—"
-        local = utc(when).astimezone(self.tz)
-        return local.strftime(fmt.replace("%Z", zone_label(local).replace("%", "%%")))
+        return local_time(when, self.tz, fmt)
 
     def _render(self, env: SandboxedEnvironment, name: str, locale: str | None, context: dict[str, Any]) -> str:
         with i18n.use_locale(locale):  # None keeps the language the caller's scope speaks

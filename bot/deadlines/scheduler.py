@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
@@ -48,6 +48,12 @@ LEASE = timedelta(minutes=2)
 PAGE_ATTEMPTS = 4
 SEND_ATTEMPTS = 3
 RETRY_BACKOFF = timedelta(seconds=30)
+
+
+class EffectWriter(Protocol):
+    """Writes a side effect to an incident's outbox lane in the caller's transaction (Outbox.add)."""
+
+    def __call__(self, s: Session, incident_id: int, key: str, effect: str, **payload: Any) -> None: ...
 
 
 class ClaimTakenError(Exception):
@@ -92,6 +98,7 @@ class Sweeper:
         escalations: Escalations,
         jobs: Sequence[Callable[[datetime], object]] = (),
         leaders: Callable[[], list[str]] = list,
+        write_effect: EffectWriter | None = None,
         send_workers: int = 8,
         batch: int = 1000,
         chunk: int = 50,
@@ -107,6 +114,8 @@ class Sweeper:
         # work due at a moment that is not a deadline or a page (unfinished side effects, review drafts,
         # scheduled reports): the composition root lists it
         self.jobs = list(jobs)
+        # the incidents' side-effect lanes: a channel note decided before the channel exists waits there
+        self.write_effect = write_effect
         self.batch = batch
         self.chunk = chunk
         self.pool = ThreadPoolExecutor(max_workers=send_workers, thread_name_prefix="send")
@@ -269,6 +278,19 @@ class Sweeper:
     def _open_channel(incident: Incident) -> str | None:
         """The incident channel while it is open; a closed (archived) incident's follow-ups go by DM only."""
         return incident.channel_id if incident.status != IncidentStatus.CLOSED else None
+
+    def _channel_note(self, s: Session, incident: Incident, key: str, text: str) -> list[Send]:
+        """A note for the incident channel, decided under the claimed `key`. With no channel yet (still set up in
+        the background, or queued behind Slack's creation budget) it is written to the incident's outbox lane
+        in this transaction, behind the set-up, so it is posted once the channel exists: once, as every effect."""
+        if incident.status == IncidentStatus.CLOSED:
+            return []  # archived: follow-ups go by DM only
+        if incident.channel_id:
+            return [Send(key, incident.id, channel=incident.channel_id, text=text)]
+        if self.write_effect is not None:
+            # the lane's post handler labels a drill's messages itself
+            self.write_effect(s, incident.id, f"{key}>channel", "post", text=text)
+        return []
 
     def _deadline(self, s: Session, incident: Incident | None, deadline: Deadline, now: datetime) -> list[Send]:
         closed = incident is not None and incident.status == IncidentStatus.CLOSED and not is_action_item(deadline)
@@ -475,17 +497,12 @@ class Sweeper:
                     text=level["name"],
                     data={"escalation_id": chain.id, "level": index},
                 )
-                if self._open_channel(incident) and self._claim(
-                    s, f"page:{chain.id}:{index}:nobody", incident_id=incident.id, recipients=[], at=now
+                nobody = f"page:{chain.id}:{index}:nobody"
+                if incident.status != IncidentStatus.CLOSED and self._claim(
+                    s, nobody, incident_id=incident.id, recipients=[], at=now
                 ):
-                    sends.append(
-                        Send(
-                            f"page:{chain.id}:{index}:nobody",
-                            incident.id,
-                            channel=incident.channel_id,
-                            text=render("slack/clock.j2", event="page_nobody", level_name=level_name(level)),
-                        )
-                    )
+                    note = render("slack/clock.j2", event="page_nobody", level_name=level_name(level))
+                    sends += self._channel_note(s, incident, nobody, note)
                 continue
             timeout = timedelta(seconds=level["ack_timeout"])
             chain.next_action_at = now + timeout
@@ -516,23 +533,15 @@ class Sweeper:
                     )
                     blocks = page_blocks(text, chain.id)
                 sends.append(Send(key, incident.id, user=u, text=text, blocks=blocks, escalation_id=chain.id))
-            if self._open_channel(incident):
-                mentions = ", ".join(user_mention(u) for u in recipients)
-                sends.append(
-                    Send(
-                        key,
-                        incident.id,
-                        channel=incident.channel_id,
-                        text=render(
-                            "slack/clock.j2",
-                            event="page_channel",
-                            recipients=mentions,
-                            level_name=level_name(level),
-                            reason=chain.reason,
-                        ),
-                    )
-                )
-            return sends
+            mentions = ", ".join(user_mention(u) for u in recipients)
+            note = render(
+                "slack/clock.j2",
+                event="page_channel",
+                recipients=mentions,
+                level_name=level_name(level),
+                reason=chain.reason,
+            )
+            return sends + self._channel_note(s, incident, key, note)
         chain.state, chain.next_action_at = EscalationState.EXHAUSTED, None
         queries.add_timeline_event(
             s,
@@ -544,17 +553,11 @@ class Sweeper:
             data={"escalation_id": chain.id},
         )
         key = f"exhausted:{chain.id}"
-        if self._open_channel(incident) and self._claim(s, key, incident_id=incident.id, recipients=[], at=now):
-            sends.append(
-                Send(
-                    key,
-                    incident.id,
-                    channel=incident.channel_id,
-                    text=render(
-                        "slack/clock.j2", event="exhausted" if already else "nobody_paged", reason=chain.reason
-                    ),
-                )
-            )
+        if incident.status != IncidentStatus.CLOSED and self._claim(
+            s, key, incident_id=incident.id, recipients=[], at=now
+        ):
+            note = render("slack/clock.j2", event="exhausted" if already else "nobody_paged", reason=chain.reason)
+            sends += self._channel_note(s, incident, key, note)
         return sends
 
     def _to(self, user: str) -> AbstractContextManager[str]:

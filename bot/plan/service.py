@@ -18,6 +18,7 @@ from bot.core.clock import Clock, utc
 from bot.core.config import Playbook
 from bot.core.errors import UserInputError
 from bot.core.i18n import _, in_channel_language, in_recipients_language
+from bot.core.render import local_time
 from bot.core.text import safe_text
 from bot.slack.gateway import SlackCallError, SlackGateway
 from bot.slack.plan_blocks import plan_read_blocks
@@ -289,7 +290,7 @@ class PlanService:
                     "*Contingency plan {version}* (dated {date}; in force since {since}).",
                     version=safe_text(row.version),
                     date=row.effective_on.isoformat(),
-                    since=f"{utc(row.loaded_at).astimezone(zone):%Y-%m-%d %H:%M}",
+                    since=local_time(row.loaded_at, zone),
                 ),
                 *self._changes(row),
             ]

@@ -249,7 +249,7 @@ class SurgePlan:
                 _(
                     ":chart_with_upwards_trend: Complaint volume of #{number} at {time} (refreshed every {every}):",
                     number=number,
-                    time=self.renderer.local_time(now, "%H:%M"),
+                    time=self.renderer.local_time(now, "%H:%M %Z"),
                     every=window_words(self.spec.chart_every),
                 )
             ]

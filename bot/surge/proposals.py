@@ -32,6 +32,7 @@ from bot.core.config import Playbook
 from bot.core.errors import NotFoundError, PermissionDeniedError, UserInputError
 from bot.core.executor import TrackingExecutor
 from bot.core.i18n import N_, _, in_channel_language, in_recipients_language
+from bot.core.render import local_time
 from bot.core.text import mask_identifiers, safe_text
 from bot.incidents.service import IncidentCreate, IncidentService
 from bot.slack.gateway import SlackCallError, SlackGateway
@@ -439,7 +440,7 @@ class SurgeProposals:
     # ---- words ------------------------------------------------------------------------------------------------
 
     def _when(self, moment: datetime) -> str:
-        return utc(moment).astimezone(self.playbook.tz).strftime("%H:%M")
+        return local_time(moment, self.playbook.tz, "%H:%M %Z")  # with its zone, as every time the bot writes
 
     def _scope(self, category: str | None, contact_channel: str | None) -> str:
         if category is not None:
