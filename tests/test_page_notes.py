@@ -5,6 +5,7 @@ channel exists, once — through real HTTP to the running bot and the Slack sand
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import timedelta
 
 import pytest
 
@@ -40,3 +41,24 @@ def test_a_page_decided_before_the_channel_exists_is_noted_in_it_once_it_is_crea
     stack.bot.sweeper.sweep()  # nothing posts it a second time
     paging = [t for t in stack.texts(channel.id) if t.startswith(":pager: Paging")]
     assert paging == [f":pager: Paging <@{lead}> (*Owner*) for: SEV1 service outage opened"], stack.texts(channel.id)
+
+
+def test_a_set_up_a_sweep_took_over_while_slack_held_the_create_makes_one_channel(
+    front: tuple[Stack, str],
+) -> None:
+    """The sweep takes the set-up over once its lease has run out, while the first `conversations.create` is
+    still with Slack: the late answer is name_taken for a channel this incident already has, which is adopted,
+    not renamed into a second, empty channel."""
+    stack, url = front
+    hold = stack.sandbox.hold("conversations.create", timeout=10)
+    answer, shown = post(url, notification(alert("gw-7", severity="critical")))
+    assert answer.status == 200 and hold.reached.wait(5)
+    stack.clock.advance(timedelta(minutes=6))  # far past the outbox lease
+    stack.bot.sweeper.sweep()  # takes the set-up over and creates the channel
+    hold.release()  # the first call's answer comes back: the name is taken
+    assert stack.bot.executor.wait_idle()
+    created = [c for c in stack.sandbox.channels.values() if c.name.startswith("inc-")]
+    assert [c.name for c in created] == ["inc-20261124-1-payment-gateway-is-down"]
+    channel = stack.incident_channel(shown["incident"]["number"])
+    assert channel.id == created[0].id
+    assert stack.texts(channel.id)[0].startswith("#1 SEV1 Service outage"), stack.texts(channel.id)  # the card

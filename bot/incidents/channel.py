@@ -528,16 +528,19 @@ class ChannelSetup:
                 if exc.error != "name_taken":
                     raise
                 existing = self.slack.find_channel(name)
-                if existing and self._is_ours_unclaimed(existing):
-                    return existing  # an earlier attempt created it, then died before recording it
+                if existing and self._is_ours(existing, incident.id):
+                    # an earlier attempt created it and died before recording it, or a sweep took this step over
+                    # while our call was still with Slack and recorded it: either way it is this incident's channel
+                    return existing
                 name = self._claim_name(incident.id, self.channel_name(incident, suffix=f"-{attempt + 1}"))
         raise SlackCallError("conversations.create", "name_taken")
 
-    def _is_ours_unclaimed(self, channel: dict[str, Any]) -> bool:
+    def _is_ours(self, channel: dict[str, Any], incident_id: int) -> bool:
         if channel.get("creator") != self.slack.bot_user_id or channel.get("is_archived"):
             return False
         with self.db() as s:
-            return queries.get_incident_by_channel(s, str(channel["id"])) is None
+            owner = queries.get_incident_by_channel(s, str(channel["id"]))
+        return owner is None or owner.id == incident_id
 
     def _claim_name(self, incident_id: int, name: str) -> str:
         try:
